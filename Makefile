@@ -1,0 +1,35 @@
+# make run: start the emulator on http://127.0.0.1:8080 (state in .interlude/).
+# make test: (re)build .venv and run the whole test suite.
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+STAMP   = $(VENV)/.installed
+
+.PHONY: run test lint typecheck check clean bench
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[all,dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	mkdir -p .interlude
+	$(VENV)/bin/interlude emulate --host 127.0.0.1 --port 8080 --db .interlude/interlude.db
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/mypy
+
+check: lint test
+
+bench: $(STAMP)
+	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .interlude .pytest_cache .mypy_cache

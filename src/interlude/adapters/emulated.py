@@ -1,0 +1,189 @@
+"""The ``emulated`` adapter: the full southbound contract over the in-memory :class:`EmulatedNetwork`.
+
+It is a product feature (the offline partner of ``interlude emulate``), registered through the entry-point
+group like every other adapter. All emulated nodes of one topology share one network, kept in
+``AdapterContext.resources`` under :data:`NETWORK_KEY`, so a cut link is seen from both ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import ClassVar
+
+from interlude.adapters.base import (
+    AdapterContext,
+    AdminState,
+    BandwidthProfile,
+    Capability,
+    ConnectionSpec,
+    CounterSample,
+    InterfaceState,
+    LinktraceHop,
+    OamKind,
+    OamRequest,
+    OamResult,
+    SouthboundEvent,
+)
+from interlude.emulator.network import EmulatedNetwork
+from interlude.errors import NotFoundError, OamError
+from interlude.topology.model import NodeSpec
+
+NETWORK_KEY = "emulated.network"
+
+
+def shared_network(context: AdapterContext) -> EmulatedNetwork:
+    """The one in-memory network of this topology, created on first use."""
+    net = context.resources.get(NETWORK_KEY)
+    if net is None:
+        net = EmulatedNetwork.from_topology(context.topology)
+        context.resources[NETWORK_KEY] = net
+    assert isinstance(net, EmulatedNetwork)
+    return net
+
+
+class EmulatedAdapter:
+    """Drives one node of the in-memory network; offers every capability."""
+
+    kind: ClassVar[str] = "emulated"
+
+    def __init__(self, node: NodeSpec, context: AdapterContext) -> None:
+        self.node = node
+        self.context = context
+        self.network = shared_network(context)
+        self._closed = asyncio.Event()
+        self._rng = random.Random(node.name)
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        """Everything: the emulator models all of it."""
+        return frozenset(Capability)
+
+    async def open(self) -> None:
+        """Nothing to connect to."""
+        self._closed.clear()
+
+    async def close(self) -> None:
+        """Ends every ``events()`` iterator."""
+        self._closed.set()
+
+    def _check(self, name: str) -> None:
+        if name not in self.node.interfaces:
+            raise NotFoundError(f"node {self.node.name!r} has no interface {name!r}")
+
+    async def list_interfaces(self) -> Sequence[InterfaceState]:
+        """Every interface of the node."""
+        return self.network.interfaces(self.node.name)
+
+    async def get_interface(self, name: str) -> InterfaceState:
+        """One interface."""
+        self._check(name)
+        return self.network.interface_state(self.node.name, name)
+
+    async def set_admin_state(self, name: str, state: AdminState) -> InterfaceState:
+        """Admin up/down; the link peer loses carrier as with a real cable."""
+        self._check(name)
+        return self.network.set_admin(self.node.name, name, state)
+
+    async def read_counters(self, names: Sequence[str] | None = None) -> Mapping[str, CounterSample]:
+        """Counters of the named (or all) interfaces."""
+        wanted = list(self.node.interfaces) if names is None else list(names)
+        for name in wanted:
+            self._check(name)
+        return {name: self.network.counters(self.node.name, name) for name in wanted}
+
+    async def apply_bandwidth(self, interface: str, profile: BandwidthProfile) -> None:
+        """Counters will not exceed CIR+EIR from now on."""
+        self._check(interface)
+        self.network.apply_bandwidth(self.node.name, interface, profile)
+
+    async def remove_bandwidth(self, interface: str) -> None:
+        """Back to line rate."""
+        self._check(interface)
+        self.network.apply_bandwidth(self.node.name, interface, None)
+
+    async def connect(self, spec: ConnectionSpec) -> None:
+        """Record the cross-connect on this node."""
+        for ep in (spec.a, spec.b):
+            if ep.node == self.node.name:
+                self._check(ep.interface)
+        self.network.connect(self.node.name, spec)
+
+    async def disconnect(self, connection_id: str) -> None:
+        """Remove the cross-connect."""
+        self.network.disconnect(self.node.name, connection_id)
+
+    async def run_oam(self, request: OamRequest) -> OamResult:
+        """Run a session against the path characteristics of the in-memory network.
+
+        Frames are simulated one by one: each is lost with the path's loss probability (independently per
+        direction) and delayed by the path's one-way delay plus uniform jitter, so results carry the same
+        statistics a real session through a relay would.
+        """
+        mep = request.mep
+        if mep.node != self.node.name:
+            raise OamError(f"MEP {mep.name!r} is on node {mep.node!r}, not {self.node.name!r}")
+        self._check(mep.interface)
+        if request.remote is None:
+            raise OamError("the emulated adapter needs the remote MEP of the session")
+        path = self.network.path((mep.node, mep.interface), (request.remote.node, request.remote.interface))
+        started = time.time()
+        sent = request.count
+        delays: list[float] = []
+        fwd_lost = bwd_lost = 0
+        for _ in range(sent):
+            if not path.reachable:
+                fwd_lost += 1
+                continue
+            if self._rng.random() < path.loss_ratio:
+                fwd_lost += 1
+                continue
+            if self._rng.random() < path.loss_ratio:
+                bwd_lost += 1
+                continue
+            one_way = [path.delay_ms + self._rng.uniform(0, path.jitter_ms) for _ in range(2)]
+            delays.append(sum(one_way) * 1000.0 + 20.0)  # + ~20 us of simulated bridging
+        if request.interval_s > 0 and sent > 0:
+            await asyncio.sleep(min(request.interval_s * sent, 0.05))
+        hops: tuple[LinktraceHop, ...] = ()
+        if request.kind is OamKind.LINKTRACE and path.reachable:
+            hops = tuple(
+                LinktraceHop(ttl=63 - i, mac=self.network.port(*self._hop_port(hop)).mac)
+                for i, hop in enumerate(path.hops)
+            )
+        lossy = request.kind in (OamKind.SYNTHETIC_LOSS, OamKind.LOSS)
+        return OamResult(
+            kind=request.kind,
+            sent=sent,
+            received=len(delays),
+            delays_us=tuple(delays),
+            forward_lost=fwd_lost if lossy else None,
+            backward_lost=bwd_lost if lossy else None,
+            hops=hops,
+            started_at=started,
+            ended_at=time.time(),
+        )
+
+    def _hop_port(self, hop: tuple[str, str]) -> tuple[str, str]:
+        node = hop[1]
+        return node, next(iter(self.context.topology.nodes[node].interfaces))
+
+    async def events(self) -> AsyncIterator[SouthboundEvent]:
+        """Events of this node's interfaces until the adapter closes."""
+        queue = self.network.subscribe()
+        closed = asyncio.ensure_future(self._closed.wait())
+        try:
+            while not self._closed.is_set():
+                getter = asyncio.ensure_future(queue.get())
+                done, _ = await asyncio.wait({getter, closed}, return_when=asyncio.FIRST_COMPLETED)
+                if getter not in done:
+                    getter.cancel()
+                    break
+                event = getter.result()
+                if event.node == self.node.name:
+                    yield event
+        finally:
+            closed.cancel()
+            self.network.unsubscribe(queue)
