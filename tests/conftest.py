@@ -22,3 +22,6 @@ def _lab_marker_policy(request: pytest.FixtureRequest) -> None:
     """Tests marked ``lab`` need root and namespaces: skip with a reason, or fail under INTERLUDE_REQUIRE_LAB=1."""
     if request.node.get_closest_marker("lab") is not None:
         require_netns()
+
+
+pytest_plugins = ["tests.support.netns"]

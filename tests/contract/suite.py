@@ -150,7 +150,8 @@ class AdapterContract:
         await asyncio.sleep(0.2)  # let the subscriber attach
         try:
             await ctl.set_admin_state(name, AdminState.DOWN)
-            await asyncio.wait_for(task, timeout=max(harness.settle_s, 10.0))
+            async with asyncio.timeout(max(harness.settle_s, 10.0)):
+                await task
         finally:
             task.cancel()
             await ctl.set_admin_state(name, AdminState.UP)

@@ -44,6 +44,8 @@ def load_adapter_factory(kind: str) -> AdapterFactory:
     try:
         factory: AdapterFactory = eps[kind].load()
     except ImportError as exc:
+        if (exc.name or "").startswith("interlude"):
+            raise AdapterNotFoundError(f"the {kind!r} adapter is not available in this build ({exc})") from exc
         extra = _EXTRAS.get(kind, kind)
         raise MissingDependencyError(
             f"the {kind!r} adapter needs an optional dependency ({exc.name or exc}); "

@@ -1,0 +1,119 @@
+"""Namespace fixtures for lab tests (lldpd's idea): a factory that owns cleanup.
+
+Everything is named ``ilt<run>-...`` (namespaces) so a leftover is recognisable, and the factory deletes
+exactly what it created, killing only the PIDs it started. Interface names are chosen by the caller and
+must fit IFNAMSIZ (15 characters).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import pytest
+
+RUN_ID = uuid.uuid4().hex[:5]
+
+
+def sh(*args: str, check: bool = True, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+    """Run a command, raising with its stderr when it fails."""
+    proc = subprocess.run(list(args), capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}")
+    return proc
+
+
+@dataclass
+class NetnsFactory:
+    """Creates namespaces and veth pairs; :meth:`cleanup` removes them and stops started processes."""
+
+    namespaces: list[str] = field(default_factory=list)
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def netns(self, name: str) -> str:
+        """A new namespace ``ilt<run>-<name>`` with loopback up; returns its full name."""
+        full = f"ilt{RUN_ID}-{name}"
+        sh("ip", "netns", "add", full)
+        self.namespaces.append(full)
+        sh("ip", "-n", full, "link", "set", "lo", "up")
+        return full
+
+    def veth(self, ns_a: str, if_a: str, ns_b: str, if_b: str, *, up: bool = True, tx_csum_off: bool = False) -> None:
+        """A veth pair with one end in each namespace (created directly there, never in the root ns)."""
+        sh("ip", "link", "add", if_a, "netns", ns_a, "type", "veth", "peer", "name", if_b, "netns", ns_b)
+        for ns, ifname in ((ns_a, if_a), (ns_b, if_b)):
+            if up:
+                sh("ip", "-n", ns, "link", "set", ifname, "up")
+            if tx_csum_off:
+                sh("ip", "netns", "exec", ns, "ethtool", "-K", ifname, "tx", "off", check=False)
+
+    def addr(self, ns: str, ifname: str, cidr: str) -> None:
+        """Add an address to an interface."""
+        sh("ip", "-n", ns, "addr", "add", cidr, "dev", ifname)
+
+    def exec(self, ns: str, *cmd: str, check: bool = True, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+        """Run a command inside a namespace."""
+        return sh("ip", "netns", "exec", ns, *cmd, check=check, timeout=timeout)
+
+    def spawn(self, ns: str, cmd: Sequence[str], **kwargs: object) -> subprocess.Popen[bytes]:
+        """Start a long-running process inside a namespace; it is terminated at cleanup (by PID)."""
+        proc = subprocess.Popen(["ip", "netns", "exec", ns, *cmd], **kwargs)  # type: ignore[call-overload]
+        self.processes.append(proc)
+        return proc
+
+    def sysfs(self, ns: str, ifname: str, attr: str) -> str:
+        """Read ``/sys/class/net/IF/ATTR`` as seen from inside the namespace."""
+        return self.exec(ns, "cat", f"/sys/class/net/{ifname}/{attr}").stdout.strip()
+
+    def cleanup(self) -> None:
+        """Stop our processes, then delete our namespaces (which removes their veths and bridges)."""
+        for proc in reversed(self.processes):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(timeout=5)
+        self.processes.clear()
+        for ns in reversed(self.namespaces):
+            sh("ip", "netns", "del", ns, check=False)
+            # processes started by agents (daemons) inside the ns would keep it alive: report, don't kill blindly
+        self.namespaces.clear()
+
+
+@pytest.fixture
+def netns_factory() -> Iterator[NetnsFactory]:
+    """Function-scoped namespace factory that cleans up after the test."""
+    factory = NetnsFactory()
+    try:
+        yield factory
+    finally:
+        factory.cleanup()
+
+
+def wait_for(predicate: object, timeout: float = 5.0, interval: float = 0.05) -> bool:
+    """Poll a zero-argument callable until it returns truthy."""
+    assert callable(predicate)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a PID exists."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
