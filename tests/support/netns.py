@@ -43,18 +43,35 @@ class NetnsFactory:
         sh("ip", "-n", full, "link", "set", "lo", "up")
         return full
 
-    def veth(self, ns_a: str, if_a: str, ns_b: str, if_b: str, *, up: bool = True, tx_csum_off: bool = False) -> None:
-        """A veth pair with one end in each namespace (created directly there, never in the root ns)."""
-        sh("ip", "link", "add", if_a, "netns", ns_a, "type", "veth", "peer", "name", if_b, "netns", ns_b)
-        for ns, ifname in ((ns_a, if_a), (ns_b, if_b)):
-            if up:
-                sh("ip", "-n", ns, "link", "set", ifname, "up")
-            if tx_csum_off:
-                sh("ip", "netns", "exec", ns, "ethtool", "-K", ifname, "tx", "off", check=False)
+    root_links: list[str] = field(default_factory=list)
 
-    def addr(self, ns: str, ifname: str, cidr: str) -> None:
-        """Add an address to an interface."""
-        sh("ip", "-n", ns, "addr", "add", cidr, "dev", ifname)
+    def veth(
+        self, ns_a: str | None, if_a: str, ns_b: str, if_b: str, *, up: bool = True, tx_csum_off: bool = False
+    ) -> None:
+        """A veth pair with one end in each namespace, created directly there.
+
+        ``ns_a=None`` puts the first end in the root namespace (so the test process can reach an agent);
+        give it a name starting with ``ilt`` and an address from the subnet your tests own. It is deleted at
+        cleanup.
+        """
+        if ns_a is None:
+            assert if_a.startswith("ilt"), "root-namespace interfaces must carry the ilt prefix"
+            sh("ip", "link", "add", if_a, "type", "veth", "peer", "name", if_b, "netns", ns_b)
+            self.root_links.append(if_a)
+        else:
+            sh("ip", "link", "add", if_a, "netns", ns_a, "type", "veth", "peer", "name", if_b, "netns", ns_b)
+        for ns, ifname in ((ns_a, if_a), (ns_b, if_b)):
+            prefix = ["ip"] if ns is None else ["ip", "-n", ns]
+            if up:
+                sh(*prefix, "link", "set", ifname, "up")
+            if tx_csum_off:
+                run_in = [] if ns is None else ["ip", "netns", "exec", ns]
+                sh(*run_in, "ethtool", "-K", ifname, "tx", "off", check=False)
+
+    def addr(self, ns: str | None, ifname: str, cidr: str) -> None:
+        """Add an address to an interface (``ns=None``: the root namespace)."""
+        prefix = ["ip"] if ns is None else ["ip", "-n", ns]
+        sh(*prefix, "addr", "add", cidr, "dev", ifname)
 
     def exec(self, ns: str, *cmd: str, check: bool = True, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
         """Run a command inside a namespace."""
@@ -85,6 +102,9 @@ class NetnsFactory:
             sh("ip", "netns", "del", ns, check=False)
             # processes started by agents (daemons) inside the ns would keep it alive: report, don't kill blindly
         self.namespaces.clear()
+        for ifname in self.root_links:
+            sh("ip", "link", "del", ifname, check=False)
+        self.root_links.clear()
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_chec
 from interlude.errors import CapabilityError
 
 if TYPE_CHECKING:
-    from interlude.topology.model import NodeSpec, Topology
+    from interlude.topology.model import Impairment, NodeSpec, Topology
 
 
 class Capability(enum.StrEnum):
@@ -34,6 +34,7 @@ class Capability(enum.StrEnum):
     CONNECTIVITY = "connectivity"
     OAM = "oam"
     EVENTS = "events"
+    IMPAIRMENT = "impairment"
 
 
 class AdminState(enum.StrEnum):
@@ -328,6 +329,20 @@ class EventSource(Protocol):
         ...
 
 
+@runtime_checkable
+class ImpairmentControl(Protocol):
+    """Inject faults on a node's port or link (emulator and labs; real gear does not offer it).
+
+    ``/interlude/v1/faults`` and emulator scenarios drive this, so a fault behaves the same in memory and in
+    a lab (tbf/htb for rate, nftables for loss, the userspace relay for delay, admin down of the far end or
+    a relay cut for link down).
+    """
+
+    async def set_impairment(self, interface: str, impairment: Impairment) -> None:
+        """Replace the impairment on the link attached to ``interface`` (a default Impairment clears it)."""
+        ...
+
+
 _CAPABILITY_PROTOCOLS: dict[Capability, type[Any]] = {
     Capability.INTERFACES: InterfaceControl,
     Capability.COUNTERS: CounterSource,
@@ -335,6 +350,7 @@ _CAPABILITY_PROTOCOLS: dict[Capability, type[Any]] = {
     Capability.CONNECTIVITY: Connectivity,
     Capability.OAM: OamControl,
     Capability.EVENTS: EventSource,
+    Capability.IMPAIRMENT: ImpairmentControl,
 }
 
 P = TypeVar("P")

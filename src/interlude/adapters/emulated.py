@@ -29,7 +29,7 @@ from interlude.adapters.base import (
 )
 from interlude.emulator.network import EmulatedNetwork
 from interlude.errors import NotFoundError, OamError
-from interlude.topology.model import NodeSpec
+from interlude.topology.model import Impairment, NodeSpec
 
 NETWORK_KEY = "emulated.network"
 
@@ -169,6 +169,19 @@ class EmulatedAdapter:
     def _hop_port(self, hop: tuple[str, str]) -> tuple[str, str]:
         node = hop[1]
         return node, next(iter(self.context.topology.nodes[node].interfaces))
+
+    async def set_impairment(self, interface: str, impairment: Impairment) -> None:
+        """Impair (or with ``down=True`` cut) the link at ``interface``; a default Impairment clears it."""
+        self._check(interface)
+        self.network.set_impairment(self.node.name, interface, impairment)
+        link = self.network.link_of(self.node.name, interface)
+        if link is not None:
+            if link.cut != impairment.down:
+                self.network.set_link_cut(self.node.name, interface, impairment.down)
+        else:
+            port = self.network.port(self.node.name, interface)
+            if port.carrier == impairment.down:
+                self.network.set_carrier(self.node.name, interface, not impairment.down)
 
     async def events(self) -> AsyncIterator[SouthboundEvent]:
         """Events of this node's interfaces until the adapter closes."""
