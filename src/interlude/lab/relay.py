@@ -58,11 +58,15 @@ PACKET_ADD_MEMBERSHIP = 1
 PACKET_MR_PROMISC = 1
 PACKET_IGNORE_OUTGOING = 23
 SO_TIMESTAMPNS = 35
+PACKET_AUXDATA = 8
+TP_STATUS_VLAN_VALID = 0x10
+TP_STATUS_VLAN_TPID_VALID = 0x40
 SPIN_NS = 300_000
 """Sleep in select until this long before a deadline, then busy-wait: select wake-ups are late by ~50-100 µs."""
 MAX_FRAME = 65_536
 RCVBUF = 4 * 1024 * 1024
 _TIMESPEC = struct.Struct("qq")
+_AUXDATA = struct.Struct("IIIHHHH")
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 """Started relays, kept referenced so Popen does not warn about a running child; reaped by ``stop_pid``."""
 
@@ -120,6 +124,7 @@ def _open_socket(ifname: str) -> socket.socket:
         with contextlib.suppress(OSError):  # kernels < 4.20: we still filter on pkttype below
             sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
         sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
         ifindex = socket.if_nametoindex(ifname)
@@ -130,6 +135,19 @@ def _open_socket(ifname: str) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+def restore_vlan_tag(frame: bytes, auxdata: bytes) -> bytes:
+    """Put back the 802.1Q tag the kernel moved into packet metadata (it untags on receive, module or not).
+
+    Without this a relay would silently strip VLAN tags, and tagged OAM frames would arrive untagged.
+    """
+    status, _len, _snap, _mac, _net, tci, tpid = _AUXDATA.unpack_from(auxdata)
+    if not status & TP_STATUS_VLAN_VALID:
+        return frame
+    if not status & TP_STATUS_VLAN_TPID_VALID or tpid == 0:
+        tpid = 0x8100
+    return frame[:12] + struct.pack("!HH", tpid, tci) + frame[12:]
 
 
 class Relay:
@@ -200,6 +218,8 @@ class Relay:
                 if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(payload) >= _TIMESPEC.size:
                     sec, nsec = _TIMESPEC.unpack_from(payload)
                     rx_ns = sec * 1_000_000_000 + nsec + mono_minus_real
+                elif level == SOL_PACKET and kind == PACKET_AUXDATA and len(payload) >= _AUXDATA.size:
+                    data = restore_vlan_tag(data, payload)
             if rx_ns == 0:
                 rx_ns = time.monotonic_ns()
             if cfg.down or (cfg.loss_percent > 0 and self._rng.random() * 100.0 < cfg.loss_percent):
