@@ -1,0 +1,104 @@
+"""Policy checks: may this buyer make this change to this service, within the partner's bounds.
+
+Pure functions over the topology ``policies`` (:class:`~interlude.topology.model.PolicySpec`). Violations are
+:class:`~interlude.errors.PolicyViolationError` objects carrying a JSON pointer (``property_path``) to the
+buyer's property, so the API can answer a 422 array, or the order runner a ``terminationError``.
+"""
+
+from __future__ import annotations
+
+from interlude.domain.model import Service, ServiceChange, ServiceKind
+from interlude.errors import PolicyViolationError
+from interlude.topology.model import PolicySpec
+
+# Interface services (UNI/ENNI) carry no policy of their own: the buyer may lock/unlock its own ports.
+INTERFACE_MODIFIABLE = frozenset({"administrativeState"})
+
+
+def check_change(service: Service, change: ServiceChange, policy: PolicySpec | None) -> list[PolicyViolationError]:
+    """Every reason the change is not allowed (empty list: allowed)."""
+    errors: list[PolicyViolationError] = []
+    if service.kind.is_interface:
+        allowed = set(INTERFACE_MODIFIABLE)
+    elif policy is None:
+        allowed = set()
+    else:
+        allowed = set(policy.modifiable)
+    policy_name = policy.name if policy is not None else "none"
+    for attr in change.attributes():
+        if attr not in allowed:
+            errors.append(
+                PolicyViolationError(
+                    f"{attr} of {service.kind} {service.id} may not be changed (policy {policy_name!r})",
+                    property_path=change.paths.get(attr),
+                    code="invalidValue",
+                )
+            )
+    if errors or policy is None:
+        return errors
+    if change.cir_bps is not None and policy.cir_mbps is not None:
+        mbps = change.cir_bps / 1_000_000
+        if mbps not in policy.cir_mbps:
+            errors.append(
+                PolicyViolationError(
+                    f"CIR {mbps:g} Mbps is outside the allowed range "
+                    f"{policy.cir_mbps.min:g}..{policy.cir_mbps.max:g} Mbps (policy {policy_name!r})",
+                    property_path=change.paths.get("cir"),
+                )
+            )
+    if change.cbs_bytes is not None and policy.cbs_bytes is not None and change.cbs_bytes not in policy.cbs_bytes:
+        errors.append(
+            PolicyViolationError(
+                f"CBS {change.cbs_bytes} bytes is outside the allowed range "
+                f"{policy.cbs_bytes.min:g}..{policy.cbs_bytes.max:g} bytes (policy {policy_name!r})",
+                property_path=change.paths.get("cbs"),
+            )
+        )
+    if change.eir_bps is not None and policy.eir_mbps is not None and change.eir_bps / 1e6 not in policy.eir_mbps:
+        errors.append(
+            PolicyViolationError(
+                f"EIR outside {policy.eir_mbps.min:g}..{policy.eir_mbps.max:g} Mbps (policy {policy_name!r})",
+                property_path=change.paths.get("eir"),
+            )
+        )
+    if change.ce_vlans is not None:
+        path = change.paths.get("ceVlans")
+        if not change.ce_vlans:
+            errors.append(PolicyViolationError("the CE-VLAN list may not be empty", property_path=path))
+        if policy.max_ce_vlans is not None and len(change.ce_vlans) > policy.max_ce_vlans:
+            errors.append(
+                PolicyViolationError(
+                    f"{len(change.ce_vlans)} CE-VLANs exceed the maximum of {policy.max_ce_vlans}",
+                    property_path=path,
+                )
+            )
+        if policy.ce_vlans is not None:
+            bad = [v for v in change.ce_vlans if v not in policy.ce_vlans]
+            if bad:
+                errors.append(
+                    PolicyViolationError(
+                        f"CE-VLAN(s) {bad} outside the allowed range {policy.ce_vlans.min:g}..{policy.ce_vlans.max:g}",
+                        property_path=path,
+                    )
+                )
+    if change.ce_vlans is not None and service.kind is ServiceKind.IPVC:
+        errors.append(PolicyViolationError("an IPVC has no CE-VLAN map", property_path=change.paths.get("ceVlans")))
+    return errors
+
+
+def check_new_connectivity(
+    policy: PolicySpec | None, cir_bps: int | None, path: str | None
+) -> list[PolicyViolationError]:
+    """Bounds for a new OVC/IPVC's bandwidth (creating one needs ``connectivity`` in the policy)."""
+    if policy is None:
+        return []
+    errors: list[PolicyViolationError] = []
+    if cir_bps is not None and policy.cir_mbps is not None and cir_bps / 1e6 not in policy.cir_mbps:
+        errors.append(
+            PolicyViolationError(
+                f"CIR {cir_bps / 1e6:g} Mbps is outside the allowed range "
+                f"{policy.cir_mbps.min:g}..{policy.cir_mbps.max:g} Mbps (policy {policy.name!r})",
+                property_path=path,
+            )
+        )
+    return errors

@@ -1,0 +1,281 @@
+"""The one store interface (a Protocol) and the records it deals in.
+
+Rules every implementation keeps:
+
+- **One transaction per state change, together with its outbox rows** (``async with store.transaction() as
+  tx``): a service/order change and the notifications it causes commit or roll back together, so a crash
+  never loses a notification nor sends one for a change that did not happen.
+- **Work is claimed, not assumed**: orders, outbox rows and generic documents are claimed with a lease
+  (``claim_*``): SQLite does it with one ``UPDATE ... WHERE claimed_until < now``; PostgreSQL maps it to
+  ``SELECT ... FOR UPDATE SKIP LOCKED`` so several processes never run one item twice.
+- **Extension without editing this module**: later subsystems (jobs, reports, alarms) either use the generic
+  document table (``put_document``/``get_document``/``list_documents``/``claim_documents``; each document
+  has a ``collection``, ``id``, ``buyer``, ``state``, indexed ``key1``/``key2``, ``due_at`` and a JSON body)
+  or add their own tables with :func:`register_migration` (migrations are numbered *per component*, so two
+  teams never collide) plus a repository class that runs SQL through :meth:`SqliteStore.run_read` /
+  ``tx.execute``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from interlude.domain.model import OrderState, Service, ServiceOrder, ServiceState
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One schema step of one component; applied once, in (component, version) order."""
+
+    component: str
+    version: int
+    name: str
+    sql: str
+
+
+_MIGRATIONS: dict[tuple[str, int], Migration] = {}
+
+
+def register_migration(component: str, version: int, name: str, sql: str) -> Migration:
+    """Add a migration (call at import time of your repository module). Duplicates are an error."""
+    key = (component, version)
+    existing = _MIGRATIONS.get(key)
+    if existing is not None and existing.sql != sql:
+        raise ValueError(f"migration {component}/{version} is already registered as {existing.name!r}")
+    mig = Migration(component, version, name, sql)
+    _MIGRATIONS[key] = mig
+    return mig
+
+
+def registered_migrations() -> list[Migration]:
+    """Every registered migration, core first, then by component and version."""
+    return sorted(_MIGRATIONS.values(), key=lambda m: (m.component != "core", m.component, m.version))
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """A hub registration: ``api`` names the MEF API (``serviceInventory``, ``serviceOrdering``, ...)."""
+
+    id: str
+    api: str
+    callback: str
+    query: str | None
+    buyer: str | None
+    created_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    """A notification to deliver: written in the same transaction as the change it reports."""
+
+    api: str
+    event_type: str
+    body: dict[str, Any]
+    callback_url: str
+    subscription_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """A stored outbox message with its delivery bookkeeping."""
+
+    id: int
+    api: str
+    event_type: str
+    body: dict[str, Any]
+    callback_url: str
+    subscription_id: str | None
+    attempts: int
+    next_attempt_at: float
+    delivered_at: float | None
+    last_error: str | None
+
+
+@dataclass(slots=True)
+class ServiceQuery:
+    """Filters of ``GET /service`` (all optional; ``*_lt``/``*_gt`` are ISO strings from :func:`iso`)."""
+
+    buyer: str | None = None
+    state: ServiceState | None = None
+    service_date_lt: str | None = None
+    service_date_gt: str | None = None
+    start_date_lt: str | None = None
+    start_date_gt: str | None = None
+    end_date_lt: str | None = None
+    end_date_gt: str | None = None
+    order_id: str | None = None
+    order_item_id: str | None = None
+    external_id: str | None = None
+    geographic_site_id: str | None = None
+    geographic_address_id: str | None = None
+    service_type: str | None = None
+    kind: str | None = None
+    start_mode: str | None = None
+
+
+@dataclass(slots=True)
+class OrderQuery:
+    """Filters of ``GET /serviceOrder``."""
+
+    buyer: str | None = None
+    state: OrderState | None = None
+    ranges: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)  # column -> (gt, lt)
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """A generic stored document (jobs, reports, alarms...)."""
+
+    collection: str
+    id: str
+    body: dict[str, Any]
+    buyer: str | None = None
+    state: str | None = None
+    key1: str | None = None
+    key2: str | None = None
+    due_at: float | None = None
+    created_at: str = ""
+    updated_at: str = ""
+
+
+class Transaction(Protocol):
+    """Writes that commit together (see module docstring)."""
+
+    async def save_service(self, service: Service) -> None:
+        """Insert or replace a service."""
+        ...
+
+    async def get_service(self, service_id: str) -> Service | None:
+        """Read inside the transaction."""
+        ...
+
+    async def save_order(self, order: ServiceOrder) -> None:
+        """Insert or replace an order and its items."""
+        ...
+
+    async def get_order(self, order_id: str) -> ServiceOrder | None:
+        """Read inside the transaction."""
+        ...
+
+    async def add_outbox(self, messages: Sequence[OutboxMessage]) -> None:
+        """Queue notifications."""
+        ...
+
+    async def put_document(self, doc: Document) -> None:
+        """Insert or replace a generic document."""
+        ...
+
+    async def get_document(self, collection: str, doc_id: str) -> Document | None:
+        """Read a generic document inside the transaction."""
+        ...
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Raw SQL for repository classes of other components (their own tables)."""
+        ...
+
+
+class Store(Protocol):
+    """Persistence for every subsystem. Implementations: :class:`~interlude.store.sqlite.SqliteStore`."""
+
+    async def open(self) -> None:
+        """Create/upgrade the schema (migrations) and release stale claims."""
+        ...
+
+    async def close(self) -> None:
+        """Release the database."""
+        ...
+
+    def transaction(self) -> AbstractAsyncContextManager[Transaction]:
+        """A write transaction; commits on normal exit, rolls back on exception."""
+        ...
+
+    async def count_services(self) -> int:
+        """How many services exist (0: seed from the topology)."""
+        ...
+
+    async def get_service(self, service_id: str, buyer: str | None = None) -> Service | None:
+        """One service (None if absent or of another buyer)."""
+        ...
+
+    async def list_services(self, query: ServiceQuery, offset: int, limit: int) -> tuple[list[Service], int]:
+        """A page of services matching ``query`` and the total number of matches."""
+        ...
+
+    async def all_services(self) -> list[Service]:
+        """Every service (for the in-memory oper-state index)."""
+        ...
+
+    async def get_order(self, order_id: str, buyer: str | None = None) -> ServiceOrder | None:
+        """One order."""
+        ...
+
+    async def list_orders(self, query: OrderQuery, offset: int, limit: int) -> tuple[list[ServiceOrder], int]:
+        """A page of orders and the total."""
+        ...
+
+    async def claim_orders(self, worker: str, lease_s: float, limit: int = 10) -> list[str]:
+        """Claim unfinished orders nobody holds (or whose lease expired); returns their ids."""
+        ...
+
+    async def release_order(self, order_id: str, worker: str) -> None:
+        """Give a claim back."""
+        ...
+
+    async def add_subscription(self, sub: Subscription) -> None:
+        """Store a hub registration."""
+        ...
+
+    async def get_subscription(self, api: str, sub_id: str) -> Subscription | None:
+        """One registration of an API."""
+        ...
+
+    async def delete_subscription(self, api: str, sub_id: str) -> bool:
+        """Remove; False if it did not exist."""
+        ...
+
+    async def list_subscriptions(self, api: str) -> list[Subscription]:
+        """Every registration of an API."""
+        ...
+
+    async def claim_outbox(self, worker: str, now: float, lease_s: float, limit: int = 50) -> list[OutboxRow]:
+        """Claim undelivered rows that are due."""
+        ...
+
+    async def mark_delivered(self, row_id: int, at: float) -> None:
+        """Delivery succeeded."""
+        ...
+
+    async def mark_failed(self, row_id: int, error: str, next_attempt_at: float, give_up: bool = False) -> None:
+        """Delivery failed; try again at ``next_attempt_at`` (or never, with ``give_up``)."""
+        ...
+
+    async def outbox_rows(self, delivered: bool | None = None) -> list[OutboxRow]:
+        """Inspect the outbox (tests, operations)."""
+        ...
+
+    async def get_document(self, collection: str, doc_id: str) -> Document | None:
+        """A generic document."""
+        ...
+
+    async def list_documents(
+        self,
+        collection: str,
+        *,
+        buyer: str | None = None,
+        state: str | None = None,
+        key1: str | None = None,
+        key2: str | None = None,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> tuple[list[Document], int]:
+        """A page of documents of a collection (newest first) and the total."""
+        ...
+
+    async def claim_documents(
+        self, collection: str, worker: str, now: float, lease_s: float, states: Sequence[str], limit: int = 10
+    ) -> list[Document]:
+        """Claim due documents (``due_at <= now``) in one of ``states``: the job-runner primitive."""
+        ...

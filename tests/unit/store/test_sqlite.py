@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from interlude.domain.inventory import seed_services
+from interlude.domain.model import ItemAction, OrderItem, OrderState, ServiceOrder, ServiceState, iso, utcnow
+from interlude.errors import StoreError
+from interlude.store import Document, OrderQuery, OutboxMessage, ServiceQuery, SqliteStore, Subscription
+from interlude.topology import bundled_topology_path, load_topology
+
+TOPO = load_topology(bundled_topology_path())
+
+
+@pytest.fixture
+async def store(tmp_path: Path):  # type: ignore[no-untyped-def]
+    s = SqliteStore(tmp_path / "t.db")
+    await s.open()
+    yield s
+    await s.close()
+
+
+async def test_wal_and_migrations(store: SqliteStore) -> None:
+    mode = await store.run_read(lambda c: c.execute("PRAGMA journal_mode").fetchone()[0])
+    assert mode == "wal"
+    rows = await store.run_read(lambda c: c.execute("SELECT component, version FROM schema_migrations").fetchall())
+    assert ("core", 1) in [tuple(r) for r in rows]
+
+
+async def test_services_filters_and_paging(store: SqliteStore) -> None:
+    async with store.transaction() as tx:
+        for svc in seed_services(TOPO):
+            await tx.save_service(svc)
+    total = await store.count_services()
+    page, count = await store.list_services(ServiceQuery(buyer="sp-alpha"), 0, 3)
+    assert len(page) == 3 and count < total
+    assert all(s.buyer == "sp-alpha" for s in page)
+    _, n_ovc = await store.list_services(ServiceQuery(kind="ovc"), 0, 100)
+    assert n_ovc == 4
+    none, zero = await store.list_services(ServiceQuery(state=ServiceState.TERMINATED), 0, 10)
+    assert none == [] and zero == 0
+    future = iso(utcnow().replace(year=2100))
+    _, before = await store.list_services(ServiceQuery(service_date_lt=future), 0, 1)
+    assert before == total
+    assert await store.get_service("ovc-1001", buyer="sp-beta") is None
+    assert (await store.get_service("ovc-1001", buyer="sp-alpha")) is not None
+
+
+async def test_change_and_outbox_commit_or_roll_back_together(store: SqliteStore) -> None:
+    svc = seed_services(TOPO)[0]
+    msg = OutboxMessage("serviceInventory", "serviceCreateEvent", {"a": 1}, "http://x/listener/e")
+    with pytest.raises(RuntimeError):
+        async with store.transaction() as tx:
+            await tx.save_service(svc)
+            await tx.add_outbox([msg])
+            raise RuntimeError("crash mid-way")
+    assert await store.count_services() == 0
+    assert await store.outbox_rows() == []
+    async with store.transaction() as tx:
+        await tx.save_service(svc)
+        await tx.add_outbox([msg])
+    assert await store.count_services() == 1
+    assert len(await store.outbox_rows(delivered=False)) == 1
+
+
+async def test_outbox_claim_retry_deliver(store: SqliteStore) -> None:
+    async with store.transaction() as tx:
+        await tx.add_outbox([OutboxMessage("a", "e", {}, "http://x")])
+    now = time.time()
+    [row] = await store.claim_outbox("w1", now, 30)
+    assert await store.claim_outbox("w2", now, 30) == []  # held by w1
+    await store.mark_failed(row.id, "boom", now + 100)
+    assert await store.claim_outbox("w2", now, 30) == []  # not due yet
+    [again] = await store.claim_outbox("w2", now + 101, 30)
+    assert again.attempts == 1 and again.last_error == "boom"
+    await store.mark_delivered(again.id, now)
+    assert await store.outbox_rows(delivered=False) == []
+
+
+async def test_orders_claim_survives_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "o.db"
+    s1 = SqliteStore(path)
+    await s1.open()
+    order = ServiceOrder(id="o1", buyer="sp-alpha", items=[OrderItem("1", ItemAction.MODIFY)], order_date=iso(utcnow()))
+    async with s1.transaction() as tx:
+        await tx.save_order(order)
+    assert await s1.claim_orders("w1", 3600) == ["o1"]
+    assert await s1.claim_orders("w2", 3600) == []
+    await s1.close()  # "crash" while holding the claim
+    s2 = SqliteStore(path)
+    await s2.open()
+    assert await s2.claim_orders("w3", 3600) == ["o1"]
+    page, total = await s2.list_orders(OrderQuery(state=OrderState.ACKNOWLEDGED), 0, 10)
+    assert total == 1 and page[0] == order
+    await s2.close()
+
+
+async def test_subscriptions_and_documents(store: SqliteStore) -> None:
+    await store.add_subscription(Subscription("s1", "serviceInventory", "http://cb", None, None, iso(utcnow()) or ""))
+    assert (await store.get_subscription("serviceInventory", "s1")) is not None
+    assert await store.get_subscription("serviceOrdering", "s1") is None
+    assert await store.delete_subscription("serviceInventory", "s1")
+    assert not await store.delete_subscription("serviceInventory", "s1")
+    async with store.transaction() as tx:
+        await tx.put_document(Document("jobs", "j1", {"x": 1}, state="scheduled", due_at=0))
+        await tx.put_document(Document("jobs", "j2", {"x": 2}, state="done"))
+    claimed = await store.claim_documents("jobs", "w", time.time(), 30, ["scheduled"])
+    assert [d.id for d in claimed] == ["j1"]
+    docs, total = await store.list_documents("jobs", state="done")
+    assert total == 1 and docs[0].body == {"x": 2}
+
+
+async def test_closed_store_raises_store_error(tmp_path: Path) -> None:
+    s = SqliteStore(tmp_path / "c.db")
+    with pytest.raises(StoreError):
+        await s.count_services()
