@@ -23,6 +23,7 @@ library exception and the SP never sees a traceback.
     │   │   └── DeviceTimeoutError     no answer in time
     │   └── DeviceOperationError       the device refused or failed an operation (noSuchObject, RPCError...)
     ├── OamError                       OAM session failures (no MEP, no transport)
+    ├── LabError                       a lab cannot be built, changed or torn down (names the command)
     └── StoreError                     persistence failures
         └── ConflictError              optimistic concurrency / duplicate claim
 """
@@ -106,6 +107,10 @@ class DeviceOperationError(AdapterError):
 
 class OamError(InterludeError):
     """An OAM session could not run (no such MEP, transport unavailable, bad parameters)."""
+
+
+class LabError(InterludeError):
+    """A lab (network namespaces, veths, agents) could not be built, changed or torn down."""
 
 
 class StoreError(InterludeError):

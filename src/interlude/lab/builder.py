@@ -1,0 +1,625 @@
+"""Build a topology as network namespaces, change it at run time, and tear it down exactly.
+
+What ``up`` builds (LAB-RECIPES.md has the kernel facts behind each choice):
+
+* one namespace per node, ``il<prefix>-<node>``; lab-internal namespaces use a double dash
+  (``il<prefix>--e<N>``, ``il<prefix>--mgmt``, ``il<prefix>--r<N>``) so they never clash with a node name;
+* a veth pair per topology link, created directly in the two namespaces with the topology's port names;
+* every interface without a link (UNIs/ENNIs facing customers and buyers) gets a veth to its own *edge*
+  namespace ``il<prefix>--e<N>`` (port ``eth0``: the customer or buyer side), so it has carrier and test
+  traffic can be sent from there (``lab exec FILE NODE:IF -- CMD`` runs in the edge facing NODE:IF);
+* the management network (brief item 2): every node with an agent (``snmp``, ``netconf``) gets ``mgmt0``,
+  bridged in ``il<prefix>--mgmt`` to one root-namespace veth ``il<prefix>m0`` holding the first address of
+  ``lab.subnet``; node addresses follow in file order from ``.10`` unless the topology gives one;
+* a Linux bridge per group of service interfaces that seeded (active) services connect on each switching
+  node (:mod:`interlude.lab.bridges`);
+* link impairments: rate as tbf on both ends, loss as nftables ``numgen random`` at each end's ingress (table
+  ``il<prefix>``), delay/jitter through :mod:`interlude.lab.relay` in a relay namespace inserted between the
+  two ends, link down as admin-down of the far end (or of both relay ports);
+* agents, started in parallel and ready before ``up`` returns (:mod:`interlude.lab.supervisor`).
+
+Everything is recorded in the state folder before it is created (:mod:`interlude.lab.state`); ``down``
+stops recorded PIDs (checking their start time), any process left inside the lab's namespaces, then deletes
+the namespaces (which takes their veths, bridges, qdiscs and nftables tables with them) and the root veth.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from interlude.errors import InterludeError, LabError, NotFoundError
+from interlude.lab import shell
+from interlude.lab.agents.base import pid_alive, stop_pid
+from interlude.lab.state import (
+    LabState,
+    NodeState,
+    PortRef,
+    RelayState,
+    WireState,
+    default_prefix,
+    default_state_dir,
+    process_start_time,
+    read_state,
+    state_lock,
+)
+from interlude.topology.model import Impairment, Topology
+
+AGENT_KINDS = ("snmp", "netconf")
+"""Node kinds that run an agent and therefore get a management interface."""
+
+MGMT_IF = "mgmt0"
+
+Progress = Callable[[str], None]
+
+
+def _noop(_: str) -> None:
+    return None
+
+
+def node_namespace(prefix: str, node: str) -> str:
+    """The namespace of a node: ``il<prefix>-<node>``."""
+    return f"il{prefix}-{node}"
+
+
+@dataclass
+class LabPaths:
+    """Where a lab lives: its state folder and the directory topology file references are relative to."""
+
+    state_dir: Path
+    base_dir: Path
+
+
+@dataclass
+class Lab:
+    """One lab of one topology: ``up``, ``down``, ``status``, ``impair``.
+
+    ``prefix`` and ``state_dir`` override the defaults (tests use a unique prefix and folder per run so that
+    concurrent labs never collide).
+    """
+
+    topology: Topology
+    base_dir: Path = field(default_factory=Path.cwd)
+    state_dir: Path | None = None
+    prefix: str | None = None
+    topology_file: Path | None = None
+
+    def __post_init__(self) -> None:
+        self.prefix = self.prefix or default_prefix(self.topology)
+        if self.state_dir is None:
+            self.state_dir = default_state_dir(self.topology)
+        self.state_dir = self.state_dir.absolute()
+
+    @property
+    def folder(self) -> Path:
+        """The state folder (always set after construction)."""
+        assert self.state_dir is not None
+        return self.state_dir
+
+    @property
+    def pfx(self) -> str:
+        """The prefix (always set after construction)."""
+        assert self.prefix is not None
+        return self.prefix
+
+    # ------------------------------------------------------------------ state helpers
+
+    def read(self) -> LabState | None:
+        """The recorded state, if any."""
+        return read_state(self.folder)
+
+    def require_state(self) -> LabState:
+        """The recorded state; :class:`NotFoundError` when the lab is not up."""
+        state = self.read()
+        if state is None:
+            raise NotFoundError(f"lab {self.topology.name!r} is not up (no state in {self.folder})")
+        return state
+
+    # ------------------------------------------------------------------ up
+
+    def plan(self) -> LabState:
+        """Compute every object of the lab (nothing is created here)."""
+        pfx = self.pfx
+        topo = self.topology
+        try:
+            subnet = ipaddress.ip_network(topo.lab.subnet)
+        except ValueError as exc:
+            raise LabError(f"lab.subnet {topo.lab.subnet!r} is not a network: {exc}") from exc
+        hosts = subnet.network_address
+        state = LabState(
+            name=topo.name,
+            prefix=pfx,
+            state_dir=str(self.folder),
+            subnet=str(subnet),
+            topology_file=str(self.topology_file) if self.topology_file else None,
+            mgmt_root_if=f"il{pfx}m0",
+            mgmt_root_address=f"{hosts + 1}/{subnet.prefixlen}",
+        )
+        agent_index = 0
+        for name, node in topo.nodes.items():
+            address = None
+            if node.kind in AGENT_KINDS:
+                address = node.address or str(hosts + 10 + agent_index)
+                agent_index += 1
+            state.nodes[name] = NodeState(
+                name=name,
+                kind=node.kind,
+                namespace=node_namespace(pfx, name),
+                address=address,
+                interfaces=list(node.interfaces),
+            )
+        linked: set[tuple[str, str]] = set()
+        for i, link in enumerate(topo.links):
+            (na, ia), (nb, ib) = (ep.split(":", 1) for ep in link.endpoints)
+            linked |= {(na, ia), (nb, ib)}
+            wire = WireState(
+                id=f"link{i}",
+                kind="link",
+                a=PortRef(state.nodes[na].namespace, ia, na),
+                b=PortRef(state.nodes[nb].namespace, ib, nb),
+                link_index=i,
+                impairment=_impairment_dict(link.impairment),
+            )
+            if link.impairment.delay_ms > 0 or link.impairment.jitter_ms > 0:
+                wire.relay = self._relay_for(i)
+            state.wires.append(wire)
+        mgmt_ns = f"il{pfx}--mgmt"
+        k = 0
+        for name, node in topo.nodes.items():
+            for ifname in node.interfaces:
+                if (name, ifname) in linked or (ifname == MGMT_IF and node.kind in AGENT_KINDS):
+                    continue
+                state.wires.append(
+                    WireState(
+                        id=f"edge{k}",
+                        kind="edge",
+                        a=PortRef(state.nodes[name].namespace, ifname, name),
+                        b=PortRef(f"il{pfx}--e{k}", "eth0"),
+                    )
+                )
+                k += 1
+        m = 0
+        for name, ns in state.nodes.items():
+            if ns.address is not None:
+                state.wires.append(
+                    WireState(
+                        id=f"mgmt{m}", kind="mgmt", a=PortRef(ns.namespace, MGMT_IF, name), b=PortRef(mgmt_ns, f"m{m}")
+                    )
+                )
+                m += 1
+        return state
+
+    def _relay_for(self, index: int) -> RelayState:
+        return relay_spec(self.pfx, self.folder, f"link{index}", f"r{index}")
+
+    def up(self, progress: Progress = _noop, *, _fail_after: str | None = None) -> LabState:
+        """Bring the lab up; returns once every agent answers.
+
+        On any failure the lab is torn down again (everything recorded so far) and the error re-raised.
+        ``_fail_after`` (tests only) raises after the named phase to prove a half-built lab cleans up.
+        """
+        shell.run(["ip", "-V"])  # fails early and clearly when iproute2 is missing
+        with state_lock(self.folder):
+            existing = self.read()
+            if existing is not None:
+                raise LabError(
+                    f"lab {self.topology.name!r} is already recorded in {self.folder} (status {existing.status}); "
+                    "run 'interlude lab down' first"
+                )
+            state = self.plan()
+            clash = {ns for ns in self._all_namespaces(state)} & shell.list_netns()
+            if clash:
+                raise LabError(
+                    f"namespaces already exist: {', '.join(sorted(clash))} (another lab with prefix {self.pfx!r}?)"
+                )
+            state.namespaces = self._all_namespaces(state)
+            if state.mgmt_root_if and any(w.kind == "mgmt" for w in state.wires):
+                if shell.root_link_exists(state.mgmt_root_if):
+                    raise LabError(
+                        f"root interface {state.mgmt_root_if} already exists (another lab with prefix {self.pfx!r}?)"
+                    )
+                state.root_links = [state.mgmt_root_if]
+            state.save()  # recorded before anything exists: a crash from here on is cleaned by `down`
+        try:
+            self._build(state, progress, _fail_after)
+        except BaseException as exc:
+            progress(f"failed: {exc}; tearing down")
+            with contextlib.suppress(Exception):
+                state.status = "failed"
+                state.error = str(exc)
+                state.save()
+            self.down()
+            raise
+        return state
+
+    def _all_namespaces(self, state: LabState) -> list[str]:
+        names = [n.namespace for n in state.nodes.values()]
+        names += sorted({w.b.netns for w in state.wires if w.b.node is None})
+        names += [w.relay.netns for w in state.wires if w.relay is not None]
+        return names
+
+    def _build(self, state: LabState, progress: Progress, fail_after: str | None) -> None:
+        started = time.monotonic()
+
+        def phase(name: str) -> None:
+            progress(f"{name} ({time.monotonic() - started:.2f} s)")
+            if fail_after == name:
+                raise LabError(f"injected failure after {name}")
+
+        root: list[str] = [f"netns add {ns}" for ns in state.namespaces]
+        for wire in state.wires:
+            root += self._veth_lines(wire)
+        if state.root_links:
+            root.append(f"link add {state.mgmt_root_if} type veth peer name up0 netns il{state.prefix}--mgmt")
+        shell.ip_batch(root)
+        phase("namespaces and links created")
+
+        per_ns: dict[str, list[str]] = {ns: ["link set lo up"] for ns in state.namespaces}
+        mgmt_ns = f"il{state.prefix}--mgmt"
+        if mgmt_ns in per_ns:
+            per_ns[mgmt_ns] += [
+                "link add br0 type bridge",
+                "link set br0 up",
+                "link set up0 master br0",
+                "link set up0 up",
+            ]
+        subnet = ipaddress.ip_network(state.subnet)
+        for wire in state.wires:
+            for end in (wire.a, wire.b):
+                spec = None
+                if end.node is not None:
+                    spec = self.topology.nodes[end.node].interfaces.get(end.ifname)
+                lines = per_ns[end.netns]
+                if spec is not None:
+                    lines.append(f"link set {end.ifname} mtu {spec.mtu}")
+                    if spec.mac:
+                        lines.append(f"link set {end.ifname} address {spec.mac}")
+                if wire.kind == "mgmt" and end.node is None:
+                    lines.append(f"link set {end.ifname} master br0")
+                if wire.kind == "mgmt" and end.node is not None:
+                    address = state.nodes[end.node].address
+                    lines.append(f"addr add {address}/{subnet.prefixlen} dev {end.ifname}")
+                lines.append(f"link set {end.ifname} up")
+            if wire.relay is not None:
+                per_ns[wire.relay.netns] += [f"link set {wire.relay.if_a} up", f"link set {wire.relay.if_b} up"]
+        for ns, lines in per_ns.items():
+            shell.ip_batch(lines, ns)
+        if state.root_links:
+            shell.ip_batch(
+                [f"addr add {state.mgmt_root_address} dev {state.mgmt_root_if}", f"link set {state.mgmt_root_if} up"]
+            )
+        phase("interfaces configured")
+
+        relays = [w for w in state.wires if w.relay is not None]
+        for wire in relays:
+            start_wire_relay(state, wire, Impairment(**wire.impairment))
+        if relays:
+            phase("delay relays started")
+
+        for wire in state.wires:
+            if wire.kind == "link" and wire.impairment and wire.impairment != _impairment_dict(Impairment()):
+                apply_impairment(state, wire, Impairment(**wire.impairment), fresh=True)
+        state.save()
+        phase("impairments applied")
+
+        from interlude.lab.bridges import seed_service_bridges
+
+        seed_service_bridges(self.topology, state)
+        state.save()
+        phase("service bridges built")
+
+        from interlude.lab.supervisor import start_agents
+
+        start_agents(self.topology, state, self.base_dir, progress=progress)
+        phase("agents ready")
+        state.status = "up"
+        state.save()
+
+    def _veth_lines(self, wire: WireState) -> list[str]:
+        if wire.relay is None:
+            a, b = wire.a, wire.b
+            return [f"link add {a.ifname} netns {a.netns} type veth peer name {b.ifname} netns {b.netns}"]
+        r = wire.relay
+        return [
+            f"link add {wire.a.ifname} netns {wire.a.netns} type veth peer name {r.if_a} netns {r.netns}",
+            f"link add {wire.b.ifname} netns {wire.b.netns} type veth peer name {r.if_b} netns {r.netns}",
+        ]
+
+    # ------------------------------------------------------------------ down
+
+    def down(self, progress: Progress = _noop) -> list[str]:
+        """Remove everything the state records; idempotent; returns what was removed."""
+        removed: list[str] = []
+        with state_lock(self.folder):
+            state = self.read()
+            if state is None:
+                return removed
+            state.status = "deleting"
+            with contextlib.suppress(Exception):
+                state.save()
+            pids: list[int] = []
+            for node in state.nodes.values():
+                pids += [a.pid for a in node.agents]
+            pids += [w.relay.pid for w in state.wires if w.relay is not None and w.relay.pid]
+            pids += [int(p) for p in state.pids]
+            for pid in dict.fromkeys(pids):
+                recorded = state.pids.get(str(pid))
+                if recorded is not None and process_start_time(pid) not in (None, recorded):
+                    continue  # the PID was reused by something that is not ours
+                if pid_alive(pid):
+                    stop_pid(pid, timeout=3.0)
+                    removed.append(f"process {pid}")
+            existing = shell.list_netns()
+            ours = [ns for ns in state.namespaces if ns in existing]
+            for ns in ours:  # anything still running inside our namespaces was started by this lab
+                for pid in shell.netns_pids(ns):
+                    if pid != os.getpid():
+                        stop_pid(pid, timeout=3.0)
+                        removed.append(f"process {pid} (in {ns})")
+            if ours:
+                shell.ip_batch([f"netns del {ns}" for ns in ours], force=True)
+                removed += [f"namespace {ns}" for ns in ours]
+            for ifname in state.root_links:
+                if shell.root_link_exists(ifname):
+                    shell.run(["ip", "link", "del", ifname], check=False)
+                    removed.append(f"link {ifname}")
+            left = set(state.namespaces) & shell.list_netns()
+            if left:
+                raise LabError(f"could not delete namespaces {', '.join(sorted(left))}; state kept in {self.folder}")
+            (self.folder / "state.json").unlink(missing_ok=True)
+        progress(f"removed {len(removed)} objects")
+        return removed
+
+    # ------------------------------------------------------------------ status / impair
+
+    def status(self) -> dict[str, Any]:
+        """The ``lab status --json`` document."""
+        state = self.require_state()
+        return status_document(state)
+
+    def impair(self, target: str, impairment: Impairment) -> WireState:
+        """Replace the impairment of a link: ``target`` is ``linkN`` or ``NODE:IF`` (link down cuts the far end)."""
+        with state_lock(self.folder):
+            state = self.require_state()
+            wire, near = resolve_target(state, target)
+            apply_impairment(state, wire, impairment, near=near)
+            state.save()
+            return wire
+
+
+def relay_spec(prefix: str, folder: Path, wire_id: str, short: str) -> RelayState:
+    """Where the relay of a wire lives: namespace ``il<prefix>--<short>``, ports ``ra``/``rb``."""
+    return RelayState(
+        netns=f"il{prefix}--{short}",
+        if_a="ra",
+        if_b="rb",
+        control=str(folder / "relays" / f"{wire_id}.json"),
+        log=str(folder / "relays" / f"{wire_id}.log"),
+    )
+
+
+def start_wire_relay(state: LabState, wire: WireState, imp: Impairment) -> None:
+    """Start the relay process of ``wire`` (its namespace and ports exist) and record its PID."""
+    from interlude.lab.relay import RelayConfig, start_relay
+
+    relay = wire.relay
+    assert relay is not None
+    for end in (wire.a, wire.b):  # LAB-RECIPES §1.5: relayed UDP/TCP needs tx checksums done in software
+        shell.netns_exec(end.netns, ["ethtool", "-K", end.ifname, "tx", "off"], check=False)
+    folder = Path(relay.control).parent
+    try:
+        agent = start_relay(
+            relay.netns,
+            folder,
+            if_a=relay.if_a,
+            if_b=relay.if_b,
+            config=RelayConfig(delay_ms=imp.delay_ms, jitter_ms=imp.jitter_ms),
+        )
+    except (OSError, RuntimeError, TimeoutError, ValueError) as exc:
+        raise LabError(f"delay relay of {wire.id} did not start: {exc}") from exc
+    relay.pid = agent.pid
+    relay.control = str(agent.extra["control"])
+    relay.log = agent.log
+    record_pid(state, agent.pid)
+    state.save()
+
+
+def record_pid(state: LabState, pid: int) -> None:
+    """Remember a started PID with its start time (so ``down`` never signals a reused PID)."""
+    started = process_start_time(pid)
+    if started is not None:
+        state.pids[str(pid)] = started
+
+
+def resolve_target(state: LabState, target: str) -> tuple[WireState, PortRef | None]:
+    """``linkN`` / ``edgeN`` or ``NODE:IF`` -> (wire, the named end or None)."""
+    for wire in state.wires:
+        if wire.id == target:
+            return wire, None
+    if ":" in target:
+        node, ifname = target.split(":", 1)
+        wire = state.wire_of(node, ifname)
+        near = wire.a if (wire.a.node, wire.a.ifname) == (node, ifname) else wire.b
+        return wire, near
+    raise NotFoundError(f"{target!r} is neither a link id ({', '.join(w.id for w in state.wires)}) nor NODE:IF")
+
+
+def _impairment_dict(imp: Impairment) -> dict[str, Any]:
+    return imp.model_dump()
+
+
+def _burst_bytes(rate_bps: float) -> int:
+    """Bucket depth: 4 ms worth of the rate, never below two full frames (tbf drops larger frames)."""
+    return max(int(rate_bps / 8 * 0.004), 2 * 1600)
+
+
+def _set_rate(end: PortRef, rate_mbps: float | None) -> None:
+    if rate_mbps is None:
+        shell.tc_batch([f"qdisc del dev {end.ifname} root"], end.netns, force=True)
+        return
+    bps = rate_mbps * 1e6
+    shell.tc_batch(
+        [f"qdisc replace dev {end.ifname} root tbf rate {int(bps)}bit burst {_burst_bytes(bps)} latency 50ms"],
+        end.netns,
+    )
+
+
+def _set_loss(state: LabState, end: PortRef, loss_percent: float) -> None:
+    """Drop (nftables netdev ingress) of ``loss_percent`` of the frames arriving on ``end`` (ARP spared)."""
+    table = f"il{state.prefix}"
+    chain = f"in_{end.ifname}".replace(".", "_").replace("-", "_")
+    threshold = round(loss_percent * 100)
+    script = [
+        f"add table netdev {table}",
+        f"add chain netdev {table} {chain} "
+        f'{{ type filter hook ingress device "{end.ifname}" priority 0; policy accept; }}',
+        f"flush chain netdev {table} {chain}",
+    ]
+    if threshold > 0:
+        script.append(
+            f"add rule netdev {table} {chain} meta protocol != arp numgen random mod 10000 < {threshold} counter drop"
+        )
+    shell.nft(end.netns, "\n".join(script) + "\n")
+
+
+def _signal_relay(state: LabState, relay: RelayState, imp: Impairment) -> None:
+    from interlude.lab.relay import RelayConfig, write_control
+
+    write_control(Path(relay.control), RelayConfig(delay_ms=imp.delay_ms, jitter_ms=imp.jitter_ms))
+    if relay.pid is None or not pid_alive(relay.pid):
+        raise LabError(f"the delay relay in {relay.netns} is not running (see {relay.log})")
+    recorded = state.pids.get(str(relay.pid))
+    if recorded is not None and process_start_time(relay.pid) != recorded:
+        raise LabError(f"the delay relay in {relay.netns} is gone (PID {relay.pid} was reused)")
+    os.kill(relay.pid, signal.SIGHUP)
+
+
+def apply_impairment(
+    state: LabState, wire: WireState, imp: Impairment, *, near: PortRef | None = None, fresh: bool = False
+) -> None:
+    """Make the kernel match ``imp`` on ``wire`` (rate, loss, delay/jitter, down) and record it.
+
+    ``fresh`` says the wire carries no impairment yet (just built; its relay already runs with the
+    delay). A link built without a relay that is asked for delay gets one inserted at run time (its two
+    veth ends are recreated with the same names; MTU, MAC, bridge membership and admin state are restored).
+    """
+    old = Impairment() if fresh else Impairment(**wire.impairment) if wire.impairment else Impairment()
+    if (imp.delay_ms > 0 or imp.jitter_ms > 0) and wire.relay is None:
+        insert_relay(state, wire, imp)
+        old = Impairment(delay_ms=imp.delay_ms, jitter_ms=imp.jitter_ms)
+    delay_changed = (old.delay_ms, old.jitter_ms) != (imp.delay_ms, imp.jitter_ms)
+    if wire.relay is not None and delay_changed and not fresh:
+        _signal_relay(state, wire.relay, imp)
+    if imp.rate_mbps != old.rate_mbps:
+        for end in (wire.a, wire.b):
+            _set_rate(end, imp.rate_mbps)
+    if imp.loss_percent != old.loss_percent:
+        for end in (wire.a, wire.b):
+            _set_loss(state, end, imp.loss_percent)
+    if imp.down and not wire.cut:
+        if wire.relay is not None:
+            cut = [[wire.relay.netns, wire.relay.if_a], [wire.relay.netns, wire.relay.if_b]]
+        else:
+            far = wire.b if near is None or near is wire.a else wire.a
+            cut = [[far.netns, far.ifname]]
+        wire.cut = cut
+        state.save()
+        for ns, ifname in cut:
+            shell.ip_batch([f"link set {ifname} down"], ns)
+    elif not imp.down and wire.cut:
+        for ns, ifname in wire.cut:
+            shell.ip_batch([f"link set {ifname} up"], ns)
+        wire.cut = []
+    wire.impairment = _impairment_dict(imp)
+
+
+def insert_relay(state: LabState, wire: WireState, imp: Impairment) -> None:
+    """Put a delay relay namespace in the middle of an existing veth link, at run time."""
+    short = f"r{wire.link_index}" if wire.link_index is not None else f"r{wire.id}"
+    relay = relay_spec(state.prefix, Path(state.state_dir), wire.id, short)
+    snapshot = {}
+    for end in (wire.a, wire.b):
+        info = json.loads(shell.run(["ip", "-n", end.netns, "-j", "link", "show", "dev", end.ifname]) or "[]")
+        snapshot[(end.netns, end.ifname)] = info[0] if info else {}
+    if relay.netns not in state.namespaces:
+        state.namespaces.append(relay.netns)
+    wire.relay = relay
+    state.save()
+    shell.ip_batch([f"netns add {relay.netns}"])
+    shell.ip_batch([f"link del {wire.a.ifname}"], wire.a.netns)
+    shell.ip_batch(
+        [
+            f"link add {wire.a.ifname} netns {wire.a.netns} type veth peer name {relay.if_a} netns {relay.netns}",
+            f"link add {wire.b.ifname} netns {wire.b.netns} type veth peer name {relay.if_b} netns {relay.netns}",
+        ]
+    )
+    shell.ip_batch(["link set lo up", f"link set {relay.if_a} up", f"link set {relay.if_b} up"], relay.netns)
+    for end in (wire.a, wire.b):
+        info = snapshot[(end.netns, end.ifname)]
+        lines = []
+        if info.get("mtu"):
+            lines.append(f"link set {end.ifname} mtu {info['mtu']}")
+        if info.get("address"):
+            lines.append(f"link set {end.ifname} address {info['address']}")
+        if info.get("master"):
+            lines.append(f"link set {end.ifname} master {info['master']}")
+        if "UP" in info.get("flags", []):
+            lines.append(f"link set {end.ifname} up")
+        shell.ip_batch(lines, end.netns)
+    start_wire_relay(state, wire, imp)
+
+
+def status_document(state: LabState) -> dict[str, Any]:
+    """``lab status --json``: lab, nodes (namespace, interfaces, agents), links (endpoints, impairment)."""
+    nodes = []
+    for node in state.nodes.values():
+        nodes.append(
+            {
+                "name": node.name,
+                "kind": node.kind,
+                "namespace": node.namespace,
+                "address": node.address,
+                "interfaces": node.interfaces,
+                "agents": [
+                    {"type": a.type, "pid": a.pid, "address": a.address, "port": a.port, "alive": pid_alive(a.pid)}
+                    for a in node.agents
+                ],
+            }
+        )
+    links = []
+    for wire in state.wires:
+        if wire.kind == "mgmt":
+            continue
+        entry: dict[str, Any] = {
+            "id": wire.id,
+            "kind": wire.kind,
+            "endpoints": [
+                f"{end.node}:{end.ifname}" if end.node else f"{end.netns}:{end.ifname}" for end in (wire.a, wire.b)
+            ],
+            "impairment": wire.impairment or _impairment_dict(Impairment()),
+        }
+        if wire.relay is not None:
+            entry["relay"] = {"namespace": wire.relay.netns, "pid": wire.relay.pid}
+        links.append(entry)
+    return {
+        "lab": state.name,
+        "status": state.status,
+        "prefix": state.prefix,
+        "state_dir": state.state_dir,
+        "management": {"interface": state.mgmt_root_if, "address": state.mgmt_root_address},
+        "nodes": nodes,
+        "links": links,
+    }
+
+
+def describe_error(exc: BaseException) -> str:
+    """A one-line message for the CLI."""
+    return str(exc) if isinstance(exc, InterludeError) else f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,217 @@
+"""Start every agent a lab needs, in parallel, and record each PID the moment it is known.
+
+Per node kind (brief item 3; the agent modules are written by other teams and imported lazily, so a missing
+one gives a clear error for that node kind instead of breaking every lab):
+
+* ``snmp`` -> :func:`interlude.lab.agents.snmpd.start_snmpd` with communities and the v3 user resolved from
+  the node's secret references, listening on the node's management address and 127.0.0.1;
+* ``netconf`` -> :func:`interlude.lab.agents.netconfd.start_netconf` (sshd + netconfd). The client key: if the
+  node's ``credentials.private_key`` is a file reference to an existing key, its public half is authorised;
+  otherwise the lab generates an ed25519 key *at that path* (or at ``<state>/keys/netconf_ed25519`` without a
+  reference), so the topology's reference works unchanged for ``interlude serve``;
+* every MEP -> :func:`interlude.lab.agents.oam_responder.start_responder` on the MEP's interface.
+
+Agent files (configs, logs, pid files) live in ``<state>/agents/<node>/...``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import ipaddress
+import subprocess
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from interlude.errors import InterludeError, LabError, SecretError
+from interlude.lab.agents.base import AgentProcess
+from interlude.lab.state import LabState, NodeState
+from interlude.topology.loader import resolve_secret
+from interlude.topology.model import NodeSpec, Topology
+
+Progress = Callable[[str], None]
+
+
+def _agent_module(name: str, kind: str) -> Any:
+    try:
+        return importlib.import_module(f"interlude.lab.agents.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name == f"interlude.lab.agents.{name}":
+            raise LabError(f"{kind} nodes need interlude.lab.agents.{name}, which is not part of this build") from exc
+        raise
+
+
+def _secret(node: NodeSpec, key: str, base_dir: Path) -> str | None:
+    ref = node.credentials.get(key)
+    if ref is None:
+        return None
+    return resolve_secret(ref, base_dir)
+
+
+def _trap_target(topology: Topology, node: NodeSpec, state: LabState) -> str | None:
+    """Where the agent sends traps: the root-side management address (brief item 2) at the adapter's port."""
+    listen = node.settings.get("trap_listen")
+    root = (state.mgmt_root_address or "").split("/")[0]
+    if isinstance(listen, str) and listen:
+        host, _, port = listen.rpartition(":")
+        if host in ("", "0.0.0.0", "::", "*"):
+            return f"{root}:{port}" if root else None
+        return listen
+    return topology.lab.trap_target
+
+
+def snmpd_config(topology: Topology, node: NodeSpec, state: LabState, base_dir: Path) -> Any:
+    """The :class:`SnmpdConfig` for an ``snmp`` node (secrets resolved from its references)."""
+    mod = _agent_module("snmpd", "snmp")
+    address = state.nodes[node.name].address
+    port = node.port or 161
+    users = []
+    v3_user = _secret(node, "v3_user", base_dir)
+    if v3_user:
+        auth, priv = _secret(node, "v3_auth_key", base_dir), _secret(node, "v3_priv_key", base_dir)
+        if not auth or not priv:
+            raise SecretError(f"node {node.name}: a v3_user needs v3_auth_key and v3_priv_key references")
+        users.append(
+            mod.SnmpV3User(
+                name=v3_user,
+                auth_key=auth,
+                priv_key=priv,
+                auth_protocol=str(node.settings.get("v3_auth_protocol", "SHA-256")),
+                priv_protocol=str(node.settings.get("v3_priv_protocol", "AES")),
+            )
+        )
+    ro = _secret(node, "community", base_dir)
+    rw = _secret(node, "write_community", base_dir)
+    return mod.SnmpdConfig(
+        sys_name=node.name,
+        listen=[f"{address}:{port}", f"127.0.0.1:{port}"],
+        ro_community=ro if ro is not None or users else "public",
+        rw_community=rw,
+        v3_users=users,
+        trap_target=_trap_target(topology, node, state),
+        trap_community=ro or "public",
+    )
+
+
+def netconf_client_key(node: NodeSpec, state: LabState, base_dir: Path) -> tuple[Path, str]:
+    """(private key path, public key line) of the NETCONF client key for ``node`` (generated if absent)."""
+    ref = node.credentials.get("private_key")
+    if ref is not None and ref.file is not None:
+        key = Path(ref.file)
+        key = key if key.is_absolute() else base_dir / key
+    else:
+        key = state.path / "keys" / "netconf_ed25519"
+    if not key.exists():
+        key.parent.mkdir(parents=True, exist_ok=True)
+        proc = subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"interlude-lab-{state.name}", "-f", str(key)],
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode != 0:
+            raise LabError(f"ssh-keygen failed for {key}: {proc.stderr.strip()}")
+    pub = key.with_name(key.name + ".pub")
+    if pub.exists():
+        return key, pub.read_text().strip()
+    proc = subprocess.run(["ssh-keygen", "-y", "-f", str(key)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise LabError(f"cannot read the public half of {key}: {proc.stderr.strip()}")
+    return key, proc.stdout.strip()
+
+
+def _jobs(
+    topology: Topology, state: LabState, base_dir: Path
+) -> list[tuple[str, str, Callable[[], list[AgentProcess]]]]:
+    """(node, description, start function) for every agent of the lab."""
+    jobs: list[tuple[str, str, Callable[[], list[AgentProcess]]]] = []
+    folder = state.path / "agents"
+    for name, node in topology.nodes.items():
+        ns = state.nodes[name]
+        if node.kind == "snmp":
+            config = snmpd_config(topology, node, state, base_dir)
+            mod = _agent_module("snmpd", "snmp")
+
+            def start_snmp(ns: NodeState = ns, config: Any = config, mod: Any = mod) -> list[AgentProcess]:
+                return [mod.start_snmpd(ns.namespace, folder / ns.name / "snmpd", config)]
+
+            jobs.append((name, "snmpd", start_snmp))
+        elif node.kind == "netconf":
+            mod = _agent_module("netconfd", "netconf")
+            _, pub = netconf_client_key(node, state, base_dir)
+            port = node.port or 830
+
+            def start_nc(ns: NodeState = ns, mod: Any = mod, pub: str = pub, port: int = port) -> list[AgentProcess]:
+                started: list[AgentProcess] = mod.start_netconf(
+                    ns.namespace,
+                    folder / ns.name / "netconf",
+                    listen=[str(ns.address), "127.0.0.1"],
+                    port=port,
+                    authorized_keys=[pub],
+                )
+                return started
+
+            jobs.append((name, "sshd + netconfd", start_nc))
+    for mep_name, mep in topology.meps.items():
+        mod = _agent_module("oam_responder", "MEP")
+        ns = state.nodes[mep.node]
+
+        def start_mep(
+            ns: NodeState = ns, mep: Any = mep, mod: Any = mod, mep_name: str = mep_name
+        ) -> list[AgentProcess]:
+            return [
+                mod.start_responder(
+                    ns.namespace,
+                    folder / ns.name / f"oam-{mep_name}",
+                    interface=mep.interface,
+                    level=mep.level,
+                    mep_id=mep.mep_id,
+                    vlan=mep.vlan,
+                    ccm_interval_s=None,
+                )
+            ]
+
+        jobs.append((mep.node, f"OAM responder {mep_name}", start_mep))
+    return jobs
+
+
+def start_agents(topology: Topology, state: LabState, base_dir: Path, *, progress: Progress, workers: int = 8) -> None:
+    """Start every agent in parallel; each PID is recorded (and the state saved) as soon as it is known.
+
+    All jobs run to completion even when one fails, so every started PID is recorded for ``down``; the first
+    failure is then raised as a :class:`LabError` naming the node.
+    """
+    from interlude.lab.builder import record_pid
+
+    jobs = _jobs(topology, state, base_dir)
+    if not jobs:
+        return
+    lock = threading.Lock()
+    errors: list[str] = []
+
+    def run(job: tuple[str, str, Callable[[], list[AgentProcess]]]) -> None:
+        node, what, start = job
+        try:
+            agents = start()
+        except (InterludeError, OSError, subprocess.SubprocessError, TimeoutError, RuntimeError, ValueError) as exc:
+            with lock:
+                errors.append(f"{node}: {what} did not start: {exc}")
+            return
+        with lock:
+            for agent in agents:
+                state.nodes[node].agents.append(agent)
+                record_pid(state, agent.pid)
+            state.save()
+        progress(f"{node}: {what} ready")
+
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(jobs)))) as pool:
+        list(pool.map(run, jobs))
+    if errors:
+        raise LabError("; ".join(errors))
+
+
+def management_address(state: LabState, node: str) -> str | None:
+    """The management address of a node, without prefix length."""
+    address = state.nodes[node].address
+    return str(ipaddress.ip_address(address)) if address else None
