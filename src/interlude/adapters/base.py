@@ -222,6 +222,8 @@ class OamResult:
     hops: tuple[LinktraceHop, ...] = ()
     started_at: float = 0.0
     ended_at: float = 0.0
+    answered: tuple[bool, ...] = ()
+    """Per sent frame, in send order, whether it was answered (for availability windows); empty if unknown."""
 
 
 @dataclass
