@@ -1,0 +1,591 @@
+"""The ``netconf`` adapter: InterfaceControl, CounterSource and EventSource over NETCONF (ncclient).
+
+Behaviour follows what the device advertises in its ``<hello>``:
+
+* ``:candidate`` -> edits go to the candidate, then ``<validate>`` (if ``:validate`` and the profile allows it),
+  then ``<commit>``; with ``:confirmed-commit`` the commit is *confirmed* and only made permanent by a
+  confirming ``<commit>`` once the change is verified on the device; a failure at any step sends
+  ``<discard-changes>`` (and ``<cancel-commit>`` where ``:confirmed-commit:1.1`` allows), then a compensating
+  change puts the interface back as it was. So a failed order leaves the device as it was.
+* only ``:writable-running`` -> edits go to running (``rollback-on-error`` when advertised), verified, and
+  compensated the same way on failure.
+* ``settings.lock`` locks the target datastore(s) around every change.
+
+What "verified" means comes from the profile (``admin.verify``): ``datastore`` re-reads the admin state;
+``oper`` waits for the interface's operational state, because some agents (yuma123) do not act on the datastore
+alone (its confirmed-commit rollback restores the config but not the link).
+
+Events: NETCONF notifications (RFC 5277) on a second session when the profile names link notifications and the
+device advertises ``:notification``; otherwise the state tree is polled every ``settings.poll_interval_s`` and
+changes are emitted (source ``poll``). Unreachable/reachable transitions are emitted too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from lxml import etree
+
+from interlude.adapters.base import (
+    AdapterContext,
+    AdminState,
+    Capability,
+    CounterSample,
+    EventKind,
+    InterfaceState,
+    OperState,
+    SouthboundEvent,
+)
+from interlude.adapters.netconf.profile import PathSpec, Profile, load_profile, render
+from interlude.adapters.netconf.session import (
+    CAP_CANDIDATE,
+    CAP_CONFIRMED_10,
+    CAP_CONFIRMED_11,
+    CAP_NOTIFICATION,
+    CAP_ROLLBACK_ON_ERROR,
+    CAP_VALIDATE,
+    CAP_WRITABLE_RUNNING,
+    NetconfSession,
+)
+from interlude.adapters.netconf.settings import NetconfSettings, connect_params, parse_settings
+from interlude.errors import (
+    AdapterError,
+    CapabilityError,
+    DeviceConnectionError,
+    DeviceOperationError,
+    InterludeError,
+    NotFoundError,
+)
+from interlude.topology.model import NodeSpec
+
+log = logging.getLogger(__name__)
+
+
+class VerificationError(DeviceOperationError):
+    """The device accepted a change but did not reach the expected state within the profile's settle time."""
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """How changes are applied, decided from the device's capabilities at ``open()``."""
+
+    target: str  # "candidate" or "running"
+    validate: bool
+    confirmed: bool
+    cancel_commit: bool
+    rollback_on_error: bool
+
+
+def _value(element: etree._Element, xpath: Callable[[str], etree.XPath], spec: PathSpec) -> str | None:
+    if spec is None:
+        return None
+    expr = spec if isinstance(spec, str) else spec[0]
+    found = xpath(expr)(element)
+    if isinstance(found, list):
+        if not found:
+            return None
+        first = found[0]
+        text = first.text if isinstance(first, etree._Element) else str(first)
+        return text.strip() if text is not None else None
+    return str(found)
+
+
+def _number(element: etree._Element, xpath: Callable[[str], etree.XPath], spec: PathSpec) -> int:
+    if spec is None:
+        return 0
+    total = 0
+    for expr in [spec] if isinstance(spec, str) else spec:
+        found = xpath(expr)(element)
+        if isinstance(found, list) and found:
+            first = found[0]
+            text = first.text if isinstance(first, etree._Element) else str(first)
+            if text and text.strip().isdigit():
+                total += int(text.strip())
+    return total
+
+
+class NetconfAdapter:
+    """Drives one topology node over NETCONF, with the node's profile."""
+
+    kind: ClassVar[str] = "netconf"
+
+    def __init__(self, node: NodeSpec, context: AdapterContext) -> None:
+        self.node = node
+        self.context = context
+        self.settings: NetconfSettings = parse_settings(node)
+        extra = [Path(p) if Path(p).is_absolute() else context.base_dir / p for p in self.settings.profile_path]
+        self.profile: Profile = load_profile(self.settings.profile, extra)
+        self._params = connect_params(node, self.settings, context.base_dir)
+        self._session = NetconfSession(self._params, node.name)
+        self._to_device = dict(self.settings.interface_map)
+        self._to_topology = {v: k for k, v in self._to_device.items()}
+        self._strategy: Strategy | None = None
+        self._change_lock = asyncio.Lock()
+        self._closed = asyncio.Event()
+        self._subscribers: list[asyncio.Queue[SouthboundEvent]] = []
+        self._producer: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        return f"NetconfAdapter(node={self.node.name!r}, profile={self.profile.name!r}, params={self._params!r})"
+
+    # Lifecycle ----------------------------------------------------------------------------------------------
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        """Interfaces, counters and events (writes need candidate or writable-running, checked per change)."""
+        return frozenset({Capability.INTERFACES, Capability.COUNTERS, Capability.EVENTS})
+
+    @property
+    def device_capabilities(self) -> frozenset[str]:
+        """The capability URIs the device advertised in its hello (empty before ``open``)."""
+        return self._session.capabilities
+
+    async def open(self) -> None:
+        """Connect, read the device's capabilities and pick the change strategy."""
+        self._closed.clear()
+        await self._session.connect()
+        self._strategy = self._pick_strategy(self._session.capabilities)
+        log.info(
+            "netconf %s: connected (session %s), strategy %s", self.node.name, self._session.session_id, self._strategy
+        )
+
+    def _pick_strategy(self, caps: frozenset[str]) -> Strategy | None:
+        def has(uri: str) -> bool:
+            return any(c == uri or c.startswith(uri + "?") for c in caps)
+
+        confirmed_11 = has(CAP_CONFIRMED_11)
+        if has(CAP_CANDIDATE):
+            return Strategy(
+                target="candidate",
+                validate=self.profile.quirks.validate_ and any(has(c) for c in CAP_VALIDATE),
+                confirmed=self.settings.confirmed_commit and (confirmed_11 or has(CAP_CONFIRMED_10)),
+                cancel_commit=confirmed_11,
+                rollback_on_error=False,
+            )
+        if has(CAP_WRITABLE_RUNNING):
+            return Strategy("running", False, False, False, has(CAP_ROLLBACK_ON_ERROR))
+        return None
+
+    async def close(self) -> None:
+        """End event streams and close the session. Idempotent."""
+        self._closed.set()
+        if self._producer is not None:
+            self._producer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._producer
+            self._producer = None
+        await self._session.close()
+
+    # Names --------------------------------------------------------------------------------------------------
+
+    def _device_name(self, name: str) -> str:
+        if self.node.interfaces and name not in self.node.interfaces:
+            raise NotFoundError(f"node {self.node.name!r} has no interface {name!r}")
+        return self._to_device.get(name, name)
+
+    def _topology_name(self, device_name: str) -> str:
+        return self._to_topology.get(device_name, device_name)
+
+    def _wanted(self) -> list[str] | None:
+        """Device names of the topology's interfaces (None: the node declares none, so every interface)."""
+        if not self.node.interfaces:
+            return None
+        return [self._to_device.get(n, n) for n in self.node.interfaces]
+
+    # Reading ------------------------------------------------------------------------------------------------
+
+    async def _read_states(self, device_names: Sequence[str] | None) -> dict[str, InterfaceState]:
+        profile = self.profile
+        data = await self._session.get(profile.filter("state", device_names), what="get interface state")
+        xp = profile.xpath
+        paths = profile.paths
+        entries: dict[str, etree._Element] = {}
+        for element in xp(paths.state_interface)(data):
+            name = _value(element, xp, paths.name)
+            if name:
+                entries[name] = element
+        present: set[str] = set()
+        enabled: dict[str, bool] = {}
+        if profile.admin.read in ("config", "presence"):
+            names = list(entries) if device_names is None else list(device_names)
+            config = await self._session.get_config(
+                "running", profile.filter("config", names or None), what="get-config interfaces"
+            )
+            for element in xp(paths.config_interface)(config):
+                name = _value(element, xp, paths.name)
+                if name:
+                    present.add(name)
+                    raw = _value(element, xp, paths.enabled)
+                    enabled[name] = raw is None or raw.lower() == "true"
+        states: dict[str, InterfaceState] = {}
+        for name, element in entries.items():
+            oper_raw = _value(element, xp, paths.oper)
+            oper = OperState(profile.oper_values.get(oper_raw or "", "unknown"))
+            if profile.admin.read == "state":
+                admin_raw = _value(element, xp, paths.admin) or ""
+                admin = AdminState(profile.admin_values.get(admin_raw, "down" if oper is OperState.DOWN else "up"))
+            elif profile.admin.read == "config":
+                admin = AdminState.UP if enabled.get(name, True) else AdminState.DOWN
+            else:  # presence: a configured entry means up; without one the link itself tells
+                admin = AdminState.UP if name in present or oper is OperState.UP else AdminState.DOWN
+            speed = _value(element, xp, paths.speed_bps)
+            mtu = _value(element, xp, paths.mtu)
+            states[name] = InterfaceState(
+                name=self._topology_name(name),
+                admin=admin,
+                oper=oper,
+                speed_bps=int(speed) if speed and speed.isdigit() else None,
+                mtu=int(mtu) if mtu and mtu.isdigit() else None,
+                mac=_value(element, xp, paths.mac),
+                description=_value(element, xp, paths.description),
+            )
+        return states
+
+    async def list_interfaces(self) -> Sequence[InterfaceState]:
+        """The topology's interfaces as the device reports them (all of the device's if the node lists none)."""
+        wanted = self._wanted()
+        states = await self._read_states(wanted)
+        order = wanted if wanted is not None else list(states)
+        return [states[n] for n in order if n in states]
+
+    async def get_interface(self, name: str) -> InterfaceState:
+        """One interface; NotFoundError if the topology or the device does not know it."""
+        device = self._device_name(name)
+        states = await self._read_states([device])
+        if device not in states:
+            raise NotFoundError(f"device {self.node.name!r} reports no interface {device!r}")
+        return states[device]
+
+    async def read_counters(self, names: Sequence[str] | None = None) -> Mapping[str, CounterSample]:
+        """Counters of many interfaces with one ``<get>``, parsed with lxml."""
+        if names is None:
+            wanted = self._wanted()
+            topo_names = list(self.node.interfaces) if wanted is not None else None
+        else:
+            wanted = [self._device_name(n) for n in names]
+            topo_names = list(names)
+        data = await self._session.get(self.profile.filter("counters", wanted), what="get counters")
+        now = time.time()
+        xp, paths = self.profile.xpath, self.profile.paths
+        out: dict[str, CounterSample] = {}
+        for element in xp(paths.state_interface)(data):
+            dev = _value(element, xp, paths.name)
+            if not dev:
+                continue
+            topo = self._topology_name(dev)
+            out[topo] = CounterSample(
+                interface=topo,
+                in_octets=_number(element, xp, paths.in_octets),
+                out_octets=_number(element, xp, paths.out_octets),
+                in_packets=_number(element, xp, paths.in_packets),
+                out_packets=_number(element, xp, paths.out_packets),
+                in_errors=_number(element, xp, paths.in_errors),
+                out_errors=_number(element, xp, paths.out_errors),
+                in_discards=_number(element, xp, paths.in_discards),
+                out_discards=_number(element, xp, paths.out_discards),
+                sampled_at=now,
+            )
+        if topo_names is not None:
+            missing = [n for n in topo_names if n not in out]
+            if missing:
+                raise NotFoundError(f"device {self.node.name!r} reports no counters for {missing}")
+        return out
+
+    # Changing -----------------------------------------------------------------------------------------------
+
+    def _require_strategy(self) -> Strategy:
+        if self._strategy is None:
+            if not self._session.capabilities:
+                raise DeviceConnectionError("the adapter is not open", node=self.node.name)
+            raise CapabilityError(
+                "the device advertises neither :candidate nor :writable-running, so it cannot be configured",
+                node=self.node.name,
+            )
+        return self._strategy
+
+    async def apply_config(
+        self,
+        config: str,
+        *,
+        verify: Callable[[], Awaitable[bool]] | None = None,
+        describe: str = "change",
+    ) -> None:
+        """Apply one ``<config>`` edit as a transaction: all of it, verified, or none of it.
+
+        On any failure before the change is final the candidate is discarded (and a pending confirmed commit
+        cancelled), so running is as before; the caller compensates effects the device does not roll back by
+        itself (see ``set_admin_state``). Raises a :class:`DeviceOperationError` (``NetconfRpcError`` carries
+        the rpc-error tag) or :class:`VerificationError`.
+        """
+        strategy = self._require_strategy()
+        session = self._session
+        async with self._change_lock:
+            locked: list[str] = []
+            pending_confirm = False
+            try:
+                if self.settings.lock:
+                    for target in ("running", "candidate") if strategy.target == "candidate" else ("running",):
+                        await session.lock(target)
+                        locked.append(target)
+                if strategy.target == "candidate":
+                    await session.edit_config("candidate", config)
+                    if strategy.validate:
+                        await session.validate("candidate")
+                    if strategy.confirmed and verify is not None:
+                        window = max(self.settings.confirm_timeout_s, int(self.profile.admin.settle_s * 2) + 10)
+                        await session.commit(confirmed=True, timeout_s=window)
+                        pending_confirm = True
+                    else:
+                        await session.commit()
+                else:
+                    await session.edit_config(
+                        "running", config, error_option="rollback-on-error" if strategy.rollback_on_error else None
+                    )
+                if verify is not None and not await verify():
+                    raise VerificationError(
+                        f"{describe}: the device accepted the change but did not reach the expected state within "
+                        f"{self.profile.admin.settle_s} s",
+                        node=self.node.name,
+                    )
+                if pending_confirm:
+                    await session.commit()  # the confirming commit
+                    pending_confirm = False
+            except BaseException:
+                await self._undo(strategy, pending_confirm)
+                raise
+            finally:
+                for target in reversed(locked):
+                    with contextlib.suppress(InterludeError):
+                        await session.unlock(target)
+
+    async def _undo(self, strategy: Strategy, pending_confirm: bool) -> None:
+        """Best effort: cancel a pending confirmed commit, reset the candidate (never raises)."""
+        with contextlib.suppress(InterludeError):
+            if pending_confirm and strategy.cancel_commit:
+                await self._session.cancel_commit()
+        with contextlib.suppress(InterludeError):
+            if strategy.target == "candidate":
+                await self._session.discard_changes()
+
+    async def _wait_for(self, device: str, check: Callable[[InterfaceState], bool]) -> bool:
+        deadline = time.monotonic() + self.profile.admin.settle_s
+        while True:
+            state = (await self._read_states([device])).get(device)
+            if state is not None and check(state):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.05)
+
+    async def _entry_present(self, device: str) -> bool:
+        config = await self._session.get_config("running", self.profile.filter("config", [device]))
+        xp, paths = self.profile.xpath, self.profile.paths
+        return any(_value(e, xp, paths.name) == device for e in xp(paths.config_interface)(config))
+
+    async def _apply_admin(self, device: str, state: AdminState) -> None:
+        profile, templates = self.profile, self.profile.templates
+        want_down = state is AdminState.DOWN
+
+        async def verify() -> bool:
+            if profile.admin.verify == "datastore":
+                return await self._wait_for(device, lambda s: s.admin is state)
+            if want_down:
+                return await self._wait_for(device, lambda s: s.oper is OperState.DOWN)
+            # Admin up cannot force carrier: wait for oper up, but a link without a peer stays down.
+            await self._wait_for(device, lambda s: s.oper is OperState.UP)
+            return True
+
+        if profile.admin.style == "enabled":
+            assert templates.set_enabled is not None
+            body = render(templates.set_enabled, name=device, enabled="false" if want_down else "true")
+            await self.apply_config(body, verify=verify, describe=f"admin {state.value} of {device}")
+            return
+        assert templates.create is not None and templates.delete is not None
+        create = render(templates.create, name=device)
+        delete = render(templates.delete, name=device)
+        present = await self._entry_present(device)
+        current = (await self._read_states([device])).get(device)
+        if current is None:
+            raise NotFoundError(f"device {self.node.name!r} reports no interface {device!r}")
+        if want_down:
+            if not present:  # the agent only acts on deleting an entry: create it first (a no-op "up")
+                await self.apply_config(create, describe=f"prepare admin down of {device}")
+            await self.apply_config(delete, verify=verify, describe=f"admin down of {device}")
+            return
+        if present and current.oper is OperState.UP:
+            return  # already up: do not flap the link
+        if present:  # config says up, link is down (e.g. after a confirmed-commit rollback): re-assert
+            await self.apply_config(delete, describe=f"re-assert admin up of {device}")
+        await self.apply_config(create, verify=verify, describe=f"admin up of {device}")
+
+    async def set_admin_state(self, name: str, state: AdminState) -> InterfaceState:
+        """Change admin state, verify it on the device, and return the state read back.
+
+        If the change fails after the device began to act, the previous admin state is re-applied before the
+        error is raised, so a failed order leaves the interface as it was.
+        """
+        device = self._device_name(name)
+        before = (await self._read_states([device])).get(device)
+        if before is None:
+            raise NotFoundError(f"device {self.node.name!r} reports no interface {device!r}")
+        try:
+            await self._apply_admin(device, state)
+        except AdapterError as exc:
+            if before.admin is not state and not isinstance(exc, DeviceConnectionError):
+                try:
+                    await self._apply_admin(device, before.admin)
+                except InterludeError as undo_exc:
+                    log.warning("netconf %s: compensating %s failed: %s", self.node.name, device, undo_exc)
+            raise
+        return await self.get_interface(name)
+
+    # Events -------------------------------------------------------------------------------------------------
+
+    def _publish(self, event: SouthboundEvent) -> None:
+        for queue in self._subscribers:
+            if queue.full():
+                queue.get_nowait()
+            queue.put_nowait(event)
+
+    async def events(self) -> AsyncIterator[SouthboundEvent]:
+        """Link (and reachability) events until the adapter closes; each call is an independent subscriber."""
+        queue: asyncio.Queue[SouthboundEvent] = asyncio.Queue(maxsize=10_000)
+        self._subscribers.append(queue)
+        if self._producer is None or self._producer.done():
+            self._producer = asyncio.create_task(self._produce(), name=f"netconf-events-{self.node.name}")
+        closed = asyncio.ensure_future(self._closed.wait())
+        try:
+            while not self._closed.is_set():
+                getter = asyncio.ensure_future(queue.get())
+                done, _ = await asyncio.wait({getter, closed}, return_when=asyncio.FIRST_COMPLETED)
+                if getter not in done:
+                    getter.cancel()
+                    break
+                yield getter.result()
+        finally:
+            closed.cancel()
+            self._subscribers.remove(queue)
+
+    def _uses_notifications(self) -> bool:
+        return bool(self.profile.notifications) and any(
+            c.startswith(CAP_NOTIFICATION) for c in self._session.capabilities
+        )
+
+    async def _produce(self) -> None:
+        if not self._session.capabilities:
+            with contextlib.suppress(InterludeError):
+                await self._session.connect()
+        if self._uses_notifications():
+            await self._notifications()
+        else:
+            await self._poll()
+
+    async def _poll(self) -> None:
+        last: dict[str, InterfaceState] | None = None
+        reachable = True
+        while not self._closed.is_set():
+            try:
+                states = await self._read_states(self._wanted())
+            except DeviceConnectionError as exc:
+                if reachable:
+                    reachable = False
+                    self._publish(
+                        SouthboundEvent(
+                            EventKind.DEVICE_UNREACHABLE,
+                            self.node.name,
+                            None,
+                            time.time(),
+                            "poll",
+                            {"reason": str(exc)},
+                        )
+                    )
+                await asyncio.sleep(self.settings.poll_interval_s)
+                continue
+            except InterludeError as exc:
+                log.warning("netconf %s: event poll failed: %s", self.node.name, exc)
+                await asyncio.sleep(self.settings.poll_interval_s)
+                continue
+            now = time.time()
+            if not reachable:
+                reachable = True
+                self._publish(SouthboundEvent(EventKind.DEVICE_REACHABLE, self.node.name, None, now, "poll"))
+            if last is not None:
+                for dev, state in states.items():
+                    old = last.get(dev)
+                    if old is None:
+                        continue
+                    if old.admin is not state.admin:
+                        kind = EventKind.ADMIN_UP if state.admin is AdminState.UP else EventKind.ADMIN_DOWN
+                        self._publish(SouthboundEvent(kind, self.node.name, state.name, now, "poll"))
+                    if old.oper is not state.oper and state.oper is not OperState.UNKNOWN:
+                        kind = EventKind.LINK_UP if state.oper is OperState.UP else EventKind.LINK_DOWN
+                        self._publish(SouthboundEvent(kind, self.node.name, state.name, now, "poll"))
+            last = states
+            await asyncio.sleep(self.settings.poll_interval_s)
+
+    async def _notifications(self) -> None:
+        """A second session subscribed to the NETCONF stream; re-subscribes after a drop."""
+        matchers = {
+            kind: (self.profile.xpath(spec.match), self.profile.xpath(spec.interface))
+            for kind, spec in self.profile.notifications.items()
+        }
+        kinds = {"link_up": EventKind.LINK_UP, "link_down": EventKind.LINK_DOWN}
+        wanted = set(self._wanted() or [])
+        reachable = True
+        while not self._closed.is_set():
+            sub = NetconfSession(self._params, self.node.name, purpose="notify")
+            try:
+                await sub.connect()
+                await sub.create_subscription()
+                if not reachable:
+                    reachable = True
+                    self._publish(
+                        SouthboundEvent(
+                            EventKind.DEVICE_REACHABLE, self.node.name, None, time.time(), "netconf-notification"
+                        )
+                    )
+                while not self._closed.is_set():
+                    element = await sub.take_notification(timeout_s=0.5)
+                    if element is None:
+                        continue
+                    for key, (match, iface) in matchers.items():
+                        for hit in match(element):
+                            names = iface(hit) if isinstance(hit, etree._Element) else []
+                            dev = names[0].text.strip() if names and names[0].text else None
+                            if dev is None or (wanted and dev not in wanted):
+                                continue
+                            self._publish(
+                                SouthboundEvent(
+                                    kinds[key],
+                                    self.node.name,
+                                    self._topology_name(dev),
+                                    time.time(),
+                                    "netconf-notification",
+                                )
+                            )
+            except DeviceConnectionError as exc:
+                if reachable:
+                    reachable = False
+                    self._publish(
+                        SouthboundEvent(
+                            EventKind.DEVICE_UNREACHABLE,
+                            self.node.name,
+                            None,
+                            time.time(),
+                            "netconf-notification",
+                            {"reason": str(exc)},
+                        )
+                    )
+                await asyncio.sleep(self.settings.poll_interval_s)
+            except InterludeError as exc:
+                log.warning("netconf %s: notification stream failed: %s", self.node.name, exc)
+                await asyncio.sleep(self.settings.poll_interval_s)
+            finally:
+                await sub.close()
