@@ -195,6 +195,8 @@ class Lab:
                     )
                 )
                 m += 1
+        if m == 0:
+            state.mgmt_root_if = state.mgmt_root_address = None
         return state
 
     def _relay_for(self, index: int) -> RelayState:

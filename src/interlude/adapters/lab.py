@@ -1,0 +1,461 @@
+"""The ``lab`` adapter: drives one node of a running lab (``interlude lab up``) through its namespace.
+
+The node's namespace comes from the lab state (:func:`interlude.lab.state.load_lab_state`; the folder is
+``context.resources["lab-state-dir"]`` when set, else ``<context.state_dir>/labs/<topology>`` when that
+exists, else the default of :mod:`interlude.lab.state`). Topology interface names are the kernel names.
+
+Capabilities and how each is real:
+
+* interfaces, admin state, counters: netlink (pyroute2 ``IPRoute`` opened inside the namespace). Opening
+  the socket enters the namespace, so it happens in a worker thread, never on the event loop; the socket
+  keeps its namespace afterwards. Counters are the kernel's 64-bit link statistics, the numbers
+  ``/sys/class/net/IF/statistics`` shows.
+* bandwidth profiles: tbf (CIR/CBS) or htb (CIR + EIR, CBS/EBS) on the interface's egress; *ingress* (what
+  the customer sends in) is shaped on the far end of its veth, whose egress is this interface's ingress, since
+  the kernel has no policer action here (LAB-RECIPES §0).
+* connectivity: Linux bridge membership (:mod:`interlude.lab.bridges`); VLAN-tagged frames are carried as-is.
+* events: a netlink subscriber thread per adapter (``RTMGRP_LINK``) turns link changes into ``adminDown`` /
+  ``adminUp`` / ``linkDown`` / ``linkUp`` events.
+* impairments: the lab's own (:func:`interlude.lab.builder.apply_impairment`).
+* OAM: the OAM engine's raw-socket runner (``interlude.oam.runner.run_session``) inside the namespace, when
+  that module is installed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import select
+import threading
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from interlude.adapters.base import (
+    AdapterContext,
+    AdminState,
+    BandwidthProfile,
+    Capability,
+    ConnectionSpec,
+    CounterSample,
+    Direction,
+    EventKind,
+    InterfaceState,
+    OamRequest,
+    OamResult,
+    OperState,
+    SouthboundEvent,
+)
+from interlude.errors import (
+    CapabilityError,
+    DeviceConnectionError,
+    DeviceOperationError,
+    InterludeError,
+    MissingDependencyError,
+    NotFoundError,
+)
+from interlude.lab import shell
+from interlude.lab.state import LabState, PortRef, default_state_dir, load_lab_state, state_lock
+from interlude.topology.model import Impairment, NodeSpec
+
+try:
+    from pyroute2 import IPRoute
+    from pyroute2.netlink.exceptions import NetlinkError
+except ImportError as exc:  # pragma: no cover - the lab extra is missing
+    raise MissingDependencyError(
+        "the 'lab' adapter needs pyroute2; install it with: pip install 'lso-interlude[lab]'"
+    ) from exc
+
+IFF_UP = 0x1
+_OPER = {"UP": OperState.UP, "DOWN": OperState.DOWN, "LOWERLAYERDOWN": OperState.DOWN, "NOTPRESENT": OperState.DOWN}
+
+
+def _state_dir(context: AdapterContext) -> Path | None:
+    explicit = context.resources.get("lab-state-dir")
+    if isinstance(explicit, str | Path):
+        return Path(explicit)
+    candidate = context.state_dir / "labs" / context.topology.name
+    if (candidate / "state.json").exists():
+        return candidate
+    return default_state_dir(context.topology)
+
+
+class LabAdapter:
+    """One node of a running lab."""
+
+    kind: ClassVar[str] = "lab"
+
+    def __init__(self, node: NodeSpec, context: AdapterContext) -> None:
+        self.node = node
+        self.context = context
+        self._state_dir = _state_dir(context)
+        self._namespace: str | None = None
+        self._ipr: Any = None
+        self._lock = threading.Lock()
+        self._subscribers: set[asyncio.Queue[SouthboundEvent | None]] = set()
+        self._watcher: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        """Everything but OAM, plus OAM when the OAM engine's runner is installed."""
+        caps = {
+            Capability.INTERFACES,
+            Capability.COUNTERS,
+            Capability.BANDWIDTH,
+            Capability.CONNECTIVITY,
+            Capability.EVENTS,
+            Capability.IMPAIRMENT,
+        }
+        if self._oam_runner() is not None:
+            caps.add(Capability.OAM)
+        return frozenset(caps)
+
+    @property
+    def namespace(self) -> str:
+        """The node's namespace (after :meth:`open`)."""
+        if self._namespace is None:
+            raise DeviceConnectionError("the lab adapter is not open", node=self.node.name)
+        return self._namespace
+
+    def _load_state(self) -> LabState:
+        try:
+            return load_lab_state(self.context.topology, self._state_dir)
+        except NotFoundError as exc:
+            raise DeviceConnectionError(str(exc), node=self.node.name) from exc
+
+    async def open(self) -> None:
+        """Find the node's namespace in the lab state and open a netlink socket inside it."""
+        self._loop = asyncio.get_running_loop()
+        state = await asyncio.to_thread(self._load_state)
+        if self.node.name not in state.nodes:
+            raise DeviceConnectionError(f"the lab {state.name!r} has no node {self.node.name!r}", node=self.node.name)
+        namespace = state.nodes[self.node.name].namespace
+        if namespace not in await asyncio.to_thread(shell.list_netns):
+            raise DeviceConnectionError(f"namespace {namespace} does not exist (is the lab up?)", node=self.node.name)
+        self._namespace = namespace
+        try:
+            self._ipr = await asyncio.to_thread(IPRoute, netns=namespace)
+        except (OSError, NetlinkError) as exc:
+            raise DeviceConnectionError(f"cannot open netlink in {namespace}: {exc}", node=self.node.name) from exc
+
+    async def close(self) -> None:
+        """Stop the event watcher and close the netlink socket. Idempotent."""
+        self._stop.set()
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            await asyncio.to_thread(watcher.join, 2.0)
+        for queue in list(self._subscribers):
+            queue.put_nowait(None)
+        ipr, self._ipr = self._ipr, None
+        if ipr is not None:
+            await asyncio.to_thread(ipr.close)
+
+    # ------------------------------------------------------------------ netlink helpers (worker threads)
+
+    def _call(self, what: str, func: Any, *args: Any, **kwargs: Any) -> Any:
+        if self._ipr is None:
+            raise DeviceConnectionError("the lab adapter is not open", node=self.node.name)
+        with self._lock:
+            try:
+                return func(self._ipr, *args, **kwargs)
+            except NetlinkError as exc:
+                raise DeviceOperationError(f"{what} failed: {exc}", node=self.node.name) from exc
+            except OSError as exc:
+                raise DeviceConnectionError(f"{what} failed: {exc}", node=self.node.name) from exc
+
+    def _check_name(self, name: str) -> None:
+        if name not in self.node.interfaces:
+            raise NotFoundError(f"node {self.node.name} has no interface {name!r}")
+
+    def _links(self) -> dict[str, Any]:
+        msgs = self._call("reading links", lambda ipr: list(ipr.get_links()))
+        return {m.get("ifname"): m for m in msgs}
+
+    def _to_state(self, name: str, msg: Any) -> InterfaceState:
+        spec = self.node.interfaces.get(name)
+        admin = AdminState.UP if msg["flags"] & IFF_UP else AdminState.DOWN
+        oper = _OPER.get(str(msg.get("operstate")), OperState.UNKNOWN)
+        if admin is AdminState.DOWN:
+            oper = OperState.DOWN
+        return InterfaceState(
+            name=name,
+            admin=admin,
+            oper=oper,
+            speed_bps=spec.speed_mbps * 1_000_000 if spec else None,
+            mtu=msg.get("mtu"),
+            mac=msg.get("address"),
+            description=msg.get("ifalias") or (spec.description if spec else None) or None,
+        )
+
+    def _get(self, name: str) -> InterfaceState:
+        self._check_name(name)
+        msgs = self._call("reading link", lambda ipr: list(ipr.get_links(ifname=name)))
+        if not msgs:
+            raise NotFoundError(f"interface {name!r} does not exist in {self.namespace}")
+        return self._to_state(name, msgs[0])
+
+    # ------------------------------------------------------------------ InterfaceControl
+
+    async def list_interfaces(self) -> Sequence[InterfaceState]:
+        """The node's topology interfaces as the kernel shows them."""
+        links = await asyncio.to_thread(self._links)
+        return [self._to_state(name, links[name]) for name in self.node.interfaces if name in links]
+
+    async def get_interface(self, name: str) -> InterfaceState:
+        """One interface; :class:`NotFoundError` if the topology or the kernel does not know it."""
+        return await asyncio.to_thread(self._get, name)
+
+    async def set_admin_state(self, name: str, state: AdminState) -> InterfaceState:
+        """Set the kernel admin state and return what the kernel reports afterwards."""
+
+        def work() -> InterfaceState:
+            self._check_name(name)
+            wanted = "up" if state is AdminState.UP else "down"
+            self._call(f"setting {name} {wanted}", lambda ipr: ipr.link("set", ifname=name, state=wanted))
+            return self._get(name)
+
+        return await asyncio.to_thread(work)
+
+    # ------------------------------------------------------------------ CounterSource
+
+    async def read_counters(self, names: Sequence[str] | None = None) -> Mapping[str, CounterSample]:
+        """Kernel 64-bit counters of the named (default: all topology) interfaces, in one netlink dump."""
+        wanted = list(names) if names is not None else list(self.node.interfaces)
+        for name in wanted:
+            self._check_name(name)
+        links = await asyncio.to_thread(self._links)
+        now = time.time()
+        out: dict[str, CounterSample] = {}
+        for name in wanted:
+            msg = links.get(name)
+            if msg is None:
+                raise NotFoundError(f"interface {name!r} does not exist in {self.namespace}")
+            stats = msg.get("stats64") or msg.get("stats") or {}
+            out[name] = CounterSample(
+                interface=name,
+                in_octets=int(stats.get("rx_bytes", 0)),
+                out_octets=int(stats.get("tx_bytes", 0)),
+                in_packets=int(stats.get("rx_packets", 0)),
+                out_packets=int(stats.get("tx_packets", 0)),
+                in_errors=int(stats.get("rx_errors", 0)),
+                out_errors=int(stats.get("tx_errors", 0)),
+                in_discards=int(stats.get("rx_dropped", 0)),
+                out_discards=int(stats.get("tx_dropped", 0)),
+                sampled_at=now,
+            )
+        return out
+
+    # ------------------------------------------------------------------ BandwidthControl
+
+    def _far_end(self, interface: str) -> PortRef:
+        state = self._load_state()
+        wire = state.wire_of(self.node.name, interface)
+        if wire.relay is not None:
+            side = wire.relay.if_a if wire.a.node == self.node.name and wire.a.ifname == interface else wire.relay.if_b
+            return PortRef(wire.relay.netns, side)
+        return wire.b if (wire.a.node, wire.a.ifname) == (self.node.name, interface) else wire.a
+
+    async def apply_bandwidth(self, interface: str, profile: BandwidthProfile) -> None:
+        """Shape egress here and/or ingress at the far end of the veth (see the module docstring)."""
+        self._check_name(interface)
+        targets: list[PortRef] = []
+        if profile.direction in (Direction.EGRESS, Direction.BOTH):
+            targets.append(PortRef(self.namespace, interface, self.node.name))
+        if profile.direction in (Direction.INGRESS, Direction.BOTH):
+            targets.append(await asyncio.to_thread(self._far_end, interface))
+        for end in targets:
+            await asyncio.to_thread(shell.tc_batch, [f"qdisc del dev {end.ifname} root"], end.netns, force=True)
+            await asyncio.to_thread(shell.tc_batch, _shaper_lines(end.ifname, profile), end.netns)
+
+    async def remove_bandwidth(self, interface: str) -> None:
+        """Remove our shaper from both ends; no error when there is none."""
+        self._check_name(interface)
+        far = await asyncio.to_thread(self._far_end, interface)
+        for end in (PortRef(self.namespace, interface), far):
+            await asyncio.to_thread(shell.tc_batch, [f"qdisc del dev {end.ifname} root"], end.netns, force=True)
+
+    # ------------------------------------------------------------------ Connectivity
+
+    async def connect(self, spec: ConnectionSpec) -> None:
+        """Bridge the local interfaces the connection needs on this node (idempotent)."""
+        from interlude.lab import bridges
+
+        a, b = (spec.a.node, spec.a.interface), (spec.b.node, spec.b.interface)
+        members = bridges.local_members(self.context.topology, self.node.name, a, b)
+        for member in members:
+            self._check_name(member)
+
+        def work() -> None:
+            assert self._state_dir is not None
+            with state_lock(self._state_dir):
+                state = self._load_state()
+                bridges.connect(state, self.node.name, spec.id, members)
+
+        await asyncio.to_thread(work)
+
+    async def disconnect(self, connection_id: str) -> None:
+        """Remove the connection's bridge membership; no error if unknown."""
+        from interlude.lab import bridges
+
+        def work() -> None:
+            assert self._state_dir is not None
+            with state_lock(self._state_dir):
+                state = self._load_state()
+                bridges.disconnect(state, self.node.name, connection_id)
+
+        await asyncio.to_thread(work)
+
+    # ------------------------------------------------------------------ ImpairmentControl
+
+    async def set_impairment(self, interface: str, impairment: Impairment) -> None:
+        """Replace the impairment of the link attached to ``interface`` (down cuts the far end)."""
+        from interlude.lab.builder import apply_impairment
+
+        self._check_name(interface)
+
+        def work() -> None:
+            assert self._state_dir is not None
+            with state_lock(self._state_dir):
+                state = self._load_state()
+                wire = state.wire_of(self.node.name, interface)
+                near = wire.a if (wire.a.node, wire.a.ifname) == (self.node.name, interface) else wire.b
+                apply_impairment(state, wire, impairment, near=near)
+                state.save()
+
+        await asyncio.to_thread(work)
+
+    # ------------------------------------------------------------------ EventSource
+
+    async def events(self) -> AsyncIterator[SouthboundEvent]:
+        """Link events from netlink, until the adapter closes; each call is an independent subscriber."""
+        queue: asyncio.Queue[SouthboundEvent | None] = asyncio.Queue()
+        self._subscribers.add(queue)
+        try:
+            await self._ensure_watcher()
+            while True:
+                event = await queue.get()
+                if event is None:
+                    return
+                yield event
+        finally:
+            self._subscribers.discard(queue)
+
+    async def _ensure_watcher(self) -> None:
+        if self._watcher is not None:
+            return
+        ready = threading.Event()
+        errors: list[BaseException] = []
+        self._stop.clear()
+        thread = threading.Thread(
+            target=self._watch, args=(ready, errors), name=f"lab-events-{self.node.name}", daemon=True
+        )
+        self._watcher = thread
+        thread.start()
+        await asyncio.to_thread(ready.wait, 10.0)
+        if errors:
+            self._watcher = None
+            raise DeviceConnectionError(f"cannot watch netlink: {errors[0]}", node=self.node.name) from errors[0]
+
+    def _publish(self, event: SouthboundEvent) -> None:
+        for queue in list(self._subscribers):
+            queue.put_nowait(event)
+
+    def _watch(self, ready: threading.Event, errors: list[BaseException]) -> None:
+        """Worker thread: subscribe to link changes in the namespace and translate them into events."""
+        try:
+            ipr = IPRoute(netns=self.namespace)
+            ipr.bind()
+            known: dict[str, tuple[bool, OperState]] = {}
+            for msg in ipr.get_links():
+                name = msg.get("ifname")
+                known[name] = (bool(msg["flags"] & IFF_UP), _OPER.get(str(msg.get("operstate")), OperState.UNKNOWN))
+        except (OSError, NetlinkError) as exc:
+            errors.append(exc)
+            ready.set()
+            return
+        ready.set()
+        loop = self._loop
+        try:
+            while not self._stop.is_set():
+                readable, _, _ = select.select([ipr.fileno()], [], [], 0.2)
+                if not readable:
+                    continue
+                for msg in ipr.get():
+                    if msg.get("event") != "RTM_NEWLINK":
+                        continue
+                    name = msg.get("ifname")
+                    if name not in self.node.interfaces:
+                        continue
+                    admin = bool(msg["flags"] & IFF_UP)
+                    oper = _OPER.get(str(msg.get("operstate")), OperState.UNKNOWN)
+                    if not admin:
+                        oper = OperState.DOWN
+                    before = known.get(name, (True, OperState.UP))
+                    known[name] = (admin, oper)
+                    kinds: list[EventKind] = []
+                    if before[0] != admin:
+                        kinds.append(EventKind.ADMIN_UP if admin else EventKind.ADMIN_DOWN)
+                    if before[1] != oper and oper is not OperState.UNKNOWN:
+                        kinds.append(EventKind.LINK_UP if oper is OperState.UP else EventKind.LINK_DOWN)
+                    for kind in kinds:
+                        event = SouthboundEvent(
+                            kind=kind,
+                            node=self.node.name,
+                            interface=name,
+                            at=time.time(),
+                            source="netlink",
+                            details={"operstate": str(msg.get("operstate")), "namespace": self.namespace},
+                        )
+                        if loop is not None and not loop.is_closed():
+                            loop.call_soon_threadsafe(self._publish, event)
+        except (OSError, NetlinkError):
+            pass  # the namespace went away (lab down): the stream simply ends
+        finally:
+            with contextlib.suppress(Exception):
+                ipr.close()
+
+    # ------------------------------------------------------------------ OamControl
+
+    @staticmethod
+    def _oam_runner() -> Any:
+        try:
+            module = importlib.import_module("interlude.oam.runner")
+        except ImportError:
+            return None
+        return getattr(module, "run_session", None)
+
+    async def run_oam(self, request: OamRequest) -> OamResult:
+        """Run one OAM session from a MEP of this node with the OAM engine's raw-socket runner."""
+        runner = self._oam_runner()
+        if runner is None:
+            raise CapabilityError("OAM needs interlude.oam.runner (the OAM engine)", node=self.node.name)
+        self._check_name(request.mep.interface)
+        try:
+            result = runner(request, netns=self.namespace)
+            if asyncio.iscoroutine(result):
+                result = await result
+        except InterludeError:
+            raise
+        except (OSError, ValueError) as exc:
+            raise DeviceOperationError(f"OAM session failed: {exc}", node=self.node.name) from exc
+        assert isinstance(result, OamResult)
+        return result
+
+
+def _shaper_lines(ifname: str, profile: BandwidthProfile) -> list[str]:
+    """Traffic-control lines: tbf for CIR/CBS alone, htb (rate CIR, ceil CIR+EIR) when there is an EIR."""
+    cbs = max(profile.cbs_bytes, 3200)
+    if profile.eir_bps <= 0:
+        return [f"qdisc add dev {ifname} root tbf rate {profile.cir_bps}bit burst {cbs} latency 50ms"]
+    ebs = max(profile.ebs_bytes, cbs)
+    return [
+        f"qdisc add dev {ifname} root handle 1: htb default 10",
+        f"class add dev {ifname} parent 1: classid 1:10 htb rate {profile.cir_bps}bit "
+        f"ceil {profile.cir_bps + profile.eir_bps}bit burst {cbs} cburst {ebs}",
+    ]
