@@ -8,8 +8,8 @@ group like every other adapter. All emulated nodes of one topology share one net
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
-import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import ClassVar
 
@@ -21,7 +21,6 @@ from interlude.adapters.base import (
     ConnectionSpec,
     CounterSample,
     InterfaceState,
-    LinktraceHop,
     OamKind,
     OamRequest,
     OamResult,
@@ -116,55 +115,39 @@ class EmulatedAdapter:
         self.network.disconnect(self.node.name, connection_id)
 
     async def run_oam(self, request: OamRequest) -> OamResult:
-        """Run a session against the path characteristics of the in-memory network.
+        """Run the real OAM sessions (:mod:`interlude.oam`) against an in-process responder.
 
-        Frames are simulated one by one: each is lost with the path's loss probability (independently per
-        direction) and delayed by the path's one-way delay plus uniform jitter, so results carry the same
-        statistics a real session through a relay would.
+        The frames cross an in-memory link carrying the path's one-way delay, jitter (uniform extra delay up
+        to ``jitter_ms``) and loss, independently per direction, on a virtual clock: a 100-frame session at
+        100 ms interval returns in milliseconds, with the delays and losses the path implies. Frame delay
+        (FD) is two-way with the responder's residence time removed, so a 5 ms one-way path reports
+        ~10 ms; loopback RTT includes ~20 µs of simulated responder processing. Bridges on the path answer
+        a linktrace as MIPs. An unreachable path (cut link, port down) loses every frame.
         """
+        from interlude.oam.codec import mac_to_bytes as codec_mac  # scapy loads only when OAM is used
+        from interlude.oam.runner import run_emulated
+        from interlude.oam.transport import PathImpairment
+
         mep = request.mep
         if mep.node != self.node.name:
             raise OamError(f"MEP {mep.name!r} is on node {mep.node!r}, not {self.node.name!r}")
         self._check(mep.interface)
-        if request.remote is None:
+        remote = request.remote
+        if remote is None:
             raise OamError("the emulated adapter needs the remote MEP of the session")
-        path = self.network.path((mep.node, mep.interface), (request.remote.node, request.remote.interface))
-        started = time.time()
-        sent = request.count
-        delays: list[float] = []
-        fwd_lost = bwd_lost = 0
-        for _ in range(sent):
-            if not path.reachable:
-                fwd_lost += 1
-                continue
-            if self._rng.random() < path.loss_ratio:
-                fwd_lost += 1
-                continue
-            if self._rng.random() < path.loss_ratio:
-                bwd_lost += 1
-                continue
-            one_way = [path.delay_ms + self._rng.uniform(0, path.jitter_ms) for _ in range(2)]
-            delays.append(sum(one_way) * 1000.0 + 20.0)  # + ~20 us of simulated bridging
-        if request.interval_s > 0 and sent > 0:
-            await asyncio.sleep(min(request.interval_s * sent, 0.05))
-        hops: tuple[LinktraceHop, ...] = ()
+        path = self.network.path((mep.node, mep.interface), (remote.node, remote.interface))
+        if remote.mac is None:
+            remote = dataclasses.replace(remote, mac=self.network.port(remote.node, remote.interface).mac)
+            request = dataclasses.replace(request, remote=remote)
+        impairment = PathImpairment(delay_ms=path.delay_ms, jitter_ms=path.jitter_ms,
+                                    loss_ratio=path.loss_ratio, down=not path.reachable)
+        mips: list[bytes] = []
         if request.kind is OamKind.LINKTRACE and path.reachable:
-            hops = tuple(
-                LinktraceHop(ttl=63 - i, mac=self.network.port(*self._hop_port(hop)).mac)
-                for i, hop in enumerate(path.hops)
-            )
-        lossy = request.kind in (OamKind.SYNTHETIC_LOSS, OamKind.LOSS)
-        return OamResult(
-            kind=request.kind,
-            sent=sent,
-            received=len(delays),
-            delays_us=tuple(delays),
-            forward_lost=fwd_lost if lossy else None,
-            backward_lost=bwd_lost if lossy else None,
-            hops=hops,
-            started_at=started,
-            ended_at=time.time(),
-        )
+            current = mep.node
+            for first, second in path.hops[:-1]:
+                current = second if first == current else first
+                mips.append(codec_mac(self.network.port(*self._hop_port(("", current))).mac))
+        return await run_emulated(request, impairment, seed=self._rng.randrange(1 << 30), mips=mips)
 
     def _hop_port(self, hop: tuple[str, str]) -> tuple[str, str]:
         node = hop[1]

@@ -49,6 +49,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from interlude.errors import LabError
 from interlude.lab.agents.base import AgentProcess
 
 ETH_P_ALL = 0x0003
@@ -327,11 +328,11 @@ def start_relay(
             return AgentProcess(type="relay", pid=proc.pid, netns=netns, log=str(log),
                                 extra={"control": str(control), "if_a": if_a, "if_b": if_b})
         if proc.poll() is not None:
-            raise RuntimeError(f"relay in {netns} exited ({proc.returncode}): {log.read_text().strip()[-500:]}")
+            raise LabError(f"relay in {netns} exited ({proc.returncode}): {log.read_text().strip()[-500:]}")
         time.sleep(0.02)
     proc.terminate()
     proc.wait(timeout=5)
-    raise TimeoutError(f"relay in {netns} did not become ready in {timeout} s")
+    raise LabError(f"relay in {netns} did not become ready in {timeout} s")
 
 
 def update_relay(agent: AgentProcess, config: RelayConfig) -> None:

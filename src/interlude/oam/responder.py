@@ -1,0 +1,246 @@
+"""MEP responder: answers LBM, LTM, DMM, SLM and LMM, and sends and checks CCMs.
+
+:class:`MepResponder` is sans-IO (frame + RX timestamp in, replies out) so the same object runs:
+
+* as a process per MEP in a lab (``python -m interlude.oam.responder`` / ``interlude oam responder``, started
+  by :func:`interlude.lab.agents.oam_responder.start_responder`) over a raw socket, via :func:`serve`;
+* in-process for the emulator, attached to an :class:`~interlude.oam.transport.EmulatedLink`.
+
+What it does per opcode (only frames of its MD level and VLAN, addressed to its MAC or the level's CFM group
+address):
+
+* LBM -> LBR (same sequence number and TLVs);
+* LTM whose target is this MEP -> LTR with TerminalMEP, RlyHit, TTL-1, LTR Egress ID and Reply Ingress TLVs;
+* DMM -> DMR with RxTimestampf = the kernel RX time and TxTimestampb written right before send, so the
+  initiator can remove this responder's residence time;
+* SLM -> SLR with ResponderMEPID and TxFCb = SLMs received so far for (source MAC, source MEP, test id);
+* LMM -> LMR with RxFCf / TxFCb = frames of this MEG received from / sent to that peer (ours are the only
+  counters a software MEP has: OAM frames, not service frames);
+* CCM -> :class:`~interlude.oam.sessions.ContinuityCheck` (LOC after 3.5 intervals, RDI).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from interlude.oam import codec
+from interlude.oam.codec import L2, Opcode
+from interlude.oam.sessions import CcmEvent, ContinuityCheck
+from interlude.oam.transport import Transport
+
+Reply = tuple[bytearray, int | None]
+
+
+class MepResponder:
+    """The answering side of a MEP (sans-IO)."""
+
+    def __init__(self, mac: bytes, *, level: int = 3, mep_id: int = 2, vlan: int | None = None,
+                 meg_id: str = "interlude", ccm_interval_s: float | None = None, remote_meps: tuple[int, ...] = (),
+                 start_ns: int = 0) -> None:
+        if not 0 <= level <= 7:
+            raise ValueError("MD level must be 0..7")
+        if not 1 <= mep_id <= 8191:
+            raise ValueError("MEP id must be 1..8191")
+        self.mac = mac
+        self.level = level
+        self.mep_id = mep_id
+        self.vlan = vlan
+        self.meg_id = meg_id
+        self._groups = {codec.class1_multicast(level), codec.class2_multicast(level)}
+        self.slm_counters: dict[tuple[bytes, int, int], int] = defaultdict(int)
+        self.rx_from: dict[bytes, int] = defaultdict(int)
+        self.tx_to: dict[bytes, int] = defaultdict(int)
+        self.answered: dict[str, int] = defaultdict(int)
+        self.ccm: ContinuityCheck | None = None
+        if ccm_interval_s:
+            group = L2(dst=codec.class1_multicast(level), src=mac, vlan=vlan)
+            self.ccm = ContinuityCheck(group, level=level, mep_id=mep_id, meg_id=meg_id,
+                                       interval_ns=int(ccm_interval_s * 1e9), remote_meps=remote_meps,
+                                       start_ns=start_ns)
+        self.events: list[CcmEvent] = []
+
+    def handle(self, frame: bytes, rx_ns: int) -> list[Reply]:
+        """Answer one received frame; CCM state changes accumulate in :attr:`events`."""
+        parsed = codec.parse(frame)
+        if parsed is None or parsed.vlan != self.vlan:
+            return []
+        if parsed.opcode == Opcode.CCM:
+            if self.ccm is not None:
+                self.events.extend(self.ccm.receive(frame, rx_ns))
+            return []
+        if parsed.level != self.level or (parsed.dst != self.mac and parsed.dst not in self._groups):
+            return []
+        self.rx_from[parsed.src] += 1
+        pdu = parsed.pdu
+        op = parsed.opcode
+        reply: bytearray
+        stamp_at: int | None = None
+        if op == Opcode.LBM:
+            reply = codec.swap_reply(frame, parsed, Opcode.LBR, self.mac)
+        elif op == Opcode.DMM:
+            reply = codec.swap_reply(frame, parsed, Opcode.DMR, self.mac)
+            codec.put_ts(reply, pdu + codec.OFF_DM_RXF, rx_ns)
+            stamp_at = pdu + codec.OFF_DM_TXB
+        elif op == Opcode.SLM:
+            key = (parsed.src, codec.u16(frame, pdu + codec.OFF_SL_SRC), codec.u32(frame, pdu + codec.OFF_SL_TEST))
+            self.slm_counters[key] += 1
+            reply = codec.swap_reply(frame, parsed, Opcode.SLR, self.mac)
+            codec.put_u16(reply, pdu + codec.OFF_SL_RSP, self.mep_id)
+            codec.put_u32(reply, pdu + codec.OFF_SL_TXFCB, self.slm_counters[key])
+        elif op == Opcode.LMM:
+            reply = codec.swap_reply(frame, parsed, Opcode.LMR, self.mac)
+            codec.put_u32(reply, pdu + codec.OFF_LM_RXFCF, self.rx_from[parsed.src])
+            codec.put_u32(reply, pdu + codec.OFF_LM_TXFCB, self.tx_to[parsed.src] + 1)
+        elif op == Opcode.LTM:
+            target = bytes(frame[pdu + codec.OFF_LTM_TARGET:pdu + codec.OFF_LTM_TARGET + 6])
+            if target != self.mac or frame[pdu + codec.OFF_LTM_TTL] == 0:
+                return []
+            reply = codec.build_ltr(frame, parsed, self.mac, terminal=True)
+        else:
+            return []
+        self.tx_to[bytes(reply[0:6])] += 1
+        self.answered[Opcode(op).name] += 1
+        return [(reply, stamp_at)]
+
+    def poll_ccm(self, now_ns: int) -> tuple[Reply | None, list[CcmEvent]]:
+        """A CCM to send (if due) and LOC events; nothing when CCM is off."""
+        if self.ccm is None:
+            return None, []
+        out, events = self.ccm.poll(now_ns)
+        self.events.extend(events)
+        return ((out.frame, None) if out is not None else None), events
+
+    def wakeup_ns(self, now_ns: int) -> int:
+        """When :func:`serve` must wake even without frames."""
+        if self.ccm is None:
+            return now_ns + 1_000_000_000
+        return self.ccm.wakeup_ns()
+
+    def state(self) -> dict[str, Any]:
+        """JSON-ready snapshot (the state file a lab reads)."""
+        data: dict[str, Any] = {"mac": codec.mac_to_str(self.mac), "level": self.level, "mep_id": self.mep_id,
+                                "vlan": self.vlan, "answered": dict(self.answered)}
+        if self.ccm is not None:
+            data["ccm"] = self.ccm.state()
+        return data
+
+
+async def serve(responder: MepResponder, transport: Transport, stop: asyncio.Event, *,
+                on_event: Callable[[CcmEvent], None] | None = None,
+                on_state: Callable[[dict[str, Any]], None] | None = None) -> None:
+    """Answer frames and run CCM until ``stop`` is set."""
+    if on_state is not None:
+        on_state(responder.state())
+    while not stop.is_set():
+        now = transport.now_ns()
+        ccm_frame, _ = responder.poll_ccm(now)
+        if ccm_frame is not None:
+            transport.send(*ccm_frame)
+        got = await transport.receive(min(responder.wakeup_ns(now), now + 200_000_000))
+        if got is not None:
+            frame, rx_ns = got
+            for reply, stamp_at in responder.handle(frame, rx_ns):
+                transport.send(reply, stamp_at)
+        if responder.events:
+            events, responder.events = responder.events, []
+            for event in events:
+                if on_event is not None:
+                    on_event(event)
+            if on_state is not None:
+                on_state(responder.state())
+
+
+def write_state_file(path: Path) -> Callable[[dict[str, Any]], None]:
+    """A ``serve(on_state=...)`` callback writing the state atomically as JSON (with the write time)."""
+
+    def write(state: dict[str, Any]) -> None:
+        state = {**state, "updated_at": time.time()}
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(state, indent=1))
+        tmp.replace(path)
+
+    return write
+
+
+async def run_responder(*, netns: str | None, interface: str, level: int, mep_id: int, vlan: int | None,
+                        meg_id: str = "interlude", ccm_interval_s: float | None = None,
+                        remote_meps: tuple[int, ...] = (), state_file: Path | None = None,
+                        stop: asyncio.Event | None = None, log: Callable[[str], None] | None = None) -> None:
+    """Serve one MEP on a raw socket until ``stop`` is set or SIGTERM/SIGINT arrives (then return cleanly)."""
+    from interlude.oam.transport import RawTransport
+
+    transport = RawTransport(interface, netns)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    installed: list[signal.Signals] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+        except (RuntimeError, ValueError):  # not the main thread
+            pass
+    responder = MepResponder(transport.mac, level=level, mep_id=mep_id, vlan=vlan, meg_id=meg_id,
+                             ccm_interval_s=ccm_interval_s, remote_meps=remote_meps, start_ns=transport.now_ns())
+
+    def on_event(event: CcmEvent) -> None:
+        if log is not None:
+            log(json.dumps({"event": event.kind, "mep_id": event.mep_id, "at": event.at_ns / 1e9,
+                            "detail": event.detail}))
+
+    on_state = write_state_file(state_file) if state_file is not None else None
+    if log is not None:
+        log(json.dumps({"event": "ready", "interface": interface, "mac": codec.mac_to_str(transport.mac),
+                        "level": level, "mep_id": mep_id, "vlan": vlan, "ccm_interval_s": ccm_interval_s}))
+    try:
+        await serve(responder, transport, stop, on_event=on_event, on_state=on_state)
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+        transport.close()
+        if on_state is not None:
+            on_state({**responder.state(), "stopped": True})
+        if log is not None:
+            log(json.dumps({"event": "stopped", "answered": dict(responder.answered)}))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m interlude.oam.responder``: the per-MEP process a lab starts."""
+    import argparse
+    import sys
+
+    from interlude.errors import OamError
+
+    parser = argparse.ArgumentParser(prog="python -m interlude.oam.responder")
+    parser.add_argument("--netns")
+    parser.add_argument("--interface", required=True)
+    parser.add_argument("--level", type=int, default=3)
+    parser.add_argument("--mep-id", type=int, default=2)
+    parser.add_argument("--vlan", type=int)
+    parser.add_argument("--meg-id", default="interlude")
+    parser.add_argument("--ccm-interval", type=float, help="seconds; omit to send no CCMs")
+    parser.add_argument("--remote-mep", type=int, action="append", default=[])
+    parser.add_argument("--state", type=Path, help="JSON state file rewritten on every CCM state change")
+    args = parser.parse_args(argv)
+
+    def log(line: str) -> None:
+        print(line, flush=True)
+
+    try:
+        asyncio.run(run_responder(netns=args.netns, interface=args.interface, level=args.level, mep_id=args.mep_id,
+                                  vlan=args.vlan, meg_id=args.meg_id, ccm_interval_s=args.ccm_interval,
+                                  remote_meps=tuple(args.remote_mep), state_file=args.state, log=log))
+    except (OamError, ValueError) as exc:
+        print(f"responder: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

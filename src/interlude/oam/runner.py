@@ -1,0 +1,157 @@
+"""Run OAM sessions: the one driver loop, and the entry points adapters and the CLI call.
+
+For the lab adapter (``LabAdapter.run_oam`` is a thin call)::
+
+    from interlude.oam.runner import run_oam_session
+    result = await run_oam_session(request, netns="ilt...-pe1", interface="eth1", target_mac=None)
+
+``target_mac`` (else ``request.target_mac``, else ``request.remote.mac``) addresses the far MEP; without
+any, loopback / delay / synthetic loss go to the level's class-1 CFM group address and linktrace needs a
+target. :func:`run_session` is the blocking twin (it runs its own event loop; do not call it from async code).
+Errors (no such namespace or interface, no permission) raise :class:`~interlude.errors.OamError`.
+
+The emulator runs the same sessions with :func:`run_emulated`, over an :class:`EmulatedLink` whose far end is
+an in-process :class:`MepResponder`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+
+from interlude.adapters.base import OamKind, OamRequest, OamResult
+from interlude.errors import OamError
+from interlude.oam import codec
+from interlude.oam.codec import L2
+from interlude.oam.responder import MepResponder
+from interlude.oam.sessions import (
+    DelaySession,
+    LinktraceSession,
+    LoopbackSession,
+    LossSession,
+    Progress,
+    Session,
+    SyntheticLossSession,
+)
+from interlude.oam.transport import EmulatedLink, PathImpairment, RawTransport, Transport
+
+ProgressCallback = Callable[[Progress], None]
+
+
+def build_session(request: OamRequest, own_mac: bytes, target_mac: str | None = None) -> Session:
+    """The sans-IO session for a request (addresses, level, VLAN, pacing, frame size)."""
+    mep = request.mep
+    target = target_mac or request.target_mac or (request.remote.mac if request.remote else None)
+    if request.count < 1:
+        raise OamError("count must be >= 1")
+    if request.interval_s < 0 or request.timeout_s <= 0:
+        raise OamError("interval must be >= 0 and timeout > 0")
+    dst = codec.mac_to_bytes(target) if target else codec.class1_multicast(mep.level)
+    l2 = L2(dst=dst, src=own_mac, vlan=mep.vlan, priority=request.priority)
+    interval_ns = int(request.interval_s * 1e9)
+    timeout_ns = int(request.timeout_s * 1e9)
+    level, count = mep.level, request.count
+    kind = request.kind
+    try:
+        if kind is OamKind.LOOPBACK:
+            size = codec.pad_for_size(l2, 8, request.frame_size)
+            return LoopbackSession(l2, level=level, count=count, interval_ns=interval_ns,
+                                   timeout_ns=timeout_ns, data_size=size)
+        if kind is OamKind.DELAY:
+            size = codec.pad_for_size(l2, 36, request.frame_size)
+            return DelaySession(l2, level=level, count=count, interval_ns=interval_ns, timeout_ns=timeout_ns,
+                                data_size=size)
+        if kind is OamKind.SYNTHETIC_LOSS:
+            size = codec.pad_for_size(l2, 20, request.frame_size)
+            return SyntheticLossSession(l2, level=level, count=count, interval_ns=interval_ns,
+                                        timeout_ns=timeout_ns, src_mep=mep.mep_id, test_id=request.test_id,
+                                        data_size=size)
+        if kind is OamKind.LOSS:
+            return LossSession(l2, level=level, count=count, interval_ns=interval_ns, timeout_ns=timeout_ns)
+        if kind is OamKind.LINKTRACE:
+            if not target:
+                raise OamError("linktrace needs a target MAC (--target, request.target_mac or remote.mac)")
+            return LinktraceSession(l2, level=mep.level, target=dst, timeout_ns=timeout_ns,
+                                    transaction_id=int(time.time()) & 0xFFFFFFFF)
+    except ValueError as exc:
+        raise OamError(str(exc)) from exc
+    raise OamError(f"unsupported OAM session kind {kind!r}")
+
+
+async def drive(session: Session, transport: Transport, on_progress: ProgressCallback | None = None) -> OamResult:
+    """Run ``session`` over ``transport`` to completion.
+
+    The TX timestamp is taken by the transport immediately before the frame leaves; RX timestamps come from
+    the transport (kernel time on raw sockets). Between sends the loop waits in ``receive`` so replies are
+    handled as they arrive.
+    """
+    started_at = transport.now_ns()
+    while True:
+        now = transport.now_ns()
+        if session.finished(now):
+            break
+        out = session.poll(now)
+        if out is not None:
+            tx_ns = transport.send(out.frame, out.stamp_at)
+            session.sent(tx_ns)
+            continue
+        got = await transport.receive(max(session.wakeup_ns(), now))
+        if got is None:
+            continue
+        progress = session.receive(*got)
+        if progress is not None and on_progress is not None:
+            on_progress(progress)
+    return session.result(started_at=started_at / 1e9, ended_at=transport.now_ns() / 1e9)
+
+
+async def run_oam_session(request: OamRequest, *, netns: str | None, interface: str, target_mac: str | None = None,
+                          on_progress: ProgressCallback | None = None) -> OamResult:
+    """Run one session from ``interface`` in namespace ``netns`` (``None``: ours) over a raw socket."""
+    transport = RawTransport(interface, netns)
+    try:
+        session = build_session(request, transport.mac, target_mac)
+        return await drive(session, transport, on_progress)
+    finally:
+        transport.close()
+
+
+def run_session(request: OamRequest, *, netns: str | None, interface: str, target_mac: str | None = None,
+                on_progress: ProgressCallback | None = None) -> OamResult:
+    """Blocking :func:`run_oam_session` (own event loop): for scripts and threads, not for async code."""
+    return asyncio.run(run_oam_session(request, netns=netns, interface=interface, target_mac=target_mac,
+                                       on_progress=on_progress))
+
+
+async def run_emulated(request: OamRequest, impairment: PathImpairment, *, seed: int | None = None,
+                       mips: Sequence[bytes] = (), on_progress: ProgressCallback | None = None) -> OamResult:
+    """Run a session against an in-process responder over an in-memory link on a virtual clock.
+
+    The responder stands for ``request.remote`` (level, MEP id, VLAN); delays reported are what the path
+    implies: a 5 ms one-way delay gives a ~10 ms two-way frame delay (the responder's residence time is
+    removed by DMM, kept in loopback RTT). ``mips`` are the MACs of the bridges in between, in order; each
+    answers a linktrace with an LTR (RlyFDB) and decrements the TTL, as a MIP would.
+    """
+    link = EmulatedLink(impairment, seed=seed)
+    remote = request.remote
+    remote_mac = codec.mac_to_bytes(remote.mac) if remote is not None and remote.mac else link.b_mac
+    responder = MepResponder(remote_mac, level=request.mep.level, mep_id=remote.mep_id if remote else 2,
+                             vlan=request.mep.vlan)
+
+    def handle(frame: bytes, rx_ns: int) -> list[tuple[bytearray, int | None]]:
+        parsed = codec.parse(frame)
+        if not mips or parsed is None or parsed.opcode != codec.Opcode.LTM or parsed.level != responder.level:
+            return responder.handle(frame, rx_ns)
+        replies: list[tuple[bytearray, int | None]] = []
+        ltm = bytearray(frame)
+        ttl_at = parsed.pdu + codec.OFF_LTM_TTL
+        for mac in mips:
+            if ltm[ttl_at] == 0:
+                return replies
+            replies.append((codec.build_ltr(ltm, parsed, mac, terminal=False, relay_action=2), None))
+            ltm[ttl_at] -= 1
+        return replies + responder.handle(bytes(ltm), rx_ns)
+
+    link.attach_b(handle, remote_mac)
+    session = build_session(request, link.a.mac, codec.mac_to_str(remote_mac))
+    return await drive(session, link.a, on_progress)

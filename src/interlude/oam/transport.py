@@ -1,0 +1,340 @@
+"""Frame transports for the OAM engine: raw AF_PACKET sockets in a namespace, and an in-memory link.
+
+Both offer the same small :class:`Transport` interface the session driver and the responder use:
+
+* ``send(frame, stamp_at)`` writes the PTP TX timestamp at ``stamp_at`` (if given) *immediately before*
+  handing the frame to the kernel and returns that timestamp (LAB-RECIPES §4: a timestamp taken any
+  earlier adds the build time to every delay);
+* ``await receive(until_ns)`` returns ``(frame, rx_ns)`` or ``None`` at the deadline; ``rx_ns`` is the
+  kernel's receive time (``SO_TIMESTAMPNS``) on the raw socket;
+* ``now_ns()`` is ``CLOCK_REALTIME`` (the kernel timestamps' clock) or the emulator's virtual clock.
+
+Raw sockets are opened inside the target namespace by a short-lived worker thread: ``setns`` changes only
+the calling thread's namespace and a socket stays in the namespace it was created in, so the event loop
+thread never leaves its own namespace. The socket binds to EtherType 0x8902; the kernel strips 802.1Q tags
+into packet metadata even without the 8021q module, so ``PACKET_AUXDATA`` is used to put them back and
+sessions see the frame as it was on the wire.
+
+The in-memory :class:`EmulatedLink` connects an initiator transport to an in-process responder with
+programmable one-way delay, jitter and loss on a **virtual clock**: a 100-frame session at 100 ms interval
+completes in milliseconds of wall time while reporting exactly the delays and losses the path implies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import ctypes.util
+import errno
+import heapq
+import os
+import random
+import socket
+import struct
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from interlude.errors import OamError
+from interlude.oam import codec
+
+ETH_P_CFM = 0x8902
+SOL_PACKET = 263
+PACKET_AUXDATA = 8
+PACKET_IGNORE_OUTGOING = 23
+PACKET_ADD_MEMBERSHIP = 1
+PACKET_MR_MULTICAST = 0
+PACKET_OUTGOING = 4
+SO_TIMESTAMPNS = 35
+TP_STATUS_VLAN_VALID = 0x10
+TP_STATUS_VLAN_TPID_VALID = 0x40
+CLONE_NEWNET = 0x40000000
+_AUXDATA = struct.Struct("IIIHHHH")
+_TIMESPEC = struct.Struct("qq")
+_TAG = struct.Struct("!HH")
+NETNS_DIR = Path("/var/run/netns")
+
+
+class Transport(Protocol):
+    """What sessions and the responder need from a frame transport."""
+
+    mac: bytes
+
+    def now_ns(self) -> int:
+        """Current time on the transport's clock (ns)."""
+        ...
+
+    def send(self, frame: bytearray, stamp_at: int | None = None) -> int:
+        """Stamp (optionally) and send; returns the TX timestamp."""
+        ...
+
+    async def receive(self, until_ns: int) -> tuple[bytes, int] | None:
+        """Next frame and its RX timestamp, or ``None`` once ``until_ns`` is reached."""
+        ...
+
+    def close(self) -> None:
+        """Release the socket / detach from the link."""
+        ...
+
+
+# -- raw sockets ---------------------------------------------------------------------------------------------
+
+
+def _setns(netns: str) -> None:
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    path = NETNS_DIR / netns
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if libc.setns(fd, CLONE_NEWNET) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"setns({path}): {os.strerror(err)}")
+    finally:
+        os.close(fd)
+
+
+def open_cfm_socket(interface: str, netns: str | None = None, *, multicast_levels: range = range(8)) -> socket.socket:
+    """A non-blocking AF_PACKET socket for CFM frames on ``interface``, created inside ``netns``.
+
+    It joins the class-1 and class-2 CFM group addresses of ``multicast_levels`` so multicast LBM, CCM and
+    LTM reach us without promiscuous mode. Raises :class:`OamError` with the reason when it cannot.
+    """
+    box: dict[str, object] = {}
+
+    def work() -> None:
+        try:
+            if netns:
+                _setns(netns)
+            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_CFM))
+            try:
+                sock.bind((interface, ETH_P_CFM))
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
+                sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+                sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2 * 1024 * 1024)
+                ifindex = socket.if_nametoindex(interface)
+                for level in multicast_levels:
+                    for group in (codec.class1_multicast(level), codec.class2_multicast(level)):
+                        mreq = struct.pack("iHH8s", ifindex, PACKET_MR_MULTICAST, 6, group)
+                        sock.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq)
+                sock.setblocking(False)
+            except OSError:
+                sock.close()
+                raise
+            box["sock"] = sock
+        except OSError as exc:
+            box["error"] = exc
+
+    thread = threading.Thread(target=work, name=f"oam-netns-{netns or 'root'}")
+    thread.start()
+    thread.join()
+    if "error" in box:
+        where = f" in namespace {netns!r}" if netns else ""
+        raise OamError(f"cannot open a raw socket on {interface!r}{where}: {box['error']}") from box["error"]  # type: ignore[misc]
+    sock = box["sock"]
+    assert isinstance(sock, socket.socket)
+    return sock
+
+
+def _read_frame(sock: socket.socket) -> tuple[bytes, int] | None:
+    """One CFM frame with its kernel RX timestamp (ns, realtime), tags restored; ``None`` if nothing waits."""
+    while True:
+        try:
+            data, ancdata, _flags, addr = sock.recvmsg(9216, 128)
+        except (BlockingIOError, InterruptedError):
+            return None
+        if addr[2] == PACKET_OUTGOING:
+            continue
+        rx_ns = 0
+        for level, kind, payload in ancdata:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                sec, nsec = _TIMESPEC.unpack_from(payload)
+                rx_ns = sec * 1_000_000_000 + nsec
+            elif level == SOL_PACKET and kind == PACKET_AUXDATA:
+                status, _l, _s, _m, _n, tci, tpid = _AUXDATA.unpack_from(payload)
+                if status & TP_STATUS_VLAN_VALID:
+                    if not status & TP_STATUS_VLAN_TPID_VALID or tpid == 0:
+                        tpid = 0x8100
+                    data = data[:12] + _TAG.pack(tpid, tci) + data[12:]
+        return data, rx_ns or time.time_ns()
+
+
+class RawTransport:
+    """CFM over an AF_PACKET socket, integrated with asyncio (``loop.add_reader``)."""
+
+    def __init__(self, interface: str, netns: str | None = None) -> None:
+        self.interface = interface
+        self.netns = netns
+        self.sock = open_cfm_socket(interface, netns)
+        name = self.sock.getsockname()
+        self.mac: bytes = bytes(name[4][:6])
+        self._backlog: deque[tuple[bytes, int]] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._reader_loop: asyncio.AbstractEventLoop | None = None
+        self.send_errors = 0
+
+    def now_ns(self) -> int:
+        """``CLOCK_REALTIME``: the clock of the kernel RX timestamps."""
+        return time.time_ns()
+
+    def send(self, frame: bytearray, stamp_at: int | None = None) -> int:
+        """Stamp right before ``send()`` and transmit."""
+        tx_ns = time.time_ns()
+        if stamp_at is not None:
+            codec.put_ts(frame, stamp_at, tx_ns)
+        try:
+            self.sock.send(frame)
+        except (BlockingIOError, InterruptedError):
+            self.send_errors += 1  # socket queue full: the frame is lost, as on a congested port
+        except OSError as exc:
+            if exc.errno == errno.ENOBUFS:
+                self.send_errors += 1
+            else:
+                raise OamError(f"send on {self.interface!r} failed: {exc}") from exc
+        return tx_ns
+
+    def _on_readable(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def receive(self, until_ns: int) -> tuple[bytes, int] | None:
+        """Next frame (kernel RX time) or ``None`` at ``until_ns`` (realtime)."""
+        if self._backlog:
+            return self._backlog.popleft()
+        while True:
+            got = _read_frame(self.sock)
+            if got is not None:
+                return got
+            remaining = (until_ns - time.time_ns()) / 1e9
+            if remaining <= 0:
+                return None
+            loop = asyncio.get_running_loop()
+            if self._reader_loop is not loop:
+                loop.add_reader(self.sock.fileno(), self._on_readable)
+                self._reader_loop = loop
+            self._waiter = loop.create_future()
+            try:
+                await asyncio.wait_for(self._waiter, remaining)
+            except TimeoutError:
+                return None
+            finally:
+                self._waiter = None
+
+    def close(self) -> None:
+        """Remove the reader and close the socket."""
+        if self._reader_loop is not None and not self._reader_loop.is_closed():
+            with contextlib.suppress(Exception):
+                self._reader_loop.remove_reader(self.sock.fileno())
+        self._reader_loop = None
+        self.sock.close()
+
+
+# -- in-memory link on a virtual clock ------------------------------------------------------------------------
+
+
+@dataclass
+class PathImpairment:
+    """One-way impairments of the in-memory link (applied independently in each direction).
+
+    ``jitter_ms`` adds a uniform extra delay in ``[0, jitter_ms]`` (the emulator's path semantics), ``down``
+    drops everything, ``residence_us`` is the responder's simulated processing time between its RX and TX
+    timestamps (removed again by DMM, kept in loopback RTT).
+    """
+
+    delay_ms: float = 0.0
+    jitter_ms: float = 0.0
+    loss_ratio: float = 0.0
+    down: bool = False
+    residence_us: float = 20.0
+
+
+class EmulatedLink:
+    """Two ends joined by a lossy, delaying wire on a virtual clock shared by both ends.
+
+    End ``a`` is an initiator :class:`EmulatedTransport`; end ``b`` is usually an in-process responder
+    attached with :meth:`attach_b` (a callback answering each frame with replies). Time only moves when the
+    initiator waits in :meth:`EmulatedTransport.receive`, so sessions run as fast as the CPU allows.
+    """
+
+    def __init__(self, impairment: PathImpairment | None = None, *, seed: int | None = None,
+                 start_ns: int | None = None) -> None:
+        self.impairment = impairment or PathImpairment()
+        self.clock_ns = start_ns if start_ns is not None else time.time_ns()
+        self.rng = random.Random(seed)
+        self._events: list[tuple[int, int, str, bytes]] = []
+        self._seq = 0
+        self._last_arrival = {"a": 0, "b": 0}
+        self.a = EmulatedTransport(self, "a", bytes.fromhex("020000000a01"))
+        self._responder: Callable[[bytes, int], list[tuple[bytearray, int | None]]] | None = None
+        self.b_mac = bytes.fromhex("020000000b01")
+        self.frames_lost = {"a": 0, "b": 0}
+
+    def attach_b(self, handler: Callable[[bytes, int], list[tuple[bytearray, int | None]]], mac: bytes) -> None:
+        """``handler(frame, rx_ns)`` returns replies as ``(frame, stamp_at)``, sent after the residence time."""
+        self._responder = handler
+        self.b_mac = mac
+
+    def transmit(self, sender: str, frame: bytes | bytearray, tx_ns: int) -> None:
+        """Put a frame on the wire from ``sender`` (``"a"`` or ``"b"``) at ``tx_ns``."""
+        imp = self.impairment
+        to = "b" if sender == "a" else "a"
+        if imp.down or (imp.loss_ratio > 0 and self.rng.random() < imp.loss_ratio):
+            self.frames_lost[to] += 1
+            return
+        delay_ns = int((imp.delay_ms + (self.rng.uniform(0, imp.jitter_ms) if imp.jitter_ms else 0.0)) * 1e6)
+        arrival = max(tx_ns + delay_ns, self._last_arrival[to])  # a wire does not reorder
+        self._last_arrival[to] = arrival
+        self._seq += 1
+        heapq.heappush(self._events, (arrival, self._seq, to, bytes(frame)))
+
+    def advance(self, until_ns: int) -> tuple[bytes, int] | None:
+        """Run events up to ``until_ns``; return the first frame delivered to end ``a`` (clock set to it)."""
+        while self._events and self._events[0][0] <= until_ns:
+            at, _seq, to, frame = heapq.heappop(self._events)
+            self.clock_ns = max(self.clock_ns, at)
+            if to == "a":
+                return frame, at
+            if self._responder is not None:
+                tx_ns = at + int(self.impairment.residence_us * 1000)
+                for reply, stamp_at in self._responder(frame, at):
+                    if stamp_at is not None:
+                        codec.put_ts(reply, stamp_at, tx_ns)
+                    self.transmit("b", reply, tx_ns)
+        self.clock_ns = max(self.clock_ns, until_ns)
+        return None
+
+
+class EmulatedTransport:
+    """The initiator end of an :class:`EmulatedLink`; same interface as :class:`RawTransport`."""
+
+    def __init__(self, link: EmulatedLink, end: str, mac: bytes) -> None:
+        self.link = link
+        self.end = end
+        self.mac = mac
+
+    def now_ns(self) -> int:
+        """The link's virtual clock."""
+        return self.link.clock_ns
+
+    def send(self, frame: bytearray, stamp_at: int | None = None) -> int:
+        """Stamp with the virtual time and put the frame on the wire."""
+        tx_ns = self.link.clock_ns
+        if stamp_at is not None:
+            codec.put_ts(frame, stamp_at, tx_ns)
+        self.link.transmit(self.end, frame, tx_ns)
+        return tx_ns
+
+    async def receive(self, until_ns: int) -> tuple[bytes, int] | None:
+        """Advance virtual time to the next delivery or ``until_ns``; yields to the loop once."""
+        await asyncio.sleep(0)
+        return self.link.advance(until_ns)
+
+    def close(self) -> None:
+        """Nothing to release."""
