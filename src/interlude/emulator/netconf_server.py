@@ -86,8 +86,10 @@ class RpcFailure(Exception):
 
 
 def _child(parent: etree._Element, tag: str) -> etree._Element | None:
-    """A NETCONF-namespace child, tolerating clients that send it without a namespace (ncclient does for
-    ``<config>`` bodies given as text without ``xmlns``)."""
+    """A NETCONF-namespace child, also found without a namespace.
+
+    ncclient sends a ``<config>`` body given as text without ``xmlns`` as it is.
+    """
     found = parent.find(_q(NC, tag))
     return found if found is not None else parent.find(tag)
 
