@@ -207,7 +207,8 @@ async def run_responder(*, netns: str | None, interface: str, level: int, mep_id
         if on_state is not None:
             on_state({**responder.state(), "stopped": True})
         if log is not None:
-            log(json.dumps({"event": "stopped", "answered": dict(responder.answered)}))
+            log(json.dumps({"event": "stopped", "answered": dict(responder.answered),
+                            "ccm": responder.state().get("ccm")}))
 
 
 def main(argv: list[str] | None = None) -> int:
