@@ -1,0 +1,21 @@
+"""The ``snmp`` southbound adapter (entry point ``snmp``, extra ``snmp``): pysnmp 7 asyncio over IF-MIB.
+
+Modules: :mod:`.adapter` (the contract: interfaces, counters, events; node settings documented there),
+:mod:`.session` (the only pysnmp command-generator code; error mapping), :mod:`.traps` (the shared
+notification receiver), :mod:`.profile` (OID maps as data, ``adapters/snmp/*.yaml``). docs/snmp.md is the
+user guide.
+"""
+
+from interlude.adapters.snmp.adapter import SnmpAdapter, SnmpSettings
+from interlude.adapters.snmp.profile import SnmpProfile, load_profile
+from interlude.adapters.snmp.session import SnmpCredentials, SnmpNoSuchObjectError, SnmpStatusError
+
+__all__ = [
+    "SnmpAdapter",
+    "SnmpCredentials",
+    "SnmpNoSuchObjectError",
+    "SnmpProfile",
+    "SnmpSettings",
+    "SnmpStatusError",
+    "load_profile",
+]

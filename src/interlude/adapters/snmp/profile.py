@@ -1,0 +1,194 @@
+"""SNMP profiles: the numeric OID map of one MIB family, as data (``adapters/snmp/<name>.yaml``).
+
+Keeping OIDs out of the code means another MIB family (a vendor's interface MIB, an ENTITY-MIB flavour) is a
+new YAML file plus ``settings.profile: <name>`` on the nodes, not a code change.
+
+Where profiles are found, first match wins:
+
+1. ``settings.profile`` is a path (contains ``/`` or ends in ``.yaml``): that file, relative to the topology;
+2. ``<topology dir>/adapters/snmp/<name>.yaml`` (a partner's own profiles beside the topology);
+3. each folder in ``INTERLUDE_SNMP_PROFILES`` (``os.pathsep``-separated);
+4. the top-level ``adapters/snmp/`` folder of a source checkout (found from this file's location);
+5. the copy shipped as package data, ``interlude/adapters/snmp/profiles/<name>.yaml``.
+
+Why a packaged copy rather than only the top-level folder: an installed wheel has no checkout around it,
+and setuptools cannot map a folder outside ``src/`` into the package. The two copies are kept identical by
+a unit test (``tests/unit/snmp/test_profile.py``), so editing only one of them fails CI.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Annotated
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import ValidationError as PydanticValidationError
+
+from interlude.errors import ConfigError
+
+Oid = tuple[int, ...]
+
+
+def _parse_oid(value: object) -> Oid:
+    """Accept ``"1.3.6.1"``, ``".1.3.6.1"`` or a list of ints; YAML may also give a float for short OIDs."""
+    if isinstance(value, tuple | list) and all(isinstance(p, int) for p in value):
+        return tuple(value)
+    if isinstance(value, str | int | float):
+        text = str(value).strip().lstrip(".")
+        try:
+            parts = tuple(int(p) for p in text.split("."))
+        except ValueError:
+            raise ValueError(f"{value!r} is not a numeric OID") from None
+        if len(parts) < 2 or any(p < 0 for p in parts):
+            raise ValueError(f"{value!r} is not a numeric OID")
+        return parts
+    raise ValueError(f"{value!r} is not a numeric OID")
+
+
+OidField = Annotated[Oid, BeforeValidator(_parse_oid)]
+
+
+def format_oid(oid: Oid) -> str:
+    """Dotted form for messages."""
+    return ".".join(str(p) for p in oid)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StatusColumns(_Strict):
+    """Per-interface status objects (columns indexed by the interface index)."""
+
+    admin: OidField
+    oper: OidField
+    high_speed_mbps: OidField | None = None
+    speed_bps: OidField | None = None
+    mtu: OidField | None = None
+    mac: OidField | None = None
+    description: OidField | None = None
+
+
+class AdminValues(_Strict):
+    """Integer values of the admin-status column."""
+
+    up: int = 1
+    down: int = 2
+
+
+class OperValues(_Strict):
+    """Integer values of the oper-status column; anything else reads as unknown."""
+
+    up: list[int] = Field(default_factory=lambda: [1])
+    down: list[int] = Field(default_factory=lambda: [2])
+
+
+class CounterColumns(_Strict):
+    """Columns whose values (summed when several) make one counter."""
+
+    in_octets: list[OidField]
+    out_octets: list[OidField]
+    in_packets: list[OidField]
+    out_packets: list[OidField]
+
+
+class CommonCounterColumns(_Strict):
+    """Error and discard columns (shared by the HC and legacy sets)."""
+
+    in_discards: list[OidField] = Field(default_factory=list)
+    in_errors: list[OidField] = Field(default_factory=list)
+    out_discards: list[OidField] = Field(default_factory=list)
+    out_errors: list[OidField] = Field(default_factory=list)
+
+
+class Counters(_Strict):
+    """64-bit columns, the 32-bit fallback, shared columns and the agent's cache time."""
+
+    hc: CounterColumns | None = None
+    legacy: CounterColumns | None = None
+    common: CommonCounterColumns = Field(default_factory=CommonCounterColumns)
+    cache_s: float = Field(0.0, ge=0)
+
+
+class Notifications(_Strict):
+    """Which notifications mean link down/up, and which varbinds carry index and states."""
+
+    link_down: OidField
+    link_up: OidField
+    if_index: OidField
+    admin: OidField | None = None
+    oper: OidField | None = None
+
+
+class SnmpProfile(_Strict):
+    """One MIB family's OID map."""
+
+    name: str
+    description: str = ""
+    name_columns: list[OidField] = Field(min_length=1)
+    status: StatusColumns
+    admin_values: AdminValues = Field(default_factory=AdminValues)
+    oper_values: OperValues = Field(default_factory=OperValues)
+    counters: Counters
+    notifications: Notifications | None = None
+    engine_id: OidField = (1, 3, 6, 1, 6, 3, 10, 2, 1, 1, 0)
+
+
+def _source_checkout_dir() -> Path | None:
+    """``<repo>/adapters/snmp`` when running from a checkout (src layout: four levels above this file)."""
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        candidate = parent / "adapters" / "snmp"
+        if (parent / "pyproject.toml").is_file() and candidate.is_dir():
+            return candidate
+    return None
+
+
+def profile_search_path(base_dir: Path | None = None) -> list[Path]:
+    """Folders searched for ``<name>.yaml``, in order (see the module docstring)."""
+    dirs: list[Path] = []
+    if base_dir is not None:
+        dirs.append(base_dir / "adapters" / "snmp")
+    dirs += [Path(p) for p in os.environ.get("INTERLUDE_SNMP_PROFILES", "").split(os.pathsep) if p]
+    checkout = _source_checkout_dir()
+    if checkout is not None:
+        dirs.append(checkout)
+    dirs.append(Path(str(resources.files("interlude.adapters.snmp") / "profiles")))
+    return dirs
+
+
+@lru_cache(maxsize=64)
+def _load_file(path: Path) -> SnmpProfile:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read SNMP profile {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"SNMP profile {path} is not valid YAML: {exc}") from exc
+    try:
+        return SnmpProfile.model_validate(raw)
+    except PydanticValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise ConfigError(f"SNMP profile {path}: {where}: {err['msg']}") from None
+
+
+def load_profile(name: str, base_dir: Path | None = None) -> SnmpProfile:
+    """The profile called ``name`` (or at path ``name``); :class:`ConfigError` lists where it looked."""
+    if "/" in name or name.endswith((".yaml", ".yml")):
+        path = Path(name)
+        if not path.is_absolute() and base_dir is not None:
+            path = base_dir / path
+        return _load_file(path.resolve())
+    searched = profile_search_path(base_dir)
+    for folder in searched:
+        path = folder / f"{name}.yaml"
+        if path.is_file():
+            return _load_file(path.resolve())
+    raise ConfigError(
+        f"no SNMP profile named {name!r}; looked for {name}.yaml in: " + ", ".join(str(d) for d in searched)
+    )
