@@ -194,6 +194,7 @@ class NetconfEmulatorServer:
         self._stores: dict[str, _NodeStore] = {n: _NodeStore() for n in network.topology.nodes}
         self._session_ids = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._connections: set[asyncssh.SSHServerConnection] = set()
 
     # Lifecycle ------------------------------------------------------------------------------------------------
 
@@ -225,6 +226,10 @@ class NetconfEmulatorServer:
 
             def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
                 self._conn = conn
+                server._connections.add(conn)
+
+            def connection_lost(self, exc: Exception | None) -> None:
+                server._connections.discard(self._conn)
 
             def password_auth_supported(self) -> bool:
                 return server._password is not None
@@ -260,6 +265,11 @@ class NetconfEmulatorServer:
             self._server = None
         for task in list(self._tasks):
             task.cancel()
+        for conn in list(self._connections):
+            conn.close()
+            with contextlib.suppress(Exception):
+                await conn.wait_closed()
+        self._connections.clear()
         for node, store in self._stores.items():
             if store.confirm_handle is not None:
                 store.confirm_handle.cancel()

@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import select
 import shutil
 import subprocess
 import tempfile
@@ -109,13 +110,37 @@ def _probe_hello(netns: str, ssh_dir: Path, address: str, port: int, timeout: fl
         "-o", f"UserKnownHostsFile={ssh_dir / 'known_hosts'}", "-o", "ConnectTimeout=2",
         "-o", "LogLevel=ERROR", f"root@{address}", "netconf",
     ]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    received = b""
     try:
-        proc = subprocess.run(cmd, input=HELLO, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return "hello timed out"
-    if "urn:ietf:params:netconf:base:1." in proc.stdout and "<hello" in proc.stdout:
+        proc.stdin.write(HELLO.encode())
+        proc.stdin.flush()
+        deadline = time.monotonic() + timeout
+        # Keep stdin open until the server's hello is in: closing it early lets the subsystem exit first.
+        while b"]]>]]>" not in received and time.monotonic() < deadline:
+            ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                break
+            chunk = os.read(proc.stdout.fileno(), 65536)
+            if not chunk:
+                break
+            received += chunk
+    finally:
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
+        try:
+            proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        err = proc.stderr.read().decode(errors="replace").strip()
+        proc.stderr.close()
+        proc.stdout.close()
+    text = received.decode(errors="replace")
+    if "<hello" in text and "urn:ietf:params:netconf:base:1." in text:
         return None
-    return (proc.stderr or proc.stdout).strip()[-300:] or f"ssh exited {proc.returncode}"
+    return (err or text).strip()[-300:] or f"ssh exited {proc.returncode} without a hello"
 
 
 def start_netconf(

@@ -1,0 +1,161 @@
+"""The netconf adapter runs the shared contract suite twice.
+
+* against the emulator's NETCONF server (no root): ietf-interfaces profile, truth from the in-memory network;
+* against yuma123 netconfd behind sshd in a namespace (marker ``lab``): yuma123 profile, truth from the kernel
+  (sysfs inside the namespace). One lab serves the whole class to keep the lab budget small.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from interlude.adapters.base import AdapterContext, AdminState, OperState
+from interlude.adapters.netconf import NetconfAdapter
+from interlude.adapters.registry import create_adapter
+from interlude.emulator.network import EmulatedNetwork
+from interlude.emulator.netconf_server import NetconfEmulatorServer
+from interlude.topology import bundled_topology_path, load_topology, parse_topology
+from tests.contract.suite import AdapterContract, ContractHarness
+from tests.integration.netconf.lab import NetconfLab, build_netconf_lab, teardown_netconf_lab
+from tests.support.netns import NetnsFactory
+
+# --- emulator ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def emulator(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[NetconfEmulatorServer]:
+    network = EmulatedNetwork.from_topology(load_topology(bundled_topology_path()))
+    monkeypatch.setenv("INTERLUDE_TEST_NC_PASSWORD", "emulator-secret")
+    async with NetconfEmulatorServer(network, password="emulator-secret") as server:
+        yield server
+
+
+def emulator_topology(server: NetconfEmulatorServer, node: str = "pe1", **settings: object):  # type: ignore[no-untyped-def]
+    partner = server.network.topology
+    return parse_topology(
+        {
+            "name": "nc-emulated",
+            "nodes": {
+                node: {
+                    "kind": "netconf",
+                    "address": "127.0.0.1",
+                    "port": server.port,
+                    "settings": {
+                        "profile": "ietf-interfaces",
+                        "username": node,
+                        "hostkey_policy": "pinned",
+                        "pinned_key": server.host_key,
+                        "poll_interval_s": 0.1,
+                        **settings,
+                    },
+                    "credentials": {"password": {"env": "INTERLUDE_TEST_NC_PASSWORD"}},
+                    "interfaces": {name: {} for name in partner.nodes[node].interfaces},
+                }
+            },
+        }
+    )
+
+
+class TestNetconfEmulatorContract(AdapterContract):
+    """The whole suite against the emulator's NETCONF server (ietf-interfaces profile)."""
+
+    @pytest.fixture
+    async def adapter(self, emulator: NetconfEmulatorServer, tmp_path: Path) -> AsyncIterator[NetconfAdapter]:
+        topo = emulator_topology(emulator)
+        created = create_adapter(topo.node("pe1"), AdapterContext(topo, tmp_path, tmp_path))  # via the entry point
+        assert isinstance(created, NetconfAdapter)
+        await created.open()
+        yield created
+        await created.close()
+
+    @pytest.fixture
+    def harness(self, emulator: NetconfEmulatorServer) -> ContractHarness:
+        net = emulator.network
+
+        async def observe_admin(name: str) -> AdminState:
+            return net.ports[("pe1", name)].admin
+
+        async def observe_oper(name: str) -> OperState:
+            return net.interface_state("pe1", name).oper
+
+        async def observe_counters(name: str) -> tuple[int, int]:
+            port = net.ports[("pe1", name)]
+            return port.octets, port.octets
+
+        async def generate_traffic(name: str, frames: int) -> None:
+            net.set_load("pe1", name, 1e9)
+            net.ports[("pe1", name)].last_update -= 0.01
+            net.counters("pe1", name)
+
+        return ContractHarness(
+            toggle_interface="up1",
+            expected_interfaces={"uni1", "uni2", "uni3", "uni4", "up1"},
+            observe_admin=observe_admin,
+            observe_oper=observe_oper,
+            observe_counters=observe_counters,
+            generate_traffic=generate_traffic,
+            counter_tolerance_octets=2_000_000,
+            settle_s=2.0,
+        )
+
+
+# --- real netconfd ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="class")
+def netconfd_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetconfLab]:
+    factory = NetnsFactory()
+    try:
+        lab = build_netconf_lab(factory, tmp_path_factory.mktemp("nclab"), index=0)
+    except BaseException:
+        factory.cleanup()
+        raise
+    try:
+        yield lab
+    finally:
+        teardown_netconf_lab(lab)
+
+
+@pytest.mark.lab
+class TestNetconfdContract(AdapterContract):
+    """The whole suite against yuma123 netconfd in a namespace (yuma123 profile, notifications for events)."""
+
+    @pytest.fixture
+    async def adapter(self, netconfd_lab: NetconfLab) -> AsyncIterator[NetconfAdapter]:
+        topo = netconfd_lab.topology()
+        created = create_adapter(topo.node("dut"), netconfd_lab.context(topo))
+        assert isinstance(created, NetconfAdapter)
+        await created.open()
+        yield created
+        await created.close()
+
+    @pytest.fixture
+    def harness(self, netconfd_lab: NetconfLab) -> ContractHarness:
+        lab = netconfd_lab
+
+        async def observe_admin(name: str) -> AdminState:
+            return lab.kernel_admin(name)
+
+        async def observe_oper(name: str) -> OperState:
+            return lab.kernel_oper(name)
+
+        async def observe_counters(name: str) -> tuple[int, int]:
+            return lab.kernel_octets(name)
+
+        async def generate_traffic(name: str, frames: int) -> None:
+            assert name == "e1"
+            lab.ping_peer(frames // 2)
+
+        return ContractHarness(
+            toggle_interface="e1",
+            expected_interfaces={"e1", "e2"},
+            observe_admin=observe_admin,
+            observe_oper=observe_oper,
+            observe_counters=observe_counters,
+            generate_traffic=generate_traffic,
+            counter_tolerance_octets=2_000,  # IPv6 neighbour discovery may add a frame between the two reads
+            settle_s=6.0,
+        )
