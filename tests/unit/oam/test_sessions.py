@@ -1,0 +1,179 @@
+"""Sans-IO sessions and the responder with synthetic timestamps: the maths, matching and pacing."""
+
+from __future__ import annotations
+
+from interlude.adapters.base import OamKind
+from interlude.oam import codec
+from interlude.oam.codec import L2, Opcode
+from interlude.oam.responder import MepResponder
+from interlude.oam.sessions import (
+    ContinuityCheck,
+    DelaySession,
+    LinktraceSession,
+    LoopbackSession,
+    LossSession,
+    Outgoing,
+    SyntheticLossSession,
+)
+
+A = codec.mac_to_bytes("02:00:00:00:00:01")
+B = codec.mac_to_bytes("02:00:00:00:00:02")
+MS = 1_000_000
+T0 = 1_700_000_000 * 1_000_000_000
+
+
+def _send(session: object, now: int) -> Outgoing:
+    out = session.poll(now)  # type: ignore[attr-defined]
+    assert out is not None
+    if out.stamp_at is not None:
+        codec.put_ts(out.frame, out.stamp_at, now)
+    session.sent(now)  # type: ignore[attr-defined]
+    return out
+
+
+def test_loopback_rtt_matching_and_timeout() -> None:
+    session = LoopbackSession(L2(dst=B, src=A), level=3, count=3, interval_ns=100 * MS, timeout_ns=50 * MS)
+    responder = MepResponder(B, level=3, mep_id=2)
+    assert session.wakeup_ns() == 0
+    out1 = _send(session, T0)
+    assert session.poll(T0 + 10 * MS) is None  # not due before the interval
+    [(reply, stamp)] = responder.handle(bytes(out1.frame), T0 + 1 * MS)
+    assert stamp is None and codec.parse(reply).opcode == Opcode.LBR  # type: ignore[union-attr]
+    progress = session.receive(bytes(reply), T0 + 2 * MS)
+    assert progress is not None and progress.delay_us == 2000.0 and progress.details["seq"] == 1
+    assert session.receive(bytes(reply), T0 + 3 * MS) is None  # duplicate ignored
+    _send(session, T0 + 100 * MS)  # lost
+    out3 = _send(session, T0 + 200 * MS)
+    [(reply3, _)] = responder.handle(bytes(out3.frame), T0 + 200 * MS)
+    session.receive(bytes(reply3), T0 + 205 * MS)
+    assert not session.finished(T0 + 240 * MS)
+    assert session.finished(T0 + 250 * MS)
+    result = session.result()
+    assert result.kind is OamKind.LOOPBACK
+    assert (result.sent, result.received, result.delays_us) == (3, 2, (2000.0, 5000.0))
+    assert result.answered == (True, False, True)
+
+
+def test_loopback_ignores_wrong_level_vlan_and_source() -> None:
+    session = LoopbackSession(L2(dst=B, src=A), level=3, count=1, interval_ns=0, timeout_ns=MS)
+    out = _send(session, T0)
+    assert MepResponder(B, level=4, mep_id=2).handle(bytes(out.frame), T0) == []
+    assert MepResponder(B, level=3, mep_id=2, vlan=10).handle(bytes(out.frame), T0) == []
+    [(reply, _)] = MepResponder(B, level=3, mep_id=2).handle(bytes(out.frame), T0)
+    forged = bytearray(reply)
+    forged[6:12] = codec.mac_to_bytes("02:00:00:00:00:09")
+    assert session.receive(bytes(forged), T0 + MS) is None
+    assert session.receive(bytes(reply), T0 + MS) is not None
+
+
+def test_delay_removes_responder_residence_time() -> None:
+    session = DelaySession(L2(dst=B, src=A), level=3, count=1, interval_ns=0, timeout_ns=MS * 100)
+    responder = MepResponder(B, level=3, mep_id=2)
+    out = _send(session, T0)
+    # 5 ms out, 300 us in the responder, 5 ms back
+    [(reply, stamp_at)] = responder.handle(bytes(out.frame), T0 + 5 * MS)
+    assert stamp_at is not None
+    codec.put_ts(reply, stamp_at, T0 + 5 * MS + 300_000)
+    progress = session.receive(bytes(reply), T0 + 10 * MS + 300_000)
+    assert progress is not None
+    assert progress.delay_us == 10_000.0 and progress.details["residence_us"] == 300.0
+    assert session.finished(T0 + 11 * MS)
+    assert session.result().delays_us == (10_000.0,)
+
+
+def test_synthetic_loss_splits_forward_and_backward() -> None:
+    session = SyntheticLossSession(L2(dst=B, src=A), level=3, count=10, interval_ns=MS, timeout_ns=MS,
+                                   src_mep=1, test_id=7)
+    responder = MepResponder(B, level=3, mep_id=2)
+    for i in range(10):
+        out = _send(session, T0 + i * MS)
+        if i in (2, 5):  # lost on the way out
+            continue
+        [(reply, _)] = responder.handle(bytes(out.frame), T0 + i * MS)
+        if i == 7:  # lost on the way back
+            continue
+        assert codec.u16(reply, 14 + codec.OFF_SL_RSP) == 2
+        session.receive(bytes(reply), T0 + i * MS + 1000)
+    result = session.result()
+    assert (result.sent, result.received, result.forward_lost, result.backward_lost) == (10, 7, 2, 1)
+    # another test id has its own counter
+    other = SyntheticLossSession(L2(dst=B, src=A), level=3, count=1, interval_ns=0, timeout_ns=MS,
+                                 src_mep=1, test_id=8)
+    [(reply, _)] = responder.handle(bytes(_send(other, T0).frame), T0)
+    assert codec.u32(reply, 14 + codec.OFF_SL_TXFCB) == 1
+
+
+def test_lmm_counters() -> None:
+    session = LossSession(L2(dst=B, src=A), level=3, count=6, interval_ns=MS, timeout_ns=MS)
+    responder = MepResponder(B, level=3, mep_id=2)
+    for i in range(6):
+        out = _send(session, T0 + i * MS)
+        if i == 2:
+            continue  # forward loss
+        [(reply, _)] = responder.handle(bytes(out.frame), T0 + i * MS)
+        if i == 4:
+            continue  # backward loss
+        session.receive(bytes(reply), T0 + i * MS + 10)
+    result = session.result()
+    assert (result.forward_lost, result.backward_lost) == (1, 1)
+
+
+def test_linktrace_collects_hops_and_stops_at_target() -> None:
+    session = LinktraceSession(L2(dst=B, src=A), level=3, target=B, timeout_ns=MS * 100, transaction_id=99)
+    out = _send(session, T0)
+    assert out.frame[0:6] == codec.class2_multicast(3)
+    parsed = codec.parse(out.frame)
+    assert parsed is not None
+    mip = codec.build_ltr(out.frame, parsed, codec.mac_to_bytes("02:00:00:00:00:0a"), terminal=False, relay_action=2)
+    session.receive(bytes(mip), T0 + MS)
+    assert not session.finished(T0 + 2 * MS)
+    [(ltr, _)] = MepResponder(B, level=3, mep_id=2).handle(bytes(out.frame), T0)
+    session.receive(bytes(ltr), T0 + 2 * MS)
+    assert session.finished(T0 + 2 * MS)
+    result = session.result()
+    assert [h.mac for h in result.hops] == ["02:00:00:00:00:0a", "02:00:00:00:00:02"]
+    assert result.hops[0].relay_action == 2 and result.hops[1].ttl == 63
+
+
+def test_ping_pong_sends_next_after_reply() -> None:
+    session = LoopbackSession(L2(dst=B, src=A), level=3, count=2, interval_ns=0, timeout_ns=10 * MS)
+    out = _send(session, T0)
+    assert session.poll(T0 + 1) is None
+    [(reply, _)] = MepResponder(B, level=3, mep_id=2).handle(bytes(out.frame), T0)
+    session.receive(bytes(reply), T0 + 100)
+    assert session.poll(T0 + 200) is not None
+
+
+def test_ccm_loc_after_three_and_a_half_intervals_and_rdi() -> None:
+    group = L2(dst=codec.class1_multicast(3), src=A)
+    a = ContinuityCheck(group, level=3, mep_id=1, meg_id="meg", interval_ns=100 * MS, remote_meps=(2,), start_ns=T0)
+    b = ContinuityCheck(L2(dst=group.dst, src=B), level=3, mep_id=2, meg_id="meg", interval_ns=100 * MS, start_ns=T0)
+    out_b, _ = b.poll(T0)
+    assert out_b is not None
+    assert a.receive(bytes(out_b.frame), T0 + MS) == []  # expected MEP: no new-mep event
+    assert a.check(T0 + MS + 350 * MS) == []
+    events = a.check(T0 + MS + 351 * MS)
+    assert [e.kind for e in events] == ["loc"]
+    out_a, _ = a.poll(T0 + 400 * MS)
+    assert out_a is not None and codec.parse(out_a.frame).flags & codec.FLAG_RDI  # type: ignore[union-attr]
+    kinds = [e.kind for e in b.receive(bytes(out_a.frame), T0 + 401 * MS)]
+    assert kinds == ["new-mep", "rdi"]
+    out_b, _ = b.poll(T0 + 402 * MS)
+    assert [e.kind for e in a.receive(bytes(out_b.frame), T0 + 403 * MS)] == ["loc-cleared"]  # type: ignore[union-attr]
+    assert not a.rdi
+    other = ContinuityCheck(L2(dst=group.dst, src=B), level=3, mep_id=5, meg_id="other", interval_ns=100 * MS)
+    frame, _ = other.poll(T0)
+    assert [e.kind for e in a.receive(bytes(frame.frame), T0)] == ["mismerge"]  # type: ignore[union-attr]
+    assert a.state()["remotes"]["2"]["loc"] is False
+
+
+def test_responder_lmm_and_dmm_fields() -> None:
+    responder = MepResponder(B, level=3, mep_id=2, vlan=100)
+    l2 = L2(dst=B, src=A, vlan=100)
+    dmm = codec.build_dmm(l2, level=3)
+    codec.put_ts(dmm, 18 + codec.OFF_DM_TXF, T0)
+    [(dmr, stamp_at)] = responder.handle(bytes(dmm), T0 + 7)
+    assert stamp_at == 18 + codec.OFF_DM_TXB
+    assert codec.ptp_to_ns(dmr, 18 + codec.OFF_DM_RXF) == T0 + 7
+    assert codec.parse(dmr).vlan == 100 and dmr[0:6] == A  # type: ignore[union-attr]
+    assert responder.answered == {"DMM": 1}
