@@ -1,0 +1,295 @@
+"""Reusable REST pieces for every MEF API module: errors, JSON, pagination, filters, hub routes, buyer.
+
+An API module (``api/inventory.py``, ``api/ordering.py``; issue 7 adds fault, alarm, SFT, PM, streaming the
+same way) exposes ``BASE`` and ``def routes() -> list[web.RouteDef]``; handlers read the runtime with
+``request.app[RUNTIME]``, parse with :func:`read_json` / :func:`parse_model` / :class:`Query`, call a use case,
+and answer with :func:`json_response` or :func:`page_response`. Errors are raised, never built by hand:
+:class:`ApiError` for 400s, :class:`~interlude.errors.ValidationError` (or a list via
+:class:`~interlude.service.ordering.ValidationErrors`) for 422 arrays, :class:`~interlude.errors.NotFoundError`
+for 404; :func:`errors_middleware` turns them into the MEF error model (and anything unexpected into a 500
+``internalError`` without internals). :func:`hub_routes` gives an API its ``/hub`` POST/GET/DELETE.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
+
+from interlude.domain.model import iso
+from interlude.errors import CapabilityError, InterludeError, NotFoundError, PolicyViolationError, ValidationError
+from interlude.service.hub import NotifyingApi
+
+if TYPE_CHECKING:
+    from interlude.service.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+JSON_CT = "application/json;charset=utf-8"
+BUYER_HEADER = "X-Interlude-Buyer"
+MAX_PAGE = 1000
+INT32_MAX = 2**31 - 1
+
+RUNTIME: web.AppKey[Runtime] = web.AppKey("runtime")
+
+M = TypeVar("M", bound=BaseModel)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class ApiError(Exception):
+    """A 4xx answer with a MEF error body (``code`` from the definition's enum for that status)."""
+
+    def __init__(self, status: int, code: str, reason: str, message: str | None = None) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.code = code
+        self.reason = reason
+        self.message = message
+
+
+class ValidationErrorList(InterludeError):
+    """Several 422 problems (one array entry each)."""
+
+    def __init__(self, errors: Sequence[ValidationError]) -> None:
+        super().__init__("; ".join(str(e) for e in errors))
+        self.errors = list(errors)
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    """A JSON answer with MEF's content type."""
+    return web.Response(
+        body=json.dumps(body, separators=(",", ":")).encode(),
+        status=status,
+        headers={"Content-Type": JSON_CT, **(headers or {})},
+    )
+
+
+def error_body(code: str | None, reason: str, message: str | None = None) -> dict[str, Any]:
+    """The MEF ``Error`` body (``reason`` at most 255 characters)."""
+    body: dict[str, Any] = {"reason": reason[:255]}
+    if code is not None:
+        body["code"] = code
+    if message:
+        body["message"] = message
+    return body
+
+
+def _422(errors: Sequence[ValidationError]) -> web.Response:
+    items = []
+    for err in errors:
+        entry = error_body(err.code, str(err))
+        if err.property_path:
+            entry["propertyPath"] = err.property_path
+        items.append(entry)
+    return json_response(items, status=422)
+
+
+def _expand(errors: Sequence[ValidationError]) -> list[ValidationError]:
+    from interlude.api.payloads import unpack
+
+    out: list[ValidationError] = []
+    for err in errors:
+        out.extend(unpack(err))
+    return out
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Map every failure to the MEF error model; never leak a traceback."""
+    from interlude.service.ordering import ValidationErrors
+
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return json_response(error_body(exc.code, exc.reason, exc.message), status=exc.status)
+    except (ValidationErrors, ValidationErrorList) as exc:
+        return _422(_expand(exc.errors))
+    except (ValidationError, PolicyViolationError) as exc:
+        return _422(_expand([exc]))
+    except NotFoundError as exc:
+        return json_response(error_body("notFound", str(exc)), status=404)
+    except CapabilityError as exc:
+        return _422([ValidationError(str(exc), None, "otherIssue")])
+    except web.HTTPException as exc:
+        if exc.status == 404:
+            return json_response(error_body("notFound", f"no resource at {request.path}"), status=404)
+        if exc.status == 405:
+            return json_response(
+                error_body(None, f"method {request.method} is not allowed on {request.path}"),
+                status=405,
+                headers={"Allow": exc.headers.get("Allow", "")},
+            )
+        if exc.status == 413:
+            return json_response(error_body("invalidBody", "request body too large"), status=400)
+        if exc.status >= 400:
+            return json_response(error_body(None, exc.reason or "error"), status=exc.status)
+        raise
+    except InterludeError as exc:
+        log.error("request %s %s failed: %s", request.method, request.path, exc)
+        return json_response(error_body("internalError", "the partner could not complete the request"), status=500)
+    except Exception:
+        log.exception("request %s %s crashed", request.method, request.path)
+        return json_response(error_body("internalError", "the partner could not complete the request"), status=500)
+
+
+async def read_json(request: web.Request) -> Any:
+    """The request body as JSON; 400 ``invalidBody`` with the parser's reason otherwise."""
+    raw = await request.read()
+    if not raw:
+        raise ApiError(400, "invalidBody", "the request needs a JSON body")
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ApiError(400, "invalidBody", f"the body is not valid JSON: {exc}") from None
+
+
+def pointer(loc: Sequence[int | str]) -> str:
+    """JSON pointer of a pydantic error location."""
+    return "/" + "/".join(str(p).replace("~", "~0").replace("/", "~1") for p in loc)
+
+
+def parse_model(model: type[M], data: Any, *, as_400: bool = False) -> M:
+    """Validate ``data`` with a wire model: 422 array with ``propertyPath`` per problem (or one 400)."""
+    if not isinstance(data, dict):
+        raise ApiError(400, "invalidBody", "the body must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except PydanticValidationError as exc:
+        errors = []
+        for err in exc.errors():
+            code = "missingProperty" if err["type"] == "missing" else "invalidFormat"
+            if err["type"] in ("literal_error", "enum"):
+                code = "invalidValue"
+            errors.append(
+                ValidationError(f"{pointer(err['loc']).lstrip('/')}: {err['msg']}", pointer(err["loc"]), code)
+            )
+        if as_400:
+            first = errors[0]
+            raise ApiError(400, "invalidBody", str(first)[:255]) from None
+        raise ValidationErrorList(errors) from None
+
+
+class Query:
+    """Typed access to query parameters; unknown or repeated parameters are a 400 ``invalidQuery``."""
+
+    def __init__(self, request: web.Request, allowed: Sequence[str]) -> None:
+        self.params = request.query
+        unknown = sorted(set(self.params) - set(allowed) - {"offset", "limit"})
+        if unknown:
+            raise ApiError(
+                400, "invalidQuery", f"unknown query parameter(s) {unknown}", f"supported: {sorted(allowed)}"
+            )
+        for key in self.params:
+            if len(self.params.getall(key)) > 1:
+                raise ApiError(400, "invalidQuery", f"query parameter {key!r} is given more than once")
+
+    def text(self, name: str) -> str | None:
+        """A plain string parameter; empty values are a 400 ``missingQueryValue``."""
+        value = self.params.get(name)
+        if value is not None and value == "":
+            raise ApiError(400, "missingQueryValue", f"query parameter {name!r} has no value")
+        return value
+
+    def enum(self, name: str, values: Sequence[str]) -> str | None:
+        """A parameter restricted to ``values``."""
+        value = self.text(name)
+        if value is not None and value not in values:
+            raise ApiError(400, "invalidQuery", f"{name}={value!r} is not one of {list(values)}")
+        return value
+
+    def date(self, name: str) -> str | None:
+        """A date-time parameter, normalised for comparison (``iso``)."""
+        value = self.text(name)
+        if value is None:
+            return None
+        try:
+            dt = datetime.fromisoformat(value.replace("Z", "+00:00").replace(" ", "+"))
+        except ValueError:
+            raise ApiError(400, "invalidQuery", f"{name}={value!r} is not an ISO-8601 date-time") from None
+        if dt.tzinfo is None:
+            raise ApiError(400, "invalidQuery", f"{name}={value!r} needs a time zone (e.g. 'Z')")
+        return iso(dt)
+
+    def page(self) -> tuple[int, int, bool]:
+        """``offset``, ``limit`` (capped at :data:`MAX_PAGE`) and whether the cap applied."""
+        offset = self._int("offset", 0, 0)
+        limit = self._int("limit", 100, 1)
+        throttled = limit > MAX_PAGE
+        return offset, min(limit, MAX_PAGE), throttled
+
+    def _int(self, name: str, default: int, minimum: int) -> int:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ApiError(400, "invalidQuery", f"{name}={raw!r} is not an integer") from None
+        if not minimum <= value <= INT32_MAX:
+            raise ApiError(400, "invalidQuery", f"{name}={raw!r} must be between {minimum} and {INT32_MAX}")
+        return value
+
+
+def page_response(items: list[Any], total: int, offset: int, throttled: bool) -> web.Response:
+    """A list answer with ``X-Total-Count``, ``X-Result-Count`` and ``X-Pagination-Throttled``."""
+    more = offset + len(items) < total
+    return json_response(
+        items,
+        headers={
+            "X-Total-Count": str(total),
+            "X-Result-Count": str(len(items)),
+            "X-Pagination-Throttled": "true" if throttled and more else "false",
+        },
+    )
+
+
+def buyer_of(request: web.Request) -> str | None:
+    """The buyer (SP) making the request, from the ``X-Interlude-Buyer`` header (None: operator view)."""
+    buyer = request.headers.get(BUYER_HEADER)
+    if buyer is None or buyer == "":
+        return None
+    runtime = request.app[RUNTIME]
+    if buyer not in runtime.topology.buyers:
+        raise ApiError(403, "accessDenied", f"unknown buyer {buyer!r}")
+    return buyer
+
+
+def subscription_body(sub: Any) -> dict[str, Any]:
+    """The MEF ``EventSubscription``."""
+    body = {"id": sub.id, "callback": sub.callback}
+    if sub.query is not None:
+        body["query"] = sub.query
+    return body
+
+
+def hub_routes(base: str, api: NotifyingApi) -> list[web.RouteDef]:
+    """``POST {base}/hub``, ``GET {base}/hub/{id}``, ``DELETE {base}/hub/{id}`` for one notifying API."""
+    from interlude.api.wire import EventSubscriptionInput
+
+    async def register(request: web.Request) -> web.StreamResponse:
+        body = parse_model(EventSubscriptionInput, await read_json(request), as_400=True)
+        try:
+            sub = await request.app[RUNTIME].hub.register(api, body.callback, body.query, buyer_of(request))
+        except ValidationError as exc:
+            raise ApiError(400, "invalidBody", str(exc)) from None
+        return json_response(subscription_body(sub), status=201, headers={"Location": f"{base}/hub/{sub.id}"})
+
+    async def retrieve(request: web.Request) -> web.StreamResponse:
+        sub = await request.app[RUNTIME].hub.get(api, request.match_info["id"], buyer_of(request))
+        return json_response(subscription_body(sub))
+
+    async def unregister(request: web.Request) -> web.StreamResponse:
+        await request.app[RUNTIME].hub.unregister(api, request.match_info["id"], buyer_of(request))
+        return web.Response(status=204)
+
+    return [
+        web.post(f"{base}/hub", register),
+        web.get(f"{base}/hub/{{id}}", retrieve),
+        web.delete(f"{base}/hub/{{id}}", unregister),
+    ]

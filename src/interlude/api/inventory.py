@@ -1,0 +1,82 @@
+"""Service Inventory API ``/mefApi/interlude/serviceInventory/v2/``.
+
+``GET /service`` (every filter of the definition, pagination headers), ``GET /service/{id}``, ``/hub``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from interlude.api.common import RUNTIME, ApiError, Query, buyer_of, hub_routes, json_response, page_response
+from interlude.api.payloads import kind_of_urn, render_service
+from interlude.domain.model import Service, ServiceState
+from interlude.service.hub import SERVICE_INVENTORY
+from interlude.service.runtime import Runtime
+from interlude.store.base import ServiceQuery
+
+BASE = "/mefApi/interlude/serviceInventory/v2"
+
+FILTERS = (
+    "state", "serviceDate.lt", "serviceDate.gt", "startDate.lt", "startDate.gt", "endDate.lt", "endDate.gt",
+    "serviceOrder.id", "serviceOrderItem.id", "externalId", "geographicSite.id", "geographicAddress.id",
+    "serviceType", "@type", "startMode",
+)  # fmt: skip
+
+
+def render(runtime: Runtime, svc: Service) -> dict[str, Any]:
+    """A service as the SP sees it (with the live oper state from the inventory index)."""
+    live = runtime.inventory.indexed(svc.id) or svc
+    iface = runtime.inventory.indexed(live.connects_to) if live.connects_to else None
+    mtu = 1522
+    if live.ports:
+        node = runtime.topology.nodes.get(live.ports[0].node)
+        if node is not None and live.ports[0].interface in node.interfaces:
+            mtu = node.interfaces[live.ports[0].interface].mtu
+    return render_service(live, iface.kind if iface else None, mtu)
+
+
+async def list_services(request: web.Request) -> web.StreamResponse:
+    """``GET /service``."""
+    runtime = request.app[RUNTIME]
+    q = Query(request, FILTERS)
+    state = q.enum("state", [s.value for s in ServiceState])
+    order_id, item_id = q.text("serviceOrder.id"), q.text("serviceOrderItem.id")
+    if (order_id is None) != (item_id is None):
+        raise ApiError(400, "missingQueryParameter", "serviceOrder.id and serviceOrderItem.id must be used together")
+    urn = q.text("@type")
+    kind: str | None = None
+    if urn is not None:
+        found = kind_of_urn(urn)
+        kind = found.value if found is not None else "-none-"
+    query = ServiceQuery(
+        buyer=buyer_of(request), state=ServiceState(state) if state else None,
+        service_date_lt=q.date("serviceDate.lt"), service_date_gt=q.date("serviceDate.gt"),
+        start_date_lt=q.date("startDate.lt"), start_date_gt=q.date("startDate.gt"),
+        end_date_lt=q.date("endDate.lt"), end_date_gt=q.date("endDate.gt"),
+        order_id=order_id, order_item_id=item_id, external_id=q.text("externalId"),
+        geographic_site_id=q.text("geographicSite.id"), geographic_address_id=q.text("geographicAddress.id"),
+        service_type=q.text("serviceType"), kind=kind,
+        start_mode=q.enum("startMode", ["0", "1", "2", "3", "4", "5"]),
+    )  # fmt: skip
+    offset, limit, throttled = q.page()
+    services, total = await runtime.inventory.find(query, offset, limit)
+    return page_response([render(runtime, s) for s in services], total, offset, throttled)
+
+
+async def get_service(request: web.Request) -> web.StreamResponse:
+    """``GET /service/{id}``."""
+    runtime = request.app[RUNTIME]
+    Query(request, ())
+    svc = await runtime.inventory.get(request.match_info["id"], buyer_of(request))
+    return json_response(render(runtime, svc))
+
+
+def routes() -> list[web.RouteDef]:
+    """Every route of the API."""
+    return [
+        web.get(f"{BASE}/service", list_services),
+        web.get(f"{BASE}/service/{{id}}", get_service),
+        *hub_routes(BASE, SERVICE_INVENTORY),
+    ]

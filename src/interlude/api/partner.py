@@ -1,0 +1,103 @@
+"""The partner operations API (ours, not MEF) under ``/interlude/v1/``: topology view and fault injection.
+
+``GET /interlude/v1/topology`` → nodes with interface admin/oper state, links, services with end points.
+``POST /interlude/v1/faults`` ``{"type": "linkDown"|"delay"|"loss"|"jitter", "node", "interface",
+"delayMs", "jitterMs", "lossPercent"}`` → 201 with the fault; ``GET /interlude/v1/faults``;
+``GET``/``DELETE /interlude/v1/faults/{id}`` (204 clears it). Errors use the same shapes as the MEF APIs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from interlude.adapters.base import Capability, InterfaceControl, require
+from interlude.api.common import RUNTIME, json_response, parse_model, read_json
+from interlude.api.wire import FaultIn
+from interlude.domain.model import ServiceState
+from interlude.errors import AdapterError
+
+BASE = "/interlude/v1"
+
+
+async def topology(request: web.Request) -> web.StreamResponse:
+    """The network as the partner sees it right now."""
+    runtime = request.app[RUNTIME]
+    nodes: list[dict[str, Any]] = []
+    for name, spec in runtime.topology.nodes.items():
+        adapter = runtime.adapters[name]
+        states: dict[str, tuple[str, str]] = {}
+        if Capability.INTERFACES in adapter.capabilities:
+            try:
+                for st in await require(adapter, InterfaceControl).list_interfaces():  # type: ignore[type-abstract]
+                    states[st.name] = (st.admin.value, st.oper.value)
+            except AdapterError:
+                states = {}
+        nodes.append(
+            {
+                "name": name,
+                "kind": spec.kind,
+                "interfaces": [
+                    {
+                        "name": ifname,
+                        "role": ispec.role,
+                        "adminState": states.get(ifname, ("unknown", "unknown"))[0],
+                        "operState": states.get(ifname, ("unknown", "unknown"))[1],
+                    }
+                    for ifname, ispec in spec.interfaces.items()
+                ],
+            }
+        )
+    services = [
+        {
+            "id": s.id,
+            "buyer": s.buyer,
+            "type": s.kind.value,
+            "state": s.state.value,
+            "administrativeState": s.admin.value,
+            "operationalState": s.oper.value,
+            "endpoints": [{"node": p.node, "interface": p.interface} for p in s.ports],
+        }
+        for s in runtime.inventory.services()
+        if s.kind.is_connectivity and s.state is not ServiceState.TERMINATED
+    ]
+    links = [{"endpoints": list(link.endpoints)} for link in runtime.topology.links]
+    return json_response({"name": runtime.topology.name, "nodes": nodes, "links": links, "services": services})
+
+
+async def create_fault(request: web.Request) -> web.StreamResponse:
+    """Inject a fault."""
+    body = parse_model(FaultIn, await read_json(request))
+    fault = await request.app[RUNTIME].faults.inject(
+        body.type, body.node, body.interface, delay_ms=body.delayMs, jitter_ms=body.jitterMs,
+        loss_percent=body.lossPercent,
+    )  # fmt: skip
+    return json_response(fault.to_dict(), status=201, headers={"Location": f"{BASE}/faults/{fault.id}"})
+
+
+async def list_faults(request: web.Request) -> web.StreamResponse:
+    """Active faults."""
+    return json_response([f.to_dict() for f in await request.app[RUNTIME].faults.list()])
+
+
+async def get_fault(request: web.Request) -> web.StreamResponse:
+    """One active fault."""
+    return json_response((await request.app[RUNTIME].faults.get(request.match_info["id"])).to_dict())
+
+
+async def delete_fault(request: web.Request) -> web.StreamResponse:
+    """Clear a fault."""
+    await request.app[RUNTIME].faults.clear(request.match_info["id"])
+    return web.Response(status=204)
+
+
+def routes() -> list[web.RouteDef]:
+    """Every route of the partner API."""
+    return [
+        web.get(f"{BASE}/topology", topology),
+        web.post(f"{BASE}/faults", create_fault),
+        web.get(f"{BASE}/faults", list_faults),
+        web.get(f"{BASE}/faults/{{id}}", get_fault),
+        web.delete(f"{BASE}/faults/{{id}}", delete_fault),
+    ]

@@ -1,0 +1,154 @@
+"""The composition root: topology → adapters → store → use cases → background runners.
+
+``Runtime.start()`` creates one adapter per node through the entry-point registry
+(:func:`interlude.adapters.registry.create_adapter`, one shared :class:`AdapterContext`), opens them, opens
+the store (migrations), seeds the inventory on first start, reads every port, provisions seed connectivity
+where the adapters can (idempotent), re-applies active faults, then starts the southbound followers, the
+order runner (which resumes orders left unfinished) and the notifier (which resumes undelivered
+notifications). ``stop()`` undoes it in reverse order. Both ``interlude emulate`` and ``interlude serve``
+and the tests use this one object; the aiohttp app only holds it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from interlude.adapters.base import Adapter, AdapterContext, Capability
+from interlude.adapters.registry import create_adapter
+from interlude.domain.model import ServiceState
+from interlude.errors import AdapterError
+from interlude.service.bus import EventBus
+from interlude.service.faults import FaultService
+from interlude.service.hub import HubService, Notifier
+from interlude.service.inventory import InventoryService
+from interlude.service.network import Network
+from interlude.service.ordering import OrderingService, OrderRunner
+from interlude.service.southbound import SouthboundIngest
+from interlude.store.base import Store
+from interlude.store.sqlite import SqliteStore
+from interlude.topology.model import Topology
+
+log = logging.getLogger(__name__)
+
+AdapterFactory = Callable[..., Adapter]
+
+
+@dataclass
+class RuntimeOptions:
+    """Tunables (tests shorten the notifier backoff)."""
+
+    notify_base_delay_s: float = 0.5
+    notify_max_delay_s: float = 300.0
+    notify_max_attempts: int = 20
+    notify_timeout_s: float = 5.0
+    poll_interval_s: float = 5.0
+    provision_seed: bool = True
+    run_orders: bool = True
+    run_notifier: bool = True
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+class Runtime:
+    """Everything one running partner needs, started and stopped together."""
+
+    def __init__(
+        self,
+        topology: Topology,
+        db_path: str | Path,
+        *,
+        base_dir: Path | None = None,
+        state_dir: Path | None = None,
+        adapter_factory: AdapterFactory = create_adapter,
+        store: Store | None = None,
+        options: RuntimeOptions | None = None,
+    ) -> None:
+        self.topology = topology
+        self.db_path = Path(db_path)
+        self.base_dir = base_dir or Path.cwd()
+        self.state_dir = state_dir or self.db_path.parent
+        self.options = options or RuntimeOptions()
+        self.context = AdapterContext(topology=topology, base_dir=self.base_dir, state_dir=self.state_dir)
+        self.adapters: dict[str, Adapter] = {
+            name: adapter_factory(node, self.context) for name, node in topology.nodes.items()
+        }
+        self.store: Store = store or SqliteStore(self.db_path)
+        self.bus = EventBus()
+        self.network = Network(topology, self.adapters)
+        self.hub = HubService(self.store)
+        self.inventory = InventoryService(self.store, topology, self.hub, self.bus)
+        self.southbound = SouthboundIngest(self.network, self.inventory, self.bus, self.options.poll_interval_s)
+        self.ordering = OrderingService(self.store, self.inventory, self.hub, self.network)
+        self.runner = OrderRunner(self.store, self.inventory, self.hub, self.network, self.bus, self.refresh)
+        self.ordering.runner = self.runner
+        self.faults = FaultService(self.store, self.network, self.bus, self.refresh)
+        self.notifier = Notifier(
+            self.store,
+            base_delay_s=self.options.notify_base_delay_s,
+            max_delay_s=self.options.notify_max_delay_s,
+            max_attempts=self.options.notify_max_attempts,
+            timeout_s=self.options.notify_timeout_s,
+        )
+        self._opened: list[Adapter] = []
+        self.started = False
+
+    async def refresh(self, nodes: Iterable[str] | None = None) -> None:
+        """Re-read ports (after our own changes) so oper state and notifications follow at once."""
+        await self.southbound.refresh(nodes)
+
+    async def start(self) -> None:
+        """Bring everything up; on failure, what was started is stopped again."""
+        try:
+            for adapter in self.adapters.values():
+                await adapter.open()
+                self._opened.append(adapter)
+            await self.store.open()
+            if isinstance(self.store, SqliteStore):
+                self.store.on_outbox = self.notifier.wake
+            seeded = await self.inventory.load()
+            if seeded:
+                log.info("seeded %d services from topology %s", seeded, self.topology.name)
+            if self.options.provision_seed:
+                await self._provision()
+            await self.faults.reapply()
+            await self.southbound.start()
+            if self.options.run_notifier:
+                await self.notifier.start()
+            if self.options.run_orders:
+                await self.runner.start()
+            self.started = True
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _provision(self) -> None:
+        """Make the network carry every active connectivity service (idempotent; skipped where unsupported)."""
+        for svc in list(self.inventory.services()):
+            if not svc.kind.is_connectivity or svc.state is not ServiceState.ACTIVE:
+                continue
+            nodes = {p.node for p in svc.ports}
+            if not all(Capability.CONNECTIVITY in self.adapters[n].capabilities for n in nodes):
+                continue
+            try:
+                await self.network.connect(self.network.connection_spec(svc))
+                uni = self.network.uni_port(svc)
+                if svc.cir_bps and Capability.BANDWIDTH in self.adapters[uni.node].capabilities:
+                    await self.network.apply_bandwidth(uni, svc.cir_bps, svc.cbs_bytes, svc.eir_bps)
+            except AdapterError as exc:
+                log.warning("cannot provision %s: %s", svc.id, exc)
+
+    async def stop(self) -> None:
+        """Stop runners, close adapters and the store. Idempotent."""
+        await self.runner.stop()
+        await self.notifier.stop()
+        await self.southbound.stop()
+        for adapter in reversed(self._opened):
+            try:
+                await adapter.close()
+            except AdapterError as exc:
+                log.warning("closing %s: %s", adapter.node.name, exc)
+        self._opened.clear()
+        await self.store.close()
+        self.started = False
