@@ -24,12 +24,16 @@ Capabilities and how each is real:
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import ctypes
 import importlib
+import os
 import select
+import socket
+import struct
 import threading
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -63,6 +67,7 @@ from interlude.topology.model import Impairment, NodeSpec
 try:
     from pyroute2 import IPRoute
     from pyroute2.netlink.exceptions import NetlinkError
+    from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 except ImportError as exc:  # pragma: no cover - the lab extra is missing
     raise MissingDependencyError(
         "the 'lab' adapter needs pyroute2; install it with: pip install 'lso-interlude[lab]'"
@@ -94,6 +99,9 @@ class LabAdapter:
         self._namespace: str | None = None
         self._ipr: Any = None
         self._lock = threading.Lock()
+        # pyroute2 0.9's sync IPRoute keeps one asyncio loop per calling thread: every netlink call of this
+        # adapter runs on one dedicated thread so exactly one loop and socket exist and close() frees them.
+        self._executor: ThreadPoolExecutor | None = None
         self._subscribers: set[asyncio.Queue[SouthboundEvent | None]] = set()
         self._watcher: threading.Thread | None = None
         self._stop = threading.Event()
@@ -139,8 +147,9 @@ class LabAdapter:
         if namespace not in await asyncio.to_thread(shell.list_netns):
             raise DeviceConnectionError(f"namespace {namespace} does not exist (is the lab up?)", node=self.node.name)
         self._namespace = namespace
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"lab-{self.node.name}")
         try:
-            self._ipr = await asyncio.to_thread(IPRoute, netns=namespace)
+            self._ipr = await self._nl(IPRoute, netns=namespace)
         except (OSError, NetlinkError) as exc:
             raise DeviceConnectionError(f"cannot open netlink in {namespace}: {exc}", node=self.node.name) from exc
 
@@ -153,8 +162,17 @@ class LabAdapter:
         for queue in list(self._subscribers):
             queue.put_nowait(None)
         ipr, self._ipr = self._ipr, None
-        if ipr is not None:
-            await asyncio.to_thread(ipr.close)
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            if ipr is not None:
+                await asyncio.get_running_loop().run_in_executor(executor, ipr.close)
+            executor.shutdown(wait=True)
+
+    async def _nl(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run ``func`` on the adapter's netlink thread."""
+        if self._executor is None:
+            raise DeviceConnectionError("the lab adapter is not open", node=self.node.name)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, lambda: func(*args, **kwargs))
 
     # ------------------------------------------------------------------ netlink helpers (worker threads)
 
@@ -180,9 +198,7 @@ class LabAdapter:
     def _to_state(self, name: str, msg: Any) -> InterfaceState:
         spec = self.node.interfaces.get(name)
         admin = AdminState.UP if msg["flags"] & IFF_UP else AdminState.DOWN
-        oper = _OPER.get(str(msg.get("operstate")), OperState.UNKNOWN)
-        if admin is AdminState.DOWN:
-            oper = OperState.DOWN
+        oper = _oper(msg["flags"], msg.get("operstate"))
         return InterfaceState(
             name=name,
             admin=admin,
@@ -204,12 +220,13 @@ class LabAdapter:
 
     async def list_interfaces(self) -> Sequence[InterfaceState]:
         """The node's topology interfaces as the kernel shows them."""
-        links = await asyncio.to_thread(self._links)
+        links = await self._nl(self._links)
         return [self._to_state(name, links[name]) for name in self.node.interfaces if name in links]
 
     async def get_interface(self, name: str) -> InterfaceState:
         """One interface; :class:`NotFoundError` if the topology or the kernel does not know it."""
-        return await asyncio.to_thread(self._get, name)
+        result: InterfaceState = await self._nl(self._get, name)
+        return result
 
     async def set_admin_state(self, name: str, state: AdminState) -> InterfaceState:
         """Set the kernel admin state and return what the kernel reports afterwards."""
@@ -220,7 +237,8 @@ class LabAdapter:
             self._call(f"setting {name} {wanted}", lambda ipr: ipr.link("set", ifname=name, state=wanted))
             return self._get(name)
 
-        return await asyncio.to_thread(work)
+        result: InterfaceState = await self._nl(work)
+        return result
 
     # ------------------------------------------------------------------ CounterSource
 
@@ -229,7 +247,7 @@ class LabAdapter:
         wanted = list(names) if names is not None else list(self.node.interfaces)
         for name in wanted:
             self._check_name(name)
-        links = await asyncio.to_thread(self._links)
+        links = await self._nl(self._links)
         now = time.time()
         out: dict[str, CounterSample] = {}
         for name in wanted:
@@ -352,6 +370,11 @@ class LabAdapter:
         ready = threading.Event()
         errors: list[BaseException] = []
         self._stop.clear()
+        links = await self._nl(self._links)
+        self._known = {
+            name: (bool(msg["flags"] & IFF_UP), _oper(msg["flags"], msg.get("operstate")))
+            for name, msg in links.items()
+        }
         thread = threading.Thread(
             target=self._watch, args=(ready, errors), name=f"lab-events-{self.node.name}", daemon=True
         )
@@ -367,37 +390,36 @@ class LabAdapter:
             queue.put_nowait(event)
 
     def _watch(self, ready: threading.Event, errors: list[BaseException]) -> None:
-        """Worker thread: subscribe to link changes in the namespace and translate them into events."""
+        """Worker thread: subscribe to link changes in the namespace and translate them into events.
+
+        A plain ``AF_NETLINK`` socket bound to ``RTMGRP_LINK`` is created after this thread alone entered the
+        namespace (``setns`` acts on the calling thread), then the thread returns to its own namespace; the
+        socket keeps the namespace it was created in. Messages are decoded with pyroute2's ``ifinfmsg``.
+        """
         try:
-            ipr = IPRoute(netns=self.namespace)
-            ipr.bind()
-            known: dict[str, tuple[bool, OperState]] = {}
-            for msg in ipr.get_links():
-                name = msg.get("ifname")
-                known[name] = (bool(msg["flags"] & IFF_UP), _OPER.get(str(msg.get("operstate")), OperState.UNKNOWN))
-        except (OSError, NetlinkError) as exc:
+            sock = _netlink_socket_in(self.namespace)
+        except OSError as exc:
             errors.append(exc)
             ready.set()
             return
         ready.set()
+        # the first answers are the dump requested right after subscribing: they seed the known states, so
+        # no change between subscribing and the snapshot is missed and none is reported twice
+        known: dict[str, tuple[bool, OperState]] = {}
         loop = self._loop
         try:
             while not self._stop.is_set():
-                readable, _, _ = select.select([ipr.fileno()], [], [], 0.2)
+                readable, _, _ = select.select([sock], [], [], 0.2)
                 if not readable:
                     continue
-                for msg in ipr.get():
-                    if msg.get("event") != "RTM_NEWLINK":
-                        continue
-                    name = msg.get("ifname")
+                data = sock.recv(65536)
+                for seq, name, admin, oper, raw_oper in _parse_links(data):
                     if name not in self.node.interfaces:
                         continue
-                    admin = bool(msg["flags"] & IFF_UP)
-                    oper = _OPER.get(str(msg.get("operstate")), OperState.UNKNOWN)
-                    if not admin:
-                        oper = OperState.DOWN
-                    before = known.get(name, (True, OperState.UP))
+                    before = known.get(name)
                     known[name] = (admin, oper)
+                    if seq == DUMP_SEQ or before is None:
+                        continue
                     kinds: list[EventKind] = []
                     if before[0] != admin:
                         kinds.append(EventKind.ADMIN_UP if admin else EventKind.ADMIN_DOWN)
@@ -410,15 +432,14 @@ class LabAdapter:
                             interface=name,
                             at=time.time(),
                             source="netlink",
-                            details={"operstate": str(msg.get("operstate")), "namespace": self.namespace},
+                            details={"operstate": raw_oper, "namespace": self.namespace},
                         )
                         if loop is not None and not loop.is_closed():
                             loop.call_soon_threadsafe(self._publish, event)
-        except (OSError, NetlinkError):
+        except OSError:
             pass  # the namespace went away (lab down): the stream simply ends
         finally:
-            with contextlib.suppress(Exception):
-                ipr.close()
+            sock.close()
 
     # ------------------------------------------------------------------ OamControl
 
@@ -446,6 +467,67 @@ class LabAdapter:
             raise DeviceOperationError(f"OAM session failed: {exc}", node=self.node.name) from exc
         assert isinstance(result, OamResult)
         return result
+
+
+def _oper(flags: int, operstate: object) -> OperState:
+    """Oper state from netlink: admin down is always oper down."""
+    if not flags & IFF_UP:
+        return OperState.DOWN
+    return _OPER.get(str(operstate), OperState.UNKNOWN)
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+CLONE_NEWNET = 0x40000000
+RTMGRP_LINK = 1
+RTM_NEWLINK = 16
+RTM_GETLINK = 18
+DUMP_SEQ = 1
+
+
+def _setns(fd: int) -> None:
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"setns: {os.strerror(err)}")
+
+
+def _netlink_socket_in(namespace: str) -> socket.socket:
+    """An rtnetlink socket subscribed to link changes, created inside ``namespace`` (call from a worker thread)."""
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    try:
+        target = os.open(f"/run/netns/{namespace}", os.O_RDONLY)
+        try:
+            _setns(target)
+            try:
+                sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+                sock.bind((0, RTMGRP_LINK))
+                # RTM_GETLINK dump (NLM_F_REQUEST | NLM_F_DUMP) with an empty ifinfomsg
+                sock.send(struct.pack("=IHHII", 32, RTM_GETLINK, 0x301, DUMP_SEQ, 0) + bytes(16))
+            finally:
+                _setns(own)
+        finally:
+            os.close(target)
+    finally:
+        os.close(own)
+    return sock
+
+
+def _parse_links(data: bytes) -> list[tuple[int, str, bool, OperState, str]]:
+    """(sequence, name, admin up, oper state, raw operstate) for each RTM_NEWLINK in a netlink datagram."""
+    out: list[tuple[int, str, bool, OperState, str]] = []
+    offset = 0
+    while offset + 16 <= len(data):
+        length, mtype, _flags, seq = struct.unpack_from("=IHHI", data, offset)
+        if length < 16:
+            break
+        if mtype == RTM_NEWLINK:
+            msg = ifinfmsg(data[offset : offset + length])
+            msg.decode()
+            name = msg.get_attr("IFLA_IFNAME")
+            raw = str(msg.get_attr("IFLA_OPERSTATE"))
+            if name:
+                out.append((seq, str(name), bool(msg["flags"] & IFF_UP), _oper(msg["flags"], raw), raw))
+        offset += (length + 3) & ~3
+    return out
 
 
 def _shaper_lines(ifname: str, profile: BandwidthProfile) -> list[str]:

@@ -322,6 +322,8 @@ class Lab:
 
         start_agents(self.topology, state, self.base_dir, progress=progress)
         phase("agents ready")
+        _settle([n.namespace for n in state.nodes.values()])
+        phase("link states settled")
         state.status = "up"
         state.save()
 
@@ -395,6 +397,28 @@ class Lab:
             apply_impairment(state, wire, impairment, near=near)
             state.save()
             return wire
+
+
+def _settle(namespaces: list[str], timeout: float = 3.0) -> None:
+    """Wait until the kernel's operstate caught up with carrier (linkwatch lags up to ~1 s after a change).
+
+    Without this a client starting right after ``up`` reads ``DOWN`` on links that are up and then sees a
+    spurious ``linkUp`` event.
+    """
+    deadline = time.monotonic() + timeout
+    pending = list(namespaces)
+    while pending and time.monotonic() < deadline:
+        lagging = []
+        for ns in pending:
+            out = shell.run(["ip", "-n", ns, "-o", "link", "show", "up"], check=False)
+            if any(
+                "LOWER_UP" in line and "state UP" not in line and "state UNKNOWN" not in line
+                for line in out.splitlines()
+            ):
+                lagging.append(ns)
+        pending = lagging
+        if pending:
+            time.sleep(0.05)
 
 
 def relay_spec(prefix: str, folder: Path, wire_id: str, short: str) -> RelayState:

@@ -39,7 +39,10 @@ def three_nodes(delay: bool = False) -> dict[str, Any]:
                 "id": "ovc1",
                 "type": "accessEline",
                 "buyer": "sp",
-                "endpoints": [{"node": "pe1", "interface": "uni1"}, {"node": "agg1", "interface": "enni1", "s_vlan": 10}],
+                "endpoints": [
+                    {"node": "pe1", "interface": "uni1"},
+                    {"node": "agg1", "interface": "enni1", "s_vlan": 10},
+                ],
                 "bandwidth": {"cir_mbps": 10},
             }
         ],

@@ -1,0 +1,214 @@
+"""The lab adapter runs the shared contract suite against a real lab (namespaces, veths, kernel counters).
+
+The harness observes the truth out of band: ``/sys/class/net/IF/...`` read inside the node's namespace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from interlude.adapters.base import (
+    AdapterContext,
+    AdminState,
+    BandwidthProfile,
+    ConnectionSpec,
+    Direction,
+    Endpoint,
+    EventKind,
+    OperState,
+)
+from interlude.adapters.lab import LabAdapter
+from interlude.adapters.registry import create_adapter
+from interlude.errors import NotFoundError
+from interlude.lab.builder import Lab
+from interlude.topology.model import Impairment
+from tests.contract.suite import AdapterContract, ContractHarness, eventually
+from tests.integration.lab.labkit import addr, leftovers, make_lab, nsexec, sysfs, wait_until
+from tests.support.lab import require_netns
+
+pytestmark = pytest.mark.lab
+
+TOPOLOGY = {
+    "name": "contract",
+    "buyers": {"sp": {}},
+    "nodes": {
+        "pe1": {
+            "kind": "lab",
+            "interfaces": {"uni1": {"role": "uni", "buyer": "sp"}, "uni2": {"role": "uni", "buyer": "sp"}, "up1": {}},
+        },
+        "agg1": {"kind": "lab", "interfaces": {"dn1": {}, "enni1": {"role": "enni", "buyer": "sp"}}},
+    },
+    "links": [{"endpoints": ["pe1:up1", "agg1:dn1"]}],
+}
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    require_netns()
+    built = make_lab(TOPOLOGY, tmp_path_factory.mktemp("contract-lab"))
+    state = built.up()
+    try:
+        addr(state.nodes["pe1"].namespace, "up1", "192.0.2.1/30")
+        addr(state.nodes["agg1"].namespace, "dn1", "192.0.2.2/30")
+        yield built
+    finally:
+        built.down()
+        assert leftovers(built.pfx) == []
+
+
+def ns(lab: Lab, node: str) -> str:
+    return lab.require_state().nodes[node].namespace
+
+
+@pytest.fixture
+def context(lab: Lab, tmp_path: Path) -> AdapterContext:
+    ctx = AdapterContext(topology=lab.topology, base_dir=tmp_path, state_dir=tmp_path)
+    ctx.resources["lab-state-dir"] = lab.folder
+    return ctx
+
+
+@pytest.fixture
+async def adapter(context: AdapterContext) -> AsyncIterator[LabAdapter]:
+    created = create_adapter(context.topology.node("pe1"), context)  # through the entry point
+    assert isinstance(created, LabAdapter)
+    await created.open()
+    yield created
+    await created.close()
+
+
+@pytest.fixture
+def harness(lab: Lab) -> ContractHarness:
+    pe1 = ns(lab, "pe1")
+
+    async def observe_admin(name: str) -> AdminState:
+        flags = int(await asyncio.to_thread(sysfs, pe1, name, "flags"), 16)
+        return AdminState.UP if flags & 1 else AdminState.DOWN
+
+    async def observe_oper(name: str) -> OperState:
+        value = await asyncio.to_thread(sysfs, pe1, name, "operstate")
+        return {"up": OperState.UP, "down": OperState.DOWN, "lowerlayerdown": OperState.DOWN}.get(
+            value, OperState.UNKNOWN
+        )
+
+    async def observe_counters(name: str) -> tuple[int, int]:
+        rx = await asyncio.to_thread(sysfs, pe1, name, "statistics/rx_bytes")
+        tx = await asyncio.to_thread(sysfs, pe1, name, "statistics/tx_bytes")
+        return int(rx), int(tx)
+
+    async def generate_traffic(name: str, frames: int) -> None:
+        assert name == "up1"
+        await asyncio.to_thread(
+            nsexec, pe1, "ping", "-q", "-c", str(frames // 2), "-i", "0.002", "-W", "1", "192.0.2.2"
+        )
+
+    return ContractHarness(
+        toggle_interface="up1",
+        expected_interfaces={"uni1", "uni2", "up1"},
+        observe_admin=observe_admin,
+        observe_oper=observe_oper,
+        observe_counters=observe_counters,
+        generate_traffic=generate_traffic,
+        counter_tolerance_octets=0,
+        settle_s=3.0,
+    )
+
+
+class TestLabContract(AdapterContract):
+    """The whole suite, against kernel interfaces in namespaces."""
+
+
+async def test_admin_down_peer_loses_carrier_and_event_is_emitted(lab: Lab, context: AdapterContext) -> None:
+    pe1 = LabAdapter(context.topology.node("pe1"), context)
+    agg1 = LabAdapter(context.topology.node("agg1"), context)
+    await pe1.open()
+    await agg1.open()
+
+    async def carrier_back() -> bool:  # a previous test may just have brought up1 up again
+        return (await agg1.get_interface("dn1")).oper is OperState.UP
+
+    assert await eventually(carrier_back, 3.0)
+    seen: list[tuple[EventKind, str | None]] = []
+
+    async def watch() -> None:
+        async for event in agg1.events():
+            seen.append((event.kind, event.interface))
+            if event.kind is EventKind.LINK_DOWN:
+                return
+
+    task = asyncio.create_task(watch())
+    await asyncio.sleep(0.3)
+    try:
+        await pe1.set_admin_state("up1", AdminState.DOWN)
+        assert sysfs(ns(lab, "pe1"), "up1", "operstate") == "down"
+        async with asyncio.timeout(5):
+            await task
+        assert (EventKind.LINK_DOWN, "dn1") in seen
+        peer = await agg1.get_interface("dn1")
+        assert peer.admin is AdminState.UP and peer.oper is OperState.DOWN
+        assert sysfs(ns(lab, "agg1"), "dn1", "carrier") == "0"
+    finally:
+        task.cancel()
+        await pe1.set_admin_state("up1", AdminState.UP)
+        await pe1.close()
+        await agg1.close()
+
+
+async def test_counters_equal_sysfs_for_every_interface(adapter: LabAdapter, lab: Lab) -> None:
+    await asyncio.to_thread(nsexec, ns(lab, "pe1"), "ping", "-q", "-c", "50", "-i", "0.002", "192.0.2.2")
+    samples = await adapter.read_counters()
+    for name, sample in samples.items():
+        assert sample.in_octets == int(sysfs(ns(lab, "pe1"), name, "statistics/rx_bytes"))
+        assert sample.out_packets == int(sysfs(ns(lab, "pe1"), name, "statistics/tx_packets"))
+    assert samples["up1"].out_packets >= 50
+
+
+async def test_bandwidth_profile_is_a_kernel_shaper(adapter: LabAdapter, lab: Lab) -> None:
+    pe1 = ns(lab, "pe1")
+    edge = lab.require_state().wire_of("pe1", "uni1").b.netns
+    await adapter.apply_bandwidth(
+        "uni1", BandwidthProfile(cir_bps=20_000_000, cbs_bytes=20_000, direction=Direction.BOTH)
+    )
+    assert "rate 20Mbit" in nsexec(pe1, "tc", "qdisc", "show", "dev", "uni1")
+    assert "rate 20Mbit" in nsexec(edge, "tc", "qdisc", "show", "dev", "eth0")  # ingress = far end's egress
+    await adapter.apply_bandwidth("uni1", BandwidthProfile(cir_bps=20_000_000, cbs_bytes=20_000, eir_bps=10_000_000))
+    assert "ceil 30Mbit" in nsexec(pe1, "tc", "class", "show", "dev", "uni1")
+    await adapter.remove_bandwidth("uni1")
+    assert "tbf" not in nsexec(pe1, "tc", "qdisc", "show", "dev", "uni1")
+    assert "htb" not in nsexec(pe1, "tc", "qdisc", "show", "dev", "uni1")
+
+
+async def test_connectivity_is_bridge_membership(adapter: LabAdapter, lab: Lab) -> None:
+    pe1 = ns(lab, "pe1")
+    spec = ConnectionSpec(id="ovc-9", a=Endpoint("pe1", "uni2", 100), b=Endpoint("agg1", "enni1", 1009))
+    await adapter.connect(spec)
+    await adapter.connect(spec)  # idempotent
+    assert "master ilbr" in nsexec(pe1, "ip", "-o", "link", "show", "uni2")
+    assert "master ilbr" in nsexec(pe1, "ip", "-o", "link", "show", "up1")
+    await adapter.disconnect("ovc-9")
+    await adapter.disconnect("ovc-9")
+    assert "master" not in nsexec(pe1, "ip", "-o", "link", "show", "uni2")
+    assert "ilbr" not in nsexec(pe1, "ip", "-br", "link")
+
+
+async def test_impairment_down_cuts_the_far_end(adapter: LabAdapter, lab: Lab) -> None:
+    await adapter.set_impairment("up1", Impairment(down=True))
+    try:
+
+        async def carrier_lost() -> bool:
+            return (await adapter.get_interface("up1")).oper is OperState.DOWN
+
+        assert await eventually(carrier_lost, 3.0)
+        assert (await adapter.get_interface("up1")).admin is AdminState.UP
+        assert sysfs(ns(lab, "agg1"), "dn1", "operstate") == "down"
+    finally:
+        await adapter.set_impairment("up1", Impairment())
+    assert wait_until(lambda: sysfs(ns(lab, "agg1"), "dn1", "operstate") == "up", 3.0)
+
+
+async def test_unknown_interface_counters_not_found(adapter: LabAdapter) -> None:
+    with pytest.raises(NotFoundError):
+        await adapter.read_counters(["nope0"])
