@@ -571,10 +571,18 @@ def insert_relay(state: LabState, wire: WireState, imp: Impairment) -> None:
     """Put a delay relay namespace in the middle of an existing veth link, at run time."""
     short = f"r{wire.link_index}" if wire.link_index is not None else f"r{wire.id}"
     relay = relay_spec(state.prefix, Path(state.state_dir), wire.id, short)
-    snapshot = {}
+    snapshot: dict[tuple[str, str], dict[str, Any]] = {}
+    addresses: dict[tuple[str, str], list[str]] = {}
     for end in (wire.a, wire.b):
         info = json.loads(shell.run(["ip", "-n", end.netns, "-j", "link", "show", "dev", end.ifname]) or "[]")
         snapshot[(end.netns, end.ifname)] = info[0] if info else {}
+        addr_info = json.loads(shell.run(["ip", "-n", end.netns, "-j", "addr", "show", "dev", end.ifname]) or "[]")
+        addresses[(end.netns, end.ifname)] = [
+            f"{a['local']}/{a['prefixlen']}"
+            for entry in addr_info
+            for a in entry.get("addr_info", [])
+            if a.get("scope") != "link"
+        ]
     if relay.netns not in state.namespaces:
         state.namespaces.append(relay.netns)
     wire.relay = relay
@@ -597,6 +605,7 @@ def insert_relay(state: LabState, wire: WireState, imp: Impairment) -> None:
             lines.append(f"link set {end.ifname} address {info['address']}")
         if info.get("master"):
             lines.append(f"link set {end.ifname} master {info['master']}")
+        lines += [f"addr add {cidr} dev {end.ifname}" for cidr in addresses[(end.netns, end.ifname)]]
         if "UP" in info.get("flags", []):
             lines.append(f"link set {end.ifname} up")
         shell.ip_batch(lines, end.netns)

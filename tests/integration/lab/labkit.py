@@ -81,10 +81,10 @@ def addr(ns: str, ifname: str, cidr: str) -> None:
 
 UDP_SEND = """
 import socket, sys, time
-dst, port, count, size, pause = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+dst, port, count, size, pause = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 payload = b"x" * size
-deadline = time.monotonic() + count if count < 0 else None
+deadline = time.monotonic() - count if count < 0 else None
 i = 0
 while (deadline is None and i < count) or (deadline is not None and time.monotonic() < deadline):
     try:
@@ -113,6 +113,17 @@ try:
 except socket.timeout:
     pass
 print(n, flush=True)
+"""
+
+
+RX_RATE = """
+import sys, time
+path = f"/sys/class/net/{sys.argv[1]}/statistics/rx_bytes"
+time.sleep(float(sys.argv[2]))
+t0, b0 = time.monotonic(), int(open(path).read())
+time.sleep(float(sys.argv[3]))
+t1, b1 = time.monotonic(), int(open(path).read())
+print((b1 - b0) * 8 / (t1 - t0))
 """
 
 
