@@ -49,12 +49,29 @@ def _session_options(func: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option("--target", help="MAC of the remote MEP (default: the level's CFM group address)"),
         click.option("--count", "-c", type=click.IntRange(min=1), default=5, show_default=True),
-        click.option("--interval", "-i", type=click.FloatRange(min=0), default=1.0, show_default=True,
-                     help="seconds between frames; 0 = next frame as soon as the previous is answered"),
-        click.option("--timeout", "-W", type=click.FloatRange(min=0.001), default=1.0, show_default=True,
-                     help="seconds to wait for the last reply"),
-        click.option("--size", type=click.IntRange(64, 9000), default=64, show_default=True,
-                     help="frame size in bytes incl. FCS (padded with a Data TLV)"),
+        click.option(
+            "--interval",
+            "-i",
+            type=click.FloatRange(min=0),
+            default=1.0,
+            show_default=True,
+            help="seconds between frames; 0 = next frame as soon as the previous is answered",
+        ),
+        click.option(
+            "--timeout",
+            "-W",
+            type=click.FloatRange(min=0.001),
+            default=1.0,
+            show_default=True,
+            help="seconds to wait for the last reply",
+        ),
+        click.option(
+            "--size",
+            type=click.IntRange(64, 9000),
+            default=64,
+            show_default=True,
+            help="frame size in bytes incl. FCS (padded with a Data TLV)",
+        ),
         click.option("--priority", type=click.IntRange(0, 7), default=0, help="802.1p priority (tagged frames)"),
     ]
     for option in reversed(options):
@@ -71,15 +88,34 @@ def _run(kind: OamKind, opts: dict[str, Any], test_id: int = 1) -> None:
     from interlude.oam.runner import run_oam_session
     from interlude.oam.sessions import Progress
 
-    mep = MepSpec(name="cli", node="cli", interface=opts["interface"], mep_id=opts["mep_id"], level=opts["level"],
-                  vlan=opts["vlan"])
-    request = OamRequest(kind=kind, mep=mep, target_mac=opts.get("target"), count=opts.get("count", 1),
-                         interval_s=opts.get("interval", 1.0), frame_size=opts.get("size", 64),
-                         priority=opts.get("priority", 0), timeout_s=opts.get("timeout", 1.0), test_id=test_id)
+    mep = MepSpec(
+        name="cli",
+        node="cli",
+        interface=opts["interface"],
+        mep_id=opts["mep_id"],
+        level=opts["level"],
+        vlan=opts["vlan"],
+    )
+    request = OamRequest(
+        kind=kind,
+        mep=mep,
+        target_mac=opts.get("target"),
+        count=opts.get("count", 1),
+        interval_s=opts.get("interval", 1.0),
+        frame_size=opts.get("size", 64),
+        priority=opts.get("priority", 0),
+        timeout_s=opts.get("timeout", 1.0),
+        test_id=test_id,
+    )
     as_json = opts["as_json"]
     target = opts.get("target") or "CFM group address"
-    labels = {OamKind.LOOPBACK: "LBR", OamKind.DELAY: "DMR", OamKind.SYNTHETIC_LOSS: "SLR", OamKind.LOSS: "LMR",
-              OamKind.LINKTRACE: "LTR"}
+    labels = {
+        OamKind.LOOPBACK: "LBR",
+        OamKind.DELAY: "DMR",
+        OamKind.SYNTHETIC_LOSS: "SLR",
+        OamKind.LOSS: "LMR",
+        OamKind.LINKTRACE: "LTR",
+    }
 
     def live(progress: Progress) -> None:
         if as_json:
@@ -89,22 +125,35 @@ def _run(kind: OamKind, opts: dict[str, Any], test_id: int = 1) -> None:
         if kind is OamKind.LOOPBACK:
             line = f"{head} seq={d['seq']} time={_fmt(progress.delay_us)} us"
         elif kind is OamKind.DELAY:
-            line = (f"{head} n={progress.index + 1} fd={_fmt(progress.delay_us)} us "
-                    f"(rtt {_fmt(d['rtt_us'])} us, responder {_fmt(d['residence_us'])} us)")
+            line = (
+                f"{head} n={progress.index + 1} fd={_fmt(progress.delay_us)} us "
+                f"(rtt {_fmt(d['rtt_us'])} us, responder {_fmt(d['residence_us'])} us)"
+            )
         elif kind is OamKind.LINKTRACE:
-            line = (f"{head} ttl={d['ttl']} relay_action={d['relay_action']}"
-                    f"{' terminal MEP' if d['terminal'] else ''} time={_fmt(progress.delay_us)} us")
+            line = (
+                f"{head} ttl={d['ttl']} relay_action={d['relay_action']}"
+                f"{' terminal MEP' if d['terminal'] else ''} time={_fmt(progress.delay_us)} us"
+            )
         else:
             counters = " ".join(f"{k}={v}" for k, v in d.items())
             line = f"{head} n={progress.index + 1} {counters} time={_fmt(progress.delay_us)} us"
         click.echo(line)
 
     if not as_json:
-        click.echo(f"{kind.value} from {opts['interface']} to {target}, level {opts['level']}"
-                   f"{', vlan ' + str(opts['vlan']) if opts['vlan'] else ''}: {request.count} frame(s)")
+        click.echo(
+            f"{kind.value} from {opts['interface']} to {target}, level {opts['level']}"
+            f"{', vlan ' + str(opts['vlan']) if opts['vlan'] else ''}: {request.count} frame(s)"
+        )
     try:
-        result: OamResult = asyncio.run(run_oam_session(request, netns=opts["netns"], interface=opts["interface"],
-                                                        target_mac=opts.get("target"), on_progress=live))
+        result: OamResult = asyncio.run(
+            run_oam_session(
+                request,
+                netns=opts["netns"],
+                interface=opts["interface"],
+                target_mac=opts.get("target"),
+                on_progress=live,
+            )
+        )
     except KeyboardInterrupt:
         sys.exit(130)
     except OamError as exc:
@@ -122,20 +171,28 @@ def _print_summary(kind: OamKind, target: str, result: OamResult, data: dict[str
 
     click.echo(f"--- {kind.value} to {target} ---")
     loss = metrics.frame_loss(result)
-    click.echo(f"{result.sent} sent, {result.received} received, {loss.flr_ratio * 100:.1f}% loss, "
-               f"{(result.ended_at - result.started_at) * 1000:.0f} ms")
+    click.echo(
+        f"{result.sent} sent, {result.received} received, {loss.flr_ratio * 100:.1f}% loss, "
+        f"{(result.ended_at - result.started_at) * 1000:.0f} ms"
+    )
     stats = metrics.frame_delay(result)
     name = "rtt" if kind is not OamKind.DELAY else "fd"
     if stats.count:
-        click.echo(f"{name} min/median/p99/max = {stats.min_us:.1f}/{stats.median_us:.1f}/{stats.p99_us:.1f}/"
-                   f"{stats.max_us:.1f} us")
+        click.echo(
+            f"{name} min/median/p99/max = {stats.min_us:.1f}/{stats.median_us:.1f}/{stats.p99_us:.1f}/"
+            f"{stats.max_us:.1f} us"
+        )
     if kind is OamKind.DELAY and stats.count > 1:
         ifdv = metrics.inter_frame_delay_variation(result)
-        click.echo(f"ifdv median/p99/max = {ifdv.median_us:.1f}/{ifdv.p99_us:.1f}/{ifdv.max_us:.1f} us, "
-                   f"fdr(p99) = {metrics.frame_delay_range_us(result):.1f} us")
+        click.echo(
+            f"ifdv median/p99/max = {ifdv.median_us:.1f}/{ifdv.p99_us:.1f}/{ifdv.max_us:.1f} us, "
+            f"fdr(p99) = {metrics.frame_delay_range_us(result):.1f} us"
+        )
     if kind in (OamKind.SYNTHETIC_LOSS, OamKind.LOSS):
-        click.echo(f"forward lost {result.forward_lost} (flr {data['flr_forward']}), "
-                   f"backward lost {result.backward_lost} (flr {data['flr_backward']})")
+        click.echo(
+            f"forward lost {result.forward_lost} (flr {data['flr_forward']}), "
+            f"backward lost {result.backward_lost} (flr {data['flr_backward']})"
+        )
     if kind is OamKind.LINKTRACE:
         for hop in result.hops:
             click.echo(f"  ttl {hop.ttl}  {hop.mac}  relay_action {hop.relay_action}")
@@ -182,9 +239,16 @@ def linktrace_cmd(**opts: Any) -> None:
     _run(OamKind.LINKTRACE, opts)
 
 
-def _serve(opts: dict[str, Any], *, ccm_interval: float | None, duration_s: float | None,
-           remote_meps: tuple[int, ...], meg_id: str, quiet_ready: bool = False,
-           quiet_stop: bool = False) -> dict[str, Any]:
+def _serve(
+    opts: dict[str, Any],
+    *,
+    ccm_interval: float | None,
+    duration_s: float | None,
+    remote_meps: tuple[int, ...],
+    meg_id: str,
+    quiet_ready: bool = False,
+    quiet_stop: bool = False,
+) -> dict[str, Any]:
     from interlude.oam.responder import run_responder
 
     as_json = opts["as_json"]
@@ -203,9 +267,19 @@ def _serve(opts: dict[str, Any], *, ccm_interval: float | None, duration_s: floa
         stop = asyncio.Event()
         if duration_s is not None:
             asyncio.get_running_loop().call_later(duration_s, stop.set)
-        await run_responder(netns=opts["netns"], interface=opts["interface"], level=opts["level"],
-                            mep_id=opts["mep_id"], vlan=opts["vlan"], meg_id=meg_id, ccm_interval_s=ccm_interval,
-                            remote_meps=remote_meps, state_file=None, stop=stop, log=log)
+        await run_responder(
+            netns=opts["netns"],
+            interface=opts["interface"],
+            level=opts["level"],
+            mep_id=opts["mep_id"],
+            vlan=opts["vlan"],
+            meg_id=meg_id,
+            ccm_interval_s=ccm_interval,
+            remote_meps=remote_meps,
+            state_file=None,
+            stop=stop,
+            log=log,
+        )
 
     try:
         asyncio.run(main())
@@ -216,27 +290,39 @@ def _serve(opts: dict[str, Any], *, ccm_interval: float | None, duration_s: floa
 
 @oam_group.command("ccm")
 @_common
-@click.option("--interval", "-i", type=click.FloatRange(min=0.0033), default=1.0, show_default=True,
-              help="CCM interval in seconds")
-@click.option("--count", "-c", type=click.IntRange(min=1), default=10, show_default=True,
-              help="run for this many intervals")
+@click.option(
+    "--interval",
+    "-i",
+    type=click.FloatRange(min=0.0033),
+    default=1.0,
+    show_default=True,
+    help="CCM interval in seconds",
+)
+@click.option(
+    "--count", "-c", type=click.IntRange(min=1), default=10, show_default=True, help="run for this many intervals"
+)
 @click.option("--meg-id", default="interlude", show_default=True)
 @click.option("--remote-mep", type=int, multiple=True, help="expected remote MEP id (repeatable)")
 def ccm_cmd(interval: float, count: int, meg_id: str, remote_mep: tuple[int, ...], **opts: Any) -> None:
     """Send CCMs and report remote MEPs: loss of continuity (3.5 intervals), RDI, MEG mismerge."""
-    final = _serve(opts, ccm_interval=interval, duration_s=interval * count, remote_meps=remote_mep, meg_id=meg_id,
-                   quiet_stop=True)
+    final = _serve(
+        opts, ccm_interval=interval, duration_s=interval * count, remote_meps=remote_mep, meg_id=meg_id, quiet_stop=True
+    )
     events = [e for e in final.get("events", []) if e["event"] not in ("ready", "stopped")]
     stopped = [e for e in final.get("events", []) if e["event"] == "stopped"]
     ccm = (stopped[-1].get("ccm") if stopped else None) or {}
     if opts["as_json"]:
         click.echo(json.dumps({"events": events, "ccm": ccm}))
     else:
-        click.echo(f"--- ccm on {opts['interface']}: {len(events)} event(s) in {interval * count:.1f} s, "
-                   f"{ccm.get('ccm_sent', 0)} CCM sent ---")
+        click.echo(
+            f"--- ccm on {opts['interface']}: {len(events)} event(s) in {interval * count:.1f} s, "
+            f"{ccm.get('ccm_sent', 0)} CCM sent ---"
+        )
         for mep_id, remote in sorted(ccm.get("remotes", {}).items()):
-            click.echo(f"  remote MEP {mep_id} {remote['mac'] or '?'}: received {remote['received']}, "
-                       f"{'LOC' if remote['loc'] else 'ok'}{', RDI' if remote['rdi'] else ''}")
+            click.echo(
+                f"  remote MEP {mep_id} {remote['mac'] or '?'}: received {remote['received']}, "
+                f"{'LOC' if remote['loc'] else 'ok'}{', RDI' if remote['rdi'] else ''}"
+            )
     sys.exit(0 if not any(e["event"] == "loc" for e in events) else 1)
 
 

@@ -54,9 +54,19 @@ class Opcode(enum.IntEnum):
 
 # First-TLV offsets (the value of the header's TLV Offset field) per opcode.
 TLV_OFFSET: dict[int, int] = {
-    Opcode.CCM: 70, Opcode.LBM: 4, Opcode.LBR: 4, Opcode.LTM: 17, Opcode.LTR: 6, Opcode.AIS: 0,
-    Opcode.LMM: 12, Opcode.LMR: 12, Opcode.ONE_DM: 16, Opcode.DMM: 32, Opcode.DMR: 32,
-    Opcode.SLM: 16, Opcode.SLR: 16,
+    Opcode.CCM: 70,
+    Opcode.LBM: 4,
+    Opcode.LBR: 4,
+    Opcode.LTM: 17,
+    Opcode.LTR: 6,
+    Opcode.AIS: 0,
+    Opcode.LMM: 12,
+    Opcode.LMR: 12,
+    Opcode.ONE_DM: 16,
+    Opcode.DMM: 32,
+    Opcode.DMR: 32,
+    Opcode.SLM: 16,
+    Opcode.SLR: 16,
 }
 # PDU version: Y.1731 sets 1 for DMM/DMR/1DM/LMM/LMR (as scapy and the lab probes do), 0 for the rest.
 VERSION: dict[int, int] = {Opcode.DMM: 1, Opcode.DMR: 1, Opcode.ONE_DM: 1, Opcode.LMM: 1, Opcode.LMR: 1}
@@ -205,11 +215,20 @@ def pad_for_size(l2: L2, base_pdu: int, frame_size: int) -> int:
 
 def build_ccm(l2: L2, *, level: int, mep_id: int, meg_id: str, interval_s: float, rdi: bool = False) -> bytearray:
     """A CCM template (Y.1731 counters zero); patch seq at ``pdu+4`` and RDI in the flags byte."""
-    oam = OAM(mel=level, version=0, opcode=Opcode.CCM, flags=0x10 if rdi else 0, period=ccm_period_code(interval_s),
-              tlv_offset=70, seq_num=0, mep_id=mep_id, meg_id=MegId(format=32, values=[0] * 13))
+    oam = OAM(
+        mel=level,
+        version=0,
+        opcode=Opcode.CCM,
+        flags=0x10 if rdi else 0,
+        period=ccm_period_code(interval_s),
+        tlv_offset=70,
+        seq_num=0,
+        mep_id=mep_id,
+        meg_id=MegId(format=32, values=[0] * 13),
+    )
     frame = _finish(_scapy_l2(l2) / oam, l2)
     start = l2.header_len + OFF_CCM_MAID
-    frame[start:start + 48] = maid_bytes(meg_id)
+    frame[start : start + 48] = maid_bytes(meg_id)
     return frame
 
 
@@ -225,9 +244,18 @@ def build_lbm(l2: L2, *, level: int, data_size: int = 0, test_tlv: bool = False)
 
 def build_ltm(l2: L2, *, level: int, ttl: int, origin: bytes, target: bytes) -> bytearray:
     """An LTM template (UseFDBonly set, LTM Egress Identifier TLV); patch the transaction id at ``pdu+4``."""
-    oam = OAM(mel=level, version=0, opcode=Opcode.LTM, flags=LTM_FLAG_USE_FDB_ONLY, tlv_offset=17, trans_id=0,
-              ttl=ttl, orig_mac=mac_to_str(origin), targ_mac=mac_to_str(target),
-              tlvs=[OAM_LTM_TLV(egress_id=int.from_bytes(b"\0\0" + origin, "big"))])
+    oam = OAM(
+        mel=level,
+        version=0,
+        opcode=Opcode.LTM,
+        flags=LTM_FLAG_USE_FDB_ONLY,
+        tlv_offset=17,
+        trans_id=0,
+        ttl=ttl,
+        orig_mac=mac_to_str(origin),
+        targ_mac=mac_to_str(target),
+        tlvs=[OAM_LTM_TLV(egress_id=int.from_bytes(b"\0\0" + origin, "big"))],
+    )
     return _finish(_scapy_l2(l2) / oam, l2)
 
 
@@ -248,8 +276,18 @@ def build_1dm(l2: L2, *, level: int) -> bytearray:
 
 def build_slm(l2: L2, *, level: int, src_mep: int, test_id: int, data_size: int = 0) -> bytearray:
     """An SLM template; patch TxFCf at ``pdu+12``."""
-    oam = OAM(mel=level, version=0, opcode=Opcode.SLM, flags=0, tlv_offset=16, src_mep_id=src_mep, rcv_mep_id=0,
-              test_id=test_id, txfcf=0, txfcb=0)
+    oam = OAM(
+        mel=level,
+        version=0,
+        opcode=Opcode.SLM,
+        flags=0,
+        tlv_offset=16,
+        src_mep_id=src_mep,
+        rcv_mep_id=0,
+        test_id=test_id,
+        txfcf=0,
+        txfcb=0,
+    )
     tlv = _data_tlv(data_size)
     if tlv is not None:
         oam.tlvs = [tlv]
@@ -301,8 +339,15 @@ def parse(frame: bytes | bytearray | memoryview) -> OamFrame | None:
         return None
     first = frame[pdu]
     return OamFrame(
-        dst=bytes(frame[0:6]), src=bytes(frame[6:12]), vlan=vlan, pdu=pdu, level=first >> 5, version=first & 0x1F,
-        opcode=frame[pdu + 1], flags=frame[pdu + 2], tlv_offset=frame[pdu + 3],
+        dst=bytes(frame[0:6]),
+        src=bytes(frame[6:12]),
+        vlan=vlan,
+        pdu=pdu,
+        level=first >> 5,
+        version=first & 0x1F,
+        opcode=frame[pdu + 1],
+        flags=frame[pdu + 2],
+        tlv_offset=frame[pdu + 3],
     )
 
 
@@ -341,7 +386,7 @@ def tlvs(frame: bytes | bytearray | memoryview, parsed: OamFrame) -> list[tuple[
         if kind == TLV_END or pos + 3 > len(frame):
             break
         length = u16(frame, pos + 1)
-        out.append((kind, bytes(frame[pos + 3:pos + 3 + length])))
+        out.append((kind, bytes(frame[pos + 3 : pos + 3 + length])))
         pos += 3 + length
     return out
 
@@ -355,19 +400,20 @@ def swap_reply(frame: bytes | bytearray, parsed: OamFrame, opcode: int, own_mac:
     return reply
 
 
-def build_ltr(request: bytes | bytearray, parsed: OamFrame, own_mac: bytes, *, terminal: bool,
-              relay_action: int = 1) -> bytearray:
+def build_ltr(
+    request: bytes | bytearray, parsed: OamFrame, own_mac: bytes, *, terminal: bool, relay_action: int = 1
+) -> bytearray:
     """An LTR answering ``request`` at a MEP (RlyHit when ``terminal``): Egress ID + Reply Ingress TLVs."""
     pdu = parsed.pdu
     head = bytearray(request[:pdu])
-    head[0:6] = request[pdu + OFF_LTM_ORIG:pdu + OFF_LTM_ORIG + 6]
+    head[0:6] = request[pdu + OFF_LTM_ORIG : pdu + OFF_LTM_ORIG + 6]
     head[6:12] = own_mac
     ttl = max(request[pdu + OFF_LTM_TTL] - 1, 0)
     flags = LTM_FLAG_USE_FDB_ONLY & parsed.flags | (LTR_FLAG_TERMINAL_MEP if terminal else LTR_FLAG_FWD_YES)
     body = bytearray((request[pdu], Opcode.LTR, flags, 6))
-    body += request[pdu + OFF_SEQ:pdu + OFF_SEQ + 4]
+    body += request[pdu + OFF_SEQ : pdu + OFF_SEQ + 4]
     body += bytes((ttl, relay_action))
-    egress = b"\0\0" + bytes(request[pdu + OFF_LTM_ORIG:pdu + OFF_LTM_ORIG + 6])
+    egress = b"\0\0" + bytes(request[pdu + OFF_LTM_ORIG : pdu + OFF_LTM_ORIG + 6])
     body += bytes((TLV_LTR_EGRESS_ID,)) + _U16.pack(16) + egress + b"\0\0" + own_mac
     body += bytes((TLV_REPLY_INGRESS,)) + _U16.pack(7) + bytes((1,)) + own_mac  # IngOK
     body += b"\0"

@@ -36,14 +36,24 @@ from interlude.oam.sessions import CcmEvent, ContinuityCheck
 from interlude.oam.transport import Transport
 
 Reply = tuple[bytearray, int | None]
+STATE_REFRESH_NS = 500_000_000
 
 
 class MepResponder:
     """The answering side of a MEP (sans-IO)."""
 
-    def __init__(self, mac: bytes, *, level: int = 3, mep_id: int = 2, vlan: int | None = None,
-                 meg_id: str = "interlude", ccm_interval_s: float | None = None, remote_meps: tuple[int, ...] = (),
-                 start_ns: int = 0) -> None:
+    def __init__(
+        self,
+        mac: bytes,
+        *,
+        level: int = 3,
+        mep_id: int = 2,
+        vlan: int | None = None,
+        meg_id: str = "interlude",
+        ccm_interval_s: float | None = None,
+        remote_meps: tuple[int, ...] = (),
+        start_ns: int = 0,
+    ) -> None:
         if not 0 <= level <= 7:
             raise ValueError("MD level must be 0..7")
         if not 1 <= mep_id <= 8191:
@@ -61,9 +71,15 @@ class MepResponder:
         self.ccm: ContinuityCheck | None = None
         if ccm_interval_s:
             group = L2(dst=codec.class1_multicast(level), src=mac, vlan=vlan)
-            self.ccm = ContinuityCheck(group, level=level, mep_id=mep_id, meg_id=meg_id,
-                                       interval_ns=int(ccm_interval_s * 1e9), remote_meps=remote_meps,
-                                       start_ns=start_ns)
+            self.ccm = ContinuityCheck(
+                group,
+                level=level,
+                mep_id=mep_id,
+                meg_id=meg_id,
+                interval_ns=int(ccm_interval_s * 1e9),
+                remote_meps=remote_meps,
+                start_ns=start_ns,
+            )
         self.events: list[CcmEvent] = []
 
     def handle(self, frame: bytes, rx_ns: int) -> list[Reply]:
@@ -99,7 +115,7 @@ class MepResponder:
             codec.put_u32(reply, pdu + codec.OFF_LM_RXFCF, self.rx_from[parsed.src])
             codec.put_u32(reply, pdu + codec.OFF_LM_TXFCB, self.tx_to[parsed.src] + 1)
         elif op == Opcode.LTM:
-            target = bytes(frame[pdu + codec.OFF_LTM_TARGET:pdu + codec.OFF_LTM_TARGET + 6])
+            target = bytes(frame[pdu + codec.OFF_LTM_TARGET : pdu + codec.OFF_LTM_TARGET + 6])
             if target != self.mac or frame[pdu + codec.OFF_LTM_TTL] == 0:
                 return []
             reply = codec.build_ltr(frame, parsed, self.mac, terminal=True)
@@ -125,21 +141,39 @@ class MepResponder:
 
     def state(self) -> dict[str, Any]:
         """JSON-ready snapshot (the state file a lab reads)."""
-        data: dict[str, Any] = {"mac": codec.mac_to_str(self.mac), "level": self.level, "mep_id": self.mep_id,
-                                "vlan": self.vlan, "answered": dict(self.answered)}
+        data: dict[str, Any] = {
+            "mac": codec.mac_to_str(self.mac),
+            "level": self.level,
+            "mep_id": self.mep_id,
+            "vlan": self.vlan,
+            "answered": dict(self.answered),
+        }
         if self.ccm is not None:
             data["ccm"] = self.ccm.state()
         return data
 
 
-async def serve(responder: MepResponder, transport: Transport, stop: asyncio.Event, *,
-                on_event: Callable[[CcmEvent], None] | None = None,
-                on_state: Callable[[dict[str, Any]], None] | None = None) -> None:
-    """Answer frames and run CCM until ``stop`` is set."""
+async def serve(
+    responder: MepResponder,
+    transport: Transport,
+    stop: asyncio.Event,
+    *,
+    on_event: Callable[[CcmEvent], None] | None = None,
+    on_state: Callable[[dict[str, Any]], None] | None = None,
+) -> None:
+    """Answer frames and run CCM until ``stop`` is set.
+
+    ``on_state`` gets a snapshot at start, on every CCM state change, and at least every
+    :data:`STATE_REFRESH_NS` (so counters in a state file stay current without a write per frame).
+    """
+    last_state = transport.now_ns()
     if on_state is not None:
         on_state(responder.state())
     while not stop.is_set():
         now = transport.now_ns()
+        if on_state is not None and now - last_state >= STATE_REFRESH_NS:
+            last_state = now
+            on_state(responder.state())
         ccm_frame, _ = responder.poll_ccm(now)
         if ccm_frame is not None:
             transport.send(*ccm_frame)
@@ -169,14 +203,24 @@ def write_state_file(path: Path) -> Callable[[dict[str, Any]], None]:
     return write
 
 
-async def run_responder(*, netns: str | None, interface: str, level: int, mep_id: int, vlan: int | None,
-                        meg_id: str = "interlude", ccm_interval_s: float | None = None,
-                        remote_meps: tuple[int, ...] = (), state_file: Path | None = None,
-                        stop: asyncio.Event | None = None, log: Callable[[str], None] | None = None) -> None:
+async def run_responder(
+    *,
+    netns: str | None,
+    interface: str,
+    level: int,
+    mep_id: int,
+    vlan: int | None,
+    meg_id: str = "interlude",
+    ccm_interval_s: float | None = None,
+    remote_meps: tuple[int, ...] = (),
+    state_file: Path | None = None,
+    stop: asyncio.Event | None = None,
+    log: Callable[[str], None] | None = None,
+) -> None:
     """Serve one MEP on a raw socket until ``stop`` is set or SIGTERM/SIGINT arrives (then return cleanly)."""
     from interlude.oam.transport import RawTransport
 
-    transport = RawTransport(interface, netns)
+    transport = RawTransport(interface, netns, tagged=vlan is not None)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     installed: list[signal.Signals] = []
@@ -186,18 +230,40 @@ async def run_responder(*, netns: str | None, interface: str, level: int, mep_id
             installed.append(sig)
         except (RuntimeError, ValueError):  # not the main thread
             pass
-    responder = MepResponder(transport.mac, level=level, mep_id=mep_id, vlan=vlan, meg_id=meg_id,
-                             ccm_interval_s=ccm_interval_s, remote_meps=remote_meps, start_ns=transport.now_ns())
+    responder = MepResponder(
+        transport.mac,
+        level=level,
+        mep_id=mep_id,
+        vlan=vlan,
+        meg_id=meg_id,
+        ccm_interval_s=ccm_interval_s,
+        remote_meps=remote_meps,
+        start_ns=transport.now_ns(),
+    )
 
     def on_event(event: CcmEvent) -> None:
         if log is not None:
-            log(json.dumps({"event": event.kind, "mep_id": event.mep_id, "at": event.at_ns / 1e9,
-                            "detail": event.detail}))
+            log(
+                json.dumps(
+                    {"event": event.kind, "mep_id": event.mep_id, "at": event.at_ns / 1e9, "detail": event.detail}
+                )
+            )
 
     on_state = write_state_file(state_file) if state_file is not None else None
     if log is not None:
-        log(json.dumps({"event": "ready", "interface": interface, "mac": codec.mac_to_str(transport.mac),
-                        "level": level, "mep_id": mep_id, "vlan": vlan, "ccm_interval_s": ccm_interval_s}))
+        log(
+            json.dumps(
+                {
+                    "event": "ready",
+                    "interface": interface,
+                    "mac": codec.mac_to_str(transport.mac),
+                    "level": level,
+                    "mep_id": mep_id,
+                    "vlan": vlan,
+                    "ccm_interval_s": ccm_interval_s,
+                }
+            )
+        )
     try:
         await serve(responder, transport, stop, on_event=on_event, on_state=on_state)
     finally:
@@ -207,8 +273,11 @@ async def run_responder(*, netns: str | None, interface: str, level: int, mep_id
         if on_state is not None:
             on_state({**responder.state(), "stopped": True})
         if log is not None:
-            log(json.dumps({"event": "stopped", "answered": dict(responder.answered),
-                            "ccm": responder.state().get("ccm")}))
+            log(
+                json.dumps(
+                    {"event": "stopped", "answered": dict(responder.answered), "ccm": responder.state().get("ccm")}
+                )
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -234,9 +303,20 @@ def main(argv: list[str] | None = None) -> int:
         print(line, flush=True)
 
     try:
-        asyncio.run(run_responder(netns=args.netns, interface=args.interface, level=args.level, mep_id=args.mep_id,
-                                  vlan=args.vlan, meg_id=args.meg_id, ccm_interval_s=args.ccm_interval,
-                                  remote_meps=tuple(args.remote_mep), state_file=args.state, log=log))
+        asyncio.run(
+            run_responder(
+                netns=args.netns,
+                interface=args.interface,
+                level=args.level,
+                mep_id=args.mep_id,
+                vlan=args.vlan,
+                meg_id=args.meg_id,
+                ccm_interval_s=args.ccm_interval,
+                remote_meps=tuple(args.remote_mep),
+                state_file=args.state,
+                log=log,
+            )
+        )
     except (OamError, ValueError) as exc:
         print(f"responder: {exc}", file=sys.stderr)
         return 2

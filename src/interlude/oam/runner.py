@@ -56,24 +56,34 @@ def build_session(request: OamRequest, own_mac: bytes, target_mac: str | None = 
     try:
         if kind is OamKind.LOOPBACK:
             size = codec.pad_for_size(l2, 8, request.frame_size)
-            return LoopbackSession(l2, level=level, count=count, interval_ns=interval_ns,
-                                   timeout_ns=timeout_ns, data_size=size)
+            return LoopbackSession(
+                l2, level=level, count=count, interval_ns=interval_ns, timeout_ns=timeout_ns, data_size=size
+            )
         if kind is OamKind.DELAY:
             size = codec.pad_for_size(l2, 36, request.frame_size)
-            return DelaySession(l2, level=level, count=count, interval_ns=interval_ns, timeout_ns=timeout_ns,
-                                data_size=size)
+            return DelaySession(
+                l2, level=level, count=count, interval_ns=interval_ns, timeout_ns=timeout_ns, data_size=size
+            )
         if kind is OamKind.SYNTHETIC_LOSS:
             size = codec.pad_for_size(l2, 20, request.frame_size)
-            return SyntheticLossSession(l2, level=level, count=count, interval_ns=interval_ns,
-                                        timeout_ns=timeout_ns, src_mep=mep.mep_id, test_id=request.test_id,
-                                        data_size=size)
+            return SyntheticLossSession(
+                l2,
+                level=level,
+                count=count,
+                interval_ns=interval_ns,
+                timeout_ns=timeout_ns,
+                src_mep=mep.mep_id,
+                test_id=request.test_id,
+                data_size=size,
+            )
         if kind is OamKind.LOSS:
             return LossSession(l2, level=level, count=count, interval_ns=interval_ns, timeout_ns=timeout_ns)
         if kind is OamKind.LINKTRACE:
             if not target:
                 raise OamError("linktrace needs a target MAC (--target, request.target_mac or remote.mac)")
-            return LinktraceSession(l2, level=mep.level, target=dst, timeout_ns=timeout_ns,
-                                    transaction_id=int(time.time()) & 0xFFFFFFFF)
+            return LinktraceSession(
+                l2, level=mep.level, target=dst, timeout_ns=timeout_ns, transaction_id=int(time.time()) & 0xFFFFFFFF
+            )
     except ValueError as exc:
         raise OamError(str(exc)) from exc
     raise OamError(f"unsupported OAM session kind {kind!r}")
@@ -105,10 +115,16 @@ async def drive(session: Session, transport: Transport, on_progress: ProgressCal
     return session.result(started_at=started_at / 1e9, ended_at=transport.now_ns() / 1e9)
 
 
-async def run_oam_session(request: OamRequest, *, netns: str | None, interface: str, target_mac: str | None = None,
-                          on_progress: ProgressCallback | None = None) -> OamResult:
+async def run_oam_session(
+    request: OamRequest,
+    *,
+    netns: str | None,
+    interface: str,
+    target_mac: str | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> OamResult:
     """Run one session from ``interface`` in namespace ``netns`` (``None``: ours) over a raw socket."""
-    transport = RawTransport(interface, netns)
+    transport = RawTransport(interface, netns, tagged=request.mep.vlan is not None)
     try:
         session = build_session(request, transport.mac, target_mac)
         return await drive(session, transport, on_progress)
@@ -116,15 +132,28 @@ async def run_oam_session(request: OamRequest, *, netns: str | None, interface: 
         transport.close()
 
 
-def run_session(request: OamRequest, *, netns: str | None, interface: str, target_mac: str | None = None,
-                on_progress: ProgressCallback | None = None) -> OamResult:
+def run_session(
+    request: OamRequest,
+    *,
+    netns: str | None,
+    interface: str,
+    target_mac: str | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> OamResult:
     """Blocking :func:`run_oam_session` (own event loop): for scripts and threads, not for async code."""
-    return asyncio.run(run_oam_session(request, netns=netns, interface=interface, target_mac=target_mac,
-                                       on_progress=on_progress))
+    return asyncio.run(
+        run_oam_session(request, netns=netns, interface=interface, target_mac=target_mac, on_progress=on_progress)
+    )
 
 
-async def run_emulated(request: OamRequest, impairment: PathImpairment, *, seed: int | None = None,
-                       mips: Sequence[bytes] = (), on_progress: ProgressCallback | None = None) -> OamResult:
+async def run_emulated(
+    request: OamRequest,
+    impairment: PathImpairment,
+    *,
+    seed: int | None = None,
+    mips: Sequence[bytes] = (),
+    on_progress: ProgressCallback | None = None,
+) -> OamResult:
     """Run a session against an in-process responder over an in-memory link on a virtual clock.
 
     The responder stands for ``request.remote`` (level, MEP id, VLAN); delays reported are what the path
@@ -135,8 +164,9 @@ async def run_emulated(request: OamRequest, impairment: PathImpairment, *, seed:
     link = EmulatedLink(impairment, seed=seed)
     remote = request.remote
     remote_mac = codec.mac_to_bytes(remote.mac) if remote is not None and remote.mac else link.b_mac
-    responder = MepResponder(remote_mac, level=request.mep.level, mep_id=remote.mep_id if remote else 2,
-                             vlan=request.mep.vlan)
+    responder = MepResponder(
+        remote_mac, level=request.mep.level, mep_id=remote.mep_id if remote else 2, vlan=request.mep.vlan
+    )
 
     def handle(frame: bytes, rx_ns: int) -> list[tuple[bytearray, int | None]]:
         parsed = codec.parse(frame)

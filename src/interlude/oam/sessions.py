@@ -196,8 +196,18 @@ class LoopbackSession(Session):
     kind = OamKind.LOOPBACK
     reply_opcode = Opcode.LBR
 
-    def __init__(self, l2: L2, *, level: int, count: int, interval_ns: int, timeout_ns: int,
-                 data_size: int = 0, first_seq: int = 1, test_tlv: bool = False) -> None:
+    def __init__(
+        self,
+        l2: L2,
+        *,
+        level: int,
+        count: int,
+        interval_ns: int,
+        timeout_ns: int,
+        data_size: int = 0,
+        first_seq: int = 1,
+        test_tlv: bool = False,
+    ) -> None:
         super().__init__(l2, level=level, count=count, interval_ns=interval_ns, timeout_ns=timeout_ns)
         self.template = codec.build_lbm(l2, level=level, data_size=data_size, test_tlv=test_tlv)
         self.first_seq = first_seq
@@ -215,8 +225,9 @@ class LoopbackSession(Session):
         slot = self.slots[index]
         if not self._answer(index, rx_ns, rx_ns - slot.tx_ns):
             return None
-        return Progress(index, (rx_ns - slot.tx_ns) / 1000.0, codec.mac_to_str(parsed.src),
-                        {"seq": self.first_seq + index})
+        return Progress(
+            index, (rx_ns - slot.tx_ns) / 1000.0, codec.mac_to_str(parsed.src), {"seq": self.first_seq + index}
+        )
 
 
 class DelaySession(Session):
@@ -230,8 +241,9 @@ class DelaySession(Session):
     kind = OamKind.DELAY
     reply_opcode = Opcode.DMR
 
-    def __init__(self, l2: L2, *, level: int, count: int, interval_ns: int, timeout_ns: int,
-                 data_size: int = 0) -> None:
+    def __init__(
+        self, l2: L2, *, level: int, count: int, interval_ns: int, timeout_ns: int, data_size: int = 0
+    ) -> None:
         super().__init__(l2, level=level, count=count, interval_ns=interval_ns, timeout_ns=timeout_ns)
         self.template = codec.build_dmm(l2, level=level, data_size=data_size)
         self._by_tx: dict[int, int] = {}
@@ -258,8 +270,12 @@ class DelaySession(Session):
         if not self._answer(index, rx_ns, delay):
             return None
         self.residence_ns.append(residence)
-        return Progress(index, delay / 1000.0, codec.mac_to_str(parsed.src),
-                        {"residence_us": residence / 1000.0, "rtt_us": (rx_ns - txf) / 1000.0})
+        return Progress(
+            index,
+            delay / 1000.0,
+            codec.mac_to_str(parsed.src),
+            {"residence_us": residence / 1000.0, "rtt_us": (rx_ns - txf) / 1000.0},
+        )
 
 
 class SyntheticLossSession(Session):
@@ -273,8 +289,18 @@ class SyntheticLossSession(Session):
     kind = OamKind.SYNTHETIC_LOSS
     reply_opcode = Opcode.SLR
 
-    def __init__(self, l2: L2, *, level: int, count: int, interval_ns: int, timeout_ns: int,
-                 src_mep: int, test_id: int, data_size: int = 0) -> None:
+    def __init__(
+        self,
+        l2: L2,
+        *,
+        level: int,
+        count: int,
+        interval_ns: int,
+        timeout_ns: int,
+        src_mep: int,
+        test_id: int,
+        data_size: int = 0,
+    ) -> None:
         super().__init__(l2, level=level, count=count, interval_ns=interval_ns, timeout_ns=timeout_ns)
         self.src_mep = src_mep
         self.test_id = test_id
@@ -305,8 +331,12 @@ class SyntheticLossSession(Session):
         self.responder_mep = codec.u16(frame, pdu + codec.OFF_SL_RSP)
         if txfcf > self.best_txfcf:
             self.best_txfcf, self.best_txfcb = txfcf, txfcb
-        return Progress(index, (rx_ns - self.slots[index].tx_ns) / 1000.0, codec.mac_to_str(parsed.src),
-                        {"txfcf": txfcf, "txfcb": txfcb, "responder_mep": self.responder_mep})
+        return Progress(
+            index,
+            (rx_ns - self.slots[index].tx_ns) / 1000.0,
+            codec.mac_to_str(parsed.src),
+            {"txfcf": txfcf, "txfcb": txfcb, "responder_mep": self.responder_mep},
+        )
 
     def _extra(self) -> dict[str, Any]:
         received = self.received_count
@@ -348,11 +378,19 @@ class LossSession(Session):
             return None
         if not self._answer(index, rx_ns, rx_ns - self.slots[index].tx_ns):
             return None
-        sample = (txfcf, codec.u32(frame, pdu + codec.OFF_LM_RXFCF), codec.u32(frame, pdu + codec.OFF_LM_TXFCB),
-                  self.rx_frames)
+        sample = (
+            txfcf,
+            codec.u32(frame, pdu + codec.OFF_LM_RXFCF),
+            codec.u32(frame, pdu + codec.OFF_LM_TXFCB),
+            self.rx_frames,
+        )
         self.samples.append(sample)
-        return Progress(index, (rx_ns - self.slots[index].tx_ns) / 1000.0, codec.mac_to_str(parsed.src),
-                        {"txfcf": sample[0], "rxfcf": sample[1], "txfcb": sample[2], "rxfcl": sample[3]})
+        return Progress(
+            index,
+            (rx_ns - self.slots[index].tx_ns) / 1000.0,
+            codec.mac_to_str(parsed.src),
+            {"txfcf": sample[0], "rxfcf": sample[1], "txfcb": sample[2], "rxfcl": sample[3]},
+        )
 
     def _extra(self) -> dict[str, Any]:
         if len(self.samples) < 2:
@@ -370,8 +408,9 @@ class LinktraceSession(Session):
     kind = OamKind.LINKTRACE
     reply_opcode = Opcode.LTR
 
-    def __init__(self, l2: L2, *, level: int, target: bytes, timeout_ns: int, ttl: int = 64,
-                 transaction_id: int = 1) -> None:
+    def __init__(
+        self, l2: L2, *, level: int, target: bytes, timeout_ns: int, ttl: int = 64, transaction_id: int = 1
+    ) -> None:
         group = L2(dst=codec.class2_multicast(level), src=l2.src, vlan=l2.vlan, priority=l2.priority)
         super().__init__(group, level=level, count=1, interval_ns=0, timeout_ns=timeout_ns)
         self.target = target
@@ -396,22 +435,40 @@ class LinktraceSession(Session):
         pdu = parsed.pdu
         if codec.u32(frame, pdu + codec.OFF_SEQ) != self.transaction_id:
             return None
-        hop = LinktraceHop(ttl=frame[pdu + codec.OFF_LTR_TTL], mac=codec.mac_to_str(parsed.src),
-                           relay_action=frame[pdu + codec.OFF_LTR_RELAY])
+        hop = LinktraceHop(
+            ttl=frame[pdu + codec.OFF_LTR_TTL],
+            mac=codec.mac_to_str(parsed.src),
+            relay_action=frame[pdu + codec.OFF_LTR_RELAY],
+        )
         self.hops.append(hop)
         self._answer(0, rx_ns, rx_ns - self.slots[0].tx_ns)
         if parsed.flags & codec.LTR_FLAG_TERMINAL_MEP or parsed.src == self.target:
             self.reached_target = True
-        return Progress(len(self.hops) - 1, (rx_ns - self.slots[0].tx_ns) / 1000.0, hop.mac,
-                        {"ttl": hop.ttl, "relay_action": hop.relay_action,
-                         "terminal": bool(parsed.flags & codec.LTR_FLAG_TERMINAL_MEP)})
+        return Progress(
+            len(self.hops) - 1,
+            (rx_ns - self.slots[0].tx_ns) / 1000.0,
+            hop.mac,
+            {
+                "ttl": hop.ttl,
+                "relay_action": hop.relay_action,
+                "terminal": bool(parsed.flags & codec.LTR_FLAG_TERMINAL_MEP),
+            },
+        )
 
     def result(self, *, started_at: float | None = None, ended_at: float | None = None) -> OamResult:
         """Hops sorted nearest first (highest remaining TTL)."""
         base = super().result(started_at=started_at, ended_at=ended_at)
         hops = tuple(sorted(self.hops, key=lambda h: -h.ttl))
-        return OamResult(kind=base.kind, sent=1, received=len(hops), delays_us=base.delays_us,
-                         answered=base.answered, hops=hops, started_at=base.started_at, ended_at=base.ended_at)
+        return OamResult(
+            kind=base.kind,
+            sent=1,
+            received=len(hops),
+            delays_us=base.delays_us,
+            answered=base.answered,
+            hops=hops,
+            started_at=base.started_at,
+            ended_at=base.ended_at,
+        )
 
 
 # -- continuity check -------------------------------------------------------------------------------------
@@ -451,15 +508,23 @@ class ContinuityCheck:
 
     LOC_FACTOR = 3.5
 
-    def __init__(self, l2: L2, *, level: int, mep_id: int, meg_id: str, interval_ns: int,
-                 remote_meps: Iterable[int] = (), start_ns: int = 0) -> None:
+    def __init__(
+        self,
+        l2: L2,
+        *,
+        level: int,
+        mep_id: int,
+        meg_id: str,
+        interval_ns: int,
+        remote_meps: Iterable[int] = (),
+        start_ns: int = 0,
+    ) -> None:
         self.l2 = l2
         self.level = level
         self.mep_id = mep_id
         self.meg_id = meg_id
         self.interval_ns = interval_ns
-        self.template = codec.build_ccm(l2, level=level, mep_id=mep_id, meg_id=meg_id,
-                                        interval_s=interval_ns / 1e9)
+        self.template = codec.build_ccm(l2, level=level, mep_id=mep_id, meg_id=meg_id, interval_s=interval_ns / 1e9)
         self._maid = codec.maid_bytes(meg_id)
         self._flags_at = l2.header_len + 2
         self._seq_at = l2.header_len + codec.OFF_SEQ
@@ -502,8 +567,9 @@ class ContinuityCheck:
         for remote in self.remotes.values():
             if not remote.loc and now_ns - remote.last_seen_ns > limit:
                 remote.loc = True
-                events.append(CcmEvent("loc", remote.mep_id, now_ns,
-                                       f"no CCM for {(now_ns - remote.last_seen_ns) / 1e6:.0f} ms"))
+                events.append(
+                    CcmEvent("loc", remote.mep_id, now_ns, f"no CCM for {(now_ns - remote.last_seen_ns) / 1e6:.0f} ms")
+                )
         return events
 
     def receive(self, frame: bytes, rx_ns: int) -> list[CcmEvent]:
@@ -519,7 +585,7 @@ class ContinuityCheck:
         if len(frame) < pdu + codec.OFF_CCM_MAID + 48:
             return []
         mep_id = codec.u16(frame, pdu + codec.OFF_CCM_MEPID) & 0x1FFF
-        if bytes(frame[pdu + codec.OFF_CCM_MAID:pdu + codec.OFF_CCM_MAID + 48]) != self._maid:
+        if bytes(frame[pdu + codec.OFF_CCM_MAID : pdu + codec.OFF_CCM_MAID + 48]) != self._maid:
             return [CcmEvent("mismerge", mep_id, rx_ns, "CCM with another MEG ID")]
         if mep_id == self.mep_id:
             return []  # our own CCM reflected back
@@ -544,8 +610,19 @@ class ContinuityCheck:
     def state(self) -> dict[str, Any]:
         """JSON-ready state: what a lab or adapter reads from the responder's state file."""
         return {
-            "mep_id": self.mep_id, "level": self.level, "meg_id": self.meg_id, "rdi": self.rdi,
+            "mep_id": self.mep_id,
+            "level": self.level,
+            "meg_id": self.meg_id,
+            "rdi": self.rdi,
             "ccm_sent": self.tx_count,
-            "remotes": {str(r.mep_id): {"mac": r.mac, "loc": r.loc, "rdi": r.rdi, "received": r.received,
-                                        "last_seq": r.last_seq} for r in self.remotes.values()},
+            "remotes": {
+                str(r.mep_id): {
+                    "mac": r.mac,
+                    "loc": r.loc,
+                    "rdi": r.rdi,
+                    "received": r.received,
+                    "last_seq": r.last_seq,
+                }
+                for r in self.remotes.values()
+            },
         }

@@ -11,9 +11,10 @@ Both offer the same small :class:`Transport` interface the session driver and th
 
 Raw sockets are opened inside the target namespace by a short-lived worker thread: ``setns`` changes only
 the calling thread's namespace and a socket stays in the namespace it was created in, so the event loop
-thread never leaves its own namespace. The socket binds to EtherType 0x8902; the kernel strips 802.1Q tags
-into packet metadata even without the 8021q module, so ``PACKET_AUXDATA`` is used to put them back and
-sessions see the frame as it was on the wire.
+thread never leaves its own namespace. The socket is an ``ETH_P_ALL`` tap with a classic BPF filter for
+EtherType 0x8902: the kernel strips 802.1Q tags into packet metadata even without the 8021q module and, with
+no VLAN device, clears them *before* protocol-specific (0x8902) sockets see the frame, so only an ``ETH_P_ALL``
+tap keeps the tag; ``PACKET_AUXDATA`` puts it back and sessions see the frame as it was on the wire.
 
 The in-memory :class:`EmulatedLink` connects an initiator transport to an in-process responder with
 programmable one-way delay, jitter and loss on a **virtual clock**: a 100-frame session at 100 ms interval
@@ -44,12 +45,15 @@ from interlude.errors import OamError
 from interlude.oam import codec
 
 ETH_P_CFM = 0x8902
+ETH_P_ALL = 0x0003
+SO_ATTACH_FILTER = 26
 SOL_PACKET = 263
 PACKET_AUXDATA = 8
 PACKET_IGNORE_OUTGOING = 23
 PACKET_ADD_MEMBERSHIP = 1
 PACKET_MR_MULTICAST = 0
 PACKET_OUTGOING = 4
+PACKET_OTHERHOST = 3
 SO_TIMESTAMPNS = 35
 TP_STATUS_VLAN_VALID = 0x10
 TP_STATUS_VLAN_TPID_VALID = 0x40
@@ -97,8 +101,35 @@ def _setns(netns: str) -> None:
         os.close(fd)
 
 
-def open_cfm_socket(interface: str, netns: str | None = None, *, multicast_levels: range = range(8)) -> socket.socket:
+# Classic BPF: accept EtherType 0x8902, untagged or behind one 802.1Q tag still in the data; drop the rest.
+_CFM_FILTER = (
+    (0x28, 0, 0, 12),  # ldh [12]
+    (0x15, 3, 0, ETH_P_CFM),  # == 0x8902 -> accept
+    (0x15, 0, 3, 0x8100),  # != 0x8100 -> drop
+    (0x28, 0, 0, 16),  # ldh [16]
+    (0x15, 0, 1, ETH_P_CFM),  # != 0x8902 -> drop
+    (0x06, 0, 0, 0x40000),  # accept
+    (0x06, 0, 0, 0),  # drop
+)
+
+
+def _attach_cfm_filter(sock: socket.socket) -> None:
+    """Let the kernel drop non-CFM frames before they reach Python (an ETH_P_ALL socket sees everything)."""
+    program = b"".join(struct.pack("HBBI", *insn) for insn in _CFM_FILTER)
+    buf = ctypes.create_string_buffer(program)
+    fprog = struct.pack("HL", len(_CFM_FILTER), ctypes.addressof(buf))
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
+
+
+def open_cfm_socket(
+    interface: str, netns: str | None = None, *, tagged: bool = False, multicast_levels: range = range(8)
+) -> socket.socket:
     """A non-blocking AF_PACKET socket for CFM frames on ``interface``, created inside ``netns``.
+
+    ``tagged=False`` binds to EtherType 0x8902 (frames pass the interface's ingress hooks first: nftables
+    netdev rules and tc ingress apply, as to a real MEP behind a port). ``tagged=True`` opens a filtered
+    ``ETH_P_ALL`` tap, the only socket that still sees the 802.1Q tag; taps run *before* ingress hooks, so
+    a lab must impair tagged MEPs on the sender's egress or with the relay, not on the MEP's own ingress.
 
     It joins the class-1 and class-2 CFM group addresses of ``multicast_levels`` so multicast LBM, CCM and
     LTM reach us without promiscuous mode. Raises :class:`OamError` with the reason when it cannot.
@@ -109,9 +140,12 @@ def open_cfm_socket(interface: str, netns: str | None = None, *, multicast_level
         try:
             if netns:
                 _setns(netns)
-            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_CFM))
+            proto = ETH_P_ALL if tagged else ETH_P_CFM
+            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(proto))
             try:
-                sock.bind((interface, ETH_P_CFM))
+                if tagged:
+                    _attach_cfm_filter(sock)
+                sock.bind((interface, proto))
                 with contextlib.suppress(OSError):
                     sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
                 sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
@@ -142,14 +176,18 @@ def open_cfm_socket(interface: str, netns: str | None = None, *, multicast_level
     return sock
 
 
-def _read_frame(sock: socket.socket) -> tuple[bytes, int] | None:
-    """One CFM frame with its kernel RX timestamp (ns, realtime), tags restored; ``None`` if nothing waits."""
+def _read_frame(sock: socket.socket, tagged: bool) -> tuple[bytes, int] | None:
+    """One CFM frame with its kernel RX timestamp (ns, realtime), tags restored; ``None`` if nothing waits.
+
+    On an untagged (0x8902) socket, ``PACKET_OTHERHOST`` frames are dropped: that is how the kernel hands
+    over a VLAN-tagged frame it had no VLAN device for, with the tag already removed.
+    """
     while True:
         try:
             data, ancdata, _flags, addr = sock.recvmsg(9216, 128)
         except (BlockingIOError, InterruptedError):
             return None
-        if addr[2] == PACKET_OUTGOING:
+        if addr[2] == PACKET_OUTGOING or (not tagged and addr[2] == PACKET_OTHERHOST):
             continue
         rx_ns = 0
         for level, kind, payload in ancdata:
@@ -168,10 +206,11 @@ def _read_frame(sock: socket.socket) -> tuple[bytes, int] | None:
 class RawTransport:
     """CFM over an AF_PACKET socket, integrated with asyncio (``loop.add_reader``)."""
 
-    def __init__(self, interface: str, netns: str | None = None) -> None:
+    def __init__(self, interface: str, netns: str | None = None, *, tagged: bool = False) -> None:
         self.interface = interface
         self.netns = netns
-        self.sock = open_cfm_socket(interface, netns)
+        self.tagged = tagged
+        self.sock = open_cfm_socket(interface, netns, tagged=tagged)
         name = self.sock.getsockname()
         self.mac: bytes = bytes(name[4][:6])
         self._backlog: deque[tuple[bytes, int]] = deque()
@@ -209,7 +248,7 @@ class RawTransport:
         if self._backlog:
             return self._backlog.popleft()
         while True:
-            got = _read_frame(self.sock)
+            got = _read_frame(self.sock, self.tagged)
             if got is not None:
                 return got
             remaining = (until_ns - time.time_ns()) / 1e9
@@ -263,8 +302,9 @@ class EmulatedLink:
     initiator waits in :meth:`EmulatedTransport.receive`, so sessions run as fast as the CPU allows.
     """
 
-    def __init__(self, impairment: PathImpairment | None = None, *, seed: int | None = None,
-                 start_ns: int | None = None) -> None:
+    def __init__(
+        self, impairment: PathImpairment | None = None, *, seed: int | None = None, start_ns: int | None = None
+    ) -> None:
         self.impairment = impairment or PathImpairment()
         self.clock_ns = start_ns if start_ns is not None else time.time_ns()
         self.rng = random.Random(seed)
