@@ -15,9 +15,9 @@ import pytest
 from interlude.adapters.base import AdapterContext, AdminState, OperState
 from interlude.adapters.netconf import NetconfAdapter
 from interlude.adapters.registry import create_adapter
-from interlude.emulator.network import EmulatedNetwork
 from interlude.emulator.netconf_server import NetconfEmulatorServer
-from interlude.topology import bundled_topology_path, load_topology, parse_topology
+from interlude.emulator.network import EmulatedNetwork
+from interlude.topology import Topology, bundled_topology_path, load_topology, parse_topology
 from tests.contract.suite import AdapterContract, ContractHarness
 from tests.integration.netconf.lab import NetconfLab, build_netconf_lab, teardown_netconf_lab
 from tests.support.netns import NetnsFactory
@@ -33,7 +33,7 @@ async def emulator(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[NetconfEmul
         yield server
 
 
-def emulator_topology(server: NetconfEmulatorServer, node: str = "pe1", **settings: object):  # type: ignore[no-untyped-def]
+def emulator_topology(server: NetconfEmulatorServer, node: str = "pe1", **settings: object) -> Topology:
     partner = server.network.topology
     return parse_topology(
         {

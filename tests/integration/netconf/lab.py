@@ -50,8 +50,9 @@ class NetconfLab:
 
     def ping_peer(self, count: int) -> None:
         """Traffic through e1: ping the peer's p1 address from the dut namespace."""
-        self.factory.exec(self.dut, "ping", "-c", str(count), "-i", "0.002", "-W", "1", "-q", "10.252.255.2",
-                          check=False, timeout=30)
+        self.factory.exec(
+            self.dut, "ping", "-c", str(count), "-i", "0.002", "-W", "1", "-q", "10.252.255.2", check=False, timeout=30
+        )
 
     def topology(self, profile: str = "yuma123", **settings: object) -> Topology:
         return parse_topology(
@@ -101,8 +102,12 @@ def build_netconf_lab(factory: NetnsFactory, state_dir: Path, index: int = 0) ->
     key = state_dir / "client_ed25519"
     if not key.exists():
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
-    agents = start_netconf(dut, state_dir / "agent", listen=[dut_ip, "127.0.0.1"],
-                           authorized_keys=[key.with_suffix(".pub").read_text().strip()])
+    agents = start_netconf(
+        dut,
+        state_dir / "agent",
+        listen=[dut_ip, "127.0.0.1"],
+        authorized_keys=[key.with_suffix(".pub").read_text().strip()],
+    )
     sshd = next(a for a in agents if a.type == "sshd")
     return NetconfLab(factory, dut, peer, dut_ip, agents, key, str(sshd.extra["host_key"]), state_dir)
 
@@ -111,3 +116,24 @@ def teardown_netconf_lab(lab: NetconfLab) -> None:
     """Stop the agents by PID (they are daemons, not the factory's children), then the namespaces."""
     stop_netconf(lab.agents)
     lab.factory.cleanup()
+
+
+def running_config(lab: NetconfLab) -> str:
+    """The running datastore's /interfaces, read out of band with bare ncclient (canonicalised text)."""
+    import ncclient.transport.session as nc_session
+    from lxml import etree
+    from ncclient import manager
+
+    nc_session.TICK = 0.002
+    with manager.connect(
+        host=lab.address,
+        port=830,
+        username="root",
+        key_filename=str(lab.key_file),
+        hostkey_verify=False,
+        allow_agent=False,
+        look_for_keys=False,
+    ) as m:
+        flt = '<interfaces xmlns="urn:ietf:params:xml:ns:yang:ietf-interfaces"/>'
+        data = m.get_config(source="running", filter=("subtree", flt)).data_ele
+        return str(etree.tostring(data, method="c14n").decode())

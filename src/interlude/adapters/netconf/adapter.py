@@ -374,8 +374,10 @@ class NetconfAdapter:
             if strategy.target == "candidate":
                 await self._session.discard_changes()
 
-    async def _wait_for(self, device: str, check: Callable[[InterfaceState], bool]) -> bool:
-        deadline = time.monotonic() + self.profile.admin.settle_s
+    async def _wait_for(
+        self, device: str, check: Callable[[InterfaceState], bool], within: float | None = None
+    ) -> bool:
+        deadline = time.monotonic() + (self.profile.admin.settle_s if within is None else within)
         while True:
             state = (await self._read_states([device])).get(device)
             if state is not None and check(state):
@@ -399,7 +401,7 @@ class NetconfAdapter:
             if want_down:
                 return await self._wait_for(device, lambda s: s.oper is OperState.DOWN)
             # Admin up cannot force carrier: wait for oper up, but a link without a peer stays down.
-            await self._wait_for(device, lambda s: s.oper is OperState.UP)
+            await self._wait_for(device, lambda s: s.oper is OperState.UP, profile.admin.oper_refresh_s)
             return True
 
         if profile.admin.style == "enabled":

@@ -49,6 +49,9 @@ class AdminSpec(_Strict):
     read: Literal["state", "config", "presence"] = "state"
     verify: Literal["datastore", "oper"] = "datastore"
     settle_s: float = Field(5.0, gt=0, le=120)
+    oper_refresh_s: float | None = Field(None, gt=0, le=120)
+    """How long the agent may take to show a new oper state (None: ``settle_s``); bounds the wait after admin
+    up, where a link without carrier legitimately stays down."""
 
 
 class QuirksSpec(_Strict):

@@ -34,6 +34,7 @@ import hashlib
 import os
 import select
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -287,10 +288,30 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def stop_netconf(agents: list[AgentProcess]) -> None:
-    """Stop what :func:`start_netconf` started (by recorded PID) and remove a short socket folder if used."""
+def _exited(pid: int) -> bool:
+    """Gone, or a zombie: a daemon is reparented to PID 1, which may take seconds to reap it."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return not _alive(pid)
+    return stat.rsplit(")", 1)[-1].split()[0] in ("Z", "X")
+
+
+def stop_netconf(agents: list[AgentProcess], timeout: float = 5.0) -> None:
+    """Stop what :func:`start_netconf` started (by recorded PID, both at once) and remove a short socket folder.
+
+    Equivalent to :func:`~interlude.lab.agents.base.stop_pid` per agent, but it counts an exited daemon that
+    PID 1 has not reaped yet as stopped, which saves seconds per lab teardown on this box.
+    """
     for agent in agents:
-        stop_pid(agent.pid)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(agent.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not all(_exited(a.pid) for a in agents):
+        time.sleep(0.02)
+    for agent in agents:
+        if not _exited(agent.pid):
+            stop_pid(agent.pid, timeout=1.0)
     for agent in agents:
         sock = agent.extra.get("socket")
         if agent.type == "netconfd" and isinstance(sock, str):
