@@ -115,6 +115,11 @@ async def test_admin_up_reasserts_when_config_and_link_diverge(adapter: NetconfA
     await adapter.set_admin_state("e1", AdminState.UP)
     assert "<name>e1</name>" in running_config(lab)
     lab.factory.exec(lab.dut, "ip", "link", "set", "e1", "down")  # config says up, the link is down
+
+    async def agent_sees_down() -> bool:  # the SIL refreshes oper-status on a ~1 s timer
+        return (await adapter.get_interface("e1")).oper is OperState.DOWN
+
+    assert await eventually(agent_sees_down, 5.0, interval=0.1)
     state = await adapter.set_admin_state("e1", AdminState.UP)
     assert state.admin is AdminState.UP
     assert lab.kernel_admin("e1") is AdminState.UP
@@ -131,7 +136,7 @@ async def test_link_events_come_as_netconf_notifications(adapter: NetconfAdapter
                 return
 
     task = asyncio.create_task(collect())
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(2.0)  # a second session subscribes; notifications before that are not replayed
     try:
         lab.factory.exec(lab.peer, "ip", "link", "set", "p2", "down")  # carrier loss, not our doing
         async with asyncio.timeout(8):
