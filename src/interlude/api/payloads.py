@@ -252,8 +252,6 @@ def _pop(tree: dict[str, Any], path: tuple[str | int, ...]) -> tuple[bool, Any]:
 
 def _leaves(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
     if isinstance(value, dict):
-        if not value:
-            yield prefix, {}
         for key, sub in value.items():
             yield from _leaves(sub, f"{prefix}/{str(key).replace('~', '~0').replace('/', '~1')}")
     elif isinstance(value, list):
