@@ -37,16 +37,23 @@ async def emu_agent(emu_network: EmulatedNetwork) -> AsyncIterator[EmulatorSnmpA
         yield agent
 
 
-def snmp_view_of(network: EmulatedNetwork, node: str, agent: EmulatorSnmpAgent) -> Any:
+def snmp_view_of(
+    network: EmulatedNetwork,
+    node: str,
+    agent: EmulatorSnmpAgent,
+    settings: dict[str, Any] | None = None,
+    credentials: dict[str, Any] | None = None,
+) -> Any:
     """The bundled topology with ``node`` turned into an ``snmp`` node pointing at the emulator's agent."""
     raw = network.topology.model_dump(mode="json", exclude_none=True)
     spec = raw["nodes"][node]
+    default_settings = {"trap_listen": f"127.0.0.1:{agent.trap_port}", "counter_cache_s": 0}  # type: ignore[attr-defined]
     spec.update(
         kind="snmp",
         address="127.0.0.1",
         port=agent.port,
-        settings={"trap_listen": f"127.0.0.1:{agent.trap_port}", "counter_cache_s": 0},  # type: ignore[attr-defined]
-        credentials={"community": {"env": "ILT_EMU_COMMUNITY"}},
+        settings=default_settings if settings is None else settings,
+        credentials=credentials or {"community": {"env": "ILT_EMU_COMMUNITY"}},
     )
     for other in raw["nodes"].values():
         other.pop("name", None)

@@ -415,6 +415,9 @@ class SnmpAdapter:
 
     @staticmethod
     def _sum(row: Mapping[Oid, Value], oids: Sequence[Oid]) -> int | None:
+        """Sum of the columns' values; None when there are no columns or one is missing."""
+        if not oids:
+            return None
         total = 0
         for oid in oids:
             value = row.get(oid)

@@ -37,7 +37,7 @@ from interlude.errors import (
 )
 
 try:
-    from pyasn1.type import univ
+    from pyasn1.type import univ  # type: ignore[import-untyped]
     from pysnmp.error import PySnmpError
     from pysnmp.hlapi.v3arch import asyncio as hl
     from pysnmp.proto import errind, rfc1902, rfc1905

@@ -134,7 +134,9 @@ class TrapReceiver:
         )
         name = self._v3.get(key)
         if name is None:
-            name = f"u{len(self._v3) + 1}"
+            # pysnmp indexes its USM table by (engine ID, *security name*) but looks incoming messages up by
+            # (engine ID, user name): the two must be equal. Agents are told apart by their engine IDs.
+            name = credentials.v3_user
             snmp_config.add_v3_user(
                 self._engine,
                 credentials.v3_user,
@@ -143,7 +145,6 @@ class TrapReceiver:
                 PRIV_PROTOCOLS[credentials.v3_priv_protocol],
                 credentials.v3_priv_key,
                 securityEngineId=engine_id,
-                securityName=name,
             )
             self._v3[key] = name
         return name
