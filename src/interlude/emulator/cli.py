@@ -1,0 +1,167 @@
+"""``interlude emulate`` (the offline partner) and ``interlude serve`` (the partner in front of real gear).
+
+Both build a :class:`~interlude.service.runtime.Runtime` from a topology and serve the MEF APIs and the
+partner operations API with aiohttp until Ctrl-C / SIGTERM. ``emulate`` drives every node with the in-memory
+``emulated`` adapter whatever its ``kind`` says; ``serve`` uses each node's own adapter kind (a kind whose
+adapter or optional dependency is missing stops start-up with the registry's message).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from pathlib import Path
+from typing import Any
+
+import click
+from aiohttp import web
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+from interlude.adapters.base import AdapterContext
+from interlude.adapters.emulated import EmulatedAdapter
+from interlude.adapters.registry import available_kinds
+from interlude.api.app import create_app
+from interlude.emulator.scenario import Scenario, load_scenario, run_scenario
+from interlude.errors import InterludeError
+from interlude.service.runtime import Runtime
+from interlude.topology.loader import bundled_topology_path, load_topology
+from interlude.topology.model import NodeSpec, Topology
+
+console = Console()
+
+
+def _emulated(node: NodeSpec, context: AdapterContext) -> EmulatedAdapter:
+    return EmulatedAdapter(node, context)
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(message)s",
+        handlers=[RichHandler(console=console, show_path=False, rich_tracebacks=False)],
+    )
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+def _banner(runtime: Runtime, url: str, db: Path, mode: str) -> None:
+    table = Table(title=f"interlude {mode}: {runtime.topology.name}", show_header=True, header_style="bold")
+    table.add_column("API")
+    table.add_column("URL")
+    for name, path in (
+        ("Service Inventory", "/mefApi/interlude/serviceInventory/v2/"),
+        ("Service Ordering", "/mefApi/interlude/serviceOrderingManagement/v1/"),
+        ("Partner operations", "/interlude/v1/"),
+    ):
+        table.add_row(name, url + path)
+    console.print(table)
+    kinds = sorted({n.kind for n in runtime.topology.nodes.values()})
+    console.print(
+        f"{len(runtime.topology.nodes)} nodes ({', '.join(kinds) if mode == 'serve' else 'emulated'}), "
+        f"{sum(1 for _ in runtime.inventory.services())} services, state in [bold]{db}[/bold]. Ctrl-C stops."
+    )
+
+
+async def _serve(runtime: Runtime, host: str, port: int, db: Path, mode: str, scenario: Scenario | None) -> None:
+    app = create_app(runtime)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()  # starts the runtime (cleanup_ctx)
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        _banner(runtime, f"http://{host}:{port}", db, mode)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        task: asyncio.Task[None] | None = None
+        if scenario is not None:
+            console.print(f"playing scenario [bold]{scenario.name}[/bold]: {scenario.description}")
+            task = asyncio.create_task(
+                run_scenario(scenario, runtime.faults, report=lambda m: console.print(f"[yellow]scenario[/] {m}"))
+            )
+        await stop.wait()
+        console.print("stopping...")
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    finally:
+        await runner.cleanup()
+
+
+def _run(topology: Topology, topo_path: Path, host: str, port: int, db: Path | None, scenario: Path | None,
+         mode: str, verbose: bool) -> None:  # fmt: skip
+    _setup_logging(verbose)
+    db_path = db or Path(".interlude") / f"{topology.name}.db"
+    try:
+        scen = load_scenario(scenario) if scenario is not None else None
+        kwargs: dict[str, Any] = {"base_dir": topo_path.parent.resolve(), "state_dir": db_path.parent}
+        if mode == "emulate":
+            kwargs["adapter_factory"] = _emulated
+        runtime = Runtime(topology, db_path, **kwargs)
+        asyncio.run(_serve(runtime, host, port, db_path, mode, scen))
+    except InterludeError as exc:
+        console.print(f"[red]error[/red]: {exc}")
+        raise SystemExit(1) from None
+    except OSError as exc:
+        console.print(f"[red]error[/red]: cannot serve on {host}:{port}: {exc.strerror or exc}")
+        raise SystemExit(1) from None
+
+
+def _load(path: Path, known_kinds: list[str] | None) -> Topology:
+    try:
+        return load_topology(path, known_kinds=known_kinds)
+    except InterludeError as exc:
+        console.print(f"[red]invalid topology[/red] {path}: {exc}")
+        raise SystemExit(1) from None
+
+
+_host = click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+_port = click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="TCP port.")
+_db = click.option(
+    "--db", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    help="SQLite state file (default: .interlude/<topology name>.db).",
+)  # fmt: skip
+_verbose = click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+
+
+@click.command("emulate")
+@click.option(
+    "--topology", "topology_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+    help="Topology file (default: the bundled metro-partner).",
+)  # fmt: skip
+@_host
+@_port
+@_db
+@click.option(
+    "--scenario", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+    help="Scenario file: faults over time (see emulator/scenarios/).",
+)  # fmt: skip
+@_verbose
+def emulate(topology_file: Path | None, host: str, port: int, db: Path | None, scenario: Path | None,
+            verbose: bool) -> None:  # fmt: skip
+    """Run the partner emulator: the MEF Interlude APIs over an in-memory network."""
+    path = topology_file or bundled_topology_path()
+    _run(_load(path, None), path, host, port, db, scenario, "emulate", verbose)
+
+
+@click.command("serve")
+@click.option(
+    "--topology", "topology_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+    help="Topology file naming the real nodes and their adapter kinds.",
+)  # fmt: skip
+@_host
+@_port
+@_db
+@_verbose
+def serve(topology_file: Path, host: str, port: int, db: Path | None, verbose: bool) -> None:
+    """Serve the MEF Interlude APIs in front of real network elements (adapter per node kind)."""
+    _run(_load(topology_file, available_kinds()), topology_file, host, port, db, None, "serve", verbose)
+
+
+commands: list[click.Command] = [emulate, serve]

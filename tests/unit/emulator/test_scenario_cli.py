@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from interlude.adapters.emulated import shared_network
+from interlude.cli import main
+from interlude.emulator.scenario import load_scenario, run_scenario
+from interlude.errors import ConfigError
+from interlude.service.runtime import Runtime, RuntimeOptions
+from interlude.topology import bundled_topology_path, load_topology
+
+SCENARIOS = Path(__file__).resolve().parents[3] / "emulator" / "scenarios"
+
+
+@pytest.mark.parametrize("path", sorted(SCENARIOS.glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_scenarios_are_valid(path: Path) -> None:
+    scenario = load_scenario(path)
+    assert scenario.steps
+
+
+def test_scenario_errors_name_the_problem(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nsteps:\n  - {at: 1, clear: nothing}\n")
+    with pytest.raises(ConfigError, match="clears 'nothing'"):
+        load_scenario(bad)
+    bad.write_text("name: x\nsteps:\n  - {at: -1, inject: {type: linkDown, node: pe1, interface: up1}}\n")
+    with pytest.raises(ConfigError, match=r"steps\.0\.at"):
+        load_scenario(bad)
+
+
+async def test_scenario_plays_cut_and_repair(tmp_path: Path) -> None:
+    runtime = Runtime(
+        load_topology(bundled_topology_path()), tmp_path / "s.db", options=RuntimeOptions(run_notifier=False)
+    )
+    await runtime.start()
+    try:
+        net = shared_network(runtime.context)
+        seen: list[tuple[float, bool]] = []
+        clock = [0.0]
+
+        async def fake_sleep(seconds: float) -> None:
+            clock[0] += seconds
+            link = net.link_of("pe1", "up1")
+            assert link is not None
+            seen.append((clock[0], link.cut))
+
+        await run_scenario(load_scenario(SCENARIOS / "uplink-trouble.yaml"), runtime.faults, sleep=fake_sleep)
+        # before t=10 not cut; before t=20 cut; the delay fault is left running until the scenario ends.
+        assert seen == [(10.0, False), (20.0, True)]
+        link = net.link_of("pe1", "up1")
+        assert link is not None and not link.cut
+        assert await runtime.faults.list() == []  # cleared at the end of the scenario
+    finally:
+        await runtime.stop()
+
+
+def test_cli_help_and_serve_errors(tmp_path: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(main, ["emulate", "--help"])
+    assert result.exit_code == 0 and "--scenario" in result.output
+    topo = tmp_path / "t.yaml"
+    topo.write_text("name: t\nnodes:\n  n1: {kind: warpdrive, interfaces: {e1: {}}}\n")
+    result = runner.invoke(main, ["serve", "--topology", str(topo), "--db", str(tmp_path / "x.db")])
+    assert result.exit_code == 1
+    assert "warpdrive" in result.output and "is not one of" in result.output
