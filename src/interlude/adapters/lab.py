@@ -17,8 +17,8 @@ Capabilities and how each is real:
 * events: a netlink subscriber thread per adapter (``RTMGRP_LINK``) turns link changes into ``adminDown`` /
   ``adminUp`` / ``linkDown`` / ``linkUp`` events.
 * impairments: the lab's own (:func:`interlude.lab.builder.apply_impairment`).
-* OAM: the OAM engine's raw-socket runner (``interlude.oam.runner.run_session``) inside the namespace, when
-  that module is installed.
+* OAM: the OAM engine's raw-socket runner (``interlude.oam.runner.run_oam_session``) inside the namespace,
+  when that module is installed.
 """
 
 from __future__ import annotations
@@ -449,7 +449,7 @@ class LabAdapter:
             module = importlib.import_module("interlude.oam.runner")
         except ImportError:
             return None
-        return getattr(module, "run_session", None)
+        return getattr(module, "run_oam_session", None)
 
     async def run_oam(self, request: OamRequest) -> OamResult:
         """Run one OAM session from a MEP of this node with the OAM engine's raw-socket runner."""
@@ -457,10 +457,10 @@ class LabAdapter:
         if runner is None:
             raise CapabilityError("OAM needs interlude.oam.runner (the OAM engine)", node=self.node.name)
         self._check_name(request.mep.interface)
+        state = await asyncio.to_thread(self._load_state)
+        port = state.mep_port(self.node.name, request.mep.interface)
         try:
-            result = runner(request, netns=self.namespace)
-            if asyncio.iscoroutine(result):
-                result = await result
+            result = await runner(request, netns=port.netns, interface=port.ifname)
         except InterludeError:
             raise
         except (OSError, ValueError) as exc:

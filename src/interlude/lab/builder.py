@@ -38,7 +38,7 @@ from typing import Any
 
 from interlude.errors import InterludeError, LabError, NotFoundError
 from interlude.lab import shell
-from interlude.lab.agents.base import pid_alive, stop_pid
+from interlude.lab.agents.base import pid_alive
 from interlude.lab.state import (
     LabState,
     NodeState,
@@ -354,20 +354,17 @@ class Lab:
                 pids += [a.pid for a in node.agents]
             pids += [w.relay.pid for w in state.wires if w.relay is not None and w.relay.pid]
             pids += [int(p) for p in state.pids]
+            ours_now: list[int] = []
             for pid in dict.fromkeys(pids):
                 recorded = state.pids.get(str(pid))
                 if recorded is not None and process_start_time(pid) not in (None, recorded):
                     continue  # the PID was reused by something that is not ours
-                if pid_alive(pid):
-                    stop_pid(pid, timeout=3.0)
-                    removed.append(f"process {pid}")
+                ours_now.append(pid)
             existing = shell.list_netns()
             ours = [ns for ns in state.namespaces if ns in existing]
             for ns in ours:  # anything still running inside our namespaces was started by this lab
-                for pid in shell.netns_pids(ns):
-                    if pid != os.getpid():
-                        stop_pid(pid, timeout=3.0)
-                        removed.append(f"process {pid} (in {ns})")
+                ours_now += [pid for pid in shell.netns_pids(ns) if pid != os.getpid()]
+            removed += [f"process {pid}" for pid in terminate(list(dict.fromkeys(ours_now)))]
             if ours:
                 shell.ip_batch([f"netns del {ns}" for ns in ours], force=True)
                 removed += [f"namespace {ns}" for ns in ours]
@@ -456,6 +453,41 @@ def start_wire_relay(state: LabState, wire: WireState, imp: Impairment) -> None:
     relay.log = agent.log
     record_pid(state, agent.pid)
     state.save()
+
+
+def process_running(pid: int) -> bool:
+    """Alive and not a zombie: PID 1 here may reap orphans late, and a zombie holds nothing."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def terminate(pids: list[int], timeout: float = 3.0) -> list[int]:
+    """SIGTERM all ``pids`` at once, wait for them together, SIGKILL what is left; returns those signalled.
+
+    Only called with PIDs this lab recorded (start time checked) or found inside its own namespaces.
+    """
+    signalled = []
+    for pid in pids:
+        if process_running(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+                signalled.append(pid)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for pid in signalled:
+            with contextlib.suppress(ChildProcessError, OSError):
+                os.waitpid(pid, os.WNOHANG)
+        if not any(process_running(pid) for pid in signalled):
+            return signalled
+        time.sleep(0.02)
+    for pid in signalled:
+        if process_running(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    return signalled
 
 
 def record_pid(state: LabState, pid: int) -> None:

@@ -152,6 +152,20 @@ class LabState:
                     return wire
         raise NotFoundError(f"lab {self.name!r}: no link attached to {node}:{ifname}")
 
+    def mep_port(self, node: str, ifname: str) -> PortRef:
+        """Where a MEP on ``node:ifname`` sends and listens.
+
+        A MEP on a service interface attached to an edge namespace (UNI, ENNI) faces the network: its frames
+        must enter the node through the interface and cross the bridges, so it runs on the edge side of the
+        wire (an Up MEP, as the customer's or buyer's equipment sees it). A socket on the node's own bridge
+        port would only see those frames as outgoing. A MEP on a node-to-node link is a Down MEP on the
+        interface itself.
+        """
+        wire = self.wire_of(node, ifname)
+        if wire.kind == "edge":
+            return wire.b
+        return wire.a if (wire.a.node, wire.a.ifname) == (node, ifname) else wire.b
+
     # ----------------------------------------------------------------- (de)serialisation
 
     def to_json(self) -> dict[str, Any]:

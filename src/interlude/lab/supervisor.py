@@ -9,7 +9,8 @@ one gives a clear error for that node kind instead of breaking every lab):
   node's ``credentials.private_key`` is a file reference to an existing key, its public half is authorised;
   otherwise the lab generates an ed25519 key *at that path* (or at ``<state>/keys/netconf_ed25519`` without a
   reference), so the topology's reference works unchanged for ``interlude serve``;
-* every MEP -> :func:`interlude.lab.agents.oam_responder.start_responder` on the MEP's interface.
+* every MEP -> :func:`interlude.lab.agents.oam_responder.start_responder` where the MEP sends and listens
+  (:meth:`LabState.mep_port`: the edge side of a UNI/ENNI, the interface itself on a node-to-node link).
 
 Agent files (configs, logs, pid files) live in ``<state>/agents/<node>/...``.
 """
@@ -156,19 +157,21 @@ def _jobs(
     for mep_name, mep in topology.meps.items():
         mod = _agent_module("oam_responder", "MEP")
         ns = state.nodes[mep.node]
+        where = state.mep_port(mep.node, mep.interface)
 
         def start_mep(
-            ns: NodeState = ns, mep: Any = mep, mod: Any = mod, mep_name: str = mep_name
+            ns: NodeState = ns, mep: Any = mep, mod: Any = mod, mep_name: str = mep_name, where: Any = where
         ) -> list[AgentProcess]:
             return [
                 mod.start_responder(
-                    ns.namespace,
+                    where.netns,
                     folder / ns.name / f"oam-{mep_name}",
-                    interface=mep.interface,
+                    interface=where.ifname,
                     level=mep.level,
                     mep_id=mep.mep_id,
                     vlan=mep.vlan,
                     ccm_interval_s=None,
+                    meg_id=mep.meg_id or mep_name,
                 )
             ]
 

@@ -10,7 +10,7 @@ import pytest
 
 from interlude.errors import LabError
 from interlude.lab.agents.base import pid_alive
-from interlude.lab.builder import Lab
+from interlude.lab.builder import Lab, process_running
 from interlude.lab.state import read_state
 from tests.integration.lab.labkit import leftovers, make_lab, nsexec, sysfs
 
@@ -83,7 +83,7 @@ def test_up_status_down_round_trip(tmp_path: Path) -> None:
         removed = lab.down()
     assert removed
     assert leftovers(lab.pfx) == []
-    assert not pid_alive(relay_pid)
+    assert not process_running(relay_pid)
     assert read_state(lab.folder) is None
     assert lab.down() == []  # idempotent
 
@@ -111,7 +111,7 @@ def test_down_after_a_crash_half_way(tmp_path: Path, monkeypatch: pytest.MonkeyP
     fresh = Lab(lab.topology, base_dir=tmp_path, state_dir=lab.folder, prefix=lab.pfx)  # a new process
     assert fresh.down()
     assert leftovers(lab.pfx) == []
-    assert not pid_alive(relay_pid)
+    assert not process_running(relay_pid)
 
 
 def test_clashing_prefix_is_refused_and_touches_nothing(tmp_path: Path) -> None:
