@@ -131,6 +131,7 @@ class NetconfAdapter:
         self._closed = asyncio.Event()
         self._subscribers: list[asyncio.Queue[SouthboundEvent]] = []
         self._producer: asyncio.Task[None] | None = None
+        self._present: set[str] = set()
 
     def __repr__(self) -> str:
         return f"NetconfAdapter(node={self.node.name!r}, profile={self.profile.name!r}, params={self._params!r})"
@@ -201,7 +202,13 @@ class NetconfAdapter:
 
     # Reading ------------------------------------------------------------------------------------------------
 
-    async def _read_states(self, device_names: Sequence[str] | None) -> dict[str, InterfaceState]:
+    async def _read_states(
+        self, device_names: Sequence[str] | None, *, with_config: bool = True
+    ) -> dict[str, InterfaceState]:
+        """Interface states by device name; ``with_config=False`` skips the running-config read (oper checks).
+
+        With ``admin.read`` config/presence the names with a running entry are left in ``self._present``.
+        """
         profile = self.profile
         data = await self._session.get(profile.filter("state", device_names), what="get interface state")
         xp = profile.xpath
@@ -213,7 +220,7 @@ class NetconfAdapter:
                 entries[name] = element
         present: set[str] = set()
         enabled: dict[str, bool] = {}
-        if profile.admin.read in ("config", "presence"):
+        if with_config and profile.admin.read in ("config", "presence"):
             names = list(entries) if device_names is None else list(device_names)
             config = await self._session.get_config(
                 "running", profile.filter("config", names or None), what="get-config interfaces"
@@ -224,6 +231,7 @@ class NetconfAdapter:
                     present.add(name)
                     raw = _value(element, xp, paths.enabled)
                     enabled[name] = raw is None or raw.lower() == "true"
+            self._present = present
         states: dict[str, InterfaceState] = {}
         for name, element in entries.items():
             oper_raw = _value(element, xp, paths.oper)
@@ -379,19 +387,15 @@ class NetconfAdapter:
     ) -> bool:
         deadline = time.monotonic() + (self.profile.admin.settle_s if within is None else within)
         while True:
-            state = (await self._read_states([device])).get(device)
+            states = await self._read_states([device], with_config=self.profile.admin.verify == "datastore")
+            state = states.get(device)
             if state is not None and check(state):
                 return True
             if time.monotonic() >= deadline:
                 return False
             await asyncio.sleep(0.05)
 
-    async def _entry_present(self, device: str) -> bool:
-        config = await self._session.get_config("running", self.profile.filter("config", [device]))
-        xp, paths = self.profile.xpath, self.profile.paths
-        return any(_value(e, xp, paths.name) == device for e in xp(paths.config_interface)(config))
-
-    async def _apply_admin(self, device: str, state: AdminState) -> None:
+    async def _apply_admin(self, device: str, state: AdminState, current: InterfaceState, present: bool) -> None:
         profile, templates = self.profile, self.profile.templates
         want_down = state is AdminState.DOWN
 
@@ -412,10 +416,6 @@ class NetconfAdapter:
         assert templates.create is not None and templates.delete is not None
         create = render(templates.create, name=device)
         delete = render(templates.delete, name=device)
-        present = await self._entry_present(device)
-        current = (await self._read_states([device])).get(device)
-        if current is None:
-            raise NotFoundError(f"device {self.node.name!r} reports no interface {device!r}")
         if want_down:
             if not present:  # the agent only acts on deleting an entry: create it first (a no-op "up")
                 await self.apply_config(create, describe=f"prepare admin down of {device}")
@@ -437,12 +437,14 @@ class NetconfAdapter:
         before = (await self._read_states([device])).get(device)
         if before is None:
             raise NotFoundError(f"device {self.node.name!r} reports no interface {device!r}")
+        present = device in self._present
         try:
-            await self._apply_admin(device, state)
+            await self._apply_admin(device, state, before, present)
         except AdapterError as exc:
             if before.admin is not state and not isinstance(exc, DeviceConnectionError):
                 try:
-                    await self._apply_admin(device, before.admin)
+                    now = (await self._read_states([device])).get(device, before)
+                    await self._apply_admin(device, before.admin, now, device in self._present)
                 except InterludeError as undo_exc:
                     log.warning("netconf %s: compensating %s failed: %s", self.node.name, device, undo_exc)
             raise
