@@ -67,7 +67,7 @@ class MepResponder:
         self.slm_counters: dict[tuple[bytes, int, int], int] = defaultdict(int)
         self.rx_from: dict[bytes, int] = defaultdict(int)
         self.tx_to: dict[bytes, int] = defaultdict(int)
-        self.answered: dict[str, int] = defaultdict(int)
+        self._answered_by_op: dict[int, int] = defaultdict(int)
         self.ccm: ContinuityCheck | None = None
         if ccm_interval_s:
             group = L2(dst=codec.class1_multicast(level), src=mac, vlan=vlan)
@@ -122,8 +122,13 @@ class MepResponder:
         else:
             return []
         self.tx_to[bytes(reply[0:6])] += 1
-        self.answered[Opcode(op).name] += 1
+        self._answered_by_op[op] += 1
         return [(reply, stamp_at)]
+
+    @property
+    def answered(self) -> dict[str, int]:
+        """Requests answered, by opcode name (``{"LBM": 10, "DMM": 3}``)."""
+        return {Opcode(op).name: n for op, n in self._answered_by_op.items()}
 
     def poll_ccm(self, now_ns: int) -> tuple[Reply | None, list[CcmEvent]]:
         """A CCM to send (if due) and LOC events; nothing when CCM is off."""
@@ -146,7 +151,7 @@ class MepResponder:
             "level": self.level,
             "mep_id": self.mep_id,
             "vlan": self.vlan,
-            "answered": dict(self.answered),
+            "answered": self.answered,
         }
         if self.ccm is not None:
             data["ccm"] = self.ccm.state()

@@ -97,15 +97,15 @@ async def drive(session: Session, transport: Transport, on_progress: ProgressCal
     handled as they arrive.
     """
     started_at = transport.now_ns()
+    session.report = on_progress is not None
     while True:
         now = transport.now_ns()
         if session.finished(now):
             break
         out = session.poll(now)
         if out is not None:
-            tx_ns = transport.send(out.frame, out.stamp_at)
-            session.sent(tx_ns)
-            continue
+            session.sent(transport.send(out.frame, out.stamp_at))
+            now = transport.now_ns()
         got = await transport.receive(max(session.wakeup_ns(), now))
         if got is None:
             continue

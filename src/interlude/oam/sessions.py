@@ -49,6 +49,10 @@ class Progress:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+MATCHED = Progress(-1, None, "")
+"""Returned by :meth:`Session.receive` instead of a detailed :class:`Progress` when ``report`` is off."""
+
+
 @dataclass(slots=True)
 class _Slot:
     tx_ns: int = 0
@@ -74,6 +78,9 @@ class Session:
         self.interval_ns = max(0, interval_ns)
         self.timeout_ns = max(1, timeout_ns)
         self.slots: list[_Slot] = []
+        self.report = True
+        """Build detailed :class:`Progress` objects (off in the driver when nobody listens: the hot path)."""
+        self._answered = 0
         self._next_send_ns: int | None = None
         self._last_send_ns = 0
         self.started_ns = 0
@@ -88,7 +95,7 @@ class Session:
     @property
     def received_count(self) -> int:
         """Frames answered so far."""
-        return sum(1 for s in self.slots if s.answered)
+        return self._answered
 
     def _all_sent(self) -> bool:
         return len(self.slots) >= self.count
@@ -113,7 +120,7 @@ class Session:
         """Every frame sent and either all answered or the last timeout passed."""
         if not self._all_sent():
             return False
-        if all(s.answered for s in self.slots) and not self.multicast:
+        if self._answered == len(self.slots) and not self.multicast:
             return True
         return now_ns >= self._last_send_ns + self.timeout_ns
 
@@ -169,6 +176,7 @@ class Session:
             return False
         slot = self.slots[index]
         slot.answered = True
+        self._answered += 1
         slot.rx_ns = rx_ns
         slot.delay_ns = delay_ns
         return True
@@ -225,6 +233,8 @@ class LoopbackSession(Session):
         slot = self.slots[index]
         if not self._answer(index, rx_ns, rx_ns - slot.tx_ns):
             return None
+        if not self.report:
+            return MATCHED
         return Progress(
             index, (rx_ns - slot.tx_ns) / 1000.0, codec.mac_to_str(parsed.src), {"seq": self.first_seq + index}
         )
@@ -270,6 +280,8 @@ class DelaySession(Session):
         if not self._answer(index, rx_ns, delay):
             return None
         self.residence_ns.append(residence)
+        if not self.report:
+            return MATCHED
         return Progress(
             index,
             delay / 1000.0,
