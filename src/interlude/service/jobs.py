@@ -289,6 +289,8 @@ class JobRunner:
 
     async def stop(self) -> None:
         """Stop claiming and interrupt running handlers; their items stay ``running`` and resume on start."""
+        if self._loop_task is None and not self._running:
+            return  # never started (or already stopped): nothing to give back
         for task in (self._loop_task, self._lease_task):
             if task is not None:
                 task.cancel()

@@ -1,0 +1,695 @@
+"""Fault Management use cases (MEF FM v3, Kylie): FM jobs, their tasks, FM reports, tracking records.
+
+An FM job monitors a service (``monitoredObject``: ``ServiceRef`` or ``ServiceFromToRef``) with one of our
+``serviceSpecificConfiguration`` types (:mod:`interlude.service.testing_payloads`, ``fmType``):
+
+- ``loopback`` (LBM/LBR) and ``linktrace`` (LTM/LTR): one execution per report. ``on-demand`` jobs run once and
+  complete; ``proactive`` ones run every ``reportingPeriod`` until ``scheduleDefinitionEndTime``.
+- ``continuityCheck``: the source MEP checks its remote MEP every ``granularity`` (the CCM interval) for one
+  ``reportingPeriod`` per report. No answer for 3.5 intervals is a loss of continuity (ETH-CC's LOC rule):
+  :class:`~interlude.domain.fm.ContinuityLost` is published on the event bus at once (the alarm subsystem
+  raises its alarm from it) and :class:`~interlude.domain.fm.ContinuityRestored` when answers come back or
+  monitoring stops. The southbound contract has no CCM session, so the check uses the adapter's OAM sessions
+  (one LBM per interval, through ``OamControl.run_oam``) with CCM's timing rule; the LOC state is stored with
+  the job, so a restart neither repeats nor forgets a loss.
+
+Each execution is a durable job-runner item (kind ``fm.run``, key ``{jobId}:{run}``); its report, the report
+and job events and the server's tracking record commit in one transaction with the item's completion.
+Client actions (create, cancel, modify, suspend, resume) leave tracking records with the request body.
+
+States (``FaultManagementJobStateType``): ``acknowledged`` → ``scheduled`` (start later) → ``inProgress`` →
+``completed`` | ``suspended`` | ``pendingCancel`` → ``cancelled``; a job whose measurement cannot run at all
+(the node's adapter failed) still completes, with a ``failed`` report and a
+``faultManagementJobReportPreparationErrorEvent``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from interlude.adapters.base import OamKind
+from interlude.domain.fm import ContinuityLost, ContinuityRestored
+from interlude.domain.model import Service
+from interlude.errors import AdapterError, CapabilityError, InterludeError, NotFoundError, OamError, ValidationError
+from interlude.service.bus import EventBus
+from interlude.service.hub import HubService, NotifyingApi, register_api
+from interlude.service.inventory import InventoryService
+from interlude.service.jobs import JobContext, JobOutcome, JobRunner
+from interlude.service.network import Network
+from interlude.service.ordering import ValidationErrors
+from interlude.service.testing_common import (
+    between,
+    check_window,
+    fm_duration_s,
+    iso_at,
+    now_iso,
+    visible_documents,
+)
+from interlude.service.testing_oam import (
+    SessionParams,
+    linktrace_json,
+    loopback_json,
+    mep_json,
+    mep_spec,
+    oam_of,
+    pick_meps,
+    run_session,
+)
+from interlude.service.testing_payloads import technology_of, urn, validate
+from interlude.store.base import Document, Store, Transaction
+from interlude.topology.model import Topology
+
+log = logging.getLogger(__name__)
+
+BASE = "/mefApi/interlude/faultManagement/v3"
+JOB_KIND = "fm.run"
+JOBS = "fm-jobs"
+REPORTS = "fm-reports"
+TASKS = "fm-tasks"
+TRACKING = "fm-tracking"
+LOC_INTERVALS = 3.5
+
+_FM_EVENTS = (
+    "faultManagementJobCreateEvent", "faultManagementJobStateChangeEvent",
+    "faultManagementJobAttributeValueChangeEvent", "faultManagementJobReportReadyEvent",
+    "faultManagementJobReportPreparationErrorEvent", "cancelFaultManagementJobStateChangeEvent",
+    "modifyFaultManagementJobStateChangeEvent", "faultManagementReportCreateEvent",
+    "faultManagementReportStateChangeEvent",
+)  # fmt: skip
+FM = register_api(NotifyingApi("faultManagement", "/mefApi/interlude/faultNotification/v3", frozenset(_FM_EVENTS)))
+
+RUNNABLE = ("acknowledged", "scheduled", "inProgress")
+LIVE = ("acknowledged", "scheduled", "inProgress", "suspended", "pending")
+FINAL = ("completed", "cancelled", "rejected")
+
+
+def href(kind: str, item_id: str) -> str:
+    """Relative href of an FM entity."""
+    return f"{BASE}/{kind}/{item_id}"
+
+
+def job_ref(job_id: str) -> dict[str, Any]:
+    """A MEF ``FaultManagementJobRef``."""
+    return {"@type": "FaultManagementJobRef", "faultManagementJobId": job_id,
+            "faultManagementJobHref": href("faultManagementJob", job_id)}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class FmPlan:
+    """What a validated FM job runs (stored with the job)."""
+
+    fm_type: str
+    job_type: str
+    source: str
+    remote: str
+    config: dict[str, Any]
+    due_at: float
+    end_at: float | None
+    period_s: float
+    granularity_s: float
+    duration_s: float
+    technology: str
+    service_from: str
+    service_to: str
+
+    def to_json(self) -> dict[str, Any]:
+        """Stored form."""
+        return {"fmType": self.fm_type, "jobType": self.job_type, "source": self.source, "remote": self.remote,
+                "config": self.config, "dueAt": self.due_at, "endAt": self.end_at, "periodS": self.period_s,
+                "granularityS": self.granularity_s, "durationS": self.duration_s, "technology": self.technology,
+                "serviceFrom": self.service_from, "serviceTo": self.service_to}  # fmt: skip
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> FmPlan:
+        """Inverse of :meth:`to_json`."""
+        return cls(d["fmType"], d["jobType"], d["source"], d["remote"], dict(d["config"]), float(d["dueAt"]),
+                   d.get("endAt"), float(d["periodS"]), float(d["granularityS"]), float(d["durationS"]),
+                   d["technology"], d["serviceFrom"], d["serviceTo"])  # fmt: skip
+
+
+def monitored_services(obj: Mapping[str, Any]) -> tuple[str, str]:
+    """(from, to) service ids of a ``monitoredObject`` (422 for entity references: not supported)."""
+    kind = obj.get("@type")
+    if kind == "ServiceRef":
+        sid = str(obj.get("serviceId") or "")
+        return sid, sid
+    if kind == "ServiceFromToRef":
+        return (str((obj.get("serviceFrom") or {}).get("serviceFromId") or ""),
+                str((obj.get("serviceTo") or {}).get("serviceToId") or ""))  # fmt: skip
+    raise ValidationError(f"monitoredObject @type {kind!r} is not supported; use ServiceRef or ServiceFromToRef",
+                          "/monitoredObject/@type", "invalidValue")  # fmt: skip
+
+
+def subset(query: Any, value: Any) -> bool:
+    """Whether every attribute of ``query`` is in ``value`` with the same value (complex queries)."""
+    if isinstance(query, Mapping):
+        return isinstance(value, Mapping) and all(subset(v, value.get(k)) for k, v in query.items())
+    return bool(query == value)
+
+
+class FmService:
+    """FM jobs, tasks, reports and tracking records."""
+
+    def __init__(
+        self,
+        store: Store,
+        hub: HubService,
+        inventory: InventoryService,
+        network: Network,
+        topology: Topology,
+        jobs: JobRunner,
+        bus: EventBus,
+    ) -> None:
+        self.store = store
+        self.hub = hub
+        self.inventory = inventory
+        self.network = network
+        self.topology = topology
+        self.jobs = jobs
+        self.bus = bus
+        jobs.register(JOB_KIND, self._run, max_attempts=2, retry_delay_s=1.0, on_failure=self._on_failure)
+
+    # Helpers ----------------------------------------------------------------------------------------------
+
+    async def _notify(self, tx: Transaction, event_type: str, payload: dict[str, Any], buyer: str | None) -> None:
+        await tx.add_outbox(await self.hub.messages(FM, event_type, payload, buyer))
+
+    async def _track(self, tx: Transaction, *, job_id: str, buyer: str | None, description: str, source: str,
+                     request: Any = None, report_id: str | None = None) -> None:  # fmt: skip
+        rid = uuid.uuid4().hex
+        related: dict[str, Any] = job_ref(job_id)
+        if report_id is not None:
+            related = {"@type": "FaultManagementReportRef", "faultManagementReportId": report_id,
+                       "faultManagementReportHref": href("faultManagementReport", report_id)}  # fmt: skip
+        body: dict[str, Any] = {"id": rid, "creationDateTime": now_iso(), "description": description,
+                                "relatedObjectId": related, "source": source}  # fmt: skip
+        if request is not None:
+            body["request"] = json.dumps(request, separators=(",", ":"))[:10_000]
+        await tx.put_document(Document(TRACKING, rid, body, buyer=buyer, key1=job_id, key2=report_id))
+
+    async def _job_state(self, tx: Transaction, doc: Document, state: str, *, internal: Mapping[str, Any] | None = None,
+                         **changes: Any) -> Document:  # fmt: skip
+        mef = {**doc.body["mef"], **changes, "state": state, "lastTimeModified": now_iso()}
+        body = {"mef": mef, "internal": dict(internal if internal is not None else doc.body["internal"])}
+        new = Document(JOBS, doc.id, body, buyer=doc.buyer, state=state, key1=doc.key1, key2=doc.key2,
+                       created_at=doc.created_at)  # fmt: skip
+        await tx.put_document(new)
+        if doc.body["mef"].get("state") != state:
+            await self._notify(tx, "faultManagementJobStateChangeEvent",
+                               {"id": doc.id, "href": href("faultManagementJob", doc.id), "state": state},
+                               doc.buyer)  # fmt: skip
+        return new
+
+    async def _service(self, sid: str, buyer: str | None, path: str) -> Service:
+        try:
+            return await self.inventory.get(sid, buyer)
+        except NotFoundError:
+            raise ValidationError(f"no service {sid!r}", path, "referenceNotFound") from None
+
+    # Create / read ----------------------------------------------------------------------------------------
+
+    async def _plan(self, body: Mapping[str, Any], buyer: str | None) -> tuple[FmPlan, Service]:
+        job_type = body.get("jobType")
+        if job_type == "passive":
+            raise ValidationError("passive FM jobs are not supported; use on-demand or proactive", "/jobType",
+                                  "invalidValue")  # fmt: skip
+        if body.get("outputFormat") != "json":
+            raise ValidationError("only the 'json' output format is supported", "/outputFormat", "invalidValue")
+        if body.get("resultFormat") != "payload":
+            raise ValidationError("only the 'payload' result format is supported", "/resultFormat", "invalidValue")
+        from_id, to_id = monitored_services(body["monitoredObject"])
+        path = "/monitoredObject/serviceId" if from_id == to_id else "/monitoredObject/serviceFrom/serviceFromId"
+        svc_from = await self._service(from_id, buyer, path)
+        svc_to = svc_from if to_id == from_id else await self._service(to_id, buyer,
+                                                                        "/monitoredObject/serviceTo/serviceToId")
+        tech = technology_of(svc_from)
+        cfg_path = "/serviceSpecificConfiguration"
+        cfg = body.get("serviceSpecificConfiguration")
+        errors = validate(cfg, api="fm", role="job-configuration", technology=tech, base_path=cfg_path)
+        if errors:
+            raise ValidationErrors(errors)
+        assert isinstance(cfg, Mapping)
+        config = {k: v for k, v in cfg.items() if k != "@type"}
+        try:
+            src, dst = pick_meps(self.topology, svc_from, svc_to, config.get("sourceMep"), config.get("remoteMep"),
+                                 "/monitoredObject")  # fmt: skip
+        except ValidationError as exc:
+            if exc.property_path and exc.property_path.endswith(("sourceMep", "remoteMep")):
+                exc.property_path = cfg_path + "/" + exc.property_path.rsplit("/", 1)[1]
+            raise
+        try:
+            oam_of(self.network, src.node)
+        except CapabilityError as exc:
+            raise ValidationError(f"cannot run {config['fmType']!r} from {src.name!r}: {exc}", f"{cfg_path}/fmType",
+                                  "invalidValue") from None  # fmt: skip
+        granularity = fm_duration_s(body["granularity"], "/granularity")
+        period = fm_duration_s(body["reportingPeriod"], "/reportingPeriod")
+        if config["fmType"] == "continuityCheck" and granularity < 0.01:
+            raise ValidationError("the continuity check interval (granularity) must be at least 10 ms",
+                                  "/granularity", "invalidValue")  # fmt: skip
+        if period < granularity:
+            raise ValidationError("reportingPeriod must not be shorter than granularity", "/reportingPeriod",
+                                  "invalidValue")  # fmt: skip
+        sched = body.get("scheduleDefinition") or {}
+        if sched.get("recurringSchedule"):
+            raise ValidationError("recurringSchedule is not supported: proactive jobs report every reportingPeriod",
+                                  "/scheduleDefinition/recurringSchedule", "invalidValue")  # fmt: skip
+        due, end = check_window(sched.get("scheduleDefinitionStartTime"), sched.get("scheduleDefinitionEndTime"),
+                                "/scheduleDefinition/scheduleDefinitionStartTime",
+                                "/scheduleDefinition/scheduleDefinitionEndTime")  # fmt: skip
+        duration = period
+        if sched.get("executionDuration"):
+            duration = fm_duration_s(sched["executionDuration"], "/scheduleDefinition/executionDuration")
+        plan = FmPlan(str(config["fmType"]), str(job_type), src.name, dst.name, config, due, end, period, granularity,
+                      duration, tech, svc_from.id, svc_to.id)  # fmt: skip
+        return plan, svc_from
+
+    async def create_job(self, body: dict[str, Any], buyer: str | None) -> dict[str, Any]:
+        """``POST /faultManagementJob``."""
+        plan, svc = await self._plan(body, buyer)
+        jid = uuid.uuid4().hex
+        now = now_iso()
+        mef = {**body, "id": jid, "href": href("faultManagementJob", jid), "creationDateTime": now,
+               "lastTimeModified": now, "state": "acknowledged"}  # fmt: skip
+        mef.setdefault("jobPriority", 5)
+        doc = Document(JOBS, jid, {"mef": mef, "internal": {"plan": plan.to_json(), "run": 1, "loc": False}},
+                       buyer=svc.buyer, state="acknowledged", key1=plan.service_from, key2=plan.service_to)
+        async with self.store.transaction() as tx:
+            await tx.put_document(doc)
+            await self._notify(tx, "faultManagementJobCreateEvent", {"id": jid, "href": mef["href"]}, svc.buyer)
+            await self._track(tx, job_id=jid, buyer=svc.buyer, description="createFaultManagementJob",
+                              source="client", request=body)  # fmt: skip
+            await self.jobs.schedule(JOB_KIND, plan.due_at, {"job": jid, "run": 1}, key=f"{jid}:1", tx=tx)
+        if plan.due_at > time.time() + 0.5:
+            async with self.store.transaction() as tx:
+                current = await tx.get_document(JOBS, jid)
+                if current is not None and current.state == "acknowledged":
+                    await self._job_state(tx, current, "scheduled")
+        return mef
+
+    async def _job_doc(self, job_id: str, buyer: str | None) -> Document:
+        doc = await self.store.get_document(JOBS, job_id)
+        if doc is None or (buyer is not None and doc.buyer != buyer):
+            raise NotFoundError(f"no fault management job {job_id!r}")
+        return doc
+
+    async def get_job(self, job_id: str, buyer: str | None) -> dict[str, Any]:
+        """``GET /faultManagementJob/{id}``."""
+        return dict((await self._job_doc(job_id, buyer)).body["mef"])
+
+    async def list_jobs(self, buyer: str | None, f: Mapping[str, str | None]) -> list[dict[str, Any]]:
+        """``GET /faultManagementJob``."""
+        out = []
+        for doc in await visible_documents(self.store, JOBS, buyer):
+            mef = doc.body["mef"]
+            if f.get("serviceId") not in (None, doc.key1, doc.key2):
+                continue
+            if f.get("serviceFromId") not in (None, doc.key1) or f.get("serviceToId") not in (None, doc.key2):
+                continue
+            if f.get("entityId") is not None:
+                continue  # entity references are not supported, so no job matches
+            if f.get("state") not in (None, doc.state) or f.get("jobType") not in (None, mef.get("jobType")):
+                continue
+            if f.get("jobPriority") not in (None, str(mef.get("jobPriority"))):
+                continue
+            if not between(mef.get("creationDateTime"), f.get("creationDateTime.gt"), f.get("creationDateTime.lt")):
+                continue
+            out.append(mef)
+        return out
+
+    async def query_jobs(self, buyer: str | None, query: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """``POST /faultManagementJobComplexQuery``: every given attribute must match (nested: subset)."""
+        gt, lt = query.get("creationDateTime.gt"), query.get("creationDateTime.lt")
+        rest = {k: v for k, v in query.items() if k not in ("creationDateTime.gt", "creationDateTime.lt")}
+        out = []
+        for doc in await visible_documents(self.store, JOBS, buyer):
+            mef = doc.body["mef"]
+            if not between(mef.get("creationDateTime"), _norm(gt), _norm(lt)):
+                continue
+            if all(subset(v, mef.get(k)) for k, v in rest.items()):
+                out.append(mef)
+        return out
+
+    # Execution --------------------------------------------------------------------------------------------
+
+    async def _run(self, ctx: JobContext) -> JobOutcome | None:
+        job_id = str(ctx.item.payload["job"])
+        run = int(ctx.item.payload["run"])
+        async with self.store.transaction() as tx:
+            doc = await tx.get_document(JOBS, job_id)
+            if doc is None or doc.state not in RUNNABLE:
+                return None
+            doc = await self._job_state(tx, doc, "inProgress")
+        plan = FmPlan.from_json(doc.body["internal"]["plan"])
+        started = time.time()
+        error: str | None = None
+        result: dict[str, Any]
+        src = mep_spec(self.topology, plan.source)
+        dst = mep_spec(self.topology, plan.remote)
+        try:
+            if plan.fm_type == "continuityCheck":
+                result = await self._continuity(doc, plan, started)
+            else:
+                params = SessionParams.from_config(plan.config)
+                kind = OamKind.LOOPBACK if plan.fm_type == "loopback" else OamKind.LINKTRACE
+                raw = await run_session(self.network, kind, src, dst, params,
+                                        count=1 if kind is OamKind.LINKTRACE else None)  # fmt: skip
+                result = loopback_json(raw) if kind is OamKind.LOOPBACK else linktrace_json(raw, dst)
+        except (AdapterError, OamError) as exc:
+            error = f"the {plan.fm_type} could not run: {exc}"
+            log.warning("FM job %s run %d: %s", job_id, run, error)
+            result = {"error": error[:1000]}
+        ended = time.time()
+        data = {"@type": urn("fm", plan.technology, "result"), "fmType": plan.fm_type, "sourceMep": mep_json(src),
+                "remoteMep": mep_json(dst), **result}  # fmt: skip
+        rid = uuid.uuid4().hex
+        mef = doc.body["mef"]
+        report: dict[str, Any] = {
+            "id": rid, "href": href("faultManagementReport", rid), "creationDateTime": iso_at(ended),
+            "faultManagementJob": job_ref(job_id), "granularity": mef["granularity"],
+            "monitoredObject": mef["monitoredObject"], "outputFormat": mef["outputFormat"],
+            "resultFormat": mef["resultFormat"], "serviceSpecificConfiguration": mef["serviceSpecificConfiguration"],
+            "reportingTimeframe": {"reportingStartDate": iso_at(started), "reportingEndDate": iso_at(ended)},
+            "reportContent": [{"measurementTime": {"measurementStartDate": iso_at(started),
+                                                   "measurementEndDate": iso_at(ended)},
+                               "measurementData": [data]}],
+            "state": "failed" if error else "completed",
+        }  # fmt: skip
+        if mef.get("description"):
+            report["description"] = mef["description"]
+        if error:
+            report["terminationError"] = [{"code": "otherIssue", "value": error[:1000]}]
+
+        async def commit(tx: Transaction) -> None:
+            current = await tx.get_document(JOBS, job_id)
+            if current is None or current.state != "inProgress":
+                return
+            await tx.put_document(Document(REPORTS, rid, report, buyer=current.buyer, state=report["state"],
+                                           key1=job_id, key2=plan.service_from))  # fmt: skip
+            await self._notify(tx, "faultManagementReportCreateEvent", {"id": rid, "href": report["href"]},
+                               current.buyer)  # fmt: skip
+            if error:
+                await self._notify(tx, "faultManagementJobReportPreparationErrorEvent",
+                                   {"id": job_id, "href": href("faultManagementJob", job_id)}, current.buyer)
+            else:
+                await self._notify(tx, "faultManagementJobReportReadyEvent",
+                                   {"id": job_id, "href": href("faultManagementJob", job_id), "reportId": rid,
+                                    "reportHref": report["href"]}, current.buyer)  # fmt: skip
+            await self._track(tx, job_id=job_id, buyer=current.buyer, description="faultManagementReport created",
+                              source="server", report_id=rid)  # fmt: skip
+            internal = {**current.body["internal"]}
+            next_due = plan.due_at + run * plan.period_s
+            if plan.job_type == "proactive" and (plan.end_at is None or next_due < plan.end_at):
+                internal["run"] = run + 1
+                await self._job_state(tx, current, "inProgress", internal=internal)
+                await self.jobs.schedule(JOB_KIND, next_due, {"job": job_id, "run": run + 1},
+                                         key=f"{job_id}:{run + 1}", tx=tx)  # fmt: skip
+            else:
+                await self._job_state(tx, current, "completed", internal=internal)
+
+        return JobOutcome({"report": rid, "error": error}, commit)
+
+    async def _continuity(self, doc: Document, plan: FmPlan, started: float) -> dict[str, Any]:
+        """Check continuity every ``granularity`` for one reporting period (see the module docstring)."""
+        src = mep_spec(self.topology, plan.source)
+        dst = mep_spec(self.topology, plan.remote)
+        interval = plan.granularity_s
+        params = SessionParams.from_config({**plan.config, "timeoutMs": min(interval, 1.0) * 1000})
+        end = started + (plan.duration_s if plan.job_type == "on-demand" else plan.period_s)
+        if plan.end_at is not None:
+            end = min(end, plan.end_at)
+        loc = bool(doc.body["internal"].get("loc", False))
+        missed = probes = answered = 0
+        last_answer = time.time()
+        events: list[dict[str, Any]] = []
+        while True:
+            tick = time.monotonic()
+            ok = False
+            try:
+                raw = await run_session(self.network, OamKind.LOOPBACK, src, dst, params, count=1,
+                                        interval_s=interval)  # fmt: skip
+                ok = raw.received > 0
+            except (AdapterError, OamError) as exc:
+                log.debug("continuity probe of FM job %s failed: %s", doc.id, exc)
+            probes += 1
+            now = time.time()
+            if ok:
+                answered += 1
+                missed = 0
+                last_answer = now
+                if loc:
+                    loc = False
+                    events.append({"type": "continuityRestored", "at": iso_at(now)})
+                    await self._set_loc(doc, False)
+                    await self.bus.publish(self._event(ContinuityRestored, doc, plan, "answered again"))
+            else:
+                missed += 1
+                if not loc and missed * interval >= LOC_INTERVALS * interval - 1e-9 and missed >= 4:
+                    loc = True
+                    events.append({"type": "lossOfContinuity", "at": iso_at(now)})
+                    await self._set_loc(doc, True)
+                    silent_ms = (now - last_answer) * 1000
+                    await self.bus.publish(self._event(ContinuityLost, doc, plan, f"no answer for {silent_ms:.0f} ms"))
+            if time.time() + interval > end:
+                break
+            await asyncio.sleep(max(0.0, interval - (time.monotonic() - tick)))
+        return {"probes": probes, "probesAnswered": answered, "lossOfContinuity": loc, "events": events,
+                "framesSent": probes, "framesReceived": answered,
+                "frameLossRatio": round((probes - answered) / probes, 6) if probes else None}  # fmt: skip
+
+    def _event(self, cls: type[ContinuityLost] | type[ContinuityRestored], doc: Document, plan: FmPlan,
+               detail: str, **extra: Any) -> ContinuityLost | ContinuityRestored:  # fmt: skip
+        src = mep_spec(self.topology, plan.source)
+        return cls(at=time.time(), job_id=doc.id, service_id=plan.service_from, buyer=doc.buyer, mep=plan.source,
+                   remote_mep=plan.remote, node=src.node, interface=src.interface, detail=detail, **extra)  # fmt: skip
+
+    async def _set_loc(self, doc: Document, loc: bool) -> None:
+        async with self.store.transaction() as tx:
+            current = await tx.get_document(JOBS, doc.id)
+            if current is None:
+                return
+            internal = {**current.body["internal"], "loc": loc}
+            await tx.put_document(Document(JOBS, doc.id, {**current.body, "internal": internal}, buyer=current.buyer,
+                                           state=current.state, key1=current.key1, key2=current.key2,
+                                           created_at=current.created_at))  # fmt: skip
+
+    async def _stopped(self, doc: Document) -> None:
+        """Monitoring of a continuity job stopped (cancel, suspend): clear a standing loss of continuity."""
+        current = await self.store.get_document(JOBS, doc.id)
+        if current is None or not current.body["internal"].get("loc"):
+            return
+        plan = FmPlan.from_json(current.body["internal"]["plan"])
+        await self._set_loc(current, False)
+        await self.bus.publish(self._event(ContinuityRestored, current, plan, "monitoring stopped",
+                                           reason="monitoringStopped"))  # fmt: skip
+
+    async def _on_failure(self, tx: Transaction, item: Any, error: str) -> None:
+        doc = await tx.get_document(JOBS, str(item.payload.get("job")))
+        if doc is None or doc.state in FINAL:
+            return
+        await self._job_state(tx, doc, "completed", terminationError=[{"code": "otherIssue", "value": error[:1000]}])
+
+    # Tasks ------------------------------------------------------------------------------------------------
+
+    async def suspend(self, job_id: str, buyer: str | None) -> None:
+        """``POST /faultManagementJob/{id}/suspend`` (204; 422 when the state does not allow it)."""
+        doc = await self._job_doc(job_id, buyer)
+        if doc.state not in RUNNABLE:
+            raise ValidationError(f"a fault management job in state {doc.state!r} cannot be suspended", "/id",
+                                  "invalidValue")  # fmt: skip
+        async with self.store.transaction() as tx:
+            run = int(doc.body["internal"].get("run", 1))
+            await self.jobs.cancel_key(JOB_KIND, f"{job_id}:{run}", tx=tx)
+            current = await tx.get_document(JOBS, job_id)
+            assert current is not None
+            await self._job_state(tx, current, "suspended")
+            await self._track(tx, job_id=job_id, buyer=doc.buyer, description="suspendFaultManagementJob",
+                              source="client")  # fmt: skip
+        await self._stopped(doc)
+
+    async def resume(self, job_id: str, buyer: str | None) -> None:
+        """``POST /faultManagementJob/{id}/resume``."""
+        doc = await self._job_doc(job_id, buyer)
+        if doc.state != "suspended":
+            raise ValidationError(f"only a suspended job can be resumed (this one is {doc.state!r})", "/id",
+                                  "invalidValue")  # fmt: skip
+        plan = FmPlan.from_json(doc.body["internal"]["plan"])
+        run = int(doc.body["internal"].get("run", 1))
+        due = max(time.time(), plan.due_at + (run - 1) * plan.period_s)
+        if plan.end_at is not None and due >= plan.end_at:
+            raise ValidationError("the job's scheduleDefinitionEndTime has passed", "/id", "invalidValue")
+        async with self.store.transaction() as tx:
+            await self._job_state(tx, doc, "scheduled" if due > time.time() + 0.5 else "inProgress")
+            await self.jobs.schedule(JOB_KIND, due, {"job": job_id, "run": run}, key=f"{job_id}:{run}", tx=tx)
+            await self._track(tx, job_id=job_id, buyer=doc.buyer, description="resumeFaultManagementJob",
+                              source="client")  # fmt: skip
+
+    async def create_task(self, task: str, body: dict[str, Any], buyer: str | None) -> dict[str, Any]:
+        """``POST /cancelFaultManagementJob`` / ``/modifyFaultManagementJob``: decided at once."""
+        ref = body.get("faultManagementJob") or {}
+        job_id = str(ref.get("faultManagementJobId") or "")
+        try:
+            job = await self._job_doc(job_id, buyer)
+        except NotFoundError:
+            raise ValidationError(f"no fault management job {job_id!r}", "/faultManagementJob/faultManagementJobId",
+                                  "referenceNotFound") from None  # fmt: skip
+        tid = uuid.uuid4().hex
+        kind = f"{task}FaultManagementJob"
+        mef: dict[str, Any] = {**body, "id": tid, "href": href(kind, tid), "creationDateTime": now_iso(),
+                               "state": "acknowledged"}  # fmt: skip
+        async with self.store.transaction() as tx:
+            await tx.put_document(Document(TASKS, tid, {"mef": mef}, buyer=job.buyer, state="acknowledged", key1=task,
+                                           key2=job_id))  # fmt: skip
+            await self._track(tx, job_id=job_id, buyer=job.buyer, description=kind, source="client", request=body)
+        denied: str | None
+        try:
+            denied = await (self._cancel(job) if task == "cancel" else self._modify(job, body, buyer))
+        except ValidationError as exc:
+            denied = f"{exc.property_path or ''} {exc}".strip()
+        except InterludeError as exc:
+            denied = str(exc)
+        state = "rejected" if denied else "completed"
+        mef = {**mef, "state": state}
+        if denied:
+            mef["terminationError"] = [{"code": "otherIssue", "value": denied[:1000]}]
+        async with self.store.transaction() as tx:
+            await tx.put_document(Document(TASKS, tid, {"mef": mef}, buyer=job.buyer, state=state, key1=task,
+                                           key2=job_id))  # fmt: skip
+            await self._notify(tx, f"{task}FaultManagementJobStateChangeEvent",
+                               {"id": tid, "href": mef["href"], "state": state}, job.buyer)  # fmt: skip
+        return mef
+
+    async def _cancel(self, job: Document) -> str | None:
+        async with self.store.transaction() as tx:
+            doc = await tx.get_document(JOBS, job.id)
+            assert doc is not None
+            if doc.state not in LIVE:
+                return f"a fault management job in state {doc.state!r} cannot be cancelled"
+            doc = await self._job_state(tx, doc, "pendingCancel")
+            run = int(doc.body["internal"].get("run", 1))
+            await self.jobs.cancel_key(JOB_KIND, f"{job.id}:{run}", tx=tx)
+            await self._job_state(tx, doc, "cancelled")
+        await self._stopped(job)
+        return None
+
+    async def _modify(self, job: Document, body: Mapping[str, Any], buyer: str | None) -> str | None:
+        if job.state not in LIVE:
+            return f"a fault management job in state {job.state!r} cannot be modified"
+        changes = {k: v for k, v in body.items() if k not in ("faultManagementJob", "@type")}
+        merged = {**job.body["mef"], **changes}
+        plan, _svc = await self._plan(merged, buyer)
+        async with self.store.transaction() as tx:
+            current = await tx.get_document(JOBS, job.id)
+            assert current is not None
+            run = int(current.body["internal"].get("run", 1))
+            await self.jobs.cancel_key(JOB_KIND, f"{job.id}:{run}", tx=tx)
+            internal = {**current.body["internal"], "plan": plan.to_json(), "run": 1}
+            state = current.state or "acknowledged"
+            mef = {**current.body["mef"], **changes, "lastTimeModified": now_iso()}
+            await tx.put_document(Document(JOBS, job.id, {"mef": mef, "internal": internal}, buyer=current.buyer,
+                                           state=state, key1=current.key1, key2=current.key2,
+                                           created_at=current.created_at))  # fmt: skip
+            await self._notify(tx, "faultManagementJobAttributeValueChangeEvent",
+                               {"id": job.id, "href": mef["href"]}, current.buyer)  # fmt: skip
+            if state != "suspended":
+                await self.jobs.schedule(JOB_KIND, plan.due_at, {"job": job.id, "run": 1},
+                                         key=f"{job.id}:m{uuid.uuid4().hex[:8]}", tx=tx)  # fmt: skip
+        return None
+
+    async def get_task(self, task: str, task_id: str, buyer: str | None) -> dict[str, Any]:
+        """``GET /{task}FaultManagementJob/{id}``."""
+        doc = await self.store.get_document(TASKS, task_id)
+        if doc is None or doc.key1 != task or (buyer is not None and doc.buyer != buyer):
+            raise NotFoundError(f"no {task}FaultManagementJob {task_id!r}")
+        return dict(doc.body["mef"])
+
+    async def list_tasks(self, task: str, buyer: str | None, f: Mapping[str, str | None]) -> list[dict[str, Any]]:
+        """``GET /{task}FaultManagementJob``."""
+        out = []
+        for doc in await visible_documents(self.store, TASKS, buyer, lambda d: d.key1 == task):
+            mef = doc.body["mef"]
+            if f.get("faultManagementJobId") not in (None, doc.key2) or f.get("state") not in (None, doc.state):
+                continue
+            if not between(mef.get("creationDateTime"), f.get("creationDateTime.gt"), f.get("creationDateTime.lt")):
+                continue
+            out.append(mef)
+        return out
+
+    # Reports and tracking ---------------------------------------------------------------------------------
+
+    async def get_report(self, report_id: str, buyer: str | None) -> dict[str, Any]:
+        """``GET /faultManagementReport/{id}``."""
+        doc = await self.store.get_document(REPORTS, report_id)
+        if doc is None or (buyer is not None and doc.buyer != buyer):
+            raise NotFoundError(f"no fault management report {report_id!r}")
+        return dict(doc.body)
+
+    async def list_reports(self, buyer: str | None, f: Mapping[str, str | None]) -> list[dict[str, Any]]:
+        """``GET /faultManagementReport``: ``FaultManagementReport_Find`` items (no content)."""
+        jobs = {d.id: d for d in await visible_documents(self.store, JOBS, buyer)}
+        out = []
+        for doc in await visible_documents(self.store, REPORTS, buyer):
+            body = doc.body
+            job = jobs.get(str(doc.key1))
+            svc_from, svc_to = (job.key1, job.key2) if job is not None else (doc.key2, doc.key2)
+            tf = body.get("reportingTimeframe") or {}
+            checks = [
+                f.get("faultManagementJobId") in (None, doc.key1), f.get("serviceFromId") in (None, svc_from),
+                f.get("serviceToId") in (None, svc_to), f.get("serviceId") in (None, svc_from, svc_to),
+                f.get("entityId") is None, f.get("state") in (None, doc.state),
+                f.get("outputFormat") in (None, body.get("outputFormat")),
+                f.get("resultFormat") in (None, body.get("resultFormat")),
+                between(body.get("creationDateTime"), f.get("creationDateTime.gt"), f.get("creationDateTime.lt")),
+                between(tf.get("reportingStartDate"), f.get("reportingTimeframe.startDate.gt"),
+                        f.get("reportingTimeframe.startDate.lt")),
+                between(tf.get("reportingEndDate"), f.get("reportingTimeframe.endDate.gt"),
+                        f.get("reportingTimeframe.endDate.lt")),
+            ]  # fmt: skip
+            if all(checks):
+                out.append({k: v for k, v in body.items() if k not in ("reportContent", "href", "reportUrl",
+                                                                        "terminationError")})  # fmt: skip
+        return out
+
+    async def query_reports(self, buyer: str | None, query: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """``POST /faultManagementReportComplexQuery``."""
+        ranges = {k: _norm(query.get(k)) for k in query if k.endswith((".gt", ".lt"))}
+        rest = {k: v for k, v in query.items() if k not in ranges}
+        filters: dict[str, str | None] = {k: v for k, v in ranges.items()}
+        job_ref_q = rest.pop("faultManagementJob", None)
+        if isinstance(job_ref_q, Mapping) and job_ref_q.get("faultManagementJobId"):
+            filters["faultManagementJobId"] = str(job_ref_q["faultManagementJobId"])
+        found = await self.list_reports(buyer, filters)
+        return [r for r in found if all(subset(v, r.get(k)) for k, v in rest.items())]
+
+    async def list_tracking(self, buyer: str | None, f: Mapping[str, str | None]) -> list[dict[str, Any]]:
+        """``GET /trackingRecord``."""
+        out = []
+        for doc in await visible_documents(self.store, TRACKING, buyer):
+            if f.get("relatedFaultManagementJobId") not in (None, doc.key1):
+                continue
+            if f.get("relatedFaultManagementReportId") not in (None, doc.key2):
+                continue
+            if not between(doc.body.get("creationDateTime"), f.get("creationDateTime.gt"),
+                           f.get("creationDateTime.lt")):  # fmt: skip
+                continue
+            out.append(doc.body)
+        return out
+
+
+def _norm(value: Any) -> str | None:
+    """A complex-query date bound normalised like :meth:`Query.date` does for URL filters."""
+    from interlude.domain.model import iso, parse_iso
+
+    if not isinstance(value, str):
+        return None
+    try:
+        return iso(parse_iso(value))
+    except ValueError:
+        raise ValidationError(f"{value!r} is not an ISO-8601 date-time", None, "invalidFormat") from None

@@ -1,0 +1,677 @@
+"""Service Function Testing use cases (MEF SFT v3, interaction 9): test profiles, test jobs, tasks, results.
+
+A test job on a service runs real OAM on the service's MEPs (:mod:`interlude.service.testing_oam`):
+``loopback`` (LBM), ``delay`` (DMM), ``syntheticLoss`` (SLM) or ``serviceActivation`` (Y.1564-style CIR/EIR
+steps judged against the service's SLS). Jobs are durable work items of the job runner
+(:mod:`interlude.service.jobs`, kind ``sft.run``, key ``{jobId}:{run}``): a restart resumes them, nothing runs
+twice.
+
+Lifecycle (MEF ``TestJobStateType``)::
+
+    POST /testJob ── 422 (bad reference, no MEP, no OAM on the node, past start, bad payload)
+        │ 201 acknowledged  (testJobCreateEvent)
+        ├─ start later ──> scheduled ──(due)──> inProgress ──> completed   (+ testResultCreateEvent per run)
+        └─ start now ─────────────────────────> inProgress ──┘   recurrencePeriod: back to scheduled until
+                                                                requestedEndDateTime
+        inProgress|scheduled ─suspendTestJob─> suspended ─resumeTestJob─> scheduled|inProgress
+        any live state ─cancelTestJob─> assessingCancellation ─> cancelled
+        scheduled|suspended ─modifyTestJob─> assessingModification ─> (back, changed)
+        a run that cannot measure at all (device unreachable) ─> rejected, with ``terminationError``
+
+Every state change is stored with its ``testJobStateChangeEvent`` outbox rows in one transaction. Task
+resources (cancel/modify/suspend/resume) are decided at once: ``accepted`` or ``rejected`` with a
+``...DeniedReason``, each notified with its ``...TestJobStateChangeEvent``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from interlude.adapters.base import OamKind
+from interlude.domain.model import Service
+from interlude.errors import (
+    AdapterError,
+    CapabilityError,
+    InterludeError,
+    NotFoundError,
+    OamError,
+    ValidationError,
+)
+from interlude.service.hub import HubService, NotifyingApi, register_api
+from interlude.service.inventory import InventoryService, service_href
+from interlude.service.jobs import JobContext, JobOutcome, JobRunner
+from interlude.service.network import Network
+from interlude.service.ordering import ValidationErrors
+from interlude.service.testing_common import (
+    between,
+    check_window,
+    iso_at,
+    now_iso,
+    sft_duration_s,
+    visible_documents,
+)
+from interlude.service.testing_oam import (
+    SatConfig,
+    SessionParams,
+    delay_json,
+    judge,
+    loopback_json,
+    loss_json,
+    mep_json,
+    mep_spec,
+    oam_of,
+    pick_meps,
+    run_service_activation,
+    run_session,
+    sls_json,
+)
+from interlude.service.testing_payloads import technology_of, urn, validate
+from interlude.store.base import Document, Store, Transaction
+from interlude.topology.model import SlsSpec, Topology
+
+log = logging.getLogger(__name__)
+
+BASE = "/mefApi/interlude/serviceFunctionTesting/v3"
+JOB_KIND = "sft.run"
+PROFILES = "sft-profiles"
+JOBS = "sft-jobs"
+RESULTS = "sft-results"
+TASKS = "sft-tasks"
+
+_SFT_EVENTS = (
+    "testJobCreateEvent", "testJobAttributeValueChangeEvent", "testJobStateChangeEvent",
+    "cancelTestJobStateChangeEvent", "modifyTestJobStateChangeEvent", "suspendTestJobStateChangeEvent",
+    "resumeTestJobStateChangeEvent", "testProfileCreateEvent", "testProfileAttributeValueChangeEvent",
+    "testProfileLifecycleStateChangeEvent", "testProfileDeleteEvent", "testResultCreateEvent",
+)  # fmt: skip
+SFT = register_api(
+    NotifyingApi("serviceFunctionTesting", "/mefApi/interlude/serviceFunctionTestingNotification/v3",
+                 frozenset(_SFT_EVENTS))
+)  # fmt: skip
+
+LIVE = ("acknowledged", "scheduled", "inProgress", "suspended")
+FINAL = ("completed", "cancelled", "rejected")
+TASK_TYPES = ("cancel", "modify", "suspend", "resume")
+TASK_ATTR = {"cancel": ("cancellationDeniedReason", "cancelTestJobStateChangeEvent"),
+             "modify": ("modificationDeniedReason", "modifyTestJobStateChangeEvent"),
+             "suspend": ("suspensionDeniedReason", "suspendTestJobStateChangeEvent"),
+             "resume": ("resumptionDeniedReason", "resumeTestJobStateChangeEvent")}  # fmt: skip
+_OAM_KINDS = {"loopback": OamKind.LOOPBACK, "delay": OamKind.DELAY, "syntheticLoss": OamKind.SYNTHETIC_LOSS,
+              "serviceActivation": OamKind.DELAY}  # fmt: skip
+
+
+def href(kind: str, item_id: str) -> str:
+    """Relative href of an SFT entity (``testJob``, ``testProfile``, ``cancelTestJob``...)."""
+    return f"{BASE}/{kind}/{item_id}"
+
+
+def task_path(task: str) -> str:
+    """``cancelTestJob`` for ``cancel``."""
+    return f"{task}TestJob"
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What a validated job will run (kept in the job document, so a restart needs no re-validation)."""
+
+    test_type: str
+    source: str
+    remote: str
+    config: dict[str, Any]
+    due_at: float
+    end_at: float | None
+    period_s: float | None
+    technology: str
+
+    def to_json(self) -> dict[str, Any]:
+        """Stored form."""
+        return {"testType": self.test_type, "source": self.source, "remote": self.remote, "config": self.config,
+                "dueAt": self.due_at, "endAt": self.end_at, "periodS": self.period_s,
+                "technology": self.technology}  # fmt: skip
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Plan:
+        """Inverse of :meth:`to_json`."""
+        return cls(d["testType"], d["source"], d["remote"], dict(d["config"]), float(d["dueAt"]), d.get("endAt"),
+                   d.get("periodS"), d.get("technology", "carrier-ethernet"))  # fmt: skip
+
+
+class SftService:
+    """Profiles, jobs, tasks and results of Service Function Testing."""
+
+    def __init__(
+        self,
+        store: Store,
+        hub: HubService,
+        inventory: InventoryService,
+        network: Network,
+        topology: Topology,
+        jobs: JobRunner,
+    ) -> None:
+        self.store = store
+        self.hub = hub
+        self.inventory = inventory
+        self.network = network
+        self.topology = topology
+        self.jobs = jobs
+        jobs.register(JOB_KIND, self._run, max_attempts=2, retry_delay_s=1.0, on_failure=self._on_failure)
+
+    # Notifications ----------------------------------------------------------------------------------------
+
+    async def _notify(self, tx: Transaction, event_type: str, payload: dict[str, Any], buyer: str | None) -> None:
+        await tx.add_outbox(await self.hub.messages(SFT, event_type, payload, buyer))
+
+    async def _job_state(self, tx: Transaction, doc: Document, state: str, **changes: Any) -> Document:
+        """Store a job with a new state (and other changes) plus its state change event when it changed."""
+        mef = dict(doc.body["mef"])
+        old = mef.get("state")
+        mef.update(changes)
+        mef["state"] = state
+        mef["lastModifiedDate"] = now_iso()
+        new = Document(JOBS, doc.id, {**doc.body, "mef": mef}, buyer=doc.buyer, state=state, key1=doc.key1,
+                       key2=doc.key2, created_at=doc.created_at)  # fmt: skip
+        await tx.put_document(new)
+        if old != state:
+            await self._notify(tx, "testJobStateChangeEvent",
+                               {"id": doc.id, "href": href("testJob", doc.id), "state": state}, doc.buyer)  # fmt: skip
+        return new
+
+    # Profiles ---------------------------------------------------------------------------------------------
+
+    async def create_profile(self, body: dict[str, Any], buyer: str | None) -> dict[str, Any]:
+        """``POST /testProfile``."""
+        self._check_profile_payload(body.get("serviceSpecificTestProfileConfiguration"))
+        pid = uuid.uuid4().hex
+        now = now_iso()
+        mef = {**body, "id": pid, "href": href("testProfile", pid), "creationDate": now, "lastUpdate": now,
+               "lifecycleState": "available"}  # fmt: skip
+        async with self.store.transaction() as tx:
+            await tx.put_document(Document(PROFILES, pid, {"mef": mef}, buyer=buyer, state="available"))
+            await self._notify(tx, "testProfileCreateEvent", {"id": pid, "href": mef["href"]}, buyer)
+        return mef
+
+    @staticmethod
+    def _check_profile_payload(cfg: Any, base: str = "/serviceSpecificTestProfileConfiguration") -> None:
+        if cfg is None:
+            return
+        errors = validate(cfg, api="sft", role="test-profile-configuration", technology=None, base_path=base)
+        if errors:
+            raise ValidationErrors(errors)
+
+    async def _profile_doc(self, profile_id: str, buyer: str | None) -> Document:
+        doc = await self.store.get_document(PROFILES, profile_id)
+        if doc is None or (buyer is not None and doc.buyer not in (None, buyer)):
+            raise NotFoundError(f"no test profile {profile_id!r}")
+        return doc
+
+    async def get_profile(self, profile_id: str, buyer: str | None) -> dict[str, Any]:
+        """``GET /testProfile/{id}``."""
+        return dict((await self._profile_doc(profile_id, buyer)).body["mef"])
+
+    async def list_profiles(self, buyer: str | None, filters: Mapping[str, str | None]) -> list[dict[str, Any]]:
+        """``GET /testProfile`` (all filters of the definition)."""
+        out = []
+        for doc in await visible_documents(self.store, PROFILES, buyer):
+            mef = doc.body["mef"]
+            spec_id = filters.get("relatedServiceSpecificationId")
+            if spec_id is not None and (mef.get("relatedServiceSpecification") or {}).get("id") != spec_id:
+                continue
+            if not between(mef.get("creationDate"), filters.get("creationDate.gt"), filters.get("creationDate.lt")):
+                continue
+            if not between(mef.get("lastUpdate"), filters.get("lastUpdate.gt"), filters.get("lastUpdate.lt")):
+                continue
+            out.append(mef)
+        return out
+
+    async def patch_profile(self, profile_id: str, patch: dict[str, Any], buyer: str | None) -> dict[str, Any]:
+        """``PATCH /testProfile/{id}`` (RFC 7386 merge patch; server-owned attributes cannot change)."""
+        doc = await self._profile_doc(profile_id, buyer)
+        for key in ("id", "href", "creationDate", "lastUpdate", "lifecycleState"):
+            if key in patch:
+                raise ValidationError(f"{key} is set by the partner", f"/{key}", "unexpectedProperty")
+        mef = merge_patch(dict(doc.body["mef"]), patch)
+        self._check_profile_payload(mef.get("serviceSpecificTestProfileConfiguration"))
+        mef["lastUpdate"] = now_iso()
+        async with self.store.transaction() as tx:
+            await tx.put_document(Document(PROFILES, doc.id, {"mef": mef}, buyer=doc.buyer, state=doc.state,
+                                           created_at=doc.created_at))  # fmt: skip
+            await self._notify(tx, "testProfileAttributeValueChangeEvent", {"id": doc.id, "href": mef["href"]},
+                               doc.buyer)  # fmt: skip
+        return dict(mef)
+
+    async def delete_profile(self, profile_id: str, buyer: str | None) -> None:
+        """``DELETE /testProfile/{id}``: refused (422) while a live test job uses it."""
+        doc = await self._profile_doc(profile_id, buyer)
+        users = await visible_documents(
+            self.store, JOBS, None, lambda d: d.key2 == profile_id and (d.state or "") in LIVE
+        )
+        if users:
+            raise ValidationError(f"test profile {profile_id!r} is used by test job(s) {[u.id for u in users]}",
+                                  "/id", "otherIssue")  # fmt: skip
+        async with self.store.transaction() as tx:
+            await tx.execute("DELETE FROM documents WHERE collection = ? AND id = ?", (PROFILES, profile_id))
+            await self._notify(tx, "testProfileDeleteEvent", {"id": doc.id, "href": href("testProfile", doc.id)},
+                               doc.buyer)  # fmt: skip
+
+    # Jobs -------------------------------------------------------------------------------------------------
+
+    async def _service(self, ref: Mapping[str, Any], buyer: str | None, path: str) -> Service:
+        sid = ref.get("id")
+        try:
+            return await self.inventory.get(str(sid), buyer)
+        except NotFoundError:
+            raise ValidationError(f"no service {sid!r}", f"{path}/id", "referenceNotFound") from None
+
+    async def _plan(self, body: Mapping[str, Any], buyer: str | None) -> tuple[Plan, Service, Service, str | None]:
+        """Validate a job body (create or modified) into a :class:`Plan`; 422 problems otherwise."""
+        svc_from = await self._service(body["relatedServiceFrom"], buyer, "/relatedServiceFrom")
+        svc_to = await self._service(body["relatedServiceTo"], buyer, "/relatedServiceTo")
+        tech = technology_of(svc_from)
+        profile_cfg: dict[str, Any] = {}
+        profile_id: str | None = None
+        ref = body.get("testProfile") or {}
+        if ref.get("@type") == "TestProfileRef":
+            profile_id = str(ref.get("id") or "")
+            try:
+                pdoc = await self._profile_doc(profile_id, buyer)
+            except NotFoundError:
+                raise ValidationError(f"no test profile {profile_id!r}", "/testProfile/id",
+                                      "referenceNotFound") from None  # fmt: skip
+            profile_cfg = dict(pdoc.body["mef"].get("serviceSpecificTestProfileConfiguration") or {})
+        elif ref.get("@type") == "TestProfileValue":
+            profile_cfg = dict(ref.get("serviceSpecificTestProfileConfiguration") or {})
+            if profile_cfg:
+                self._check_profile_payload(profile_cfg, "/testProfile/serviceSpecificTestProfileConfiguration")
+        else:
+            raise ValidationError("testProfile needs '@type' TestProfileRef or TestProfileValue", "/testProfile/@type",
+                                  "invalidValue")  # fmt: skip
+        if profile_cfg and profile_cfg.get("@type") != urn("sft", tech, "test-profile-configuration"):
+            raise ValidationError(f"the test profile is for another technology than {tech!r}", "/testProfile",
+                                  "invalidValue")  # fmt: skip
+        cfg_path = "/serviceSpecificTestJobConfiguration"
+        job_cfg = body.get("serviceSpecificTestJobConfiguration")
+        errors = validate(job_cfg, api="sft", role="test-job-configuration", technology=tech, base_path=cfg_path)
+        if errors:
+            raise ValidationErrors(errors)
+        assert isinstance(job_cfg, Mapping)
+        merged = {k: v for k, v in profile_cfg.items() if k != "@type"}
+        merged.update({k: v for k, v in job_cfg.items() if k != "@type"})
+        src, dst = pick_meps(self.topology, svc_from, svc_to, merged.get("sourceMep"), merged.get("remoteMep"), "")
+        try:
+            oam_of(self.network, src.node)
+        except CapabilityError as exc:
+            raise ValidationError(f"cannot run {merged['testType']!r} tests from {src.name!r}: {exc}",
+                                  f"{cfg_path}/testType", "invalidValue") from None  # fmt: skip
+        except NotFoundError as exc:
+            raise ValidationError(str(exc), f"{cfg_path}/sourceMep", "referenceNotFound") from None
+        if merged["testType"] == "serviceActivation" and not svc_from.cir_bps:
+            raise ValidationError(f"service {svc_from.id!r} has no CIR for a service activation test",
+                                  f"{cfg_path}/testType", "invalidValue")  # fmt: skip
+        due, end = check_window(body.get("requestedStartDateTime"), body.get("requestedEndDateTime"),
+                                "/requestedStartDateTime", "/requestedEndDateTime")  # fmt: skip
+        period = None
+        if body.get("recurrencePeriod") is not None:
+            period = sft_duration_s(body["recurrencePeriod"], "/recurrencePeriod")
+        plan = Plan(str(merged["testType"]), src.name, dst.name, merged, due, end, period, tech)
+        return plan, svc_from, svc_to, profile_id
+
+    async def create_job(self, body: dict[str, Any], buyer: str | None) -> dict[str, Any]:
+        """``POST /testJob``: validate, store ``acknowledged`` + create event + its first run, atomically."""
+        plan, svc_from, _svc_to, profile_id = await self._plan(body, buyer)
+        jid = uuid.uuid4().hex
+        now = now_iso()
+        mef = {**body, "id": jid, "href": href("testJob", jid), "creationDate": now, "lastModifiedDate": now,
+               "state": "acknowledged"}  # fmt: skip
+        mef.setdefault("requestedStartDateTime", iso_at(plan.due_at))
+        owner = svc_from.buyer
+        doc = Document(JOBS, jid, {"mef": mef, "internal": {"plan": plan.to_json(), "run": 1}}, buyer=owner,
+                       state="acknowledged", key1=svc_from.id, key2=profile_id)  # fmt: skip
+        async with self.store.transaction() as tx:
+            await tx.put_document(doc)
+            await self._notify(tx, "testJobCreateEvent", {"id": jid, "href": mef["href"]}, owner)
+            if profile_id is not None:
+                await self._assign_profile(tx, profile_id)
+            await self.jobs.schedule(JOB_KIND, plan.due_at, {"job": jid, "run": 1}, key=f"{jid}:1", tx=tx)
+        if plan.due_at > time.time() + 0.5:
+            async with self.store.transaction() as tx:
+                current = await tx.get_document(JOBS, jid)
+                if current is not None and current.state == "acknowledged":
+                    await self._job_state(tx, current, "scheduled")
+        return mef
+
+    async def _assign_profile(self, tx: Transaction, profile_id: str) -> None:
+        pdoc = await tx.get_document(PROFILES, profile_id)
+        if pdoc is None or pdoc.state == "assigned":
+            return
+        mef = {**pdoc.body["mef"], "lifecycleState": "assigned"}
+        await tx.put_document(Document(PROFILES, pdoc.id, {"mef": mef}, buyer=pdoc.buyer, state="assigned",
+                                       created_at=pdoc.created_at))  # fmt: skip
+        await self._notify(tx, "testProfileLifecycleStateChangeEvent",
+                           {"id": pdoc.id, "href": mef["href"], "lifecycleState": "assigned"}, pdoc.buyer)  # fmt: skip
+
+    async def _job_doc(self, job_id: str, buyer: str | None) -> Document:
+        doc = await self.store.get_document(JOBS, job_id)
+        if doc is None or (buyer is not None and doc.buyer != buyer):
+            raise NotFoundError(f"no test job {job_id!r}")
+        return doc
+
+    async def get_job(self, job_id: str, buyer: str | None) -> dict[str, Any]:
+        """``GET /testJob/{id}``."""
+        return dict((await self._job_doc(job_id, buyer)).body["mef"])
+
+    async def list_jobs(self, buyer: str | None, f: Mapping[str, str | None]) -> list[dict[str, Any]]:
+        """``GET /testJob``: ``TestJob_Find`` items."""
+        out = []
+        for doc in await visible_documents(self.store, JOBS, buyer):
+            mef = doc.body["mef"]
+            if f.get("relatedServiceIdFrom") not in (None, mef["relatedServiceFrom"].get("id")):
+                continue
+            if f.get("relatedServiceIdTo") not in (None, mef["relatedServiceTo"].get("id")):
+                continue
+            if f.get("testProfileId") not in (None, doc.key2) or f.get("name") not in (None, mef.get("name")):
+                continue
+            if not between(mef.get("requestedStartDateTime"), f.get("requestedStartDateTime.gt"),
+                           f.get("requestedStartDateTime.lt")):  # fmt: skip
+                continue
+            if not between(mef.get("requestedEndDateTime"), f.get("requestedEndDateTime.gt"),
+                           f.get("requestedEndDateTime.lt")):  # fmt: skip
+                continue
+            out.append({k: mef[k] for k in ("id", "name", "relatedServiceFrom", "relatedServiceTo",
+                                             "requestedStartDateTime", "requestedEndDateTime", "testProfile")
+                        if k in mef})  # fmt: skip
+        return out
+
+    # Running ----------------------------------------------------------------------------------------------
+
+    def _sls(self, service_id: str) -> SlsSpec | None:
+        seed = self.topology.service(service_id)
+        if seed is None:
+            return None
+        sls = seed.sls
+        if sls.fd_us is None and sls.ifdv_us is None and sls.flr_ratio is None:
+            return None
+        return sls
+
+    async def _run(self, ctx: JobContext) -> JobOutcome | None:
+        """One run of a test job (job-runner handler)."""
+        job_id = str(ctx.item.payload["job"])
+        run = int(ctx.item.payload["run"])
+        async with self.store.transaction() as tx:
+            doc = await tx.get_document(JOBS, job_id)
+            if doc is None or doc.state not in ("acknowledged", "scheduled", "inProgress"):
+                return None
+            changes: dict[str, Any] = {}
+            if "actualStartDateTime" not in doc.body["mef"]:
+                changes["actualStartDateTime"] = now_iso()
+            await self._job_state(tx, doc, "inProgress", **changes)
+        plan = Plan.from_json(doc.body["internal"]["plan"])
+        started = now_iso()
+        try:
+            measured = await self._measure(plan, str(doc.key1))
+        except (AdapterError, OamError, ValidationError) as exc:
+            reason = f"the test could not run: {exc}"
+            log.warning("test job %s run %d: %s", job_id, run, reason)
+
+            async def fail(tx: Transaction) -> None:
+                current = await tx.get_document(JOBS, job_id)
+                if current is None or current.state != "inProgress":
+                    return
+                errors = [*current.body["mef"].get("terminationError", []),
+                          {"code": "otherIssue", "value": reason[:1000]}]  # fmt: skip
+                state = "rejected" if run == 1 else "completed"
+                await self._job_state(tx, current, state, terminationError=errors, actualEndDateTime=now_iso())
+
+            return JobOutcome({"error": reason}, fail)
+        ended = now_iso()
+        mef = doc.body["mef"]
+        result_id = uuid.uuid4().hex
+        result = {
+            "id": result_id, "href": href("testResult", result_id),
+            "testJob": {"id": job_id, "href": href("testJob", job_id)},
+            "relatedServiceFrom": mef["relatedServiceFrom"], "relatedServiceTo": mef["relatedServiceTo"],
+            "actualStartDateTime": started, "actualEndDateTime": ended,
+            "serviceSpecificTestResultConfiguration": {"@type": urn("sft", plan.technology, "test-result"), "run": run,
+                                                       **measured},
+        }  # fmt: skip
+
+        async def commit(tx: Transaction) -> None:
+            current = await tx.get_document(JOBS, job_id)
+            if current is None or current.state != "inProgress":
+                return  # cancelled or suspended meanwhile: the measurement is dropped
+            await tx.put_document(Document(RESULTS, result_id, result, buyer=current.buyer, state="created",
+                                           key1=job_id, key2=str(current.key1)))  # fmt: skip
+            await self._notify(tx, "testResultCreateEvent", {"id": result_id, "href": result["href"]}, current.buyer)
+            next_due = plan.due_at + run * plan.period_s if plan.period_s else None
+            if next_due is not None and (plan.end_at is None or next_due < plan.end_at):
+                internal = {**current.body["internal"], "run": run + 1}
+                current = Document(JOBS, current.id, {**current.body, "internal": internal}, buyer=current.buyer,
+                                   state=current.state, key1=current.key1, key2=current.key2,
+                                   created_at=current.created_at)  # fmt: skip
+                await self._job_state(tx, current, "scheduled")
+                await self.jobs.schedule(JOB_KIND, next_due, {"job": job_id, "run": run + 1},
+                                         key=f"{job_id}:{run + 1}", tx=tx)  # fmt: skip
+            else:
+                await self._job_state(tx, current, "completed", actualEndDateTime=ended)
+
+        return JobOutcome({"result": result_id, "verdict": measured.get("verdict")}, commit)
+
+    async def _measure(self, plan: Plan, service_id: str) -> dict[str, Any]:
+        """Run the sessions of one test run; the result payload without ``@type``."""
+        src = mep_spec(self.topology, plan.source)
+        dst = mep_spec(self.topology, plan.remote)
+        params = SessionParams.from_config(plan.config)
+        sls = self._sls(service_id)
+        out: dict[str, Any] = {"testType": plan.test_type, "sourceMep": mep_json(src), "remoteMep": mep_json(dst),
+                               "sls": sls_json(sls)}  # fmt: skip
+        if plan.test_type == "serviceActivation":
+            service = await self.inventory.get(service_id, None)
+            sat = SatConfig.from_config(plan.config.get("serviceActivation"))
+            out.update(await run_service_activation(self.network, src, dst, params, sat, service, sls))
+            return out
+        result = await run_session(self.network, _OAM_KINDS[plan.test_type], src, dst, params)
+        if plan.test_type == "loopback":
+            out.update(loopback_json(result))
+            verdict, failures = judge(out, sls, delay=False, loss=True)
+        elif plan.test_type == "delay":
+            out.update(delay_json(result))
+            verdict, failures = judge(out, sls, delay=True, loss=True)
+        else:
+            out.update(loss_json(result))
+            verdict, failures = judge(out, sls, delay=False, loss=True)
+        out["verdict"] = verdict
+        out["failures"] = failures
+        return out
+
+    async def _on_failure(self, tx: Transaction, item: Any, error: str) -> None:
+        """The runner gave up on a run (a bug or a crash loop): the job ends ``rejected`` with the reason."""
+        doc = await tx.get_document(JOBS, str(item.payload.get("job")))
+        if doc is None or doc.state in FINAL:
+            return
+        errors = [*doc.body["mef"].get("terminationError", []), {"code": "otherIssue", "value": error[:1000]}]
+        await self._job_state(tx, doc, "rejected", terminationError=errors)
+
+    # Results ----------------------------------------------------------------------------------------------
+
+    async def get_result(self, result_id: str, buyer: str | None) -> dict[str, Any]:
+        """``GET /testResult/{id}``."""
+        doc = await self.store.get_document(RESULTS, result_id)
+        if doc is None or (buyer is not None and doc.buyer != buyer):
+            raise NotFoundError(f"no test result {result_id!r}")
+        return dict(doc.body)
+
+    async def list_results(self, buyer: str | None, f: Mapping[str, str | None]) -> list[dict[str, Any]]:
+        """``GET /testResult``: ``TestResult_Common`` items."""
+        jobs = {d.id: d for d in await visible_documents(self.store, JOBS, buyer)}
+        out = []
+        for doc in await visible_documents(self.store, RESULTS, buyer):
+            body = doc.body
+            job = jobs.get(str(doc.key1))
+            jmef = job.body["mef"] if job is not None else {}
+            if f.get("testJobId") not in (None, doc.key1):
+                continue
+            if f.get("relatedServiceIdFrom") not in (None, body["relatedServiceFrom"].get("id")):
+                continue
+            if f.get("relatedServiceIdTo") not in (None, body["relatedServiceTo"].get("id")):
+                continue
+            spec = f.get("relatedServiceSpecificationId")
+            if spec is not None:
+                prof = jmef.get("testProfile") or {}
+                spec_ids = {(prof.get("relatedServiceSpecification") or {}).get("id")}
+                if job is not None and job.key2:
+                    pdoc = await self.store.get_document(PROFILES, job.key2)
+                    if pdoc is not None:
+                        spec_ids.add((pdoc.body["mef"].get("relatedServiceSpecification") or {}).get("id"))
+                if spec not in spec_ids:
+                    continue
+            contact = f.get("relatedContactInformationName")
+            if contact is not None:
+                contacts = (jmef.get("testProfile") or {}).get("relatedContact") or []
+                if contact not in {c.get("name") for c in contacts}:
+                    continue
+            if not between(jmef.get("requestedStartDateTime"), f.get("requestedStartDateTime.gt"),
+                           f.get("requestedStartDateTime.lt")):  # fmt: skip
+                continue
+            if not between(jmef.get("requestedEndDateTime"), f.get("requestedEndDateTime.gt"),
+                           f.get("requestedEndDateTime.lt")):  # fmt: skip
+                continue
+            out.append({k: v for k, v in body.items() if k != "serviceSpecificTestResultConfiguration"})
+        return out
+
+    # Tasks ------------------------------------------------------------------------------------------------
+
+    async def create_task(self, task: str, body: dict[str, Any], buyer: str | None) -> dict[str, Any]:
+        """``POST /{cancel|modify|suspend|resume}TestJob``: decided at once (accepted or rejected + reason)."""
+        ref = body.get("testJob") or {}
+        job_id = str(ref.get("id") or "")
+        try:
+            job = await self._job_doc(job_id, buyer)
+        except NotFoundError:
+            raise ValidationError(f"no test job {job_id!r}", "/testJob/id", "referenceNotFound") from None
+        tid = uuid.uuid4().hex
+        mef = {**body, "id": tid, "href": href(task_path(task), tid), "creationDate": now_iso(),
+               "state": "acknowledged"}  # fmt: skip
+        async with self.store.transaction() as tx:
+            await tx.put_document(Document(TASKS, tid, {"mef": mef}, buyer=job.buyer, state="acknowledged", key1=task,
+                                           key2=job_id))  # fmt: skip
+        denied: str | None
+        try:
+            denied = await self._apply_task(task, job_id, body, buyer)
+        except ValidationError as exc:
+            denied = f"{exc.property_path or ''} {exc}".strip()
+        except InterludeError as exc:
+            denied = str(exc)
+        state = "rejected" if denied else "accepted"
+        attr, event = TASK_ATTR[task]
+        mef = {**mef, "state": state}
+        if denied:
+            mef[attr] = denied[:1000]
+        async with self.store.transaction() as tx:
+            await tx.put_document(Document(TASKS, tid, {"mef": mef}, buyer=job.buyer, state=state, key1=task,
+                                           key2=job_id))  # fmt: skip
+            await self._notify(tx, event, {"id": tid, "href": mef["href"], "state": state}, job.buyer)
+        return mef
+
+    async def _apply_task(self, task: str, job_id: str, body: Mapping[str, Any], buyer: str | None) -> str | None:
+        """Carry a task out; returns the denial reason, or None when done."""
+        async with self.store.transaction() as tx:
+            doc = await tx.get_document(JOBS, job_id)
+            assert doc is not None
+            state = doc.state or ""
+            run = int(doc.body["internal"].get("run", 1))
+            key = f"{job_id}:{run}"
+            if task == "cancel":
+                if state not in LIVE:
+                    return f"a test job in state {state!r} cannot be cancelled"
+                doc = await self._job_state(tx, doc, "assessingCancellation")
+                await self.jobs.cancel_key(JOB_KIND, key, tx=tx)
+                await self._job_state(tx, doc, "cancelled", actualEndDateTime=now_iso())
+                return None
+            if task == "suspend":
+                if state not in ("acknowledged", "scheduled", "inProgress"):
+                    return f"a test job in state {state!r} cannot be suspended"
+                await self.jobs.cancel_key(JOB_KIND, key, tx=tx)
+                await self._job_state(tx, doc, "suspended")
+                return None
+            if task == "resume":
+                if state != "suspended":
+                    return f"only a suspended test job can be resumed (this one is {state!r})"
+                plan = Plan.from_json(doc.body["internal"]["plan"])
+                due = max(time.time(), plan.due_at + (run - 1) * (plan.period_s or 0))
+                if plan.end_at is not None and due >= plan.end_at:
+                    return "the test job's requestedEndDateTime has passed"
+                await self._job_state(tx, doc, "scheduled" if due > time.time() + 0.5 else "inProgress")
+                await self.jobs.schedule(JOB_KIND, due, {"job": job_id, "run": run}, key=key, tx=tx)
+                return None
+            # modify
+            if state not in ("scheduled", "suspended"):
+                return f"only a scheduled or suspended test job can be modified (this one is {state!r})"
+            doc = await self._job_state(tx, doc, "assessingModification")
+        changes = {k: v for k, v in body.items() if k not in ("testJob", "modificationReason", "@type")}
+        merged = {**doc.body["mef"], **changes}
+        try:
+            plan, _f, _t, profile_id = await self._plan(merged, buyer)
+        except ValidationError:
+            async with self.store.transaction() as tx:
+                current = await tx.get_document(JOBS, job_id)
+                if current is not None:
+                    await self._job_state(tx, current, state)
+            raise
+        async with self.store.transaction() as tx:
+            current = await tx.get_document(JOBS, job_id)
+            assert current is not None
+            mef = {**current.body["mef"], **changes}
+            internal = {**current.body["internal"], "plan": plan.to_json(), "run": 1}
+            updated = Document(JOBS, job_id, {"mef": mef, "internal": internal}, buyer=current.buyer,
+                               state=current.state, key1=current.key1, key2=profile_id,
+                               created_at=current.created_at)  # fmt: skip
+            await self.jobs.cancel_key(JOB_KIND, f"{job_id}:{run}", tx=tx)
+            await self._notify(tx, "testJobAttributeValueChangeEvent", {"id": job_id, "href": mef["href"]},
+                               current.buyer)  # fmt: skip
+            await self._job_state(tx, updated, state)
+            if state == "scheduled":
+                await self.jobs.schedule(JOB_KIND, plan.due_at, {"job": job_id, "run": 1},
+                                         key=f"{job_id}:m{uuid.uuid4().hex[:8]}", tx=tx)  # fmt: skip
+        return None
+
+    async def get_task(self, task: str, task_id: str, buyer: str | None) -> dict[str, Any]:
+        """``GET /{task}TestJob/{id}``."""
+        doc = await self.store.get_document(TASKS, task_id)
+        if doc is None or doc.key1 != task or (buyer is not None and doc.buyer != buyer):
+            raise NotFoundError(f"no {task_path(task)} {task_id!r}")
+        return dict(doc.body["mef"])
+
+    async def list_tasks(self, task: str, buyer: str | None, f: Mapping[str, str | None]) -> list[dict[str, Any]]:
+        """``GET /{task}TestJob`` (testJobId, state, creationDate.gt/lt)."""
+        out = []
+        for doc in await visible_documents(self.store, TASKS, buyer, lambda d: d.key1 == task):
+            mef = doc.body["mef"]
+            if f.get("testJobId") not in (None, doc.key2) or f.get("state") not in (None, doc.state):
+                continue
+            if not between(mef.get("creationDate"), f.get("creationDate.gt"), f.get("creationDate.lt")):
+                continue
+            out.append(mef)
+        return out
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch."""
+    if not isinstance(patch, dict):
+        return patch
+    out = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = merge_patch(out.get(key), value)
+    return out
+
+
+def service_ref(service_id: str) -> dict[str, str]:
+    """A MEF SFT ``ServiceRef``."""
+    return {"id": service_id, "href": service_href(service_id)}
+
