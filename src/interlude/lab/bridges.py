@@ -77,16 +77,22 @@ def _free_bridge_name(node: NodeState) -> str:
     return f"ilbr{n}"
 
 
-def connect(state: LabState, node_name: str, connection_id: str, members: list[str]) -> None:
-    """Bridge ``members`` for ``connection_id`` on a node (idempotent; merges bridges sharing a member)."""
+def connect(
+    state: LabState, node_name: str, connection_id: str, members: list[str], *, apply: bool = True
+) -> list[str]:
+    """Bridge ``members`` for ``connection_id`` on a node (idempotent; merges bridges sharing a member).
+
+    Returns the ``ip`` lines for the node's namespace; with ``apply=False`` the caller saves the state and
+    runs them (bring-up batches every node's lines into one ``ip`` process).
+    """
     node = state.node(node_name)
     if sorted(node.connections.get(connection_id, [])) == sorted(members):
-        return
+        return []
     if connection_id in node.connections:
         disconnect(state, node_name, connection_id)
     node.connections[connection_id] = list(members)
     if len(members) < 2:
-        return
+        return []
     touched = [name for name, ports in node.bridges.items() if set(ports) & set(members)]
     lines: list[str] = []
     if not touched:
@@ -104,8 +110,10 @@ def connect(state: LabState, node_name: str, connection_id: str, members: list[s
         if port not in node.bridges[bridge]:
             node.bridges[bridge].append(port)
             lines.append(f"link set {port} master {bridge}")
-    state.save()  # recorded before created (the bridge lives in the lab's namespace either way)
-    shell.ip_batch(lines, node.namespace)
+    if apply:
+        state.save()  # recorded before created (the bridge lives in the lab's namespace either way)
+        shell.ip_batch(lines, node.namespace)
+    return lines
 
 
 def disconnect(state: LabState, node_name: str, connection_id: str) -> None:
@@ -132,6 +140,7 @@ def disconnect(state: LabState, node_name: str, connection_id: str) -> None:
 
 def seed_service_bridges(topology: Topology, state: LabState) -> None:
     """Bridge the seeded services that are active, on every switching node along their path."""
+    lines: dict[str, list[str]] = {}
     for service in topology.services:
         if service.state != "active":
             continue
@@ -139,4 +148,9 @@ def seed_service_bridges(topology: Topology, state: LabState) -> None:
         for node_name in path_nodes(topology, a[0], b[0]) or sorted({a[0], b[0]}):
             if not topology.nodes[node_name].switching:
                 continue
-            connect(state, node_name, service.id, local_members(topology, node_name, a, b))
+            members = local_members(topology, node_name, a, b)
+            namespace = state.nodes[node_name].namespace
+            lines.setdefault(namespace, []).extend(connect(state, node_name, service.id, members, apply=False))
+    state.save()
+    for namespace, batch in lines.items():
+        shell.ip_batch(batch, namespace)

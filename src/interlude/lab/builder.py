@@ -32,6 +32,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ from interlude.errors import InterludeError, LabError, NotFoundError
 from interlude.lab import shell
 from interlude.lab.agents.base import pid_alive
 from interlude.lab.state import (
+    PID_JOURNAL,
     LabState,
     NodeState,
     PortRef,
@@ -292,8 +294,8 @@ class Lab:
                 lines.append(f"link set {end.ifname} up")
             if wire.relay is not None:
                 per_ns[wire.relay.netns] += [f"link set {wire.relay.if_a} up", f"link set {wire.relay.if_b} up"]
-        for ns, lines in per_ns.items():
-            shell.ip_batch(lines, ns)
+        with ThreadPoolExecutor(max_workers=8) as pool:  # one `ip -b` per namespace, a few at a time
+            list(pool.map(lambda item: shell.ip_batch(item[1], item[0]), per_ns.items()))
         if state.root_links:
             shell.ip_batch(
                 [f"addr add {state.mgmt_root_address} dev {state.mgmt_root_if}", f"link set {state.mgmt_root_if} up"]
@@ -353,6 +355,12 @@ class Lab:
             for node in state.nodes.values():
                 pids += [a.pid for a in node.agents]
             pids += [w.relay.pid for w in state.wires if w.relay is not None and w.relay.pid]
+            journal = self.folder / PID_JOURNAL
+            if journal.exists():
+                for line in journal.read_text(encoding="utf-8").split("\n"):
+                    parts = line.split()
+                    if len(parts) == 2 and parts[0].isdigit():
+                        state.pids.setdefault(parts[0], parts[1])
             pids += [int(p) for p in state.pids]
             ours_now: list[int] = []
             for pid in dict.fromkeys(pids):
@@ -376,6 +384,7 @@ class Lab:
             if left:
                 raise LabError(f"could not delete namespaces {', '.join(sorted(left))}; state kept in {self.folder}")
             (self.folder / "state.json").unlink(missing_ok=True)
+            journal.unlink(missing_ok=True)
         progress(f"removed {len(removed)} objects")
         return removed
 
@@ -491,10 +500,16 @@ def terminate(pids: list[int], timeout: float = 3.0) -> list[int]:
 
 
 def record_pid(state: LabState, pid: int) -> None:
-    """Remember a started PID with its start time (so ``down`` never signals a reused PID)."""
+    """Remember a started PID with its start time (so ``down`` never signals a reused PID).
+
+    It is also appended to the state folder's PID journal at once, which is cheap, so a crash before the
+    next full state save still leaves every started process findable by ``down``.
+    """
     started = process_start_time(pid)
     if started is not None:
         state.pids[str(pid)] = started
+        with open(state.path / PID_JOURNAL, "a", encoding="utf-8") as journal:
+            journal.write(f"{pid} {started}\n")
 
 
 def resolve_target(state: LabState, target: str) -> tuple[WireState, PortRef | None]:

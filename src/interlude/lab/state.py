@@ -32,6 +32,7 @@ from interlude.topology.model import Topology
 
 STATE_FILE = "state.json"
 LOCK_FILE = "state.lock"
+PID_JOURNAL = "pids.journal"
 
 LabStatus = Literal["creating", "up", "failed", "deleting"]
 WireKind = Literal["link", "edge", "mgmt"]
@@ -203,7 +204,7 @@ class LabState:
         """Write ``state.json`` atomically (a crash never leaves a half-written file)."""
         self.path.mkdir(parents=True, exist_ok=True)
         tmp = self.path / f".{STATE_FILE}.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(self.to_json(), indent=1), encoding="utf-8")
+        tmp.write_text(json.dumps(self.to_json(), separators=(",", ":")), encoding="utf-8")
         os.replace(tmp, self.path / STATE_FILE)
 
 

@@ -180,7 +180,7 @@ def _jobs(
 
 
 def start_agents(topology: Topology, state: LabState, base_dir: Path, *, progress: Progress, workers: int = 8) -> None:
-    """Start every agent in parallel; each PID is recorded (and the state saved) as soon as it is known.
+    """Start every agent in parallel; each PID is journaled in the state folder as soon as it is known.
 
     All jobs run to completion even when one fails, so every started PID is recorded for ``down``; the first
     failure is then raised as a :class:`LabError` naming the node.
@@ -204,8 +204,7 @@ def start_agents(topology: Topology, state: LabState, base_dir: Path, *, progres
         with lock:
             for agent in agents:
                 state.nodes[node].agents.append(agent)
-                record_pid(state, agent.pid)
-            state.save()
+                record_pid(state, agent.pid)  # journaled at once; the state itself is saved by the builder
         progress(f"{node}: {what} ready")
 
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(jobs)))) as pool:
