@@ -84,7 +84,9 @@ async def test_delay_job_with_5ms_fault_notifies_and_measures(client: Client, li
         lambda e: e.event_type == "testJobStateChangeEvent" and e.body["event"]["state"] == "completed", timeout=15
     )
     assert done[0].body["event"]["id"] == job["id"]
-    mine = [e for e in listener.events if e.body["event"].get("id") == job["id"] or e.event_type == "testResultCreateEvent"]
+    mine = [
+        e for e in listener.events if e.body["event"].get("id") == job["id"] or e.event_type == "testResultCreateEvent"
+    ]
     sequence = [(e.event_type, e.body["event"].get("state")) for e in mine]
     assert sequence == [
         ("testJobCreateEvent", None), ("testJobStateChangeEvent", "inProgress"), ("testResultCreateEvent", None),
