@@ -83,31 +83,63 @@ class Strategy:
     rollback_on_error: bool
 
 
-def _value(element: etree._Element, xpath: Callable[[str], etree.XPath], spec: PathSpec) -> str | None:
-    if spec is None:
-        return None
-    expr = spec if isinstance(spec, str) else spec[0]
-    found = xpath(expr)(element)
-    if isinstance(found, list):
-        if not found:
-            return None
-        first = found[0]
-        text = first.text if isinstance(first, etree._Element) else str(first)
-        return text.strip() if text is not None else None
-    return str(found)
+Flat = dict[str, str]
+TextGetter = Callable[[etree._Element, Flat], "str | None"]
 
 
-def _number(element: etree._Element, xpath: Callable[[str], etree.XPath], spec: PathSpec) -> int:
-    if spec is None:
-        return 0
-    total = 0
-    for expr in [spec] if isinstance(spec, str) else spec:
-        found = xpath(expr)(element)
-        if isinstance(found, list) and found:
+def flatten(entry: etree._Element) -> Flat:
+    """Every leaf under an interface entry by Clark path relative to it, in one pass over the subtree."""
+    out: Flat = {}
+    stack: list[tuple[etree._Element, str]] = [(entry, "")]
+    while stack:
+        element, prefix = stack.pop()
+        for child in element:
+            tag = child.tag
+            if not isinstance(tag, str):
+                continue
+            path = f"{prefix}/{tag}" if prefix else tag
+            if len(child):
+                stack.append((child, path))
+            elif path not in out:
+                out[path] = (child.text or "").strip()
+    return out
+
+
+def _getter(profile: Profile, expr: str) -> TextGetter:
+    path = profile.leaf_path(expr)
+    if path is not None:
+        return lambda _element, flat: flat.get(path)
+    compiled = profile.xpath(expr)
+
+    def evaluate(element: etree._Element, _flat: Flat) -> str | None:
+        found = compiled(element)
+        if isinstance(found, list):
+            if not found:
+                return None
             first = found[0]
             text = first.text if isinstance(first, etree._Element) else str(first)
-            if text and text.strip().isdigit():
-                total += int(text.strip())
+            return text.strip() if text is not None else None
+        return str(found)
+
+    return evaluate
+
+
+def _getters(profile: Profile, spec: PathSpec) -> list[TextGetter]:
+    if spec is None:
+        return []
+    return [_getter(profile, expr) for expr in ([spec] if isinstance(spec, str) else spec)]
+
+
+def _first(getters: list[TextGetter], element: etree._Element, flat: Flat) -> str | None:
+    return getters[0](element, flat) if getters else None
+
+
+def _sum(getters: list[TextGetter], element: etree._Element, flat: Flat) -> int:
+    total = 0
+    for get in getters:
+        text = get(element, flat)
+        if text and text.isdigit():
+            total += int(text)
     return total
 
 
@@ -132,6 +164,10 @@ class NetconfAdapter:
         self._subscribers: list[asyncio.Queue[SouthboundEvent]] = []
         self._producer: asyncio.Task[None] | None = None
         self._present: set[str] = set()
+        fields = set(type(self.profile.paths).model_fields) - {"state_interface", "config_interface"}
+        self._get: dict[str, list[TextGetter]] = {
+            f: _getters(self.profile, getattr(self.profile.paths, f)) for f in fields
+        }
 
     def __repr__(self) -> str:
         return f"NetconfAdapter(node={self.node.name!r}, profile={self.profile.name!r}, params={self._params!r})"
@@ -213,11 +249,12 @@ class NetconfAdapter:
         data = await self._session.get(profile.filter("state", device_names), what="get interface state")
         xp = profile.xpath
         paths = profile.paths
-        entries: dict[str, etree._Element] = {}
+        entries: dict[str, tuple[etree._Element, Flat]] = {}
         for element in xp(paths.state_interface)(data):
-            name = _value(element, xp, paths.name)
+            flat = flatten(element)
+            name = _first(self._get["name"], element, flat)
             if name:
-                entries[name] = element
+                entries[name] = (element, flat)
         present: set[str] = set()
         enabled: dict[str, bool] = {}
         if with_config and profile.admin.read in ("config", "presence"):
@@ -226,33 +263,34 @@ class NetconfAdapter:
                 "running", profile.filter("config", names or None), what="get-config interfaces"
             )
             for element in xp(paths.config_interface)(config):
-                name = _value(element, xp, paths.name)
+                flat = flatten(element)
+                name = _first(self._get["name"], element, flat)
                 if name:
                     present.add(name)
-                    raw = _value(element, xp, paths.enabled)
+                    raw = _first(self._get["enabled"], element, flat)
                     enabled[name] = raw is None or raw.lower() == "true"
             self._present = present
         states: dict[str, InterfaceState] = {}
-        for name, element in entries.items():
-            oper_raw = _value(element, xp, paths.oper)
+        for name, (element, flat) in entries.items():
+            oper_raw = _first(self._get["oper"], element, flat)
             oper = OperState(profile.oper_values.get(oper_raw or "", "unknown"))
             if profile.admin.read == "state":
-                admin_raw = _value(element, xp, paths.admin) or ""
+                admin_raw = _first(self._get["admin"], element, flat) or ""
                 admin = AdminState(profile.admin_values.get(admin_raw, "down" if oper is OperState.DOWN else "up"))
             elif profile.admin.read == "config":
                 admin = AdminState.UP if enabled.get(name, True) else AdminState.DOWN
             else:  # presence: a configured entry means up; without one the link itself tells
                 admin = AdminState.UP if name in present or oper is OperState.UP else AdminState.DOWN
-            speed = _value(element, xp, paths.speed_bps)
-            mtu = _value(element, xp, paths.mtu)
+            speed = _first(self._get["speed_bps"], element, flat)
+            mtu = _first(self._get["mtu"], element, flat)
             states[name] = InterfaceState(
                 name=self._topology_name(name),
                 admin=admin,
                 oper=oper,
                 speed_bps=int(speed) if speed and speed.isdigit() else None,
                 mtu=int(mtu) if mtu and mtu.isdigit() else None,
-                mac=_value(element, xp, paths.mac),
-                description=_value(element, xp, paths.description),
+                mac=_first(self._get["mac"], element, flat),
+                description=_first(self._get["description"], element, flat),
             )
         return states
 
@@ -284,20 +322,21 @@ class NetconfAdapter:
         xp, paths = self.profile.xpath, self.profile.paths
         out: dict[str, CounterSample] = {}
         for element in xp(paths.state_interface)(data):
-            dev = _value(element, xp, paths.name)
+            flat = flatten(element)
+            dev = _first(self._get["name"], element, flat)
             if not dev:
                 continue
             topo = self._topology_name(dev)
             out[topo] = CounterSample(
                 interface=topo,
-                in_octets=_number(element, xp, paths.in_octets),
-                out_octets=_number(element, xp, paths.out_octets),
-                in_packets=_number(element, xp, paths.in_packets),
-                out_packets=_number(element, xp, paths.out_packets),
-                in_errors=_number(element, xp, paths.in_errors),
-                out_errors=_number(element, xp, paths.out_errors),
-                in_discards=_number(element, xp, paths.in_discards),
-                out_discards=_number(element, xp, paths.out_discards),
+                in_octets=_sum(self._get["in_octets"], element, flat),
+                out_octets=_sum(self._get["out_octets"], element, flat),
+                in_packets=_sum(self._get["in_packets"], element, flat),
+                out_packets=_sum(self._get["out_packets"], element, flat),
+                in_errors=_sum(self._get["in_errors"], element, flat),
+                out_errors=_sum(self._get["out_errors"], element, flat),
+                in_discards=_sum(self._get["in_discards"], element, flat),
+                out_discards=_sum(self._get["out_discards"], element, flat),
                 sampled_at=now,
             )
         if topo_names is not None:
