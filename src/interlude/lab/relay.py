@@ -205,7 +205,7 @@ class Relay:
         mono_minus_real = time.monotonic_ns() - time.time_ns()
         for _ in range(256):
             try:
-                data, ancdata, _flags, addr = sock.recvmsg(MAX_FRAME, 64)
+                data, ancdata, _flags, addr = sock.recvmsg(MAX_FRAME, 256)
             except (BlockingIOError, InterruptedError):
                 return
             if addr[2] == PACKET_OUTGOING:
@@ -316,17 +316,34 @@ def start_relay(
     control = state_dir / f"relay-{if_a}-{if_b}.json"
     log = state_dir / f"relay-{if_a}-{if_b}.log"
     write_control(control, config or RelayConfig())
-    cmd = ["ip", "netns", "exec", netns, sys.executable, "-m", "interlude.lab.relay", if_a, if_b,
-           "--control", str(control)]
+    cmd = [
+        "ip",
+        "netns",
+        "exec",
+        netns,
+        sys.executable,
+        "-m",
+        "interlude.lab.relay",
+        if_a,
+        if_b,
+        "--control",
+        str(control),
+    ]
     with log.open("wb") as log_fh:
-        proc = subprocess.Popen(cmd, stdout=log_fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, stdout=log_fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if b"relay ready" in log.read_bytes():
             _CHILDREN[proc.pid] = proc
-            return AgentProcess(type="relay", pid=proc.pid, netns=netns, log=str(log),
-                                extra={"control": str(control), "if_a": if_a, "if_b": if_b})
+            return AgentProcess(
+                type="relay",
+                pid=proc.pid,
+                netns=netns,
+                log=str(log),
+                extra={"control": str(control), "if_a": if_a, "if_b": if_b},
+            )
         if proc.poll() is not None:
             raise LabError(f"relay in {netns} exited ({proc.returncode}): {log.read_text().strip()[-500:]}")
         time.sleep(0.02)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 import subprocess
 import sys
 import time
@@ -115,6 +116,17 @@ def test_delay_through_relay_and_ccm_loss_of_continuity(netns_factory: NetnsFact
         assert result.received == 100
         fd = metrics.frame_delay(result)
         assert abs(fd.median_us - 10_000) <= max(0.05 * 10_000, 50), fd
+        # 802.1Q-tagged frames keep their tag through the relay
+        tagged = start_responder(pair.b, tmp_path, interface=pair.if_b, level=3, mep_id=5, vlan=200,
+                                 ccm_interval_s=None)
+        try:
+            vlan_mep = MepSpec(name="m1v", node="a", interface=pair.if_a, mep_id=1, vlan=200)
+            result = run_session(OamRequest(kind=OamKind.DELAY, mep=vlan_mep, count=20, interval_s=0.005),
+                                 netns=pair.a, interface=pair.if_a, target_mac=_mac(netns_factory, pair.b, pair.if_b))
+            assert result.received == 20
+            assert abs(metrics.frame_delay(result).median_us - 10_000) <= 500
+        finally:
+            stop_pid(tagged.pid)
 
         def remote_state() -> dict[str, object]:
             return read_responder_state(local)["ccm"]["remotes"]["2"]  # type: ignore[no-any-return]
@@ -153,5 +165,17 @@ def test_cli_json_shapes_and_errors(netns_factory: NetnsFactory, tmp_path: Path)
         out = subprocess.run([*cli, "oam", "loopback", "--netns", pair.a, "--interface", "nope0"],
                              capture_output=True, text=True, timeout=60)
         assert out.returncode != 0 and "nope0" in out.stderr and "Traceback" not in out.stderr
+        with (tmp_path / "resp.log").open("wb") as log:
+            responder = subprocess.Popen([*cli, "oam", "responder", "--netns", pair.a, "--interface", pair.if_a,
+                                          "--mep-id", "9"], stdout=log, stderr=subprocess.STDOUT)
+        try:
+            assert wait_for(lambda: '"ready"' in (tmp_path / "resp.log").read_text(), timeout=10)
+            responder.send_signal(signal.SIGTERM)
+            assert responder.wait(timeout=5) == 0
+        finally:
+            if responder.poll() is None:
+                responder.kill()
+                responder.wait()
+        assert '"stopped"' in (tmp_path / "resp.log").read_text()
     finally:
         stop_pid(agent.pid)
