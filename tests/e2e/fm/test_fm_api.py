@@ -118,7 +118,7 @@ async def test_linktrace_job_reports_hops(client: Client) -> None:
 
 
 async def test_continuity_job_raises_bus_events_on_link_down(client: Client, listener: SpListener) -> None:
-    runtime = client.server.app[RUNTIME]
+    runtime = client.app[RUNTIME]
     seen: list[ContinuityLost | ContinuityRestored] = []
 
     async def record(event: ContinuityLost | ContinuityRestored) -> None:

@@ -210,7 +210,7 @@ async def test_bad_requests_get_mef_errors(client: Client) -> None:
 
 
 async def test_node_without_oam_is_422(client: Client) -> None:
-    runtime = client.server.app[RUNTIME]
+    runtime = client.app[RUNTIME]
     real = runtime.network.adapters["pe1"]
 
     class NoOam:

@@ -196,13 +196,13 @@ async def test_commit_failure_rolls_back_everything(store: SqliteStore) -> None:
 
 async def test_unknown_kind_is_left_alone(store: SqliteStore) -> None:
     runner = JobRunner(store)
-    runner.register("t.mine", lambda ctx: asyncio.sleep(0))  # type: ignore[arg-type,return-value]
+    runner.register("t.mine", lambda ctx: asyncio.sleep(0))
     foreign = await runner.schedule("t.theirs", None, {})
     await runner.run_due()
     item = await runner.get(foreign)
     assert item is not None and item.state == SCHEDULED
     with pytest.raises(ValueError):
-        runner.register("t.mine", lambda ctx: asyncio.sleep(0))  # type: ignore[arg-type,return-value]
+        runner.register("t.mine", lambda ctx: asyncio.sleep(0))
 
 
 async def test_restart_resumes_on_the_same_file(tmp_path: Path) -> None:
@@ -223,7 +223,7 @@ async def test_restart_resumes_on_the_same_file(tmp_path: Path) -> None:
     interrupted = await runner1.schedule("t.resume", None, {"name": "interrupted"}, key="i")
     later = await runner1.schedule("t.resume", time.time() + 0.3, {"name": "later"}, key="l")
     done_id = await runner1.schedule("t.done", None, {"name": "done"})
-    runner1.register("t.done", lambda ctx: asyncio.sleep(0))  # type: ignore[arg-type,return-value]
+    runner1.register("t.done", lambda ctx: asyncio.sleep(0))
     await runner1.start()
     await asyncio.wait_for(first_started.wait(), 5)
     for _ in range(100):
