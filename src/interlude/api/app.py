@@ -19,6 +19,11 @@ ROUTE_MODULES = (
     "interlude.api.inventory",
     "interlude.api.ordering",
     "interlude.api.partner",
+    "interlude.api.alarms",
+    "interlude.api.performance",
+    "interlude.api.streaming",
+    "interlude.api.sft",
+    "interlude.api.fm",
 )
 
 MAX_BODY = 1024 * 1024

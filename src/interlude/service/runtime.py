@@ -11,10 +11,12 @@ and the tests use this one object; the aiohttp app only holds it.
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from interlude.adapters.base import Adapter, AdapterContext, Capability
 from interlude.adapters.registry import create_adapter
@@ -24,6 +26,7 @@ from interlude.service.bus import EventBus
 from interlude.service.faults import FaultService
 from interlude.service.hub import HubService, Notifier
 from interlude.service.inventory import InventoryService
+from interlude.service.jobs import JobRunner
 from interlude.service.network import Network
 from interlude.service.ordering import OrderingService, OrderRunner
 from interlude.service.southbound import SouthboundIngest
@@ -34,6 +37,12 @@ from interlude.topology.model import Topology
 log = logging.getLogger(__name__)
 
 AdapterFactory = Callable[..., Adapter]
+
+# Extension point (additive; issue 7): modules whose ``install(runtime)`` returns an object with
+# ``async start()`` / ``async stop()``. ``install`` runs at the end of ``Runtime.__init__`` (no I/O: e.g.
+# subscribe to the bus so the initial port read is seen); ``start`` runs once the store is open and faults
+# are re-applied, before the southbound followers start; ``stop`` runs first on shutdown.
+EXTENSION_MODULES: tuple[str, ...] = ("interlude.service.pm_extension", "interlude.service.testing_extension")
 
 
 @dataclass
@@ -93,6 +102,8 @@ class Runtime:
         )
         self._opened: list[Adapter] = []
         self.started = False
+        self.jobs = JobRunner(self.store)  # durable scheduled work (SFT, FM, PM); started after the extensions
+        self.extensions: list[Any] = [importlib.import_module(m).install(self) for m in EXTENSION_MODULES]
 
     async def refresh(self, nodes: Iterable[str] | None = None) -> None:
         """Re-read ports (after our own changes) so oper state and notifications follow at once."""
@@ -113,6 +124,9 @@ class Runtime:
             if self.options.provision_seed:
                 await self._provision()
             await self.faults.reapply()
+            for ext in self.extensions:
+                await ext.start()
+            await self.jobs.start()
             await self.southbound.start()
             if self.options.run_notifier:
                 await self.notifier.start()
@@ -141,6 +155,9 @@ class Runtime:
 
     async def stop(self) -> None:
         """Stop runners, close adapters and the store. Idempotent."""
+        await self.jobs.stop()
+        for ext in reversed(self.extensions):
+            await ext.stop()
         await self.runner.stop()
         await self.notifier.stop()
         await self.southbound.stop()

@@ -1,0 +1,407 @@
+"""Alarm Management use cases: raise and clear alarms from domain events, de-duplicated and correlated.
+
+Inputs (all from the in-process :class:`~interlude.service.bus.EventBus`, never from adapters directly):
+
+=====================================================  =========================================================
+bus event                                              alarm
+=====================================================  =========================================================
+``PortStateChanged(up=False)`` (any adapter: netlink,  ``linkDown`` on the *link* (both ends) or the port; raised
+SNMP trap, NETCONF notification, polled oper state,    once however many ends / sources report it; cleared when
+emulator)                                              every end of the link is up again
+``SouthboundReceived`` ``ccmLoss`` / ``ccmRestored``   ``lossOfContinuity`` on the MEG (details: ``meg``/``mep``)
+``SouthboundReceived`` ``ais`` / ``aisCleared``        ``alarmIndicationSignal`` on the MEG
+``SouthboundReceived`` ``deviceUnreachable`` /         ``deviceUnreachable`` on the node
+``deviceReachable``
+PM threshold crossings (:meth:`AlarmService.tca`)      ``thresholdCrossingAlert`` with the MEF TCA payload
+=====================================================  =========================================================
+
+Raw ``SouthboundReceived`` link events only record *how* we learned about a port (``sources`` of the alarm,
+e.g. ``snmp-trap``, ``poll``); the alarm itself follows the port state the inventory derives, so an alarm and
+``GET /service/{id}`` never disagree.
+
+Correlation: a link fault names the services it takes down (:func:`~interlude.domain.alarms.affected_services`)
+and is split per Service Provider; a continuity/AIS alarm on a service already covered by an active link-down
+alarm of the same SP is marked as correlated to it (``isRootCause: false``, ``correlatedAlarm``).
+
+Every change is stored (collection ``alarms``; ``key1`` = fault key, ``key2`` = fault kind) together with its
+``alarmCreateEvent`` / ``alarmStateChangeEvent`` / ``alarmAttributeValueChangeEvent`` outbox rows in one
+transaction. Active alarms are re-read from the store on first use, so a restart neither forgets an alarm
+nor raises it twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from interlude.adapters.base import EventKind
+from interlude.domain.alarms import (
+    AlarmRecord,
+    AlarmState,
+    FaultKind,
+    affected_services,
+    fault_key,
+    link_object,
+    profile,
+)
+from interlude.domain.events import PortStateChanged, SouthboundReceived
+from interlude.domain.model import Service, iso, utcnow
+from interlude.errors import NotFoundError
+from interlude.service.bus import EventBus
+from interlude.service.hub import HubService, NotifyingApi, register_api
+from interlude.service.inventory import InventoryService
+from interlude.store.base import Document, OutboxMessage, Store
+from interlude.topology.model import Topology
+
+log = logging.getLogger(__name__)
+
+COLLECTION = "alarms"
+
+ALARM_API = register_api(
+    NotifyingApi(
+        "alarmManagement",
+        "/mefApi/interlude/alarmNotification/v3",
+        frozenset({"alarmCreateEvent", "alarmStateChangeEvent", "alarmAttributeValueChangeEvent", "alarmDeleteEvent"}),
+    )
+)
+
+_CONTINUITY = {
+    EventKind.CCM_LOSS: (FaultKind.CCM_LOSS, True),
+    EventKind.CCM_RESTORED: (FaultKind.CCM_LOSS, False),
+    EventKind.AIS: (FaultKind.AIS, True),
+    EventKind.AIS_CLEARED: (FaultKind.AIS, False),
+    EventKind.DEVICE_UNREACHABLE: (FaultKind.DEVICE_UNREACHABLE, True),
+    EventKind.DEVICE_REACHABLE: (FaultKind.DEVICE_UNREACHABLE, False),
+}
+_LINK_KINDS = {EventKind.LINK_DOWN, EventKind.LINK_UP, EventKind.ADMIN_DOWN, EventKind.ADMIN_UP}
+
+
+class AlarmService:
+    """Raises, clears and serves alarms."""
+
+    def __init__(
+        self, store: Store, hub: HubService, bus: EventBus, inventory: InventoryService, topology: Topology
+    ) -> None:
+        self.store = store
+        self.hub = hub
+        self.bus = bus
+        self.inventory = inventory
+        self.topology = topology
+        self._lock = asyncio.Lock()
+        self._loaded = False
+        self._active: dict[tuple[str, str | None], AlarmRecord] = {}
+        self._ports: dict[tuple[str, str], bool] = {}
+        self._sources: dict[tuple[str, str], set[str]] = {}
+        self._unsubscribe: list[Callable[[], None]] = []
+        self.listeners: list[Callable[[AlarmRecord, str], None]] = []
+
+    def attach(self) -> None:
+        """Subscribe to the bus (before the runtime starts, so the initial port read is seen)."""
+        self._unsubscribe.append(self.bus.subscribe(PortStateChanged, self._on_port))
+        self._unsubscribe.append(self.bus.subscribe(SouthboundReceived, self._on_southbound))
+
+    def detach(self) -> None:
+        """Unsubscribe."""
+        for fn in self._unsubscribe:
+            fn()
+        self._unsubscribe.clear()
+
+    # Reads -------------------------------------------------------------------------------------------------
+
+    async def get(self, alarm_id: str, buyer: str | None) -> AlarmRecord:
+        """One alarm visible to ``buyer`` (None: the operator sees every alarm)."""
+        doc = await self.store.get_document(COLLECTION, alarm_id)
+        if doc is None or (buyer is not None and doc.buyer != buyer):
+            raise NotFoundError(f"no alarm {alarm_id!r}")
+        return AlarmRecord.from_dict(doc.body)
+
+    async def all(self, buyer: str | None) -> list[AlarmRecord]:
+        """Every alarm visible to ``buyer``, newest first (filters and paging are applied by the caller)."""
+        out: list[AlarmRecord] = []
+        offset = 0
+        while True:
+            docs, total = await self.store.list_documents(COLLECTION, buyer=buyer, offset=offset, limit=1000)
+            out.extend(AlarmRecord.from_dict(d.body) for d in docs)
+            offset += len(docs)
+            if not docs or offset >= total:
+                break
+        out.sort(key=lambda a: (a.raised_at, a.id), reverse=True)
+        return out
+
+    async def active(self) -> list[AlarmRecord]:
+        """Active alarms (all buyers)."""
+        await self._load()
+        return list(self._active.values())
+
+    # Event handling ----------------------------------------------------------------------------------------
+
+    async def _load(self) -> None:
+        if self._loaded:
+            return
+        offset = 0
+        while True:
+            docs, total = await self.store.list_documents(COLLECTION, offset=offset, limit=1000)
+            for doc in docs:
+                rec = AlarmRecord.from_dict(doc.body)
+                if rec.active:
+                    self._active[(rec.key, rec.buyer)] = rec
+            offset += len(docs)
+            if not docs or offset >= total:
+                break
+        self._loaded = True
+
+    async def _on_southbound(self, event: SouthboundReceived) -> None:
+        ev = event.event
+        if ev.kind in _LINK_KINDS and ev.interface:
+            self._sources.setdefault((ev.node, ev.interface), set()).add(ev.source)
+            return
+        spec = _CONTINUITY.get(ev.kind)
+        if spec is None:
+            return
+        kind, raised = spec
+        if kind is FaultKind.DEVICE_UNREACHABLE:
+            obj = ev.node
+            objects = ((ev.node, "Node"),)
+            services = [s for s in self.inventory.services() if any(p.node == ev.node for p in s.ports)]
+            otype = "node"
+        else:
+            meg = str(ev.details.get("meg") or ev.details.get("meg_id") or "")
+            mep = str(ev.details.get("mep") or "")
+            obj = meg or mep or f"{ev.node}:{ev.interface}"
+            objects = ((obj, "MaintenanceEntityGroup" if meg else "MaintenanceEndPoint"),)
+            services = self._services_of_meg(meg, mep, ev.node, ev.interface)
+            otype = "meg"
+        key = fault_key(kind, obj)
+        async with self._lock:
+            await self._load()
+            if raised:
+                what = "loss of continuity (no CCM)" if kind is FaultKind.CCM_LOSS else kind.value
+                details = f"{what} on {obj} reported by {ev.node} via {ev.source}"
+                await self._raise(key, kind, otype, objects, details, services, ev.node, (ev.source,))
+            else:
+                await self._clear(key, None)
+
+    def _services_of_meg(self, meg: str, mep: str, node: str, interface: str | None) -> list[Service]:
+        names = {name for name, m in self.topology.meps.items() if (meg and m.meg_id == meg) or name == mep}
+        if not names and interface:
+            names = {n for n, m in self.topology.meps.items() if (m.node, m.interface) == (node, interface)}
+        ids = {s.id for s in self.topology.services if names & set(s.meps)}
+        return [s for s in self.inventory.services() if s.id in ids]
+
+    async def _on_port(self, event: PortStateChanged) -> None:
+        port = (event.node, event.interface)
+        node = self.topology.nodes.get(event.node)
+        if node is None or event.interface not in node.interfaces:
+            return
+        async with self._lock:
+            await self._load()
+            self._ports[port] = event.up
+            obj, ends = link_object(self.topology, event.node, event.interface)
+            key = fault_key(FaultKind.LINK_DOWN, obj)
+            down = [p for p in ends if not self._ports.get((p.node, p.interface), True)]
+            if down:
+                services = affected_services(self.inventory.services(), self.topology, self.inventory.port_up, ends)
+                kind_of = "link" if len(ends) > 1 else "port"
+                seen = {src for p in down for src in self._sources.get((p.node, p.interface), {"poll"})}
+                sources = tuple(sorted(seen))
+                where = " and ".join(str(p) for p in down)
+                details = f"link down: {obj.replace('|', ' <-> ')} ({where} down, seen via {', '.join(sources)})"
+                objects = tuple((str(p), "Interface") for p in ends)
+                await self._raise(
+                    key,
+                    FaultKind.LINK_DOWN,
+                    kind_of,
+                    objects,
+                    details,
+                    services,
+                    ",".join(sorted({p.node for p in ends})),
+                    sources,
+                )
+            else:
+                for p in ends:
+                    self._sources.pop((p.node, p.interface), None)
+                await self._clear(key, None)
+
+    # Raise / clear -------------------------------------------------------------------------------------------
+
+    async def _raise(
+        self,
+        key: str,
+        kind: FaultKind,
+        object_type: str,
+        objects: tuple[tuple[str, str], ...],
+        details: str,
+        services: Iterable[Service],
+        source_system: str | None,
+        sources: tuple[str, ...],
+        attributes: Mapping[str, Any] | None = None,
+        buyers: Iterable[str | None] | None = None,
+    ) -> list[AlarmRecord]:
+        """One alarm per buyer whose services are affected (one buyer-less alarm when none is)."""
+        by_buyer: dict[str | None, list[str]] = {}
+        for svc in services:
+            by_buyer.setdefault(svc.buyer, []).append(svc.id)
+        for b in buyers or ():
+            by_buyer.setdefault(b, [])
+        if not by_buyer:
+            by_buyer[None] = []
+        now = iso(utcnow()) or ""
+        _, _, severity = profile(kind)
+        created: list[AlarmRecord] = []
+        for buyer, service_ids in by_buyer.items():
+            existing = self._active.get((key, buyer))
+            if existing is not None:
+                merged_sources = tuple(sorted(set(existing.sources) | set(sources)))
+                merged_services = tuple(dict.fromkeys([*existing.affected_services, *service_ids]))
+                changed = (merged_sources, merged_services, details) != (
+                    existing.sources,
+                    existing.affected_services,
+                    existing.details,
+                )
+                if changed:
+                    updated = existing.evolve(
+                        sources=merged_sources, affected_services=merged_services, changed_at=now, details=details
+                    )
+                    self._active[(key, buyer)] = updated
+                    await self._commit(updated, "alarmAttributeValueChangeEvent")
+                continue
+            sev = severity if (service_ids or kind is FaultKind.TCA) else "minor"
+            if kind is FaultKind.LINK_DOWN and len(service_ids) > 1:
+                sev = "critical"
+            correlated = self._root_causes(kind, buyer, service_ids)
+            rec = AlarmRecord(
+                id=uuid.uuid4().hex[:16],
+                key=key,
+                buyer=buyer,
+                kind=kind,
+                alarmed_object_type=object_type,
+                alarmed_objects=objects,
+                details=details,
+                raised_at=now,
+                reported_at=now,
+                changed_at=now,
+                severity=sev,
+                affected_services=tuple(service_ids),
+                source_system=source_system,
+                sources=sources,
+                specific_attributes=dict(attributes) if attributes else None,
+                correlated=correlated,
+            )
+            self._active[(key, buyer)] = rec
+            await self._commit(rec, "alarmCreateEvent")
+            created.append(rec)
+            log.info("alarm raised: %s %s buyer=%s services=%s", rec.id, key, buyer, list(service_ids))
+        return created
+
+    def _root_causes(self, kind: FaultKind, buyer: str | None, service_ids: list[str]) -> tuple[str, ...]:
+        if kind is FaultKind.LINK_DOWN or not service_ids:
+            return ()
+        return tuple(
+            a.id
+            for (k, b), a in self._active.items()
+            if b == buyer and a.kind is FaultKind.LINK_DOWN and set(a.affected_services) & set(service_ids)
+        )
+
+    async def _clear(
+        self, key: str, buyer: str | None, attributes: Mapping[str, Any] | None = None, all_buyers: bool = True
+    ) -> list[AlarmRecord]:
+        cleared: list[AlarmRecord] = []
+        for (k, b), rec in list(self._active.items()):
+            if k != key or (not all_buyers and b != buyer):
+                continue
+            now = iso(utcnow()) or ""
+            done = rec.evolve(state=AlarmState.CLEARED, cleared_at=now, changed_at=now)
+            if attributes:
+                done.specific_attributes = dict(attributes)
+            del self._active[(k, b)]
+            await self._commit(done, "alarmStateChangeEvent")
+            cleared.append(done)
+            log.info("alarm cleared: %s %s buyer=%s", done.id, key, b)
+        return cleared
+
+    async def _commit(self, rec: AlarmRecord, event_type: str) -> None:
+        messages = await self._messages(event_type, rec)
+        async with self.store.transaction() as tx:
+            await tx.put_document(
+                Document(
+                    COLLECTION,
+                    rec.id,
+                    rec.to_dict(),
+                    buyer=rec.buyer,
+                    state=rec.state.value,
+                    key1=rec.key,
+                    key2=rec.kind.value,
+                )
+            )
+            await tx.add_outbox(messages)
+        for listener in list(self.listeners):
+            try:
+                listener(rec, event_type)
+            except Exception:
+                log.exception("alarm listener failed")
+
+    async def _messages(self, event_type: str, rec: AlarmRecord) -> list[OutboxMessage]:
+        payload = {"alarm": rec.to_mef()}
+        messages = await self.hub.messages(ALARM_API, event_type, payload, rec.buyer)
+        if rec.buyer is None:
+            # Infrastructure alarms (no SP service affected) go to operator registrations only.
+            operator = {s.id for s in await self.store.list_subscriptions(ALARM_API.name) if s.buyer is None}
+            messages = [m for m in messages if m.subscription_id in operator]
+        return messages
+
+    # Threshold crossing (called by the PM service) -----------------------------------------------------------
+
+    async def tca(
+        self,
+        *,
+        action: str,
+        job_id: str,
+        obj: str,
+        metric: str,
+        buyer: str | None,
+        service_ids: Iterable[str],
+        attributes: Mapping[str, Any],
+        details: str,
+    ) -> list[AlarmRecord]:
+        """Apply a TCA outcome (``set`` / ``clear`` / ``stateless``) of a PM job's measurement interval."""
+        key = fault_key(FaultKind.TCA, f"{job_id}|{obj}|{metric}")
+        services = [s for s in (self.inventory.indexed(i) for i in service_ids) if s is not None]
+        async with self._lock:
+            await self._load()
+            if action == "set":
+                return await self._raise(
+                    key,
+                    FaultKind.TCA,
+                    "performanceJob",
+                    ((job_id, "PerformanceJob"),),
+                    details,
+                    services,
+                    None,
+                    ("pm",),
+                    attributes,
+                    buyers=[buyer],
+                )
+            if action == "clear":
+                return await self._clear(key, buyer, attributes)
+            if action == "stateless":
+                skey = f"{key}|{uuid.uuid4().hex[:6]}"
+                created = await self._raise(
+                    skey,
+                    FaultKind.TCA,
+                    "performanceJob",
+                    ((job_id, "PerformanceJob"),),
+                    details,
+                    services,
+                    None,
+                    ("pm",),
+                    attributes,
+                    buyers=[buyer],
+                )
+                # A stateless TCA has no clear (MEF 35.1): it is a record of one crossing, not a standing condition.
+                for rec in created:
+                    self._active.pop((rec.key, rec.buyer), None)
+                return created
+        raise ValueError(f"unknown TCA action {action!r}")

@@ -1,0 +1,71 @@
+"""Wiring of Alarm Management, Performance Monitoring and Streaming into a :class:`Runtime`.
+
+One :class:`MonitoringExtension` per runtime holds the three services. :func:`install` creates it and
+subscribes the alarm service to the event bus at once (no I/O, so it can happen before ``Runtime.start()``
+and sees the initial port read); :meth:`MonitoringExtension.start` (after the store is open) registers the
+PM job kinds with the durable job runner (the runtime's ``jobs`` when it has one, else our own runner which
+we then start and stop), and resumes nothing by hand: PM intervals are job-runner items, so a restart picks
+them up from the store. :func:`extension` is what API handlers call; it installs lazily.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import TYPE_CHECKING
+
+from interlude.service.alarms import AlarmService
+from interlude.service.jobs import JobRunner
+from interlude.service.performance import PerformanceService
+from interlude.service.streaming import StreamingService
+
+if TYPE_CHECKING:
+    from interlude.service.runtime import Runtime
+
+_EXTENSIONS: weakref.WeakKeyDictionary[Runtime, MonitoringExtension] = weakref.WeakKeyDictionary()
+
+
+class MonitoringExtension:
+    """Alarms, PM and streaming of one runtime."""
+
+    def __init__(self, runtime: Runtime, jobs: JobRunner | None = None) -> None:
+        self.runtime = runtime
+        shared = getattr(runtime, "jobs", None)
+        self._own_jobs = not isinstance(shared, JobRunner) and jobs is None
+        self.jobs: JobRunner = jobs or (shared if isinstance(shared, JobRunner) else JobRunner(runtime.store))
+        self.alarms = AlarmService(runtime.store, runtime.hub, runtime.bus, runtime.inventory, runtime.topology)
+        self.streaming = StreamingService(runtime.store)
+        self.performance = PerformanceService(runtime, self.jobs, self.alarms, self.streaming)
+        self.alarms.attach()
+        self.started = False
+
+    async def start(self) -> None:
+        """After the store is open: PM job kinds, our own job runner if the runtime has none."""
+        if self.started:
+            return
+        self.performance.register()
+        if self._own_jobs:
+            await self.jobs.start()
+        self.started = True
+
+    async def stop(self) -> None:
+        """Stop what :meth:`start` started (idempotent)."""
+        if not self.started:
+            return
+        if self._own_jobs:
+            await self.jobs.stop()
+        await self.streaming.close()
+        self.started = False
+
+
+def install(runtime: Runtime, jobs: JobRunner | None = None) -> MonitoringExtension:
+    """The runtime's extension, created (and attached to the bus) on first call."""
+    ext = _EXTENSIONS.get(runtime)
+    if ext is None:
+        ext = MonitoringExtension(runtime, jobs)
+        _EXTENSIONS[runtime] = ext
+    return ext
+
+
+def extension(runtime: Runtime) -> MonitoringExtension:
+    """For API handlers: the runtime's extension (installed lazily)."""
+    return install(runtime)
