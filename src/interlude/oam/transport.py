@@ -381,14 +381,20 @@ class EmulatedTransport:
         self.link = link
         self.end = end
         self.mac = mac
+        self._last_tx_ns = 0
 
     def now_ns(self) -> int:
         """The link's virtual clock."""
         return self.link.clock_ns
 
     def send(self, frame: bytearray, stamp_at: int | None = None) -> int:
-        """Stamp with the virtual time and put the frame on the wire."""
-        tx_ns = self.link.clock_ns
+        """Stamp with the virtual time and put the frame on the wire.
+
+        Virtual time does not move while we send, so each send advances it by 1 ns: TX timestamps stay unique
+        (DMRs are matched by them), as they are on a real clock.
+        """
+        self.link.clock_ns = max(self.link.clock_ns, self._last_tx_ns + 1)
+        tx_ns = self._last_tx_ns = self.link.clock_ns
         if stamp_at is not None:
             codec.put_ts(frame, stamp_at, tx_ns)
         self.link.transmit(self.end, frame, tx_ns)

@@ -78,3 +78,9 @@ async def test_emulated_adapter_runs_sessions_with_network_impairments(adapter: 
     await adapter.set_impairment("up1", Impairment(down=True))
     cut = await adapter.run_oam(OamRequest(kind=OamKind.LOOPBACK, mep=mep, remote=remote, count=5))
     assert (cut.sent, cut.received) == (5, 0)
+
+
+async def test_zero_delay_ping_pong_keeps_delay_matching() -> None:
+    request = OamRequest(kind=OamKind.DELAY, mep=MEP, remote=REMOTE, count=50, interval_s=0.0)
+    result = await run_emulated(request, PathImpairment(residence_us=0.0), seed=1)
+    assert result.received == 50 and max(result.delays_us) < 1.0
