@@ -151,6 +151,15 @@ class Lab:
             if node.kind in AGENT_KINDS:
                 address = node.address or str(hosts + 10 + agent_index)
                 agent_index += 1
+                try:
+                    inside = ipaddress.ip_address(address) in subnet
+                except ValueError:
+                    inside = False
+                if not inside or address in (str(hosts), str(hosts + 1)):
+                    raise LabError(
+                        f"nodes.{name}.address {address} is not a host of lab.subnet {subnet} other than "
+                        f"{hosts + 1} (the root side); fix the address or drop it to let the lab assign one"
+                    )
             state.nodes[name] = NodeState(
                 name=name,
                 kind=node.kind,
