@@ -148,15 +148,6 @@ def timed(fn: Callable[[], object], n: int) -> list[float]:
     return out
 
 
-async def atimed(fn: Callable[[], Any], n: int) -> list[float]:
-    out = []
-    for _ in range(n):
-        t = time.perf_counter()
-        await fn()
-        out.append(time.perf_counter() - t)
-    return out
-
-
 def report(title: str, ours: list[float], bare: list[float], goal: float | None = None) -> None:
     o, b = median_ms(ours), median_ms(bare)
     verdict = "" if goal is None else (" (goal <= {:.1f}x: {})".format(goal, "met" if o / b <= goal else "NOT met"))
@@ -216,25 +207,50 @@ def start_emulator() -> tuple[NetconfEmulatorServer, Callable[[], None]]:
     return server, stop
 
 
-async def bench_adapter(
-    topo: Topology, node: str, iface: str, names: list[str], n: int
-) -> tuple[list[float], list[float]]:
+def compare(
+    topo: Topology,
+    node: str,
+    iface: str,
+    names: list[str],
+    n: int,
+    bare: Bare,
+    bare_change: Callable[[str, bool], None],
+) -> tuple[list[float], list[float], list[float], list[float]]:
+    """Adapter and bare ncclient interleaved, iteration by iteration, so load changes hit both alike."""
+    loop = asyncio.new_event_loop()
     with tempfile.TemporaryDirectory() as tmp:
         adapter = NetconfAdapter(topo.node(node), AdapterContext(topo, Path(tmp), Path(tmp)))
-        await adapter.open()
+        loop.run_until_complete(adapter.open())
         try:
-            await adapter.set_admin_state(iface, AdminState.UP)
+            loop.run_until_complete(adapter.set_admin_state(iface, AdminState.UP))  # both start from "up"
 
-            async def flap() -> None:
+            async def ours_flap() -> None:
                 await adapter.set_admin_state(iface, AdminState.DOWN)
                 await adapter.set_admin_state(iface, AdminState.UP)
 
-            admin = [x / 2 for x in await atimed(flap, n)]
-            counters = await atimed(lambda: adapter.read_counters(names), n * 4)
-            assert len(await adapter.read_counters(names)) == len(names)
+            def bare_flap() -> None:
+                bare_change(iface, False)
+                bare_change(iface, True)
+
+            ours_admin: list[float] = []
+            bare_admin: list[float] = []
+            ours_counters: list[float] = []
+            bare_counters: list[float] = []
+            for _ in range(n):
+                bare_admin += [x / 2 for x in timed(bare_flap, 1)]
+                t = time.perf_counter()
+                loop.run_until_complete(ours_flap())
+                ours_admin.append((time.perf_counter() - t) / 2)
+                for _ in range(4):
+                    bare_counters += timed(lambda: bare.counters(names), 1)
+                    t = time.perf_counter()
+                    samples = loop.run_until_complete(adapter.read_counters(names))
+                    ours_counters.append(time.perf_counter() - t)
+                    assert len(samples) == len(names)
         finally:
-            await adapter.close()
-    return admin, counters
+            loop.run_until_complete(adapter.close())
+            loop.close()
+    return ours_admin, bare_admin, ours_counters, bare_counters
 
 
 def run_emulator(n: int) -> None:
@@ -245,18 +261,11 @@ def run_emulator(n: int) -> None:
         topo = emulator_topology(server.port, server.host_key)
         bare = Bare(host="127.0.0.1", port=server.port, username="big", password="bench-pw")
         try:
-            bare.change_enabled("eth0", True)
-
-            def flap() -> None:
-                bare.change_enabled("eth0", False)
-                bare.change_enabled("eth0", True)
-
-            bare_admin = [x / 2 for x in timed(flap, n)]
-            bare_counters = timed(lambda: bare.counters(names), n * 4)
-            assert len(bare.counters(names)) == N_IFS
+            ours_admin, bare_admin, ours_counters, bare_counters = compare(
+                topo, "big", "eth0", names, n, bare, bare.change_enabled
+            )
         finally:
             bare.close()
-        ours_admin, ours_counters = asyncio.run(bench_adapter(topo, "big", "eth0", names, n))
     finally:
         stop()
     print(f"emulator NETCONF server (ietf-interfaces profile, candidate + validate + confirmed commit), n={n}:")
@@ -316,17 +325,11 @@ def run_netconfd(n: int) -> None:
         )
         bare = Bare(host=address, port=830, username="root", key_filename=str(key))
         try:
-            bare.change_presence("e0", True)
-
-            def flap() -> None:
-                bare.change_presence("e0", False)
-                bare.change_presence("e0", True)
-
-            bare_admin = [x / 2 for x in timed(flap, n)]
-            bare_counters = timed(lambda: bare.counters(names), n * 4)
+            ours_admin, bare_admin, ours_counters, bare_counters = compare(
+                topo, "dut", "e0", names, n, bare, bare.change_presence
+            )
         finally:
             bare.close()
-        ours_admin, ours_counters = asyncio.run(bench_adapter(topo, "dut", "e0", names, n))
         print(f"yuma123 netconfd in a namespace (yuma123 profile, verify = oper state), n={n}:")
         report("admin change round trip (verify waits for SIL)", ours_admin, bare_admin, goal=1.2)
         report(f"counters, {N_IFS} interfaces, one <get>", ours_counters, bare_counters)

@@ -266,7 +266,8 @@ class NetconfSession:
         loop = asyncio.get_running_loop()
         limit = timeout if timeout is not None else self.params.rpc_timeout_s + 5
         try:
-            return await asyncio.wait_for(loop.run_in_executor(self._executor, fn), limit)
+            async with asyncio.timeout(limit):  # cheaper than wait_for (no extra task per RPC)
+                return await loop.run_in_executor(self._executor, fn)
         except TimeoutError as exc:
             raise DeviceTimeoutError(f"{what}: no reply within {limit:.1f} s", node=self.node) from exc
         except RuntimeError as exc:
