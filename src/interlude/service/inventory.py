@@ -63,9 +63,15 @@ class InventoryService:
     # Reads ------------------------------------------------------------------------------------------------
 
     async def get(self, service_id: str, buyer: str | None) -> Service:
-        """One service of the buyer; :class:`NotFoundError` otherwise."""
-        svc = await self.store.get_service(service_id, buyer)
+        """One service of the buyer; :class:`NotFoundError` otherwise.
+
+        Served from the in-memory index (every write goes through this service and updates it after
+        commit), so a read never waits on the database.
+        """
+        svc = self._index.get(service_id)
         if svc is None:
+            svc = await self.store.get_service(service_id)
+        if svc is None or (buyer is not None and svc.buyer != buyer):
             raise NotFoundError(f"no service {service_id!r}")
         return svc
 

@@ -82,6 +82,16 @@ register_migration(
     """,
 )
 
+register_migration(
+    "core",
+    2,
+    "indexes for filtered service pages",
+    """
+    CREATE INDEX services_buyer_state_type ON services(buyer, state, service_type);
+    CREATE INDEX services_buyer_kind ON services(buyer, kind);
+    """,
+)
+
 _UNFINISHED_ORDER_STATES = ("acknowledged", "inProgress")
 
 
