@@ -217,10 +217,10 @@ def _checkout_dir() -> Path | None:
     return path if path.is_dir() else None
 
 
-def search_path(extra: Sequence[Path] = (), env: Mapping[str, str] | None = None) -> list[Path]:
+def search_path(extra: Sequence[Path | str] = (), env: Mapping[str, str] | None = None) -> list[Path]:
     """Directories searched for ``<name>.yaml``, in order (see the module docstring)."""
     env = os.environ if env is None else env
-    dirs = list(extra)
+    dirs = [Path(d) for d in extra]
     dirs += [Path(p) for p in env.get(ENV_PATH, "").split(os.pathsep) if p]
     for found in (_packaged_dir(), _checkout_dir()):
         if found is not None and found.resolve() not in {d.resolve() for d in dirs}:
@@ -228,7 +228,7 @@ def search_path(extra: Sequence[Path] = (), env: Mapping[str, str] | None = None
     return dirs
 
 
-def available_profiles(extra: Sequence[Path] = ()) -> list[str]:
+def available_profiles(extra: Sequence[Path | str] = ()) -> list[str]:
     """Names of every profile on the search path, sorted."""
     names = {p.stem for d in search_path(extra) if d.is_dir() for p in d.glob("*.yaml")}
     return sorted(names)
@@ -246,7 +246,7 @@ def parse_profile(raw: object, source: str = "<data>") -> Profile:
         raise ConfigError(f"NETCONF profile {source}: {loc}: {err['msg']}") from None
 
 
-def load_profile(name: str, extra: Sequence[Path] = ()) -> Profile:
+def load_profile(name: str, extra: Sequence[Path | str] = ()) -> Profile:
     """Find and validate the profile called ``name``; the error lists the profiles that exist."""
     if not name or "/" in name or name.startswith("."):
         raise ConfigError(f"invalid NETCONF profile name {name!r}")
