@@ -63,12 +63,18 @@ def snmp_view_of(
     return parse_topology(raw)
 
 
-@pytest.fixture
+@pytest.fixture(params=["fast", "pysnmp"])
 async def emu_adapter(
-    emu_network: EmulatedNetwork, emu_agent: EmulatorSnmpAgent, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    request: pytest.FixtureRequest,
+    emu_network: EmulatedNetwork,
+    emu_agent: EmulatorSnmpAgent,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[SnmpAdapter]:
+    """Both SNMPv2c read paths: the fast codec (default) and pysnmp's."""
     monkeypatch.setenv("ILT_EMU_COMMUNITY", "pe1")
-    topo = snmp_view_of(emu_network, "pe1", emu_agent)
+    settings = {"trap_listen": f"127.0.0.1:{emu_agent.trap_port}", "counter_cache_s": 0, "codec": request.param}  # type: ignore[attr-defined]
+    topo = snmp_view_of(emu_network, "pe1", emu_agent, settings)
     context = AdapterContext(topology=topo, base_dir=tmp_path, state_dir=tmp_path)
     created = create_adapter(topo.node("pe1"), context)  # through the entry point
     assert isinstance(created, SnmpAdapter)

@@ -17,6 +17,7 @@ Node settings (cross-team interface, brief item 1; inherited node -> ``kinds.snm
       context_name: ""           # SNMPv3 context (the emulator's agent uses the node name)
       counter_cache_s: 3.0       # agent counter cache (default: the profile's)
       bulk_varbinds: 100         # varbinds asked per GETBULK/GET PDU
+      codec: fast                # SNMPv2c reads: our BER decoder (10x faster); "pysnmp" for pysnmp's
     credentials:                 # secret references only ({env: NAME} or {file: path})
       community, write_community, trap_community, v3_user, v3_auth_key, v3_priv_key
 
@@ -103,6 +104,7 @@ class SnmpSettings(BaseModel):
     context_name: str = ""
     counter_cache_s: float | None = Field(None, ge=0)
     bulk_varbinds: int = Field(100, ge=1, le=1000)
+    codec: Literal["fast", "pysnmp"] = "fast"
 
     @field_validator("version", mode="before")
     @classmethod
@@ -221,6 +223,7 @@ class SnmpAdapter:
             retries=self.settings.retries,
             max_concurrency=self.settings.max_concurrency,
             bulk_varbinds=self.settings.bulk_varbinds,
+            codec=self.settings.codec,
         )
         await session.open()
         self._session = session
