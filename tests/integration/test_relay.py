@@ -57,8 +57,10 @@ def test_relay_adds_configured_delay_and_obeys_sighup(netns_factory: NetnsFactor
         update_relay(agent, RelayConfig(delay_ms=10.0, jitter_ms=4.0))
         assert wait_for(lambda: "'jitter_ms': 4.0" in Path(agent.log or "").read_text(), timeout=5)
         out = netns_factory.exec(a, "ping", "-n", "-q", "-c", "30", "-i", "0.05", "10.253.10.2", timeout=60).stdout
-        rtt_min, _avg, rtt_max, mdev = (float(x) for x in _RTT.search(out).groups())  # type: ignore[union-attr]
-        assert rtt_min >= 12.0 and rtt_max <= 28.5 and mdev >= 0.8, out  # 2 x (10 +- 4) ms, spread out
+        rtt_min, rtt_avg, _max, mdev = (float(x) for x in _RTT.search(out).groups())  # type: ignore[union-attr]
+        # 2 x (10 +- 4) ms: never below 12 ms (frames are never sent early), spread out, centred near 20 ms
+        # (the maximum is not asserted: on a loaded 2-core box a scheduling hiccup can add milliseconds)
+        assert rtt_min >= 12.0 and mdev >= 0.8 and 16.0 <= rtt_avg <= 26.0, out
 
         update_relay(agent, RelayConfig(delay_ms=2.0, loss_percent=30.0))
         assert wait_for(lambda: "'loss_percent': 30.0" in Path(agent.log or "").read_text(), timeout=5)

@@ -37,6 +37,7 @@ from interlude.oam.transport import Transport
 
 Reply = tuple[bytearray, int | None]
 STATE_REFRESH_NS = 500_000_000
+BURST = 256
 
 
 class MepResponder:
@@ -172,6 +173,8 @@ async def serve(
     :data:`STATE_REFRESH_NS` (so counters in a state file stay current without a write per frame).
     """
     last_state = transport.now_ns()
+    read_now = getattr(transport, "read_now", None)
+    read_now_wait_ns = int(getattr(transport, "spin_ns", 0))
     if on_state is not None:
         on_state(responder.state())
     while not stop.is_set():
@@ -183,10 +186,20 @@ async def serve(
         if ccm_frame is not None:
             transport.send(*ccm_frame)
         got = await transport.receive(min(responder.wakeup_ns(now), now + 200_000_000))
-        if got is not None:
+        burst = 0
+        while got is not None:
             frame, rx_ns = got
             for reply, stamp_at in responder.handle(frame, rx_ns):
                 transport.send(reply, stamp_at)
+            # hot path: keep answering back-to-back requests without a trip through the event loop, but
+            # yield after BURST frames (signals, stop) and whenever a CCM is due or an event must be reported
+            burst += 1
+            if read_now is None or burst >= BURST or responder.events or stop.is_set():
+                break
+            now = transport.now_ns()
+            if responder.wakeup_ns(now) - now < 2 * read_now_wait_ns:
+                break
+            got = read_now()
         if responder.events:
             events, responder.events = responder.events, []
             for event in events:

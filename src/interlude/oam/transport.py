@@ -149,7 +149,8 @@ def open_cfm_socket(
                 with contextlib.suppress(OSError):
                     sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
                 sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-                sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
+                if tagged:  # only a tap sees tags (see above); spare the kernel the cmsg otherwise
+                    sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
                 with contextlib.suppress(OSError):
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2 * 1024 * 1024)
                 ifindex = socket.if_nametoindex(interface)
@@ -247,6 +248,12 @@ class RawTransport:
             else:
                 raise OamError(f"send on {self.interface!r} failed: {exc}") from exc
         return tx_ns
+
+    def read_now(self) -> tuple[bytes, int] | None:
+        """Synchronous read waiting at most ``spin_ns`` in the kernel (the responder's back-to-back path)."""
+        if self._backlog:
+            return self._backlog.popleft()
+        return _read_frame(self.sock, self.tagged, 0 if self.spin_ns > 0 else socket.MSG_DONTWAIT)
 
     def _on_readable(self) -> None:
         waiter = self._waiter
