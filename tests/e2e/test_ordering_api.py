@@ -277,3 +277,48 @@ async def test_failed_item_has_termination_error(client: TestClient[Any, Any]) -
     assert done["state"] == "failed"
     [err] = done["serviceOrderItem"][0]["terminationError"]
     assert err["code"] == "otherIssue" and "refused" in err["value"]
+
+
+async def test_add_ipvc_and_change_its_cir(client: TestClient[Any, Any]) -> None:
+    ipvc = "urn:mef:lso:spec:legato:ipvc:v0.0.4:all"
+    ipvc_ep = "urn:mef:lso:spec:legato:ipvc-end-point:v0.0.4:all"
+    items = [
+        {"id": "ia", "action": "add", "service": {"serviceConfiguration": {"@type": ipvc}}},
+        {
+            "id": "ep", "action": "add",
+            "serviceOrderItemRelationship": [
+                {"relationshipType": "IPUNI_ENDPOINT_OF_IPVC", "orderItem": {"itemId": "ia"}}
+            ],
+            "service": {
+                "serviceRelationship": [{"relationshipType": "CONNECTS_TO_IPUNI", "service": {"id": "pe1-uni4"}}],
+                "serviceConfiguration": {
+                    "@type": ipvc_ep,
+                    "ingressBwpEnvelope": {"ipvcEpIngressBwpAll": {"cir": {"irValue": 100, "irUnits": "MBPS"}}},
+                },
+            },
+        },
+    ]  # fmt: skip
+    resp = await post_order(client, *items)
+    assert resp.status == 201, await resp.text()
+    done = await wait_order(client, (await resp.json())["id"])
+    assert done["state"] == "completed", done
+    new_id = done["serviceOrderItem"][0]["service"]["id"]
+    conn = net(client).connections["agg1"][new_id]
+    assert (conn.a.node, conn.a.interface, conn.b.interface) == ("pe1", "uni4", "inet0")
+    bw = net(client).ports[("pe1", "uni4")].bandwidth
+    assert bw is not None and bw.cir_bps == 100_000_000
+    # CIR change on the IPVC end point, within the internet-burst policy (50..500 Mbit/s)
+    change = {
+        "id": "1", "action": "modify",
+        "service": {"id": f"{new_id}-uni", "serviceConfiguration": {
+            "@type": ipvc_ep,
+            "ingressBwpEnvelope": {"ipvcEpIngressBwpAll": {"cir": {"irValue": 400, "irUnits": "MBPS"}}}}},
+    }  # fmt: skip
+    resp = await post_order(client, change)
+    assert resp.status == 201, await resp.text()
+    assert (await wait_order(client, (await resp.json())["id"]))["state"] == "completed"
+    bw = net(client).ports[("pe1", "uni4")].bandwidth
+    assert bw is not None and bw.cir_bps == 400_000_000
+    change["service"]["serviceConfiguration"]["ingressBwpEnvelope"]["ipvcEpIngressBwpAll"]["cir"]["irValue"] = 900  # type: ignore[index]
+    resp = await post_order(client, change)
+    assert resp.status == 422

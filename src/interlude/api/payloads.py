@@ -340,15 +340,14 @@ def extract_change(svc: Service, config: object, base: str, mtu: int = 1522) -> 
                 change.paths["ceVlans"] = path
     if svc.kind is ServiceKind.IPVC_END_POINT:
         cir_path: tuple[str | int, ...] = ("ingressBwpEnvelope", "ipvcEpIngressBwpAll", "cir")
-        if True:
-            found, value = _pop(submitted, cir_path)
-            _pop(current, cir_path)
-            if found:
-                path = f"{base}/ingressBwpEnvelope/ipvcEpIngressBwpAll/cir"
-                parsed = parse_information_rate(value, path)
-                if parsed != svc.cir_bps:
-                    change.cir_bps = parsed
-                    change.paths["cir"] = path
+        found, value = _pop(submitted, cir_path)
+        _pop(current, cir_path)
+        if found:
+            path = f"{base}/ingressBwpEnvelope/ipvcEpIngressBwpAll/cir"
+            parsed = parse_information_rate(value, path)
+            if parsed != svc.cir_bps:
+                change.cir_bps = parsed
+                change.paths["cir"] = path
         # maxIr / maxIrE follow the CIR: accept them without treating them as separate changes.
         for follower in (("ingressBwpEnvelope", "ipvcEpIngressBwpAll", "maxIr"), ("ingressBwpEnvelope", "maxIrE")):
             _pop(submitted, follower)

@@ -96,7 +96,8 @@ class Network:
 
     async def set_impairment(self, port: PortRef, impairment: Impairment) -> None:
         """Inject (or with a default Impairment clear) a fault at a port."""
-        if port.interface not in self.topology.nodes.get(port.node, _EMPTY_NODE).interfaces:
+        node = self.topology.nodes.get(port.node)
+        if node is None or port.interface not in node.interfaces:
             raise NotFoundError(f"unknown port {port}")
         await require(self.adapter(port.node), ImpairmentControl).set_impairment(port.interface, impairment)  # type: ignore[type-abstract]
 
@@ -129,10 +130,3 @@ class Network:
             if a in result or b in result:
                 result.update((a, b))
         return result
-
-
-class _EmptyNode:
-    interfaces: dict[str, object] = {}
-
-
-_EMPTY_NODE = _EmptyNode()
