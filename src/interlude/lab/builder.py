@@ -422,16 +422,16 @@ def _settle(namespaces: list[str], timeout: float = 3.0) -> None:
     """
     deadline = time.monotonic() + timeout
     pending = list(namespaces)
+
+    def lags(ns: str) -> bool:
+        out = shell.run(["ip", "-n", ns, "-o", "link", "show", "up"], check=False)
+        return any(
+            "LOWER_UP" in line and "state UP" not in line and "state UNKNOWN" not in line for line in out.splitlines()
+        )
+
     while pending and time.monotonic() < deadline:
-        lagging = []
-        for ns in pending:
-            out = shell.run(["ip", "-n", ns, "-o", "link", "show", "up"], check=False)
-            if any(
-                "LOWER_UP" in line and "state UP" not in line and "state UNKNOWN" not in line
-                for line in out.splitlines()
-            ):
-                lagging.append(ns)
-        pending = lagging
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            pending = [ns for ns, lagging in zip(pending, pool.map(lags, pending), strict=True) if lagging]
         if pending:
             time.sleep(0.05)
 

@@ -23,6 +23,7 @@ import subprocess
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
@@ -179,7 +180,7 @@ def _jobs(
     return jobs
 
 
-def start_agents(topology: Topology, state: LabState, base_dir: Path, *, progress: Progress, workers: int = 8) -> None:
+def start_agents(topology: Topology, state: LabState, base_dir: Path, *, progress: Progress, workers: int = 12) -> None:
     """Start every agent in parallel; each PID is journaled in the state folder as soon as it is known.
 
     All jobs run to completion even when one fails, so every started PID is recorded for ``down``; the first
@@ -190,6 +191,11 @@ def start_agents(topology: Topology, state: LabState, base_dir: Path, *, progres
     jobs = _jobs(topology, state, base_dir)
     if not jobs:
         return
+    # Responders are CPU-bound Python start-ups, snmpd/sshd mostly wait for readiness: interleave them so the
+    # waits overlap the start-ups instead of queueing behind them.
+    cpu = [j for j in jobs if j[1].startswith("OAM")]
+    waiting = [j for j in jobs if not j[1].startswith("OAM")]
+    jobs = [j for pair in zip_longest(cpu, waiting) for j in pair if j is not None]
     lock = threading.Lock()
     errors: list[str] = []
 
