@@ -77,3 +77,39 @@ async def test_bad_faults(client: TestClient[Any, Any]) -> None:
         assert resp.status == status, body
         assert (await resp.json())[0]["propertyPath"]
     assert (await client.get("/interlude/v1/faults/xyz")).status == 404
+
+
+async def test_network_changes_reach_the_inventory_through_adapter_events(client: TestClient[Any, Any]) -> None:
+    """Nobody calls the API: the network changes by itself and the emulated adapters' events() report it."""
+    import asyncio
+
+    net = shared_network(client.app[RUNTIME].context)  # type: ignore[index]
+
+    async def oper(service_id: str) -> str:
+        body = await (await client.get(f"{INV}/service/{service_id}")).json()
+        return str(body["serviceConfiguration"]["operationalState"]["state"])
+
+    net.set_link_cut("pe2", "up1", True)
+    async with asyncio.timeout(5):
+        while await oper("ovc-2002") != "DISABLED":
+            await asyncio.sleep(0.02)
+    assert await oper("ovc-1001") == "ENABLED"
+    net.set_carrier("pe2", "up1", True)
+    net.set_link_cut("pe2", "up1", False)
+    async with asyncio.timeout(5):
+        while await oper("ovc-2002") != "ENABLED":
+            await asyncio.sleep(0.02)
+
+
+async def test_unexpected_errors_are_500_without_internals(client: TestClient[Any, Any]) -> None:
+    runtime = client.app[RUNTIME]  # type: ignore[index]
+
+    async def boom(*_: Any) -> Any:
+        raise RuntimeError("secret internals /etc/passwd")
+
+    runtime.inventory.find = boom
+    resp = await client.get(f"{INV}/service")
+    assert resp.status == 500
+    body = await resp.json()
+    assert body["code"] == "internalError"
+    assert "secret" not in await resp.text()
