@@ -17,7 +17,7 @@ from interlude.adapters.base import AdapterContext, AdminState, EventKind, OperS
 from interlude.adapters.netconf import HostKeyError, NetconfAdapter, NetconfRpcError, VerificationError
 from interlude.emulator.netconf_server import NetconfEmulatorServer
 from interlude.emulator.network import EmulatedNetwork
-from interlude.errors import DeviceAuthError
+from interlude.errors import DeviceAuthError, DeviceTimeoutError
 from interlude.topology import Topology, bundled_topology_path, load_topology
 from tests.contract.test_netconf import emulator_topology
 
@@ -217,3 +217,58 @@ async def test_poll_events_report_carrier_loss(adapter: NetconfAdapter, server: 
     async with asyncio.timeout(5):
         await task
     assert seen[0].interface == "up1" and seen[0].source == "poll"
+
+
+async def test_a_silent_device_times_out_per_rpc(
+    server: NetconfEmulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from interlude.emulator import netconf_server
+
+    nc = _adapter(emulator_topology(server, timeout_s=0.5), tmp_path)
+    await nc.open()
+    try:
+        original = netconf_server._Session._write
+
+        def drop_state_replies(self: netconf_server._Session, xml: bytes) -> None:
+            if b"interfaces-state" not in xml:
+                original(self, xml)
+
+        monkeypatch.setattr(netconf_server._Session, "_write", drop_state_replies)
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(DeviceTimeoutError):
+            await nc.read_counters(["uni1"])
+        assert asyncio.get_running_loop().time() - started < 3.0
+        monkeypatch.undo()
+        assert "uni1" in await nc.read_counters(["uni1"])  # the session is still usable
+    finally:
+        await nc.close()
+
+
+async def test_unreachable_and_back_are_events(server: NetconfEmulatorServer, tmp_path: Path) -> None:
+    nc = _adapter(emulator_topology(server, connect_timeout_s=1, timeout_s=1), tmp_path)
+    await nc.open()
+    kinds: list[EventKind] = []
+
+    async def collect() -> None:
+        async for event in nc.events():
+            kinds.append(event.kind)
+            if event.kind is EventKind.DEVICE_REACHABLE:
+                return
+
+    task = asyncio.create_task(collect())
+    try:
+        await asyncio.sleep(0.3)
+        port = server.port
+        await server.stop()
+        await asyncio.sleep(1.0)
+        restarted = NetconfEmulatorServer(server.network, password=PASSWORD, port=port, host_key=server._key)
+        await restarted.start()
+        try:
+            async with asyncio.timeout(10):
+                await task
+        finally:
+            await restarted.stop()
+    finally:
+        task.cancel()
+        await nc.close()
+    assert kinds[:2] == [EventKind.DEVICE_UNREACHABLE, EventKind.DEVICE_REACHABLE]

@@ -28,7 +28,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+import ncclient.transport.parser as nc_parser
+import ncclient.transport.session as nc_session
 from lxml import etree
+from ncclient import transport
+from ncclient.manager import Manager, make_device_handler
+from ncclient.operations.errors import MissingCapabilityError, OperationError, TimeoutExpiredError
+from ncclient.operations.rpc import RaiseMode, RPCError
+from ncclient.transport.errors import AuthenticationError, SessionCloseError, SSHUnknownHostError, TransportError
 
 from interlude.errors import (
     AdapterError,
@@ -60,9 +67,6 @@ def tune_ncclient() -> None:
     with _tuned:
         if _TUNED:
             return
-        import ncclient.transport.parser as nc_parser
-        import ncclient.transport.session as nc_session
-
         nc_session.TICK = TICK_S
         nc_parser.TICK = TICK_S
         _TUNED = True
@@ -122,15 +126,6 @@ def _pinned_b64(pinned: str) -> str:
 
 def map_exception(exc: BaseException, node: str, what: str) -> AdapterError:
     """Translate an ncclient/paramiko/socket error into the interlude error tree (once, here)."""
-    from ncclient.operations.errors import MissingCapabilityError, OperationError, TimeoutExpiredError
-    from ncclient.operations.rpc import RPCError
-    from ncclient.transport.errors import (
-        AuthenticationError,
-        SessionCloseError,
-        SSHUnknownHostError,
-        TransportError,
-    )
-
     if isinstance(exc, AdapterError):
         return exc
     if isinstance(exc, RPCError):
@@ -191,10 +186,6 @@ class NetconfSession:
         return self._manager is not None and bool(self._manager.connected)
 
     def _connect_sync(self) -> None:
-        from ncclient import transport
-        from ncclient.manager import Manager, make_device_handler
-        from ncclient.operations.rpc import RaiseMode
-
         p = self.params
         self._close_sync()
         handler = make_device_handler({"name": "default"}, None)
