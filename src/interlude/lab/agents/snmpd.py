@@ -20,7 +20,7 @@ Why the generated configuration looks the way it does (each line was tried on th
   cannot be resolved without MIB files, so we write its documented expansion with numeric OIDs and a
   1-second monitor period (``monitorInterval``), which makes a linkDown trap follow an admin down within
   about a second plus the agent's 3-second ifTable cache. The monitors run internal SNMPv3 queries as the
-  ``iquerySecName`` user, a read-only noAuth user bound to 127.0.0.1's view of the agent only.
+  ``iquerySecName`` user, a noAuth user that may read the ifTable and nothing else.
 - Traps go to ``trap_target`` as SNMPv2c TRAP2s (``trap2sink``), or as SNMPv3 authPriv traps when
   ``trap_v3_user`` names one of the configured users (``trapsess -v3``).
 """
@@ -43,6 +43,7 @@ SNMPD_BINARY = "/usr/sbin/snmpd"
 _AUTH_PROTOCOLS = ("MD5", "SHA", "SHA-224", "SHA-256", "SHA-384", "SHA-512")
 _PRIV_PROTOCOLS = ("DES", "AES", "AES-192", "AES-256")
 
+_IF_TABLE = ".1.3.6.1.2.1.2.2"
 _IF_INDEX = ".1.3.6.1.2.1.2.2.1.1"
 _IF_ADMIN = ".1.3.6.1.2.1.2.2.1.7"
 _IF_OPER = ".1.3.6.1.2.1.2.2.1.8"
@@ -110,7 +111,7 @@ def _transport(spec: str, default_port: int) -> str:
 
 def _quote(value: str) -> str:
     """A quoted token (createUser strips the quotes; other directives would keep them, so they use _token)."""
-    if any(c in value for c in "\"\n\r"):
+    if any(c in value for c in '"\n\r'):
         raise ConfigError("SNMP communities and keys must not contain quotes or newlines")
     return f'"{value}"'
 
@@ -173,7 +174,7 @@ def render_snmpd_conf(config: SnmpdConfig, persistent_dir: Path) -> str:
         # linkUpDownNotifications, expanded with numeric OIDs and a short period (see the module docstring).
         lines += [
             "createUser _interlude_iquery",
-            "rouser _interlude_iquery noauth",
+            f"rouser _interlude_iquery noauth {_IF_TABLE}",  # the monitors read only ifTable
             "iquerySecName _interlude_iquery",
             f"notificationEvent linkUpTrap {_LINK_UP} {_IF_INDEX} {_IF_ADMIN} {_IF_OPER}",
             f"notificationEvent linkDownTrap {_LINK_DOWN} {_IF_INDEX} {_IF_ADMIN} {_IF_OPER}",
