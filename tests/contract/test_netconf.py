@@ -109,7 +109,7 @@ class TestNetconfEmulatorContract(AdapterContract):
 def netconfd_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetconfLab]:
     factory = NetnsFactory()
     try:
-        lab = build_netconf_lab(factory, tmp_path_factory.mktemp("nclab"), index=0)
+        lab = build_netconf_lab(factory, tmp_path_factory.mktemp("nclab"), index=0, interface_prefix="e")
     except BaseException:
         factory.cleanup()
         raise
@@ -159,3 +159,15 @@ class TestNetconfdContract(AdapterContract):
             counter_tolerance_octets=2_000,  # IPv6 neighbour discovery may add a frame between the two reads
             settle_s=6.0,
         )
+
+    async def test_interface_prefix_limits_what_the_agent_handles(self, netconfd_lab: NetconfLab) -> None:
+        """start_netconf(interface_prefix="e"): netconfd's SIL reports e1/e2 only, not mgmt0 or lo."""
+        raw = netconfd_lab.topology().model_dump()
+        raw["nodes"]["dut"]["interfaces"] = {}  # a node that names no interfaces sees all the device reports
+        topo = parse_topology(raw)
+        nc = NetconfAdapter(topo.node("dut"), netconfd_lab.context(topo))
+        await nc.open()
+        try:
+            assert sorted(s.name for s in await nc.list_interfaces()) == ["e1", "e2"]
+        finally:
+            await nc.close()

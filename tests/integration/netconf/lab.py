@@ -82,7 +82,9 @@ class NetconfLab:
         return AdapterContext(topology=topology, base_dir=self.state_dir, state_dir=self.state_dir)
 
 
-def build_netconf_lab(factory: NetnsFactory, state_dir: Path, index: int = 0) -> NetconfLab:
+def build_netconf_lab(
+    factory: NetnsFactory, state_dir: Path, index: int = 0, interface_prefix: str | None = None
+) -> NetconfLab:
     """Create the namespaces and links, start sshd + netconfd, return once a NETCONF hello succeeds."""
     require_netns()
     require_binaries("sshd", "netconfd", "netconf-subsystem", "ssh-keygen", "ssh", "ping")
@@ -107,6 +109,7 @@ def build_netconf_lab(factory: NetnsFactory, state_dir: Path, index: int = 0) ->
         state_dir / "agent",
         listen=[dut_ip, "127.0.0.1"],
         authorized_keys=[key.with_suffix(".pub").read_text().strip()],
+        interface_prefix=interface_prefix,
     )
     sshd = next(a for a in agents if a.type == "sshd")
     return NetconfLab(factory, dut, peer, dut_ip, agents, key, str(sshd.extra["host_key"]), state_dir)
