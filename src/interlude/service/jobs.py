@@ -339,8 +339,11 @@ class JobRunner:
             except Exception:
                 log.exception("job runner loop failed; retrying")
             self._wake.clear()
+            # Computed before the wait coroutine exists (a cancel here must not leak it); at least 10 ms so a due
+            # item we cannot take yet (all slots busy) does not spin the loop.
+            sleep_s = max(0.01, await self._next_sleep())
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=await self._next_sleep())
+                await asyncio.wait_for(self._wake.wait(), timeout=sleep_s)
 
     async def _next_sleep(self) -> float:
         """Sleep until the next due item (bounded by the poll interval)."""
