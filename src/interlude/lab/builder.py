@@ -219,6 +219,8 @@ class Lab:
         On any failure the lab is torn down again (everything recorded so far) and the error re-raised.
         ``_fail_after`` (tests only) raises after the named phase to prove a half-built lab cleans up.
         """
+        if os.geteuid() != 0:
+            raise LabError("labs need root (network namespaces, veths, tc, nftables): run 'interlude lab up' as root")
         shell.run(["ip", "-V"])  # fails early and clearly when iproute2 is missing
         with state_lock(self.folder):
             existing = self.read()
