@@ -20,6 +20,7 @@ from interlude.adapters.base import (
     Capability,
     ConnectionSpec,
     CounterSample,
+    EventKind,
     InterfaceState,
     OamKind,
     OamRequest,
@@ -31,6 +32,7 @@ from interlude.errors import NotFoundError, OamError
 from interlude.topology.model import Impairment, NodeSpec
 
 NETWORK_KEY = "emulated.network"
+_CLOSED = SouthboundEvent(EventKind.DEVICE_UNREACHABLE, "", None, 0.0, "closed")  # wakes iterators on close
 
 
 def shared_network(context: AdapterContext) -> EmulatedNetwork:
@@ -53,6 +55,7 @@ class EmulatedAdapter:
         self.context = context
         self.network = shared_network(context)
         self._closed = asyncio.Event()
+        self._queues: set[asyncio.Queue[SouthboundEvent]] = set()
         self._rng = random.Random(node.name)
 
     @property
@@ -67,6 +70,10 @@ class EmulatedAdapter:
     async def close(self) -> None:
         """Ends every ``events()`` iterator."""
         self._closed.set()
+        for queue in list(self._queues):
+            if queue.full():
+                queue.get_nowait()
+            queue.put_nowait(_CLOSED)
 
     def _check(self, name: str) -> None:
         if name not in self.node.interfaces:
@@ -167,19 +174,20 @@ class EmulatedAdapter:
                 self.network.set_carrier(self.node.name, interface, not impairment.down)
 
     async def events(self) -> AsyncIterator[SouthboundEvent]:
-        """Events of this node's interfaces until the adapter closes."""
+        """Events of this node's interfaces until the adapter closes.
+
+        ``close()`` wakes every iterator with a private sentinel on its own queue, so no waiter task is
+        left pending when the event loop shuts down.
+        """
         queue = self.network.subscribe()
-        closed = asyncio.ensure_future(self._closed.wait())
+        self._queues.add(queue)
         try:
             while not self._closed.is_set():
-                getter = asyncio.ensure_future(queue.get())
-                done, _ = await asyncio.wait({getter, closed}, return_when=asyncio.FIRST_COMPLETED)
-                if getter not in done:
-                    getter.cancel()
+                event = await queue.get()
+                if event is _CLOSED:
                     break
-                event = getter.result()
                 if event.node == self.node.name:
                     yield event
         finally:
-            closed.cancel()
+            self._queues.discard(queue)
             self.network.unsubscribe(queue)
