@@ -60,6 +60,7 @@ SYS_DESCR = (1, 3, 6, 1, 2, 1, 1, 1, 0)
 SYS_UPTIME = (1, 3, 6, 1, 2, 1, 1, 3, 0)
 SYS_NAME = (1, 3, 6, 1, 2, 1, 1, 5, 0)
 IF_NUMBER = (1, 3, 6, 1, 2, 1, 2, 1, 0)
+SNMP_ENGINE_ID = (1, 3, 6, 1, 6, 3, 10, 2, 1, 1, 0)
 SNMP_TRAP_OID = (1, 3, 6, 1, 6, 3, 1, 1, 4, 1, 0)
 LINK_DOWN = (1, 3, 6, 1, 6, 3, 1, 1, 5, 3)
 LINK_UP = (1, 3, 6, 1, 6, 3, 1, 1, 5, 4)
@@ -86,7 +87,7 @@ class EmulatorV3User:
 class _NodeMib(instrum.AbstractMibInstrumController):  # type: ignore[misc]
     """IF-MIB view of one node, computed from the network on every request (no snapshot to go stale)."""
 
-    def __init__(self, network: EmulatedNetwork, node: str, started: float) -> None:
+    def __init__(self, network: EmulatedNetwork, node: str, started: float, engine_id: bytes) -> None:
         self.network = network
         self.node = node
         self.started = started
@@ -96,6 +97,7 @@ class _NodeMib(instrum.AbstractMibInstrumController):  # type: ignore[misc]
             SYS_UPTIME: lambda: rfc1902.TimeTicks(int((time.time() - self.started) * 100) % _MAX32),
             SYS_NAME: lambda: rfc1902.OctetString(node),
             IF_NUMBER: lambda: rfc1902.Integer32(len(self.ifnames)),
+            SNMP_ENGINE_ID: lambda: rfc1902.OctetString(engine_id),
         }
         for i, name in enumerate(self.ifnames, start=1):
             for column, getter in self._columns(name, i).items():
@@ -265,7 +267,7 @@ class EmulatorSnmpAgent:
         snmp_context = context.SnmpContext(engine)
         started = time.time()
         for i, (node, community) in enumerate(self.communities.items(), start=1):
-            mib = _NodeMib(self.network, node, started)
+            mib = _NodeMib(self.network, node, started, bytes(engine.snmpEngineID.asOctets()))
             self._mibs[node] = mib
             snmp_context.register_context_name(node.encode(), mib)
             sec_name = f"emu{i}"

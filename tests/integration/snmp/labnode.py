@@ -79,7 +79,7 @@ class SnmpLabNode:
 
 
 def build_snmp_lab(
-    factory: NetnsFactory, state_dir: Path, *, data_interfaces: int = 2, trap_v3: bool = False
+    factory: NetnsFactory, state_dir: Path, *, data_interfaces: int = 2, trap_v3: bool = False, inform: bool = False
 ) -> SnmpLabNode:
     """Namespaces, veths, addresses and a started snmpd (see the module docstring)."""
     n = next(_SUBNETS) % 250 + 1
@@ -105,6 +105,7 @@ def build_snmp_lab(
         trap_target=f"{root_address}:{trap_port}",
         trap_community=RO,
         trap_v3_user=V3_USER.name if trap_v3 else None,
+        notification_type="inform" if inform else "trap",
     )
     agent = start_snmpd(agent_ns, state_dir, config)
     # Stop the daemon (it is not our child: snmpd daemonizes) before the namespaces go away.

@@ -84,23 +84,37 @@ async def test_set_errors_keep_their_snmp_status(pe1: SnmpAdapter, agent: Emulat
     assert ro.value.status == "notWritable"
 
 
-async def test_v3_context_selects_the_node(
+async def test_v3_context_selects_the_node_and_v2c_traps_still_arrive(
     agent: EmulatorSnmpAgent, network: EmulatedNetwork, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for key, value in {"U": USER.name, "A": USER.auth_key, "P": USER.priv_key}.items():
+    for key, value in {"U": USER.name, "A": USER.auth_key, "P": USER.priv_key, "T": "pe2"}.items():
         monkeypatch.setenv(f"ILT_EMU_{key}", value)
     credentials = {
-        f"v3_{key}": {"env": f"ILT_EMU_{env}"} for key, env in (("user", "U"), ("auth_key", "A"), ("priv_key", "P"))
+        name: {"env": f"ILT_EMU_{env}"}
+        for name, env in (("v3_user", "U"), ("v3_auth_key", "A"), ("v3_priv_key", "P"), ("trap_community", "T"))
     }
-    topo = snmp_view_of(network, "pe2", agent, {"version": "3", "context_name": "pe2"}, credentials)
+    settings = {"version": "3", "context_name": "pe2", "trap_listen": f"127.0.0.1:{agent.trap_port}"}  # type: ignore[attr-defined]
+    topo = snmp_view_of(network, "pe2", agent, settings, credentials)
     adapter = SnmpAdapter(topo.node("pe2"), AdapterContext(topology=topo, base_dir=tmp_path, state_dir=tmp_path))
-    await adapter.open()
+    await adapter.open()  # reads snmpEngineID.0 for v3 traps: the emulator serves it
+    events: list[SouthboundEvent] = []
+
+    async def collect() -> None:
+        async for event in adapter.events():
+            events.append(event)
+            return
+
+    task = asyncio.create_task(collect())
     try:
         state = await adapter.set_admin_state("uni3", AdminState.DOWN)
         assert state.admin is AdminState.DOWN
         assert network.ports[("pe2", "uni3")].admin is AdminState.DOWN
         assert network.ports[("pe1", "uni3")].admin is AdminState.UP
+        async with asyncio.timeout(5):
+            await task
+        assert (events[0].kind, events[0].interface) == (EventKind.LINK_DOWN, "uni3")
     finally:
+        task.cancel()
         await adapter.close()
 
 

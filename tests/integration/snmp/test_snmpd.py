@@ -223,3 +223,34 @@ async def test_v3_traps_become_events(
         task.cancel()
         await ad.set_admin_state("e1", AdminState.UP)
         await ad.close()
+
+
+async def test_v2c_informs_become_events(
+    netns_factory: NetnsFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    require_binaries("snmpd", "snmpget")
+    lab = build_snmp_lab(netns_factory, tmp_path / "snmpd", data_interfaces=1, inform=True)
+    assert "informsink" in Path(lab.agent.extra["config"]).read_text()  # noqa: ASYNC240
+    for key, value in lab.env.items():
+        monkeypatch.setenv(key, value)
+    topo = parse_topology({"name": "snmplab", "nodes": {"sa": lab.node_spec()}})
+    ad = SnmpAdapter(topo.node("sa"), AdapterContext(topology=topo, base_dir=tmp_path, state_dir=tmp_path))
+    await ad.open()
+    events: list[SouthboundEvent] = []
+
+    async def collect() -> None:
+        async for event in ad.events():
+            events.append(event)
+
+    task = asyncio.create_task(collect())
+    try:
+        await asyncio.sleep(0.1)
+        await ad.set_admin_state("e1", AdminState.DOWN)
+        down = await wait_event(events, EventKind.LINK_DOWN)
+        assert down.interface == "e1"
+        await asyncio.sleep(1.5)  # an unacknowledged inform would be re-sent (snmpd retries after 1 s)
+        assert sum(e.kind is EventKind.LINK_DOWN for e in events) == 1
+    finally:
+        task.cancel()
+        await ad.set_admin_state("e1", AdminState.UP)
+        await ad.close()

@@ -18,6 +18,7 @@ Node settings (cross-team interface, brief item 1; inherited node -> ``kinds.snm
       counter_cache_s: 3.0       # agent counter cache (default: the profile's)
       bulk_varbinds: 100         # varbinds asked per GETBULK/GET PDU
       codec: fast                # SNMPv2c reads: our BER decoder (10x faster); "pysnmp" for pysnmp's
+      trap_sources: []           # more source IPs the agent's traps may come from (multi-homed gear)
     credentials:                 # secret references only ({env: NAME} or {file: path})
       community, write_community, trap_community, v3_user, v3_auth_key, v3_priv_key
 
@@ -105,6 +106,7 @@ class SnmpSettings(BaseModel):
     counter_cache_s: float | None = Field(None, ge=0)
     bulk_varbinds: int = Field(100, ge=1, le=1000)
     codec: Literal["fast", "pysnmp"] = "fast"
+    trap_sources: list[str] = Field(default_factory=list)
 
     @field_validator("version", mode="before")
     @classmethod
@@ -548,18 +550,22 @@ class SnmpAdapter:
         if credentials.version == "3":
             # SNMPv3 traps are authenticated with the *agent's* engine ID as the authoritative one.
             ((_, value),) = await self.session.get([self.profile.engine_id])
-            if not isinstance(value, bytes):
-                raise DeviceOperationError("the agent does not report its snmpEngineID", node=self.node.name)
-            engine_id = value
+            if isinstance(value, bytes) and value:
+                engine_id = value
+            else:
+                log.warning(
+                    "node %s: the agent reports no snmpEngineID; only SNMPv2c traps are accepted", self.node.name
+                )
         receiver = await acquire_receiver(host, port)
         self._receiver = receiver
         names = set()
         community = self._secret("trap_community") or credentials.community
         if community:  # SNMPv2c traps (also accepted from a v3 node whose agent sends v2c traps)
             names.add(receiver.security_name_for(SnmpCredentials(version="2c", community=community), community, None))
-        if credentials.version == "3":
+        if engine_id is not None:
             names.add(receiver.security_name_for(credentials, None, engine_id))
-        self._subscription = Subscription(source, frozenset(names), self._on_notification)
+        sources = {source, *self.settings.trap_sources}
+        self._subscription = Subscription(frozenset(sources), frozenset(names), self._on_notification)
         receiver.subscriptions.append(self._subscription)
 
     def _on_notification(self, note: Notification) -> None:

@@ -4,7 +4,7 @@ Fifty SNMP nodes in a topology usually send their traps to the same ``trap_liste
 socket can bind it; so receivers live in a per-event-loop registry keyed by ``(host, port)`` and are
 reference-counted: the first adapter's ``open()`` starts the receiver, the last ``close()`` stops it.
 
-A notification is delivered to the subscriptions whose ``source`` IP equals the UDP source address and whose
+A notification is delivered to the subscriptions whose ``sources`` hold the UDP source address and whose
 credentials match: for SNMPv2c the community (each distinct community gets its own pysnmp security name, so
 two emulated nodes behind 127.0.0.1 are told apart by community), for SNMPv3 the USM user registered with the
 sending agent's engine ID (authenticated and decrypted by pysnmp; a trap with a wrong key is dropped by
@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,7 +54,7 @@ Callback = Callable[[Notification], None]
 class Subscription:
     """Who wants notifications from which agent address and security name."""
 
-    source: str
+    sources: frozenset[str]
     security_names: frozenset[str]
     callback: Callback
 
@@ -172,7 +173,7 @@ class TrapReceiver:
         note = Notification(source, trap_oid, decoded, asyncio.get_running_loop().time())
         matched = False
         for sub in list(self.subscriptions):
-            if sub.source == source and security_name in sub.security_names:
+            if source in sub.sources and security_name in sub.security_names:
                 matched = True
                 try:
                     sub.callback(note)
@@ -183,13 +184,14 @@ class TrapReceiver:
 
 
 _REGISTRY: dict[tuple[int, str, int], TrapReceiver] = {}
-_LOCK: dict[int, asyncio.Lock] = {}
+_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
 
 
 async def acquire_receiver(host: str, port: int) -> TrapReceiver:
     """The shared receiver for ``host:port`` on this event loop (started on first use)."""
-    loop_id = id(asyncio.get_running_loop())
-    lock = _LOCK.setdefault(loop_id, asyncio.Lock())
+    loop = asyncio.get_running_loop()
+    loop_id = id(loop)
+    lock = _LOCKS.setdefault(loop, asyncio.Lock())
     async with lock:
         key = (loop_id, host, port)
         receiver = _REGISTRY.get(key)
