@@ -143,3 +143,41 @@ async def test_unknown_community_times_out(
     adapter = SnmpAdapter(topo.node("pe1"), AdapterContext(topology=topo, base_dir=tmp_path, state_dir=tmp_path))
     with pytest.raises(DeviceTimeoutError, match="wrong community"):
         await adapter.open()
+
+
+async def test_nodes_share_one_trap_receiver_and_get_only_their_own_events(
+    agent: EmulatorSnmpAgent, network: EmulatedNetwork, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from interlude.adapters.snmp import traps
+
+    adapters = []
+    for node in ("pe1", "pe2"):
+        monkeypatch.setenv(f"ILT_EMU_{node.upper()}", node)
+        settings = {"trap_listen": f"127.0.0.1:{agent.trap_port}", "counter_cache_s": 0}  # type: ignore[attr-defined]
+        topo = snmp_view_of(network, node, agent, settings, {"community": {"env": f"ILT_EMU_{node.upper()}"}})
+        adapter = SnmpAdapter(topo.node(node), AdapterContext(topology=topo, base_dir=tmp_path, state_dir=tmp_path))
+        await adapter.open()
+        adapters.append(adapter)
+    try:
+        assert adapters[0]._receiver is adapters[1]._receiver is not None
+        assert adapters[0]._receiver.users == 2
+        seen: dict[str, list[SouthboundEvent]] = {"pe1": [], "pe2": []}
+
+        async def collect(adapter: SnmpAdapter) -> None:
+            async for event in adapter.events():
+                seen[adapter.node.name].append(event)
+
+        tasks = [asyncio.create_task(collect(a)) for a in adapters]
+        await asyncio.sleep(0.05)
+        network.set_admin("pe2", "uni4", AdminState.DOWN)
+        await asyncio.sleep(0.5)
+        for task in tasks:
+            task.cancel()
+        assert [(e.node, e.interface, e.kind) for e in seen["pe2"]] == [("pe2", "uni4", EventKind.LINK_DOWN)]
+        assert seen["pe1"] == []
+    finally:
+        receiver = adapters[0]._receiver
+        for adapter in adapters:
+            await adapter.close()
+    assert receiver is not None and receiver.users == 0 and receiver._engine is None
+    assert not any(r is receiver for r in traps._REGISTRY.values())
