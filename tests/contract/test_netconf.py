@@ -25,11 +25,23 @@ from tests.support.netns import NetnsFactory
 # --- emulator ----------------------------------------------------------------------------------------------
 
 
+# (writable datastore of the emulated device, profile): the three ways a partner's ietf-interfaces device may
+# look, all over the same in-memory model.
+VARIANTS = [("candidate", "ietf-interfaces"), ("running", "ietf-interfaces"), ("candidate", "ietf-interfaces-nmda")]
+
+
+@pytest.fixture(params=VARIANTS, ids=["candidate", "writable-running", "nmda"])
+def variant(request: pytest.FixtureRequest) -> tuple[str, str]:
+    value: tuple[str, str] = request.param
+    return value
+
+
 @pytest.fixture
-async def emulator(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[NetconfEmulatorServer]:
+async def emulator(monkeypatch: pytest.MonkeyPatch, variant: tuple[str, str]) -> AsyncIterator[NetconfEmulatorServer]:
     network = EmulatedNetwork.from_topology(load_topology(bundled_topology_path()))
     monkeypatch.setenv("INTERLUDE_TEST_NC_PASSWORD", "emulator-secret")
-    async with NetconfEmulatorServer(network, password="emulator-secret") as server:
+    datastore = "running" if variant[0] == "running" else "candidate"
+    async with NetconfEmulatorServer(network, password="emulator-secret", datastore=datastore) as server:
         yield server
 
 
@@ -60,14 +72,17 @@ def emulator_topology(server: NetconfEmulatorServer, node: str = "pe1", **settin
 
 
 class TestNetconfEmulatorContract(AdapterContract):
-    """The whole suite against the emulator's NETCONF server (ietf-interfaces profile)."""
+    """The whole suite against the emulator's NETCONF server: candidate, writable-running only, and NMDA."""
 
     @pytest.fixture
-    async def adapter(self, emulator: NetconfEmulatorServer, tmp_path: Path) -> AsyncIterator[NetconfAdapter]:
-        topo = emulator_topology(emulator)
+    async def adapter(
+        self, emulator: NetconfEmulatorServer, tmp_path: Path, variant: tuple[str, str]
+    ) -> AsyncIterator[NetconfAdapter]:
+        topo = emulator_topology(emulator, profile=variant[1])
         created = create_adapter(topo.node("pe1"), AdapterContext(topo, tmp_path, tmp_path))  # via the entry point
         assert isinstance(created, NetconfAdapter)
         await created.open()
+        assert created._strategy is not None and created._strategy.target == variant[0]
         yield created
         await created.close()
 

@@ -12,12 +12,13 @@ What it speaks:
 
 * RFC 6242 framing: the ``<hello>`` in 1.0 end-of-message framing, then chunked 1.1 framing when both sides
   advertise ``base:1.1`` (1.0 otherwise);
-* capabilities ``base:1.0``, ``base:1.1``, ``:candidate``, ``:validate:1.1``, ``:confirmed-commit:1.1`` and the
-  ietf-interfaces module (non-NMDA: state under ``/interfaces-state``); no ``:writable-running``, no
-  notifications (the adapter polls);
+* capabilities ``base:1.0``, ``base:1.1`` and the ietf-interfaces module, plus either (``datastore="candidate"``,
+  the default) ``:candidate``, ``:validate:1.1``, ``:confirmed-commit:1.1``, or (``datastore="running"``)
+  ``:writable-running`` and ``:rollback-on-error``; no notifications (the adapter polls). ``<get>`` serves state
+  both as ``/interfaces-state`` and NMDA-style inside ``/interfaces``;
 * ``<get>``, ``<get-config>`` (running, candidate) with RFC 6241 subtree filtering; ``<edit-config>`` on the
-  candidate (``merge``/``replace``/``create``/``delete``/``remove`` on ``/interfaces/interface`` entries with
-  ``name``, ``type``, ``enabled``, ``description``); ``<validate>``, ``<commit>`` (with ``<confirmed/>``,
+  writable datastore (``merge``/``replace``/``create``/``delete``/``remove`` on ``/interfaces/interface`` entries
+  with ``name``, ``type``, ``enabled``, ``description``); ``<validate>``, ``<commit>`` (with ``<confirmed/>``,
   ``<confirm-timeout>``; a confirmed commit rolls back by itself), ``<cancel-commit>``, ``<discard-changes>``,
   ``<lock>``/``<unlock>``, ``<close-session>``.
 
@@ -42,7 +43,7 @@ import itertools
 import re
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 import asyncssh
 from lxml import etree
@@ -55,14 +56,20 @@ NC = "urn:ietf:params:xml:ns:netconf:base:1.0"
 IF = "urn:ietf:params:xml:ns:yang:ietf-interfaces"
 IANAIFT = "urn:ietf:params:xml:ns:yang:iana-if-type"
 EOM = b"]]>]]>"
-CAPABILITIES = (
+BASE_CAPABILITIES = (
     "urn:ietf:params:netconf:base:1.0",
     "urn:ietf:params:netconf:base:1.1",
+    f"{IF}?module=ietf-interfaces&revision=2014-05-08",
+    f"{IANAIFT}?module=iana-if-type&revision=2014-05-08",
+)
+CANDIDATE_CAPABILITIES = (
     "urn:ietf:params:netconf:capability:candidate:1.0",
     "urn:ietf:params:netconf:capability:validate:1.1",
     "urn:ietf:params:netconf:capability:confirmed-commit:1.1",
-    f"{IF}?module=ietf-interfaces&revision=2014-05-08",
-    f"{IANAIFT}?module=iana-if-type&revision=2014-05-08",
+)
+RUNNING_CAPABILITIES = (
+    "urn:ietf:params:netconf:capability:writable-running:1.0",
+    "urn:ietf:params:netconf:capability:rollback-on-error:1.0",
 )
 _CHUNK = re.compile(rb"\n#(\d+)\n")
 _MAX_MESSAGE = 16 * 1024 * 1024
@@ -176,6 +183,7 @@ class NetconfEmulatorServer:
         password: str | None = None,
         authorized_keys: list[str] | None = None,
         host_key: asyncssh.SSHKey | None = None,
+        datastore: Literal["candidate", "running"] = "candidate",
     ) -> None:
         if password is None and not authorized_keys:
             try:
@@ -185,6 +193,10 @@ class NetconfEmulatorServer:
             if not loopback:
                 raise ConfigError("the emulator's NETCONF server without credentials only listens on loopback")
         self.network = network
+        self.datastore = datastore
+        self.capabilities = BASE_CAPABILITIES + (
+            CANDIDATE_CAPABILITIES if datastore == "candidate" else RUNNING_CAPABILITIES
+        )
         self.host = host
         self._port = port
         self._password = password
@@ -340,8 +352,13 @@ class NetconfEmulatorServer:
         return data
 
     def state_tree(self, node: str) -> etree._Element:
-        """``<data>`` with ``/interfaces`` (running) and ``/interfaces-state`` (oper state, statistics)."""
+        """``<data>`` for ``<get>``, in both styles so either kind of profile works.
+
+        ``/interfaces`` carries the running config plus, NMDA-style, the config-false leaves; the deprecated
+        ``/interfaces-state`` carries oper state and statistics as non-NMDA agents report them.
+        """
         data = self.config_tree(node, self.running(node))
+        configured = {e.findtext(_q(IF, "name")): e for e in data[0]}
         state = etree.SubElement(data, _q(IF, "interfaces-state"), nsmap={None: IF})
         for iface in self.network.interfaces(node):
             counters = self.network.counters(node, iface.name)
@@ -349,31 +366,34 @@ class NetconfEmulatorServer:
             etree.SubElement(entry, _q(IF, "name")).text = iface.name
             kind = etree.SubElement(entry, _q(IF, "type"), nsmap={"ianaift": IANAIFT})
             kind.text = "ianaift:ethernetCsmacd"
-            etree.SubElement(entry, _q(IF, "admin-status")).text = iface.admin.value
-            oper = {OperState.UP: "up", OperState.DOWN: "down"}.get(iface.oper, "unknown")
-            etree.SubElement(entry, _q(IF, "oper-status")).text = oper
-            if iface.mac:
-                etree.SubElement(entry, _q(IF, "phys-address")).text = iface.mac
-            if iface.speed_bps is not None:
-                etree.SubElement(entry, _q(IF, "speed")).text = str(iface.speed_bps)
-            stats = etree.SubElement(entry, _q(IF, "statistics"))
-            for leaf, value in (
-                ("in-octets", counters.in_octets),
-                ("in-unicast-pkts", counters.in_packets),
-                ("in-discards", counters.in_discards),
-                ("in-errors", counters.in_errors),
-                ("out-octets", counters.out_octets),
-                ("out-unicast-pkts", counters.out_packets),
-                ("out-discards", counters.out_discards),
-                ("out-errors", counters.out_errors),
-            ):
-                etree.SubElement(stats, _q(IF, leaf)).text = str(value)
+            for target in (entry, configured.get(iface.name)):
+                if target is None:
+                    continue
+                etree.SubElement(target, _q(IF, "admin-status")).text = iface.admin.value
+                oper = {OperState.UP: "up", OperState.DOWN: "down"}.get(iface.oper, "unknown")
+                etree.SubElement(target, _q(IF, "oper-status")).text = oper
+                if iface.mac:
+                    etree.SubElement(target, _q(IF, "phys-address")).text = iface.mac
+                if iface.speed_bps is not None:
+                    etree.SubElement(target, _q(IF, "speed")).text = str(iface.speed_bps)
+                stats = etree.SubElement(target, _q(IF, "statistics"))
+                for leaf, value in (
+                    ("in-octets", counters.in_octets),
+                    ("in-unicast-pkts", counters.in_packets),
+                    ("in-discards", counters.in_discards),
+                    ("in-errors", counters.in_errors),
+                    ("out-octets", counters.out_octets),
+                    ("out-unicast-pkts", counters.out_packets),
+                    ("out-discards", counters.out_discards),
+                    ("out-errors", counters.out_errors),
+                ):
+                    etree.SubElement(stats, _q(IF, leaf)).text = str(value)
         return data
 
-    def edit(self, node: str, config: etree._Element, default_operation: str) -> None:
-        """Apply an edit-config ``<config>`` to the candidate (all or nothing)."""
+    def edit(self, node: str, config: etree._Element, default_operation: str, target: str = "candidate") -> None:
+        """Apply an edit-config ``<config>`` to the candidate or (writable-running) to running; all or nothing."""
         store = self._stores[node]
-        values = self.candidate(node)
+        values = self.candidate(node) if target == "candidate" else self.running(node)
         types = dict(store.types)
         descriptions = dict(store.descriptions)
         known = set(values)
@@ -419,9 +439,12 @@ class NetconfEmulatorServer:
                         descriptions[name] = text
                     else:
                         raise RpcFailure("unknown-element", f"unknown leaf {leaf.tag}", path=path)
-        store.candidate = values
         store.types = types
         store.descriptions = descriptions
+        if target == "candidate":
+            store.candidate = values
+        else:
+            self._apply(node, values)
 
     def commit(self, node: str, *, confirmed: bool, timeout_s: int) -> None:
         """Apply the candidate to the network; a confirmed commit schedules its own rollback."""
@@ -541,7 +564,7 @@ class _Session:
     async def run(self) -> None:
         hello = etree.Element(_q(NC, "hello"), nsmap={None: NC})
         caps = etree.SubElement(hello, _q(NC, "capabilities"))
-        for cap in CAPABILITIES:
+        for cap in self.server.capabilities:
             etree.SubElement(caps, _q(NC, "capability")).text = cap
         etree.SubElement(hello, _q(NC, "session-id")).text = str(self.id)
         self._write(etree.tostring(hello, xml_declaration=True, encoding="UTF-8"))
@@ -603,15 +626,17 @@ class _Session:
             return subtree_filter(data, flt)
         if name == "edit-config":
             target = self._target(op, "target")
-            if target != "candidate":
-                raise RpcFailure("operation-not-supported", "only the candidate is writable", error_type="protocol")
-            srv.check_lock(node, "candidate", self.id)
+            if target != srv.datastore:
+                raise RpcFailure("operation-not-supported", f"only {srv.datastore} is writable", error_type="protocol")
+            srv.check_lock(node, target, self.id)
             config = _child(op, "config")
             if config is None:
                 raise RpcFailure("missing-element", "<config> is required (no :url support)", error_type="protocol")
             default_op = (_child_text(op, "default-operation") or "merge").strip()
-            srv.edit(node, config, default_op)
+            srv.edit(node, config, default_op, target)
             return None
+        if name in ("commit", "cancel-commit", "discard-changes", "validate") and srv.datastore != "candidate":
+            raise RpcFailure("operation-not-supported", f"<{name}> needs :candidate", error_type="protocol")
         if name == "validate":
             return None  # edits are validated when made
         if name == "commit":

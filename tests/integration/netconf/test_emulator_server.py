@@ -272,3 +272,31 @@ async def test_unreachable_and_back_are_events(server: NetconfEmulatorServer, tm
         task.cancel()
         await nc.close()
     assert kinds[:2] == [EventKind.DEVICE_UNREACHABLE, EventKind.DEVICE_REACHABLE]
+
+
+async def test_writable_running_only_device(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No :candidate: edits go straight to running with rollback-on-error, verified the same way."""
+    monkeypatch.setenv("INTERLUDE_TEST_NC_PASSWORD", PASSWORD)
+    network = EmulatedNetwork.from_topology(load_topology(bundled_topology_path()))
+    async with NetconfEmulatorServer(network, password=PASSWORD, datastore="running") as srv:
+        nc = _adapter(emulator_topology(srv), tmp_path)
+        await nc.open()
+        try:
+            assert nc._strategy is not None and (nc._strategy.target, nc._strategy.rollback_on_error) == (
+                "running",
+                True,
+            )
+            bad = (
+                '<config xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><interfaces '
+                'xmlns="urn:ietf:params:xml:ns:yang:ietf-interfaces"><interface><name>uni1</name><enabled>false'
+                "</enabled></interface><interface><name>uni2</name><enabled>nope</enabled></interface>"
+                "</interfaces></config>"
+            )
+            with pytest.raises(NetconfRpcError) as info:
+                await nc.apply_config(bad)
+            assert info.value.tag == "invalid-value"
+            assert network.ports[("pe1", "uni1")].admin is AdminState.UP
+            assert (await nc.set_admin_state("uni1", AdminState.DOWN)).admin is AdminState.DOWN
+            assert network.ports[("pe1", "uni1")].admin is AdminState.DOWN
+        finally:
+            await nc.close()
