@@ -21,7 +21,7 @@ def test_shipped_profiles_load_and_say_what_they_do() -> None:
     assert (yuma.admin.style, yuma.admin.read, yuma.admin.verify) == ("presence", "presence", "oper")
     assert yuma.quirks.validate_ is False  # yuma123 loses the edit after <validate>
     assert "type" in (yuma.templates.create or "")
-    assert {"ietf-interfaces", "yuma123"} <= set(available_profiles())
+    assert {"ietf-interfaces", "ietf-interfaces-nmda", "yuma123"} <= set(available_profiles())
 
 
 def test_packaged_folder_is_the_top_level_data() -> None:
