@@ -300,3 +300,10 @@ async def test_writable_running_only_device(tmp_path: Path, monkeypatch: pytest.
             assert network.ports[("pe1", "uni1")].admin is AdminState.DOWN
         finally:
             await nc.close()
+
+
+async def test_close_is_idempotent_and_open_works_again(adapter: NetconfAdapter) -> None:
+    await adapter.close()
+    await adapter.close()
+    await adapter.open()
+    assert (await adapter.get_interface("uni1")).oper is OperState.UP

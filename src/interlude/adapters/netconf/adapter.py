@@ -187,6 +187,8 @@ class NetconfAdapter:
     async def open(self) -> None:
         """Connect, read the device's capabilities and pick the change strategy."""
         self._closed.clear()
+        if self._session.closed:  # re-opened after close(): a fresh session and worker thread
+            self._session = NetconfSession(self._params, self.node.name)
         await self._session.connect()
         self._strategy = self._pick_strategy(self._session.capabilities)
         log.info(

@@ -177,6 +177,7 @@ class NetconfSession:
         self._manager: Any = None
         self.capabilities: frozenset[str] = frozenset()
         self.session_id: str | None = None
+        self.closed = False
 
     # Lifecycle --------------------------------------------------------------------------------------------
 
@@ -246,6 +247,9 @@ class NetconfSession:
 
     async def close(self) -> None:
         """Close the session and stop the worker thread. Idempotent."""
+        if self.closed:
+            return
+        self.closed = True
         loop = asyncio.get_running_loop()
         with contextlib.suppress(Exception):
             await loop.run_in_executor(self._executor, self._close_sync)
