@@ -322,3 +322,16 @@ async def test_add_ipvc_and_change_its_cir(client: TestClient[Any, Any]) -> None
     change["service"]["serviceConfiguration"]["ingressBwpEnvelope"]["ipvcEpIngressBwpAll"]["cir"]["irValue"] = 900  # type: ignore[index]
     resp = await post_order(client, change)
     assert resp.status == 422
+
+
+async def test_lock_ovc_takes_its_uni_port_down(client: TestClient[Any, Any]) -> None:
+    resp = await post_order(client, lock_item("ovc-1001", OVC))
+    done = await wait_order(client, (await resp.json())["id"])
+    assert done["state"] == "completed", done
+    assert net(client).ports[("pe1", "uni1")].admin is AdminState.DOWN
+    ovc = await (await client.get(f"{INV}/service/ovc-1001")).json()
+    assert ovc["serviceConfiguration"]["administrativeState"]["state"] == "LOCKED"
+    assert ovc["serviceConfiguration"]["operationalState"]["state"] == "DISABLED"
+    uni = await (await client.get(f"{INV}/service/pe1-uni1")).json()  # the port's own service: admin unchanged
+    assert uni["serviceConfiguration"]["administrativeState"]["state"] == "UNLOCKED"
+    assert uni["serviceConfiguration"]["operationalState"]["state"] == "DISABLED"
