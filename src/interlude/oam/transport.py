@@ -26,11 +26,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
-import ctypes.util
 import errno
+import functools
 import heapq
 import os
 import random
+import select
 import socket
 import struct
 import threading
@@ -89,8 +90,14 @@ class Transport(Protocol):
 # -- raw sockets ---------------------------------------------------------------------------------------------
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    """The process's own libc (``find_library`` would spawn ldconfig on every call: tens of ms)."""
+    return ctypes.CDLL(None, use_errno=True)
+
+
 def _setns(netns: str) -> None:
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    libc = _libc()
     path = NETNS_DIR / netns
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -248,6 +255,30 @@ class RawTransport:
             else:
                 raise OamError(f"send on {self.interface!r} failed: {exc}") from exc
         return tx_ns
+
+    def read_until(self, until_ns: int) -> tuple[bytes, int] | None:
+        """Blocking read for worker threads: the next frame, or ``None`` once ``until_ns`` passes.
+
+        A first read bounded by ``SO_RCVTIMEO`` catches the usual quick reply in one syscall; longer waits
+        sleep in ``select()`` so an idle session costs nothing.
+        """
+        if self._backlog:
+            return self._backlog.popleft()
+        remaining = until_ns - time.time_ns()
+        if remaining <= 0:
+            return _read_frame(self.sock, self.tagged)
+        if self.spin_ns > 0 and remaining > self.spin_ns:
+            got = _read_frame(self.sock, self.tagged, 0)
+            if got is not None:
+                return got
+        while True:
+            got = _read_frame(self.sock, self.tagged)
+            if got is not None:
+                return got
+            remaining = until_ns - time.time_ns()
+            if remaining <= 0:
+                return None
+            select.select([self.sock], [], [], remaining / 1e9)
 
     def read_now(self) -> tuple[bytes, int] | None:
         """Synchronous read waiting at most ``spin_ns`` in the kernel (the responder's back-to-back path)."""
