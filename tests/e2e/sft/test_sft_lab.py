@@ -97,7 +97,7 @@ async def test_delay_job_measures_the_relay_and_continuity_sees_a_cut(client: Te
     assert payload["sourceMep"]["node"] == "agg1"  # the service's first MEP, on the lab node
     assert payload["framesReceived"] == 30
     two_way = payload["twoWayFrameDelay"]
-    assert 3_900 <= two_way["min"] and two_way["mean"] < 6_000, two_way  # 2 ms each way through the relay
+    assert two_way["min"] >= 3_900 and two_way["mean"] < 6_000, two_way  # 2 ms each way through the relay
 
     runtime = client.app[RUNTIME_KEY]
     seen: list[object] = []
