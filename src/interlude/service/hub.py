@@ -11,6 +11,8 @@ SFT, PM) add theirs the same way and reuse everything here:
 - :class:`Notifier` delivers due outbox rows by ``POST {callback}{notification base path}/listener/{eventType}``,
   marks them delivered on 2xx, and otherwise retries with exponential backoff (``base_delay_s * 2**attempts``
   capped at ``max_delay_s``) up to ``max_attempts``. Rows survive restarts, since they live in the store.
+  Each subscription gets its events in order (the store hands out only the oldest pending row of each
+  subscription), while different subscriptions are served concurrently.
 """
 
 from __future__ import annotations

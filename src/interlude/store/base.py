@@ -241,7 +241,7 @@ class Store(Protocol):
         ...
 
     async def claim_outbox(self, worker: str, now: float, lease_s: float, limit: int = 50) -> list[OutboxRow]:
-        """Claim undelivered rows that are due."""
+        """Claim due undelivered rows, at most the oldest pending one per subscription (delivery order)."""
         ...
 
     async def mark_delivered(self, row_id: int, at: float) -> None:

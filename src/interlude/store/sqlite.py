@@ -92,6 +92,16 @@ register_migration(
     """,
 )
 
+register_migration(
+    "core",
+    3,
+    "per-subscription delivery order",
+    """
+    CREATE INDEX outbox_subscription_pending ON outbox(subscription_id, id)
+        WHERE delivered_at IS NULL AND gave_up = 0;
+    """,
+)
+
 _UNFINISHED_ORDER_STATES = ("acknowledged", "inProgress")
 
 
@@ -511,13 +521,20 @@ class SqliteStore:
     # Outbox -----------------------------------------------------------------------------------------------
 
     async def claim_outbox(self, worker: str, now: float, lease_s: float, limit: int = 50) -> list[OutboxRow]:
-        """Claim due, undelivered rows."""
+        """Claim due, undelivered rows: only the oldest pending row of each subscription.
+
+        So a listener receives its events in the order they happened (an item's ``inProgress`` before its
+        ``completed``), and a listener that is down holds back only its own queue.
+        """
 
         def op(c: sqlite3.Connection) -> list[OutboxRow]:
             rows = c.execute(
-                "UPDATE outbox SET claimed_by = ?, claimed_until = ? WHERE id IN (SELECT id FROM outbox"
-                " WHERE delivered_at IS NULL AND gave_up = 0 AND next_attempt_at <= ?"
-                " AND (claimed_until IS NULL OR claimed_until < ?) ORDER BY id LIMIT ?) RETURNING *",
+                "UPDATE outbox SET claimed_by = ?, claimed_until = ? WHERE id IN (SELECT o.id FROM outbox o"
+                " WHERE o.delivered_at IS NULL AND o.gave_up = 0 AND o.next_attempt_at <= ?"
+                " AND (o.claimed_until IS NULL OR o.claimed_until < ?)"
+                " AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.subscription_id = o.subscription_id"
+                " AND p.id < o.id AND p.delivered_at IS NULL AND p.gave_up = 0)"
+                " ORDER BY o.id LIMIT ?) RETURNING *",
                 (worker, now + lease_s, now, now, limit),
             ).fetchall()
             return sorted((_outbox_row(r) for r in rows), key=lambda r: r.id)

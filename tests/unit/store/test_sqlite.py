@@ -116,3 +116,24 @@ async def test_closed_store_raises_store_error(tmp_path: Path) -> None:
     s = SqliteStore(tmp_path / "c.db")
     with pytest.raises(StoreError):
         await s.count_services()
+
+
+async def test_outbox_hands_out_one_row_per_subscription_in_order(store: SqliteStore) -> None:
+    async with store.transaction() as tx:
+        await tx.add_outbox(
+            [
+                OutboxMessage("a", f"e{i}", {"n": i}, "http://x", subscription_id=("s1" if i < 3 else "s2"))
+                for i in range(5)
+            ]
+        )
+    now = time.time()
+    first = await store.claim_outbox("w", now, 30)
+    assert [(r.subscription_id, r.body["n"]) for r in first] == [("s1", 0), ("s2", 3)]
+    assert await store.claim_outbox("w", now, 30) == []  # heads are in flight
+    await store.mark_failed(first[0].id, "down", now + 60)  # s1's head waits for a retry: s1 is held back
+    await store.mark_delivered(first[1].id, now)
+    second = await store.claim_outbox("w", now, 30)
+    assert [(r.subscription_id, r.body["n"]) for r in second] == [("s2", 4)]
+    await store.mark_delivered(second[0].id, now)
+    third = await store.claim_outbox("w", now + 61, 30)
+    assert [(r.subscription_id, r.body["n"]) for r in third] == [("s1", 0)]
