@@ -335,3 +335,26 @@ async def test_lock_ovc_takes_its_uni_port_down(client: TestClient[Any, Any]) ->
     uni = await (await client.get(f"{INV}/service/pe1-uni1")).json()  # the port's own service: admin unchanged
     assert uni["serviceConfiguration"]["administrativeState"]["state"] == "UNLOCKED"
     assert uni["serviceConfiguration"]["operationalState"]["state"] == "DISABLED"
+
+
+async def test_hanging_or_crashing_adapter_fails_the_item(client: TestClient[Any, Any]) -> None:
+    import asyncio
+
+    runtime = client.app[RUNTIME]  # type: ignore[index]
+    runtime.runner.item_timeout_s = 0.2
+
+    async def hang(*_: Any) -> Any:
+        await asyncio.Event().wait()
+
+    runtime.adapters["pe1"].set_admin_state = hang
+    done = await wait_order(client, (await (await post_order(client, lock_item("pe1-uni1", OP_UNI))).json())["id"])
+    assert done["state"] == "failed"
+    assert "within 0.2 s" in done["serviceOrderItem"][0]["terminationError"][0]["value"]
+
+    async def crash(*_: Any) -> Any:
+        raise KeyError("internal detail")
+
+    runtime.adapters["pe1"].set_admin_state = crash
+    done = await wait_order(client, (await (await post_order(client, lock_item("pe1-uni1", OP_UNI))).json())["id"])
+    assert done["state"] == "failed"
+    assert done["serviceOrderItem"][0]["terminationError"][0]["value"] == "internal error while applying the change"

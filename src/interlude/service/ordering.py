@@ -23,6 +23,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -365,6 +366,7 @@ class OrderRunner:
         bus: EventBus,
         refresh: Any,
         lease_s: float = 300.0,
+        item_timeout_s: float = 120.0,
     ) -> None:
         self.store = store
         self.inventory = inventory
@@ -373,6 +375,7 @@ class OrderRunner:
         self.bus = bus
         self.refresh = refresh  # async (nodes) -> None: re-read ports after a change
         self.lease_s = lease_s
+        self.item_timeout_s = item_timeout_s
         self.worker = f"{socket.gethostname()}:{os.getpid()}:orders:{uuid.uuid4().hex[:6]}"
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -475,7 +478,7 @@ class OrderRunner:
             await self._publish(order, leftovers, changed)
 
     async def _publish(self, order: ServiceOrder, items: Sequence[OrderItem], order_changed: bool) -> None:
-        now = asyncio.get_running_loop().time()
+        now = time.time()
         for it in items:
             await self.bus.publish(OrderStateChanged(now, order.id, order.buyer, it.state, it.id))
         if order_changed:
@@ -486,16 +489,23 @@ class OrderRunner:
         if item.action is ItemAction.ADD:
             group += [x for x in order.items if (x.plan.get("end_point") or {}).get("connectivity_item") == item.id]
         try:
-            nodes, services, events = await self._execute(order, item, group)
-            await self.refresh(nodes)
+            async with asyncio.timeout(self.item_timeout_s):
+                nodes, services, events = await self._execute(order, item, group)
+                await self.refresh(nodes)
             outcome = OrderState.COMPLETED
             errors: tuple[TerminationError, ...] = ()
-        except (InterludeError, ValueError) as exc:
+        except (InterludeError, ValueError, TimeoutError) as exc:
             log.warning("order %s item %s failed: %s", order.id, item.id, exc)
             services, events = [], []
             outcome = OrderState.FAILED
-            path = getattr(exc, "property_path", None)
-            errors = (TerminationError("otherIssue", str(exc)[:255], path),)
+            reason = str(exc) or f"the network did not complete the change within {self.item_timeout_s:g} s"
+            errors = (TerminationError("otherIssue", reason[:255], getattr(exc, "property_path", None)),)
+        except Exception:
+            # A bug (ours or an adapter's) must not leave the order in flight forever nor leak internals.
+            log.exception("order %s item %s crashed", order.id, item.id)
+            services, events = [], []
+            outcome = OrderState.FAILED
+            errors = (TerminationError("otherIssue", "internal error while applying the change"),)
         for it in group:
             it.errors = errors
             it.move(outcome)

@@ -54,6 +54,7 @@ class RuntimeOptions:
     notify_max_attempts: int = 20
     notify_timeout_s: float = 5.0
     poll_interval_s: float = 5.0
+    order_item_timeout_s: float = 120.0
     provision_seed: bool = True
     run_orders: bool = True
     run_notifier: bool = True
@@ -90,7 +91,10 @@ class Runtime:
         self.inventory = InventoryService(self.store, topology, self.hub, self.bus)
         self.southbound = SouthboundIngest(self.network, self.inventory, self.bus, self.options.poll_interval_s)
         self.ordering = OrderingService(self.store, self.inventory, self.hub, self.network)
-        self.runner = OrderRunner(self.store, self.inventory, self.hub, self.network, self.bus, self.refresh)
+        self.runner = OrderRunner(
+            self.store, self.inventory, self.hub, self.network, self.bus, self.refresh,
+            item_timeout_s=self.options.order_item_timeout_s,
+        )  # fmt: skip
         self.ordering.runner = self.runner
         self.faults = FaultService(self.store, self.network, self.bus, self.refresh)
         self.notifier = Notifier(
