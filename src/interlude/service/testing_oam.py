@@ -70,12 +70,22 @@ def mep_json(mep: MepSpec) -> dict[str, Any]:
 
 
 def service_meps(topology: Topology, service: Service) -> list[str]:
-    """MEP names of a service: declared by its seed entry, else the MEPs on its ports (file order)."""
+    """MEP names of a service, the first being where tests start.
+
+    Declared by its seed entry; for an end point, its parent's MEPs on its port; else every MEP on its ports
+    (file order).
+    """
     seed = topology.service(service.id)
     if seed is not None and seed.meps:
         return list(seed.meps)
     ports = set(service.ports)
-    return [name for name, m in topology.meps.items() if PortRef(m.node, m.interface) in ports]
+    on_ports = [name for name, m in topology.meps.items() if PortRef(m.node, m.interface) in ports]
+    parent = topology.service(service.parent) if service.parent else None
+    if parent is not None and parent.meps:
+        mine = [name for name in parent.meps if name in on_ports]
+        if mine:
+            return mine
+    return on_ports
 
 
 def pick_meps(
@@ -99,7 +109,11 @@ def pick_meps(
     if source is not None and source not in from_meps:
         raise ValidationError(f"MEP {source!r} is not one of {from_meps}", cfg_path, "invalidValue")
     src = source or from_meps[0]
-    candidates = [m for m in to_meps if m != src]
+    src_decl = topology.meps[src]
+    # A remote MEP of the same MEG and level first (several MEGs may share a port, e.g. an ENNI).
+    candidates = sorted((m for m in to_meps if m != src),
+                        key=lambda m: (topology.meps[m].meg_id != src_decl.meg_id,
+                                       topology.meps[m].level != src_decl.level))  # fmt: skip
     if remote is not None:
         if remote not in to_meps or remote == src:
             raise ValidationError(f"MEP {remote!r} is not one of {candidates}", f"{path}/remoteMep", "invalidValue")

@@ -246,3 +246,19 @@ async def test_scheduled_job_suspend_resume_modify_and_queries(client: Client) -
     assert len(tasks) == 1
     rq = await client.post(f"{FM}/faultManagementReportComplexQuery", headers=ALPHA, json={"state": "completed"})
     assert rq.status == 200 and await rq.json() == []
+
+
+async def test_from_to_end_points_pick_the_meps_of_their_own_meg(client: Client) -> None:
+    body = fm_body("loopback", frameCount=3, intervalMs=10)
+    body["monitoredObject"] = {"@type": "ServiceFromToRef", "serviceFrom": {"serviceFromId": "ovc-1002-uni"},
+                               "serviceTo": {"serviceToId": "ovc-1002-enni"}}  # fmt: skip
+    job = await create(client, body)
+    await wait_state(client, job["id"], ("completed",))
+    (report,) = await reports(client, job["id"])
+    data = report["reportContent"][0]["measurementData"][0]
+    # agg1:enni1 carries the MEPs of ovc-1001 and ovc-1002: the end point of ovc-1002 answers with its own
+    assert (data["sourceMep"]["name"], data["remoteMep"]["name"]) == ("ovc1002-uni", "ovc1002-enni")
+    assert data["framesReceived"] == 3
+    listed = await (await client.get(f"{FM}/faultManagementJob", params={"serviceToId": "ovc-1002-enni"},
+                                     headers=ALPHA)).json()  # fmt: skip
+    assert [j["id"] for j in listed] == [job["id"]]

@@ -1,0 +1,90 @@
+"""Our SFT/FM payload schemas and the SLS verdicts (pure, no network)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from interlude.domain.model import PortRef, Service, ServiceKind
+from interlude.errors import ValidationError
+from interlude.service.testing_oam import judge, pick_meps, service_meps
+from interlude.service.testing_payloads import schemas, technology_of, urn, validate
+from interlude.topology import bundled_topology_path, load_topology
+from interlude.topology.model import SlsSpec
+
+TOPO = load_topology(bundled_topology_path())
+JOB = urn("sft", "carrier-ethernet", "test-job-configuration")
+
+
+def test_every_schema_is_shipped_and_valid() -> None:
+    import jsonschema
+
+    found = schemas()
+    for api, roles in (("sft", ("test-job-configuration", "test-profile-configuration", "test-result")),
+                       ("fm", ("job-configuration", "result"))):  # fmt: skip
+        for tech in ("carrier-ethernet", "ip"):
+            for role in roles:
+                doc = found[urn(api, tech, role)]
+                jsonschema.Draft7Validator.check_schema(doc)
+                assert doc["properties"]["@type"]["const"] == doc["$id"]
+
+
+@pytest.mark.parametrize(
+    ("payload", "path", "code"),
+    [
+        ({"@type": JOB}, "/cfg", "missingProperty"),
+        ({"@type": JOB, "testType": "delay", "extra": 1}, "/cfg", "unexpectedProperty"),
+        ({"@type": JOB, "testType": "delay", "frameCount": "ten"}, "/cfg/frameCount", "invalidFormat"),
+        ({"@type": JOB, "testType": "delay", "intervalMs": 0}, "/cfg/intervalMs", "invalidValue"),
+        ({"testType": "delay"}, "/cfg/@type", "missingProperty"),
+        ({"@type": "urn:other", "testType": "delay"}, "/cfg/@type", "invalidValue"),
+        ("not an object", "/cfg", "invalidFormat"),
+    ],
+)
+def test_validation_problems_point_into_the_body(payload: Any, path: str, code: str) -> None:
+    errors = validate(payload, api="sft", role="test-job-configuration", technology="carrier-ethernet",
+                      base_path="/cfg")  # fmt: skip
+    assert [(e.property_path, e.code) for e in errors][:1] == [(path, code)]
+
+
+def test_valid_configuration_passes_and_technology_must_match() -> None:
+    ok = {"@type": JOB, "testType": "serviceActivation", "serviceActivation": {"cirStepsPercent": [50, 100]}}
+    assert validate(ok, api="sft", role="test-job-configuration", technology="carrier-ethernet", base_path="") == []
+    wrong = validate(ok, api="sft", role="test-job-configuration", technology="ip", base_path="")
+    assert wrong and wrong[0].property_path == "/@type"
+    assert technology_of(Service("x", "b", ServiceKind.IPVC)) == "ip"
+    assert technology_of(Service("x", "b", ServiceKind.OVC)) == "carrier-ethernet"
+
+
+def test_verdicts_against_the_sls() -> None:
+    sls = SlsSpec(fd_us=10_000, ifdv_us=3_000, flr_ratio=0.001)
+    good = {"oneWayFrameDelayEstimate": {"p99": 9_000}, "twoWayInterFrameDelayVariation": {"p99": 100},
+            "frameLossRatio": 0.0}  # fmt: skip
+    assert judge(good, sls, delay=True, loss=True) == ("pass", [])
+    slow = {**good, "oneWayFrameDelayEstimate": {"p99": 12_000}}
+    verdict, failures = judge(slow, sls, delay=True, loss=True)
+    assert verdict == "fail" and len(failures) == 1 and "FD" in failures[0]
+    lossy = {**good, "frameLossRatio": 0.01}
+    assert judge(lossy, sls, delay=False, loss=True)[0] == "fail"
+    assert judge(lossy, None, delay=True, loss=True) == ("notEvaluated", [])
+    assert judge(good, SlsSpec(), delay=True, loss=True) == ("notEvaluated", [])
+
+
+def test_mep_selection() -> None:
+    ovc = Service("ovc-1002", "sp-alpha", ServiceKind.OVC, ports=(PortRef("pe2", "uni1"), PortRef("agg1", "enni1")))
+    assert service_meps(TOPO, ovc) == ["ovc1002-uni", "ovc1002-enni"]
+    enni_ep = Service("ovc-1002-enni", "sp-alpha", ServiceKind.OVC_END_POINT, ports=(PortRef("agg1", "enni1"),),
+                      parent="ovc-1002")  # fmt: skip
+    assert service_meps(TOPO, enni_ep) == ["ovc1002-enni"]
+    enni = Service("agg1-enni1", "sp-alpha", ServiceKind.ENNI_SERVICE, ports=(PortRef("agg1", "enni1"),))
+    assert service_meps(TOPO, enni) == ["ovc1001-enni", "ovc1002-enni"]
+    uni = Service("pe2-uni1", "sp-alpha", ServiceKind.OPERATOR_UNI, ports=(PortRef("pe2", "uni1"),))
+    src, dst = pick_meps(TOPO, uni, enni, None, None, "")
+    assert (src.name, dst.name) == ("ovc1002-uni", "ovc1002-enni")  # same MEG preferred
+    with pytest.raises(ValidationError) as exc:
+        pick_meps(TOPO, ovc, ovc, "ovc1001-uni", None, "")
+    assert exc.value.property_path == "/sourceMep"
+    lonely = Service("pe1-uni4", "sp-alpha", ServiceKind.OPERATOR_UNI, ports=(PortRef("pe1", "uni4"),))
+    with pytest.raises(ValidationError, match="no MEP"):
+        pick_meps(TOPO, lonely, ovc, None, None, "")
