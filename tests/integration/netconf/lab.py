@@ -140,3 +140,30 @@ def running_config(lab: NetconfLab) -> str:
         flt = '<interfaces xmlns="urn:ietf:params:xml:ns:yang:ietf-interfaces"/>'
         data = m.get_config(source="running", filter=("subtree", flt)).data_ele
         return str(etree.tostring(data, method="c14n").decode())
+
+
+def confirmed_delete_then_vanish(lab: NetconfLab, ifname: str, timeout_s: int = 1) -> None:
+    """Delete an interface entry with a confirmed commit, never confirm it, and close the session (RFC 6241:
+    the server restores the configuration when the session ends or the timeout passes)."""
+    import ncclient.transport.session as nc_session
+    from ncclient import manager
+
+    nc_session.TICK = 0.002
+    with manager.connect(
+        host=lab.address,
+        port=830,
+        username="root",
+        key_filename=str(lab.key_file),
+        hostkey_verify=False,
+        allow_agent=False,
+        look_for_keys=False,
+    ) as m:
+        m.edit_config(
+            target="candidate",
+            config=(
+                '<config xmlns="urn:ietf:params:xml:ns:netconf:base:1.0" xmlns:nc="urn:ietf:params:xml:ns:netconf:'
+                'base:1.0"><interfaces xmlns="urn:ietf:params:xml:ns:yang:ietf-interfaces"><interface '
+                f'nc:operation="delete"><name>{ifname}</name></interface></interfaces></config>'
+            ),
+        )
+        m.commit(confirmed=True, timeout=str(timeout_s))

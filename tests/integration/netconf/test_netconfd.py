@@ -18,7 +18,13 @@ from interlude.adapters.netconf import HostKeyError, NetconfAdapter, NetconfRpcE
 from interlude.errors import DeviceAuthError
 from interlude.topology import parse_topology
 from tests.contract.suite import eventually
-from tests.integration.netconf.lab import NetconfLab, build_netconf_lab, running_config, teardown_netconf_lab
+from tests.integration.netconf.lab import (
+    NetconfLab,
+    build_netconf_lab,
+    confirmed_delete_then_vanish,
+    running_config,
+    teardown_netconf_lab,
+)
 from tests.support.netns import NetnsFactory
 
 pytestmark = pytest.mark.lab
@@ -110,11 +116,17 @@ async def test_counters_equal_the_kernel(adapter: NetconfAdapter, lab: NetconfLa
     assert samples["e1"].in_octets > 0
 
 
-async def test_admin_up_reasserts_when_config_and_link_diverge(adapter: NetconfAdapter, lab: NetconfLab) -> None:
-    """A confirmed-commit rollback restores the entry but not the link; the adapter verifies, not trusts."""
+async def test_admin_up_reasserts_after_a_confirmed_commit_rollback(adapter: NetconfAdapter, lab: NetconfLab) -> None:
+    """netconfd's rollback restores the entry but not the link; the adapter verifies instead of trusting."""
     await adapter.set_admin_state("e1", AdminState.UP)
-    assert "<name>e1</name>" in running_config(lab)
-    lab.factory.exec(lab.dut, "ip", "link", "set", "e1", "down")  # config says up, the link is down
+    await asyncio.to_thread(confirmed_delete_then_vanish, lab, "e1", 1)
+    assert lab.kernel_admin("e1") is AdminState.DOWN  # the delete ran the SIL: ifconfig e1 down
+
+    async def rolled_back() -> bool:
+        return "<name>e1</name>" in await asyncio.to_thread(running_config, lab)
+
+    assert await eventually(rolled_back, 8.0, interval=0.2)
+    assert lab.kernel_admin("e1") is AdminState.DOWN  # ... and the rollback did not bring the link back
 
     async def agent_sees_down() -> bool:  # the SIL refreshes oper-status on a ~1 s timer
         return (await adapter.get_interface("e1")).oper is OperState.DOWN
