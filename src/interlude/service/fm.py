@@ -555,6 +555,8 @@ class FmService:
             denied = f"{exc.property_path or ''} {exc}".strip()
         except InterludeError as exc:
             denied = str(exc)
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:  # a malformed attribute in the request
+            denied = f"the request cannot be applied: {type(exc).__name__}: {exc}"
         state = "rejected" if denied else "completed"
         mef = {**mef, "state": state}
         if denied:

@@ -565,6 +565,8 @@ class SftService:
             denied = f"{exc.property_path or ''} {exc}".strip()
         except InterludeError as exc:
             denied = str(exc)
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:  # a malformed attribute in the request
+            denied = f"the request cannot be applied: {type(exc).__name__}: {exc}"
         state = "rejected" if denied else "accepted"
         attr, event = TASK_ATTR[task]
         mef = {**mef, "state": state}

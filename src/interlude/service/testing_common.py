@@ -32,17 +32,22 @@ def iso_at(ts: float) -> str:
     return iso(datetime.fromtimestamp(ts, tz=UTC)) or ""
 
 
-def to_ts(value: str | None) -> float | None:
-    """An ISO date-time as a UNIX time."""
-    dt = parse_iso(value)
+def to_ts(value: str | None, path: str | None = None) -> float | None:
+    """An ISO date-time as a UNIX time (:class:`ValidationError` ``invalidFormat`` at ``path`` otherwise)."""
+    if value is not None and not isinstance(value, str):
+        raise ValidationError(f"{value!r} is not an ISO-8601 date-time", path, "invalidFormat")
+    try:
+        dt = parse_iso(value)
+    except ValueError:
+        raise ValidationError(f"{value!r} is not an ISO-8601 date-time", path, "invalidFormat") from None
     return dt.timestamp() if dt is not None else None
 
 
 def check_window(start: str | None, end: str | None, start_path: str, end_path: str) -> tuple[float, float | None]:
     """Validate a requested start/end; returns (due time of the first run, end time or None)."""
     now = time.time()
-    start_ts = to_ts(start)
-    end_ts = to_ts(end)
+    start_ts = to_ts(start, start_path)
+    end_ts = to_ts(end, end_path)
     if start_ts is not None and start_ts < now - PAST_TOLERANCE_S:
         raise ValidationError(f"the start {start} is in the past", start_path, "invalidValue")
     due = max(now, start_ts) if start_ts is not None else now
