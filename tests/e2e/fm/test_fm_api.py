@@ -36,6 +36,7 @@ def fm_body(fm_type: str = "loopback", job_type: str = "on-demand", service: str
 
 
 async def create(client: Client, body: dict[str, Any]) -> dict[str, Any]:
+    fm_api().validate_request("/faultManagementJob", "post", body)
     resp = await client.post(f"{FM}/faultManagementJob", json=body, headers=ALPHA)
     data: dict[str, Any] = await resp.json()
     assert resp.status == 201, data
@@ -166,8 +167,9 @@ async def test_continuity_job_raises_bus_events_on_link_down(client: Client, lis
     async with asyncio.timeout(5):
         while len(seen) < 3:
             await asyncio.sleep(0.02)
-    cancel = await client.post(f"{FM}/cancelFaultManagementJob", headers=ALPHA, json={
-        "faultManagementJob": {"@type": "FaultManagementJobRef", "faultManagementJobId": job["id"]}})  # fmt: skip
+    cancel_body = {"faultManagementJob": {"@type": "FaultManagementJobRef", "faultManagementJobId": job["id"]}}
+    fm_api().validate_request("/cancelFaultManagementJob", "post", cancel_body)
+    cancel = await client.post(f"{FM}/cancelFaultManagementJob", headers=ALPHA, json=cancel_body)
     task = await cancel.json()
     assert cancel.status == 201 and task["state"] == "completed", task
     fm_api().validate_response("/cancelFaultManagementJob", "post", 201, task)
@@ -220,9 +222,10 @@ async def test_scheduled_job_suspend_resume_modify_and_queries(client: Client) -
     await wait_state(client, job["id"], ("suspended",))
     again = await client.post(f"{FM}/faultManagementJob/{job['id']}/suspend", headers=ALPHA)
     assert again.status == 422
-    modify = await client.post(f"{FM}/modifyFaultManagementJob", headers=ALPHA, json={
-        "faultManagementJob": {"@type": "FaultManagementJobRef", "faultManagementJobId": job["id"]},
-        "jobPriority": 2})  # fmt: skip
+    modify_body = {"faultManagementJob": {"@type": "FaultManagementJobRef", "faultManagementJobId": job["id"]},
+                   "jobPriority": 2}  # fmt: skip
+    fm_api().validate_request("/modifyFaultManagementJob", "post", modify_body)
+    modify = await client.post(f"{FM}/modifyFaultManagementJob", headers=ALPHA, json=modify_body)
     task = await modify.json()
     assert modify.status == 201 and task["state"] == "completed", task
     fm_api().validate_response("/modifyFaultManagementJob", "post", 201, task)
@@ -230,8 +233,9 @@ async def test_scheduled_job_suspend_resume_modify_and_queries(client: Client) -
     resumed = await wait_state(client, job["id"], ("scheduled",))
     assert resumed["jobPriority"] == 2
 
-    query = await client.post(f"{FM}/faultManagementJobComplexQuery", headers=ALPHA,
-                              json={"jobType": "proactive", "monitoredObject": {"serviceId": "ovc-1001"}})  # fmt: skip
+    query_body = {"jobType": "proactive", "monitoredObject": {"@type": "ServiceRef", "serviceId": "ovc-1001"}}
+    fm_api().validate_request("/faultManagementJobComplexQuery", "post", query_body)
+    query = await client.post(f"{FM}/faultManagementJobComplexQuery", headers=ALPHA, json=query_body)
     found = await query.json()
     fm_api().validate_response("/faultManagementJobComplexQuery", "post", 200, found)
     assert [j["id"] for j in found] == [job["id"]]

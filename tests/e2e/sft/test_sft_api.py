@@ -39,6 +39,7 @@ async def fault(client: Client, **body: Any) -> str:
 
 
 async def create(client: Client, body: dict[str, Any], headers: dict[str, str] = ALPHA) -> dict[str, Any]:
+    sft_api().validate_request("/testJob", "post", body)
     resp = await client.post(f"{SFT}/testJob", json=body, headers=headers)
     data: dict[str, Any] = await resp.json()
     assert resp.status == 201, data
@@ -243,6 +244,7 @@ async def test_profiles_crud_and_assignment(client: Client, listener: SpListener
         "serviceSpecificTestProfileConfiguration": {"@type": CE_PROFILE, "testType": "delay", "frameCount": 30,
                                                     "intervalMs": 5},
     }  # fmt: skip
+    sft_api().validate_request("/testProfile", "post", profile_in)
     resp = await client.post(f"{SFT}/testProfile", json=profile_in, headers=ALPHA)
     profile = await resp.json()
     assert resp.status == 201, profile
@@ -252,6 +254,7 @@ async def test_profiles_crud_and_assignment(client: Client, listener: SpListener
                                      headers=ALPHA)).json()  # fmt: skip
     sft_api().validate_response("/testProfile", "get", 200, listed)
     assert [p["id"] for p in listed] == [profile["id"]]
+    sft_api().validate_request("/testProfile/{id}", "patch", {"description": "30 DMMs"})
     patched = await client.patch(f"{SFT}/testProfile/{profile['id']}", json={"description": "30 DMMs"}, headers=ALPHA)
     assert patched.status == 200
     sft_api().validate_response("/testProfile/{id}", "patch", 200, await patched.json())
@@ -277,7 +280,9 @@ async def test_profiles_crud_and_assignment(client: Client, listener: SpListener
 
 
 async def _task(client: Client, task: str, job_id: str, **extra: Any) -> dict[str, Any]:
-    resp = await client.post(f"{SFT}/{task}TestJob", json={"testJob": {"id": job_id}, **extra}, headers=ALPHA)
+    body = {"testJob": {"id": job_id}, **extra}
+    sft_api().validate_request(f"/{task}TestJob", "post", body)
+    resp = await client.post(f"{SFT}/{task}TestJob", json=body, headers=ALPHA)
     data: dict[str, Any] = await resp.json()
     assert resp.status == 201, data
     sft_api().validate_response(f"/{task}TestJob", "post", 201, data)
