@@ -64,3 +64,6 @@ async def wait_order(client: TestClient[Any, Any], order_id: str, headers: dict[
             if body["state"] in ("completed", "failed", "partial", "rejected"):
                 return body
             await asyncio.sleep(0.05)
+
+
+from tests.unit.store.conftest import pg_dsn, pg_server  # noqa: E402, F401  (PostgreSQL fixtures)

@@ -107,3 +107,20 @@ async def test_unsubscribed_listener_gets_nothing(db_path: Path, listener: SpLis
 
 async def test_runtime_options_type() -> None:
     assert RuntimeOptions().notify_max_attempts > 1
+
+
+async def test_orders_and_notifications_on_postgresql(pg_dsn: str, listener: SpListener) -> None:
+    """The same runtime on the PostgreSQL store (``--db postgresql://...``): order, oper state, notification."""
+    runtime = make_runtime(pg_dsn)  # type: ignore[arg-type]
+    assert type(runtime.store).__name__ == "PostgresStore"
+    async with TestClient(TestServer(create_app(runtime))) as client:
+        await listener.register(f"{client.make_url('')}{ORD}", query="eventType=serviceOrderStateChangeEvent")
+        resp = await client.post(f"{ORD}/serviceOrder", json=order_body(LOCK), headers=ALPHA)
+        assert resp.status == 201
+        done = await wait_order(client, (await resp.json())["id"])
+        assert done["state"] == "completed"
+        uni = await (await client.get(f"{INV}/service/pe1-uni1")).json()
+        assert uni["serviceConfiguration"]["operationalState"]["state"] == "DISABLED"
+        page = await client.get(f"{INV}/service", params={"state": "active", "limit": "3"}, headers=ALPHA)
+        assert page.headers["X-Result-Count"] == "3" and int(page.headers["X-Total-Count"]) > 3
+        await listener.wait_for(lambda e: e.body["event"]["state"] == "completed")

@@ -47,7 +47,7 @@ def _setup_logging(verbose: bool) -> None:
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 
-def _banner(runtime: Runtime, url: str, db: Path, mode: str) -> None:
+def _banner(runtime: Runtime, url: str, db: Path | str, mode: str) -> None:
     table = Table(title=f"interlude {mode}: {runtime.topology.name}", show_header=True, header_style="bold")
     table.add_column("API")
     table.add_column("URL")
@@ -65,7 +65,7 @@ def _banner(runtime: Runtime, url: str, db: Path, mode: str) -> None:
     )
 
 
-async def _serve(runtime: Runtime, host: str, port: int, db: Path, mode: str, scenario: Scenario | None) -> None:
+async def _serve(runtime: Runtime, host: str, port: int, db: Path | str, mode: str, scenario: Scenario | None) -> None:
     app = create_app(runtime)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()  # starts the runtime (cleanup_ctx)
@@ -94,13 +94,16 @@ async def _serve(runtime: Runtime, host: str, port: int, db: Path, mode: str, sc
         await runner.cleanup()
 
 
-def _run(topology: Topology, topo_path: Path, host: str, port: int, db: Path | None, scenario: Path | None,
+def _run(topology: Topology, topo_path: Path, host: str, port: int, db: str | None, scenario: Path | None,
          mode: str, verbose: bool) -> None:  # fmt: skip
     _setup_logging(verbose)
-    db_path = db or Path(".interlude") / f"{topology.name}.db"
+    db_path: Path | str = Path(".interlude") / f"{topology.name}.db"
+    if db:
+        db_path = db if db.startswith(("postgresql://", "postgres://")) else Path(db)
     try:
         scen = load_scenario(scenario) if scenario is not None else None
-        kwargs: dict[str, Any] = {"base_dir": topo_path.parent.resolve(), "state_dir": db_path.parent}
+        state_dir = db_path.parent if isinstance(db_path, Path) else Path(".interlude")
+        kwargs: dict[str, Any] = {"base_dir": topo_path.parent.resolve(), "state_dir": state_dir}
         if mode == "emulate":
             kwargs["adapter_factory"] = _emulated
         runtime = Runtime(topology, db_path, **kwargs)
@@ -124,8 +127,9 @@ def _load(path: Path, known_kinds: list[str] | None) -> Topology:
 _host = click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 _port = click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="TCP port.")
 _db = click.option(
-    "--db", type=click.Path(dir_okay=False, path_type=Path), default=None,
-    help="SQLite state file (default: .interlude/<topology name>.db).",
+    "--db", default=None, metavar="FILE|URL",
+    help="SQLite state file (default: .interlude/<topology name>.db) or postgresql://user@host/db "
+    "(several processes sharing one database; needs the 'postgres' extra).",
 )  # fmt: skip
 _verbose = click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 
@@ -143,7 +147,7 @@ _verbose = click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
     help="Scenario file: faults over time (see emulator/scenarios/).",
 )  # fmt: skip
 @_verbose
-def emulate(topology_file: Path | None, host: str, port: int, db: Path | None, scenario: Path | None,
+def emulate(topology_file: Path | None, host: str, port: int, db: str | None, scenario: Path | None,
             verbose: bool) -> None:  # fmt: skip
     """Run the partner emulator: the MEF Interlude APIs over an in-memory network."""
     path = topology_file or bundled_topology_path()
@@ -159,7 +163,7 @@ def emulate(topology_file: Path | None, host: str, port: int, db: Path | None, s
 @_port
 @_db
 @_verbose
-def serve(topology_file: Path, host: str, port: int, db: Path | None, verbose: bool) -> None:
+def serve(topology_file: Path, host: str, port: int, db: str | None, verbose: bool) -> None:
     """Serve the MEF Interlude APIs in front of real network elements (adapter per node kind)."""
     _run(_load(topology_file, available_kinds()), topology_file, host, port, db, None, "serve", verbose)
 

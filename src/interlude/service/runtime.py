@@ -76,7 +76,9 @@ class Runtime:
         options: RuntimeOptions | None = None,
     ) -> None:
         self.topology = topology
-        self.db_path = Path(db_path)
+        self.db_url = str(db_path)
+        is_pg = self.db_url.startswith(("postgresql://", "postgres://"))
+        self.db_path = Path(".interlude") / "postgresql" if is_pg else Path(db_path)
         self.base_dir = base_dir or Path.cwd()
         self.state_dir = state_dir or self.db_path.parent
         self.options = options or RuntimeOptions()
@@ -84,7 +86,14 @@ class Runtime:
         self.adapters: dict[str, Adapter] = {
             name: adapter_factory(node, self.context) for name, node in topology.nodes.items()
         }
-        self.store: Store = store or SqliteStore(self.db_path)
+        if store is None:
+            if is_pg:
+                from interlude.store.postgres import PostgresStore
+
+                store = PostgresStore(self.db_url)
+            else:
+                store = SqliteStore(self.db_path)
+        self.store: Store = store
         self.bus = EventBus()
         self.network = Network(topology, self.adapters)
         self.hub = HubService(self.store)
@@ -120,7 +129,7 @@ class Runtime:
                 await adapter.open()
                 self._opened.append(adapter)
             await self.store.open()
-            if isinstance(self.store, SqliteStore):
+            if hasattr(self.store, "on_outbox"):
                 self.store.on_outbox = self.notifier.wake
             seeded = await self.inventory.load()
             if seeded:

@@ -28,31 +28,39 @@ from interlude.domain.model import OrderState, Service, ServiceOrder, ServiceSta
 
 @dataclass(frozen=True, slots=True)
 class Migration:
-    """One schema step of one component; applied once, in (component, version) order."""
+    """One schema step of one component for one SQL dialect; applied once, in (component, version) order."""
 
     component: str
     version: int
     name: str
     sql: str
+    dialect: str = "sqlite"
 
 
-_MIGRATIONS: dict[tuple[str, int], Migration] = {}
+_MIGRATIONS: dict[tuple[str, int, str], Migration] = {}
 
 
-def register_migration(component: str, version: int, name: str, sql: str) -> Migration:
-    """Add a migration (call at import time of your repository module). Duplicates are an error."""
-    key = (component, version)
+def register_migration(component: str, version: int, name: str, sql: str, *, dialect: str = "sqlite") -> Migration:
+    """Add a migration (call at import time of your repository module). Duplicates are an error.
+
+    ``dialect`` is ``sqlite`` (the default store) or ``postgresql`` (register both to support both stores).
+    Statements are separated by ``;``.
+    """
+    key = (component, version, dialect)
     existing = _MIGRATIONS.get(key)
     if existing is not None and existing.sql != sql:
-        raise ValueError(f"migration {component}/{version} is already registered as {existing.name!r}")
-    mig = Migration(component, version, name, sql)
+        raise ValueError(f"migration {component}/{version} ({dialect}) is already registered as {existing.name!r}")
+    mig = Migration(component, version, name, sql, dialect)
     _MIGRATIONS[key] = mig
     return mig
 
 
-def registered_migrations() -> list[Migration]:
-    """Every registered migration, core first, then by component and version."""
-    return sorted(_MIGRATIONS.values(), key=lambda m: (m.component != "core", m.component, m.version))
+def registered_migrations(dialect: str = "sqlite") -> list[Migration]:
+    """Every registered migration of a dialect, core first, then by component and version."""
+    return sorted(
+        (m for m in _MIGRATIONS.values() if m.dialect == dialect),
+        key=lambda m: (m.component != "core", m.component, m.version),
+    )
 
 
 @dataclass(frozen=True, slots=True)

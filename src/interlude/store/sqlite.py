@@ -295,7 +295,7 @@ class SqliteStore:
             " name TEXT NOT NULL, applied_at TEXT NOT NULL, PRIMARY KEY (component, version))"
         )
         done = {(r[0], r[1]) for r in c.execute("SELECT component, version FROM schema_migrations")}
-        for mig in registered_migrations():
+        for mig in registered_migrations("sqlite"):
             if (mig.component, mig.version) in done:
                 continue
             c.execute("BEGIN IMMEDIATE")

@@ -8,28 +8,25 @@ import pytest
 from interlude.domain.inventory import seed_services
 from interlude.domain.model import ItemAction, OrderItem, OrderState, ServiceOrder, ServiceState, iso, utcnow
 from interlude.errors import StoreError
-from interlude.store import Document, OrderQuery, OutboxMessage, ServiceQuery, SqliteStore, Subscription
+from interlude.store import Document, OrderQuery, OutboxMessage, ServiceQuery, SqliteStore, Store, Subscription
 from interlude.topology import bundled_topology_path, load_topology
 
 TOPO = load_topology(bundled_topology_path())
 
 
-@pytest.fixture
-async def store(tmp_path: Path):  # type: ignore[no-untyped-def]
-    s = SqliteStore(tmp_path / "t.db")
-    await s.open()
-    yield s
-    await s.close()
+async def test_wal_and_migrations(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "w.db")
+    await store.open()
+    try:
+        mode = await store.run_read(lambda c: c.execute("PRAGMA journal_mode").fetchone()[0])
+        assert mode == "wal"
+        rows = await store.run_read(lambda c: c.execute("SELECT component, version FROM schema_migrations").fetchall())
+        assert {("core", 1), ("core", 2), ("core", 3)} <= {tuple(r) for r in rows}
+    finally:
+        await store.close()
 
 
-async def test_wal_and_migrations(store: SqliteStore) -> None:
-    mode = await store.run_read(lambda c: c.execute("PRAGMA journal_mode").fetchone()[0])
-    assert mode == "wal"
-    rows = await store.run_read(lambda c: c.execute("SELECT component, version FROM schema_migrations").fetchall())
-    assert ("core", 1) in [tuple(r) for r in rows]
-
-
-async def test_services_filters_and_paging(store: SqliteStore) -> None:
+async def test_services_filters_and_paging(store: Store) -> None:
     async with store.transaction() as tx:
         for svc in seed_services(TOPO):
             await tx.save_service(svc)
@@ -48,7 +45,7 @@ async def test_services_filters_and_paging(store: SqliteStore) -> None:
     assert (await store.get_service("ovc-1001", buyer="sp-alpha")) is not None
 
 
-async def test_change_and_outbox_commit_or_roll_back_together(store: SqliteStore) -> None:
+async def test_change_and_outbox_commit_or_roll_back_together(store: Store) -> None:
     svc = seed_services(TOPO)[0]
     msg = OutboxMessage("serviceInventory", "serviceCreateEvent", {"a": 1}, "http://x/listener/e")
     with pytest.raises(RuntimeError):
@@ -65,7 +62,7 @@ async def test_change_and_outbox_commit_or_roll_back_together(store: SqliteStore
     assert len(await store.outbox_rows(delivered=False)) == 1
 
 
-async def test_outbox_claim_retry_deliver(store: SqliteStore) -> None:
+async def test_outbox_claim_retry_deliver(store: Store) -> None:
     async with store.transaction() as tx:
         await tx.add_outbox([OutboxMessage("a", "e", {}, "http://x")])
     now = time.time()
@@ -97,7 +94,7 @@ async def test_orders_claim_survives_reopen(tmp_path: Path) -> None:
     await s2.close()
 
 
-async def test_subscriptions_and_documents(store: SqliteStore) -> None:
+async def test_subscriptions_and_documents(store: Store) -> None:
     await store.add_subscription(Subscription("s1", "serviceInventory", "http://cb", None, None, iso(utcnow()) or ""))
     assert (await store.get_subscription("serviceInventory", "s1")) is not None
     assert await store.get_subscription("serviceOrdering", "s1") is None
@@ -118,7 +115,7 @@ async def test_closed_store_raises_store_error(tmp_path: Path) -> None:
         await s.count_services()
 
 
-async def test_outbox_hands_out_one_row_per_subscription_in_order(store: SqliteStore) -> None:
+async def test_outbox_hands_out_one_row_per_subscription_in_order(store: Store) -> None:
     async with store.transaction() as tx:
         await tx.add_outbox(
             [
@@ -137,3 +134,40 @@ async def test_outbox_hands_out_one_row_per_subscription_in_order(store: SqliteS
     await store.mark_delivered(second[0].id, now)
     third = await store.claim_outbox("w", now + 61, 30)
     assert [(r.subscription_id, r.body["n"]) for r in third] == [("s1", 0)]
+
+
+async def test_postgres_claims_are_exclusive_across_processes(pg_dsn: str) -> None:
+    """Two stores on one database ("two API processes") never claim the same order or outbox row."""
+    import asyncio
+
+    from interlude.store.postgres import PostgresStore, pg_sql
+
+    assert pg_sql("a = ? AND b = '?' AND c IN (?, ?)") == "a = $1 AND b = '?' AND c IN ($2, $3)"
+    one, two = PostgresStore(pg_dsn), PostgresStore(pg_dsn)
+    await one.open()
+    await two.open()  # migrations already applied: no-op under the advisory lock
+    try:
+        async with one.transaction() as tx:
+            for i in range(40):
+                order = ServiceOrder(
+                    id=f"o{i:02d}",
+                    buyer="sp-alpha",
+                    items=[OrderItem("1", ItemAction.MODIFY)],
+                    order_date=iso(utcnow()),
+                )
+                await tx.save_order(order)
+            await tx.add_outbox([OutboxMessage("a", "e", {"i": i}, "http://x", f"s{i}") for i in range(40)])
+        got = await asyncio.gather(*(s.claim_orders(w, 60, limit=7) for s, w in ((one, "w1"), (two, "w2")) * 3))
+        flat = [oid for ids in got for oid in ids]
+        assert len(flat) == len(set(flat)) == 40
+        rows = await asyncio.gather(one.claim_outbox("w1", time.time(), 60), two.claim_outbox("w2", time.time(), 60))
+        ids = [r.id for batch in rows for r in batch]
+        assert len(ids) == len(set(ids)) == 40
+        async with one.transaction() as tx:  # repositories' SQLite-style SQL runs unchanged
+            await tx.put_document(Document("jobs", "j1", {}, state="scheduled"))
+            assert await tx.execute(
+                "SELECT id FROM documents WHERE collection = ? AND state = ?", ("jobs", "scheduled")
+            ) == [("j1",)]
+    finally:
+        await one.close()
+        await two.close()
