@@ -88,3 +88,52 @@ def test_mep_selection() -> None:
     lonely = Service("pe1-uni4", "sp-alpha", ServiceKind.OPERATOR_UNI, ports=(PortRef("pe1", "uni4"),))
     with pytest.raises(ValidationError, match="no MEP"):
         pick_meps(TOPO, lonely, ovc, None, None, "")
+
+
+class _FakeOam:
+    """An adapter offering only OAM: every DMM answers with ``delay_us``, SLM loses ``loss`` of the frames."""
+
+    def __init__(self, delay_us: float, loss: float) -> None:
+        from interlude.adapters.base import Capability
+
+        self.kind = "fake"
+        self.node = TOPO.nodes["pe1"]
+        self.capabilities = frozenset({Capability.OAM})
+        self.delay_us = delay_us
+        self.loss = loss
+        self.requests: list[Any] = []
+
+    async def run_oam(self, request: Any) -> Any:
+        from interlude.adapters.base import OamKind, OamResult
+
+        self.requests.append(request)
+        n = request.count
+        if request.kind is OamKind.DELAY:
+            return OamResult(request.kind, n, n, tuple([self.delay_us] * n))
+        lost = round(n * self.loss)
+        return OamResult(request.kind, n, n - lost, forward_lost=lost, backward_lost=0)
+
+
+async def test_service_activation_steps_scale_and_judge_the_eir_share() -> None:
+    from interlude.service.network import Network
+    from interlude.service.testing_oam import SatConfig, SessionParams, mep_spec, run_service_activation
+
+    fake = _FakeOam(delay_us=4_000, loss=0.2)
+    network = Network(TOPO, {"pe1": fake})  # type: ignore[dict-item]
+    svc = Service("ovc-x", "sp-alpha", ServiceKind.OVC, cir_bps=80_000_000, eir_bps=20_000_000)
+    sls = SlsSpec(fd_us=10_000, flr_ratio=0.3)
+    out = await run_service_activation(network, mep_spec(TOPO, "ovc1001-uni"), mep_spec(TOPO, "ovc1001-enni"),
+                                       SessionParams(), SatConfig(frames_per_step=10), svc, sls)  # fmt: skip
+    steps = out["steps"]
+    assert [s["kind"] for s in steps] == ["cir"] * 4 + ["cirEir"]
+    assert [s["targetRateBps"] for s in steps] == [20e6, 40e6, 60e6, 80e6, 100e6]
+    # scaled so the highest step (CIR+EIR = 100 Mbit/s) offers the 1 Mbit/s lab cap
+    assert [round(s["offeredRateBps"]) for s in steps] == [200_000, 400_000, 600_000, 800_000, 1_000_000]
+    assert [s["verdict"] for s in steps[:4]] == ["pass"] * 4  # FLR 0.2 <= 0.3, one-way FD 2 ms <= 10 ms
+    assert steps[4]["verdict"] == "pass"  # 20 % lost == the EIR share (20/100): the CIR got through
+    assert out["verdict"] == "pass" and len(fake.requests) == 10  # a DMM and an SLM per step
+
+    fake.loss = 0.4
+    out = await run_service_activation(network, mep_spec(TOPO, "ovc1001-uni"), mep_spec(TOPO, "ovc1001-enni"),
+                                       SessionParams(), SatConfig(frames_per_step=10), svc, sls)  # fmt: skip
+    assert [s["verdict"] for s in out["steps"]] == ["fail"] * 5 and out["verdict"] == "fail"
