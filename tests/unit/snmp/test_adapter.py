@@ -75,13 +75,17 @@ def with_fake(adapter: SnmpAdapter) -> FakeSession:
     return fake
 
 
-def set_counters(fake: FakeSession, idx: int, octets: int, hc: bool) -> None:
+def set_counters(fake: FakeSession, idx: int, octets: int, hc: bool, packets: tuple[int, int] = (1, 1)) -> None:
     if hc:
         for col in (6, 10, 7, 8, 9, 11, 12, 13):
             fake.values[(*IF_X, col, idx)] = octets if col in (6, 10) else 1
     else:
-        for col in (10, 16, 11, 12, 17, 18):
-            fake.values[(*IF_T, col, idx)] = octets % 2**32 if col in (10, 16) else 1
+        for col in (10, 16):
+            fake.values[(*IF_T, col, idx)] = octets % 2**32
+        for col, value in zip((11, 12), packets, strict=True):  # ifInUcastPkts + ifInNUcastPkts
+            fake.values[(*IF_T, col, idx)] = value % 2**32
+        for col in (17, 18):
+            fake.values[(*IF_T, col, idx)] = 1
     for col in (13, 14, 19, 20):
         fake.values[(*IF_T, col, idx)] = 0
 
@@ -89,14 +93,16 @@ def set_counters(fake: FakeSession, idx: int, octets: int, hc: bool) -> None:
 async def test_32bit_counters_are_unwrapped_when_hc_are_absent() -> None:
     adapter = make()
     fake = with_fake(adapter)
-    set_counters(fake, 1, 2**32 - 100, hc=False)
+    set_counters(fake, 1, 2**32 - 100, hc=False, packets=(2**32 - 10, 7))
     first = (await adapter.read_counters(["uni1"]))["uni1"]
     assert first.in_octets == 2**32 - 100
-    set_counters(fake, 1, 2**32 + 400, hc=False)  # the agent's counter wrapped to 400
+    assert first.in_packets == 2**32 - 3
+    # the agent's octet counter wrapped to 400; unicast packets wrapped (+15), non-unicast did not (+3)
+    set_counters(fake, 1, 2**32 + 400, hc=False, packets=(2**32 + 5, 10))
     fake.clock += 10
     second = (await adapter.read_counters(["uni1"]))["uni1"]
     assert second.in_octets == 2**32 + 400 and second.out_octets == 2**32 + 400
-    assert second.in_packets == 2
+    assert second.in_packets == first.in_packets + 18
 
 
 async def test_hc_counters_are_used_as_is() -> None:

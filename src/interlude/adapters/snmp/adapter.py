@@ -30,8 +30,9 @@ Counter sample time: an agent that caches its counters (net-snmp: ifTable for ~3
 for a while; the adapter then keeps reporting the time the values were first seen, and reports the request
 time as soon as the values change or the cache window has certainly expired. ``sampled_at`` is therefore
 never fresher than the data (an upper bound of the agent's real sample time, within ``counter_cache_s``).
-32-bit fallback counters are unwrapped into 64-bit semantics: the first reading is taken as-is, later
-readings add ``(new - old) mod 2**32``; this holds as long as reads come faster than one wrap.
+32-bit counters (the fallback, and IF-MIB's error/discard columns) are unwrapped column by column into
+64-bit semantics: the first reading is taken as-is, later readings add ``(new - old) mod 2**32``; this holds
+as long as reads come faster than one wrap.
 """
 
 from __future__ import annotations
@@ -120,8 +121,8 @@ class _CounterMemory:
 
     values: tuple[int, ...]
     sampled_at: float
-    raw32: dict[str, int]
-    total32: dict[str, int]
+    raw32: dict[Oid, int]
+    total32: dict[Oid, int]
 
 
 class SnmpAdapter:
@@ -486,32 +487,42 @@ class SnmpAdapter:
     ) -> CounterSample:
         memory = self._memory.get(idx)
         values: dict[str, int] = {}
-        raw32: dict[str, int] = {}
-        total32: dict[str, int] = {}
+        raw32: dict[Oid, int] = {}
+        total32: dict[Oid, int] = {}
+
+        def unwrapped(source: Mapping[Oid, Value], oids: Sequence[Oid]) -> int | None:
+            """Sum of 32-bit columns, each unwrapped on its own (a sum wraps at no fixed modulus)."""
+            if not oids or any(not isinstance(source.get(oid), int) for oid in oids):
+                return None
+            total = 0
+            for oid in oids:
+                raw = source[oid]
+                assert isinstance(raw, int)
+                if memory is not None and oid in memory.raw32:
+                    value = memory.total32[oid] + (raw - memory.raw32[oid]) % _WRAP32
+                else:
+                    value = raw
+                raw32[oid], total32[oid] = raw, value
+                total += value
+            return total
+
         legacy_cols = self._counter_columns(legacy=True) if legacy_row is not None else {}
         for field in _COUNTER_FIELDS:
             hc = self._sum(row, hc_cols.get(field, []))
             if hc is not None:
                 values[field] = hc
                 continue
-            raw = self._sum(legacy_row or {}, legacy_cols.get(field, []))
-            if raw is None:
+            legacy = unwrapped(legacy_row or {}, legacy_cols.get(field, []))
+            if legacy is None:
                 raise SnmpNoSuchObjectError(
                     f"interface {name!r} (ifIndex {idx}) has neither 64-bit nor 32-bit {field} counters",
                     node=self.node.name,
                     status="noSuchObject",
                     oid=None,
                 )
-            # Several 32-bit columns summed may exceed 2**32; unwrap the sum modulo 2**32 * len(columns).
-            modulus = _WRAP32 * max(1, len(legacy_cols.get(field, [])))
-            if memory is not None and field in memory.raw32:
-                total = memory.total32[field] + (raw - memory.raw32[field]) % modulus
-            else:
-                total = raw
-            raw32[field], total32[field] = raw, total
-            values[field] = total
-        for field in _COMMON_FIELDS:
-            values[field] = self._sum(row, hc_cols.get(field, [])) or 0
+            values[field] = legacy
+        for field in _COMMON_FIELDS:  # IF-MIB's error/discard counters are 32-bit only
+            values[field] = unwrapped(row, hc_cols.get(field, [])) or 0
         snapshot = tuple(values[f] for f in _COUNTER_FIELDS)
         sampled_at = requested_at
         if (
