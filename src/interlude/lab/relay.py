@@ -388,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
             return
         try:
             relay.set_config(read_control(args.control, relay.config))
-            print(f"relay: config {relay.config.to_json()}", file=sys.stderr, flush=True)
+            print(f"relay: config {relay.config.to_json()} at {time.time():.6f}", file=sys.stderr, flush=True)
         except (OSError, ValueError) as exc:
             print(f"relay: control file ignored: {exc}", file=sys.stderr, flush=True)
 

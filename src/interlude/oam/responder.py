@@ -22,6 +22,7 @@ address):
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import signal
 import threading
@@ -38,7 +39,6 @@ from interlude.oam.transport import RawTransport, Transport
 
 Reply = tuple[bytearray, int | None]
 STATE_REFRESH_NS = 500_000_000
-BURST = 256
 
 
 class MepResponder:
@@ -174,8 +174,6 @@ async def serve(
     :data:`STATE_REFRESH_NS` (so counters in a state file stay current without a write per frame).
     """
     last_state = transport.now_ns()
-    read_now = getattr(transport, "read_now", None)
-    read_now_wait_ns = int(getattr(transport, "spin_ns", 0))
     if on_state is not None:
         on_state(responder.state())
     while not stop.is_set():
@@ -187,20 +185,9 @@ async def serve(
         if ccm_frame is not None:
             transport.send(*ccm_frame)
         got = await transport.receive(min(responder.wakeup_ns(now), now + 200_000_000))
-        burst = 0
-        while got is not None:
-            frame, rx_ns = got
-            for reply, stamp_at in responder.handle(frame, rx_ns):
+        if got is not None:
+            for reply, stamp_at in responder.handle(*got):
                 transport.send(reply, stamp_at)
-            # hot path: keep answering back-to-back requests without a trip through the event loop, but
-            # yield after BURST frames (signals, stop) and whenever a CCM is due or an event must be reported
-            burst += 1
-            if read_now is None or burst >= BURST or responder.events or stop.is_set():
-                break
-            now = transport.now_ns()
-            if responder.wakeup_ns(now) - now < 2 * read_now_wait_ns:
-                break
-            got = read_now()
         if responder.events:
             events, responder.events = responder.events, []
             for event in events:
@@ -274,6 +261,8 @@ async def run_responder(
     log: Callable[[str], None] | None = None,
 ) -> None:
     """Serve one MEP on a raw socket until ``stop`` is set or SIGTERM/SIGINT arrives (then return cleanly)."""
+    from interlude.oam.runner import run_in_thread_until_done
+
     transport = RawTransport(interface, netns, tagged=vlan is not None)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -326,8 +315,10 @@ async def run_responder(
 
     watcher = asyncio.create_task(forward_stop())
     try:
-        await asyncio.to_thread(serve_blocking, responder, transport, thread_stop, on_event=on_event,
-                                on_state=on_state)
+        await run_in_thread_until_done(
+            thread_stop, functools.partial(serve_blocking, on_event=on_event, on_state=on_state), responder,
+            transport, thread_stop,
+        )
     finally:
         thread_stop.set()
         watcher.cancel()

@@ -17,9 +17,11 @@ an in-process :class:`MepResponder`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from interlude.adapters.base import OamKind, OamRequest, OamResult
 from interlude.errors import OamError
@@ -38,6 +40,7 @@ from interlude.oam.sessions import (
 from interlude.oam.transport import EmulatedLink, PathImpairment, RawTransport, Transport
 
 ProgressCallback = Callable[[Progress], None]
+T = TypeVar("T")
 
 
 def build_session(request: OamRequest, own_mac: bytes, target_mac: str | None = None) -> Session:
@@ -168,10 +171,27 @@ async def run_oam_session(
     cancelled = threading.Event()
     try:
         session = build_session(request, transport.mac, target_mac)
-        return await asyncio.to_thread(drive_blocking, session, transport, on_progress, cancelled)
+        return await run_in_thread_until_done(cancelled, drive_blocking, session, transport, on_progress, cancelled)
     finally:
-        cancelled.set()
         transport.close()
+
+
+async def run_in_thread_until_done(stop: threading.Event, func: Callable[..., T], *args: object) -> T:
+    """``asyncio.to_thread`` that, when cancelled, sets ``stop`` and waits for the thread before returning.
+
+    The thread uses a socket the caller closes afterwards; closing it under a running thread would let the
+    descriptor be reused while the thread still reads from it.
+    """
+    worker = asyncio.ensure_future(asyncio.to_thread(func, *args))
+    try:
+        return await asyncio.shield(worker)
+    except asyncio.CancelledError:
+        stop.set()
+        with contextlib.suppress(BaseException):
+            await worker
+        raise
+    finally:
+        stop.set()
 
 
 def run_session(

@@ -11,10 +11,16 @@ Both offer the same small :class:`Transport` interface the session driver and th
 
 Raw sockets are opened inside the target namespace by a short-lived worker thread: ``setns`` changes only
 the calling thread's namespace and a socket stays in the namespace it was created in, so the event loop
-thread never leaves its own namespace. The socket is an ``ETH_P_ALL`` tap with a classic BPF filter for
-EtherType 0x8902: the kernel strips 802.1Q tags into packet metadata even without the 8021q module and, with
-no VLAN device, clears them *before* protocol-specific (0x8902) sockets see the frame, so only an ``ETH_P_ALL``
-tap keeps the tag; ``PACKET_AUXDATA`` puts it back and sessions see the frame as it was on the wire.
+thread never leaves its own namespace. Untagged MEPs bind to EtherType 0x8902 (frames pass the interface's
+ingress hooks, so nftables loss applies). VLAN MEPs need an ``ETH_P_ALL`` tap with a classic BPF filter for
+0x8902: the kernel strips 802.1Q tags into packet metadata even without the 8021q module and, with no VLAN
+device, drops them *before* protocol-specific sockets see the frame; ``PACKET_AUXDATA`` puts the tag back
+so sessions see the frame as it was on the wire.
+
+Two ways to wait: ``await receive()`` sleeps in the event loop (``loop.add_reader``) and never blocks it;
+:meth:`RawTransport.read_until` is a blocking read for a worker thread, used by the measurement hot paths
+(one ``recvmsg`` per frame, bounded first by ``SO_RCVTIMEO`` then by ``select``). Sessions and the
+responder process run there, so asyncio scheduling never sits between a frame and its timestamp.
 
 The in-memory :class:`EmulatedLink` connects an initiator transport to an in-process responder with
 programmable one-way delay, jitter and loss on a **virtual clock**: a 100-frame session at 100 ms interval
@@ -280,34 +286,19 @@ class RawTransport:
                 return None
             select.select([self.sock], [], [], remaining / 1e9)
 
-    def read_now(self) -> tuple[bytes, int] | None:
-        """Synchronous read waiting at most ``spin_ns`` in the kernel (the responder's back-to-back path)."""
-        if self._backlog:
-            return self._backlog.popleft()
-        return _read_frame(self.sock, self.tagged, 0 if self.spin_ns > 0 else socket.MSG_DONTWAIT)
-
     def _on_readable(self) -> None:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
     async def receive(self, until_ns: int) -> tuple[bytes, int] | None:
-        """Next frame (kernel RX time) or ``None`` at ``until_ns`` (realtime).
+        """Next frame (kernel RX time) or ``None`` at ``until_ns`` (realtime), waiting in the event loop.
 
-        When nothing is queued it first waits up to ``spin_ns`` in a blocking read bounded by
-        ``SO_RCVTIMEO``, blocking the event loop that briefly: a reply on a veth or a LAN arrives in tens of
-        microseconds, far less
-        than an event-loop wake-up costs, and a kernel sleep burns no CPU (a busy-poll would starve a peer
-        sharing the core). Only then does it sleep in the event loop. Timestamps are the kernel's either
-        way, so this changes throughput, not the measured delays.
+        This never blocks the loop; the measurement hot paths use the blocking :meth:`read_until` in a worker
+        thread instead (:func:`interlude.oam.runner.drive_blocking`, :func:`interlude.oam.responder.serve_blocking`).
         """
         if self._backlog:
             return self._backlog.popleft()
-        # one syscall in the common case: a blocking read bounded by SO_RCVTIMEO (= spin_ns)
-        spin = self.spin_ns > 0 and until_ns - time.time_ns() > self.spin_ns
-        got = _read_frame(self.sock, self.tagged, 0 if spin else socket.MSG_DONTWAIT)
-        if got is not None:
-            return got
         while True:
             got = _read_frame(self.sock, self.tagged)
             if got is not None:
