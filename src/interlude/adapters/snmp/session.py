@@ -13,8 +13,8 @@ session creates it only on its first SET, and reads go through :mod:`.fastv2c`. 
 caller's event loop, so many agents are polled concurrently on one loop; ``max_concurrency`` bounds the
 requests in flight per agent.
 
-Secrets (communities, USM keys) live only in the pysnmp auth objects and the fast client; ``repr``s and every error
-message name the node, the address and the failure, never the credential.
+Secrets (communities, USM keys) live only in the pysnmp auth objects and the fast client; ``repr``s and
+every error message name the node, the address and the failure, never the credential.
 """
 
 from __future__ import annotations
