@@ -8,6 +8,10 @@ A proactive FM job of type ``continuityCheck`` (:mod:`interlude.service.fm`) pub
 - :class:`ContinuityRestored` when it answers again, or when monitoring stops while continuity was lost
   (``reason`` says which: ``answered`` or ``monitoringStopped``), so an alarm raised on LOC is always cleared.
 
+The FM service also publishes each as a raw :class:`~interlude.domain.events.SouthboundReceived` with
+``EventKind.CCM_LOSS`` / ``CCM_RESTORED`` (``source="oam"``, ``details``: ``meg``, ``mep``, ``remoteMep``,
+``faultManagementJob``), which the alarm subsystem turns into one ``lossOfContinuity`` alarm per MEG.
+
 ``service_id``/``buyer`` name the monitored service; ``node``/``interface`` the source MEP's port; ``mep`` and
 ``remote_mep`` the topology MEP names; ``job_id`` the FM job.
 """

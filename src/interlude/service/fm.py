@@ -34,7 +34,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from interlude.adapters.base import OamKind
+from interlude.adapters.base import EventKind, OamKind, SouthboundEvent
+from interlude.domain.events import SouthboundReceived
 from interlude.domain.fm import ContinuityLost, ContinuityRestored
 from interlude.domain.model import Service
 from interlude.errors import AdapterError, CapabilityError, InterludeError, NotFoundError, OamError, ValidationError
@@ -448,7 +449,7 @@ class FmService:
                     loc = False
                     events.append({"type": "continuityRestored", "at": iso_at(now)})
                     await self._set_loc(doc, False)
-                    await self.bus.publish(self._event(ContinuityRestored, doc, plan, "answered again"))
+                    await self._publish(self._event(ContinuityRestored, doc, plan, "answered again"))
             else:
                 missed += 1
                 if not loc and missed * interval >= LOC_INTERVALS * interval - 1e-9 and missed >= 4:
@@ -456,13 +457,27 @@ class FmService:
                     events.append({"type": "lossOfContinuity", "at": iso_at(now)})
                     await self._set_loc(doc, True)
                     silent_ms = (now - last_answer) * 1000
-                    await self.bus.publish(self._event(ContinuityLost, doc, plan, f"no answer for {silent_ms:.0f} ms"))
+                    await self._publish(self._event(ContinuityLost, doc, plan, f"no answer for {silent_ms:.0f} ms"))
             if time.time() + interval > end:
                 break
             await asyncio.sleep(max(0.0, interval - (time.monotonic() - tick)))
         return {"probes": probes, "probesAnswered": answered, "lossOfContinuity": loc, "events": events,
                 "framesSent": probes, "framesReceived": answered,
                 "frameLossRatio": round((probes - answered) / probes, 6) if probes else None}  # fmt: skip
+
+    async def _publish(self, event: ContinuityLost | ContinuityRestored) -> None:
+        """Publish the continuity event, and the same as a raw ``ccmLoss``/``ccmRestored`` southbound event.
+
+        The second form is what the alarm subsystem already turns into a ``lossOfContinuity`` alarm on the MEG
+        (it de-duplicates by MEG, so a real CCM loss reported by a device and ours make one alarm).
+        """
+        await self.bus.publish(event)
+        src = self.topology.meps[event.mep]
+        kind = EventKind.CCM_LOSS if isinstance(event, ContinuityLost) else EventKind.CCM_RESTORED
+        raw = SouthboundEvent(kind=kind, node=event.node, interface=event.interface, at=event.at, source="oam",
+                              details={"meg": src.meg_id or event.mep, "mep": event.mep, "remoteMep": event.remote_mep,
+                                       "faultManagementJob": event.job_id, "detail": event.detail})  # fmt: skip
+        await self.bus.publish(SouthboundReceived(event.at, raw))
 
     def _event(self, cls: type[ContinuityLost] | type[ContinuityRestored], doc: Document, plan: FmPlan,
                detail: str, **extra: Any) -> ContinuityLost | ContinuityRestored:  # fmt: skip
@@ -487,7 +502,7 @@ class FmService:
             return
         plan = FmPlan.from_json(current.body["internal"]["plan"])
         await self._set_loc(current, False)
-        await self.bus.publish(self._event(ContinuityRestored, current, plan, "monitoring stopped",
+        await self._publish(self._event(ContinuityRestored, current, plan, "monitoring stopped",
                                            reason="monitoringStopped"))  # fmt: skip
 
     async def _on_failure(self, tx: Transaction, item: Any, error: str) -> None:

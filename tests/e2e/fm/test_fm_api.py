@@ -266,3 +266,30 @@ async def test_from_to_end_points_pick_the_meps_of_their_own_meg(client: Client)
     listed = await (await client.get(f"{FM}/faultManagementJob", params={"serviceToId": "ovc-1002-enni"},
                                      headers=ALPHA)).json()  # fmt: skip
     assert [j["id"] for j in listed] == [job["id"]]
+
+
+async def test_continuity_loss_raises_and_clears_one_alarm(client: Client) -> None:
+    """The alarm subsystem turns our ccmLoss into one lossOfContinuity alarm on the MEG, cleared on restore."""
+    alarms_base = "/mefApi/interlude/alarmManagement/v3"
+    job = await create(client, fm_body("continuityCheck", "proactive", granularity=(50, "MS"), period=(1, "SEC")))
+    await wait_state(client, job["id"], ("inProgress",))
+    await asyncio.sleep(0.3)
+    resp = await client.post("/interlude/v1/faults", json={"type": "loss", "node": "pe1", "interface": "up1",
+                                                          "lossPercent": 100})  # fmt: skip
+    fault_id = (await resp.json())["id"]
+
+    async def continuity_alarms() -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = await (await client.get(f"{alarms_base}/alarm", headers=ALPHA)).json()
+        return [a for a in items if "continuity" in a.get("alarmDetails", "")]
+
+    async with asyncio.timeout(5):
+        while not await continuity_alarms():
+            await asyncio.sleep(0.05)
+    await asyncio.sleep(0.5)  # more lost probes: still one alarm
+    (alarm,) = await continuity_alarms()
+    assert alarm["affectedService"][0]["id"] == "ovc-1001" and alarm["state"] != "cleared"
+    assert (await client.delete(f"/interlude/v1/faults/{fault_id}")).status == 204
+    async with asyncio.timeout(5):
+        while (await continuity_alarms())[0]["state"] != "cleared":
+            await asyncio.sleep(0.05)
+    assert len(await continuity_alarms()) == 1
