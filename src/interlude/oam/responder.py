@@ -38,6 +38,9 @@ from interlude.oam.sessions import CcmEvent, ContinuityCheck
 from interlude.oam.transport import RawTransport, Transport
 
 Reply = tuple[bytearray, int | None]
+# plain ints for the per-frame comparisons (IntEnum member lookups cost more on the hot path)
+_CCM, _LBM, _LBR, _DMM, _DMR, _LTM = int(Opcode.CCM), int(Opcode.LBM), int(Opcode.LBR), int(Opcode.DMM), \
+    int(Opcode.DMR), int(Opcode.LTM)
 STATE_REFRESH_NS = 500_000_000
 
 
@@ -89,7 +92,7 @@ class MepResponder:
         parsed = codec.parse(frame)
         if parsed is None or parsed.vlan != self.vlan:
             return []
-        if parsed.opcode == Opcode.CCM:
+        if parsed.opcode == _CCM:
             if self.ccm is not None:
                 self.events.extend(self.ccm.receive(frame, rx_ns))
             return []
@@ -100,10 +103,10 @@ class MepResponder:
         op = parsed.opcode
         reply: bytearray
         stamp_at: int | None = None
-        if op == Opcode.LBM:
-            reply = codec.swap_reply(frame, parsed, Opcode.LBR, self.mac)
-        elif op == Opcode.DMM:
-            reply = codec.swap_reply(frame, parsed, Opcode.DMR, self.mac)
+        if op == _LBM:
+            reply = codec.swap_reply(frame, parsed, _LBR, self.mac)
+        elif op == _DMM:
+            reply = codec.swap_reply(frame, parsed, _DMR, self.mac)
             codec.put_ts(reply, pdu + codec.OFF_DM_RXF, rx_ns)
             stamp_at = pdu + codec.OFF_DM_TXB
         elif op == Opcode.SLM:
@@ -116,14 +119,14 @@ class MepResponder:
             reply = codec.swap_reply(frame, parsed, Opcode.LMR, self.mac)
             codec.put_u32(reply, pdu + codec.OFF_LM_RXFCF, self.rx_from[parsed.src])
             codec.put_u32(reply, pdu + codec.OFF_LM_TXFCB, self.tx_to[parsed.src] + 1)
-        elif op == Opcode.LTM:
+        elif op == _LTM:
             target = bytes(frame[pdu + codec.OFF_LTM_TARGET : pdu + codec.OFF_LTM_TARGET + 6])
             if target != self.mac or frame[pdu + codec.OFF_LTM_TTL] == 0:
                 return []
             reply = codec.build_ltr(frame, parsed, self.mac, terminal=True)
         else:
             return []
-        self.tx_to[bytes(reply[0:6])] += 1
+        self.tx_to[parsed.src if op != _LTM else bytes(reply[0:6])] += 1
         self._answered_by_op[op] += 1
         return [(reply, stamp_at)]
 
@@ -218,10 +221,14 @@ def serve_blocking(
         if on_state is not None and now - last_state >= STATE_REFRESH_NS:
             last_state = now
             on_state(responder.state())
-        ccm_frame, _ = responder.poll_ccm(now)
-        if ccm_frame is not None:
-            transport.send(*ccm_frame)
-        got = transport.read_until(min(responder.wakeup_ns(now), now + 100_000_000))
+        if responder.ccm is not None:
+            ccm_frame, _ = responder.poll_ccm(now)
+            if ccm_frame is not None:
+                transport.send(*ccm_frame)
+            until = min(responder.wakeup_ns(now), now + 100_000_000)
+        else:
+            until = now + 100_000_000
+        got = transport.read_until(until)
         if got is not None:
             for reply, stamp_at in responder.handle(*got):
                 transport.send(reply, stamp_at)
