@@ -66,6 +66,9 @@ class Session:
 
     kind: OamKind = OamKind.LOOPBACK
     reply_opcode: int = Opcode.LBR
+    single_peer = False
+    """Counter-based sessions (SLM, LMM) addressed to a group lock onto the first responder: counters of
+    different responders cannot be mixed."""
 
     def __init__(self, l2: L2, *, level: int, count: int, interval_ns: int, timeout_ns: int) -> None:
         if count < 1:
@@ -78,6 +81,7 @@ class Session:
         self.interval_ns = max(0, interval_ns)
         self.timeout_ns = max(1, timeout_ns)
         self.slots: list[_Slot] = []
+        self.peer: bytes | None = None
         self.report = True
         """Build detailed :class:`Progress` objects (off in the driver when nobody listens: the hot path)."""
         self._answered = 0
@@ -169,7 +173,12 @@ class Session:
             return None
         if not self.multicast and parsed.src != self.l2.dst:
             return None
-        return self._match(frame, parsed, rx_ns)
+        if self.single_peer and self.peer is not None and parsed.src != self.peer:
+            return None
+        progress = self._match(frame, parsed, rx_ns)
+        if progress is not None and self.single_peer and self.peer is None:
+            self.peer = parsed.src
+        return progress
 
     def _answer(self, index: int, rx_ns: int, delay_ns: int) -> bool:
         if not 0 <= index < len(self.slots) or self.slots[index].answered:
@@ -300,6 +309,7 @@ class SyntheticLossSession(Session):
 
     kind = OamKind.SYNTHETIC_LOSS
     reply_opcode = Opcode.SLR
+    single_peer = True
 
     def __init__(
         self,
@@ -366,6 +376,7 @@ class LossSession(Session):
 
     kind = OamKind.LOSS
     reply_opcode = Opcode.LMR
+    single_peer = True
 
     def __init__(self, l2: L2, *, level: int, count: int, interval_ns: int, timeout_ns: int) -> None:
         super().__init__(l2, level=level, count=count, interval_ns=interval_ns, timeout_ns=timeout_ns)

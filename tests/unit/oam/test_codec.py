@@ -76,7 +76,7 @@ def test_patched_fields_are_where_scapy_reads_them() -> None:
     oam = _oam(ccm)
     assert oam.mep_id == 300 and oam.period == 3 and oam.flags == 0x10
     assert codec.parse(ccm).flags & codec.FLAG_RDI  # type: ignore[union-attr]
-    assert bytes(ccm[pdu + codec.OFF_CCM_MAID:pdu + codec.OFF_CCM_MAID + 4]) == b"\x01\x02\x01x"
+    assert bytes(ccm[pdu + codec.OFF_CCM_MAID : pdu + codec.OFF_CCM_MAID + 4]) == b"\x01\x02\x01x"
 
     ltm = codec.build_ltm(UNTAGGED, level=3, ttl=9, origin=A, target=B)
     oam = _oam(ltm)

@@ -82,8 +82,9 @@ def test_delay_removes_responder_residence_time() -> None:
 
 
 def test_synthetic_loss_splits_forward_and_backward() -> None:
-    session = SyntheticLossSession(L2(dst=B, src=A), level=3, count=10, interval_ns=MS, timeout_ns=MS,
-                                   src_mep=1, test_id=7)
+    session = SyntheticLossSession(
+        L2(dst=B, src=A), level=3, count=10, interval_ns=MS, timeout_ns=MS, src_mep=1, test_id=7
+    )
     responder = MepResponder(B, level=3, mep_id=2)
     for i in range(10):
         out = _send(session, T0 + i * MS)
@@ -97,8 +98,7 @@ def test_synthetic_loss_splits_forward_and_backward() -> None:
     result = session.result()
     assert (result.sent, result.received, result.forward_lost, result.backward_lost) == (10, 7, 2, 1)
     # another test id has its own counter
-    other = SyntheticLossSession(L2(dst=B, src=A), level=3, count=1, interval_ns=0, timeout_ns=MS,
-                                 src_mep=1, test_id=8)
+    other = SyntheticLossSession(L2(dst=B, src=A), level=3, count=1, interval_ns=0, timeout_ns=MS, src_mep=1, test_id=8)
     [(reply, _)] = responder.handle(bytes(_send(other, T0).frame), T0)
     assert codec.u32(reply, 14 + codec.OFF_SL_TXFCB) == 1
 
@@ -177,3 +177,18 @@ def test_responder_lmm_and_dmm_fields() -> None:
     assert codec.ptp_to_ns(dmr, 18 + codec.OFF_DM_RXF) == T0 + 7
     assert codec.parse(dmr).vlan == 100 and dmr[0:6] == A  # type: ignore[union-attr]
     assert responder.answered == {"DMM": 1}
+
+
+def test_group_addressed_slm_locks_onto_the_first_responder() -> None:
+    group = L2(dst=codec.class1_multicast(3), src=A)
+    session = SyntheticLossSession(group, level=3, count=2, interval_ns=MS, timeout_ns=MS, src_mep=1, test_id=7)
+    first = MepResponder(B, level=3, mep_id=2)
+    other = MepResponder(codec.mac_to_bytes("02:00:00:00:00:03"), level=3, mep_id=3)
+    out1 = _send(session, T0)
+    out2 = _send(session, T0 + MS)
+    [(reply2, _)] = first.handle(bytes(out2.frame), T0 + MS)
+    assert session.receive(bytes(reply2), T0 + MS + 10) is not None  # locks onto B
+    [(other1, _)] = other.handle(bytes(out1.frame), T0)
+    assert session.receive(bytes(other1), T0 + MS + 20) is None  # an unanswered slot, but another responder
+    result = session.result()
+    assert result.received == 1 and session.peer == B
