@@ -239,6 +239,20 @@ def linktrace_cmd(**opts: Any) -> None:
     _run(OamKind.LINKTRACE, opts)
 
 
+def _human(event: dict[str, Any]) -> str:
+    """One CCM event as a line for people (``responder`` keeps JSON lines: labs parse them)."""
+    kind = event["event"]
+    if kind == "ready":
+        return (f"MEP {event['mep_id']} on {event['interface']} ({event['mac']}), level {event['level']}"
+                f"{', vlan ' + str(event['vlan']) if event['vlan'] else ''}: sending CCMs every "
+                f"{event['ccm_interval_s']} s")
+    text = {"loc": "loss of continuity", "loc-cleared": "continuity restored", "rdi": "remote defect (RDI)",
+            "rdi-cleared": "RDI cleared", "new-mep": "new remote MEP", "mismerge": "CCM with another MEG ID",
+            "unexpected-level": "CCM at a lower level"}.get(kind, kind)
+    detail = f" ({event['detail']})" if event.get("detail") else ""
+    return f"remote MEP {event['mep_id']}: {text}{detail}"
+
+
 def _serve(
     opts: dict[str, Any],
     *,
@@ -248,6 +262,7 @@ def _serve(
     meg_id: str,
     quiet_ready: bool = False,
     quiet_stop: bool = False,
+    human: bool = False,
 ) -> dict[str, Any]:
     from interlude.oam.responder import run_responder
 
@@ -261,7 +276,7 @@ def _serve(
             return
         if (event["event"] == "ready" and quiet_ready) or (event["event"] == "stopped" and quiet_stop):
             return
-        click.echo(line)
+        click.echo(_human(event) if human else line)
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -306,7 +321,13 @@ def _serve(
 def ccm_cmd(interval: float, count: int, meg_id: str, remote_mep: tuple[int, ...], **opts: Any) -> None:
     """Send CCMs and report remote MEPs: loss of continuity (3.5 intervals), RDI, MEG mismerge."""
     final = _serve(
-        opts, ccm_interval=interval, duration_s=interval * count, remote_meps=remote_mep, meg_id=meg_id, quiet_stop=True
+        opts,
+        ccm_interval=interval,
+        duration_s=interval * count,
+        remote_meps=remote_mep,
+        meg_id=meg_id,
+        quiet_stop=True,
+        human=True,
     )
     events = [e for e in final.get("events", []) if e["event"] not in ("ready", "stopped")]
     stopped = [e for e in final.get("events", []) if e["event"] == "stopped"]
