@@ -50,6 +50,7 @@ from interlude.service.testing_common import (
     check_window,
     fm_duration_s,
     iso_at,
+    next_run,
     now_iso,
     visible_documents,
 )
@@ -406,12 +407,12 @@ class FmService:
             await self._track(tx, job_id=job_id, buyer=current.buyer, description="faultManagementReport created",
                               source="server", report_id=rid)  # fmt: skip
             internal = {**current.body["internal"]}
-            next_due = plan.due_at + run * plan.period_s
+            nxt, next_due = next_run(plan.due_at, plan.period_s, run)
             if plan.job_type == "proactive" and (plan.end_at is None or next_due < plan.end_at):
-                internal["run"] = run + 1
+                internal["run"] = nxt
                 await self._job_state(tx, current, "inProgress", internal=internal)
-                await self.jobs.schedule(JOB_KIND, next_due, {"job": job_id, "run": run + 1},
-                                         key=f"{job_id}:{run + 1}", tx=tx)  # fmt: skip
+                await self.jobs.schedule(JOB_KIND, next_due, {"job": job_id, "run": nxt}, key=f"{job_id}:{nxt}",
+                                         tx=tx)  # fmt: skip
             else:
                 await self._job_state(tx, current, "completed", internal=internal)
 

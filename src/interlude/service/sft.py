@@ -51,6 +51,7 @@ from interlude.service.testing_common import (
     between,
     check_window,
     iso_at,
+    next_run,
     now_iso,
     sft_duration_s,
     visible_documents,
@@ -446,15 +447,15 @@ class SftService:
             await tx.put_document(Document(RESULTS, result_id, result, buyer=current.buyer, state="created",
                                            key1=job_id, key2=str(current.key1)))  # fmt: skip
             await self._notify(tx, "testResultCreateEvent", {"id": result_id, "href": result["href"]}, current.buyer)
-            next_due = plan.due_at + run * plan.period_s if plan.period_s else None
+            nxt, next_due = next_run(plan.due_at, plan.period_s, run) if plan.period_s else (run, None)
             if next_due is not None and (plan.end_at is None or next_due < plan.end_at):
-                internal = {**current.body["internal"], "run": run + 1}
+                internal = {**current.body["internal"], "run": nxt}
                 current = Document(JOBS, current.id, {**current.body, "internal": internal}, buyer=current.buyer,
                                    state=current.state, key1=current.key1, key2=current.key2,
                                    created_at=current.created_at)  # fmt: skip
                 await self._job_state(tx, current, "scheduled")
-                await self.jobs.schedule(JOB_KIND, next_due, {"job": job_id, "run": run + 1},
-                                         key=f"{job_id}:{run + 1}", tx=tx)  # fmt: skip
+                await self.jobs.schedule(JOB_KIND, next_due, {"job": job_id, "run": nxt}, key=f"{job_id}:{nxt}",
+                                         tx=tx)  # fmt: skip
             else:
                 await self._job_state(tx, current, "completed", actualEndDateTime=ended)
 

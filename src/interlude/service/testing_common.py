@@ -8,6 +8,7 @@ at partner scale (thousands of jobs); a PostgreSQL store could push them down la
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -105,3 +106,18 @@ def between(value: str | None, gt: str | None, lt: str | None) -> bool:
         return False
     norm = iso(parse_iso(value)) or ""
     return (gt is None or norm > gt) and (lt is None or norm < lt)
+
+
+def next_run(start: float, period_s: float, run: int, now: float | None = None) -> tuple[int, float]:
+    """The run after ``run`` of a periodic job (run ``r`` is due at ``start + (r - 1) * period``).
+
+    Periods that already passed (the partner was down) are skipped rather than run in a burst: the next run
+    is the first one due at or after ``now``.
+    """
+    now = time.time() if now is None else now
+    nxt = run + 1
+    due = start + run * period_s
+    if due < now:
+        k = math.ceil((now - start) / period_s)
+        nxt, due = k + 1, start + k * period_s
+    return nxt, due

@@ -322,3 +322,16 @@ async def test_tasks_suspend_modify_resume_cancel(client: Client, listener: SpLi
                       "assessingCancellation", "cancelled"]  # fmt: skip
     for e in listener.events:
         validate_event(sft_notifications(), e.event_type, e.body)
+
+
+async def test_recurring_job_runs_every_period_until_its_end(client: Client) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    body = job_body("loopback", frameCount=3)
+    body["recurrencePeriod"] = {"amount": 1, "units": "seconds"}
+    body["requestedEndDateTime"] = (datetime.now(UTC) + timedelta(seconds=2.5)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    job = await create(client, body)
+    final = await wait_job(client, job["id"], ("completed",), timeout=10)
+    results = await results_of(client, job["id"])
+    assert sorted(r["serviceSpecificTestResultConfiguration"]["run"] for r in results) == [1, 2, 3]
+    assert max(r["actualStartDateTime"] for r in results) < final["requestedEndDateTime"]

@@ -135,4 +135,3 @@ async def test_delay_job_measures_the_relay_and_continuity_sees_a_cut(client: Te
         while len(seen) < 2:
             await asyncio.sleep(0.05)
     assert isinstance(seen[1], ContinuityRestored)
-

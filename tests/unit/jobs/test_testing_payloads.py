@@ -137,3 +137,11 @@ async def test_service_activation_steps_scale_and_judge_the_eir_share() -> None:
     out = await run_service_activation(network, mep_spec(TOPO, "ovc1001-uni"), mep_spec(TOPO, "ovc1001-enni"),
                                        SessionParams(), SatConfig(frames_per_step=10), svc, sls)  # fmt: skip
     assert [s["verdict"] for s in out["steps"]] == ["fail"] * 5 and out["verdict"] == "fail"
+
+
+def test_next_run_skips_missed_periods() -> None:
+    from interlude.service.testing_common import next_run
+
+    assert next_run(100.0, 10.0, 1, now=105.0) == (2, 110.0)
+    assert next_run(100.0, 10.0, 1, now=135.0) == (5, 140.0)  # runs 2..4 passed while the partner was down
+    assert next_run(100.0, 10.0, 3, now=120.0) == (4, 130.0)
