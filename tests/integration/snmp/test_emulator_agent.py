@@ -181,3 +181,12 @@ async def test_nodes_share_one_trap_receiver_and_get_only_their_own_events(
             await adapter.close()
     assert receiver is not None and receiver.users == 0 and receiver._engine is None
     assert not any(r is receiver for r in traps._REGISTRY.values())
+
+
+async def test_missing_objects_come_back_as_exceptions_not_errors(pe1: SnmpAdapter) -> None:
+    from interlude.adapters.snmp.session import Missing
+
+    got = await pe1.session.get(
+        [(1, 3, 6, 1, 2, 1, 2, 2, 1, 7, 999), (1, 3, 6, 1, 4, 1, 99999, 1, 0), (1, 3, 6, 1, 2, 1, 1, 5, 0)]
+    )
+    assert [value for _, value in got] == [Missing.NO_SUCH_INSTANCE, Missing.NO_SUCH_OBJECT, b"pe1"]
