@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from interlude.errors import ConfigError, InterludeError
+from interlude.errors import ConfigError, LabError
 from interlude.lab.agents.base import AgentProcess, pid_alive, read_pidfile, stop_pid
 
 SNMPD_BINARY = "/usr/sbin/snmpd"
@@ -52,7 +52,7 @@ _LINK_UP = ".1.3.6.1.6.3.1.1.5.4"
 _SYS_NAME_0 = "1.3.6.1.2.1.1.5.0"
 
 
-class AgentStartError(InterludeError):
+class AgentStartError(LabError):
     """A lab agent did not start or did not answer; the message carries the tail of its log."""
 
 
