@@ -5,11 +5,13 @@
 
 from __future__ import annotations
 
+import json
+import weakref
 from typing import Any
 
 from aiohttp import web
 
-from interlude.api.common import RUNTIME, ApiError, Query, buyer_of, hub_routes, json_response, page_response
+from interlude.api.common import JSON_CT, RUNTIME, ApiError, Query, buyer_of, hub_routes, page_response
 from interlude.api.payloads import kind_of_urn, render_service
 from interlude.domain.model import Service, ServiceState
 from interlude.service.hub import SERVICE_INVENTORY
@@ -65,12 +67,28 @@ async def list_services(request: web.Request) -> web.StreamResponse:
     return page_response([render(runtime, s) for s in services], total, offset, throttled)
 
 
+# Rendered bodies per runtime, keyed by service id and valid while the index still holds the very same
+# (immutable) Service object: any change replaces the object, so a stale body is never served.
+_BODIES: weakref.WeakKeyDictionary[Runtime, dict[str, tuple[Service, bytes]]] = weakref.WeakKeyDictionary()
+_MAX_CACHED = 20_000
+
+
 async def get_service(request: web.Request) -> web.StreamResponse:
-    """``GET /service/{id}``."""
+    """``GET /service/{id}`` (the most frequent read: the encoded body is cached per service version)."""
     runtime = request.app[RUNTIME]
     Query(request, ())
     svc = await runtime.inventory.get(request.match_info["id"], buyer_of(request))
-    return json_response(render(runtime, svc))
+    live = runtime.inventory.indexed(svc.id) or svc
+    bodies = _BODIES.setdefault(runtime, {})
+    hit = bodies.get(svc.id)
+    if hit is not None and hit[0] is live:
+        body = hit[1]
+    else:
+        body = json.dumps(render(runtime, live), separators=(",", ":")).encode()
+        if len(bodies) >= _MAX_CACHED:
+            bodies.clear()
+        bodies[svc.id] = (live, body)
+    return web.Response(body=body, headers={"Content-Type": JSON_CT})
 
 
 def routes() -> list[web.RouteDef]:
