@@ -254,3 +254,16 @@ async def test_v2c_informs_become_events(
         task.cancel()
         await ad.set_admin_state("e1", AdminState.UP)
         await ad.close()
+
+
+def test_an_agent_that_cannot_start_is_reported_with_its_log(netns_factory: NetnsFactory, tmp_path: Path) -> None:
+    from interlude.lab.agents.snmpd import AgentStartError, SnmpdConfig, start_snmpd
+
+    require_binaries("snmpd", "snmpget")
+    ns = netns_factory.netns("sbad")
+    config = SnmpdConfig(sys_name="bad", listen=["10.251.254.254:161"])  # not an address of the namespace
+    started = time.monotonic()
+    with pytest.raises(AgentStartError, match="ilt.*sbad") as info:
+        start_snmpd(ns, tmp_path, config, timeout_s=3)
+    assert time.monotonic() - started < 5
+    assert "10.251.254.254" in str(info.value), "the log tail (snmpd names the endpoint it could not open)"

@@ -236,7 +236,9 @@ def start_snmpd(netns: str, state_dir: Path, config: SnmpdConfig, *, timeout_s: 
     ]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
     if proc.returncode != 0:
-        raise AgentStartError(f"snmpd in {netns} failed to start ({proc.returncode}): {proc.stderr.strip()}")
+        raise AgentStartError(
+            f"snmpd in {netns} failed to start ({proc.returncode}): {proc.stderr.strip()}; log:\n{_log_tail(log)}"
+        )
     try:
         pid = read_pidfile(pidfile, timeout=timeout_s)
     except TimeoutError:
