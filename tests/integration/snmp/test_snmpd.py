@@ -263,7 +263,7 @@ def test_an_agent_that_cannot_start_is_reported_with_its_log(netns_factory: Netn
     ns = netns_factory.netns("sbad")
     config = SnmpdConfig(sys_name="bad", listen=["10.251.254.254:161"])  # not an address of the namespace
     started = time.monotonic()
-    with pytest.raises(AgentStartError, match="ilt.*sbad") as info:
+    with pytest.raises(AgentStartError, match=r"ilt.*sbad") as info:
         start_snmpd(ns, tmp_path, config, timeout_s=3)
     assert time.monotonic() - started < 5
     assert "10.251.254.254" in str(info.value), "the log tail (snmpd names the endpoint it could not open)"
