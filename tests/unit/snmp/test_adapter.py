@@ -40,6 +40,11 @@ def test_settings_are_validated_with_the_node_path() -> None:
     assert make({"version": "2c"}).settings.version == "2c"
 
 
+def test_unknown_settings_are_named_in_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    make({"trap_lisen": "127.0.0.1:16200"})
+    assert "nodes.pe1.settings: the snmp adapter ignores trap_lisen" in caplog.text
+
+
 def test_events_only_with_a_trap_listener() -> None:
     assert Capability.EVENTS not in make().capabilities
     assert Capability.EVENTS in make({"trap_listen": "127.0.0.1:16200"}).capabilities

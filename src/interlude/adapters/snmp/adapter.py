@@ -139,6 +139,9 @@ class SnmpAdapter:
             err = exc.errors()[0]
             where = ".".join(str(p) for p in err["loc"])
             raise ConfigError(f"nodes.{node.name}.settings.{where}: {err['msg']}") from None
+        ignored = sorted(set(node.settings) - set(SnmpSettings.model_fields))
+        if ignored:  # may be another kind's settings inherited from `defaults`, or a typo: say so once
+            log.warning("nodes.%s.settings: the snmp adapter ignores %s", node.name, ", ".join(ignored))
         unknown = set(node.credentials) - _KNOWN_CREDENTIALS
         if unknown:
             raise ConfigError(f"nodes.{node.name}.credentials: unknown keys {sorted(unknown)}")
