@@ -176,13 +176,13 @@ class TestNetconfdContract(AdapterContract):
         )
 
     async def test_interface_prefix_limits_what_the_agent_handles(self, netconfd_lab: NetconfLab) -> None:
-        """start_netconf(interface_prefix="e"): netconfd's SIL reports e1/e2 only, not mgmt0 or lo."""
+        """start_netconf(interface_prefix="e"): netconfd's SIL reports e1..e3 only, not mgmt0 or lo."""
         raw = netconfd_lab.topology().model_dump()
         raw["nodes"]["dut"]["interfaces"] = {}  # a node that names no interfaces sees all the device reports
         topo = parse_topology(raw)
         nc = NetconfAdapter(topo.node("dut"), netconfd_lab.context(topo))
         await nc.open()
         try:
-            assert sorted(s.name for s in await nc.list_interfaces()) == ["e1", "e2"]
+            assert sorted(s.name for s in await nc.list_interfaces()) == ["e1", "e2", "e3"]
         finally:
             await nc.close()

@@ -5,6 +5,7 @@
     root ns: iltn<run><i> 10.252.X.(4i+1)/30 ──veth── dut ns: mgmt0 10.252.X.(4i+2)   sshd:830 + netconfd
                                                        dut ns: e1 ──veth── peer ns: p1   (carrier follows e1)
                                                        dut ns: e2 ──veth── peer ns: p2
+                                                       dut ns: e3 ──veth── peer ns: p3
 
 10.252.0.0/16 is the netconf helper's subnet; X comes from the run id so concurrent runs do not collide.
 """
@@ -72,7 +73,7 @@ class NetconfLab:
                             **settings,
                         },
                         "credentials": {"private_key": {"file": str(self.key_file)}},
-                        "interfaces": {"e1": {}, "e2": {}},
+                        "interfaces": {"e1": {}, "e2": {}, "e3": {}},
                     }
                 },
             }
@@ -98,6 +99,7 @@ def build_netconf_lab(
     factory.addr(dut, "mgmt0", f"{dut_ip}/30")
     factory.veth(dut, "e1", peer, "p1")
     factory.veth(dut, "e2", peer, "p2")
+    factory.veth(dut, "e3", peer, "p3")  # never configured by any test (netconfd does not notify for it)
     factory.addr(dut, "e1", "10.252.255.1/30")
     factory.addr(peer, "p1", "10.252.255.2/30")
     state_dir.mkdir(parents=True, exist_ok=True)

@@ -137,27 +137,47 @@ async def test_admin_up_reasserts_after_a_confirmed_commit_rollback(adapter: Net
     assert lab.kernel_admin("e1") is AdminState.UP
 
 
-async def test_link_events_come_as_netconf_notifications(adapter: NetconfAdapter, lab: NetconfLab) -> None:
-    await adapter.set_admin_state("e2", AdminState.UP)  # the SIL only notifies for configured interfaces
+async def carrier_loss_event(nc: NetconfAdapter, lab: NetconfLab, ifname: str, peer_if: str) -> SouthboundEvent:
+    """Cut the far end of ``ifname`` (not our doing) and return the linkDown event the adapter reports."""
     seen: list[SouthboundEvent] = []
 
     async def collect() -> None:
-        async for event in adapter.events():
-            if event.interface == "e2" and event.kind is EventKind.LINK_DOWN:
+        async for event in nc.events():
+            if event.interface == ifname and event.kind is EventKind.LINK_DOWN:
                 seen.append(event)
                 return
 
     task = asyncio.create_task(collect())
     await asyncio.sleep(2.0)  # a second session subscribes; notifications before that are not replayed
     try:
-        lab.factory.exec(lab.peer, "ip", "link", "set", "p2", "down")  # carrier loss, not our doing
+        lab.factory.exec(lab.peer, "ip", "link", "set", peer_if, "down")
         async with asyncio.timeout(8):
             await task
     finally:
         task.cancel()
-        lab.factory.exec(lab.peer, "ip", "link", "set", "p2", "up")
-    assert seen[0].source == "netconf-notification"
+        lab.factory.exec(lab.peer, "ip", "link", "set", peer_if, "up")
     assert seen[0].node == "dut"
+    return seen[0]
+
+
+async def test_link_events_come_as_netconf_notifications(lab: NetconfLab) -> None:
+    topo = lab.topology(poll_interval_s=60)  # the poller would otherwise race the notification
+    nc = NetconfAdapter(topo.node("dut"), lab.context(topo))
+    await nc.open()
+    try:
+        await nc.set_admin_state("e2", AdminState.UP)  # the SIL only notifies for configured interfaces
+        event = await carrier_loss_event(nc, lab, "e2", "p2")
+    finally:
+        await nc.close()
+    assert event.source == "netconf-notification"
+
+
+async def test_unconfigured_interfaces_report_link_events_once(adapter: NetconfAdapter, lab: NetconfLab) -> None:
+    """yuma123 profile: notifications and polling together; the change is reported once, by the first to see it."""
+    assert "<name>e3</name>" not in running_config(lab)
+    event = await carrier_loss_event(adapter, lab, "e3", "p3")
+    assert event.source in ("poll", "netconf-notification")
+    assert adapter._known_oper["e3"] is OperState.DOWN
 
 
 async def test_host_key_and_credentials_are_enforced(lab: NetconfLab, tmp_path: Path) -> None:

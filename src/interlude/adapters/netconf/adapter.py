@@ -164,6 +164,8 @@ class NetconfAdapter:
         self._subscribers: list[asyncio.Queue[SouthboundEvent]] = []
         self._producer: asyncio.Task[None] | None = None
         self._present: set[str] = set()
+        self._known_oper: dict[str, OperState] = {}
+        self._reachable = True
         fields = set(type(self.profile.paths).model_fields) - {"state_interface", "config_interface"}
         self._get: dict[str, list[TextGetter]] = {
             f: _getters(self.profile, getattr(self.profile.paths, f)) for f in fields
@@ -527,30 +529,43 @@ class NetconfAdapter:
         if not self._session.capabilities:
             with contextlib.suppress(InterludeError):
                 await self._session.connect()
-        if self._uses_notifications():
-            await self._notifications()
-        else:
+        if not self._uses_notifications():
             await self._poll()
+        elif self.profile.notifications_scope == "all":
+            await self._notifications()
+        else:  # the agent notifies only some interfaces: poll as well; whichever sees a change first reports it
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._notifications())
+                group.create_task(self._poll())
+
+    def _link_changed(self, device: str, oper: OperState, source: str, at: float) -> None:
+        """Publish link up/down once per change, whichever producer (poll, notification) sees it first."""
+        if oper is OperState.UNKNOWN or self._known_oper.get(device) is oper:
+            self._known_oper[device] = oper
+            return
+        first_sighting = device not in self._known_oper
+        self._known_oper[device] = oper
+        if first_sighting and source == "poll":
+            return  # the poller's first read is the baseline, not a change
+        kind = EventKind.LINK_UP if oper is OperState.UP else EventKind.LINK_DOWN
+        self._publish(SouthboundEvent(kind, self.node.name, self._topology_name(device), at, source))
+
+    def _reachability(self, reachable: bool, source: str, reason: str = "") -> None:
+        """Publish deviceUnreachable/deviceReachable once per change."""
+        if reachable is self._reachable:
+            return
+        self._reachable = reachable
+        kind = EventKind.DEVICE_REACHABLE if reachable else EventKind.DEVICE_UNREACHABLE
+        details = {"reason": reason} if reason else {}
+        self._publish(SouthboundEvent(kind, self.node.name, None, time.time(), source, details))
 
     async def _poll(self) -> None:
         last: dict[str, InterfaceState] | None = None
-        reachable = True
         while not self._closed.is_set():
             try:
                 states = await self._read_states(self._wanted())
             except DeviceConnectionError as exc:
-                if reachable:
-                    reachable = False
-                    self._publish(
-                        SouthboundEvent(
-                            EventKind.DEVICE_UNREACHABLE,
-                            self.node.name,
-                            None,
-                            time.time(),
-                            "poll",
-                            {"reason": str(exc)},
-                        )
-                    )
+                self._reachability(False, "poll", str(exc))
                 await asyncio.sleep(self.settings.poll_interval_s)
                 continue
             except InterludeError as exc:
@@ -558,20 +573,13 @@ class NetconfAdapter:
                 await asyncio.sleep(self.settings.poll_interval_s)
                 continue
             now = time.time()
-            if not reachable:
-                reachable = True
-                self._publish(SouthboundEvent(EventKind.DEVICE_REACHABLE, self.node.name, None, now, "poll"))
-            if last is not None:
-                for dev, state in states.items():
-                    old = last.get(dev)
-                    if old is None:
-                        continue
-                    if old.admin is not state.admin:
-                        kind = EventKind.ADMIN_UP if state.admin is AdminState.UP else EventKind.ADMIN_DOWN
-                        self._publish(SouthboundEvent(kind, self.node.name, state.name, now, "poll"))
-                    if old.oper is not state.oper and state.oper is not OperState.UNKNOWN:
-                        kind = EventKind.LINK_UP if state.oper is OperState.UP else EventKind.LINK_DOWN
-                        self._publish(SouthboundEvent(kind, self.node.name, state.name, now, "poll"))
+            self._reachability(True, "poll")
+            for dev, state in states.items():
+                old = None if last is None else last.get(dev)
+                if old is not None and old.admin is not state.admin:
+                    kind = EventKind.ADMIN_UP if state.admin is AdminState.UP else EventKind.ADMIN_DOWN
+                    self._publish(SouthboundEvent(kind, self.node.name, state.name, now, "poll"))
+                self._link_changed(dev, state.oper, "poll", now)
             last = states
             await asyncio.sleep(self.settings.poll_interval_s)
 
@@ -581,21 +589,15 @@ class NetconfAdapter:
             kind: (self.profile.xpath(spec.match), self.profile.xpath(spec.interface))
             for kind, spec in self.profile.notifications.items()
         }
-        kinds = {"link_up": EventKind.LINK_UP, "link_down": EventKind.LINK_DOWN}
+        opers = {"link_up": OperState.UP, "link_down": OperState.DOWN}
         wanted = set(self._wanted() or [])
-        reachable = True
+        source = "netconf-notification"
         while not self._closed.is_set():
             sub = NetconfSession(self._params, self.node.name, purpose="notify")
             try:
                 await sub.connect()
                 await sub.create_subscription()
-                if not reachable:
-                    reachable = True
-                    self._publish(
-                        SouthboundEvent(
-                            EventKind.DEVICE_REACHABLE, self.node.name, None, time.time(), "netconf-notification"
-                        )
-                    )
+                self._reachability(True, source)
                 while not self._closed.is_set():
                     element = await sub.take_notification(timeout_s=0.5)
                     if element is None:
@@ -606,28 +608,9 @@ class NetconfAdapter:
                             dev = names[0].text.strip() if names and names[0].text else None
                             if dev is None or (wanted and dev not in wanted):
                                 continue
-                            self._publish(
-                                SouthboundEvent(
-                                    kinds[key],
-                                    self.node.name,
-                                    self._topology_name(dev),
-                                    time.time(),
-                                    "netconf-notification",
-                                )
-                            )
+                            self._link_changed(dev, opers[key], source, time.time())
             except DeviceConnectionError as exc:
-                if reachable:
-                    reachable = False
-                    self._publish(
-                        SouthboundEvent(
-                            EventKind.DEVICE_UNREACHABLE,
-                            self.node.name,
-                            None,
-                            time.time(),
-                            "netconf-notification",
-                            {"reason": str(exc)},
-                        )
-                    )
+                self._reachability(False, source, str(exc))
                 await asyncio.sleep(self.settings.poll_interval_s)
             except InterludeError as exc:
                 log.warning("netconf %s: notification stream failed: %s", self.node.name, exc)

@@ -128,6 +128,8 @@ class Profile(_Strict):
     admin_values: dict[str, Literal["up", "down"]] = Field(default_factory=dict)
     oper_values: dict[str, Literal["up", "down", "unknown"]] = Field(default_factory=dict)
     notifications: dict[Literal["link_up", "link_down"], NotificationSpec] = Field(default_factory=dict)
+    notifications_scope: Literal["all", "configured"] = "all"
+    """``configured``: the agent notifies only interfaces with a config entry, so the adapter polls as well."""
     source: str = ""
     _xpaths: dict[str, etree.XPath] = PrivateAttr(default_factory=dict)
 
