@@ -97,7 +97,7 @@ async def list_alarms(request: web.Request) -> web.StreamResponse:
             and (alarm_type is None or profile(a.kind)[0] == alarm_type)
             and (object_type is None or a.alarmed_object_type == object_type)
             and (severity is None or body["perceivedSeverity"] == severity)
-            and planned is None  # we never mark planned outages
+            and (planned is None or a.planned == planned)
             and (reporting is None or body["reportingSystemId"] == reporting)
             and (affecting is None or a.service_affecting == (affecting == "true"))
             and (state is None or a.state.value == state)

@@ -135,6 +135,7 @@ class AlarmRecord:
     sources: tuple[str, ...] = ()
     specific_attributes: dict[str, Any] | None = None
     correlated: tuple[str, ...] = ()
+    planned: str | None = None  # MEF plannedOutageIndicator: "outOfService" when the port was locked on purpose
     history: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -198,6 +199,8 @@ class AlarmRecord:
         }
         if self.cleared_at:
             body["alarmClearedTime"] = self.cleared_at
+        if self.planned:
+            body["plannedOutageIndicator"] = self.planned
         if self.source_system:
             body["sourceSystemId"] = self.source_system
         if self.correlated:

@@ -37,7 +37,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from interlude.adapters.base import EventKind
+from interlude.adapters.base import AdminState, Capability, EventKind, InterfaceControl, require
 from interlude.domain.alarms import (
     AlarmRecord,
     AlarmState,
@@ -48,11 +48,12 @@ from interlude.domain.alarms import (
     profile,
 )
 from interlude.domain.events import PortStateChanged, SouthboundReceived
-from interlude.domain.model import Service, iso, utcnow
-from interlude.errors import NotFoundError
+from interlude.domain.model import PortRef, Service, iso, utcnow
+from interlude.errors import AdapterError, NotFoundError
 from interlude.service.bus import EventBus
 from interlude.service.hub import HubService, NotifyingApi, register_api
 from interlude.service.inventory import InventoryService
+from interlude.service.network import Network
 from interlude.store.base import Document, OutboxMessage, Store
 from interlude.topology.model import Topology
 
@@ -83,13 +84,20 @@ class AlarmService:
     """Raises, clears and serves alarms."""
 
     def __init__(
-        self, store: Store, hub: HubService, bus: EventBus, inventory: InventoryService, topology: Topology
+        self,
+        store: Store,
+        hub: HubService,
+        bus: EventBus,
+        inventory: InventoryService,
+        topology: Topology,
+        network: Network | None = None,
     ) -> None:
         self.store = store
         self.hub = hub
         self.bus = bus
         self.inventory = inventory
         self.topology = topology
+        self.network = network
         self._lock = asyncio.Lock()
         self._loaded = False
         self._active: dict[tuple[str, str | None], AlarmRecord] = {}
@@ -208,7 +216,9 @@ class AlarmService:
                 seen = {src for p in down for src in self._sources.get((p.node, p.interface), {"poll"})}
                 sources = tuple(sorted(seen))
                 where = " and ".join(str(p) for p in down)
-                details = f"link down: {obj.replace('|', ' <-> ')} ({where} down, seen via {', '.join(sources)})"
+                locked = await self._locked(down)
+                why = "administratively down (locked)" if locked else "down"
+                details = f"link down: {obj.replace('|', ' <-> ')} ({where} {why}, seen via {', '.join(sources)})"
                 objects = tuple((str(p), "Interface") for p in ends)
                 await self._raise(
                     key,
@@ -219,11 +229,29 @@ class AlarmService:
                     services,
                     ",".join(sorted({p.node for p in ends})),
                     sources,
+                    planned="outOfService" if locked else None,
                 )
             else:
                 for p in ends:
                     self._sources.pop((p.node, p.interface), None)
                 await self._clear(key, None)
+
+    async def _locked(self, ports: Iterable[PortRef]) -> bool:
+        """Whether every port is administratively down (an SP's LOCK or an operator's shutdown: a planned outage)."""
+        if self.network is None:
+            return False
+        plist = list(ports)
+        for p in plist:
+            adapter = self.network.adapters.get(p.node)
+            if adapter is None or Capability.INTERFACES not in adapter.capabilities:
+                return False
+            try:
+                state = await require(adapter, InterfaceControl).get_interface(p.interface)  # type: ignore[type-abstract]
+            except AdapterError:
+                return False
+            if state.admin is not AdminState.DOWN:
+                return False
+        return bool(plist)
 
     # Raise / clear -------------------------------------------------------------------------------------------
 
@@ -239,6 +267,7 @@ class AlarmService:
         sources: tuple[str, ...],
         attributes: Mapping[str, Any] | None = None,
         buyers: Iterable[str | None] | None = None,
+        planned: str | None = None,
     ) -> list[AlarmRecord]:
         """One alarm per buyer whose services are affected (one buyer-less alarm when none is)."""
         by_buyer: dict[str | None, list[str]] = {}
@@ -256,14 +285,19 @@ class AlarmService:
             if existing is not None:
                 merged_sources = tuple(sorted(set(existing.sources) | set(sources)))
                 merged_services = tuple(dict.fromkeys([*existing.affected_services, *service_ids]))
-                changed = (merged_sources, merged_services, details) != (
+                changed = (merged_sources, merged_services, details, planned) != (
                     existing.sources,
                     existing.affected_services,
                     existing.details,
+                    existing.planned,
                 )
                 if changed:
                     updated = existing.evolve(
-                        sources=merged_sources, affected_services=merged_services, changed_at=now, details=details
+                        sources=merged_sources,
+                        affected_services=merged_services,
+                        changed_at=now,
+                        details=details,
+                        planned=planned,
                     )
                     self._active[(key, buyer)] = updated
                     await self._commit(updated, "alarmAttributeValueChangeEvent")
@@ -271,6 +305,8 @@ class AlarmService:
             sev = severity if (service_ids or kind is FaultKind.TCA) else "minor"
             if kind is FaultKind.LINK_DOWN and len(service_ids) > 1:
                 sev = "critical"
+            if planned:
+                sev = "warning"
             correlated = self._root_causes(kind, buyer, service_ids)
             rec = AlarmRecord(
                 id=uuid.uuid4().hex[:16],
@@ -289,6 +325,7 @@ class AlarmService:
                 sources=sources,
                 specific_attributes=dict(attributes) if attributes else None,
                 correlated=correlated,
+                planned=planned,
             )
             self._active[(key, buyer)] = rec
             await self._commit(rec, "alarmCreateEvent")

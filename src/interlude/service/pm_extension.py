@@ -32,7 +32,9 @@ class MonitoringExtension:
         shared = getattr(runtime, "jobs", None)
         self._own_jobs = not isinstance(shared, JobRunner) and jobs is None
         self.jobs: JobRunner = jobs or (shared if isinstance(shared, JobRunner) else JobRunner(runtime.store))
-        self.alarms = AlarmService(runtime.store, runtime.hub, runtime.bus, runtime.inventory, runtime.topology)
+        self.alarms = AlarmService(
+            runtime.store, runtime.hub, runtime.bus, runtime.inventory, runtime.topology, runtime.network
+        )
         self.streaming = StreamingService(runtime.store)
         self.performance = PerformanceService(runtime, self.jobs, self.alarms, self.streaming)
         self.alarms.attach()

@@ -22,6 +22,7 @@ from tests.e2e.pm.support import (
     alarm_notification_api,
     ext,
     json_of,
+    wait_until,
 )
 
 
@@ -153,3 +154,32 @@ async def test_filters_pagination_errors_and_isolation(client: TestClient[Any, A
     await json_of(client, "POST", f"{AL}/hub", 400, json={"callback": "http://x", "query": "eventType=nope"})
     await json_of(client, "DELETE", f"{AL}/hub/{hub['id']}", 204, headers=ALPHA)
     await json_of(client, "DELETE", f"{FAULTS}/{fault['id']}", 204)
+
+
+async def test_a_locked_port_is_a_planned_outage(client: TestClient[Any, Any]) -> None:
+    """An SP locking its own UNI (order item modify LOCKED) is not a fault: plannedOutageIndicator outOfService."""
+    from tests.e2e.conftest import ORD, order_body, wait_order
+
+    lock = {
+        "id": "1",
+        "action": "modify",
+        "service": {
+            "id": "pe1-uni1",
+            "serviceConfiguration": {
+                "@type": "urn:mef:lso:spec:legato:carrier-ethernet-operator-uni:v0.0.1:all",
+                "administrativeState": {"state": "LOCKED"},
+            },
+        },
+    }
+    order = await json_of(client, "POST", f"{ORD}/serviceOrder", 201, json=order_body(lock), headers=ALPHA)
+    assert (await wait_order(client, order["id"], ALPHA))["state"] == "completed"
+
+    async def planned() -> list[dict[str, Any]] | None:
+        found = await json_of(client, "GET", f"{AL}/alarm?plannedOutageIndicator=outOfService", 200, headers=ALPHA)
+        return found or None
+
+    [alarm] = await wait_until(planned)
+    alarm_api().validate_response("/alarm", "get", 200, [alarm])
+    assert alarm["perceivedSeverity"] == "warning" and "locked" in alarm["alarmDetails"]
+    assert await json_of(client, "GET", f"{AL}/alarm?plannedOutageIndicator=inPlannedMaintenance", 200,
+                         headers=ALPHA) == []  # fmt: skip
