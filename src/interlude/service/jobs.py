@@ -34,10 +34,11 @@ API (for SFT, FM, PM and anyone else)::
   commit or roll back together.
 - ``on_failure(tx, item, error: str) -> None`` (optional, per kind) runs inside the transaction that marks
   the item ``failed`` for good (after the last attempt), e.g. to put the SFT job in ``failed`` and notify.
-- ``schedule(..., key=K)`` de-duplicates: if an item of that kind with key ``K`` exists and is not
+- ``schedule(..., key=K)`` de-duplicates: the item's id is ``{kind}:{K}``; if it exists and is not
   ``cancelled``, its id is returned and nothing is added (so a re-sent request or a restart that re-plans the
-  same interval never doubles work, and a completed item is never re-run). Without ``key`` every call adds
-  an item. ``due_at`` is a UNIX timestamp (``time.time()`` base); ``None`` means now.
+  same interval never doubles work, and a completed item is never re-run); a cancelled one is revived with
+  the new payload and due time (resume after suspend). Without ``key`` every call adds an item. ``due_at``
+  is a UNIX timestamp (``time.time()`` base); ``None`` means now.
 - ``tx=`` (optional) on ``schedule``/``cancel``/``cancel_key``: join the caller's transaction, so an API
   request that creates a job document and its ``...CreateEvent`` outbox rows schedules its work atomically.
 - ``cancel`` stops a ``scheduled`` item, and a ``running`` one too: its asyncio task is cancelled and its
@@ -55,6 +56,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import socket
@@ -212,24 +214,37 @@ class JobRunner:
         key: str | None = None,
         tx: Transaction | None = None,
     ) -> str:
-        """Add a work item (or return the id of the live item with the same ``kind``/``key``)."""
+        """Add a work item (or return the id of the live item with the same ``kind``/``key``).
+
+        A keyed item's id is ``{kind}:{key}`` and is inserted with ``ON CONFLICT DO NOTHING``, so two processes
+        scheduling the same key at once (PostgreSQL) still make one item; a *cancelled* keyed item is revived
+        (same id, fresh payload, due time and attempts).
+        """
         if not kind:
             raise ValidationError("job kind must not be empty")
         when = time.time() if due_at is None else float(due_at)
+        item = JobItem(
+            id=f"{kind}:{key}" if key is not None else uuid.uuid4().hex, kind=kind, state=SCHEDULED,
+            payload=dict(payload), key=key, due_at=when, attempts=0, created_at=iso(utcnow()) or "",
+        )  # fmt: skip
         async with self._join(tx) as t:
-            if key is not None:
-                rows = await t.execute(
-                    "SELECT id FROM documents WHERE collection = ? AND key1 = ? AND key2 = ? AND state != ?"
-                    " ORDER BY created_at LIMIT 1",
-                    (COLLECTION, kind, key, CANCELLED),
-                )
-                if rows:
-                    return str(rows[0][0])
-            item = JobItem(
-                id=uuid.uuid4().hex, kind=kind, state=SCHEDULED, payload=dict(payload), key=key, due_at=when,
-                attempts=0, created_at=iso(utcnow()) or "",
-            )  # fmt: skip
-            await t.put_document(item.to_document())
+            if key is None:
+                await t.put_document(item.to_document())
+            else:
+                doc = item.to_document()
+                inserted = await t.execute(
+                    "INSERT INTO documents (collection, id, buyer, state, key1, key2, due_at, created_at, updated_at,"
+                    " body) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT (collection, id) DO NOTHING RETURNING id",
+                    (COLLECTION, doc.id, None, doc.state, doc.key1, doc.key2, doc.due_at, doc.created_at,
+                     doc.created_at, json.dumps(doc.body)),
+                )  # fmt: skip
+                if not inserted:
+                    existing = await t.get_document(COLLECTION, item.id)
+                    if existing is None or existing.state != CANCELLED:
+                        return item.id  # live or finished: never added twice, never re-run
+                    await t.put_document(doc)
+                    await self._release(t, item.id)
+                    self._cancelled.discard(item.id)
         self._wake.set()
         return item.id
 

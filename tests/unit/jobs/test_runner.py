@@ -130,8 +130,10 @@ async def test_cancel_scheduled_and_running(store: SqliteStore) -> None:
     assert not await runner.cancel(later)
     item = await runner.get(later)
     assert item is not None and item.state == CANCELLED
-    # A cancelled key can be scheduled again (resume of a suspended job).
-    assert await runner.schedule("t.slow", time.time() + 3600, {}, key="later") != later
+    # A cancelled key can be scheduled again (resume of a suspended job): the same item, live again.
+    assert await runner.schedule("t.slow", time.time() + 3600, {"again": True}, key="later") == later
+    revived = await runner.get(later)
+    assert revived is not None and revived.state == SCHEDULED and revived.payload == {"again": True}
 
     now_id = await runner.schedule("t.slow", None, {})
     await runner.start()
