@@ -130,11 +130,12 @@ class Session:
 
     def poll(self, now_ns: int) -> Outgoing | None:
         """The next frame if one is due at ``now_ns``."""
-        if self._all_sent():
+        slots = self.slots
+        if len(slots) >= self.count:
             return None
-        if self.slots:
+        if slots:
             if self.interval_ns == 0:
-                if self._outstanding() and now_ns < self._last_send_ns + self.timeout_ns:
+                if not slots[-1].answered and now_ns < self._last_send_ns + self.timeout_ns:
                     return None
             elif self._next_send_ns is not None and now_ns < self._next_send_ns:
                 return None
@@ -229,6 +230,20 @@ class LoopbackSession(Session):
         self.template = codec.build_lbm(l2, level=level, data_size=data_size, test_tlv=test_tlv)
         self.first_seq = first_seq
         self._seq_at = l2.header_len + codec.OFF_SEQ
+        # the exact first 14 bytes of an LBR answering us (untagged unicast): the hot path compares them once
+        self._lbr_head = l2.src + l2.dst + b"\x89\x02" if l2.vlan is None and not self.multicast else None
+
+    def receive(self, frame: bytes, rx_ns: int) -> Progress | None:
+        """Hot path for untagged unicast LBRs when nobody watches progress; everything else: the general path."""
+        head = self._lbr_head
+        if head is None or self.report or len(frame) < 22 or frame[15] != Opcode.LBR or frame[14] >> 5 != self.level:
+            return super().receive(frame, rx_ns)
+        if frame[0:14] != head:
+            return None
+        index = int.from_bytes(frame[18:22], "big") - self.first_seq
+        if 0 <= index < len(self.slots) and self._answer(index, rx_ns, rx_ns - self.slots[index].tx_ns):
+            return MATCHED
+        return None
 
     def _build(self, index: int) -> Outgoing:
         frame = bytearray(self.template)

@@ -62,8 +62,11 @@ def test_loopback_ignores_wrong_level_vlan_and_source() -> None:
     [(reply, _)] = MepResponder(B, level=3, mep_id=2).handle(bytes(out.frame), T0)
     forged = bytearray(reply)
     forged[6:12] = codec.mac_to_bytes("02:00:00:00:00:09")
-    assert session.receive(bytes(forged), T0 + MS) is None
+    for report in (True, False):  # the general path and the hot path (no progress objects)
+        session.report = report
+        assert session.receive(bytes(forged), T0 + MS) is None
     assert session.receive(bytes(reply), T0 + MS) is not None
+    assert session.receive(bytes(reply), T0 + MS) is None  # answered already
 
 
 def test_delay_removes_responder_residence_time() -> None:
