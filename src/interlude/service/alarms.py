@@ -218,7 +218,8 @@ class AlarmService:
                 where = " and ".join(str(p) for p in down)
                 locked = await self._locked(down)
                 why = "administratively down (locked)" if locked else "down"
-                details = f"link down: {obj.replace('|', ' <-> ')} ({where} {why}, seen via {', '.join(sources)})"
+                what = "link down" if len(ends) > 1 else "port down"
+                details = f"{what}: {obj.replace('|', ' <-> ')} ({where} {why}, seen via {', '.join(sources)})"
                 objects = tuple((str(p), "Interface") for p in ends)
                 await self._raise(
                     key,
