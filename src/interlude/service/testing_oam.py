@@ -97,6 +97,9 @@ def pick_meps(
     path: str,
 ) -> tuple[MepSpec, MepSpec]:
     """Source and remote MEP of a session; :class:`ValidationError` (422) with a reason otherwise."""
+    for svc, where in ((service_from, "relatedServiceFrom"), (service_to, "relatedServiceTo")):
+        if svc.state.value == "terminated":
+            raise ValidationError(f"service {svc.id!r} is terminated", f"{path}/{where}", "invalidValue")
     from_meps = service_meps(topology, service_from)
     to_meps = service_meps(topology, service_to)
     if not from_meps:
