@@ -43,8 +43,23 @@ def start_responder(
     state = state_dir / f"{stem}.json"
     log = state_dir / f"{stem}.log"
     state.unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "interlude.oam.responder", "--netns", netns, "--interface", interface,
-           "--level", str(level), "--mep-id", str(mep_id), "--meg-id", meg_id, "--state", str(state)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "interlude.oam.responder",
+        "--netns",
+        netns,
+        "--interface",
+        interface,
+        "--level",
+        str(level),
+        "--mep-id",
+        str(mep_id),
+        "--meg-id",
+        meg_id,
+        "--state",
+        str(state),
+    ]
     if vlan is not None:
         cmd += ["--vlan", str(vlan)]
     if ccm_interval_s:
@@ -52,15 +67,27 @@ def start_responder(
     for remote in remote_meps:
         cmd += ["--remote-mep", str(remote)]
     with log.open("wb") as log_fh:
-        proc = subprocess.Popen(cmd, stdout=log_fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, stdout=log_fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if state.exists():
             _CHILDREN[proc.pid] = proc
-            return AgentProcess(type="oam-responder", pid=proc.pid, netns=netns, log=str(log),
-                                extra={"state": str(state), "interface": interface, "level": level,
-                                       "mep_id": mep_id, "vlan": vlan, "ccm_interval_s": ccm_interval_s})
+            return AgentProcess(
+                type="oam-responder",
+                pid=proc.pid,
+                netns=netns,
+                log=str(log),
+                extra={
+                    "state": str(state),
+                    "interface": interface,
+                    "level": level,
+                    "mep_id": mep_id,
+                    "vlan": vlan,
+                    "ccm_interval_s": ccm_interval_s,
+                },
+            )
         if proc.poll() is not None:
             raise LabError(f"OAM responder in {netns} exited ({proc.returncode}): {log.read_text()[-500:]}")
         time.sleep(0.02)
