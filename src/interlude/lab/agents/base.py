@@ -36,14 +36,23 @@ class AgentProcess:
 
 
 def pid_alive(pid: int) -> bool:
-    """Whether ``pid`` exists (a zombie counts as gone once reaped by its parent)."""
+    """Whether ``pid`` is a running process.
+
+    A zombie counts as gone: daemons (snmpd, sshd) are re-parented to PID 1, which on these machines may take
+    seconds to reap them, and waiting for that would make every ``lab down`` slow for no benefit.
+    """
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    # the state is the first field after the parenthesised command name (which may itself contain spaces)
+    return stat[stat.rindex(")") + 2 :][:1] not in ("Z", "X")
 
 
 def stop_pid(pid: int, timeout: float = 5.0) -> None:
