@@ -305,8 +305,12 @@ def start_relay(
     if_b: str,
     config: RelayConfig | None = None,
     timeout: float = 10.0,
+    realtime: bool = False,
 ) -> AgentProcess:
     """Spawn the relay inside ``netns`` and return once its sockets are bound.
+
+    ``realtime=True`` passes ``--realtime`` (see there): tighter delays on a busy machine, at a CPU-fairness
+    cost.
 
     The control file (``state_dir/relay-IF_A-IF_B.json``) and log sit in ``state_dir``; the returned
     :class:`AgentProcess` carries them in ``extra`` (``control``) and ``log`` so :func:`update_relay` and
@@ -329,6 +333,8 @@ def start_relay(
         "--control",
         str(control),
     ]
+    if realtime:
+        cmd.append("--realtime")
     with log.open("wb") as log_fh:
         proc = subprocess.Popen(
             cmd, stdout=log_fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
@@ -368,6 +374,12 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--down", action="store_true", help="start with the link cut")
     parser.add_argument("--control", type=Path, help="JSON control file, re-read on SIGHUP")
     parser.add_argument("--seed", type=int, help="random seed (reproducible loss/jitter)")
+    parser.add_argument(
+        "--realtime",
+        action="store_true",
+        help="run under SCHED_FIFO so a loaded machine does not delay frames (it may then take most of a "
+        "core under heavy traffic); ignored with a warning when not permitted",
+    )
     return parser.parse_args(argv)
 
 
@@ -379,6 +391,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.control is not None:
             config = read_control(args.control, config)
         relay = Relay(args.if_a, args.if_b, config, seed=args.seed)
+        if args.realtime:
+            try:
+                os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
+            except (OSError, AttributeError) as exc:
+                print(f"relay: --realtime ignored: {exc}", file=sys.stderr, flush=True)
     except (OSError, ValueError) as exc:
         print(f"relay: {exc}", file=sys.stderr)
         return 2
