@@ -26,6 +26,7 @@ from interlude.api.common import (
     RUNTIME,
     ApiError,
     Query,
+    ValidationErrorList,
     buyer_of,
     hub_routes,
     json_response,
@@ -33,6 +34,7 @@ from interlude.api.common import (
     read_json,
 )
 from interlude.domain.model import iso, parse_iso
+from interlude.errors import ValidationError
 from interlude.service.performance import BASE, CANCELS, JOB_STATES, MODIFIES, PM_API, PerformanceService
 from interlude.service.pm_extension import extension
 
@@ -219,6 +221,7 @@ async def job_complex_query(request: web.Request) -> web.StreamResponse:
     unknown = sorted(set(body) - known)
     if unknown:
         raise ApiError(400, "invalidBody", f"unknown query clause(s) {unknown}")
+    _check_types(body, _JOB_QUERY_TYPES)
     if "state" in body and body["state"] not in JOB_STATES:
         raise ApiError(400, "invalidBody", f"state {body['state']!r} is not a PerformanceJobStateType")
     preds = _job_preds(
@@ -245,6 +248,47 @@ async def job_complex_query(request: web.Request) -> web.StreamResponse:
 
 def _clause(key: str, wanted: Any) -> Pred:
     return lambda r: _sub_match(r.get(key), wanted)
+
+
+_JOB_QUERY_TYPES: dict[str, type] = {
+    "buyerJobId": str,
+    "consumingApplicationId": str,
+    "producingApplicationId": str,
+    "creationDateTime.gt": str,
+    "creationDateTime.lt": str,
+    "monitoredObject": dict,
+    "performanceProfile": dict,
+    "scheduleDefinition": dict,
+    "state": str,
+}
+_REPORT_QUERY_TYPES: dict[str, type] = {
+    "creationDateTime.gt": str,
+    "creationDateTime.lt": str,
+    "granularity": dict,
+    "monitoredObject": list,
+    "outputFormat": str,
+    "performanceJob": dict,
+    "reportingTimeframe.startDate.gt": str,
+    "reportingTimeframe.startDate.lt": str,
+    "reportingTimeframe.endDate.gt": str,
+    "reportingTimeframe.endDate.lt": str,
+    "resultFormat": str,
+    "serviceSpecificConfiguration": dict,
+    "state": str,
+}
+
+
+def _check_types(body: Mapping[str, Any], types: Mapping[str, type]) -> None:
+    """422 ``invalidFormat`` for a clause of the wrong JSON type (or an unparsable date)."""
+    problems = []
+    for key, value in body.items():
+        wanted = types.get(key)
+        if wanted is not None and not isinstance(value, wanted):
+            problems.append(ValidationError(f"{key} must be a JSON {wanted.__name__}", f"/{key}", "invalidFormat"))
+        elif key.endswith((".gt", ".lt")) and _date(value) is None:
+            problems.append(ValidationError(f"{key} is not an ISO-8601 date-time", f"/{key}", "invalidFormat"))
+    if problems:
+        raise ValidationErrorList(problems)
 
 
 def _sub_match(have: Any, want: Any) -> bool:
@@ -437,6 +481,7 @@ async def report_complex_query(request: web.Request) -> web.StreamResponse:
     unknown = sorted(set(body) - known)
     if unknown:
         raise ApiError(400, "invalidBody", f"unknown query clause(s) {unknown}")
+    _check_types(body, _REPORT_QUERY_TYPES)
     preds = _report_preds(
         job_id=(body.get("performanceJob") or {}).get("performanceJobId"),
         state=body.get("state"),

@@ -62,6 +62,7 @@ from interlude.service.alarms import AlarmService
 from interlude.service.hub import NotifyingApi, register_api
 from interlude.service.jobs import JobContext, JobOutcome, JobRunner
 from interlude.service.ordering import ValidationErrors
+from interlude.service.pm_envelope import check as check_shape
 from interlude.service.pm_payloads import validate_configuration
 from interlude.service.streaming import StreamingService
 from interlude.store.base import Document, OutboxMessage, Transaction
@@ -291,6 +292,7 @@ class PerformanceService:
 
     async def create_profile(self, body: dict[str, Any], buyer: str | None) -> dict[str, Any]:
         """``createPerformanceProfile``."""
+        _shape("profile", body)
         errors = _Errors()
         self._check_profile_values(body, "", errors, partial=False)
         if body.get("lifecycleStatus") not in ("approved", "deprecated", "experimental", "pending"):
@@ -341,6 +343,7 @@ class PerformanceService:
 
     async def patch_profile(self, pid: str, patch: dict[str, Any], buyer: str | None) -> dict[str, Any]:
         """``modifyPerformanceProfile`` (JSON merge patch; running jobs keep the values they started with)."""
+        _shape("profile", patch)
         doc = await self._doc(PROFILES, pid, buyer, "performance profile")
         errors = _Errors()
         for ro in ("id", "href", "creationDateTime", "isAssigned", "lastTimeModified", "jobType"):
@@ -675,6 +678,7 @@ class PerformanceService:
 
     async def create_job(self, body: dict[str, Any], buyer: str | None) -> dict[str, Any]:
         """``createPerformanceJob``: 201 ``acknowledged``; ``pm.start`` takes it from there."""
+        _shape("job", body)
         errors = _Errors()
         plan = await self._resolve(body, buyer, errors)
         errors.raise_if_any()
@@ -1067,6 +1071,7 @@ class PerformanceService:
 
     async def create_cancel(self, body: dict[str, Any], buyer: str | None) -> dict[str, Any]:
         """``createCancelPerformanceJob``."""
+        _shape("task", body)
         jid = _job_ref(body)
         doc = await self._doc(JOBS, jid, buyer, "performance job") if jid else None
         if doc is None:
@@ -1093,6 +1098,7 @@ class PerformanceService:
 
     async def create_modify(self, body: dict[str, Any], buyer: str | None) -> dict[str, Any]:
         """``createModifyPerformanceJob``: validated now, applied by ``pm.modify``."""
+        _shape("task", body)
         jid = _job_ref(body)
         doc = await self._doc(JOBS, jid, buyer, "performance job") if jid else None
         if doc is None:
@@ -1248,6 +1254,7 @@ class PerformanceService:
 
     async def create_report(self, body: dict[str, Any], buyer: str | None) -> dict[str, Any]:
         """``createPerformanceReport``: a report over stored measurements of the buyer's jobs."""
+        _shape("report", body)
         errors = _Errors()
         for name in (
             "granularity",
@@ -1344,6 +1351,13 @@ class PerformanceService:
 
 
 # Pure helpers --------------------------------------------------------------------------------------------------
+
+
+def _shape(kind: str, body: Any) -> None:
+    """422 for a body of the wrong shape (see :mod:`interlude.service.pm_envelope`)."""
+    problems = check_shape(kind, body)
+    if problems:
+        raise ValidationErrors(problems)
 
 
 def _duration_ok(value: Any) -> bool:
