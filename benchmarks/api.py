@@ -144,7 +144,8 @@ def wrk(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of the throughput comparison")
     parser.add_argument("--services", type=int, default=100_000)
     parser.add_argument("--serve-hello", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--serve-ours", nargs=2, metavar=("PORT", "DB"), help=argparse.SUPPRESS)
@@ -161,22 +162,30 @@ def main() -> None:
     if (os.cpu_count() or 1) < 2:
         print("warning: fewer than 2 cores; server and load share a core")
     with tempfile.TemporaryDirectory(prefix="interlude-bench-") as tmp:
-        # 1. ratio against hello world
-        results: dict[str, dict[str, float]] = {}
-        for name in ("hello", "ours"):
-            port = free_port()
-            proc = start(["--serve-hello", str(port)] if name == "hello" else
-                         ["--serve-ours", str(port), str(Path(tmp) / "small.db")], core=0)  # fmt: skip
-            try:
-                url = f"http://127.0.0.1:{port}{INV}/service/{SERVICE_ID}"
+        # 1. ratio against hello world: both servers up, alternating rounds, best of each (noise only lowers)
+        procs: dict[str, subprocess.Popen[bytes]] = {}
+        urls: dict[str, str] = {}
+        try:
+            for name in ("hello", "ours"):
+                port = free_port()
+                procs[name] = start(["--serve-hello", str(port)] if name == "hello" else
+                                    ["--serve-ours", str(port), str(Path(tmp) / "small.db")], core=0)  # fmt: skip
+                urls[name] = f"http://127.0.0.1:{port}{INV}/service/{SERVICE_ID}"
+            for url in urls.values():
                 wait_http(url)
                 wrk(url, 2, 32, core=1)  # warm-up
-                results[name] = wrk(url, args.duration, 32, core=1)
-            finally:
+            runs: dict[str, list[float]] = {"hello": [], "ours": []}
+            for _ in range(args.rounds):
+                for name in ("hello", "ours"):
+                    runs[name].append(wrk(urls[name], args.duration, 32, core=1)["rps"])
+        finally:
+            for proc in procs.values():
                 stop(proc)
-        ratio = results["ours"]["rps"] / results["hello"]["rps"]
-        print(f"GET /service/{{id}}: ours {results['ours']['rps']:.0f} req/s, bare aiohttp "
-              f"{results['hello']['rps']:.0f} req/s -> ratio {ratio:.2f} (goal >= 0.5) "
+        best = {name: max(values) for name, values in runs.items()}
+        ratio = best["ours"] / best["hello"]
+        print(f"GET /service/{{id}}: ours {best['ours']:.0f} req/s, bare aiohttp {best['hello']:.0f} req/s "
+              f"(best of {args.rounds} alternating rounds; all: ours {[round(v) for v in runs['ours']]}, "
+              f"hello {[round(v) for v in runs['hello']]}) -> ratio {ratio:.2f} (goal >= 0.5) "
               f"[{'OK' if ratio >= 0.5 else 'BELOW GOAL'}]")  # fmt: skip
         # 2. filtered page p99 with 100k services
         db = str(Path(tmp) / "big.db")
