@@ -94,7 +94,7 @@ async def fill_store(db: str, count: int) -> None:
         for i in range(count - len(seeded))
     ]
     async with store.transaction() as tx:
-        await tx.save_services([*seeded, *synthetic])  # type: ignore[attr-defined]
+        await tx.save_services([*seeded, *synthetic])
     await store.close()
 
 

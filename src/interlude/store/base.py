@@ -156,6 +156,10 @@ class Transaction(Protocol):
         """Insert or replace a service."""
         ...
 
+    async def save_services(self, services: Sequence[Service]) -> None:
+        """Bulk insert or replace (seeding, imports); order-item references are not indexed."""
+        ...
+
     async def get_service(self, service_id: str) -> Service | None:
         """Read inside the transaction."""
         ...
