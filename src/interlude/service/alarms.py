@@ -392,6 +392,23 @@ class AlarmService:
 
     # Threshold crossing (called by the PM service) -----------------------------------------------------------
 
+    async def clear_job_tcas(self, job_id: str, reason: str) -> list[AlarmRecord]:
+        """Clear every active TCA alarm of a PM job that stopped measuring.
+
+        Cancelled, completed, suspended or modified: a threshold alarm lives only while its job measures,
+        else it could never clear.
+        """
+        prefix = fault_key(FaultKind.TCA, f"{job_id}|")
+        async with self._lock:
+            await self._load()
+            out: list[AlarmRecord] = []
+            for key in sorted({k for (k, _), rec in self._active.items() if k.startswith(prefix)}):
+                for rec in await self._clear(key, None):
+                    out.append(rec)
+            if out:
+                log.info("cleared %d TCA alarm(s) of job %s: %s", len(out), job_id, reason)
+            return out
+
     async def tca(
         self,
         *,

@@ -764,8 +764,9 @@ class PerformanceService:
             raise ValidationError(f"a job in state {doc.state!r} cannot be suspended", "/state")
         async with self.store.transaction() as tx:
             await self._cancel_items(tx, doc)
-            await self._set_state(tx, doc, "suspended", meta={"suspended_from": doc.state})
+            await self._set_state(tx, doc, "suspended", meta={"suspended_from": doc.state, "tca": {}})
             await self._track(tx, {"@type": "PerformanceJobRef", "performanceJobId": jid}, "job suspended", doc.buyer)
+        await self.alarms.clear_job_tcas(jid, "suspended")
 
     async def resume(self, jid: str, buyer: str | None) -> None:
         """``resumePerformanceJob``: a ``suspended`` job measures again from now."""
@@ -982,6 +983,8 @@ class PerformanceService:
         report_due = (seq + 1) % int(plan.get("report_every", 1)) == 0
         end = plan.get("end")
         finished = end is not None and ended + float(plan["granularity_s"]) > float(end) + 0.01
+        if finished:
+            await self.alarms.clear_job_tcas(jid, "completed")
 
         async def commit(tx: Transaction) -> None:
             fresh = await tx.get_document(JOBS, jid)
@@ -1167,6 +1170,9 @@ class PerformanceService:
 
     async def _run_cancel(self, ctx: JobContext) -> JobOutcome | None:
         tid, jid = str(ctx.item.payload["task"]), str(ctx.item.payload["job"])
+        job_now = await self.store.get_document(JOBS, jid)
+        if job_now is not None and job_now.state in ACTIVE_STATES:
+            await self.alarms.clear_job_tcas(jid, "cancelled")
 
         async def commit(tx: Transaction) -> None:
             job = await tx.get_document(JOBS, jid)
@@ -1198,6 +1204,9 @@ class PerformanceService:
             problems = [e for e in errors.items if e.property_path != "/scheduleDefinition/scheduleDefinitionStartTime"]
         except ValidationError as exc:
             problems, plan, merged = [exc], {}, {}
+
+        if not problems:
+            await self.alarms.clear_job_tcas(jid, "modified")
 
         async def commit(tx: Transaction) -> None:
             fresh = await tx.get_document(JOBS, jid)

@@ -434,3 +434,30 @@ async def test_port_counters_job_complex_queries_and_on_request_report(client: T
     for r in reports:
         expected += len(_items(await json_of(client, "GET", f"{PM}/performanceReport/{r['id']}", 200)))
     assert len(_items(full)) == expected > 0
+
+
+async def test_cancelling_a_job_clears_its_threshold_alarms(client: TestClient[Any, Any]) -> None:
+    from tests.e2e.pm.support import AL
+
+    await json_of(client, "POST", FAULTS, 201, json={"type": "delay", "node": "pe2", "interface": "up1", "delayMs": 5})
+    config = {
+        "@type": CE,
+        "tools": [{"tool": "DMM_DMR", "framesPerInterval": 3, "messagePeriodMs": 10}],
+        "tca": [{"metric": "oneWayMeanFrameDelay", "threshold": 3.0}],
+    }
+    job = await json_of(client, "POST", f"{PM}/performanceJob", 201, json=pm_job("ovc-1002", config), headers=ALPHA)
+
+    async def raised() -> list[dict[str, Any]] | None:
+        found = await json_of(client, "GET", f"{AL}/alarm?alarmType=qualityOfServiceAlarm", 200, headers=ALPHA)
+        return found or None
+
+    [alarm] = await wait_until(raised, timeout=15)
+    cancel = {"performanceJob": {"@type": "PerformanceJobRef", "performanceJobId": job["id"]}}
+    await json_of(client, "POST", f"{PM}/cancelPerformanceJob", 201, json=cancel, headers=ALPHA)
+
+    async def cleared() -> bool | None:
+        got = await json_of(client, "GET", f"{AL}/alarm/{alarm['id']}", 200, headers=ALPHA)
+        return True if got["state"] == "cleared" else None
+
+    await wait_until(cleared)
+    assert await _state(client, job["id"], "cancelled")
