@@ -30,6 +30,7 @@ import copy
 import logging
 import time
 import uuid
+import zlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -866,7 +867,7 @@ class PerformanceService:
                 out[f"{node}:{name}"] = sample
         return out, ("; ".join(errors) or None)
 
-    async def _run_oam(self, plan: Mapping[str, Any]) -> list[dict[str, Any]]:
+    async def _run_oam(self, plan: Mapping[str, Any], session_key: str) -> list[dict[str, Any]]:
         topo = self.runtime.topology
         results: list[dict[str, Any]] = []
         for a, b in plan["pairs"]:
@@ -886,6 +887,9 @@ class PerformanceService:
                     frame_size=tool["size"],
                     priority=tool["priority"],
                     timeout_s=1.0,
+                    # A new Test ID per session: the responder counts SLMs per test id (TxFCb), so reusing one
+                    # across intervals would report the earlier intervals' frames as backward loss.
+                    test_id=zlib.crc32(f"{session_key}:{tool['tool']}:{a}:{b}".encode()) % 0x7FFFFFFF + 1,
                 )
                 try:
                     oam = require(self.runtime.adapters[ma.node], OamControl)  # type: ignore[type-abstract]
@@ -916,7 +920,7 @@ class PerformanceService:
         plan = doc.body["plan"]
         meta = doc.body["meta"]
         started = float(meta.get("last_at", time.time()))
-        data = await self._run_oam(plan) if plan["pairs"] else []
+        data = await self._run_oam(plan, f"{jid}:{seq}") if plan["pairs"] else []
         samples, error = await self._read_counters(plan["ports"])
         ended = time.time()
         previous = {k: _sample_from(v) for k, v in (meta.get("counters") or {}).items()}
