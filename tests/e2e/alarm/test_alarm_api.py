@@ -183,3 +183,45 @@ async def test_a_locked_port_is_a_planned_outage(client: TestClient[Any, Any]) -
     assert alarm["perceivedSeverity"] == "warning" and "locked" in alarm["alarmDetails"]
     assert await json_of(client, "GET", f"{AL}/alarm?plannedOutageIndicator=inPlannedMaintenance", 200,
                          headers=ALPHA) == []  # fmt: skip
+
+
+async def test_fm_continuity_job_feeds_a_correlated_alarm(client: TestClient[Any, Any]) -> None:
+    """Part A's proactive continuity (CCM-style) FM job publishes loss of continuity; the alarm is correlated."""
+    body = {
+        "jobType": "proactive",
+        "monitoredObject": {"@type": "ServiceRef", "serviceId": "ovc-1001"},
+        "granularity": {"timeDurationValue": 100, "timeDurationUnits": "MS"},
+        "reportingPeriod": {"timeDurationValue": 2, "timeDurationUnits": "SEC"},
+        "outputFormat": "json",
+        "resultFormat": "payload",
+        "scheduleDefinition": {},
+        "serviceSpecificConfiguration": {
+            "@type": "urn:lso-interlude:fm:carrier-ethernet:job-configuration:v1",
+            "fmType": "continuityCheck",
+        },
+    }
+    await json_of(client, "POST", "/mefApi/interlude/faultManagement/v3/faultManagementJob", 201, json=body,
+                  headers=ALPHA)  # fmt: skip
+    fault = await json_of(client, "POST", FAULTS, 201, json={"type": "linkDown", "node": "pe1", "interface": "up1"})
+
+    async def continuity() -> list[dict[str, Any]] | None:
+        found = await json_of(client, "GET", f"{AL}/alarm?alarmedObjectType=meg&state=unAcknowledged", 200,
+                              headers=ALPHA)  # fmt: skip
+        return found or None
+
+    [meg] = await wait_until(continuity, timeout=15)
+    link = (await json_of(client, "GET", f"{AL}/alarm?alarmedObjectType=link", 200, headers=ALPHA))[0]
+    full = await json_of(client, "GET", f"{AL}/alarm/{meg['id']}", 200, headers=ALPHA)
+    alarm_api().validate_response("/alarm/{id}", "get", 200, full)
+    assert full["specificProblem"] == "lossOfContinuity" and full["alarmedObject"][0]["id"] == "ovc1001"
+    assert full["isRootCause"] is False and full["correlatedAlarm"] == [{"id": link["id"], "href": link["href"]}]
+    await json_of(client, "DELETE", f"{FAULTS}/{fault['id']}", 204)
+
+    async def both_cleared() -> bool | None:
+        states = {
+            (await json_of(client, "GET", f"{AL}/alarm/{i}", 200, headers=ALPHA))["state"]
+            for i in (meg["id"], link["id"])
+        }
+        return True if states == {"cleared"} else None
+
+    await wait_until(both_cleared, timeout=15)
