@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import json
+import math
 import os
 import signal
 import time
@@ -37,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from interlude.errors import InterludeError, LabError, NotFoundError
+from interlude.errors import InterludeError, LabError, NotFoundError, ValidationError
 from interlude.lab import shell
 from interlude.lab.agents.base import pid_alive
 from interlude.lab.state import (
@@ -556,21 +557,54 @@ def _set_rate(end: PortRef, rate_mbps: float | None) -> None:
     )
 
 
+LOSS_MODULUS = 1_000_000_000
+"""``numgen random mod`` of the loss rule: a resolution of 1e-7 %, enough for combined fault ratios."""
+
+
+def check_impairment(imp: Impairment) -> None:
+    """Refuse values the kernel tools cannot apply, with a :class:`ValidationError` naming the field.
+
+    The model validates its own fields, but an :class:`Impairment` can be built without validation
+    (``model_construct``, ``model_copy(update=...)``); an nft or tc error deep in ``apply_impairment`` would
+    otherwise reach an API client as a 500.
+    """
+    bounds = {"delay_ms": (0.0, 10_000.0), "jitter_ms": (0.0, 10_000.0), "loss_percent": (0.0, 100.0)}
+    for name, (low, high) in bounds.items():
+        value = getattr(imp, name)
+        if not isinstance(value, int | float) or not math.isfinite(value) or not low <= value <= high:
+            raise ValidationError(f"{name} must be a number from {low:g} to {high:g}, got {value!r}", f"/{name}")
+    rate = imp.rate_mbps
+    if rate is not None and (not isinstance(rate, int | float) or not math.isfinite(rate) or rate <= 0):
+        raise ValidationError(f"rate_mbps must be a positive number or null, got {rate!r}", "/rate_mbps")
+
+
+def loss_rule(loss_percent: float) -> str | None:
+    """The nftables statement dropping ``loss_percent`` % of non-ARP frames; None for no loss.
+
+    ``numgen random mod N`` yields 0..N-1, so 100 % cannot be written as ``< N`` (nft refuses values
+    outside the range): it is an unconditional drop instead.
+    """
+    if loss_percent >= 100:
+        return "meta protocol != arp counter drop"
+    threshold = round(loss_percent / 100 * LOSS_MODULUS)
+    if threshold <= 0:
+        return None
+    return f"meta protocol != arp numgen random mod {LOSS_MODULUS} < {threshold} counter drop"
+
+
 def _set_loss(state: LabState, end: PortRef, loss_percent: float) -> None:
     """Drop (nftables netdev ingress) of ``loss_percent`` of the frames arriving on ``end`` (ARP spared)."""
     table = f"il{state.prefix}"
     chain = f"in_{end.ifname}".replace(".", "_").replace("-", "_")
-    threshold = round(loss_percent * 100)
     script = [
         f"add table netdev {table}",
         f"add chain netdev {table} {chain} "
         f'{{ type filter hook ingress device "{end.ifname}" priority 0; policy accept; }}',
         f"flush chain netdev {table} {chain}",
     ]
-    if threshold > 0:
-        script.append(
-            f"add rule netdev {table} {chain} meta protocol != arp numgen random mod 10000 < {threshold} counter drop"
-        )
+    rule = loss_rule(loss_percent)
+    if rule is not None:
+        script.append(f"add rule netdev {table} {chain} {rule}")
     shell.nft(end.netns, "\n".join(script) + "\n")
 
 
@@ -595,6 +629,7 @@ def apply_impairment(
     delay). A link built without a relay that is asked for delay gets one inserted at run time (its two
     veth ends are recreated with the same names; MTU, MAC, bridge membership and admin state are restored).
     """
+    check_impairment(imp)
     old = Impairment() if fresh else Impairment(**wire.impairment) if wire.impairment else Impairment()
     if (imp.delay_ms > 0 or imp.jitter_ms > 0) and wire.relay is None:
         insert_relay(state, wire, imp)

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import heapq
 import json
 import os
@@ -208,6 +209,11 @@ class Relay:
                 data, ancdata, _flags, addr = sock.recvmsg(MAX_FRAME, 256)
             except (BlockingIOError, InterruptedError):
                 return
+            except OSError as exc:
+                # a port set down (a cut link) reports ENETDOWN once; the socket works again once it is up
+                if exc.errno in (errno.ENETDOWN, errno.ENXIO):
+                    return
+                raise
             if addr[2] == PACKET_OUTGOING:
                 continue
             if index == 0:

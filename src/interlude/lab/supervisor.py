@@ -123,6 +123,28 @@ def netconf_client_key(node: NodeSpec, state: LabState, base_dir: Path) -> tuple
     return key, proc.stdout.strip()
 
 
+def _remote_meps(topology: Topology, mep_name: str) -> tuple[int, ...]:
+    """The other MEPs of the same MEG (same ``meg_id`` or name, level and VLAN) that send CCMs.
+
+    They are configured as expected remote MEPs, so a peer that never comes up is a loss of continuity from the
+    start instead of going unnoticed (only MEPs with ``ccm_interval_s`` send CCMs).
+    """
+    mep = topology.meps[mep_name]
+    if not mep.ccm_interval_s:
+        return ()
+    meg = mep.meg_id or mep_name
+    return tuple(
+        sorted(
+            other.mep_id
+            for name, other in topology.meps.items()
+            if name != mep_name
+            and (other.meg_id or name) == meg
+            and (other.level, other.vlan) == (mep.level, mep.vlan)
+            and other.ccm_interval_s
+        )
+    )
+
+
 def _jobs(
     topology: Topology, state: LabState, base_dir: Path
 ) -> list[tuple[str, str, Callable[[], list[AgentProcess]]]]:
@@ -171,8 +193,9 @@ def _jobs(
                     level=mep.level,
                     mep_id=mep.mep_id,
                     vlan=mep.vlan,
-                    ccm_interval_s=None,
+                    ccm_interval_s=mep.ccm_interval_s,
                     meg_id=mep.meg_id or mep_name,
+                    remote_meps=_remote_meps(topology, mep_name),
                 )
             ]
 

@@ -190,6 +190,10 @@ def open_cfm_socket(
     return sock
 
 
+_LINK_GONE = frozenset({errno.ENETDOWN, errno.ENXIO})
+"""Socket errors of an interface that is administratively down: a transient state, not a failure."""
+
+
 def _read_frame(sock: socket.socket, tagged: bool, flags: int = socket.MSG_DONTWAIT) -> tuple[bytes, int] | None:
     """One CFM frame with its kernel RX timestamp (ns, realtime), tags restored; ``None`` if nothing waits.
 
@@ -201,6 +205,12 @@ def _read_frame(sock: socket.socket, tagged: bool, flags: int = socket.MSG_DONTW
             data, ancdata, _flags, addr = sock.recvmsg(9216, 128, flags)
         except (BlockingIOError, InterruptedError):
             return None
+        except OSError as exc:
+            # the interface went down (a cut link): the kernel reports ENETDOWN once on the socket, which
+            # keeps its binding and receives again once the interface is back up
+            if exc.errno in _LINK_GONE:
+                return None
+            raise
         if addr[2] == PACKET_OUTGOING or (not tagged and addr[2] == PACKET_OTHERHOST):
             continue
         rx_ns = 0
@@ -256,8 +266,8 @@ class RawTransport:
         except (BlockingIOError, InterruptedError):
             self.send_errors += 1  # socket queue full: the frame is lost, as on a congested port
         except OSError as exc:
-            if exc.errno == errno.ENOBUFS:
-                self.send_errors += 1
+            if exc.errno == errno.ENOBUFS or exc.errno in _LINK_GONE:
+                self.send_errors += 1  # a down interface loses the frame, like a cut port
             else:
                 raise OamError(f"send on {self.interface!r} failed: {exc}") from exc
         return tx_ns

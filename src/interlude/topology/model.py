@@ -119,6 +119,8 @@ class MepDecl(_Strict):
     level: int = Field(3, ge=0, le=7)
     vlan: int | None = Field(None, ge=1, le=4094)
     meg_id: str = Field("", max_length=45)
+    ccm_interval_s: float | None = Field(None, gt=0, le=600)
+    """Send and check CCMs at this interval (a lab's responder; LOC after 3.5 intervals); None: no CCM."""
 
 
 class BuyerSpec(_Strict):
