@@ -25,6 +25,7 @@ from interlude.adapters.base import AdapterContext
 from interlude.adapters.emulated import EmulatedAdapter
 from interlude.adapters.registry import available_kinds
 from interlude.api.app import create_app
+from interlude.emulator.devices import device_agents
 from interlude.emulator.scenario import Scenario, load_scenario, run_scenario
 from interlude.errors import InterludeError
 from interlude.service.runtime import Runtime
@@ -65,37 +66,56 @@ def _banner(runtime: Runtime, url: str, db: Path | str, mode: str) -> None:
     )
 
 
-async def _serve(runtime: Runtime, host: str, port: int, db: Path | str, mode: str, scenario: Scenario | None) -> None:
+async def _serve(runtime: Runtime, host: str, port: int, db: Path | str, mode: str, scenario: Scenario | None,
+                 devices: tuple[int | None, int | None] = (None, None),
+                 netconf_password: str = "interlude") -> None:  # fmt: skip
     app = create_app(runtime)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()  # starts the runtime (cleanup_ctx)
     try:
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        _banner(runtime, f"http://{host}:{port}", db, mode)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError):
-                loop.add_signal_handler(sig, stop.set)
-        task: asyncio.Task[None] | None = None
-        if scenario is not None:
-            console.print(f"playing scenario [bold]{scenario.name}[/bold]: {scenario.description}")
-            task = asyncio.create_task(
-                run_scenario(scenario, runtime.faults, report=lambda m: console.print(f"[yellow]scenario[/] {m}"))
-            )
-        await stop.wait()
-        console.print("stopping...")
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        async with contextlib.AsyncExitStack() as stack:
+            if mode == "emulate" and devices != (None, None):
+                agents = device_agents(runtime.context, host, *devices, netconf_password)
+                endpoints = await stack.enter_async_context(agents)
+                if endpoints.snmp:
+                    console.print(f"devices over SNMP v2c at [bold]{endpoints.snmp}[/bold] (community = node name)")
+                if endpoints.netconf:
+                    console.print(
+                        f"devices over NETCONF at [bold]{endpoints.netconf}[/bold] "
+                        "(username = node name, password from --netconf-password)"
+                    )
+            await _serve_until_stopped(runtime, runner, host, port, db, mode, scenario)
     finally:
         await runner.cleanup()
 
 
+async def _serve_until_stopped(runtime: Runtime, runner: web.AppRunner, host: str, port: int, db: Path | str,
+                               mode: str, scenario: Scenario | None) -> None:  # fmt: skip
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    _banner(runtime, f"http://{host}:{port}", db, mode)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    task: asyncio.Task[None] | None = None
+    if scenario is not None:
+        console.print(f"playing scenario [bold]{scenario.name}[/bold]: {scenario.description}")
+        task = asyncio.create_task(
+            run_scenario(scenario, runtime.faults, report=lambda m: console.print(f"[yellow]scenario[/] {m}"))
+        )
+    await stop.wait()
+    console.print("stopping...")
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 def _run(topology: Topology, topo_path: Path, host: str, port: int, db: str | None, scenario: Path | None,
-         mode: str, verbose: bool) -> None:  # fmt: skip
+         mode: str, verbose: bool, devices: tuple[int | None, int | None] = (None, None),
+         netconf_password: str = "interlude") -> None:  # fmt: skip
     _setup_logging(verbose)
     db_path: Path | str = Path(".interlude") / f"{topology.name}.db"
     if db:
@@ -107,7 +127,7 @@ def _run(topology: Topology, topo_path: Path, host: str, port: int, db: str | No
         if mode == "emulate":
             kwargs["adapter_factory"] = _emulated
         runtime = Runtime(topology, db_path, **kwargs)
-        asyncio.run(_serve(runtime, host, port, db_path, mode, scen))
+        asyncio.run(_serve(runtime, host, port, db_path, mode, scen, devices, netconf_password))
     except InterludeError as exc:
         console.print(f"[red]error[/red]: {exc}")
         raise SystemExit(1) from None
@@ -146,12 +166,25 @@ _verbose = click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
     "--scenario", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
     help="Scenario file: faults over time (see emulator/scenarios/).",
 )  # fmt: skip
+@click.option("--snmp-port", default=16100, show_default=True, type=click.IntRange(0, 65535),
+              help="UDP port of the emulated devices' SNMP agent (community = node name; 0: any free port).")
+@click.option("--netconf-port", default=18300, show_default=True, type=click.IntRange(0, 65535),
+              help="TCP port of the emulated devices' NETCONF server (SSH username = node name).")
+@click.option("--netconf-password", default="interlude", show_default=True,
+              help="Password of every node on the emulated NETCONF server (a test bench on loopback).")
+@click.option("--no-device-agents", is_flag=True, help="Do not serve the emulated devices over SNMP and NETCONF.")
 @_verbose
 def emulate(topology_file: Path | None, host: str, port: int, db: str | None, scenario: Path | None,
+            snmp_port: int, netconf_port: int, netconf_password: str, no_device_agents: bool,
             verbose: bool) -> None:  # fmt: skip
-    """Run the partner emulator: the MEF Interlude APIs over an in-memory network."""
+    """Run the partner emulator: the MEF Interlude APIs over an in-memory network.
+
+    The emulated devices are also reachable over SNMP and NETCONF on the same host (loopback by default), so
+    SNMP/NETCONF tools and the snmp/netconf adapters work offline against the very devices orders change.
+    """
     path = topology_file or bundled_topology_path()
-    _run(_load(path, None), path, host, port, db, scenario, "emulate", verbose)
+    devices: tuple[int | None, int | None] = (None, None) if no_device_agents else (snmp_port, netconf_port)
+    _run(_load(path, None), path, host, port, db, scenario, "emulate", verbose, devices, netconf_password)
 
 
 @click.command("serve")
