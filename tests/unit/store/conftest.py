@@ -2,7 +2,7 @@
 
 The PostgreSQL server is a temporary cluster (initdb + pg_ctl as the ``postgres`` user, loopback only, a free
 port) started once per session; each test gets its own database. Without root, the server binaries or
-asyncpg, the PostgreSQL variants skip with the reason.
+asyncpg, the PostgreSQL variants skip with the reason, or fail under INTERLUDE_REQUIRE_LAB=1 (as CI runs).
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.support.lab import lab_unavailable
 
 
 def _pg_bin(name: str) -> str | None:
@@ -40,18 +42,18 @@ def pg_server() -> Iterator[str]:
     try:
         import asyncpg  # noqa: F401
     except ImportError:
-        pytest.skip("PostgreSQL store tests need asyncpg (pip install 'lso-interlude[postgres]')")
+        lab_unavailable("PostgreSQL store tests need asyncpg (pip install 'lso-interlude[postgres]')")
     initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
     if initdb is None or pg_ctl is None:
-        pytest.skip("PostgreSQL store tests need the server binaries (initdb, pg_ctl)")
+        lab_unavailable("PostgreSQL store tests need the server binaries (initdb, pg_ctl)")
     if os.geteuid() != 0 or shutil.which("runuser") is None:
-        pytest.skip("PostgreSQL store tests run the server as 'postgres' and need root (runuser)")
+        lab_unavailable("PostgreSQL store tests run the server as 'postgres' and need root (runuser)")
     try:
         import pwd
 
         pw = pwd.getpwnam("postgres")
     except KeyError:
-        pytest.skip("PostgreSQL store tests need the 'postgres' user")
+        lab_unavailable("PostgreSQL store tests need the 'postgres' user")
     folder = Path(tempfile.mkdtemp(prefix="ilt-pg-"))
     os.chown(folder, pw.pw_uid, pw.pw_gid)
     data, port = folder / "data", _free_port()
@@ -74,7 +76,7 @@ def pg_dsn(pg_server: str) -> str:
     name = f"t_{uuid.uuid4().hex[:12]}"
     psql = _pg_bin("psql")
     if psql is None:
-        pytest.skip("PostgreSQL store tests need psql")
+        lab_unavailable("PostgreSQL store tests need psql")
     subprocess.run(
         [psql, f"{pg_server}/postgres", "-q", "-c", f"CREATE DATABASE {name}"], check=True, capture_output=True
     )
