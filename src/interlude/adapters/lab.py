@@ -15,7 +15,11 @@ Capabilities and how each is real:
   the kernel has no policer action here (LAB-RECIPES §0).
 * connectivity: Linux bridge membership (:mod:`interlude.lab.bridges`); VLAN-tagged frames are carried as-is.
 * events: a netlink subscriber thread per adapter (``RTMGRP_LINK``) turns link changes into ``adminDown`` /
-  ``adminUp`` / ``linkDown`` / ``linkUp`` events.
+  ``adminUp`` / ``linkDown`` / ``linkUp`` events; a second thread follows the JSON logs of the node's MEP
+  responders (started by the lab for MEPs with ``ccm_interval_s``) and turns their ``loc`` / ``loc-cleared``
+  lines into ``ccmLoss`` / ``ccmRestored`` events (``source: "oam"``, on the MEP's topology interface, at the
+  responder's own detection time; ``details``: ``mep``, ``mep_id``, ``remote_mep_id``, ``level``, ``vlan``,
+  ``meg_id``). Like netlink, only changes after subscribing are reported.
 * impairments: the lab's own (:func:`interlude.lab.builder.apply_impairment`).
 * OAM: the OAM engine's raw-socket runner (``interlude.oam.runner.run_oam_session``) inside the namespace,
   when that module is installed.
@@ -26,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import importlib
+import json
 import os
 import select
 import socket
@@ -62,7 +67,7 @@ from interlude.errors import (
 )
 from interlude.lab import shell
 from interlude.lab.state import LabState, PortRef, default_state_dir, load_lab_state, state_lock
-from interlude.topology.model import Impairment, NodeSpec
+from interlude.topology.model import Impairment, MepDecl, NodeSpec, Topology
 
 try:
     from pyroute2 import IPRoute
@@ -104,6 +109,7 @@ class LabAdapter:
         self._executor: ThreadPoolExecutor | None = None
         self._subscribers: set[asyncio.Queue[SouthboundEvent | None]] = set()
         self._watcher: threading.Thread | None = None
+        self._ccm_watcher: threading.Thread | None = None
         self._stop = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -159,6 +165,9 @@ class LabAdapter:
         watcher, self._watcher = self._watcher, None
         if watcher is not None:
             await asyncio.to_thread(watcher.join, 2.0)
+        ccm_watcher, self._ccm_watcher = self._ccm_watcher, None
+        if ccm_watcher is not None:
+            await asyncio.to_thread(ccm_watcher.join, 2.0)
         for queue in list(self._subscribers):
             queue.put_nowait(None)
         ipr, self._ipr = self._ipr, None
@@ -384,6 +393,11 @@ class LabAdapter:
         if errors:
             self._watcher = None
             raise DeviceConnectionError(f"cannot watch netlink: {errors[0]}", node=self.node.name) from errors[0]
+        tails = _ccm_tails(self.context.topology, self.node.name, await asyncio.to_thread(self._load_state))
+        if tails:
+            ccm = threading.Thread(target=self._watch_ccm, args=(tails,), name=f"lab-ccm-{self.node.name}", daemon=True)
+            self._ccm_watcher = ccm
+            ccm.start()
 
     def _publish(self, event: SouthboundEvent) -> None:
         for queue in list(self._subscribers):
@@ -441,6 +455,15 @@ class LabAdapter:
         finally:
             sock.close()
 
+    def _watch_ccm(self, tails: list[_CcmTail]) -> None:
+        """Worker thread: follow the MEP responders' logs (every 50 ms) and publish their CCM events."""
+        loop = self._loop
+        while not self._stop.wait(0.05):
+            for tail in tails:
+                for event in tail.read(self.node.name):
+                    if loop is not None and not loop.is_closed():
+                        loop.call_soon_threadsafe(self._publish, event)
+
     # ------------------------------------------------------------------ OamControl
 
     @staticmethod
@@ -467,6 +490,94 @@ class LabAdapter:
             raise DeviceOperationError(f"OAM session failed: {exc}", node=self.node.name) from exc
         assert isinstance(result, OamResult)
         return result
+
+
+_CCM_KINDS = {"loc": EventKind.CCM_LOSS, "loc-cleared": EventKind.CCM_RESTORED}
+
+
+class _CcmTail:
+    """Follows one MEP responder's JSON log from where it was when the subscription started."""
+
+    def __init__(self, mep: MepDecl, log: Path) -> None:
+        self.mep = mep
+        self.log = log
+        try:
+            self.offset = log.stat().st_size
+        except OSError:
+            self.offset = 0
+        self.partial = b""
+
+    def read(self, node: str) -> list[SouthboundEvent]:
+        """Events for the lines appended since the last call (a truncated log, i.e. a restart, reads anew)."""
+        try:
+            size = self.log.stat().st_size
+            if size < self.offset:
+                self.offset, self.partial = 0, b""
+            if size == self.offset:
+                return []
+            with self.log.open("rb") as fh:
+                fh.seek(self.offset)
+                data = fh.read(size - self.offset)
+        except OSError:
+            return []
+        self.offset += len(data)
+        lines = (self.partial + data).split(b"\n")
+        self.partial = lines.pop()
+        return [e for line in lines if (e := ccm_event(line, self.mep, node)) is not None]
+
+
+def ccm_event(line: bytes | str, mep: MepDecl, node: str) -> SouthboundEvent | None:
+    """A ``ccmLoss`` / ``ccmRestored`` event from one responder log line, None for any other line.
+
+    The responder logs ``{"event": "loc" | "loc-cleared", "mep_id": REMOTE, "at": EPOCH_S, "detail": ...}``
+    (:func:`interlude.oam.responder.run_responder`); tracebacks and other lines are not JSON objects and skipped.
+    """
+    try:
+        data = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    kind = _CCM_KINDS.get(str(data.get("event")))
+    if kind is None:
+        return None
+    at = data.get("at")
+    return SouthboundEvent(
+        kind=kind,
+        node=node,
+        interface=mep.interface,
+        at=float(at) if isinstance(at, int | float) else time.time(),
+        source="oam",
+        details={
+            "mep": mep.name,
+            "mep_id": mep.mep_id,
+            "remote_mep_id": data.get("mep_id"),
+            "level": mep.level,
+            "vlan": mep.vlan,
+            "meg_id": mep.meg_id or mep.name,
+            "detail": data.get("detail", ""),
+        },
+    )
+
+
+def _ccm_tails(topology: Topology, node: str, state: LabState) -> list[_CcmTail]:
+    """One log follower per MEP of ``node`` whose lab responder sends CCMs."""
+    if node not in state.nodes:
+        return []
+    tails = []
+    for agent in state.nodes[node].agents:
+        if agent.type != "oam-responder" or not agent.log or not agent.extra.get("ccm_interval_s"):
+            continue
+        for mep in topology.meps.values():
+            if (mep.node, mep.mep_id, mep.level, mep.vlan) == (
+                node,
+                agent.extra.get("mep_id"),
+                agent.extra.get("level"),
+                agent.extra.get("vlan"),
+            ):
+                tails.append(_CcmTail(mep, Path(agent.log)))
+                break
+    return tails
 
 
 def _oper(flags: int, operstate: object) -> OperState:

@@ -158,13 +158,14 @@ async def test_ccm_loss_and_restore_are_events(pe1: LabAdapter, pe2: LabAdapter,
     waiter = asyncio.ensure_future(_next(stream, EventKind.CCM_LOSS, "dn1"))
     await asyncio.sleep(0.5)  # subscribed, and the MEPs have exchanged CCMs
     assert not waiter.done()
+    before = time.time()
     await pe1.set_impairment("up1", Impairment(loss_percent=100.0))  # CCMs stop arriving at pe2:dn1
-    cut_at = time.time()
     try:
         loss = await asyncio.wait_for(waiter, 3.5 * CCM_S + 1.5)
         assert loss.source == "oam" and loss.node == "pe2"
         assert loss.details["mep_id"] == 2 and loss.details["remote_mep_id"] == 1
-        assert 3.5 * CCM_S - 0.05 <= loss.at - cut_at <= 3.5 * CCM_S + 1.0
+        # LOC = last CCM seen + 3.5 intervals; the last one arrived at most one interval before the drop began
+        assert 2.5 * CCM_S - 0.05 <= loss.at - before <= 3.5 * CCM_S + 1.0
     finally:
         await pe1.set_impairment("up1", Impairment())
     restored = await asyncio.wait_for(_next(stream, EventKind.CCM_RESTORED, "dn1"), 3.0)
