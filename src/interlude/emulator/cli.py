@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import signal
 from pathlib import Path
@@ -24,7 +25,7 @@ from rich.table import Table
 from interlude.adapters.base import AdapterContext
 from interlude.adapters.emulated import EmulatedAdapter
 from interlude.adapters.registry import available_kinds
-from interlude.api.app import create_app
+from interlude.api.app import ROUTE_MODULES, create_app
 from interlude.emulator.devices import device_agents
 from interlude.emulator.scenario import Scenario, load_scenario, run_scenario
 from interlude.errors import InterludeError
@@ -51,12 +52,13 @@ def _setup_logging(verbose: bool) -> None:
 def _banner(runtime: Runtime, url: str, db: Path | str, mode: str) -> None:
     table = Table(title=f"interlude {mode}: {runtime.topology.name}", show_header=True, header_style="bold")
     table.add_column("API")
-    table.add_column("URL")
-    for name, path in (
-        ("Service Inventory", "/mefApi/interlude/serviceInventory/v2/"),
-        ("Service Ordering", "/mefApi/interlude/serviceOrderingManagement/v1/"),
-        ("Partner operations", "/interlude/v1/"),
-    ):
+    table.add_column("URL", overflow="fold")
+    for module_name in ROUTE_MODULES:  # every API the app serves, in mount order
+        base = str(getattr(importlib.import_module(module_name), "BASE", ""))
+        if not base:
+            continue
+        parts = base.strip("/").split("/")
+        name, path = (f"{parts[2]} {parts[3]}" if parts[0] == "mefApi" else "partner operations"), base + "/"
         table.add_row(name, url + path)
     console.print(table)
     kinds = sorted({n.kind for n in runtime.topology.nodes.values()})
