@@ -50,16 +50,16 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def _banner(runtime: Runtime, url: str, db: Path | str, mode: str) -> None:
-    table = Table(title=f"interlude {mode}: {runtime.topology.name}", show_header=True, header_style="bold")
+    table = Table(title=f"interlude {mode}: {runtime.topology.name} at {url}", show_header=True, header_style="bold")
     table.add_column("API")
-    table.add_column("URL", overflow="fold")
+    table.add_column("path", overflow="fold")
     for module_name in ROUTE_MODULES:  # every API the app serves, in mount order
         base = str(getattr(importlib.import_module(module_name), "BASE", ""))
         if not base:
             continue
         parts = base.strip("/").split("/")
         name, path = (f"{parts[2]} {parts[3]}" if parts[0] == "mefApi" else "partner operations"), base + "/"
-        table.add_row(name, url + path)
+        table.add_row(name, path)
     console.print(table)
     kinds = sorted({n.kind for n in runtime.topology.nodes.values()})
     console.print(
