@@ -7,7 +7,8 @@ namespace recorded here) is ever touched.
 
 Cross-team interface (brief item 2): ``interlude serve`` and the ``lab`` adapter find a running lab with
 :func:`load_lab_state` and read ``nodes[name].namespace`` and ``nodes[name].address`` (the management
-address the lab assigned when the topology gave none).
+address the lab assigned when the topology gave none). The ``snmp`` and ``netconf`` adapters call
+:func:`lab_address_for` for a node without ``address`` (None when no lab is up).
 
 Where the folder lives: an explicit ``state_dir`` argument (CLI ``--state-dir``), else
 ``$INTERLUDE_LAB_DIR/<topology name>``, else ``.interlude/labs/<topology name>`` under the current directory.
@@ -236,6 +237,24 @@ def load_lab_state(topology: Topology, state_dir: Path | None = None) -> LabStat
             "or point INTERLUDE_LAB_DIR / --state-dir at the lab's state folder)"
         )
     return state
+
+
+def lab_address_for(topology: Topology, node_name: str, state_dir: Path | str | None = None) -> str | None:
+    """The management address a running lab assigned to ``node_name``; None when there is none to use.
+
+    The hook the ``snmp`` and ``netconf`` adapters call when a node has no ``address`` (brief item 2), so a lab
+    bundle need not hard-code addresses. None when no lab of ``topology`` is recorded (in ``state_dir``, else
+    the default folder), when it is not up, or when it has no such node or gave it no address. A corrupt
+    state file raises :class:`LabError`.
+    """
+    folder = Path(state_dir) if state_dir is not None else default_state_dir(topology)
+    state = read_state(folder)
+    if state is None or state.status != "up":
+        return None
+    node = state.nodes.get(node_name)
+    if node is None or not node.address:
+        return None
+    return node.address
 
 
 @contextlib.contextmanager

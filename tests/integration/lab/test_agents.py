@@ -126,6 +126,25 @@ async def test_oam_loopback_between_the_e_line_meps(lab: Lab, tmp_path: Path) ->
     assert min(result.delays_us) >= 3_900  # the bundle's link carries 2 ms each way (tags survive the relay)
 
 
+async def test_snmp_and_netconf_adapters_use_the_lab_assigned_address(lab: Lab, tmp_path: Path) -> None:
+    from interlude.adapters.netconf.adapter import NetconfAdapter
+    from interlude.adapters.snmp.adapter import SnmpAdapter
+
+    topo = lab.topology
+    assert topo.node("acc-snmp").address is None and topo.node("acc-netconf").address is None
+    context = AdapterContext(topology=topo, base_dir=lab.base_dir, state_dir=tmp_path)
+    context.resources["lab-state-dir"] = lab.folder
+    state = lab.require_state()
+    for adapter in (SnmpAdapter(topo.node("acc-snmp"), context), NetconfAdapter(topo.node("acc-netconf"), context)):
+        await asyncio.wait_for(adapter.open(), 30)
+        try:
+            names = {i.name for i in await asyncio.wait_for(adapter.list_interfaces(), 30)}
+        finally:
+            await adapter.close()
+        assert {"uni1", "up1"} <= names, adapter
+    assert state.nodes["acc-snmp"].address and state.nodes["acc-netconf"].address
+
+
 def test_down_stops_every_agent(tmp_path: Path) -> None:
     require_binaries("snmpd", "snmpget")
     _require_agent_modules()

@@ -143,6 +143,19 @@ def _sum(getters: list[TextGetter], element: etree._Element, flat: Flat) -> int:
     return total
 
 
+def _with_lab_address(node: NodeSpec, context: AdapterContext) -> NodeSpec:
+    """A node without ``address`` on a running lab gets the management address the lab assigned (brief item 2)."""
+    if node.address:
+        return node
+    try:
+        from interlude.lab.state import lab_address_for
+    except ImportError:
+        return node
+    lab_dir = context.resources.get("lab-state-dir")
+    address = lab_address_for(context.topology, node.name, lab_dir if isinstance(lab_dir, str | Path) else None)
+    return node.model_copy(update={"address": address}) if address else node
+
+
 class NetconfAdapter:
     """Drives one topology node over NETCONF, with the node's profile."""
 
@@ -154,7 +167,7 @@ class NetconfAdapter:
         self.settings: NetconfSettings = parse_settings(node)
         extra = [Path(p) if Path(p).is_absolute() else context.base_dir / p for p in self.settings.profile_path]
         self.profile: Profile = load_profile(self.settings.profile, extra)
-        self._params = connect_params(node, self.settings, context.base_dir)
+        self._params = connect_params(_with_lab_address(node, context), self.settings, context.base_dir)
         self._session = NetconfSession(self._params, node.name)
         self._to_device = dict(self.settings.interface_map)
         self._to_topology = {v: k for k, v in self._to_device.items()}

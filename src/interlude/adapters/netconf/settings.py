@@ -76,7 +76,9 @@ def parse_settings(node: NodeSpec) -> NetconfSettings:
 def connect_params(node: NodeSpec, settings: NetconfSettings, base_dir: Path) -> ConnectParams:
     """Resolve the node's address and secret references into :class:`ConnectParams` (secrets stay private)."""
     if not node.address:
-        raise TopologyError("a netconf node needs an address", f"nodes.{node.name}.address")
+        raise TopologyError(
+            "a netconf node needs an address (or a running lab that assigns one)", f"nodes.{node.name}.address"
+        )
     creds = node.credentials
     unknown = set(creds) - {"private_key", "password"}
     if unknown:
