@@ -16,7 +16,8 @@ address):
 * SLM -> SLR with ResponderMEPID and TxFCb = SLMs received so far for (source MAC, source MEP, test id);
 * LMM -> LMR with RxFCf / TxFCb = frames of this MEG received from / sent to that peer (ours are the only
   counters a software MEP has: OAM frames, not service frames);
-* CCM -> :class:`~interlude.oam.sessions.ContinuityCheck` (LOC after 3.5 intervals, RDI).
+* CCM -> :class:`~interlude.oam.sessions.ContinuityCheck` (LOC after 3.5 intervals, RDI); with ``send_ais``
+  it also sends AIS on level + 1 while a remote MEP is in LOC, and received AIS of its level is a defect.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ Reply = tuple[bytearray, int | None]
 # plain ints for the per-frame comparisons (IntEnum member lookups cost more on the hot path)
 _CCM, _LBM, _LBR, _DMM, _DMR, _LTM = int(Opcode.CCM), int(Opcode.LBM), int(Opcode.LBR), int(Opcode.DMM), \
     int(Opcode.DMR), int(Opcode.LTM)
+_AIS = int(Opcode.AIS)
 STATE_REFRESH_NS = 500_000_000
 
 
@@ -58,6 +60,7 @@ class MepResponder:
         ccm_interval_s: float | None = None,
         remote_meps: tuple[int, ...] = (),
         start_ns: int = 0,
+        send_ais: bool = False,
     ) -> None:
         if not 0 <= level <= 7:
             raise ValueError("MD level must be 0..7")
@@ -84,6 +87,7 @@ class MepResponder:
                 interval_ns=int(ccm_interval_s * 1e9),
                 remote_meps=remote_meps,
                 start_ns=start_ns,
+                send_ais=send_ais,
             )
         self.events: list[CcmEvent] = []
 
@@ -116,7 +120,7 @@ class MepResponder:
         parsed = codec.parse(frame)
         if parsed is None or parsed.vlan != self.vlan:
             return []
-        if parsed.opcode == _CCM:
+        if parsed.opcode == _CCM or parsed.opcode == _AIS:
             if self.ccm is not None:
                 self.events.extend(self.ccm.receive(frame, rx_ns))
             return []
@@ -166,6 +170,13 @@ class MepResponder:
         self.events.extend(events)
         return ((out.frame, None) if out is not None else None), events
 
+    def poll_ais(self, now_ns: int) -> Reply | None:
+        """An AIS frame to send (if due: only with ``send_ais`` while a remote MEP is in LOC)."""
+        if self.ccm is None:
+            return None
+        out = self.ccm.poll_ais(now_ns)
+        return (out.frame, None) if out is not None else None
+
     def wakeup_ns(self, now_ns: int) -> int:
         """When :func:`serve` must wake even without frames."""
         if self.ccm is None:
@@ -210,6 +221,9 @@ async def serve(
         ccm_frame, _ = responder.poll_ccm(now)
         if ccm_frame is not None:
             transport.send(*ccm_frame)
+        ais_frame = responder.poll_ais(now)
+        if ais_frame is not None:
+            transport.send(*ais_frame)
         got = await transport.receive(min(responder.wakeup_ns(now), now + 200_000_000))
         if got is not None:
             for reply, stamp_at in responder.handle(*got):
@@ -248,6 +262,9 @@ def serve_blocking(
             ccm_frame, _ = responder.poll_ccm(now)
             if ccm_frame is not None:
                 transport.send(*ccm_frame)
+            ais_frame = responder.poll_ais(now)
+            if ais_frame is not None:
+                transport.send(*ais_frame)
             until = min(responder.wakeup_ns(now), now + 100_000_000)
         else:
             until = now + 100_000_000
@@ -295,6 +312,7 @@ async def run_responder(
     state_file: Path | None = None,
     stop: asyncio.Event | None = None,
     log: Callable[[str], None] | None = None,
+    send_ais: bool = False,
 ) -> None:
     """Serve one MEP on a raw socket until ``stop`` is set or SIGTERM/SIGINT arrives (then return cleanly)."""
     from interlude.oam.runner import run_in_thread_until_done
@@ -318,6 +336,7 @@ async def run_responder(
         ccm_interval_s=ccm_interval_s,
         remote_meps=remote_meps,
         start_ns=transport.now_ns(),
+        send_ais=send_ais,
     )
 
     def on_event(event: CcmEvent) -> None:
@@ -388,6 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ccm-interval", type=float, help="seconds; omit to send no CCMs")
     parser.add_argument("--remote-mep", type=int, action="append", default=[])
     parser.add_argument("--state", type=Path, help="JSON state file rewritten on every CCM state change")
+    parser.add_argument("--ais", action="store_true", help="send AIS on level+1 while a remote MEP is in LOC")
     args = parser.parse_args(argv)
 
     def log(line: str) -> None:
@@ -406,6 +426,7 @@ def main(argv: list[str] | None = None) -> int:
                 remote_meps=tuple(args.remote_mep),
                 state_file=args.state,
                 log=log,
+                send_ais=args.ais,
             )
         )
     except (OamError, ValueError) as exc:

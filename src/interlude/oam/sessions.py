@@ -517,6 +517,7 @@ class CcmEvent:
     """A change of a remote MEP's continuity state."""
 
     kind: str  # "loc" | "loc-cleared" | "rdi" | "rdi-cleared" | "new-mep" | "mismerge" | "unexpected-level"
+    #            | "ais" | "ais-cleared"
     mep_id: int | None
     at_ns: int
     detail: str = ""
@@ -542,9 +543,16 @@ class ContinuityCheck:
     CCMs of our MEG and level. A remote MEP enters LOC when no CCM arrived for 3.5 intervals and leaves it on
     the next valid CCM. Our CCMs carry RDI while any remote MEP is in LOC. A CCM with our level but another
     MEG ID is a mismerge defect and is not learned.
+
+    AIS (ETH-AIS, Y.1731 §7.4): with ``send_ais=True`` the MEP sends AIS frames on the client level
+    (``level + 1``, to that level's class-1 group address) while any remote MEP is in LOC: the first one as
+    soon as LOC is raised, then every ``ais_interval_ns`` (1 s, the standard period), none once continuity is
+    back (a level-7 MEP has no client level and sends none). Received AIS frames of *our* level are a defect
+    reported as an ``ais`` event; it clears (``ais-cleared``) when none arrived for 3.5 AIS periods.
     """
 
     LOC_FACTOR = 3.5
+    AIS_INTERVAL_NS = 1_000_000_000
 
     def __init__(
         self,
@@ -556,6 +564,8 @@ class ContinuityCheck:
         interval_ns: int,
         remote_meps: Iterable[int] = (),
         start_ns: int = 0,
+        send_ais: bool = False,
+        ais_interval_ns: int = AIS_INTERVAL_NS,
     ) -> None:
         self.l2 = l2
         self.level = level
@@ -570,6 +580,20 @@ class ContinuityCheck:
         self.next_send_ns = start_ns
         self.remotes: dict[int, RemoteMep] = {m: RemoteMep(m, last_seen_ns=start_ns) for m in remote_meps}
         self.tx_count = 0
+        self.ais_interval_ns = ais_interval_ns
+        self.ais_template: bytearray | None = None
+        if send_ais and level < 7:
+            client = L2(dst=codec.class1_multicast(level + 1), src=l2.src, vlan=l2.vlan, priority=l2.priority)
+            self.ais_template = codec.build_ais(client, level=level + 1, interval_s=ais_interval_ns / 1e9)
+        self.next_ais_ns: int | None = None
+        """When the next AIS is due (``None``: not sending, the next LOC sends one at once)."""
+        self.ais_sent = 0
+        self.ais_defect = False
+        """Whether AIS frames of our level are arriving (a server layer below us reported a failure)."""
+        self.ais_received = 0
+        self.ais_source = ""
+        self._ais_last_rx_ns = 0
+        self._ais_rx_period_ns = self.AIS_INTERVAL_NS
 
     @property
     def rdi(self) -> bool:
@@ -582,7 +606,22 @@ class ContinuityCheck:
         for remote in self.remotes.values():
             if not remote.loc:
                 deadlines.append(remote.last_seen_ns + int(self.LOC_FACTOR * self.interval_ns))
+        if self.ais_template is not None and self.rdi:
+            deadlines.append(self.next_ais_ns or 0)
+        if self.ais_defect:
+            deadlines.append(self._ais_last_rx_ns + int(self.LOC_FACTOR * self._ais_rx_period_ns))
         return min(deadlines)
+
+    def poll_ais(self, now_ns: int) -> Outgoing | None:
+        """An AIS frame for the client level when one is due (only while a remote MEP is in LOC)."""
+        if self.ais_template is None or not self.rdi:
+            self.next_ais_ns = None
+            return None
+        if self.next_ais_ns is not None and now_ns < self.next_ais_ns:
+            return None
+        self.next_ais_ns = now_ns + self.ais_interval_ns
+        self.ais_sent += 1
+        return Outgoing(bytearray(self.ais_template))
 
     def poll(self, now_ns: int) -> tuple[Outgoing | None, list[CcmEvent]]:
         """A CCM when one is due, and LOC events for remote MEPs that fell silent."""
@@ -608,12 +647,30 @@ class ContinuityCheck:
                 events.append(
                     CcmEvent("loc", remote.mep_id, now_ns, f"no CCM for {(now_ns - remote.last_seen_ns) / 1e6:.0f} ms")
                 )
+        if self.ais_defect and now_ns - self._ais_last_rx_ns > int(self.LOC_FACTOR * self._ais_rx_period_ns):
+            self.ais_defect = False
+            events.append(CcmEvent("ais-cleared", None, now_ns, f"no AIS from {self.ais_source}"))
         return events
 
+    def _receive_ais(self, frame: bytes, parsed: OamFrame, rx_ns: int) -> list[CcmEvent]:
+        period_code = parsed.flags & 0x07
+        self._ais_rx_period_ns = 60_000_000_000 if period_code == 0b110 else self.AIS_INTERVAL_NS
+        self._ais_last_rx_ns = rx_ns
+        self.ais_received += 1
+        self.ais_source = codec.mac_to_str(parsed.src)
+        if self.ais_defect:
+            return []
+        self.ais_defect = True
+        return [CcmEvent("ais", None, rx_ns, f"AIS from {self.ais_source}")]
+
     def receive(self, frame: bytes, rx_ns: int) -> list[CcmEvent]:
-        """Process a received frame (non-CCM frames are ignored)."""
+        """Process a received frame (CCM and AIS; other frames are ignored)."""
         parsed = codec.parse(frame)
-        if parsed is None or parsed.opcode != Opcode.CCM or parsed.vlan != self.l2.vlan:
+        if parsed is None or parsed.vlan != self.l2.vlan:
+            return []
+        if parsed.opcode == Opcode.AIS:
+            return self._receive_ais(frame, parsed, rx_ns) if parsed.level == self.level else []
+        if parsed.opcode != Opcode.CCM:
             return []
         if parsed.level != self.level:
             if parsed.level < self.level:
@@ -653,6 +710,13 @@ class ContinuityCheck:
             "meg_id": self.meg_id,
             "rdi": self.rdi,
             "ccm_sent": self.tx_count,
+            "ais": {
+                "enabled": self.ais_template is not None,
+                "sending": self.ais_template is not None and self.rdi,
+                "sent": self.ais_sent,
+                "defect": self.ais_defect,
+                "received": self.ais_received,
+            },
             "remotes": {
                 str(r.mep_id): {
                     "mac": r.mac,

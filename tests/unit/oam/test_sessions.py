@@ -195,3 +195,44 @@ def test_group_addressed_slm_locks_onto_the_first_responder() -> None:
     assert session.receive(bytes(other1), T0 + MS + 20) is None  # an unanswered slot, but another responder
     result = session.result()
     assert result.received == 1 and session.peer == B
+
+
+def test_ais_sent_on_client_level_while_loc_and_received_ais_is_a_defect() -> None:
+    group = L2(dst=codec.class1_multicast(3), src=A)
+    server = MepResponder(A, level=3, mep_id=1, ccm_interval_s=0.1, remote_meps=(2,), start_ns=T0, send_ais=True)
+    assert server.poll_ais(T0) is None  # continuity fine: no AIS
+    server.poll_ccm(T0 + 351 * MS)
+    assert [e.kind for e in server.events] == ["loc"]
+    assert server.ccm is not None and server.ccm.wakeup_ns() <= T0 + 351 * MS  # the first AIS is due at once
+    ais = server.poll_ais(T0 + 351 * MS)
+    assert ais is not None
+    frame, stamp_at = ais
+    parsed = codec.parse(frame)
+    assert parsed is not None and stamp_at is None
+    assert (parsed.opcode, parsed.level, parsed.dst, parsed.flags & 7) == (Opcode.AIS, 4, codec.class1_multicast(4), 4)
+    assert server.poll_ais(T0 + 900 * MS) is None  # one per second
+    assert server.poll_ais(T0 + 1351 * MS) is not None
+    assert server.ccm.state()["ais"] == {"enabled": True, "sending": True, "sent": 2, "defect": False, "received": 0}
+
+    # a client-level MEP (level 4) receiving that AIS raises the defect; 3.5 periods of silence clear it
+    client = ContinuityCheck(L2(dst=codec.class1_multicast(4), src=B), level=4, mep_id=7, meg_id="meg",
+                             interval_ns=1000 * MS, start_ns=T0)
+    assert ContinuityCheck(group, level=3, mep_id=8, meg_id="meg", interval_ns=MS).receive(bytes(frame), T0) == []
+    events = client.receive(bytes(frame), T0 + 400 * MS)
+    assert [(e.kind, e.detail) for e in events] == [("ais", "AIS from 02:00:00:00:00:01")]
+    assert client.receive(bytes(frame), T0 + 1400 * MS) == []  # still the same defect
+    assert client.state()["ais"]["defect"] is True and client.wakeup_ns() <= T0 + 4900 * MS
+    assert client.check(T0 + 4900 * MS) == []
+    assert [e.kind for e in client.check(T0 + 4901 * MS)] == ["ais-cleared"]
+
+    # continuity back: AIS stops; a level-7 MEP has no client level
+    b = ContinuityCheck(L2(dst=group.dst, src=B), level=3, mep_id=2, meg_id="interlude", interval_ns=100 * MS)
+    ccm, _ = b.poll(T0 + 1400 * MS)
+    assert ccm is not None
+    server.handle(bytes(ccm.frame), T0 + 1400 * MS)
+    assert "loc-cleared" in [e.kind for e in server.events]
+    assert server.poll_ais(T0 + 2400 * MS) is None
+    top = ContinuityCheck(L2(dst=codec.class1_multicast(7), src=A), level=7, mep_id=1, meg_id="m",
+                          interval_ns=100 * MS, remote_meps=(2,), start_ns=T0, send_ais=True)
+    top.check(T0 + 400 * MS)
+    assert top.rdi and top.poll_ais(T0 + 400 * MS) is None
