@@ -104,6 +104,9 @@ async def test_ccm_loss_correlates_with_link_alarm_and_clears(client: TestClient
     ev = SouthboundEvent(EventKind.CCM_LOSS, "pe1", "uni1", now, "oam", {"meg": "ovc1001", "mep": "ovc1001-uni"})
     await bus.publish(SouthboundReceived(now, ev))
     await bus.publish(SouthboundReceived(now, ev))  # a repeat is the same alarm
+    # The lab adapter reports a device's own CCM defect with ``meg_id``: the same MEG, the same alarm.
+    lab = SouthboundEvent(EventKind.CCM_LOSS, "agg1", "enni1", now, "oam", {"meg_id": "ovc1001", "mep": "ovc1001-enni"})
+    await bus.publish(SouthboundReceived(now, lab))
     megs = await json_of(client, "GET", f"{AL}/alarm?alarmedObjectType=meg", 200, headers=ALPHA)
     assert len(megs) == 1
     ccm = await json_of(client, "GET", f"{AL}/alarm/{megs[0]['id']}", 200, headers=ALPHA)
