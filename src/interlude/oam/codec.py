@@ -2,10 +2,11 @@
 
 This is the only module of the project that imports scapy (``scapy.contrib.oam``). Scapy needs ~3 ms per
 frame to build and dissect (LAB-RECIPES §4: 280 exchanges/s), so it is used only to build each *template*
-frame once; sequence numbers, transaction ids, counters and timestamps are then patched in place at fixed
-offsets and replies are parsed with :mod:`struct`. The offsets below are those of the PDUs in ITU-T
-Y.1731 (G.8013) / IEEE 802.1Q clause 21, counted from the start of the CFM header (after the EtherType),
-and are checked against scapy and tshark by the tests.
+frame once, and imported only then (a lab's responder processes, which only patch requests and send CCMs
+built with :mod:`struct`, never import it); sequence numbers, transaction ids, counters and timestamps
+are then patched in place at fixed offsets and replies are parsed with :mod:`struct`. The offsets below
+are those of the PDUs in ITU-T Y.1731 (G.8013) / IEEE 802.1Q clause 21, counted from the start of the CFM
+header (after the EtherType), and are checked against scapy and tshark by the tests.
 
 Frames are untagged or carry one 802.1Q tag (the kernel here has no 8021q module, so a VLAN-tagged MEP puts
 the tag on the wire itself). ``OamFrame.pdu`` is the offset of the CFM header inside the frame: 14 untagged,
@@ -21,15 +22,32 @@ import enum
 import struct
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import NamedTuple
-
-from scapy.contrib.oam import OAM, OAM_DATA_TLV, OAM_LTM_TLV, OAM_TEST_TLV, MegId
-from scapy.layers.l2 import Dot1Q, Ether
-from scapy.packet import Raw, bind_layers
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from interlude.errors import OamError
 
-bind_layers(Ether, OAM, type=0x8902)  # scapy binds OAM only under Dot1Q
+if TYPE_CHECKING:
+    from scapy.contrib.oam import OAM_DATA_TLV
+    from scapy.layers.l2 import Ether
+
+
+@lru_cache(maxsize=1)
+def _scapy() -> Any:
+    """scapy, imported on the first template that needs it.
+
+    Importing ``scapy.contrib.oam`` costs ~0.16 s of CPU, which a lab pays once per responder process; a
+    responder needs no scapy at all (replies are patched requests, CCMs come from :func:`build_ccm`).
+    """
+    from scapy.contrib.oam import OAM, OAM_DATA_TLV, OAM_LTM_TLV, OAM_TEST_TLV, MegId
+    from scapy.layers.l2 import Dot1Q, Ether
+    from scapy.packet import Raw, bind_layers
+
+    bind_layers(Ether, OAM, type=0x8902)  # scapy binds OAM only under Dot1Q
+    return SimpleNamespace(
+        OAM=OAM, OAM_DATA_TLV=OAM_DATA_TLV, OAM_LTM_TLV=OAM_LTM_TLV, OAM_TEST_TLV=OAM_TEST_TLV, MegId=MegId,
+        Dot1Q=Dot1Q, Ether=Ether, Raw=Raw,
+    )  # fmt: skip
 
 ETH_P_CFM = 0x8902
 ETH_P_8021Q = 0x8100
@@ -188,16 +206,28 @@ class L2:
 
 
 def _scapy_l2(l2: L2) -> Ether:
-    ether = Ether(dst=mac_to_str(l2.dst), src=mac_to_str(l2.src))
+    sc = _scapy()
+    ether: Ether = sc.Ether(dst=mac_to_str(l2.dst), src=mac_to_str(l2.src))
     if l2.vlan is None:
         return ether
-    return ether / Dot1Q(vlan=l2.vlan, prio=l2.priority)
+    tagged: Ether = ether / sc.Dot1Q(vlan=l2.vlan, prio=l2.priority)
+    return tagged
 
 
 def _data_tlv(size: int) -> OAM_DATA_TLV | None:
     if size <= 0:
         return None
-    return OAM_DATA_TLV() / Raw(bytes(range(256)) * (size // 256) + bytes(range(size % 256)))
+    sc = _scapy()
+    tlv: OAM_DATA_TLV = sc.OAM_DATA_TLV() / sc.Raw(bytes(range(256)) * (size // 256) + bytes(range(size % 256)))
+    return tlv
+
+
+def _l2_header(l2: L2) -> bytes:
+    """Destination, source, optional 802.1Q tag (PCP + VID) and the CFM EtherType."""
+    head = l2.dst + l2.src
+    if l2.vlan is not None:
+        head += _U16.pack(ETH_P_8021Q) + _U16.pack((l2.priority & 7) << 13 | l2.vlan)
+    return head + _U16.pack(ETH_P_CFM)
 
 
 def _finish(pkt: Ether, l2: L2, min_size: int = 60) -> bytearray:
@@ -215,29 +245,22 @@ def pad_for_size(l2: L2, base_pdu: int, frame_size: int) -> int:
 
 
 def build_ccm(l2: L2, *, level: int, mep_id: int, meg_id: str, interval_s: float, rdi: bool = False) -> bytearray:
-    """A CCM template (Y.1731 counters zero); patch seq at ``pdu+4`` and RDI in the flags byte."""
-    oam = OAM(
-        mel=level,
-        version=0,
-        opcode=Opcode.CCM,
-        flags=0x10 if rdi else 0,
-        period=ccm_period_code(interval_s),
-        tlv_offset=70,
-        seq_num=0,
-        mep_id=mep_id,
-        meg_id=MegId(format=32, values=[0] * 13),
-    )
-    frame = _finish(_scapy_l2(l2) / oam, l2)
-    start = l2.header_len + OFF_CCM_MAID
-    frame[start : start + 48] = maid_bytes(meg_id)
-    return frame
+    """A CCM template (Y.1731 counters zero); patch seq at ``pdu+4`` and RDI in the flags byte.
+
+    Built with :mod:`struct`, not scapy (byte-identical to scapy's, which the tests check), so a responder
+    process sending CCMs never imports scapy.
+    """
+    flags = (FLAG_RDI if rdi else 0) | ccm_period_code(interval_s)
+    pdu = bytes((level << 5, Opcode.CCM, flags, TLV_OFFSET[Opcode.CCM])) + _U32.pack(0) + _U16.pack(mep_id)
+    pdu += maid_bytes(meg_id) + bytes(16) + bytes((TLV_END,))
+    return bytearray(_l2_header(l2) + pdu)
 
 
 def build_lbm(l2: L2, *, level: int, data_size: int = 0, test_tlv: bool = False) -> bytearray:
     """An LBM template with an optional Data TLV (or Test TLV, null pattern without CRC) of ``data_size``."""
-    oam = OAM(mel=level, version=0, opcode=Opcode.LBM, flags=0, tlv_offset=4, seq_num=0)
+    oam = _scapy().OAM(mel=level, version=0, opcode=Opcode.LBM, flags=0, tlv_offset=4, seq_num=0)
     if data_size > 0 and test_tlv:
-        oam.tlvs = [OAM_TEST_TLV(pat_type=0) / Raw(b"\0" * max(data_size - 1, 0))]
+        oam.tlvs = [_scapy().OAM_TEST_TLV(pat_type=0) / _scapy().Raw(b"\0" * max(data_size - 1, 0))]
     elif data_size > 0:
         oam.tlvs = [_data_tlv(data_size)]
     return _finish(_scapy_l2(l2) / oam, l2)
@@ -245,7 +268,7 @@ def build_lbm(l2: L2, *, level: int, data_size: int = 0, test_tlv: bool = False)
 
 def build_ltm(l2: L2, *, level: int, ttl: int, origin: bytes, target: bytes) -> bytearray:
     """An LTM template (UseFDBonly set, LTM Egress Identifier TLV); patch the transaction id at ``pdu+4``."""
-    oam = OAM(
+    oam = _scapy().OAM(
         mel=level,
         version=0,
         opcode=Opcode.LTM,
@@ -255,14 +278,14 @@ def build_ltm(l2: L2, *, level: int, ttl: int, origin: bytes, target: bytes) -> 
         ttl=ttl,
         orig_mac=mac_to_str(origin),
         targ_mac=mac_to_str(target),
-        tlvs=[OAM_LTM_TLV(egress_id=int.from_bytes(b"\0\0" + origin, "big"))],
+        tlvs=[_scapy().OAM_LTM_TLV(egress_id=int.from_bytes(b"\0\0" + origin, "big"))],
     )
     return _finish(_scapy_l2(l2) / oam, l2)
 
 
 def build_dmm(l2: L2, *, level: int, data_size: int = 0) -> bytearray:
     """A DMM template; patch TxTimestampf at ``pdu+4`` right before sending."""
-    oam = OAM(mel=level, version=1, opcode=Opcode.DMM, flags=0, tlv_offset=32)
+    oam = _scapy().OAM(mel=level, version=1, opcode=Opcode.DMM, flags=0, tlv_offset=32)
     tlv = _data_tlv(data_size)
     if tlv is not None:
         oam.tlvs = [tlv]
@@ -271,13 +294,13 @@ def build_dmm(l2: L2, *, level: int, data_size: int = 0) -> bytearray:
 
 def build_1dm(l2: L2, *, level: int) -> bytearray:
     """A 1DM template; patch TxTimestampf at ``pdu+4``."""
-    oam = OAM(mel=level, version=1, opcode=Opcode.ONE_DM, flags=0, tlv_offset=16)
+    oam = _scapy().OAM(mel=level, version=1, opcode=Opcode.ONE_DM, flags=0, tlv_offset=16)
     return _finish(_scapy_l2(l2) / oam, l2)
 
 
 def build_slm(l2: L2, *, level: int, src_mep: int, test_id: int, data_size: int = 0) -> bytearray:
     """An SLM template; patch TxFCf at ``pdu+12``."""
-    oam = OAM(
+    oam = _scapy().OAM(
         mel=level,
         version=0,
         opcode=Opcode.SLM,
@@ -297,14 +320,14 @@ def build_slm(l2: L2, *, level: int, src_mep: int, test_id: int, data_size: int 
 
 def build_lmm(l2: L2, *, level: int) -> bytearray:
     """An LMM template; patch TxFCf at ``pdu+4``."""
-    oam = OAM(mel=level, version=1, opcode=Opcode.LMM, flags=0, tlv_offset=12, txfcf=0, rxfcf=0, txfcb=0)
+    oam = _scapy().OAM(mel=level, version=1, opcode=Opcode.LMM, flags=0, tlv_offset=12, txfcf=0, rxfcf=0, txfcb=0)
     return _finish(_scapy_l2(l2) / oam, l2)
 
 
 def build_ais(l2: L2, *, level: int, interval_s: float = 1.0) -> bytearray:
     """An AIS frame (period 1 s or 1 min), sent at ``level`` (the client MEG level)."""
     period = 0b110 if interval_s >= 60 else 0b100
-    oam = OAM(mel=level, version=0, opcode=Opcode.AIS, flags=0, period=period, tlv_offset=0)
+    oam = _scapy().OAM(mel=level, version=0, opcode=Opcode.AIS, flags=0, period=period, tlv_offset=0)
     return _finish(_scapy_l2(l2) / oam, l2)
 
 
