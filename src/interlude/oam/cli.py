@@ -4,6 +4,8 @@ Examples (inside a lab; ``--netns`` may be omitted to use the current namespace)
 
     interlude oam loopback  --netns lab-pe1 --interface eth1 --target 02:00:00:00:00:02 --count 5
     interlude oam delay     --netns lab-pe1 --interface eth1 --count 100 --interval 0.01 --json
+    interlude oam delay     --netns lab-pe1 --interface eth1 --one-way --receiver-netns lab-pe2 \
+                            --receiver-interface eth1 --count 100 --interval 0.01
     interlude oam loss      --netns lab-pe1 --interface eth1 --count 1000 --interval 0 --test-id 7
     interlude oam linktrace --netns lab-pe1 --interface eth1 --target 02:00:00:00:00:02
     interlude oam ccm       --netns lab-pe1 --interface eth1 --interval 1 --count 30 --remote-mep 2
@@ -83,9 +85,9 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.1f}"
 
 
-def _run(kind: OamKind, opts: dict[str, Any], test_id: int = 1) -> None:
+def _run(kind: OamKind, opts: dict[str, Any], test_id: int = 1, one_way: tuple[str | None, str] | None = None) -> None:
     from interlude.domain import metrics
-    from interlude.oam.runner import run_oam_session
+    from interlude.oam.runner import run_oam_session, run_one_way_delay
     from interlude.oam.sessions import Progress
 
     mep = MepSpec(
@@ -108,7 +110,7 @@ def _run(kind: OamKind, opts: dict[str, Any], test_id: int = 1) -> None:
         test_id=test_id,
     )
     as_json = opts["as_json"]
-    target = opts.get("target") or "CFM group address"
+    target = opts.get("target") or ("the receiver" if one_way else "CFM group address")
     labels = {
         OamKind.LOOPBACK: "LBR",
         OamKind.DELAY: "DMR",
@@ -124,6 +126,8 @@ def _run(kind: OamKind, opts: dict[str, Any], test_id: int = 1) -> None:
         head = f"{labels[kind]} from {progress.source}:"
         if kind is OamKind.LOOPBACK:
             line = f"{head} seq={d['seq']} time={_fmt(progress.delay_us)} us"
+        elif one_way is not None:
+            line = f"1DM from {progress.source}: n={progress.index + 1} one-way fd={_fmt(progress.delay_us)} us"
         elif kind is OamKind.DELAY:
             line = (
                 f"{head} n={progress.index + 1} fd={_fmt(progress.delay_us)} us "
@@ -141,32 +145,49 @@ def _run(kind: OamKind, opts: dict[str, Any], test_id: int = 1) -> None:
 
     if not as_json:
         click.echo(
-            f"{kind.value} from {opts['interface']} to {target}, level {opts['level']}"
+            f"{'one-way ' if one_way else ''}{kind.value} from {opts['interface']} to {target}, level {opts['level']}"
             f"{', vlan ' + str(opts['vlan']) if opts['vlan'] else ''}: {request.count} frame(s)"
         )
     try:
-        result: OamResult = asyncio.run(
-            run_oam_session(
-                request,
-                netns=opts["netns"],
-                interface=opts["interface"],
-                target_mac=opts.get("target"),
-                on_progress=live,
+        if one_way is not None:
+            result: OamResult = asyncio.run(
+                run_one_way_delay(
+                    request,
+                    netns=opts["netns"],
+                    interface=opts["interface"],
+                    receiver_netns=one_way[0],
+                    receiver_interface=one_way[1],
+                    target_mac=opts.get("target"),
+                    on_progress=live,
+                )
             )
-        )
+        else:
+            result = asyncio.run(
+                run_oam_session(
+                    request,
+                    netns=opts["netns"],
+                    interface=opts["interface"],
+                    target_mac=opts.get("target"),
+                    on_progress=live,
+                )
+            )
     except KeyboardInterrupt:
         sys.exit(130)
     except OamError as exc:
         raise click.ClickException(str(exc)) from exc
     data = metrics.summary(result)
+    if one_way is not None:
+        data["one_way"] = True
     if as_json:
         click.echo(json.dumps(data))
     else:
-        _print_summary(kind, target, result, data)
+        _print_summary(kind, target, result, data, one_way=one_way is not None)
     sys.exit(0 if result.received else 1)
 
 
-def _print_summary(kind: OamKind, target: str, result: OamResult, data: dict[str, Any]) -> None:
+def _print_summary(
+    kind: OamKind, target: str, result: OamResult, data: dict[str, Any], *, one_way: bool = False
+) -> None:
     from interlude.domain import metrics
 
     click.echo(f"--- {kind.value} to {target} ---")
@@ -176,7 +197,7 @@ def _print_summary(kind: OamKind, target: str, result: OamResult, data: dict[str
         f"{(result.ended_at - result.started_at) * 1000:.0f} ms"
     )
     stats = metrics.frame_delay(result)
-    name = "rtt" if kind is not OamKind.DELAY else "fd"
+    name = "rtt" if kind is not OamKind.DELAY else ("one-way fd" if one_way else "fd")
     if stats.count:
         click.echo(
             f"{name} min/median/p99/max = {stats.min_us:.1f}/{stats.median_us:.1f}/{stats.p99_us:.1f}/"
@@ -214,9 +235,23 @@ def loopback_cmd(**opts: Any) -> None:
 @oam_group.command("delay")
 @_common
 @_session_options
-def delay_cmd(**opts: Any) -> None:
-    """DMM/DMR: two-way frame delay with the responder's residence time removed, and IFDV."""
-    _run(OamKind.DELAY, opts)
+@click.option("--one-way", is_flag=True, help="1DM one-way delay to a receiver this command runs (see below)")
+@click.option("--receiver-netns", help="--one-way: namespace of the receiving interface (default: the current one)")
+@click.option("--receiver-interface", help="--one-way: interface receiving the 1DMs (required with --one-way)")
+def delay_cmd(one_way: bool, receiver_netns: str | None, receiver_interface: str | None, **opts: Any) -> None:
+    """DMM/DMR: two-way frame delay with the responder's residence time removed, and IFDV.
+
+    With --one-way: 1DM frames from --interface to --receiver-interface, received by this command itself, so
+    both ends read the same clock (lab namespaces on one machine share it); the result is the one-way delay.
+    """
+    if not one_way:
+        if receiver_netns or receiver_interface:
+            raise click.UsageError("--receiver-netns / --receiver-interface need --one-way")
+        _run(OamKind.DELAY, opts)
+        return
+    if not receiver_interface:
+        raise click.UsageError("--one-way needs --receiver-interface (and --receiver-netns unless it is here)")
+    _run(OamKind.DELAY, opts, one_way=(receiver_netns, receiver_interface))
 
 
 @oam_group.command("loss")
@@ -248,9 +283,11 @@ def _human(event: dict[str, Any]) -> str:
                 f"{event['ccm_interval_s']} s")
     text = {"loc": "loss of continuity", "loc-cleared": "continuity restored", "rdi": "remote defect (RDI)",
             "rdi-cleared": "RDI cleared", "new-mep": "new remote MEP", "mismerge": "CCM with another MEG ID",
-            "unexpected-level": "CCM at a lower level"}.get(kind, kind)
+            "unexpected-level": "CCM at a lower level", "ais": "AIS received (server layer failure)",
+            "ais-cleared": "AIS cleared"}.get(kind, kind)
     detail = f" ({event['detail']})" if event.get("detail") else ""
-    return f"remote MEP {event['mep_id']}: {text}{detail}"
+    who = f"remote MEP {event['mep_id']}" if event.get("mep_id") is not None else "MEP"
+    return f"{who}: {text}{detail}"
 
 
 def _serve(
@@ -263,6 +300,7 @@ def _serve(
     quiet_ready: bool = False,
     quiet_stop: bool = False,
     human: bool = False,
+    send_ais: bool = False,
 ) -> dict[str, Any]:
     from interlude.oam.responder import run_responder
 
@@ -294,6 +332,7 @@ def _serve(
             state_file=None,
             stop=stop,
             log=log,
+            send_ais=send_ais,
         )
 
     try:
@@ -318,7 +357,8 @@ def _serve(
 )
 @click.option("--meg-id", default="interlude", show_default=True)
 @click.option("--remote-mep", type=int, multiple=True, help="expected remote MEP id (repeatable)")
-def ccm_cmd(interval: float, count: int, meg_id: str, remote_mep: tuple[int, ...], **opts: Any) -> None:
+@click.option("--ais", is_flag=True, help="send AIS on level+1 (every 1 s) while a remote MEP is in LOC")
+def ccm_cmd(interval: float, count: int, meg_id: str, remote_mep: tuple[int, ...], ais: bool, **opts: Any) -> None:
     """Send CCMs and report remote MEPs: loss of continuity (3.5 intervals), RDI, MEG mismerge."""
     final = _serve(
         opts,
@@ -328,6 +368,7 @@ def ccm_cmd(interval: float, count: int, meg_id: str, remote_mep: tuple[int, ...
         meg_id=meg_id,
         quiet_stop=True,
         human=True,
+        send_ais=ais,
     )
     events = [e for e in final.get("events", []) if e["event"] not in ("ready", "stopped")]
     stopped = [e for e in final.get("events", []) if e["event"] == "stopped"]
@@ -352,10 +393,13 @@ def ccm_cmd(interval: float, count: int, meg_id: str, remote_mep: tuple[int, ...
 @click.option("--meg-id", default="interlude", show_default=True)
 @click.option("--ccm-interval", type=float, help="also send and check CCMs at this interval (seconds)")
 @click.option("--remote-mep", type=int, multiple=True, help="expected remote MEP id (repeatable)")
-def responder_cmd(meg_id: str, ccm_interval: float | None, remote_mep: tuple[int, ...], **opts: Any) -> None:
+@click.option("--ais", is_flag=True, help="with --ccm-interval: send AIS on level+1 while a remote MEP is in LOC")
+def responder_cmd(
+    meg_id: str, ccm_interval: float | None, remote_mep: tuple[int, ...], ais: bool, **opts: Any
+) -> None:
     """Answer LBM, LTM, DMM, SLM and LMM on an interface until SIGTERM / Ctrl-C (exits 0)."""
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    _serve(opts, ccm_interval=ccm_interval, duration_s=None, remote_meps=remote_mep, meg_id=meg_id)
+    _serve(opts, ccm_interval=ccm_interval, duration_s=None, remote_meps=remote_mep, meg_id=meg_id, send_ais=ais)
 
 
 commands = [oam_group]

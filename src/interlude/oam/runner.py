@@ -12,6 +12,14 @@ Errors (no such namespace or interface, no permission) raise :class:`~interlude.
 
 The emulator runs the same sessions with :func:`run_emulated`, over an :class:`EmulatedLink` whose far end is
 an in-process :class:`MepResponder`.
+
+One-way delay (1DM) needs both ends: :func:`run_one_way_delay` opens a receiver on the far interface (its
+namespace), sends ``request.count`` 1DMs from the near one and returns the receiver's view: an
+``OamResult`` of kind ``DELAY`` whose ``delays_us`` are one-way delays (meaningful on one machine, where lab
+namespaces share the clock; see :class:`~interlude.oam.sessions.OneWayDelayReceiver`)::
+
+    result = await run_one_way_delay(request, netns="lab-pe1", interface="eth1",
+                                     receiver_netns="lab-pe2", receiver_interface="eth1")
 """
 
 from __future__ import annotations
@@ -33,6 +41,8 @@ from interlude.oam.sessions import (
     LinktraceSession,
     LoopbackSession,
     LossSession,
+    OneWayDelayReceiver,
+    OneWayDelaySession,
     Progress,
     Session,
     SyntheticLossSession,
@@ -91,6 +101,29 @@ def build_session(request: OamRequest, own_mac: bytes, target_mac: str | None = 
     except ValueError as exc:
         raise OamError(str(exc)) from exc
     raise OamError(f"unsupported OAM session kind {kind!r}")
+
+
+def build_one_way_session(request: OamRequest, own_mac: bytes, target_mac: str | None = None) -> OneWayDelaySession:
+    """The 1DM sender for a ``DELAY`` request (target as in :func:`build_session`)."""
+    mep = request.mep
+    target = target_mac or request.target_mac or (request.remote.mac if request.remote else None)
+    if request.count < 1:
+        raise OamError("count must be >= 1")
+    if request.interval_s < 0 or request.timeout_s <= 0:
+        raise OamError("interval must be >= 0 and timeout > 0")
+    dst = codec.mac_to_bytes(target) if target else codec.class1_multicast(mep.level)
+    l2 = L2(dst=dst, src=own_mac, vlan=mep.vlan, priority=request.priority)
+    try:
+        return OneWayDelaySession(
+            l2,
+            level=mep.level,
+            count=request.count,
+            interval_ns=int(request.interval_s * 1e9),
+            timeout_ns=int(request.timeout_s * 1e9),
+            data_size=codec.pad_for_size(l2, 20, request.frame_size),
+        )
+    except ValueError as exc:
+        raise OamError(str(exc)) from exc
 
 
 async def drive(session: Session, transport: Transport, on_progress: ProgressCallback | None = None) -> OamResult:
@@ -154,6 +187,30 @@ def drive_blocking(
 CANCEL_CHECK_NS = 100_000_000
 
 
+def receive_blocking(
+    receiver: OneWayDelayReceiver,
+    transport: RawTransport,
+    stop: threading.Event,
+    deadline: list[int],
+    expected: int,
+    on_progress: ProgressCallback | None = None,
+) -> None:
+    """The 1DM receiving loop for a worker thread, until ``expected`` frames arrived or ``stop`` is set.
+
+    It also ends at ``deadline[0]`` (realtime ns; 0 = none yet: the sender sets it once it is done).
+    """
+    while not stop.is_set() and receiver.received < expected:
+        now = transport.now_ns()
+        if deadline[0] and now >= deadline[0]:
+            break
+        until = now + CANCEL_CHECK_NS if not deadline[0] else min(deadline[0], now + CANCEL_CHECK_NS)
+        got = transport.read_until(until)
+        if got is not None:
+            progress = receiver.receive(*got)
+            if progress is not None and on_progress is not None:
+                on_progress(progress)
+
+
 async def run_oam_session(
     request: OamRequest,
     *,
@@ -192,6 +249,59 @@ async def run_in_thread_until_done(stop: threading.Event, func: Callable[..., T]
         raise
     finally:
         stop.set()
+
+
+async def run_one_way_delay(
+    request: OamRequest,
+    *,
+    netns: str | None,
+    interface: str,
+    receiver_netns: str | None,
+    receiver_interface: str,
+    target_mac: str | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> OamResult:
+    """1DM from ``interface`` (in ``netns``) to a receiver on ``receiver_interface`` (in ``receiver_netns``).
+
+    The receiver's socket is open before the first frame leaves; sender and receiver run in two worker
+    threads. The target is ``target_mac``, else the request's, else the receiver interface's own MAC. The
+    receiver stops once every frame arrived or ``request.timeout_s`` after the last one was sent. The result
+    (kind ``DELAY``) matches arrivals to the frames sent by their TxTimestampf: ``sent``, ``received``,
+    per-frame ``answered`` and one-way ``delays_us`` in send order. ``on_progress`` (called from the
+    receiver thread) sees each arrival.
+    """
+    tagged = request.mep.vlan is not None
+    receiver_transport = RawTransport(receiver_interface, receiver_netns, tagged=tagged)
+    try:
+        transport = RawTransport(interface, netns, tagged=tagged)
+        try:
+            target = target_mac or request.target_mac or (request.remote.mac if request.remote else None)
+            session = build_one_way_session(request, transport.mac, target or codec.mac_to_str(receiver_transport.mac))
+            receiver = OneWayDelayReceiver(
+                receiver_transport.mac, level=request.mep.level, vlan=request.mep.vlan, source=transport.mac
+            )
+            stop_rx, stop_tx = threading.Event(), threading.Event()
+            deadline = [0]
+            listening = asyncio.ensure_future(
+                run_in_thread_until_done(stop_rx, receive_blocking, receiver, receiver_transport, stop_rx, deadline,
+                                         request.count, on_progress)
+            )
+            try:
+                sent = await run_in_thread_until_done(stop_tx, drive_blocking, session, transport, None, stop_tx)
+                deadline[0] = transport.now_ns() + int(request.timeout_s * 1e9)
+                await listening
+            finally:
+                stop_rx.set()
+                if not listening.done():
+                    listening.cancel()
+                with contextlib.suppress(BaseException):
+                    await listening
+            return receiver.result(session.tx_timestamps(), started_at=sent.started_at,
+                                   ended_at=receiver_transport.now_ns() / 1e9)
+        finally:
+            transport.close()
+    finally:
+        receiver_transport.close()
 
 
 def run_session(

@@ -12,6 +12,8 @@ from interlude.oam.sessions import (
     LinktraceSession,
     LoopbackSession,
     LossSession,
+    OneWayDelayReceiver,
+    OneWayDelaySession,
     Outgoing,
     SyntheticLossSession,
 )
@@ -236,3 +238,34 @@ def test_ais_sent_on_client_level_while_loc_and_received_ais_is_a_defect() -> No
                           interval_ns=100 * MS, remote_meps=(2,), start_ns=T0, send_ais=True)
     top.check(T0 + 400 * MS)
     assert top.rdi and top.poll_ais(T0 + 400 * MS) is None
+
+
+def test_one_way_delay_sender_and_receiver() -> None:
+    session = OneWayDelaySession(L2(dst=B, src=A), level=3, count=3, interval_ns=0, timeout_ns=MS)
+    receiver = OneWayDelayReceiver(B, level=3, source=A)
+    frames = []
+    for i in range(3):  # no replies: back to back
+        assert session.wakeup_ns() == 0
+        frames.append(_send(session, T0 + i * MS))
+    assert session.finished(T0 + 2 * MS) and session.poll(T0 + 3 * MS) is None
+    assert session.tx_timestamps() == [T0, T0 + MS, T0 + 2 * MS]
+    parsed = codec.parse(frames[0].frame)
+    assert parsed is not None and (parsed.opcode, parsed.version, parsed.tlv_offset) == (Opcode.ONE_DM, 1, 16)
+    progress = receiver.receive(bytes(frames[0].frame), T0 + 5 * MS)
+    assert progress is not None and progress.delay_us == 5000.0
+    assert receiver.receive(bytes(frames[0].frame), T0 + 6 * MS) is not None  # a duplicate arrives...
+    receiver.receive(bytes(frames[2].frame), T0 + 2 * MS + 4 * MS)  # frame 1 is lost
+    assert OneWayDelayReceiver(B, level=4).receive(bytes(frames[0].frame), T0) is None  # other level
+    assert OneWayDelayReceiver(B, level=3, source=B).receive(bytes(frames[0].frame), T0) is None
+    assert OneWayDelayReceiver(A, level=3).receive(bytes(frames[0].frame), T0) is None  # not for us
+    result = receiver.result(session.tx_timestamps())
+    assert result.kind is OamKind.DELAY
+    assert (result.sent, result.received, result.delays_us) == (3, 2, (5000.0, 4000.0))  # ...and counts once
+    assert result.answered == (True, False, True)
+    assert receiver.result().received == 3  # without the sender's view: every arrival
+    paced = OneWayDelaySession(L2(dst=B, src=A, vlan=7), level=3, count=2, interval_ns=10 * MS, timeout_ns=MS,
+                               data_size=40)
+    out = _send(paced, T0)
+    assert paced.wakeup_ns() == T0 + 10 * MS and paced.poll(T0 + 5 * MS) is None
+    assert codec.tlvs(out.frame, codec.parse(out.frame)) == [(codec.TLV_DATA, bytes(range(40)))]  # type: ignore[arg-type]
+    assert OneWayDelayReceiver(B, level=3, vlan=7).receive(bytes(out.frame), T0 + 30_000) is not None
