@@ -5,7 +5,9 @@ list of :class:`~interlude.errors.ValidationError` (→ 422 with ``propertyPath`
 order as ``acknowledged`` (with its ``serviceOrderCreateEvent`` outbox rows, one transaction) and wakes the
 :class:`OrderRunner`. The runner claims unfinished orders from the store (so orders in flight at a crash
 resume after a restart), moves items ``acknowledged → inProgress → completed | failed`` through the
-adapters, and commits every state change with its notifications.
+adapters, and commits every state change with its notifications. Independent orders run in parallel (at
+most ``RuntimeOptions.order_concurrency``); orders sharing a service or a port run one after the other in
+submission order, also across processes on one PostgreSQL store (see :class:`OrderRunner`).
 
 Supported items (``plan`` is the parsed intent the API layer produced from the MEF payload):
 
@@ -354,8 +356,58 @@ def _change_from_plan(plan: dict[str, Any]) -> ServiceChange:
     )
 
 
+class ResourceQueue:
+    """FIFO queues per resource key: an order runs once it is first in every queue it joined.
+
+    Orders join all their queues at once, in claim (= submission) order, so the queues agree on one global
+    order: the earliest waiting order is always first everywhere it waits, hence no deadlock, and two
+    orders sharing a key run in submission order while orders with disjoint keys run in parallel.
+    """
+
+    def __init__(self) -> None:
+        self._queues: dict[str, list[str]] = {}
+        self._changed = asyncio.Condition()
+
+    def join(self, order_id: str, keys: set[str]) -> None:
+        """Queue an order behind every earlier order sharing one of its keys (synchronous: no reordering)."""
+        for key in keys:
+            self._queues.setdefault(key, []).append(order_id)
+
+    def ready(self, order_id: str, keys: set[str]) -> bool:
+        """Whether the order is first in each of its queues."""
+        return all(self._queues[k][0] == order_id for k in keys)
+
+    async def wait(self, order_id: str, keys: set[str]) -> None:
+        """Until :meth:`ready`."""
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.ready(order_id, keys))
+
+    async def leave(self, order_id: str, keys: set[str]) -> None:
+        """Leave every queue (done, failed or cancelled) and let the next orders check again."""
+        for key in keys:
+            queue = self._queues.get(key, [])
+            if order_id in queue:
+                queue.remove(order_id)
+            if not queue:
+                self._queues.pop(key, None)
+        async with self._changed:
+            self._changed.notify_all()
+
+    def holds(self, order_id: str) -> bool:
+        """Whether the order is queued here (this process runs it)."""
+        return any(order_id in q for q in self._queues.values())
+
+
 class OrderRunner:
-    """Claims unfinished orders and drives their items through the adapters."""
+    """Claims unfinished orders and drives their items through the adapters, several orders at a time.
+
+    Concurrency: each claimed order runs in its own task, at most ``concurrency`` at once. Orders that
+    touch a common resource (a service, its OVC/IPVC family, or a node's port; see :meth:`resource_keys`)
+    are serialized in submission order through a :class:`ResourceQueue`, so a hung device only delays
+    orders for its own ports. Across processes sharing one PostgreSQL store, claims stay exclusive (``FOR
+    UPDATE SKIP LOCKED`` leases), and an order whose resources overlap an *earlier* unfinished order that
+    another process holds is handed back and retried later, so submission order holds there too.
+    """
 
     def __init__(
         self,
@@ -367,6 +419,7 @@ class OrderRunner:
         refresh: Any,
         lease_s: float = 300.0,
         item_timeout_s: float = 120.0,
+        concurrency: int = 8,
     ) -> None:
         self.store = store
         self.inventory = inventory
@@ -376,13 +429,17 @@ class OrderRunner:
         self.refresh = refresh  # async (nodes) -> None: re-read ports after a change
         self.lease_s = lease_s
         self.item_timeout_s = item_timeout_s
+        self.concurrency = max(1, concurrency)
         self.worker = f"{socket.gethostname()}:{os.getpid()}:orders:{uuid.uuid4().hex[:6]}"
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._running: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(self.concurrency)
+        self.queue = ResourceQueue()
         self.idle = asyncio.Event()
 
     def wake(self) -> None:
-        """A new order is waiting."""
+        """A new order is waiting (or a slot became free)."""
         self._wake.set()
 
     async def start(self) -> None:
@@ -391,32 +448,114 @@ class OrderRunner:
 
     async def stop(self) -> None:
         """Stop; claimed orders are released on the next open of the store."""
-        if self._task is not None:
-            self._task.cancel()
+        tasks = [t for t in (self._task, *self._running) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await task
+        self._task = None
+        self._running.clear()
+
+    def resource_keys(self, order: ServiceOrder) -> set[str]:
+        """What an order touches: the services it names, their OVC/IPVC family, and every port of those.
+
+        Conservative on purpose (a CE-VLAN change re-connects the whole OVC; a UNI's CIR lives on its
+        OVC too): over-serializing costs latency, under-serializing would reorder changes on one port.
+        """
+        keys: set[str] = set()
+        ids = [it.service_id for it in order.items if it.service_id]
+        ids += [(it.plan.get("end_point") or {}).get("connects_to") or "" for it in order.items]
+        seen: set[str] = set()
+        todo = [i for i in ids if i]
+        while todo:
+            sid = todo.pop()
+            if sid in seen:
+                continue
+            seen.add(sid)
+            keys.add(f"service:{sid}")
+            svc = self.inventory.indexed(sid)
+            if svc is None:
+                continue
+            keys.update(f"port:{p.node}:{p.interface}" for p in svc.ports)
+            if svc.parent:
+                todo.append(svc.parent)
+            if svc.kind.is_connectivity:
+                todo.extend(c.id for c in self.inventory.children(svc.id))
+        return keys
+
+    async def _held_elsewhere(self) -> list[tuple[str, str, set[str]]]:
+        """Unfinished orders this process does not run: (order date, id, keys)."""
+        out: list[tuple[str, str, set[str]]] = []
+        for state in (OrderState.ACKNOWLEDGED, OrderState.IN_PROGRESS):
+            offset = 0
+            while True:
+                page, total = await self.store.list_orders(OrderQuery(state=state), offset, 500)
+                out += [(o.order_date or "", o.id, self.resource_keys(o)) for o in page if not self.queue.holds(o.id)]
+                offset += len(page)
+                if not page or offset >= total:
+                    break
+        return out
 
     async def _loop(self) -> None:
         while True:
             try:
-                ids = await self.store.claim_orders(self.worker, self.lease_s)
-                if ids:
+                room = 2 * self.concurrency - len(self._running)
+                ids = await self.store.claim_orders(self.worker, self.lease_s, room) if room > 0 else []
+                started = await self._dispatch(ids) if ids else 0
+                if started:
                     self.idle.clear()
-                    for order_id in ids:
-                        try:
-                            await self.process(order_id)
-                        finally:
-                            await self.store.release_order(order_id, self.worker)
                     continue
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("order runner failed; retrying")
-            self.idle.set()
+            if not self._running:
+                self.idle.set()
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+
+    async def _dispatch(self, ids: list[str]) -> int:
+        """Queue claimed orders (claim order = submission order) and start a task for each."""
+        orders = [o for o in [await self.store.get_order(i) for i in ids] if o is not None]
+        orders.sort(key=lambda o: (o.order_date or "", o.id))
+        others = await self._held_elsewhere() if orders else []
+        started = 0
+        for order in orders:
+            keys = self.resource_keys(order)
+            earlier = [oid for date, oid, k in others if (date, oid) < (order.order_date or "", order.id) and k & keys]
+            if earlier:
+                # Another process runs (or will run) an earlier order on the same resources: hand it back.
+                log.info("order %s waits for order %s held by another process", order.id, earlier[0])
+                await self.store.release_order(order.id, self.worker)
+                others.append((order.order_date or "", order.id, keys))
+                continue
+            self.queue.join(order.id, keys)
+            task = asyncio.create_task(self._run(order.id, keys), name=f"interlude-order-{order.id}")
+            self._running.add(task)
+            task.add_done_callback(self._finished)
+            started += 1
+        return started
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self.wake()
+
+    async def _run(self, order_id: str, keys: set[str]) -> None:
+        """One order: wait for its resources and a slot, process it, release the claim."""
+        try:
+            await self.queue.wait(order_id, keys)
+            async with self._slots:
+                await self.process(order_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("order %s: runner failed; it will be retried", order_id)
+        finally:
+            await self.queue.leave(order_id, keys)
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.store.release_order(order_id, self.worker))
 
     async def _order_messages(
         self, order: ServiceOrder, item_changes: Sequence[OrderItem], order_changed: bool

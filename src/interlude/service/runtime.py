@@ -55,6 +55,7 @@ class RuntimeOptions:
     notify_timeout_s: float = 5.0
     poll_interval_s: float = 5.0
     order_item_timeout_s: float = 120.0
+    order_concurrency: int = 8  # orders applied at once (orders sharing a service or port still queue)
     provision_seed: bool = True
     run_orders: bool = True
     run_notifier: bool = True
@@ -102,7 +103,7 @@ class Runtime:
         self.ordering = OrderingService(self.store, self.inventory, self.hub, self.network)
         self.runner = OrderRunner(
             self.store, self.inventory, self.hub, self.network, self.bus, self.refresh,
-            item_timeout_s=self.options.order_item_timeout_s,
+            item_timeout_s=self.options.order_item_timeout_s, concurrency=self.options.order_concurrency,
         )  # fmt: skip
         self.ordering.runner = self.runner
         self.faults = FaultService(self.store, self.network, self.bus, self.refresh)

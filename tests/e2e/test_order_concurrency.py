@@ -1,0 +1,174 @@
+"""Orders run concurrently where safe: a hung device delays only orders for its own ports.
+
+The runtime gets an adapter factory whose ``pe1`` adapter blocks ``set_admin_state`` on a gate the test
+opens, standing in for a device that stops answering.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from interlude.adapters.base import Adapter, AdapterContext, AdminState, BandwidthProfile, InterfaceState
+from interlude.adapters.registry import create_adapter
+from interlude.api.app import create_app
+from interlude.service.runtime import Runtime
+from interlude.topology import bundled_topology_path, load_topology
+from interlude.topology.model import NodeSpec
+from tests.e2e.conftest import ALPHA, INV, ORD, fast_options, order_body, wait_order
+
+OP_UNI = "urn:mef:lso:spec:legato:carrier-ethernet-operator-uni:v0.0.1:all"
+
+
+class Gate:
+    """Blocks ``set_admin_state`` on one node until opened; records every call in order."""
+
+    def __init__(self, node: str) -> None:
+        self.node = node
+        self.open = asyncio.Event()
+        self.calls: list[tuple[str, str, object]] = []
+        self.entered = asyncio.Event()
+
+    def factory(self, node: NodeSpec, context: AdapterContext) -> Adapter:
+        adapter = create_adapter(node, context)
+        original = adapter.set_admin_state  # type: ignore[attr-defined]
+        gate = self
+
+        async def set_admin_state(name: str, state: AdminState) -> InterfaceState:
+            if node.name == gate.node:
+                gate.entered.set()
+                await gate.open.wait()
+            gate.calls.append((node.name, name, state))
+            result: InterfaceState = await original(name, state)
+            return result
+
+        bandwidth = adapter.apply_bandwidth  # type: ignore[attr-defined]
+
+        async def apply_bandwidth(name: str, profile: BandwidthProfile) -> None:
+            gate.calls.append((node.name, name, profile.cir_bps))
+            await bandwidth(name, profile)
+
+        adapter.set_admin_state = set_admin_state  # type: ignore[attr-defined]
+        adapter.apply_bandwidth = apply_bandwidth  # type: ignore[attr-defined]
+        return adapter
+
+
+@pytest.fixture
+def gate() -> Gate:
+    return Gate("pe1")
+
+
+@pytest.fixture
+async def gated(db_path: Path, gate: Gate) -> AsyncIterator[TestClient[Any, Any]]:
+    runtime = Runtime(
+        load_topology(bundled_topology_path()), db_path, options=fast_options(), adapter_factory=gate.factory
+    )
+    async with TestClient(TestServer(create_app(runtime))) as c:
+        yield c
+    gate.open.set()
+
+
+def admin_item(service_id: str, state: str) -> dict[str, Any]:
+    return {
+        "id": "1",
+        "action": "modify",
+        "service": {
+            "id": service_id,
+            "serviceConfiguration": {"@type": OP_UNI, "administrativeState": {"state": state}},
+        },
+    }
+
+
+async def cir_item(client: TestClient[Any, Any]) -> dict[str, Any]:
+    """A CIR change (250 Mbit/s) on ovc-1001's UNI end point, whose port is pe1:uni1."""
+    cfg = (await (await client.get(f"{INV}/service/ovc-1001-uni", headers=ALPHA)).json())["serviceConfiguration"]
+    cfg["ingressBandwidthProfilePerEndPoint"]["cir"] = {"irValue": 250, "irUnits": "MBPS"}
+    return {"id": "1", "action": "modify", "service": {"id": "ovc-1001-uni", "serviceConfiguration": cfg}}
+
+
+async def post(client: TestClient[Any, Any], item: dict[str, Any]) -> str:
+    resp = await client.post(f"{ORD}/serviceOrder", json=order_body(item), headers=ALPHA)
+    assert resp.status == 201, await resp.text()
+    return str((await resp.json())["id"])
+
+
+async def state_of(client: TestClient[Any, Any], order_id: str) -> str:
+    body = await (await client.get(f"{ORD}/serviceOrder/{order_id}", headers=ALPHA)).json()
+    return str(body["state"])
+
+
+async def test_hung_node_does_not_delay_other_nodes(gated: TestClient[Any, Any], gate: Gate) -> None:
+    stuck = await post(gated, admin_item("pe1-uni1", "LOCKED"))
+    async with asyncio.timeout(5):
+        await gate.entered.wait()
+    other = await post(gated, admin_item("pe2-uni1", "LOCKED"))
+    done = await wait_order(gated, other, ALPHA, timeout=5.0)
+    assert done["state"] == "completed", done
+    assert await state_of(gated, stuck) == "inProgress"  # still waiting for pe1
+    assert ("pe2", "uni1", AdminState.DOWN) in gate.calls
+    gate.open.set()
+    assert (await wait_order(gated, stuck, ALPHA))["state"] == "completed"
+
+
+async def test_orders_on_one_port_apply_in_submission_order(gated: TestClient[Any, Any], gate: Gate) -> None:
+    first = await post(gated, admin_item("pe1-uni1", "LOCKED"))
+    async with asyncio.timeout(5):
+        await gate.entered.wait()
+    gate.calls.clear()  # seed provisioning at start-up applied bandwidth profiles
+    # A CIR change on the OVC end point at the same port (pe1:uni1), submitted second.
+    second = await post(gated, await cir_item(gated))
+    await asyncio.sleep(0.5)  # the runner has long claimed the second order; it must still wait
+    assert await state_of(gated, second) == "acknowledged"
+    assert gate.calls == []
+    gate.open.set()
+    a = await wait_order(gated, first, ALPHA)
+    b = await wait_order(gated, second, ALPHA)
+    assert a["state"] == b["state"] == "completed"
+    assert gate.calls == [("pe1", "uni1", AdminState.DOWN), ("pe1", "uni1", 250_000_000)]
+    assert a["completionDate"] <= b["startDate"]
+
+
+async def test_many_independent_orders_complete(gated: TestClient[Any, Any], gate: Gate) -> None:
+    gate.open.set()
+    ids = [await post(gated, admin_item(sid, "LOCKED")) for sid in ("pe1-uni1", "pe2-uni1", "pe1-uni4")]
+    for oid in ids:
+        assert (await wait_order(gated, oid, ALPHA))["state"] == "completed"
+
+
+async def test_two_processes_on_postgresql_keep_port_order(pg_dsn: str, tmp_path: Path) -> None:
+    """Two runtimes on one PostgreSQL store: an order on a port another process is still changing waits."""
+    topology = load_topology(bundled_topology_path())
+    gate_a, gate_b = Gate("pe1"), Gate("none")
+    gate_b.open.set()
+    opts_b = fast_options()
+    opts_b.run_orders = False
+    a = Runtime(topology, pg_dsn, options=fast_options(), adapter_factory=gate_a.factory, state_dir=tmp_path / "a")
+    b = Runtime(topology, pg_dsn, options=opts_b, adapter_factory=gate_b.factory, state_dir=tmp_path / "b")
+    async with TestClient(TestServer(create_app(a))) as client:
+        await b.start()
+        try:
+            first = await post(client, admin_item("pe1-uni1", "LOCKED"))
+            async with asyncio.timeout(5):
+                await gate_a.entered.wait()
+            # From now on only process B claims orders.
+            assert a.runner._task is not None
+            a.runner._task.cancel()
+            await b.runner.start()
+            gate_a.calls.clear()
+            gate_b.calls.clear()
+            second = await post(client, await cir_item(client))
+            await asyncio.sleep(1.5)  # B claims it, sees A's earlier order on pe1:uni1, hands it back
+            assert await state_of(client, second) == "acknowledged"
+            assert gate_b.calls == []
+            gate_a.open.set()
+            assert (await wait_order(client, first, ALPHA))["state"] == "completed"
+            assert (await wait_order(client, second, ALPHA))["state"] == "completed"
+            assert gate_a.calls == [("pe1", "uni1", AdminState.DOWN)]  # each order ran once, in its process
+            assert gate_b.calls == [("pe1", "uni1", 250_000_000)]
+        finally:
+            await b.stop()
