@@ -221,6 +221,7 @@ async def test_every_body_conforms(session: tuple[Recorder, SpListener]) -> None
         lambda e: e.event_type == "serviceAttributeValueChangeEvent" and e.body["event"]["id"] == "ovc-1001", count=3
     )
     await sp.wait_for(lambda e: e.event_type == "serviceStateChangeEvent", count=3)
+    await sp.wait_for(lambda e: e.event_type == "serviceDeleteEvent", count=3)
     statuses: set[int] = set()
     configs = 0
     for method, path, status, body, headers in rec.exchanges:
@@ -251,6 +252,7 @@ async def test_every_body_conforms(session: tuple[Recorder, SpListener]) -> None
         "serviceOrderItemStateChangeEvent",
         "serviceCreateEvent",
         "serviceStateChangeEvent",
+        "serviceDeleteEvent",
         "serviceAttributeValueChangeEvent",
     } <= kinds
 

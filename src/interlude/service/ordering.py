@@ -15,7 +15,8 @@ Supported items (``plan`` is the parsed intent the API layer produced from the M
   CIR/CBS/EIR (bandwidth profile at the customer-side port), CE-VLAN map (re-connect);
 - ``add`` of an OVC or IPVC (connectivity) with its end-point items (each ``serviceOrderItemRelationship``-
   linked to the connectivity item and ``serviceRelationship``-linked to an existing UNI/ENNI service);
-- ``delete`` of an OVC/IPVC (disconnect, bandwidth removed, services ``terminated``).
+- ``delete`` of an OVC/IPVC (disconnect, bandwidth removed, services ``terminated``; each gets a
+  ``serviceStateChangeEvent`` with ``state: terminated`` and then a ``serviceDeleteEvent``).
 """
 
 from __future__ import annotations
@@ -745,7 +746,11 @@ class OrderRunner:
             s.evolve(state=ServiceState.TERMINATED, end_date=now, order_items=(*s.order_items, ref))
             for s in [conn, *self.inventory.children(conn.id)]
         ]
-        return nodes, services, [("serviceStateChangeEvent", s) for s in services]
+        # MEF 135.1 lists both: the state attribute changed (active -> terminated, ServiceStateChangeEvent with
+        # ``state``), and the service was deleted by a ``delete`` item (ServiceDeleteEvent). The record stays
+        # readable as ``terminated`` (logically deleted), so a subscriber may re-read it after either event.
+        events = [(etype, s) for s in services for etype in ("serviceStateChangeEvent", "serviceDeleteEvent")]
+        return nodes, services, events
 
     async def _add(
         self, order: ServiceOrder, item: OrderItem, group: list[OrderItem]
