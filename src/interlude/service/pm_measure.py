@@ -9,7 +9,6 @@ import copy
 import logging
 import time
 import uuid
-import zlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -45,6 +44,7 @@ from interlude.service.pm_common import (
     job_href,
     report_href,
 )
+from interlude.service.testing_oam import new_test_id
 from interlude.store.base import Document, Transaction
 
 log = logging.getLogger(__name__)
@@ -130,7 +130,7 @@ class PmMeasurement(PmBase):
                 out[f"{node}:{name}"] = sample
         return out, ("; ".join(errors) or None)
 
-    async def _run_oam(self, plan: Mapping[str, Any], session_key: str) -> list[dict[str, Any]]:
+    async def _run_oam(self, plan: Mapping[str, Any]) -> list[dict[str, Any]]:
         topo = self.runtime.topology
         results: list[dict[str, Any]] = []
         for a, b in plan["pairs"]:
@@ -150,9 +150,9 @@ class PmMeasurement(PmBase):
                     frame_size=tool["size"],
                     priority=tool["priority"],
                     timeout_s=1.0,
-                    # A new Test ID per session: the responder counts SLMs per test id (TxFCb), so reusing one
-                    # across intervals would report the earlier intervals' frames as backward loss.
-                    test_id=zlib.crc32(f"{session_key}:{tool['tool']}:{a}:{b}".encode()) % 0x7FFFFFFF + 1,
+                    # A new Test ID per session (see new_test_id): reusing one across intervals would report the
+                    # earlier intervals' frames as backward loss.
+                    test_id=new_test_id(),
                 )
                 try:
                     oam = require(self.runtime.adapters[ma.node], OamControl)  # type: ignore[type-abstract]
@@ -183,7 +183,7 @@ class PmMeasurement(PmBase):
         plan = doc.body["plan"]
         meta = doc.body["meta"]
         started = float(meta.get("last_at", time.time()))
-        data = await self._run_oam(plan, f"{jid}:{seq}") if plan["pairs"] else []
+        data = await self._run_oam(plan) if plan["pairs"] else []
         samples, error = await self._read_counters(plan["ports"])
         ended = time.time()
         previous = {k: _sample_from(v) for k, v in (meta.get("counters") or {}).items()}

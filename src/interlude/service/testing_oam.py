@@ -17,6 +17,7 @@ objectives). All delays are microseconds.
 from __future__ import annotations
 
 import math
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -129,6 +130,18 @@ def pick_meps(
     return mep_spec(topology, src), mep_spec(topology, dst)
 
 
+def new_test_id() -> int:
+    """A fresh Y.1731 Test ID (1 .. 2**31-1) for one OAM session; every SFT, FM and PM session takes one.
+
+    Why: an SLM responder counts the SLMs it received per (source MEP, Test ID) and answers with that running
+    count (TxFCb). A second session reusing a Test ID on the same MEP pair starts from the first session's
+    count, so the initiator sees more frames "sent back" than it sent and reports false backward loss. A random
+    id (not one derived from the job and run) also stays fresh when an interrupted run is retried; two sessions
+    of one source MEP colliding on 31 random bits is negligible.
+    """
+    return secrets.randbelow(0x7FFFFFFF) + 1
+
+
 def oam_of(network: Network, node: str) -> OamControl:
     """The node's OAM capability (:class:`CapabilityError` when its adapter has none)."""
     return require(network.adapter(node), OamControl)  # type: ignore[type-abstract]
@@ -138,11 +151,11 @@ async def run_session(
     network: Network, kind: OamKind, src: MepSpec, dst: MepSpec, params: SessionParams, *,
     count: int | None = None, interval_s: float | None = None,
 ) -> OamResult:  # fmt: skip
-    """One session from ``src`` to ``dst``; adapter errors propagate (callers record them)."""
+    """One session from ``src`` to ``dst`` with a fresh Test ID; adapter errors propagate (callers record them)."""
     request = OamRequest(
         kind=kind, mep=src, remote=dst, count=count if count is not None else params.frame_count,
         interval_s=interval_s if interval_s is not None else params.interval_s, frame_size=params.frame_size,
-        priority=params.priority, timeout_s=params.timeout_s,
+        priority=params.priority, timeout_s=params.timeout_s, test_id=new_test_id(),
     )  # fmt: skip
     return await oam_of(network, src.node).run_oam(request)
 

@@ -335,3 +335,35 @@ async def test_recurring_job_runs_every_period_until_its_end(client: Client) -> 
     results = await results_of(client, job["id"])
     assert sorted(r["serviceSpecificTestResultConfiguration"]["run"] for r in results) == [1, 2, 3]
     assert max(r["actualStartDateTime"] for r in results) < final["requestedEndDateTime"]
+
+
+async def test_consecutive_synthetic_loss_runs_take_fresh_test_ids_and_see_no_loss(client: Client) -> None:
+    """Two syntheticLoss jobs on one service, back to back: each reports 0 loss, each with its own Test ID.
+
+    A responder counts SLMs per (source MEP, Test ID); reusing the id would show the first run's frames as
+    backward loss in the second (the lab test below measures that on real responders). The emulator does not
+    keep such counts, so here the adapter records the Test IDs it is asked for.
+    """
+    runtime = client.app[RUNTIME]
+    adapter = runtime.adapters["pe1"]
+    original = adapter.run_oam
+    seen: list[int] = []
+
+    async def recording(request: Any) -> Any:
+        seen.append(request.test_id)
+        return await original(request)
+
+    adapter.run_oam = recording  # type: ignore[method-assign]
+    try:
+        for _ in range(2):
+            job = await create(client, job_body("syntheticLoss", frameCount=50))
+            await wait_job(client, job["id"], ("completed",))
+            (sl,) = await results_of(client, job["id"])
+            payload = sl["serviceSpecificTestResultConfiguration"]
+            assert payload["framesReceived"] == 50, payload
+            assert payload["frameLossRatio"] == 0.0, payload
+            assert payload["forwardFrameLossRatio"] == 0.0 and payload["backwardFrameLossRatio"] == 0.0, payload
+    finally:
+        adapter.run_oam = original  # type: ignore[method-assign]
+    assert len(seen) == 2 and len(set(seen)) == 2, seen
+    assert all(1 <= t < 2**31 for t in seen), seen

@@ -135,3 +135,16 @@ async def test_delay_job_measures_the_relay_and_continuity_sees_a_cut(client: Te
         while len(seen) < 2:
             await asyncio.sleep(0.05)
     assert isinstance(seen[1], ContinuityRestored)
+
+
+async def test_consecutive_synthetic_loss_runs_report_no_loss(client: TestClient[Any, Any]) -> None:
+    """Two SLM runs back to back against the lab's real responder: the second must not see the first's frames.
+
+    The responder counts SLMs per (source MEP, Test ID); each run takes a fresh Test ID, so both report 0 loss
+    both ways (with a reused id the second run reported the first run's frames as backward loss).
+    """
+    for run in (1, 2):
+        payload = await _completed_result(client, job_body("syntheticLoss", frameCount=20, intervalMs=10))
+        assert payload["framesSent"] == 20 and payload["framesReceived"] == 20, (run, payload)
+        assert payload["forwardFrameLossRatio"] == 0.0, (run, payload)
+        assert payload["backwardFrameLossRatio"] == 0.0, (run, payload)
