@@ -2,7 +2,9 @@
 
 ``create_app(runtime)`` mounts every route module in :data:`ROUTE_MODULES` (each exposes ``routes()``);
 issue-7 APIs add their module name there. With ``manage_runtime=True`` (the CLI) the runtime is started and
-stopped by the app's ``cleanup_ctx``; tests may start it themselves.
+stopped by the app's ``cleanup_ctx``; tests may start it themselves. Every request passes
+:func:`~interlude.api.auth.auth_middleware` (the caller's identity) inside
+:func:`~interlude.api.common.errors_middleware` (the MEF error model).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from interlude.api.auth import TOKENS, TokenTable, auth_middleware
 from interlude.api.common import RUNTIME, errors_middleware
 from interlude.service.runtime import Runtime
 
@@ -29,10 +32,12 @@ ROUTE_MODULES = (
 MAX_BODY = 1024 * 1024
 
 
-def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> web.Application:
-    """The partner's web application."""
-    app = web.Application(middlewares=[errors_middleware], client_max_size=MAX_BODY)
+def create_app(runtime: Runtime, *, manage_runtime: bool = True, tokens: TokenTable | None = None) -> web.Application:
+    """The partner's web application; ``tokens`` turns on bearer-token authentication (:mod:`interlude.api.auth`)."""
+    app = web.Application(middlewares=[errors_middleware, auth_middleware], client_max_size=MAX_BODY)
     app[RUNTIME] = runtime
+    if tokens is not None:
+        app[TOKENS] = tokens
     for name in ROUTE_MODULES:
         module = importlib.import_module(name)
         app.router.add_routes(module.routes())

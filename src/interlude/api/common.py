@@ -250,7 +250,19 @@ def page_response(items: list[Any], total: int, offset: int, throttled: bool) ->
 
 
 def buyer_of(request: web.Request) -> str | None:
-    """The buyer (SP) making the request, from the ``X-Interlude-Buyer`` header (None: operator view)."""
+    """The buyer (SP) making the request (None: operator view); every API's handlers ask only this.
+
+    With tokens configured, the caller the auth middleware established from the bearer token
+    (:mod:`interlude.api.auth`), whatever ``X-Interlude-Buyer`` says; without tokens (the emulator's
+    default), the ``X-Interlude-Buyer`` header.
+    """
+    from interlude.api.auth import CALLER, TOKENS
+
+    if CALLER in request:
+        return request[CALLER].buyer
+    if request.app.get(TOKENS) is not None:
+        # Tokens are on but the middleware did not admit this request (a path outside its prefixes).
+        raise ApiError(401, "missingCredentials", "send 'Authorization: Bearer <token>'")
     buyer = request.headers.get(BUYER_HEADER)
     if buyer is None or buyer == "":
         return None

@@ -151,7 +151,10 @@ def _infer_buyer(runtime: Runtime, body: ServiceOrderCreate) -> str:
         return owners.pop()
     if not owners and len(runtime.topology.buyers) == 1:
         return next(iter(runtime.topology.buyers))
-    raise ApiError(400, "invalidBody", "cannot tell which buyer places this order: send the X-Interlude-Buyer header")
+    raise ApiError(
+        400, "invalidBody", "cannot tell which buyer places this order: use the buyer's token (or, when the partner"
+        " runs without tokens, the X-Interlude-Buyer header)",
+    )  # fmt: skip
 
 
 async def create_order(request: web.Request) -> web.StreamResponse:

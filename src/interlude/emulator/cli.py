@@ -26,6 +26,7 @@ from interlude.adapters.base import AdapterContext
 from interlude.adapters.emulated import EmulatedAdapter
 from interlude.adapters.registry import available_kinds
 from interlude.api.app import ROUTE_MODULES, create_app
+from interlude.api.auth import TokenTable, load_tokens
 from interlude.emulator.devices import device_agents
 from interlude.emulator.scenario import Scenario, load_scenario, run_scenario
 from interlude.errors import InterludeError
@@ -70,8 +71,8 @@ def _banner(runtime: Runtime, url: str, db: Path | str, mode: str) -> None:
 
 async def _serve(runtime: Runtime, host: str, port: int, db: Path | str, mode: str, scenario: Scenario | None,
                  devices: tuple[int | None, int | None] = (None, None),
-                 netconf_password: str = "interlude") -> None:  # fmt: skip
-    app = create_app(runtime)
+                 netconf_password: str = "interlude", tokens: TokenTable | None = None) -> None:  # fmt: skip
+    app = create_app(runtime, tokens=tokens)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()  # starts the runtime (cleanup_ctx)
     try:
@@ -86,6 +87,11 @@ async def _serve(runtime: Runtime, host: str, port: int, db: Path | str, mode: s
                         f"devices over NETCONF at [bold]{endpoints.netconf}[/bold] "
                         "(username = node name, password from --netconf-password)"
                     )
+            if tokens is not None:
+                console.print(f"bearer tokens required ({len(tokens)} configured); X-Interlude-Buyer is ignored")
+            else:
+                console.print("[yellow]no authentication[/yellow]: the buyer is whatever X-Interlude-Buyer says "
+                              "(use --tokens FILE beyond a test bench)")  # fmt: skip
             await _serve_until_stopped(runtime, runner, host, port, db, mode, scenario)
     finally:
         await runner.cleanup()
@@ -117,19 +123,20 @@ async def _serve_until_stopped(runtime: Runtime, runner: web.AppRunner, host: st
 
 def _run(topology: Topology, topo_path: Path, host: str, port: int, db: str | None, scenario: Path | None,
          mode: str, verbose: bool, devices: tuple[int | None, int | None] = (None, None),
-         netconf_password: str = "interlude") -> None:  # fmt: skip
+         netconf_password: str = "interlude", tokens_file: Path | None = None) -> None:  # fmt: skip
     _setup_logging(verbose)
     db_path: Path | str = Path(".interlude") / f"{topology.name}.db"
     if db:
         db_path = db if db.startswith(("postgresql://", "postgres://")) else Path(db)
     try:
         scen = load_scenario(scenario) if scenario is not None else None
+        tokens = load_tokens(tokens_file, topology) if tokens_file is not None else None
         state_dir = db_path.parent if isinstance(db_path, Path) else Path(".interlude")
         kwargs: dict[str, Any] = {"base_dir": topo_path.parent.resolve(), "state_dir": state_dir}
         if mode == "emulate":
             kwargs["adapter_factory"] = _emulated
         runtime = Runtime(topology, db_path, **kwargs)
-        asyncio.run(_serve(runtime, host, port, db_path, mode, scen, devices, netconf_password))
+        asyncio.run(_serve(runtime, host, port, db_path, mode, scen, devices, netconf_password, tokens))
     except InterludeError as exc:
         console.print(f"[red]error[/red]: {exc}")
         raise SystemExit(1) from None
@@ -154,6 +161,13 @@ _db = click.option(
     "(several processes sharing one database; needs the 'postgres' extra).",
 )  # fmt: skip
 _verbose = click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+_tokens = click.option(
+    "--tokens", "tokens_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+    help="Bearer-token file (YAML: 'token: buyer' lines, or a list of {buyer, token: {env|file}}; buyer "
+    "'operator' for the /interlude/v1 operations API). With it every API needs 'Authorization: Bearer', "
+    "missing/unknown tokens get 401 and X-Interlude-Buyer is ignored. Without it (the default) there is NO "
+    "authentication: the buyer is whatever X-Interlude-Buyer says. See README 'Security'.",
+)  # fmt: skip
 
 
 @click.command("emulate")
@@ -175,10 +189,11 @@ _verbose = click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 @click.option("--netconf-password", default="interlude", show_default=True,
               help="Password of every node on the emulated NETCONF server (a test bench on loopback).")
 @click.option("--no-device-agents", is_flag=True, help="Do not serve the emulated devices over SNMP and NETCONF.")
+@_tokens
 @_verbose
 def emulate(topology_file: Path | None, host: str, port: int, db: str | None, scenario: Path | None,
             snmp_port: int, netconf_port: int, netconf_password: str, no_device_agents: bool,
-            verbose: bool) -> None:  # fmt: skip
+            tokens_file: Path | None, verbose: bool) -> None:  # fmt: skip
     """Run the partner emulator: the MEF Interlude APIs over an in-memory network.
 
     The emulated devices are also reachable over SNMP and NETCONF on the same host (loopback by default), so
@@ -186,7 +201,7 @@ def emulate(topology_file: Path | None, host: str, port: int, db: str | None, sc
     """
     path = topology_file or bundled_topology_path()
     devices: tuple[int | None, int | None] = (None, None) if no_device_agents else (snmp_port, netconf_port)
-    _run(_load(path, None), path, host, port, db, scenario, "emulate", verbose, devices, netconf_password)
+    _run(_load(path, None), path, host, port, db, scenario, "emulate", verbose, devices, netconf_password, tokens_file)
 
 
 @click.command("serve")
@@ -197,10 +212,15 @@ def emulate(topology_file: Path | None, host: str, port: int, db: str | None, sc
 @_host
 @_port
 @_db
+@_tokens
 @_verbose
-def serve(topology_file: Path, host: str, port: int, db: str | None, verbose: bool) -> None:
-    """Serve the MEF Interlude APIs in front of real network elements (adapter per node kind)."""
-    _run(_load(topology_file, available_kinds()), topology_file, host, port, db, None, "serve", verbose)
+def serve(topology_file: Path, host: str, port: int, db: str | None, tokens_file: Path | None, verbose: bool) -> None:
+    """Serve the MEF Interlude APIs in front of real network elements (adapter per node kind).
+
+    Give --tokens FILE whenever anyone but you can reach the port: without it the caller picks its buyer.
+    """
+    _run(_load(topology_file, available_kinds()), topology_file, host, port, db, None, "serve", verbose,
+         tokens_file=tokens_file)  # fmt: skip
 
 
 commands: list[click.Command] = [emulate, serve]

@@ -138,9 +138,9 @@ class HubService:
         return sub
 
     async def get(self, api: NotifyingApi, sub_id: str, buyer: str | None) -> Subscription:
-        """One registration (404 if absent or another buyer's)."""
+        """One registration (404 if absent or not the buyer's own: a buyer cannot see or remove the operator's)."""
         sub = await self.store.get_subscription(api.name, sub_id)
-        if sub is None or (buyer is not None and sub.buyer not in (None, buyer)):
+        if sub is None or (buyer is not None and sub.buyer != buyer):
             raise NotFoundError(f"no hub registration {sub_id!r}")
         return sub
 
