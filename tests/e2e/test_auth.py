@@ -133,3 +133,18 @@ async def test_without_tokens_the_buyer_header_still_works(client: TestClient[An
     assert (await client.get(f"{INV}/service/pe1-uni2")).status == 200  # operator view
     assert (await client.get(f"{INV}/service/pe1-uni2", headers=B)).status == 200  # a token means nothing here
     assert (await client.get("/interlude/v1/topology")).status == 200
+
+
+async def test_pm_jobs_follow_the_token_buyer(secured: TestClient[Any, Any]) -> None:
+    """An issue-7 API (PM) through the same middleware: jobs belong to the token's buyer."""
+    from tests.e2e.pm.support import PM, pm_job
+
+    theirs = await secured.post(f"{PM}/performanceJob", json=pm_job("ovc-2001"), headers={**B, **ALPHA})
+    assert theirs.status == 201, await theirs.text()
+    job = await theirs.json()
+    assert (await secured.get(f"{PM}/performanceJob/{job['id']}", headers=B)).status == 200
+    assert (await secured.get(f"{PM}/performanceJob/{job['id']}", headers={**A, **BETA})).status == 404
+    listed = await (await secured.get(f"{PM}/performanceJob", headers=A)).json()
+    assert job["id"] not in {j["id"] for j in listed}
+    # sp-alpha cannot monitor sp-beta's OVC.
+    assert (await secured.post(f"{PM}/performanceJob", json=pm_job("ovc-2001"), headers=A)).status in (404, 422)
