@@ -162,10 +162,17 @@ def drive_blocking(
 
     This is the path :func:`run_oam_session` takes: the session runs in a worker thread, so the caller's event
     loop is never blocked and each exchange costs one ``send`` and (usually) one ``recvmsg``. ``cancelled`` is
-    checked at least every :data:`CANCEL_CHECK_NS`.
+    checked at least every :data:`CANCEL_CHECK_NS`. A back-to-back untagged unicast loopback with nobody
+    watching progress runs as one :meth:`RawTransport.pingpong` (same matching and timeouts, no session call
+    per frame).
     """
     started_at = transport.now_ns()
     session.report = on_progress is not None
+    plan = session.pingpong_plan() if not transport.tagged else None
+    if plan is not None:  # back-to-back loopback: the transport runs the exchange loop, the session keeps score
+        sent = transport.pingpong(plan, cancelled)
+        session.record_pingpong(plan, sent)
+        return session.result(started_at=started_at / 1e9, ended_at=transport.now_ns() / 1e9)
     while True:
         now = transport.now_ns()
         if session.finished(now) or (cancelled is not None and cancelled.is_set()):

@@ -9,6 +9,11 @@ A session is driven by :func:`interlude.oam.runner.drive` (or a test) through fo
   :class:`Progress` line for live output when the frame answered us;
 * ``finished(now_ns)`` / ``result()``.
 
+A back-to-back loopback session can also hand its whole run to the transport as a :class:`PingPong` plan
+(:meth:`Session.pingpong_plan` / :meth:`Session.record_pingpong`): the plan is data (template, offsets, the
+reply header to match), so the session still never touches a socket, and the transport's loop avoids the
+per-frame session calls.
+
 Timestamps are nanoseconds on ``CLOCK_REALTIME`` (what ``SO_TIMESTAMPNS`` reports); the emulator passes a
 virtual clock with the same meaning. Because the same objects run over raw sockets, the in-memory
 transport and synthetic tests, the maths is tested once.
@@ -47,6 +52,28 @@ class Progress:
     delay_us: float | None
     source: str
     details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class PingPong:
+    """A back-to-back request/reply run a transport can drive without a session call per frame.
+
+    Frame ``i`` is ``frame`` with ``first_seq + i`` written at ``seq_at`` (big-endian u32); its reply is the
+    first received frame that starts with ``reply_head`` (the exact L2 header and the CFM level/version and
+    opcode bytes) and echoes the sequence number at ``reply_seq_at``. The next frame leaves when the reply
+    arrived or ``timeout_ns`` after the send. The driver fills ``tx_ns[i]`` (taken right before ``send``)
+    and ``rx_ns[i]`` (kernel RX time; 0 = unanswered); a late reply to an earlier frame still counts.
+    """
+
+    frame: bytearray
+    seq_at: int
+    first_seq: int
+    count: int
+    reply_head: bytes
+    reply_seq_at: int
+    timeout_ns: int
+    tx_ns: list[int]
+    rx_ns: list[int]
 
 
 MATCHED = Progress(-1, None, "")
@@ -160,6 +187,14 @@ class Session:
             if self.interval_ns and len(self.slots) == 1:
                 self._next_send_ns = tx_ns + self.interval_ns
 
+    def pingpong_plan(self) -> PingPong | None:
+        """A :class:`PingPong` plan when the session can run as one (loopback, ``interval 0``), else ``None``."""
+        return None
+
+    def record_pingpong(self, plan: PingPong, sent: int) -> None:
+        """Take the outcome of a :meth:`pingpong_plan` run."""
+        raise NotImplementedError
+
     # -- subclass hooks -------------------------------------------------------------------------------
     def _build(self, index: int) -> Outgoing:
         raise NotImplementedError
@@ -251,6 +286,42 @@ class LoopbackSession(Session):
         frame = bytearray(self.template)
         codec.put_u32(frame, self._seq_at, self.first_seq + index)
         return Outgoing(frame)
+
+    def pingpong_plan(self) -> PingPong | None:
+        """The whole session as a :class:`PingPong` for a driver that runs back-to-back exchanges itself.
+
+        Offered only before the first send, for ``interval_ns == 0``, untagged, unicast, and when nobody
+        watches per-frame progress (``report`` off); the driver hands the times back with
+        :meth:`record_pingpong`. Otherwise ``None``: drive the session frame by frame.
+        """
+        if self.slots or self.interval_ns or self._lbr_head is None or self.report:
+            return None
+        return PingPong(
+            frame=bytearray(self.template),
+            seq_at=self._seq_at,
+            first_seq=self.first_seq,
+            count=self.count,
+            reply_head=self._lbr_head + bytes((self.template[14], Opcode.LBR)),
+            reply_seq_at=self._seq_at,
+            timeout_ns=self.timeout_ns,
+            tx_ns=[0] * self.count,
+            rx_ns=[0] * self.count,
+        )
+
+    def record_pingpong(self, plan: PingPong, sent: int) -> None:
+        """Take the outcome of a :meth:`pingpong_plan` run whose first ``sent`` frames went out."""
+        slots = self.slots
+        answered = 0
+        for tx, rx in zip(plan.tx_ns[:sent], plan.rx_ns[:sent], strict=True):
+            if rx:
+                slots.append(_Slot(tx, rx, rx - tx, True))
+                answered += 1
+            else:
+                slots.append(_Slot(tx))
+        self._answered += answered
+        if slots:
+            self.started_ns = slots[0].tx_ns
+            self._last_send_ns = slots[-1].tx_ns
 
     def _match(self, frame: bytes, parsed: OamFrame, rx_ns: int) -> Progress | None:
         index = codec.u32(frame, parsed.pdu + codec.OFF_SEQ) - self.first_seq

@@ -22,6 +22,12 @@ Two ways to wait: ``await receive()`` sleeps in the event loop (``loop.add_reade
 (one ``recvmsg`` per frame, bounded first by ``SO_RCVTIMEO`` then by ``select``). Sessions and the
 responder process run there, so asyncio scheduling never sits between a frame and its timestamp.
 
+Back-to-back loopback (``--interval 0``) goes one step further: :meth:`RawTransport.pingpong` runs the whole
+exchange loop over a :class:`PingPong` plan the session hands out (template, where the sequence number goes,
+the exact header of a matching reply) and hands the per-frame TX / kernel RX times back to the session. Per
+frame that is one ``send`` of the same buffer with the sequence number patched in, one ``recvmsg_into`` a
+preallocated buffer and a byte compare, with no per-frame objects beyond what the socket calls return.
+
 The in-memory :class:`EmulatedLink` connects an initiator transport to an in-process responder with
 programmable one-way delay, jitter and loss on a **virtual clock**: a 100-frame session at 100 ms interval
 completes in milliseconds of wall time while reporting exactly the delays and losses the path implies.
@@ -50,6 +56,7 @@ from typing import Protocol
 
 from interlude.errors import OamError
 from interlude.oam import codec
+from interlude.oam.sessions import PingPong
 
 ETH_P_CFM = 0x8902
 ETH_P_ALL = 0x0003
@@ -68,6 +75,9 @@ CLONE_NEWNET = 0x40000000
 _AUXDATA = struct.Struct("IIIHHHH")
 _TIMESPEC = struct.Struct("qq")
 _TAG = struct.Struct("!HH")
+_SEQ = struct.Struct("!I")
+_MSG_DONTWAIT = socket.MSG_DONTWAIT
+_ANC_SIZE = socket.CMSG_SPACE(_TIMESPEC.size) + socket.CMSG_SPACE(_AUXDATA.size)
 NETNS_DIR = Path("/var/run/netns")
 
 
@@ -251,6 +261,8 @@ class RawTransport:
         usec = self.spin_ns // 1000
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", usec // 1_000_000,
                                                                                  usec % 1_000_000))
+        self._send = self.sock.send
+        self._recvmsg = self.sock.recvmsg
 
     def now_ns(self) -> int:
         """``CLOCK_REALTIME``: the clock of the kernel RX timestamps."""
@@ -262,7 +274,7 @@ class RawTransport:
         if stamp_at is not None:
             codec.put_ts(frame, stamp_at, tx_ns)
         try:
-            self.sock.send(frame, socket.MSG_DONTWAIT)
+            self._send(frame, _MSG_DONTWAIT)
         except (BlockingIOError, InterruptedError):
             self.send_errors += 1  # socket queue full: the frame is lost, as on a congested port
         except OSError as exc:
@@ -284,9 +296,24 @@ class RawTransport:
         if remaining <= 0:
             return _read_frame(self.sock, self.tagged)
         if self.spin_ns > 0 and remaining > self.spin_ns:
-            got = _read_frame(self.sock, self.tagged, 0)
-            if got is not None:
-                return got
+            if not self.tagged:  # the common case, inlined: one recvmsg, the timestamp, done
+                try:
+                    data, ancdata, _flags, addr = self._recvmsg(9216, _ANC_SIZE)
+                except (BlockingIOError, InterruptedError):
+                    pass
+                except OSError as exc:
+                    if exc.errno not in _LINK_GONE:
+                        raise
+                else:
+                    if addr[2] != PACKET_OUTGOING and addr[2] != PACKET_OTHERHOST:
+                        if ancdata:
+                            sec, nsec = _TIMESPEC.unpack_from(ancdata[0][2])
+                            return data, sec * 1_000_000_000 + nsec
+                        return data, time.time_ns()
+            else:
+                got = _read_frame(self.sock, self.tagged, 0)
+                if got is not None:
+                    return got
         while True:
             got = _read_frame(self.sock, self.tagged)
             if got is not None:
@@ -295,6 +322,68 @@ class RawTransport:
             if remaining <= 0:
                 return None
             select.select([self.sock], [], [], remaining / 1e9)
+
+    def pingpong(self, plan: PingPong, cancelled: threading.Event | None = None) -> int:
+        """Run ``plan`` to the end (blocking; for a worker thread); returns the number of frames sent.
+
+        ``cancelled`` is checked on every timeout and at least every :data:`PINGPONG_CANCEL_EVERY` frames.
+        A frame the kernel refuses (queue full, interface down) counts as sent and unanswered, as on a
+        congested or cut port.
+        """
+        sock = self.sock
+        send = sock.send
+        recv_into = sock.recvmsg_into
+        buf = bytearray(9216)
+        bufs = [buf]
+        frame, seq_at, first_seq = plan.frame, plan.seq_at, plan.first_seq
+        head, reply_seq_at, timeout_ns = plan.reply_head, plan.reply_seq_at, plan.timeout_ns
+        tx, rx = plan.tx_ns, plan.rx_ns
+        head_len = len(head)
+        min_len = max(head_len, reply_seq_at + 4)
+        pack_seq = _SEQ.pack_into
+        unpack_seq = _SEQ.unpack_from
+        unpack_ts = _TIMESPEC.unpack_from
+        time_ns = time.time_ns
+        ignored = (PACKET_OUTGOING, PACKET_OTHERHOST)
+        for i in range(plan.count):
+            if cancelled is not None and not i % PINGPONG_CANCEL_EVERY and cancelled.is_set():
+                return i
+            pack_seq(frame, seq_at, (first_seq + i) & 0xFFFFFFFF)
+            sent_ns = time_ns()
+            tx[i] = sent_ns
+            try:
+                send(frame, _MSG_DONTWAIT)
+            except OSError as exc:
+                if not isinstance(exc, (BlockingIOError, InterruptedError)) and exc.errno != errno.ENOBUFS \
+                        and exc.errno not in _LINK_GONE:
+                    raise OamError(f"send on {self.interface!r} failed: {exc}") from exc
+                self.send_errors += 1
+            deadline = sent_ns + timeout_ns
+            while True:
+                try:  # blocking, bounded by SO_RCVTIMEO (spin_ns)
+                    n, ancdata, _flags, addr = recv_into(bufs, _ANC_SIZE)
+                except OSError as exc:
+                    if not isinstance(exc, (BlockingIOError, InterruptedError)) and exc.errno not in _LINK_GONE:
+                        raise
+                    now = time_ns()
+                    if now >= deadline:
+                        break
+                    if cancelled is not None and cancelled.is_set():
+                        return i + 1
+                    select.select([sock], [], [], min(deadline - now, 100_000_000) / 1e9)
+                    continue
+                if n < min_len or addr[2] in ignored or not buf.startswith(head):
+                    continue
+                j = unpack_seq(buf, reply_seq_at)[0] - first_seq
+                if 0 <= j <= i and not rx[j]:
+                    if ancdata:
+                        sec, nsec = unpack_ts(ancdata[0][2])
+                        rx[j] = sec * 1_000_000_000 + nsec
+                    else:
+                        rx[j] = time_ns()
+                if j == i:
+                    break
+        return plan.count
 
     def _on_readable(self) -> None:
         waiter = self._waiter
@@ -335,6 +424,9 @@ class RawTransport:
                 self._reader_loop.remove_reader(self.sock.fileno())
         self._reader_loop = None
         self.sock.close()
+
+
+PINGPONG_CANCEL_EVERY = 256
 
 
 # -- in-memory link on a virtual clock ------------------------------------------------------------------------
