@@ -269,3 +269,31 @@ def test_one_way_delay_sender_and_receiver() -> None:
     assert paced.wakeup_ns() == T0 + 10 * MS and paced.poll(T0 + 5 * MS) is None
     assert codec.tlvs(out.frame, codec.parse(out.frame)) == [(codec.TLV_DATA, bytes(range(40)))]  # type: ignore[arg-type]
     assert OneWayDelayReceiver(B, level=3, vlan=7).receive(bytes(out.frame), T0 + 30_000) is not None
+
+
+def test_pingpong_plan_only_for_back_to_back_untagged_unicast_and_records_the_run() -> None:
+    def loopback(**kw: object) -> LoopbackSession:
+        args: dict[str, object] = {"level": 3, "count": 3, "interval_ns": 0, "timeout_ns": MS, **kw}
+        session = LoopbackSession(args.pop("l2", L2(dst=B, src=A)), **args)  # type: ignore[arg-type]
+        session.report = False
+        return session
+
+    assert loopback(interval_ns=MS).pingpong_plan() is None
+    assert loopback(l2=L2(dst=B, src=A, vlan=5)).pingpong_plan() is None
+    assert loopback(l2=L2(dst=codec.class1_multicast(3), src=A)).pingpong_plan() is None
+    watched = loopback()
+    watched.report = True
+    assert watched.pingpong_plan() is None
+    assert DelaySession(L2(dst=B, src=A), level=3, count=1, interval_ns=0, timeout_ns=MS).pingpong_plan() is None
+    session = loopback()
+    plan = session.pingpong_plan()
+    assert plan is not None and plan.count == 3 and plan.timeout_ns == MS
+    # the header the transport matches is exactly the responder's LBR header; the seq sits where it patches
+    codec.put_u32(plan.frame, plan.seq_at, plan.first_seq + 1)
+    [(reply, _)] = MepResponder(B, level=3, mep_id=2).handle(bytes(plan.frame), T0)
+    assert reply.startswith(plan.reply_head) and codec.u32(reply, plan.reply_seq_at) == plan.first_seq + 1
+    plan.tx_ns[:] = [T0, T0 + MS, T0 + 3 * MS]
+    plan.rx_ns[:] = [T0 + 10_000, 0, 0]
+    session.record_pingpong(plan, 2)  # cancelled after two frames
+    result = session.result()
+    assert (result.sent, result.received, result.delays_us, result.answered) == (2, 1, (10.0,), (True, False))
