@@ -137,14 +137,99 @@ def ours(n: int, prefix: str, octet: int, agents: bool) -> tuple[float, float, i
     return up, down, count
 
 
+def relay_chain(n: int, prefix: str, octet: int) -> dict[str, Any]:
+    """n ``lab`` nodes in a chain, every link 5 ms each way through a relay, CCM (1 s) MEPs at both ends."""
+    nodes: dict[str, Any] = {}
+    links = []
+    meps: dict[str, Any] = {}
+    for i in range(n):
+        interfaces: dict[str, Any] = {}
+        if i > 0:
+            interfaces["dn1"] = {}
+        if i < n - 1:
+            interfaces["up1"] = {}
+        nodes[f"n{i}"] = {"kind": "lab", "interfaces": interfaces}
+        if i > 0:
+            links.append({"endpoints": [f"n{i - 1}:up1", f"n{i}:dn1"], "impairment": {"delay_ms": 5}})
+            for name, node, ifname, mep_id in ((f"a{i}", i - 1, "up1", 1), (f"b{i}", i, "dn1", 2)):
+                meps[name] = {
+                    "node": f"n{node}", "interface": ifname, "mep_id": mep_id, "meg_id": f"l{i}", "ccm_interval_s": 1.0,
+                }  # fmt: skip
+    return {"name": f"relay{n}", "nodes": nodes, "links": links, "meps": meps,
+            "lab": {"prefix": prefix, "subnet": f"10.250.{octet}.0/24"}}  # fmt: skip
+
+
+def _cpu_ticks(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime + stime
+    return total
+
+
+def relays(n: int, prefix: str, octet: int, realtime: bool, hogs: int) -> dict[str, float]:
+    """FD tail through one 5 ms relay link of a lab with n-1 relays, with ``hogs`` busy processes running,
+    and the CPU all relays use meanwhile (percent of one core)."""
+    from interlude.adapters.base import MepSpec, OamKind, OamRequest
+    from interlude.domain.metrics import frame_delay
+    from interlude.lab import builder
+    from interlude.oam.runner import run_session
+
+    os.environ[builder.REALTIME_ENV] = "1" if realtime else "0"
+    with tempfile.TemporaryDirectory(prefix="interlude-bench-") as tmp:
+        lab = Lab(parse_topology(relay_chain(n, prefix, octet)), base_dir=Path(tmp), state_dir=Path(tmp) / "st",
+                  prefix=prefix)  # fmt: skip
+        t0 = time.perf_counter()
+        state = lab.up()
+        up = time.perf_counter() - t0
+        busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(hogs)]
+        try:
+            time.sleep(1.0)
+            pids = [w.relay.pid for w in state.wires if w.relay is not None and w.relay.pid]
+            port = state.mep_port("n0", "up1")
+            request = OamRequest(kind=OamKind.DELAY, mep=MepSpec("a1", "n0", "up1", 1), count=500, interval_s=0.01,
+                                 timeout_s=1.0)  # fmt: skip
+            hz = os.sysconf("SC_CLK_TCK")
+            c0, w0 = _cpu_ticks(pids), time.perf_counter()
+            result = run_session(request, netns=port.netns, interface=port.ifname)
+            cpu = (_cpu_ticks(pids) - c0) / hz / (time.perf_counter() - w0) * 100
+        finally:
+            for proc in busy:
+                proc.kill()
+                proc.wait()
+            lab.down()
+    fd = frame_delay(result)
+    return {"up": up, "relays": len(pids), "received": result.received, "min": fd.min_us - 10_000,
+            "p50": fd.median_us - 10_000, "p99": fd.p99_us - 10_000, "max": fd.max_us - 10_000, "cpu": cpu}  # fmt: skip
+
+
+def relay_report(n: int, run: str, hogs: int) -> None:
+    """Realtime off vs on, twice each, alternating."""
+    print(f"relay chain of {n} nodes ({n - 1} relays, 5 ms each way, CCM 1 s MEPs), {hogs} busy processes, "
+          "500 DMM at 10 ms on one link; FD minus the 10 ms configured, in us")  # fmt: skip
+    print(f"{'realtime':>8} | {'up s':>5} | {'min':>6} {'p50':>6} {'p99':>7} {'max':>7} | relays CPU (% of a core)")
+    for k, realtime in enumerate((False, True, False, True)):
+        r = relays(n, f"b{run}r{k}", 220 + k, realtime, hogs)
+        print(f"{realtime!s:>8} | {r['up']:5.1f} | {r['min']:6.0f} {r['p50']:6.0f} {r['p99']:7.0f} {r['max']:7.0f} | "
+              f"{r['cpu']:.1f} ({r['relays']:.0f} relays, {r['received']:.0f}/500 answered)")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 50])
     parser.add_argument("--no-agents", action="store_true", help="plumbing only (no snmpd/netconfd/responders)")
+    parser.add_argument("--relays", type=int, metavar="N", help="instead: relay delay accuracy, realtime off/on")
+    parser.add_argument("--hogs", type=int, default=2, help="busy processes during --relays (a loaded box)")
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("benchmarks/lab.py needs root (network namespaces)")
     run = uuid.uuid4().hex[:3]
+    if args.relays:
+        relay_report(args.relays, run, args.hogs)
+        return
     print(
         f"{'nodes':>5} {'agents':>6} | {'ours up':>8} {'ours down':>9} | {'naive up':>8} {'naive down':>10} | up ratio"
     )

@@ -17,7 +17,7 @@ from interlude.adapters.base import AdapterContext, MepSpec, OamKind, OamRequest
 from interlude.adapters.lab import LabAdapter
 from interlude.lab.agents.base import pid_alive
 from interlude.lab.builder import Lab, process_running
-from tests.integration.lab.labkit import leftovers, make_lab, nsexec
+from tests.integration.lab.labkit import leftovers, make_lab, nsexec, wait_until
 from tests.support.lab import lab_unavailable, require_binaries, require_netns
 
 pytestmark = pytest.mark.lab
@@ -124,6 +124,18 @@ async def test_oam_loopback_between_the_e_line_meps(lab: Lab, tmp_path: Path) ->
     assert result.sent == 5
     assert result.received == 5  # across agg1's bridge, the relay, acc-snmp's bridge, to the UNI-side responder
     assert min(result.delays_us) >= 3_900  # the bundle's link carries 2 ms each way (tags survive the relay)
+
+
+def test_the_e_line_meps_exchange_ccms_across_the_bridges_and_the_relay(lab: Lab) -> None:
+    from interlude.lab.agents.oam_responder import read_responder_state
+
+    agent = next(a for a in lab.require_state().nodes["agg1"].agents if a.type == "oam-responder")
+
+    def seen() -> bool:
+        remotes = read_responder_state(agent).get("ccm", {}).get("remotes", {})
+        return bool(remotes.get("1", {}).get("received")) and not remotes["1"]["loc"]
+
+    assert wait_until(seen, 3.0), read_responder_state(agent)
 
 
 async def test_snmp_and_netconf_adapters_use_the_lab_assigned_address(lab: Lab, tmp_path: Path) -> None:

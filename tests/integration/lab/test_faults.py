@@ -8,6 +8,7 @@ link through the delay relay, with a MEP at each end of each link.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -29,12 +30,13 @@ CCM_S = 0.1
 TOPOLOGY = {
     "name": "faults",
     "nodes": {
-        "pe1": {"kind": "lab", "interfaces": {"up1": {}, "up2": {}}},
-        "pe2": {"kind": "lab", "interfaces": {"dn1": {}, "dn2": {}}},
+        "pe1": {"kind": "lab", "interfaces": {"up1": {}, "up2": {}, "up3": {}}},
+        "pe2": {"kind": "lab", "interfaces": {"dn1": {}, "dn2": {}, "dn3": {}}},
     },
     "links": [
         {"endpoints": ["pe1:up1", "pe2:dn1"]},
         {"endpoints": ["pe1:up2", "pe2:dn2"], "impairment": {"delay_ms": 1}},
+        {"endpoints": ["pe1:up3", "pe2:dn3"], "impairment": {"delay_ms": 2}},
     ],
     "meps": {
         "a1": {"node": "pe1", "interface": "up1", "mep_id": 1, "meg_id": "plain", "ccm_interval_s": CCM_S},
@@ -171,3 +173,21 @@ async def test_ccm_loss_and_restore_are_events(pe1: LabAdapter, pe2: LabAdapter,
     restored = await asyncio.wait_for(_next(stream, EventKind.CCM_RESTORED, "dn1"), 3.0)
     assert restored.source == "oam" and restored.details["remote_mep_id"] == 1
     await stream.aclose()  # type: ignore[attr-defined]
+
+
+async def test_each_relay_has_its_own_control_file_and_log(pe1: LabAdapter, lab: Lab) -> None:
+    from interlude.lab.relay import RelayConfig, read_control
+
+    relays = [w.relay for w in lab.require_state().wires if w.relay is not None]
+    assert len(relays) == 2
+    assert len({r.control for r in relays}) == 2 and len({r.log for r in relays}) == 2
+    for relay in relays:  # SCHED_FIFO by default (docs/labs.md, "Delay accuracy")
+        assert relay.pid is not None and os.sched_getscheduler(relay.pid) == os.SCHED_FIFO
+    by_link = {w.id: w.relay for w in lab.require_state().wires if w.relay is not None}
+    before = read_control(Path(by_link["link1"].control), RelayConfig()).delay_ms
+    await pe1.set_impairment("up3", Impairment(delay_ms=3))
+    try:
+        assert read_control(Path(by_link["link2"].control), RelayConfig()).delay_ms == 3
+        assert read_control(Path(by_link["link1"].control), RelayConfig()).delay_ms == before  # untouched
+    finally:
+        await pe1.set_impairment("up3", Impairment(delay_ms=2))
