@@ -27,18 +27,30 @@ Every change is stored (collection ``alarms``; ``key1`` = fault key, ``key2`` = 
 ``alarmCreateEvent`` / ``alarmStateChangeEvent`` / ``alarmAttributeValueChangeEvent`` outbox rows in one
 transaction. Active alarms are re-read from the store on first use, so a restart neither forgets an alarm
 nor raises it twice.
+
+Retention (:class:`AlarmRetention`, applied by :meth:`AlarmService.expire`, which the monitoring extension
+calls every ``sweep_interval_s``): a stateless TCA alarm records one crossing and no fault will ever clear it,
+so it is cleared (``alarmStateChangeEvent``) ``stateless_tca_clear_s`` after it was raised; cleared TCA
+alarms are deleted (``alarmDeleteEvent``) ``cleared_tca_delete_s`` after their clear, and other cleared alarms
+after ``cleared_delete_s`` (default: kept as history). The Alarm Management definition has no operation that
+deletes an alarm, but its notification definition has ``alarmDeleteEvent``: the partner's retention is the
+deletion it announces.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from interlude.adapters.base import AdminState, Capability, EventKind, InterfaceControl, require
 from interlude.domain.alarms import (
+    TCA_STATELESS,
     AlarmRecord,
     AlarmState,
     FaultKind,
@@ -48,8 +60,8 @@ from interlude.domain.alarms import (
     profile,
 )
 from interlude.domain.events import PortStateChanged, SouthboundReceived
-from interlude.domain.model import PortRef, Service, iso, utcnow
-from interlude.errors import AdapterError, NotFoundError
+from interlude.domain.model import PortRef, Service, iso, parse_iso, utcnow
+from interlude.errors import AdapterError, ConfigError, NotFoundError
 from interlude.service.bus import EventBus
 from interlude.service.hub import HubService, NotifyingApi, register_api
 from interlude.service.inventory import InventoryService
@@ -79,6 +91,70 @@ _CONTINUITY = {
 }
 _LINK_KINDS = {EventKind.LINK_DOWN, EventKind.LINK_UP, EventKind.ADMIN_DOWN, EventKind.ADMIN_UP}
 
+_RETENTION_SETTINGS = {
+    "stateless_tca_clear_s": "INTERLUDE_ALARM_STATELESS_TCA_CLEAR_S",
+    "cleared_tca_delete_s": "INTERLUDE_ALARM_CLEARED_TCA_DELETE_S",
+    "cleared_delete_s": "INTERLUDE_ALARM_CLEARED_DELETE_S",
+    "sweep_interval_s": "INTERLUDE_ALARM_SWEEP_INTERVAL_S",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmRetention:
+    """How long alarms that nothing else ends stay active, and how long cleared ones are kept (``None``: forever).
+
+    Why: a stateless TCA (MEF 35.1) records one crossing and has no clear, so without an expiry every crossing
+    of every PM job would stay an active alarm forever; and a busy network would grow the alarm history
+    without bound. Settings (seconds; ``none``/``off`` disables a step), from ``RuntimeOptions.extra``
+    (``alarms.<name>``) or the environment (``INTERLUDE_ALARM_<NAME>``), the former winning.
+    """
+
+    stateless_tca_clear_s: float | None = 900.0  # a stateless TCA alarm is cleared this long after it was raised
+    cleared_tca_delete_s: float | None = 7 * 86400.0  # a cleared TCA alarm is deleted this long after its clear
+    cleared_delete_s: float | None = None  # any other cleared alarm: kept as history unless set
+    sweep_interval_s: float = 60.0  # how often the monitoring extension applies the retention
+
+    @classmethod
+    def from_settings(
+        cls, extra: Mapping[str, object] | None = None, env: Mapping[str, str] | None = None
+    ) -> AlarmRetention:
+        """Read the settings (see the class docstring); a malformed value is a :class:`ConfigError`."""
+        env = os.environ if env is None else env
+        values: dict[str, float | None] = {}
+        for name, var in _RETENTION_SETTINGS.items():
+            raw: object = (extra or {}).get(f"alarms.{name}", env.get(var))
+            if raw is None:
+                continue
+            where = f"alarms.{name}" if extra and f"alarms.{name}" in extra else var
+            if isinstance(raw, str) and raw.strip().lower() in ("", "none", "off", "never"):
+                if name == "sweep_interval_s":
+                    raise ConfigError(f"{where} cannot be disabled (give a number of seconds)")
+                values[name] = None
+                continue
+            try:
+                value = float(raw)  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                raise ConfigError(f"{where} must be a number of seconds or 'none', not {raw!r}") from None
+            if value < 0 or (name == "sweep_interval_s" and value <= 0):
+                raise ConfigError(f"{where} must be positive, not {raw!r}")
+            values[name] = value
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def is_stateless_tca(rec: AlarmRecord) -> bool:
+    """A stateless TCA alarm: a record of one crossing, never part of the active (de-duplicated) set."""
+    return rec.kind is FaultKind.TCA and (rec.specific_attributes or {}).get("@type") == TCA_STATELESS
+
+
+def _age_s(stamp: str | None, now: float) -> float:
+    if not stamp:
+        return 0.0
+    try:
+        parsed = parse_iso(stamp)
+    except ValueError:
+        return 0.0
+    return 0.0 if parsed is None else now - parsed.timestamp()
+
 
 class AlarmService:
     """Raises, clears and serves alarms."""
@@ -91,8 +167,10 @@ class AlarmService:
         inventory: InventoryService,
         topology: Topology,
         network: Network | None = None,
+        retention: AlarmRetention | None = None,
     ) -> None:
         self.store = store
+        self.retention = retention or AlarmRetention()
         self.hub = hub
         self.bus = bus
         self.inventory = inventory
@@ -154,7 +232,7 @@ class AlarmService:
             docs, total = await self.store.list_documents(COLLECTION, offset=offset, limit=1000)
             for doc in docs:
                 rec = AlarmRecord.from_dict(doc.body)
-                if rec.active:
+                if rec.active and not is_stateless_tca(rec):
                     self._active[(rec.key, rec.buyer)] = rec
             offset += len(docs)
             if not docs or offset >= total:
@@ -389,6 +467,62 @@ class AlarmService:
             operator = {s.id for s in await self.store.list_subscriptions(ALARM_API.name) if s.buyer is None}
             messages = [m for m in messages if m.subscription_id in operator]
         return messages
+
+    # Retention ------------------------------------------------------------------------------------------------
+
+    async def _docs(self, state: str, kind: FaultKind | None) -> list[AlarmRecord]:
+        out: list[AlarmRecord] = []
+        offset = 0
+        key2 = kind.value if kind is not None else None
+        while True:
+            docs, total = await self.store.list_documents(COLLECTION, state=state, key2=key2, offset=offset, limit=1000)
+            out.extend(AlarmRecord.from_dict(d.body) for d in docs)
+            offset += len(docs)
+            if not docs or offset >= total:
+                return out
+
+    async def expire(self, now: float | None = None) -> tuple[list[AlarmRecord], list[AlarmRecord]]:
+        """Apply :attr:`retention` once: clear expired stateless TCAs, delete cleared alarms past their keep.
+
+        Returns ``(cleared, deleted)``. Idempotent and driven by the stored times, so running it late (after a
+        restart, or with a long ``sweep_interval_s``) catches up instead of losing a step.
+        """
+        r = self.retention
+        now = time.time() if now is None else now
+        cleared: list[AlarmRecord] = []
+        deleted: list[AlarmRecord] = []
+        async with self._lock:
+            await self._load()
+            if r.stateless_tca_clear_s is not None:
+                for rec in await self._docs(AlarmState.UNACKNOWLEDGED.value, FaultKind.TCA):
+                    if is_stateless_tca(rec) and _age_s(rec.raised_at, now) >= r.stateless_tca_clear_s:
+                        stamp = iso(utcnow()) or ""
+                        done = rec.evolve(state=AlarmState.CLEARED, cleared_at=stamp, changed_at=stamp)
+                        self._active.pop((rec.key, rec.buyer), None)
+                        await self._commit(done, "alarmStateChangeEvent")
+                        cleared.append(done)
+            if r.cleared_tca_delete_s is not None or r.cleared_delete_s is not None:
+                kind = FaultKind.TCA if r.cleared_delete_s is None else None
+                for rec in await self._docs(AlarmState.CLEARED.value, kind):
+                    keep = r.cleared_tca_delete_s if rec.kind is FaultKind.TCA else r.cleared_delete_s
+                    if keep is not None and _age_s(rec.cleared_at or rec.changed_at, now) >= keep:
+                        await self._delete(rec)
+                        deleted.append(rec)
+        if cleared or deleted:
+            log.info("alarm retention: %d stateless TCA(s) cleared, %d cleared alarm(s) deleted", len(cleared),
+                     len(deleted))  # fmt: skip
+        return cleared, deleted
+
+    async def _delete(self, rec: AlarmRecord) -> None:
+        messages = await self._messages("alarmDeleteEvent", rec)
+        async with self.store.transaction() as tx:
+            await tx.execute("DELETE FROM documents WHERE collection = ? AND id = ?", (COLLECTION, rec.id))
+            await tx.add_outbox(messages)
+        for listener in list(self.listeners):
+            try:
+                listener(rec, "alarmDeleteEvent")
+            except Exception:
+                log.exception("alarm listener failed")
 
     # Threshold crossing (called by the PM service) -----------------------------------------------------------
 

@@ -6,20 +6,31 @@ and sees the initial port read); :meth:`MonitoringExtension.start` (after the st
 PM job kinds with the durable job runner (the runtime's ``jobs`` when it has one, else our own runner which
 we then start and stop), and resumes nothing by hand: PM intervals are job-runner items, so a restart picks
 them up from the store. :func:`extension` is what API handlers call; it installs lazily.
+
+While started, a background task applies the alarm retention (:meth:`AlarmService.expire`, settings in
+:class:`~interlude.service.alarms.AlarmRetention`, read from ``RuntimeOptions.extra`` and the environment)
+every ``sweep_interval_s``. It is a plain task, not job-runner work: the sweep is idempotent and driven by the
+stored alarm times, so a restart simply catches up, and it adds no work items to the store every minute.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import weakref
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from interlude.service.alarms import AlarmService
+from interlude.service.alarms import AlarmRetention, AlarmService
 from interlude.service.jobs import JobRunner
 from interlude.service.performance import PerformanceService
 from interlude.service.streaming import StreamingService
 
 if TYPE_CHECKING:
     from interlude.service.runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 _EXTENSIONS: weakref.WeakKeyDictionary[Runtime, MonitoringExtension] = weakref.WeakKeyDictionary()
 
@@ -32,9 +43,13 @@ class MonitoringExtension:
         shared = getattr(runtime, "jobs", None)
         self._own_jobs = not isinstance(shared, JobRunner) and jobs is None
         self.jobs: JobRunner = jobs or (shared if isinstance(shared, JobRunner) else JobRunner(runtime.store))
+        options = getattr(runtime, "options", None)
+        extra = getattr(options, "extra", None)
+        retention = AlarmRetention.from_settings(extra if isinstance(extra, Mapping) else None)
         self.alarms = AlarmService(
-            runtime.store, runtime.hub, runtime.bus, runtime.inventory, runtime.topology, runtime.network
+            runtime.store, runtime.hub, runtime.bus, runtime.inventory, runtime.topology, runtime.network, retention
         )
+        self._sweeper: asyncio.Task[None] | None = None
         self.streaming = StreamingService(runtime.store)
         self.performance = PerformanceService(runtime, self.jobs, self.alarms, self.streaming)
         self.alarms.attach()
@@ -47,12 +62,27 @@ class MonitoringExtension:
         self.performance.register()
         if self._own_jobs:
             await self.jobs.start()
+        self._sweeper = asyncio.create_task(self._sweep(), name="alarm-retention")
         self.started = True
+
+    async def _sweep(self) -> None:
+        """Apply the alarm retention every ``sweep_interval_s`` (first run at once: a restart catches up)."""
+        while True:
+            try:
+                await self.alarms.expire()
+            except Exception:
+                log.exception("alarm retention sweep failed; retrying next interval")
+            await asyncio.sleep(self.alarms.retention.sweep_interval_s)
 
     async def stop(self) -> None:
         """Stop what :meth:`start` started (idempotent)."""
         if not self.started:
             return
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
         if self._own_jobs:
             await self.jobs.stop()
         await self.streaming.close()

@@ -297,8 +297,18 @@ class PmMeasurement(PmBase):
         return JobOutcome({"seq": seq, "items": len(data)}, commit)
 
     async def _write_report(self, tx: Transaction, job: Document, items: list[dict[str, Any]]) -> str | None:
+        """Store the report of ``items`` and notify it (``performanceReportCreateEvent`` plus ready or error).
+
+        A reporting period in which nothing could be measured at all (every result carries an ``error``: the
+        node's adapter could not run the sessions or read the counters, e.g. the node was unreachable for the
+        whole period) gives a ``failed`` report with a ``terminationError`` and
+        ``performanceJobReportPreparationErrorEvent`` (with ``reportPreparationFailedReason``) instead of
+        ``performanceJobReportReadyEvent``; the report still keeps the suspect items, so nothing is lost.
+        """
         if not items:
             return None
+        reason = _unmeasured_reason(items)
+        state = "failed" if reason else "completed"
         rid = uuid.uuid4().hex[:16]
         mef = job.body["mef"]
         values = _profile_values(job)
@@ -324,15 +334,39 @@ class PmMeasurement(PmBase):
             },
             "reportContent": [{"monitoredObject": mef["monitoredObject"], "reportContentItem": items}],
         }
-        await tx.put_document(Document(REPORTS, rid, {"mef": report}, buyer=job.buyer, state="completed", key1=job.id))
+        if reason:
+            report["state"] = "failed"
+            report["terminationError"] = [{"code": "otherIssue", "value": reason[:250]}]
+        await tx.put_document(Document(REPORTS, rid, {"mef": report}, buyer=job.buyer, state=state, key1=job.id))
+        if reason:
+            outcome = await self._messages(
+                "performanceJobReportPreparationErrorEvent",
+                {"id": job.id, "href": job_href(job.id), "reportPreparationFailedReason": reason[:1000]},
+                job.buyer,
+            )
+        else:
+            outcome = await self._messages(
+                "performanceJobReportReadyEvent",
+                {"id": job.id, "href": job_href(job.id), "reportId": rid, "reportHref": report_href(rid)},
+                job.buyer,
+            )
         await tx.add_outbox(
             [
                 *await self._messages("performanceReportCreateEvent", {"id": rid, "href": report_href(rid)}, job.buyer),
-                *await self._messages(
-                    "performanceJobReportReadyEvent",
-                    {"id": job.id, "href": job_href(job.id), "reportId": rid, "reportHref": report_href(rid)},
-                    job.buyer,
-                ),
+                *outcome,
             ]
         )
         return rid
+
+
+def _unmeasured_reason(items: list[dict[str, Any]]) -> str | None:
+    """Why nothing of a reporting period could be measured, or None when at least one result is a measurement."""
+    errors: list[str] = []
+    for item in items:
+        data = item.get("measurementData") or []
+        # An entry with an error but a tool's figures (one of DMM/SLM ran) is still a measurement.
+        if not data or any("error" not in d or "delayTool" in d or "lossTool" in d for d in data):
+            return None
+        errors.extend(str(d["error"]) for d in data)
+    unique = list(dict.fromkeys(errors))
+    return f"nothing could be measured in the reporting period ({len(items)} interval(s)): " + "; ".join(unique)

@@ -461,3 +461,54 @@ async def test_cancelling_a_job_clears_its_threshold_alarms(client: TestClient[A
 
     await wait_until(cleared)
     assert await _state(client, job["id"], "cancelled")
+
+
+async def test_unmeasurable_period_gives_a_failed_report_and_preparation_error(
+    client: TestClient[Any, Any], listener: SpListener
+) -> None:
+    """The source MEP's node stops answering its adapter for a whole reporting period: no report can be made.
+
+    The period still gets a report (``failed``, with ``terminationError`` and the suspect items) and the SP gets
+    ``performanceJobReportPreparationErrorEvent`` instead of ``performanceJobReportReadyEvent``; once the node
+    answers again, reports are ready again.
+    """
+    from interlude.api.common import RUNTIME
+    from interlude.errors import DeviceConnectionError
+
+    await listener.register(f"{client.make_url('')}{PM}", buyer="sp-alpha")
+    config = {"@type": CE, "tools": [{"tool": "DMM_DMR", "framesPerInterval": 3, "messagePeriodMs": 10}]}
+    job = await json_of(client, "POST", f"{PM}/performanceJob", 201, json=pm_job("ovc-1001", config), headers=ALPHA)
+    await listener.wait_for(lambda e: e.event_type == "performanceJobReportReadyEvent", timeout=15)
+    adapter = client.server.app[RUNTIME].adapters["pe1"]
+    original = adapter.run_oam
+
+    async def unreachable(request: Any) -> Any:
+        raise DeviceConnectionError("pe1 does not answer")
+
+    adapter.run_oam = unreachable
+    try:
+        (event,) = await listener.wait_for(
+            lambda e: e.event_type == "performanceJobReportPreparationErrorEvent", timeout=15
+        )
+    finally:
+        adapter.run_oam = original
+    payload = event.body["event"]
+    assert payload["id"] == job["id"] and payload["href"].endswith(f"/performanceJob/{job['id']}")
+    assert "pe1 does not answer" in payload["reportPreparationFailedReason"], payload
+    reports = await json_of(client, "GET", f"{PM}/performanceReport?state=failed", 200, headers=ALPHA)
+    assert len(reports) >= 1
+    failed = await json_of(client, "GET", f"{PM}/performanceReport/{reports[-1]['id']}", 200, headers=ALPHA)
+    pm_api().validate_response("/performanceReport/{id}", "get", 200, failed)
+    assert failed["state"] == "failed" and "pe1 does not answer" in failed["terminationError"][0]["value"]
+    assert all(d["suspectFlag"] for d in _items(failed)[0]["measurementData"])
+    ready = len([e for e in listener.events if e.event_type == "performanceJobReportReadyEvent"])
+    await listener.wait_for(lambda e: e.event_type == "performanceJobReportReadyEvent", count=ready + 1, timeout=15)
+    await json_of(
+        client,
+        "POST",
+        f"{PM}/cancelPerformanceJob",
+        201,
+        json={"performanceJob": {"performanceJobId": job["id"]}},
+        headers=ALPHA,
+    )
+    _validate_notifications(listener)

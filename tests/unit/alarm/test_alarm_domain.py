@@ -89,3 +89,21 @@ def test_record_round_trip_and_mef_shape() -> None:
     assert body["perceivedSeverity"] == "major"
     cleared = rec.evolve(state=AlarmState.CLEARED, cleared_at="t1").to_mef()
     assert cleared["perceivedSeverity"] == "cleared" and cleared["alarmClearedTime"] == "t1"
+
+
+def test_alarm_retention_settings() -> None:
+    import pytest
+
+    from interlude.errors import ConfigError
+    from interlude.service.alarms import AlarmRetention
+
+    assert AlarmRetention.from_settings({}, {}) == AlarmRetention()
+    env = {"INTERLUDE_ALARM_STATELESS_TCA_CLEAR_S": "60", "INTERLUDE_ALARM_CLEARED_DELETE_S": "86400"}
+    got = AlarmRetention.from_settings({"alarms.cleared_tca_delete_s": "off", "alarms.stateless_tca_clear_s": 5}, env)
+    assert got == AlarmRetention(stateless_tca_clear_s=5.0, cleared_tca_delete_s=None, cleared_delete_s=86400.0)
+    with pytest.raises(ConfigError, match="INTERLUDE_ALARM_STATELESS_TCA_CLEAR_S must be a number"):
+        AlarmRetention.from_settings({}, {"INTERLUDE_ALARM_STATELESS_TCA_CLEAR_S": "15min"})
+    with pytest.raises(ConfigError, match=r"alarms\.sweep_interval_s cannot be disabled"):
+        AlarmRetention.from_settings({"alarms.sweep_interval_s": "none"}, {})
+    with pytest.raises(ConfigError, match="must be positive"):
+        AlarmRetention.from_settings({"alarms.cleared_delete_s": -1}, {})
