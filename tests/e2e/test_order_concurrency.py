@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from interlude.adapters.base import Adapter, AdapterContext, AdminState, BandwidthProfile, InterfaceState
 from interlude.adapters.registry import create_adapter
 from interlude.api.app import create_app
-from interlude.service.runtime import Runtime
+from interlude.service.runtime import Runtime, RuntimeOptions
 from interlude.topology import bundled_topology_path, load_topology
 from interlude.topology.model import NodeSpec
 from tests.e2e.conftest import ALPHA, INV, ORD, fast_options, order_body, wait_order
@@ -33,6 +33,7 @@ class Gate:
         self.open = asyncio.Event()
         self.calls: list[tuple[str, str, object]] = []
         self.entered = asyncio.Event()
+        self.hang_reads = False  # once entered, reading the node's interfaces hangs too (a dead device)
 
     def factory(self, node: NodeSpec, context: AdapterContext) -> Adapter:
         adapter = create_adapter(node, context)
@@ -53,7 +54,16 @@ class Gate:
             gate.calls.append((node.name, name, profile.cir_bps))
             await bandwidth(name, profile)
 
+        list_interfaces = adapter.list_interfaces  # type: ignore[attr-defined]
+
+        async def hanging_list_interfaces() -> list[InterfaceState]:
+            if node.name == gate.node and gate.hang_reads and gate.entered.is_set():
+                await gate.open.wait()
+            result: list[InterfaceState] = await list_interfaces()
+            return result
+
         adapter.set_admin_state = set_admin_state  # type: ignore[attr-defined]
+        adapter.list_interfaces = hanging_list_interfaces  # type: ignore[attr-defined]
         adapter.apply_bandwidth = apply_bandwidth  # type: ignore[attr-defined]
         return adapter
 
@@ -63,11 +73,15 @@ def gate() -> Gate:
     return Gate("pe1")
 
 
+def options() -> RuntimeOptions:
+    opts = fast_options()
+    opts.order_refresh_timeout_s = 1.0
+    return opts
+
+
 @pytest.fixture
 async def gated(db_path: Path, gate: Gate) -> AsyncIterator[TestClient[Any, Any]]:
-    runtime = Runtime(
-        load_topology(bundled_topology_path()), db_path, options=fast_options(), adapter_factory=gate.factory
-    )
+    runtime = Runtime(load_topology(bundled_topology_path()), db_path, options=options(), adapter_factory=gate.factory)
     async with TestClient(TestServer(create_app(runtime))) as c:
         yield c
     gate.open.set()
@@ -103,6 +117,7 @@ async def state_of(client: TestClient[Any, Any], order_id: str) -> str:
 
 
 async def test_hung_node_does_not_delay_other_nodes(gated: TestClient[Any, Any], gate: Gate) -> None:
+    gate.hang_reads = True  # the poller's reads of pe1 hang as well, not only the change
     stuck = await post(gated, admin_item("pe1-uni1", "LOCKED"))
     async with asyncio.timeout(5):
         await gate.entered.wait()
@@ -172,3 +187,45 @@ async def test_two_processes_on_postgresql_keep_port_order(pg_dsn: str, tmp_path
             assert gate_b.calls == [("pe1", "uni1", 250_000_000)]
         finally:
             await b.stop()
+
+
+async def test_leases_are_renewed_while_an_order_runs(pg_dsn: str, tmp_path: Path) -> None:
+    """An order outlasting its lease is not taken over by another process (leases renew while held)."""
+    topology = load_topology(bundled_topology_path())
+    gate_a, gate_b = Gate("pe1"), Gate("none")
+    gate_b.open.set()
+    opts = options()
+    opts.order_lease_s = 0.4
+    a = Runtime(topology, pg_dsn, options=opts, adapter_factory=gate_a.factory, state_dir=tmp_path / "a")
+    b = Runtime(topology, pg_dsn, options=opts, adapter_factory=gate_b.factory, state_dir=tmp_path / "b")
+    async with TestClient(TestServer(create_app(a))) as client:
+        stuck = await post(client, admin_item("pe1-uni1", "LOCKED"))
+        async with asyncio.timeout(5):
+            await gate_a.entered.wait()
+        gate_a.calls.clear()  # seed provisioning
+        await b.start()
+        gate_b.calls.clear()  # seed provisioning
+        try:
+            await asyncio.sleep(1.5)  # several leases long; B polls for claimable orders all along
+            assert gate_b.calls == []
+            assert await state_of(client, stuck) == "inProgress"
+            gate_a.open.set()
+            assert (await wait_order(client, stuck, ALPHA))["state"] == "completed"
+            assert gate_a.calls == [("pe1", "uni1", AdminState.DOWN)]  # ran once, by A
+            assert gate_b.calls == []
+        finally:
+            await b.stop()
+
+
+async def test_unreadable_neighbour_does_not_hold_an_order(db_path: Path) -> None:
+    """The change is made; re-reading ports hangs on a link neighbour (agg1): the order completes anyway."""
+    gate = Gate("agg1")
+    gate.hang_reads = True
+    runtime = Runtime(load_topology(bundled_topology_path()), db_path, options=options(), adapter_factory=gate.factory)
+    async with TestClient(TestServer(create_app(runtime))) as client:
+        gate.entered.set()  # from now on agg1 does not answer reads
+        order = await post(client, admin_item("pe2-uni1", "LOCKED"))
+        done = await wait_order(client, order, ALPHA, timeout=5.0)
+        assert done["state"] == "completed", done
+        assert ("pe2", "uni1", AdminState.DOWN) in gate.calls
+        gate.open.set()

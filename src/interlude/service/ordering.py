@@ -418,9 +418,10 @@ class OrderRunner:
         network: Network,
         bus: EventBus,
         refresh: Any,
-        lease_s: float = 300.0,
+        lease_s: float = 120.0,
         item_timeout_s: float = 120.0,
         concurrency: int = 8,
+        refresh_timeout_s: float = 10.0,
     ) -> None:
         self.store = store
         self.inventory = inventory
@@ -430,10 +431,12 @@ class OrderRunner:
         self.refresh = refresh  # async (nodes) -> None: re-read ports after a change
         self.lease_s = lease_s
         self.item_timeout_s = item_timeout_s
+        self.refresh_timeout_s = refresh_timeout_s
         self.concurrency = max(1, concurrency)
         self.worker = f"{socket.gethostname()}:{os.getpid()}:orders:{uuid.uuid4().hex[:6]}"
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
         self._running: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(self.concurrency)
         self.queue = ResourceQueue()
@@ -446,17 +449,39 @@ class OrderRunner:
     async def start(self) -> None:
         """Start the loop (it first resumes orders left unfinished by a previous process)."""
         self._task = asyncio.create_task(self._loop(), name="interlude-order-runner")
+        self._heartbeat = asyncio.create_task(self._renew_leases(), name="interlude-order-leases")
 
     async def stop(self) -> None:
-        """Stop; claimed orders are released on the next open of the store."""
-        tasks = [t for t in (self._task, *self._running) if t is not None]
+        """Stop; claimed orders are released on the next open of the store (or when their lease expires)."""
+        tasks = [t for t in (self._task, self._heartbeat, *self._running) if t is not None]
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self._task = None
+        self._task = self._heartbeat = None
         self._running.clear()
+
+    async def _renew_leases(self) -> None:
+        """Keep the claims of orders this process holds (waiting or running) from expiring.
+
+        An order may wait behind others on its resources, or run long against a slow device, for longer than
+        one lease; without renewal another process sharing the store would claim it and run it a second time.
+        A crashed process stops renewing, so its orders resume elsewhere within ``lease_s``.
+        """
+        while True:
+            await asyncio.sleep(self.lease_s / 4)
+            try:
+                async with self.store.transaction() as tx:
+                    await tx.execute(
+                        "UPDATE orders SET claimed_until = ? WHERE claimed_by = ? AND state IN (?, ?)",
+                        (time.time() + self.lease_s, self.worker, OrderState.ACKNOWLEDGED.value,
+                         OrderState.IN_PROGRESS.value),
+                    )  # fmt: skip
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("cannot renew order leases; retrying")
 
     def resource_keys(self, order: ServiceOrder) -> set[str]:
         """What an order touches: the services it names, their OVC/IPVC family, and every port of those.
@@ -524,6 +549,8 @@ class OrderRunner:
         others = await self._held_elsewhere() if orders else []
         started = 0
         for order in orders:
+            if self.queue.holds(order.id):
+                continue  # already ours (a lease that lapsed and was re-claimed by this very worker)
             keys = self.resource_keys(order)
             earlier = [oid for date, oid, k in others if (date, oid) < (order.order_date or "", order.id) and k & keys]
             if earlier:
@@ -631,7 +658,7 @@ class OrderRunner:
         try:
             async with asyncio.timeout(self.item_timeout_s):
                 nodes, services, events = await self._execute(order, item, group)
-                await self.refresh(nodes)
+            await self._read_back(nodes)
             outcome = OrderState.COMPLETED
             errors: tuple[TerminationError, ...] = ()
         except (InterludeError, ValueError, TimeoutError) as exc:
@@ -657,6 +684,19 @@ class OrderRunner:
                 changed = await self._save(tx, order, group)
             await self.inventory.remember(saved)
         await self._publish(order, group, changed)
+
+    async def _read_back(self, nodes: set[str]) -> None:
+        """Re-read the changed ports so oper state follows at once; bounded, since the change is already made.
+
+        Reading may wait behind a read of another (possibly unresponsive) node; past ``refresh_timeout_s`` the
+        item completes anyway and the periodic poll brings the oper state later.
+        """
+        try:
+            async with asyncio.timeout(self.refresh_timeout_s):
+                await self.refresh(nodes)
+        except TimeoutError:
+            log.warning("ports of %s not re-read within %g s; the poller will catch up", sorted(nodes),
+                        self.refresh_timeout_s)  # fmt: skip
 
     def _rebase(self, svc: Service) -> Service:
         existing = self.inventory.indexed(svc.id)

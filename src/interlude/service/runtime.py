@@ -56,6 +56,8 @@ class RuntimeOptions:
     poll_interval_s: float = 5.0
     order_item_timeout_s: float = 120.0
     order_concurrency: int = 8  # orders applied at once (orders sharing a service or port still queue)
+    order_lease_s: float = 120.0  # claim lease of an order (renewed while held; a crashed process's expire)
+    order_refresh_timeout_s: float = 10.0  # bound on re-reading ports after a change
     provision_seed: bool = True
     run_orders: bool = True
     run_notifier: bool = True
@@ -104,6 +106,7 @@ class Runtime:
         self.runner = OrderRunner(
             self.store, self.inventory, self.hub, self.network, self.bus, self.refresh,
             item_timeout_s=self.options.order_item_timeout_s, concurrency=self.options.order_concurrency,
+            lease_s=self.options.order_lease_s, refresh_timeout_s=self.options.order_refresh_timeout_s,
         )  # fmt: skip
         self.ordering.runner = self.runner
         self.faults = FaultService(self.store, self.network, self.bus, self.refresh)
