@@ -190,7 +190,7 @@ def _print_summary(
 ) -> None:
     from interlude.domain import metrics
 
-    click.echo(f"--- {kind.value} to {target} ---")
+    click.echo(f"--- {'one-way ' if one_way else ''}{kind.value} to {target} ---")
     loss = metrics.frame_loss(result)
     click.echo(
         f"{result.sent} sent, {result.received} received, {loss.flr_ratio * 100:.1f}% loss, "
