@@ -47,6 +47,7 @@ class InventoryService:
         self.lock = asyncio.Lock()
         self.port_up: dict[tuple[str, str], bool] = {}
         self._index: dict[str, Service] = {}
+        self._children: dict[str, dict[str, None]] = {}  # parent id -> child ids (insertion-ordered set)
 
     async def load(self) -> int:
         """Seed an empty store from the topology, then index every service. Returns how many were seeded."""
@@ -58,6 +59,10 @@ class InventoryService:
                     await tx.save_service(svc)
             seeded = len(services)
         self._index = {s.id: s for s in await self.store.all_services()}
+        self._children = {}
+        for svc in self._index.values():
+            if svc.parent is not None:
+                self._children.setdefault(svc.parent, {})[svc.id] = None
         return seeded
 
     # Reads ------------------------------------------------------------------------------------------------
@@ -84,8 +89,8 @@ class InventoryService:
         return self._index.get(service_id)
 
     def children(self, parent_id: str) -> list[Service]:
-        """End points of a connectivity service."""
-        return [s for s in self._index.values() if s.parent == parent_id]
+        """End points of a connectivity service (from a parent index: the order runner asks per order)."""
+        return [self._index[c] for c in self._children.get(parent_id, ())]
 
     def services(self) -> Iterable[Service]:
         """Every indexed service."""
@@ -144,6 +149,8 @@ class InventoryService:
         for svc in saved:
             old = self._index.get(svc.id)
             self._index[svc.id] = svc
+            if svc.parent is not None:
+                self._children.setdefault(svc.parent, {})[svc.id] = None
             if old is not None and old.oper is not svc.oper:
                 await self.bus.publish(ServiceOperChanged(time.time(), svc.id, svc.buyer, svc.oper))
 

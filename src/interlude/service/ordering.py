@@ -490,6 +490,14 @@ class OrderRunner:
         OVC too): over-serializing costs latency, under-serializing would reorder changes on one port.
         """
         keys: set[str] = set()
+        if any(it.plan.get("new_kind") == ServiceKind.IPVC.value for it in order.items):
+            # A new IPVC connects to the partner's internet-facing port(s).
+            keys.update(
+                f"port:{n.name}:{i}"
+                for n in self.network.topology.nodes.values()
+                for i, spec in n.interfaces.items()
+                if spec.role == "internet"
+            )
         ids = [it.service_id for it in order.items if it.service_id]
         ids += [(it.plan.get("end_point") or {}).get("connects_to") or "" for it in order.items]
         seen: set[str] = set()
