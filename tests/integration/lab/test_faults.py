@@ -155,13 +155,16 @@ async def _next(stream: AsyncIterator[SouthboundEvent], kind: EventKind, interfa
     raise AssertionError("event stream ended")
 
 
-async def test_ccm_loss_and_restore_are_events(pe1: LabAdapter, pe2: LabAdapter, lab: Lab) -> None:
+@pytest.mark.parametrize(
+    "cut", [Impairment(down=True), Impairment(loss_percent=100.0)], ids=["link-down", "loss-100"]
+)
+async def test_ccm_loss_and_restore_are_events(pe1: LabAdapter, pe2: LabAdapter, lab: Lab, cut: Impairment) -> None:
     stream = pe2.events()
     waiter = asyncio.ensure_future(_next(stream, EventKind.CCM_LOSS, "dn1"))
     await asyncio.sleep(0.5)  # subscribed, and the MEPs have exchanged CCMs
     assert not waiter.done()
     before = time.time()
-    await pe1.set_impairment("up1", Impairment(loss_percent=100.0))  # CCMs stop arriving at pe2:dn1
+    await pe1.set_impairment("up1", cut)  # CCMs stop arriving at pe2:dn1
     try:
         loss = await asyncio.wait_for(waiter, 3.5 * CCM_S + 1.5)
         assert loss.source == "oam" and loss.node == "pe2"
