@@ -229,3 +229,24 @@ async def test_unreadable_neighbour_does_not_hold_an_order(db_path: Path) -> Non
         assert done["state"] == "completed", done
         assert ("pe2", "uni1", AdminState.DOWN) in gate.calls
         gate.open.set()
+
+
+async def test_one_claim_batch_keeps_order_without_deferring(
+    db_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Orders claimed together (a restart, a burst) queue locally in submission order; none is handed back."""
+    gate = Gate("none")
+    gate.open.set()
+    opts = options()
+    opts.run_orders = False
+    runtime = Runtime(load_topology(bundled_topology_path()), db_path, options=opts, adapter_factory=gate.factory)
+    async with TestClient(TestServer(create_app(runtime))) as client:
+        first = await post(client, admin_item("pe1-uni1", "LOCKED"))
+        second = await post(client, await cir_item(client))
+        gate.calls.clear()
+        caplog.set_level("INFO", logger="interlude.service.ordering")
+        await runtime.runner.start()
+        assert (await wait_order(client, first, ALPHA))["state"] == "completed"
+        assert (await wait_order(client, second, ALPHA))["state"] == "completed"
+        assert gate.calls == [("pe1", "uni1", AdminState.DOWN), ("pe1", "uni1", 250_000_000)]
+        assert "held by another process" not in caplog.text

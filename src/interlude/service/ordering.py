@@ -554,7 +554,8 @@ class OrderRunner:
         """Queue claimed orders (claim order = submission order) and start a task for each."""
         orders = [o for o in [await self.store.get_order(i) for i in ids] if o is not None]
         orders.sort(key=lambda o: (o.order_date or "", o.id))
-        others = await self._held_elsewhere() if orders else []
+        batch = {o.id for o in orders}
+        others = [o for o in await self._held_elsewhere() if o[1] not in batch] if orders else []
         started = 0
         for order in orders:
             if self.queue.holds(order.id):
