@@ -231,9 +231,7 @@ async def test_unreadable_neighbour_does_not_hold_an_order(db_path: Path) -> Non
         gate.open.set()
 
 
-async def test_one_claim_batch_keeps_order_without_deferring(
-    db_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+async def test_one_claim_batch_keeps_order_without_deferring(db_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """Orders claimed together (a restart, a burst) queue locally in submission order; none is handed back."""
     gate = Gate("none")
     gate.open.set()
