@@ -589,6 +589,7 @@ class OrderRunner:
             raise
         except Exception:
             log.exception("order %s: runner failed; it will be retried", order_id)
+            await asyncio.sleep(1.0)  # a store hiccup: do not spin on the same order
         finally:
             await self.queue.leave(order_id, keys)
             with contextlib.suppress(Exception):
