@@ -194,3 +194,33 @@ async def test_each_relay_has_its_own_control_file_and_log(pe1: LabAdapter, lab:
         assert read_control(Path(by_link["link1"].control), RelayConfig()).delay_ms == before  # untouched
     finally:
         await pe1.set_impairment("up3", Impairment(delay_ms=2))
+
+
+async def test_faults_api_loss_100_on_a_lab_link_is_201_and_drops_everything(
+    pe1: LabAdapter, lab: Lab, tmp_path: Path
+) -> None:
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from interlude.adapters.base import Adapter
+    from interlude.api.app import create_app
+    from interlude.service.runtime import Runtime, RuntimeOptions
+    from interlude.topology.model import NodeSpec
+
+    def factory(node: NodeSpec, context: AdapterContext) -> Adapter:
+        context.resources["lab-state-dir"] = lab.folder
+        return LabAdapter(node, context)
+
+    options = RuntimeOptions(provision_seed=False, run_orders=False)
+    runtime = Runtime(lab.topology, tmp_path / "lab.db", base_dir=lab.base_dir, state_dir=tmp_path,
+                      adapter_factory=factory, options=options)  # fmt: skip
+    async with TestClient(TestServer(create_app(runtime))) as client:
+        body = {"type": "loss", "node": "pe1", "interface": "up1", "lossPercent": 100}
+        resp = await client.post("/interlude/v1/faults", json=body)
+        assert resp.status == 201, await resp.text()
+        fault = await resp.json()
+        try:
+            assert await _loopback(pe1, lab, "up1", count=10) == 0
+        finally:
+            resp = await client.delete(f"/interlude/v1/faults/{fault['id']}")
+            assert resp.status == 204, await resp.text()
+        assert await _loopback(pe1, lab, "up1") == 5
