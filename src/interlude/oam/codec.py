@@ -292,9 +292,12 @@ def build_dmm(l2: L2, *, level: int, data_size: int = 0) -> bytearray:
     return _finish(_scapy_l2(l2) / oam, l2)
 
 
-def build_1dm(l2: L2, *, level: int) -> bytearray:
-    """A 1DM template; patch TxTimestampf at ``pdu+4``."""
+def build_1dm(l2: L2, *, level: int, data_size: int = 0) -> bytearray:
+    """A 1DM template with an optional Data TLV of ``data_size``; patch TxTimestampf at ``pdu+4``."""
     oam = _scapy().OAM(mel=level, version=1, opcode=Opcode.ONE_DM, flags=0, tlv_offset=16)
+    tlv = _data_tlv(data_size)
+    if tlv is not None:
+        oam.tlvs = [tlv]
     return _finish(_scapy_l2(l2) / oam, l2)
 
 

@@ -403,12 +403,7 @@ class OneWayDelaySession(Session):
         self, l2: L2, *, level: int, count: int, interval_ns: int, timeout_ns: int, data_size: int = 0
     ) -> None:
         super().__init__(l2, level=level, count=count, interval_ns=interval_ns, timeout_ns=timeout_ns)
-        template = codec.build_1dm(l2, level=level)
-        if data_size > 0:  # a Data TLV before the End TLV (the PDU's fixed part is 4 + 16 bytes)
-            end = l2.header_len + 4 + codec.TLV_OFFSET[Opcode.ONE_DM]
-            data = bytes(range(256)) * (data_size // 256) + bytes(range(data_size % 256))
-            template = template[:end] + bytes((codec.TLV_DATA,)) + data_size.to_bytes(2, "big") + data + b"\0"
-        self.template = template
+        self.template = codec.build_1dm(l2, level=level, data_size=data_size)
         self._stamp_at = l2.header_len + codec.OFF_DM_TXF
 
     def _build(self, index: int) -> Outgoing:
