@@ -148,3 +148,19 @@ async def test_pm_jobs_follow_the_token_buyer(secured: TestClient[Any, Any]) -> 
     assert job["id"] not in {j["id"] for j in listed}
     # sp-alpha cannot monitor sp-beta's OVC.
     assert (await secured.post(f"{PM}/performanceJob", json=pm_job("ovc-2001"), headers=A)).status in (404, 422)
+
+
+async def test_sp_listener_registers_with_its_token_and_receives_its_events(
+    secured: TestClient[Any, Any],
+) -> None:
+    from interlude.sp import SpListener
+
+    base = str(secured.make_url(INV))
+    async with SpListener() as sp:
+        await sp.register(base, token=ALPHA_TOKEN, query="eventType=serviceAttributeValueChangeEvent")
+        body = order_body({"id": "1", "action": "modify", "service": {"id": "pe1-uni1", "serviceConfiguration": {
+            "@type": OP_UNI, "administrativeState": {"state": "LOCKED"}}}})  # fmt: skip
+        resp = await secured.post(f"{ORD}/serviceOrder", json=body, headers=A)
+        assert resp.status == 201, await resp.text()
+        events = await sp.wait_for(lambda e: e.event_type == "serviceAttributeValueChangeEvent", timeout=15)
+        assert events[0].body["event"]["id"] in {"pe1-uni1", "ovc-1001", "ovc-1001-uni", "ia-3001"}

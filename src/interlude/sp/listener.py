@@ -102,12 +102,18 @@ class SpListener:
     ) -> None:
         await self.stop()
 
-    async def register(self, api_base_url: str, *, query: str | None = None, buyer: str | None = None) -> str:
-        """Register this listener on ``{api_base_url}/hub``; returns the subscription id."""
+    async def register(
+        self, api_base_url: str, *, query: str | None = None, buyer: str | None = None, token: str | None = None
+    ) -> str:
+        """Register this listener on ``{api_base_url}/hub``; returns the subscription id.
+
+        ``token`` authenticates as the buyer it belongs to (a partner started with ``--tokens``); ``buyer`` is
+        the header-based identity of a partner without a token file.
+        """
         body: dict[str, Any] = {"callback": self.url}
         if query is not None:
             body["query"] = query
-        headers = {"X-Interlude-Buyer": buyer} if buyer else {}
+        headers = {"Authorization": f"Bearer {token}"} if token else {"X-Interlude-Buyer": buyer} if buyer else {}
         async with (
             aiohttp.ClientSession() as session,
             session.post(api_base_url.rstrip("/") + "/hub", json=body, headers=headers) as resp,
