@@ -11,8 +11,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from interlude.api.common import RUNTIME, Query, buyer_of, hub_routes, json_response, page_response
-from interlude.domain.alarms import AlarmRecord, profile
+from interlude.domain.alarms import AlarmRecord, FaultKind, profile
 from interlude.domain.model import iso, parse_iso
+from interlude.errors import NotFoundError
 from interlude.service.alarms import ALARM_API
 from interlude.service.pm_extension import extension
 
@@ -105,7 +106,27 @@ async def list_alarms(request: web.Request) -> web.StreamResponse:
             and (correlated is None or correlated in a.correlated)
         )
 
-    alarms = [a for a in await extension(runtime).alarms.all(buyer_of(request)) if keep(a)]
+    # state and the fault kind (when alarmType names exactly one) are applied by the store; when no other
+    # filter is given the store pages too, else the alarms matching those are filtered and paged here.
+    service = extension(runtime).alarms
+    buyer = buyer_of(request)
+    kinds = [k for k in FaultKind if profile(k)[0] == alarm_type] if alarm_type else []
+    if alarm_type and not kinds:
+        return page_response([], 0, offset, throttled)
+    kind = kinds[0] if len(kinds) == 1 else None
+    if wanted_id is not None:
+        try:
+            candidates = [await service.get(wanted_id, buyer)]
+        except NotFoundError:
+            candidates = []
+    else:
+        others = [*(b for pair in ranges.values() for b in pair), object_type, severity, planned, reporting,
+                  affecting, service_id, correlated, alarm_type if kind is None else None]  # fmt: skip
+        if all(v is None for v in others):
+            page, total = await service.page(buyer, offset, limit, state=state, kind=kind)
+            return page_response([_common(a) for a in page], total, offset, throttled)
+        candidates = await service.all(buyer, state=state, kind=kind)
+    alarms = [a for a in candidates if keep(a)]
     page = alarms[offset : offset + limit]
     return page_response([_common(a) for a in page], len(alarms), offset, throttled)
 

@@ -35,8 +35,21 @@ from interlude.api.common import (
 )
 from interlude.domain.model import iso, parse_iso
 from interlude.errors import ValidationError
-from interlude.service.performance import BASE, CANCELS, JOB_STATES, MODIFIES, PM_API, PerformanceService
+from interlude.service.performance import (
+    BASE,
+    CANCELS,
+    JOB_STATES,
+    JOBS,
+    MODIFIES,
+    PM_API,
+    REPORTS,
+    TRACKING,
+    PerformanceService,
+    Where,
+)
+from interlude.service.pm_common import job_view
 from interlude.service.pm_extension import extension
+from interlude.store.base import Document
 
 REPORT_STATES = ("acknowledged", "completed", "failed", "inProgress", "rejected")
 PROCESS_STATES = ("acknowledged", "completed", "inProgress", "rejected")
@@ -80,6 +93,31 @@ def _page(q: Query, items: list[dict[str, Any]], preds: list[Pred]) -> web.Respo
     offset, limit, throttled = q.page()
     matching = [i for i in items if all(p(i) for p in preds)]
     return page_response(matching[offset : offset + limit], len(matching), offset, throttled)
+
+
+async def _listing(
+    request: web.Request,
+    q: Query,
+    collection: str,
+    view: Callable[[Document], dict[str, Any]],
+    where: Where,
+    preds: list[Pred],
+    in_memory: list[Any],
+) -> web.Response:
+    """A list answer: filters the store can apply (``where``) are pushed down; the others run in memory.
+
+    When ``in_memory`` (the values of the filters the store cannot apply) is all ``None``, the store also
+    pages (``offset``/``limit``), so only one page is read. Otherwise every document matching ``where`` is
+    read and filtered here (the predicates repeat ``where``; it only narrows the read).
+    """
+    pm = _pm(request)
+    buyer = buyer_of(request)
+    if all(v is None for v in in_memory):
+        offset, limit, throttled = q.page()
+        docs, total = await pm.find(collection, buyer, where, (offset, limit))
+        return page_response([view(d) for d in docs], total, offset, throttled)
+    docs, _ = await pm.find(collection, buyer, where)
+    return _page(q, [view(d) for d in docs], preds)
 
 
 def _mo(item: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -158,22 +196,25 @@ def _job_preds(
 async def list_jobs(request: web.Request) -> web.StreamResponse:
     """``listPerformanceJob``."""
     q = Query(request, JOB_FILTERS)
-    preds = _job_preds(
-        buyer_job_id=q.text("buyerJobId"),
-        service_id=q.text("serviceId"),
-        from_id=q.text("serviceFromId"),
-        to_id=q.text("serviceToId"),
-        entity_id=q.text("entityId"),
-        profile_id=q.text("performanceProfileId"),
-        state=q.enum("state", JOB_STATES),
-        created_gt=q.date("creationDateTime.gt"),
-        created_lt=q.date("creationDateTime.lt"),
-        job_type=q.enum("jobType", ("proactive", "on-demand", "passive")),
-        priority=_int_param(q, "jobPriority"),
-        consuming=q.text("consumingApplicationId"),
-        producing=q.text("producingApplicationId"),
-    )
-    return _page(q, await _pm(request).jobs_of(buyer_of(request)), preds)
+    f: dict[str, Any] = {
+        "buyer_job_id": q.text("buyerJobId"),
+        "service_id": q.text("serviceId"),
+        "from_id": q.text("serviceFromId"),
+        "to_id": q.text("serviceToId"),
+        "entity_id": q.text("entityId"),
+        "profile_id": q.text("performanceProfileId"),
+        "state": q.enum("state", JOB_STATES),
+        "created_gt": q.date("creationDateTime.gt"),
+        "created_lt": q.date("creationDateTime.lt"),
+        "job_type": q.enum("jobType", ("proactive", "on-demand", "passive")),
+        "priority": _int_param(q, "jobPriority"),
+        "consuming": q.text("consumingApplicationId"),
+        "producing": q.text("producingApplicationId"),
+    }
+    # key1 (the monitored service) only narrows serviceId: a ServiceFromToRef job has it too, without serviceId.
+    where = Where(state=f["state"], key1=f["service_id"], key2=f["profile_id"])
+    rest = [v for k, v in f.items() if k not in ("state", "profile_id")]
+    return await _listing(request, q, JOBS, job_view, where, _job_preds(**f), rest)
 
 
 async def create_job(request: web.Request) -> web.StreamResponse:
@@ -303,12 +344,15 @@ def _sub_match(have: Any, want: Any) -> bool:
 def _task_routes(name: str, collection: str, create_attr: str) -> list[web.RouteDef]:
     async def list_tasks(request: web.Request) -> web.StreamResponse:
         q = Query(request, ("performanceJobId", "state", "creationDateTime.gt", "creationDateTime.lt"))
+        job_id, state = q.text("performanceJobId"), q.enum("state", PROCESS_STATES)
+        created = (q.date("creationDateTime.gt"), q.date("creationDateTime.lt"))
         preds = [
-            _equals(lambda t: (t.get("performanceJob") or {}).get("performanceJobId"), q.text("performanceJobId")),
-            _equals(lambda t: t.get("state"), q.enum("state", PROCESS_STATES)),
-            _range(lambda t: t.get("creationDateTime"), q.date("creationDateTime.gt"), q.date("creationDateTime.lt")),
+            _equals(lambda t: (t.get("performanceJob") or {}).get("performanceJobId"), job_id),
+            _equals(lambda t: t.get("state"), state),
+            _range(lambda t: t.get("creationDateTime"), *created),
         ]
-        return _page(q, await _pm(request).tasks(collection, buyer_of(request)), preds)
+        where = Where(state=state, key1=job_id)
+        return await _listing(request, q, collection, _mef, where, preds, list(created))
 
     async def create_task(request: web.Request) -> web.StreamResponse:
         Query(request, ())
@@ -333,16 +377,15 @@ def _task_routes(name: str, collection: str, create_attr: str) -> list[web.Route
 async def list_profiles(request: web.Request) -> web.StreamResponse:
     """``listPerformanceProfile``."""
     q = Query(request, ("creationDateTime.gt", "creationDateTime.lt", "jobType", "jobPriority", "lifecycleStatus"))
+    status = q.enum("lifecycleStatus", ("approved", "deprecated", "experimental", "pending"))
     preds = [
         _range(lambda p: p.get("creationDateTime"), q.date("creationDateTime.gt"), q.date("creationDateTime.lt")),
         _equals(lambda p: p.get("jobType"), q.enum("jobType", ("proactive", "on-demand", "passive"))),
         _equals(lambda p: p.get("jobPriority", 5), _int_param(q, "jobPriority")),
-        _equals(
-            lambda p: p.get("lifecycleStatus"),
-            q.enum("lifecycleStatus", ("approved", "deprecated", "experimental", "pending")),
-        ),
+        _equals(lambda p: p.get("lifecycleStatus"), status),
     ]
-    return _page(q, await _pm(request).profiles(buyer_of(request)), preds)
+    # lifecycleStatus is the store's state; isAssigned needs the jobs, so profiles are paged in memory.
+    return _page(q, await _pm(request).profiles(buyer_of(request), status), preds)
 
 
 async def create_profile(request: web.Request) -> web.StreamResponse:
@@ -392,6 +435,14 @@ REPORT_FILTERS = (
 )
 
 
+def _mef(doc: Document) -> dict[str, Any]:
+    return dict(doc.body["mef"])
+
+
+def _report_find(doc: Document) -> dict[str, Any]:
+    return _find(doc.body["mef"])
+
+
 def _find(report: Mapping[str, Any]) -> dict[str, Any]:
     """``PerformanceReport_Find``: the list item (no report content)."""
     return {k: v for k, v in report.items() if k not in ("reportContent", "reportUrl", "terminationError")}
@@ -429,21 +480,22 @@ def _report_preds(
 async def list_reports(request: web.Request) -> web.StreamResponse:
     """``listPerformanceReport``."""
     q = Query(request, REPORT_FILTERS)
-    preds = _report_preds(
-        job_id=q.text("performanceJobId"),
-        from_id=q.text("serviceFromId"),
-        to_id=q.text("serviceToId"),
-        service_id=q.text("serviceId"),
-        entity_id=q.text("entityId"),
-        state=q.enum("state", REPORT_STATES),
-        created=(q.date("creationDateTime.gt"), q.date("creationDateTime.lt")),
-        start=(q.date("reportingTimeframe.startDate.gt"), q.date("reportingTimeframe.startDate.lt")),
-        end=(q.date("reportingTimeframe.endDate.gt"), q.date("reportingTimeframe.endDate.lt")),
-        output_format=q.enum("outputFormat", ("json", "xml", "avro", "csv")),
-        result_format=q.enum("resultFormat", ("attachment", "payload")),
-    )
-    reports = [_find(r) for r in await _pm(request).reports(buyer_of(request))]
-    return _page(q, reports, preds)
+    f: dict[str, Any] = {
+        "job_id": q.text("performanceJobId"),
+        "from_id": q.text("serviceFromId"),
+        "to_id": q.text("serviceToId"),
+        "service_id": q.text("serviceId"),
+        "entity_id": q.text("entityId"),
+        "state": q.enum("state", REPORT_STATES),
+        "created": (q.date("creationDateTime.gt"), q.date("creationDateTime.lt")),
+        "start": (q.date("reportingTimeframe.startDate.gt"), q.date("reportingTimeframe.startDate.lt")),
+        "end": (q.date("reportingTimeframe.endDate.gt"), q.date("reportingTimeframe.endDate.lt")),
+        "output_format": q.enum("outputFormat", ("json", "xml", "avro", "csv")),
+        "result_format": q.enum("resultFormat", ("attachment", "payload")),
+    }
+    rest = [x for k, v in f.items() if k not in ("job_id", "state") for x in (v if isinstance(v, tuple) else (v,))]
+    where = Where(state=f["state"], key1=f["job_id"])
+    return await _listing(request, q, REPORTS, _report_find, where, _report_preds(**f), rest)
 
 
 async def create_report(request: web.Request) -> web.StreamResponse:
@@ -497,8 +549,10 @@ async def report_complex_query(request: web.Request) -> web.StreamResponse:
     if isinstance(body.get("monitoredObject"), list):
         wanted_mos = body["monitoredObject"]
         preds.append(lambda r: all(m in (r.get("monitoredObject") or []) for m in wanted_mos))
-    reports = [_find(r) for r in await _pm(request).reports(buyer_of(request))]
-    return _page(q, reports, preds)
+    job_id = (body.get("performanceJob") or {}).get("performanceJobId")
+    where = Where(state=body.get("state"), key1=str(job_id) if job_id else None)
+    docs, _ = await _pm(request).find(REPORTS, buyer_of(request), where)
+    return _page(q, [_report_find(d) for d in docs], preds)
 
 
 # Tracking records ----------------------------------------------------------------------------------------------
@@ -516,13 +570,23 @@ async def list_tracking(request: web.Request) -> web.StreamResponse:
             "creationDateTime.lt",
         ),
     )
+    related = {
+        "PerformanceJobRef": q.text("relatedPerformanceJobId"),
+        "PerformanceProfileRef": q.text("relatedPerformanceProfileId"),
+        "PerformanceReportRef": q.text("relatedPerformanceReportId"),
+    }
+    created = (q.date("creationDateTime.gt"), q.date("creationDateTime.lt"))
     preds = [
-        _equals(lambda t: t["relatedObjectId"].get("performanceJobId"), q.text("relatedPerformanceJobId")),
-        _equals(lambda t: t["relatedObjectId"].get("performanceProfileId"), q.text("relatedPerformanceProfileId")),
-        _equals(lambda t: t["relatedObjectId"].get("performanceReportId"), q.text("relatedPerformanceReportId")),
-        _range(lambda t: t.get("creationDateTime"), q.date("creationDateTime.gt"), q.date("creationDateTime.lt")),
+        _equals(lambda t: t["relatedObjectId"].get("performanceJobId"), related["PerformanceJobRef"]),
+        _equals(lambda t: t["relatedObjectId"].get("performanceProfileId"), related["PerformanceProfileRef"]),
+        _equals(lambda t: t["relatedObjectId"].get("performanceReportId"), related["PerformanceReportRef"]),
+        _range(lambda t: t.get("creationDateTime"), *created),
     ]
-    return _page(q, await _pm(request).tracking(buyer_of(request)), preds)
+    # A record's key1 is its related object's id and key2 that object's @type: one related filter is exact.
+    given = [(ref_type, v) for ref_type, v in related.items() if v is not None]
+    where = Where(key1=given[0][1], key2=given[0][0]) if len(given) == 1 else Where()
+    rest = [*created, *(v for _, v in given[1:])]
+    return await _listing(request, q, TRACKING, lambda d: dict(d.body), where, preds, rest)
 
 
 def routes() -> list[web.RouteDef]:

@@ -204,18 +204,36 @@ class AlarmService:
             raise NotFoundError(f"no alarm {alarm_id!r}")
         return AlarmRecord.from_dict(doc.body)
 
-    async def all(self, buyer: str | None) -> list[AlarmRecord]:
-        """Every alarm visible to ``buyer``, newest first (filters and paging are applied by the caller)."""
+    async def all(
+        self, buyer: str | None, *, state: str | None = None, kind: FaultKind | None = None
+    ) -> list[AlarmRecord]:
+        """Every alarm visible to ``buyer`` (in ``state``, of ``kind``: both applied by the store), newest first.
+
+        Other filters and paging are applied by the caller; :meth:`page` reads one page when these are all.
+        """
         out: list[AlarmRecord] = []
         offset = 0
+        key2 = kind.value if kind is not None else None
         while True:
-            docs, total = await self.store.list_documents(COLLECTION, buyer=buyer, offset=offset, limit=1000)
+            docs, total = await self.store.list_documents(
+                COLLECTION, buyer=buyer, state=state, key2=key2, offset=offset, limit=1000
+            )
             out.extend(AlarmRecord.from_dict(d.body) for d in docs)
             offset += len(docs)
             if not docs or offset >= total:
                 break
         out.sort(key=lambda a: (a.raised_at, a.id), reverse=True)
         return out
+
+    async def page(
+        self, buyer: str | None, offset: int, limit: int, *, state: str | None = None, kind: FaultKind | None = None
+    ) -> tuple[list[AlarmRecord], int]:
+        """One page of the alarms visible to ``buyer`` (newest raised first) and their total, read by the store."""
+        docs, total = await self.store.list_documents(
+            COLLECTION, buyer=buyer, state=state, key2=kind.value if kind is not None else None, offset=offset,
+            limit=limit,
+        )  # fmt: skip
+        return [AlarmRecord.from_dict(d.body) for d in docs], total
 
     async def active(self) -> list[AlarmRecord]:
         """Active alarms (all buyers)."""

@@ -189,7 +189,8 @@ class FmService(FmExecution):
     async def list_jobs(self, buyer: str | None, f: Mapping[str, str | None]) -> list[dict[str, Any]]:
         """``GET /faultManagementJob``."""
         out = []
-        for doc in await visible_documents(self.store, JOBS, buyer):
+        for doc in await visible_documents(self.store, JOBS, buyer, state=f.get("state"), key1=f.get("serviceFromId"),
+                                           key2=f.get("serviceToId")):  # fmt: skip
             mef = doc.body["mef"]
             if f.get("serviceId") not in (None, doc.key1, doc.key2):
                 continue
@@ -337,7 +338,8 @@ class FmService(FmExecution):
     async def list_tasks(self, task: str, buyer: str | None, f: Mapping[str, str | None]) -> list[dict[str, Any]]:
         """``GET /{task}FaultManagementJob``."""
         out = []
-        for doc in await visible_documents(self.store, TASKS, buyer, lambda d: d.key1 == task):
+        for doc in await visible_documents(self.store, TASKS, buyer, key1=task, key2=f.get("faultManagementJobId"),
+                                           state=f.get("state")):  # fmt: skip
             mef = doc.body["mef"]
             if f.get("faultManagementJobId") not in (None, doc.key2) or f.get("state") not in (None, doc.state):
                 continue
@@ -357,9 +359,11 @@ class FmService(FmExecution):
 
     async def list_reports(self, buyer: str | None, f: Mapping[str, str | None]) -> list[dict[str, Any]]:
         """``GET /faultManagementReport``: ``FaultManagementReport_Find`` items (no content)."""
-        jobs = {d.id: d for d in await visible_documents(self.store, JOBS, buyer)}
+        by_service = any(f.get(k) is not None for k in ("serviceFromId", "serviceToId", "serviceId"))
+        jobs = {d.id: d for d in await visible_documents(self.store, JOBS, buyer)} if by_service else {}
         out = []
-        for doc in await visible_documents(self.store, REPORTS, buyer):
+        for doc in await visible_documents(self.store, REPORTS, buyer, key1=f.get("faultManagementJobId"),
+                                           state=f.get("state")):  # fmt: skip
             body = doc.body
             job = jobs.get(str(doc.key1))
             svc_from, svc_to = (job.key1, job.key2) if job is not None else (doc.key2, doc.key2)
@@ -395,7 +399,8 @@ class FmService(FmExecution):
     async def list_tracking(self, buyer: str | None, f: Mapping[str, str | None]) -> list[dict[str, Any]]:
         """``GET /trackingRecord``."""
         out = []
-        for doc in await visible_documents(self.store, TRACKING, buyer):
+        for doc in await visible_documents(self.store, TRACKING, buyer, key1=f.get("relatedFaultManagementJobId"),
+                                           key2=f.get("relatedFaultManagementReportId")):  # fmt: skip
             if f.get("relatedFaultManagementJobId") not in (None, doc.key1):
                 continue
             if f.get("relatedFaultManagementReportId") not in (None, doc.key2):

@@ -47,7 +47,10 @@ from interlude.service.pm_common import (
     MODIFIES,
     PM_API,
     PROFILES,
+    REPORTS,
+    TRACKING,
     Listener,
+    Where,
     _Errors,
     _job_view,
     _merge,
@@ -67,11 +70,15 @@ if TYPE_CHECKING:
 __all__ = [
     "BASE",
     "CANCELS",
+    "JOBS",
     "JOB_STATES",
     "MODIFIES",
     "PM_API",
+    "REPORTS",
+    "TRACKING",
     "Listener",
     "PerformanceService",
+    "Where",
     "job_href",
     "report_href",
 ]
@@ -130,9 +137,9 @@ class PerformanceService(PmTasks, PmReports):
             )
         return mef
 
-    async def profiles(self, buyer: str | None) -> list[dict[str, Any]]:
-        """Every profile of the buyer, newest first."""
-        docs = await self._all(PROFILES, buyer)
+    async def profiles(self, buyer: str | None, lifecycle_status: str | None = None) -> list[dict[str, Any]]:
+        """Every profile of the buyer (in ``lifecycle_status``, filtered by the store), newest first."""
+        docs = await self._all(PROFILES, buyer, Where(state=lifecycle_status))
         assigned = await self._assigned_profiles(buyer)
         return [{**d.body["mef"], "isAssigned": d.id in assigned} for d in docs]
 

@@ -121,6 +121,23 @@ class _Errors:
 
 
 @dataclass(frozen=True, slots=True)
+class Where:
+    """List filters the store applies itself (the documents' ``state``/``key1``/``key2`` columns).
+
+    What each column holds: jobs ``key1`` = monitored service, ``key2`` = referenced profile; reports and
+    cancel/modify tasks ``key1`` = job; tracking records ``key1`` = related object id, ``key2`` = its
+    ``@type``; profiles' ``state`` = ``lifecycleStatus``; jobs, tasks and reports' ``state`` = their state.
+    """
+
+    state: str | None = None
+    key1: str | None = None
+    key2: str | None = None
+
+
+NOWHERE = Where()
+
+
+@dataclass(frozen=True, slots=True)
 class Listener:
     """Someone inside the process interested in results (streaming): called after each interval commits."""
 
@@ -178,15 +195,38 @@ class PmBase:
             raise NotFoundError(f"no {what} {doc_id!r}")
         return doc
 
-    async def _all(self, collection: str, buyer: str | None) -> list[Document]:
+    async def _all(self, collection: str, buyer: str | None, where: Where = NOWHERE) -> list[Document]:
         out: list[Document] = []
         offset = 0
         while True:
-            docs, total = await self.store.list_documents(collection, buyer=buyer, offset=offset, limit=1000)
+            docs, total = await self.store.list_documents(
+                collection, buyer=buyer, state=where.state, key1=where.key1, key2=where.key2, offset=offset, limit=1000
+            )
             out.extend(docs)
             offset += len(docs)
             if not docs or offset >= total:
                 return out
+
+    async def find(
+        self, collection: str, buyer: str | None, where: Where = NOWHERE, window: tuple[int, int] | None = None
+    ) -> tuple[list[Document], int]:
+        """Documents of a collection (newest first) matching ``where`` in the store, and their total.
+
+        With ``window`` (``offset``, ``limit``) only that page is read: list endpoints use it when every filter
+        of the request is one the store applies, so a list costs one page however many documents there are.
+        """
+        if window is not None:
+            return await self.store.list_documents(
+                collection,
+                buyer=buyer,
+                state=where.state,
+                key1=where.key1,
+                key2=where.key2,
+                offset=window[0],
+                limit=window[1],
+            )
+        docs = await self._all(collection, buyer, where)
+        return docs, len(docs)
 
     async def _set_state(
         self,
@@ -266,6 +306,11 @@ def _job_ref(body: Mapping[str, Any]) -> str | None:
     if isinstance(ref, Mapping) and ref.get("performanceJobId"):
         return str(ref["performanceJobId"])
     return None
+
+
+def job_view(doc: Document) -> dict[str, Any]:
+    """A job's MEF body with its current state."""
+    return _job_view(doc)
 
 
 def _job_view(doc: Document) -> dict[str, Any]:

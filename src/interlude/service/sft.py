@@ -368,7 +368,7 @@ class SftService:
     async def list_jobs(self, buyer: str | None, f: Mapping[str, str | None]) -> list[dict[str, Any]]:
         """``GET /testJob``: ``TestJob_Find`` items."""
         out = []
-        for doc in await visible_documents(self.store, JOBS, buyer):
+        for doc in await visible_documents(self.store, JOBS, buyer, key2=f.get("testProfileId")):
             mef = doc.body["mef"]
             if f.get("relatedServiceIdFrom") not in (None, mef["relatedServiceFrom"].get("id")):
                 continue
@@ -507,9 +507,12 @@ class SftService:
 
     async def list_results(self, buyer: str | None, f: Mapping[str, str | None]) -> list[dict[str, Any]]:
         """``GET /testResult``: ``TestResult_Common`` items."""
-        jobs = {d.id: d for d in await visible_documents(self.store, JOBS, buyer)}
+        job_filters = ("relatedServiceSpecificationId", "relatedContactInformationName", "requestedStartDateTime.gt",
+                       "requestedStartDateTime.lt", "requestedEndDateTime.gt", "requestedEndDateTime.lt")  # fmt: skip
+        by_job = any(f.get(k) is not None for k in job_filters)  # only these need the results' jobs
+        jobs = {d.id: d for d in await visible_documents(self.store, JOBS, buyer)} if by_job else {}
         out = []
-        for doc in await visible_documents(self.store, RESULTS, buyer):
+        for doc in await visible_documents(self.store, RESULTS, buyer, key1=f.get("testJobId")):
             body = doc.body
             job = jobs.get(str(doc.key1))
             jmef = job.body["mef"] if job is not None else {}
@@ -651,7 +654,8 @@ class SftService:
     async def list_tasks(self, task: str, buyer: str | None, f: Mapping[str, str | None]) -> list[dict[str, Any]]:
         """``GET /{task}TestJob`` (testJobId, state, creationDate.gt/lt)."""
         out = []
-        for doc in await visible_documents(self.store, TASKS, buyer, lambda d: d.key1 == task):
+        for doc in await visible_documents(self.store, TASKS, buyer, key1=task, key2=f.get("testJobId"),
+                                           state=f.get("state")):  # fmt: skip
             mef = doc.body["mef"]
             if f.get("testJobId") not in (None, doc.key2) or f.get("state") not in (None, doc.state):
                 continue

@@ -18,7 +18,7 @@ from interlude.domain.model import iso, parse_iso, utcnow
 from interlude.errors import ValidationError
 from interlude.store.base import Document, Store
 
-SCAN_LIMIT = 10_000
+SCAN_PAGE = 1000
 PAST_TOLERANCE_S = 60.0
 """A requested start this far in the past still means "now" (clock skew between SP and partner)."""
 
@@ -90,12 +90,34 @@ def fm_duration_s(value: Mapping[str, Any], path: str) -> float:
 
 
 async def visible_documents(
-    store: Store, collection: str, buyer: str | None, predicate: Callable[[Document], bool] | None = None
+    store: Store,
+    collection: str,
+    buyer: str | None,
+    predicate: Callable[[Document], bool] | None = None,
+    *,
+    state: str | None = None,
+    key1: str | None = None,
+    key2: str | None = None,
 ) -> list[Document]:
-    """Documents the buyer may see (its own and buyer-less ones; every one for the operator), newest first."""
-    docs, _ = await store.list_documents(collection, limit=SCAN_LIMIT)
-    out = [d for d in docs if buyer is None or d.buyer in (None, buyer)]
-    return [d for d in out if predicate is None or predicate(d)]
+    """Documents the buyer may see (its own and buyer-less ones; every one for the operator), newest first.
+
+    ``state``/``key1``/``key2`` are applied by the store (list filters that map onto them are pushed down);
+    the buyer is filtered here, because buyer-less documents are visible to every buyer and the store can only
+    match one buyer. Every matching document is read, in pages of :data:`SCAN_PAGE` (no silent cap: a list
+    that stopped at the first N documents would drop the oldest and report a wrong ``X-Total-Count``).
+    """
+    out: list[Document] = []
+    offset = 0
+    while True:
+        docs, total = await store.list_documents(
+            collection, state=state, key1=key1, key2=key2, offset=offset, limit=SCAN_PAGE
+        )
+        out.extend(
+            d for d in docs if (buyer is None or d.buyer in (None, buyer)) and (predicate is None or predicate(d))
+        )
+        offset += len(docs)
+        if not docs or offset >= total:
+            return out
 
 
 def between(value: str | None, gt: str | None, lt: str | None) -> bool:
