@@ -41,16 +41,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from interlude.adapters.base import AdminState, Capability, EventKind, InterfaceControl, require
 from interlude.domain.alarms import (
-    TCA_STATELESS,
     AlarmRecord,
     AlarmState,
     FaultKind,
@@ -60,8 +57,10 @@ from interlude.domain.alarms import (
     profile,
 )
 from interlude.domain.events import PortStateChanged, SouthboundReceived
-from interlude.domain.model import PortRef, Service, iso, parse_iso, utcnow
-from interlude.errors import AdapterError, ConfigError, NotFoundError
+from interlude.domain.model import PortRef, Service, iso, utcnow
+from interlude.errors import AdapterError, NotFoundError
+from interlude.service.alarm_retention import AlarmRetention as AlarmRetention  # re-exported
+from interlude.service.alarm_retention import age_s, is_stateless_tca
 from interlude.service.bus import EventBus
 from interlude.service.hub import HubService, NotifyingApi, register_api
 from interlude.service.inventory import InventoryService
@@ -90,70 +89,6 @@ _CONTINUITY = {
     EventKind.DEVICE_REACHABLE: (FaultKind.DEVICE_UNREACHABLE, False),
 }
 _LINK_KINDS = {EventKind.LINK_DOWN, EventKind.LINK_UP, EventKind.ADMIN_DOWN, EventKind.ADMIN_UP}
-
-_RETENTION_SETTINGS = {
-    "stateless_tca_clear_s": "INTERLUDE_ALARM_STATELESS_TCA_CLEAR_S",
-    "cleared_tca_delete_s": "INTERLUDE_ALARM_CLEARED_TCA_DELETE_S",
-    "cleared_delete_s": "INTERLUDE_ALARM_CLEARED_DELETE_S",
-    "sweep_interval_s": "INTERLUDE_ALARM_SWEEP_INTERVAL_S",
-}
-
-
-@dataclass(frozen=True, slots=True)
-class AlarmRetention:
-    """How long alarms that nothing else ends stay active, and how long cleared ones are kept (``None``: forever).
-
-    Why: a stateless TCA (MEF 35.1) records one crossing and has no clear, so without an expiry every crossing
-    of every PM job would stay an active alarm forever; and a busy network would grow the alarm history
-    without bound. Settings (seconds; ``none``/``off`` disables a step), from ``RuntimeOptions.extra``
-    (``alarms.<name>``) or the environment (``INTERLUDE_ALARM_<NAME>``), the former winning.
-    """
-
-    stateless_tca_clear_s: float | None = 900.0  # a stateless TCA alarm is cleared this long after it was raised
-    cleared_tca_delete_s: float | None = 7 * 86400.0  # a cleared TCA alarm is deleted this long after its clear
-    cleared_delete_s: float | None = None  # any other cleared alarm: kept as history unless set
-    sweep_interval_s: float = 60.0  # how often the monitoring extension applies the retention
-
-    @classmethod
-    def from_settings(
-        cls, extra: Mapping[str, object] | None = None, env: Mapping[str, str] | None = None
-    ) -> AlarmRetention:
-        """Read the settings (see the class docstring); a malformed value is a :class:`ConfigError`."""
-        env = os.environ if env is None else env
-        values: dict[str, float | None] = {}
-        for name, var in _RETENTION_SETTINGS.items():
-            raw: object = (extra or {}).get(f"alarms.{name}", env.get(var))
-            if raw is None:
-                continue
-            where = f"alarms.{name}" if extra and f"alarms.{name}" in extra else var
-            if isinstance(raw, str) and raw.strip().lower() in ("", "none", "off", "never"):
-                if name == "sweep_interval_s":
-                    raise ConfigError(f"{where} cannot be disabled (give a number of seconds)")
-                values[name] = None
-                continue
-            try:
-                value = float(raw)  # type: ignore[arg-type]
-            except (TypeError, ValueError):
-                raise ConfigError(f"{where} must be a number of seconds or 'none', not {raw!r}") from None
-            if value < 0 or (name == "sweep_interval_s" and value <= 0):
-                raise ConfigError(f"{where} must be positive, not {raw!r}")
-            values[name] = value
-        return cls(**values)  # type: ignore[arg-type]
-
-
-def is_stateless_tca(rec: AlarmRecord) -> bool:
-    """A stateless TCA alarm: a record of one crossing, never part of the active (de-duplicated) set."""
-    return rec.kind is FaultKind.TCA and (rec.specific_attributes or {}).get("@type") == TCA_STATELESS
-
-
-def _age_s(stamp: str | None, now: float) -> float:
-    if not stamp:
-        return 0.0
-    try:
-        parsed = parse_iso(stamp)
-    except ValueError:
-        return 0.0
-    return 0.0 if parsed is None else now - parsed.timestamp()
 
 
 class AlarmService:
@@ -513,7 +448,7 @@ class AlarmService:
             await self._load()
             if r.stateless_tca_clear_s is not None:
                 for rec in await self._docs(AlarmState.UNACKNOWLEDGED.value, FaultKind.TCA):
-                    if is_stateless_tca(rec) and _age_s(rec.raised_at, now) >= r.stateless_tca_clear_s:
+                    if is_stateless_tca(rec) and age_s(rec.raised_at, now) >= r.stateless_tca_clear_s:
                         stamp = iso(utcnow()) or ""
                         done = rec.evolve(state=AlarmState.CLEARED, cleared_at=stamp, changed_at=stamp)
                         self._active.pop((rec.key, rec.buyer), None)
@@ -523,7 +458,7 @@ class AlarmService:
                 kind = FaultKind.TCA if r.cleared_delete_s is None else None
                 for rec in await self._docs(AlarmState.CLEARED.value, kind):
                     keep = r.cleared_tca_delete_s if rec.kind is FaultKind.TCA else r.cleared_delete_s
-                    if keep is not None and _age_s(rec.cleared_at or rec.changed_at, now) >= keep:
+                    if keep is not None and age_s(rec.cleared_at or rec.changed_at, now) >= keep:
                         await self._delete(rec)
                         deleted.append(rec)
         if cleared or deleted:

@@ -22,7 +22,8 @@ import weakref
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from interlude.service.alarms import AlarmRetention, AlarmService
+from interlude.service.alarm_retention import AlarmRetention
+from interlude.service.alarms import AlarmService
 from interlude.service.jobs import JobRunner
 from interlude.service.performance import PerformanceService
 from interlude.service.streaming import StreamingService

@@ -21,6 +21,9 @@ Lifecycle (MEF ``TestJobStateType``)::
 Every state change is stored with its ``testJobStateChangeEvent`` outbox rows in one transaction. Task
 resources (cancel/modify/suspend/resume) are decided at once: ``accepted`` or ``rejected`` with a
 ``...DeniedReason``, each notified with its ``...TestJobStateChangeEvent``.
+
+The implementation is split: :mod:`interlude.service.sft_common` (constants, plan, shared helpers),
+:mod:`interlude.service.sft_run` (execution) and this module (API use cases).
 """
 
 from __future__ import annotations
@@ -29,120 +32,75 @@ import logging
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from interlude.adapters.base import OamKind
 from interlude.domain.model import Service
 from interlude.errors import (
-    AdapterError,
     CapabilityError,
     InterludeError,
     NotFoundError,
-    OamError,
     ValidationError,
 )
-from interlude.service.hub import HubService, NotifyingApi, register_api
-from interlude.service.inventory import InventoryService, service_href
-from interlude.service.jobs import JobContext, JobOutcome, JobRunner
+from interlude.service.hub import HubService
+from interlude.service.inventory import InventoryService
+from interlude.service.jobs import JobRunner
 from interlude.service.network import Network
 from interlude.service.ordering import ValidationErrors
+from interlude.service.sft_common import (
+    BASE,
+    JOB_KIND,
+    JOBS,
+    LIVE,
+    PROFILES,
+    RESULTS,
+    SFT,
+    TASK_ATTR,
+    TASK_TYPES,
+    TASKS,
+    Plan,
+    href,
+    merge_patch,
+    service_ref,
+    task_path,
+)
+from interlude.service.sft_run import SftExecution
 from interlude.service.testing_common import (
     between,
     check_window,
     iso_at,
-    next_run,
     now_iso,
     sft_duration_s,
     visible_documents,
 )
 from interlude.service.testing_oam import (
-    SatConfig,
-    SessionParams,
-    delay_json,
-    judge,
-    loopback_json,
-    loss_json,
-    mep_json,
-    mep_spec,
     oam_of,
     pick_meps,
-    run_service_activation,
-    run_session,
-    sls_json,
 )
 from interlude.service.testing_payloads import technology_of, urn, validate
 from interlude.store.base import Document, Store, Transaction
-from interlude.topology.model import SlsSpec, Topology
+from interlude.topology.model import Topology
+
+__all__ = [
+    "BASE",
+    "JOBS",
+    "JOB_KIND",
+    "PROFILES",
+    "RESULTS",
+    "SFT",
+    "TASKS",
+    "TASK_TYPES",
+    "Plan",
+    "SftService",
+    "href",
+    "merge_patch",
+    "service_ref",
+    "task_path",
+]
 
 log = logging.getLogger(__name__)
 
-BASE = "/mefApi/interlude/serviceFunctionTesting/v3"
-JOB_KIND = "sft.run"
-PROFILES = "sft-profiles"
-JOBS = "sft-jobs"
-RESULTS = "sft-results"
-TASKS = "sft-tasks"
 
-_SFT_EVENTS = (
-    "testJobCreateEvent", "testJobAttributeValueChangeEvent", "testJobStateChangeEvent",
-    "cancelTestJobStateChangeEvent", "modifyTestJobStateChangeEvent", "suspendTestJobStateChangeEvent",
-    "resumeTestJobStateChangeEvent", "testProfileCreateEvent", "testProfileAttributeValueChangeEvent",
-    "testProfileLifecycleStateChangeEvent", "testProfileDeleteEvent", "testResultCreateEvent",
-)  # fmt: skip
-SFT = register_api(
-    NotifyingApi("serviceFunctionTesting", "/mefApi/interlude/serviceFunctionTestingNotification/v3",
-                 frozenset(_SFT_EVENTS))
-)  # fmt: skip
-
-LIVE = ("acknowledged", "scheduled", "inProgress", "suspended")
-FINAL = ("completed", "cancelled", "rejected")
-TASK_TYPES = ("cancel", "modify", "suspend", "resume")
-TASK_ATTR = {"cancel": ("cancellationDeniedReason", "cancelTestJobStateChangeEvent"),
-             "modify": ("modificationDeniedReason", "modifyTestJobStateChangeEvent"),
-             "suspend": ("suspensionDeniedReason", "suspendTestJobStateChangeEvent"),
-             "resume": ("resumptionDeniedReason", "resumeTestJobStateChangeEvent")}  # fmt: skip
-_OAM_KINDS = {"loopback": OamKind.LOOPBACK, "delay": OamKind.DELAY, "syntheticLoss": OamKind.SYNTHETIC_LOSS,
-              "serviceActivation": OamKind.DELAY}  # fmt: skip
-
-
-def href(kind: str, item_id: str) -> str:
-    """Relative href of an SFT entity (``testJob``, ``testProfile``, ``cancelTestJob``...)."""
-    return f"{BASE}/{kind}/{item_id}"
-
-
-def task_path(task: str) -> str:
-    """``cancelTestJob`` for ``cancel``."""
-    return f"{task}TestJob"
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    """What a validated job will run (kept in the job document, so a restart needs no re-validation)."""
-
-    test_type: str
-    source: str
-    remote: str
-    config: dict[str, Any]
-    due_at: float
-    end_at: float | None
-    period_s: float | None
-    technology: str
-
-    def to_json(self) -> dict[str, Any]:
-        """Stored form."""
-        return {"testType": self.test_type, "source": self.source, "remote": self.remote, "config": self.config,
-                "dueAt": self.due_at, "endAt": self.end_at, "periodS": self.period_s,
-                "technology": self.technology}  # fmt: skip
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> Plan:
-        """Inverse of :meth:`to_json`."""
-        return cls(d["testType"], d["source"], d["remote"], dict(d["config"]), float(d["dueAt"]), d.get("endAt"),
-                   d.get("periodS"), d.get("technology", "carrier-ethernet"))  # fmt: skip
-
-
-class SftService:
+class SftService(SftExecution):
     """Profiles, jobs, tasks and results of Service Function Testing."""
 
     def __init__(
@@ -154,33 +112,8 @@ class SftService:
         topology: Topology,
         jobs: JobRunner,
     ) -> None:
-        self.store = store
-        self.hub = hub
-        self.inventory = inventory
-        self.network = network
-        self.topology = topology
-        self.jobs = jobs
+        super().__init__(store, hub, inventory, network, topology, jobs)
         jobs.register(JOB_KIND, self._run, max_attempts=2, retry_delay_s=1.0, on_failure=self._on_failure)
-
-    # Notifications ----------------------------------------------------------------------------------------
-
-    async def _notify(self, tx: Transaction, event_type: str, payload: dict[str, Any], buyer: str | None) -> None:
-        await tx.add_outbox(await self.hub.messages(SFT, event_type, payload, buyer))
-
-    async def _job_state(self, tx: Transaction, doc: Document, state: str, **changes: Any) -> Document:
-        """Store a job with a new state (and other changes) plus its state change event when it changed."""
-        mef = dict(doc.body["mef"])
-        old = mef.get("state")
-        mef.update(changes)
-        mef["state"] = state
-        mef["lastModifiedDate"] = now_iso()
-        new = Document(JOBS, doc.id, {**doc.body, "mef": mef}, buyer=doc.buyer, state=state, key1=doc.key1,
-                       key2=doc.key2, created_at=doc.created_at)  # fmt: skip
-        await tx.put_document(new)
-        if old != state:
-            await self._notify(tx, "testJobStateChangeEvent",
-                               {"id": doc.id, "href": href("testJob", doc.id), "state": state}, doc.buyer)  # fmt: skip
-        return new
 
     # Profiles ---------------------------------------------------------------------------------------------
 
@@ -387,115 +320,6 @@ class SftService:
                         if k in mef})  # fmt: skip
         return out
 
-    # Running ----------------------------------------------------------------------------------------------
-
-    def _sls(self, service_id: str) -> SlsSpec | None:
-        seed = self.topology.service(service_id)
-        if seed is None:
-            return None
-        sls = seed.sls
-        if sls.fd_us is None and sls.ifdv_us is None and sls.flr_ratio is None:
-            return None
-        return sls
-
-    async def _run(self, ctx: JobContext) -> JobOutcome | None:
-        """One run of a test job (job-runner handler)."""
-        job_id = str(ctx.item.payload["job"])
-        run = int(ctx.item.payload["run"])
-        async with self.store.transaction() as tx:
-            doc = await tx.get_document(JOBS, job_id)
-            if doc is None or doc.state not in ("acknowledged", "scheduled", "inProgress"):
-                return None
-            changes: dict[str, Any] = {}
-            if "actualStartDateTime" not in doc.body["mef"]:
-                changes["actualStartDateTime"] = now_iso()
-            await self._job_state(tx, doc, "inProgress", **changes)
-        plan = Plan.from_json(doc.body["internal"]["plan"])
-        started = now_iso()
-        try:
-            measured = await self._measure(plan, str(doc.key1))
-        except (AdapterError, OamError, ValidationError) as exc:
-            reason = f"the test could not run: {exc}"
-            log.warning("test job %s run %d: %s", job_id, run, reason)
-
-            async def fail(tx: Transaction) -> None:
-                current = await tx.get_document(JOBS, job_id)
-                if current is None or current.state != "inProgress":
-                    return
-                errors = [*current.body["mef"].get("terminationError", []),
-                          {"code": "otherIssue", "value": reason[:1000]}]  # fmt: skip
-                state = "rejected" if run == 1 else "completed"
-                await self._job_state(tx, current, state, terminationError=errors, actualEndDateTime=now_iso())
-
-            return JobOutcome({"error": reason}, fail)
-        ended = now_iso()
-        mef = doc.body["mef"]
-        result_id = uuid.uuid4().hex
-        result = {
-            "id": result_id, "href": href("testResult", result_id),
-            "testJob": {"id": job_id, "href": href("testJob", job_id)},
-            "relatedServiceFrom": mef["relatedServiceFrom"], "relatedServiceTo": mef["relatedServiceTo"],
-            "actualStartDateTime": started, "actualEndDateTime": ended,
-            "serviceSpecificTestResultConfiguration": {"@type": urn("sft", plan.technology, "test-result"), "run": run,
-                                                       **measured},
-        }  # fmt: skip
-
-        async def commit(tx: Transaction) -> None:
-            current = await tx.get_document(JOBS, job_id)
-            if current is None or current.state != "inProgress":
-                return  # cancelled or suspended meanwhile: the measurement is dropped
-            await tx.put_document(Document(RESULTS, result_id, result, buyer=current.buyer, state="created",
-                                           key1=job_id, key2=str(current.key1)))  # fmt: skip
-            await self._notify(tx, "testResultCreateEvent", {"id": result_id, "href": result["href"]}, current.buyer)
-            nxt, next_due = next_run(plan.due_at, plan.period_s, run) if plan.period_s else (run, None)
-            if next_due is not None and (plan.end_at is None or next_due < plan.end_at):
-                internal = {**current.body["internal"], "run": nxt}
-                current = Document(JOBS, current.id, {**current.body, "internal": internal}, buyer=current.buyer,
-                                   state=current.state, key1=current.key1, key2=current.key2,
-                                   created_at=current.created_at)  # fmt: skip
-                await self._job_state(tx, current, "scheduled")
-                await self.jobs.schedule(JOB_KIND, next_due, {"job": job_id, "run": nxt}, key=f"{job_id}:{nxt}",
-                                         tx=tx)  # fmt: skip
-            else:
-                await self._job_state(tx, current, "completed", actualEndDateTime=ended)
-
-        return JobOutcome({"result": result_id, "verdict": measured.get("verdict")}, commit)
-
-    async def _measure(self, plan: Plan, service_id: str) -> dict[str, Any]:
-        """Run the sessions of one test run; the result payload without ``@type``."""
-        src = mep_spec(self.topology, plan.source)
-        dst = mep_spec(self.topology, plan.remote)
-        params = SessionParams.from_config(plan.config)
-        sls = self._sls(service_id)
-        out: dict[str, Any] = {"testType": plan.test_type, "sourceMep": mep_json(src), "remoteMep": mep_json(dst),
-                               "sls": sls_json(sls)}  # fmt: skip
-        if plan.test_type == "serviceActivation":
-            service = await self.inventory.get(service_id, None)
-            sat = SatConfig.from_config(plan.config.get("serviceActivation"))
-            out.update(await run_service_activation(self.network, src, dst, params, sat, service, sls))
-            return out
-        result = await run_session(self.network, _OAM_KINDS[plan.test_type], src, dst, params)
-        if plan.test_type == "loopback":
-            out.update(loopback_json(result))
-            verdict, failures = judge(out, sls, delay=False, loss=True)
-        elif plan.test_type == "delay":
-            out.update(delay_json(result))
-            verdict, failures = judge(out, sls, delay=True, loss=True)
-        else:
-            out.update(loss_json(result))
-            verdict, failures = judge(out, sls, delay=False, loss=True)
-        out["verdict"] = verdict
-        out["failures"] = failures
-        return out
-
-    async def _on_failure(self, tx: Transaction, item: Any, error: str) -> None:
-        """The runner gave up on a run (a bug or a crash loop): the job ends ``rejected`` with the reason."""
-        doc = await tx.get_document(JOBS, str(item.payload.get("job")))
-        if doc is None or doc.state in FINAL:
-            return
-        errors = [*doc.body["mef"].get("terminationError", []), {"code": "otherIssue", "value": error[:1000]}]
-        await self._job_state(tx, doc, "rejected", terminationError=errors)
-
     # Results ----------------------------------------------------------------------------------------------
 
     async def get_result(self, result_id: str, buyer: str | None) -> dict[str, Any]:
@@ -663,22 +487,3 @@ class SftService:
                 continue
             out.append(mef)
         return out
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch."""
-    if not isinstance(patch, dict):
-        return patch
-    out = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            out.pop(key, None)
-        else:
-            out[key] = merge_patch(out.get(key), value)
-    return out
-
-
-def service_ref(service_id: str) -> dict[str, str]:
-    """A MEF SFT ``ServiceRef``."""
-    return {"id": service_id, "href": service_href(service_id)}
-
