@@ -107,3 +107,13 @@ async def test_the_runtime_sweeps_with_the_configured_retention(fast_retention: 
 
 async def _is(fn: Any, wanted: str) -> bool:
     return bool(await fn() == wanted)
+
+
+async def test_a_restart_does_not_make_stateless_tcas_active(client: TestClient[Any, Any]) -> None:
+    """Stateless TCAs are records, never in the de-duplicated active set, also when re-read after a restart."""
+    alarms = ext(client).alarms
+    stateless = await _tca(alarms, "stateless", TCA_STATELESS)
+    stateful = await _tca(alarms, "set", TCA_STATEFUL_SET, job="job-r2")
+    fresh = AlarmService(alarms.store, alarms.hub, alarms.bus, alarms.inventory, alarms.topology)
+    active = {a.id for a in await fresh.active()}
+    assert stateful in active and stateless not in active
