@@ -5,16 +5,23 @@ A fault is stored as a document (collection ``faults``) and applied through the 
 Several faults on one port combine (down wins, delays/jitter add, losses compound); clearing one re-applies
 the rest. Active faults are re-applied on start, so a restarted emulator keeps the network the API reports.
 After every change the affected ports are re-read, which updates services' oper state and notifies.
+
+A node whose adapter has no ``ImpairmentControl`` (``snmp``/``netconf`` on real gear) gets a
+:class:`~interlude.errors.CapabilityError`, unless :attr:`FaultService.impairment_fallback` hands out another
+controller for it: the runtime sets that hook when the lab can impair those nodes' links (a running lab, see
+:mod:`interlude.lab.impairments`); it answers None for every other node, which keeps the usual behaviour.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from interlude.adapters.base import Capability, ImpairmentControl
 from interlude.domain.events import FaultChanged
 from interlude.domain.model import PortRef, iso, utcnow
 from interlude.errors import NotFoundError, ValidationError
@@ -94,6 +101,19 @@ class FaultService:
         self.network = network
         self.bus = bus
         self.refresh = refresh
+        self.impairment_fallback: Callable[[str], ImpairmentControl | None] | None = None
+        """Another ImpairmentControl for a node whose adapter lacks one (None: use the adapter's), or None."""
+
+    async def _set_impairment(self, node: str, interface: str, impairment: Impairment) -> None:
+        """Apply through the node's adapter, or through the fallback hook when the adapter cannot."""
+        adapter = self.network.adapters.get(node)
+        hook = self.impairment_fallback
+        if hook is not None and adapter is not None and Capability.IMPAIRMENT not in adapter.capabilities:
+            ctl = await asyncio.to_thread(hook, node)
+            if ctl is not None:
+                await ctl.set_impairment(interface, impairment)
+                return
+        await self.network.set_impairment(PortRef(node, interface), impairment)
 
     async def list(self) -> list[Fault]:
         """Active faults, oldest first."""
@@ -136,7 +156,7 @@ class FaultService:
             jitter_ms=jitter_ms, loss_percent=loss_percent, created_at=iso(utcnow()) or "", source=source,
         )  # fmt: skip
         active = [f for f in await self.list() if (f.node, f.interface) == (node, interface)]
-        await self.network.set_impairment(PortRef(node, interface), combine([*active, fault]))
+        await self._set_impairment(node, interface, combine([*active, fault]))
         async with self.store.transaction() as tx:
             await tx.put_document(
                 Document(COLLECTION, fault.id, fault.to_dict(), state="active", key1=node, key2=interface)
@@ -151,7 +171,7 @@ class FaultService:
         rest = [
             f for f in await self.list() if (f.node, f.interface) == (fault.node, fault.interface) and f.id != fault.id
         ]
-        await self.network.set_impairment(PortRef(fault.node, fault.interface), combine(rest))
+        await self._set_impairment(fault.node, fault.interface, combine(rest))
         body = {**fault.to_dict(), "state": "cleared", "clearedAt": iso(utcnow())}
         async with self.store.transaction() as tx:
             await tx.put_document(
@@ -174,6 +194,6 @@ class FaultService:
         for f in await self.list():
             by_port.setdefault((f.node, f.interface), []).append(f)
         for (node, interface), faults in by_port.items():
-            await self.network.set_impairment(PortRef(node, interface), combine(faults))
+            await self._set_impairment(node, interface, combine(faults))
         if by_port:
             await self.refresh({n for n, _ in by_port})

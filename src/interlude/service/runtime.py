@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from interlude.adapters.base import Adapter, AdapterContext, Capability
+from interlude.adapters.base import Adapter, AdapterContext, Capability, ImpairmentControl
 from interlude.adapters.registry import create_adapter
 from interlude.domain.model import ServiceState
 from interlude.errors import AdapterError
@@ -43,6 +43,11 @@ AdapterFactory = Callable[..., Adapter]
 # subscribe to the bus so the initial port read is seen); ``start`` runs once the store is open and faults
 # are re-applied, before the southbound followers start; ``stop`` runs first on shutdown.
 EXTENSION_MODULES: tuple[str, ...] = ("interlude.service.pm_extension", "interlude.service.testing_extension")
+
+# Hook (issue 3): a module whose ``impairment_control_for(node, context)`` returns an ImpairmentControl for a
+# node whose adapter has none, or None. Imported by name only when some adapter lacks the capability, so this
+# layer never imports lab code; ``interlude.lab.impairments`` answers for the nodes of a running lab.
+IMPAIRMENT_FALLBACK_MODULE = "interlude.lab.impairments"
 
 
 @dataclass
@@ -110,6 +115,7 @@ class Runtime:
         )  # fmt: skip
         self.ordering.runner = self.runner
         self.faults = FaultService(self.store, self.network, self.bus, self.refresh)
+        self.faults.impairment_fallback = self._impairment_fallback()
         self.notifier = Notifier(
             self.store,
             base_delay_s=self.options.notify_base_delay_s,
@@ -121,6 +127,18 @@ class Runtime:
         self.started = False
         self.jobs = JobRunner(self.store)  # durable scheduled work (SFT, FM, PM); started after the extensions
         self.extensions: list[Any] = [importlib.import_module(m).install(self) for m in EXTENSION_MODULES]
+
+    def _impairment_fallback(self) -> Callable[[str], ImpairmentControl | None] | None:
+        """The lab's impairment hook when some node's adapter lacks ImpairmentControl (None otherwise)."""
+        if all(Capability.IMPAIRMENT in a.capabilities for a in self.adapters.values()):
+            return None
+        try:
+            module = importlib.import_module(IMPAIRMENT_FALLBACK_MODULE)
+        except ImportError:  # a build without the lab package
+            return None
+        lookup: Callable[[str, AdapterContext], ImpairmentControl | None] = module.impairment_control_for
+        context = self.context
+        return lambda node: lookup(node, context)
 
     async def refresh(self, nodes: Iterable[str] | None = None) -> None:
         """Re-read ports (after our own changes) so oper state and notifications follow at once."""

@@ -1,0 +1,173 @@
+"""``/interlude/v1/faults`` on a served lab reaches every node, not only ``lab`` nodes (issue 3).
+
+The ``labs/two-site-eline`` bundle is served as ``interlude serve`` does it: one adapter per node *kind*
+through the registry (``snmp`` over the management network to the lab's snmpd, ``netconf`` to its netconfd,
+``lab`` through netlink). The ``snmp`` and ``netconf`` adapters have no ImpairmentControl; the runtime's hook
+(:mod:`interlude.lab.impairments`) lets the lab impair their links: a ``linkDown`` on the SNMP node's UNI
+really drops the kernel link (its carrier, as sysfs shows inside the namespace), the E-Line goes DISABLED in
+the inventory (read back over SNMP), and DELETE restores both; a ``delay`` on the NETCONF node's uplink
+inserts the relay at run time, and ping across the Internet Access service measures it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import socket
+import statistics
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from aiohttp.test_utils import TestClient, TestServer
+
+from interlude.adapters.base import Adapter, AdapterContext, Capability
+from interlude.adapters.registry import create_adapter
+from interlude.api.app import create_app
+from interlude.api.common import RUNTIME as RUNTIME_KEY
+from interlude.domain.model import OperStatus
+from interlude.lab.builder import Lab
+from interlude.service.runtime import Runtime, RuntimeOptions
+from interlude.topology.model import NodeSpec
+from tests.support.lab import lab_unavailable, require_binaries, require_netns
+
+pytestmark = pytest.mark.lab
+
+BUNDLE = Path(__file__).resolve().parents[3] / "labs" / "two-site-eline"
+FAULTS = "/interlude/v1/faults"
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("0.0.0.0", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def bundle_lab(tmp: Path) -> Lab:
+    """The bundle with this run's prefix/subnet, its own trap port, and addresses left to the lab."""
+    from tests.integration.lab.labkit import make_lab
+
+    shutil.copytree(BUNDLE / "secrets", tmp / "secrets", ignore=shutil.ignore_patterns("netconf_ed25519*"))
+    raw = yaml.safe_load((BUNDLE / "topology.yaml").read_text())
+    for node in raw["nodes"].values():
+        node.pop("address", None)
+    raw["kinds"]["snmp"]["settings"]["trap_listen"] = f"0.0.0.0:{_free_udp_port()}"
+    return make_lab(raw, tmp)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    require_netns()
+    require_binaries("snmpd", "sshd", "netconfd", "ssh-keygen", "ping")
+    from tests.integration.lab.labkit import leftovers
+
+    built = bundle_lab(tmp_path_factory.mktemp("serve-faults"))
+    try:
+        built.up()
+    except Exception as exc:
+        lab_unavailable(f"the two-site-eline lab did not come up: {exc}")
+    try:
+        yield built
+    finally:
+        built.down()
+        assert leftovers(built.pfx) == []
+
+
+@pytest.fixture
+async def client(lab: Lab, tmp_path: Path) -> AsyncIterator[TestClient[Any, Any]]:
+    def factory(node: NodeSpec, context: AdapterContext) -> Adapter:
+        context.resources["lab-state-dir"] = lab.folder
+        return create_adapter(node, context)  # by kind, as `interlude serve` does
+
+    options = RuntimeOptions(notify_base_delay_s=0.05, poll_interval_s=0.5, provision_seed=False, run_orders=False)
+    runtime = Runtime(lab.topology, tmp_path / "serve.db", base_dir=lab.base_dir, state_dir=tmp_path,
+                      adapter_factory=factory, options=options)  # fmt: skip
+    assert Capability.IMPAIRMENT not in runtime.adapters["acc-snmp"].capabilities
+    assert Capability.IMPAIRMENT not in runtime.adapters["acc-netconf"].capabilities
+    async with TestClient(TestServer(create_app(runtime))) as c:
+        yield c
+
+
+async def _until(predicate: Any, timeout: float) -> None:
+    async with asyncio.timeout(timeout):
+        while not await asyncio.to_thread(predicate):
+            await asyncio.sleep(0.1)
+
+
+def _oper(client: TestClient[Any, Any], service_id: str) -> OperStatus:
+    inventory = client.app[RUNTIME_KEY].inventory
+    oper: OperStatus = inventory.with_oper(inventory.indexed(service_id)).oper
+    return oper
+
+
+async def test_link_down_on_the_snmp_node_cuts_the_kernel_link_and_disables_the_eline(
+    client: TestClient[Any, Any], lab: Lab
+) -> None:
+    from tests.integration.lab.labkit import sysfs
+
+    ns = lab.require_state().nodes["acc-snmp"].namespace
+    assert sysfs(ns, "uni1", "carrier") == "1"
+    await _until(lambda: _oper(client, "ovc-1001") is OperStatus.ENABLED, 10)
+
+    resp = await client.post(FAULTS, json={"type": "linkDown", "node": "acc-snmp", "interface": "uni1"})
+    fault = await resp.json()
+    assert resp.status == 201, fault
+    try:
+        assert sysfs(ns, "uni1", "carrier") == "0"  # the kernel link really is down, as seen inside the node
+        assert sysfs(ns, "uni1", "operstate") in ("down", "lowerlayerdown")
+        assert [f["id"] for f in await (await client.get(FAULTS)).json()] == [fault["id"]]
+        # read back over SNMP (snmpd's IF-MIB), first by the fault's own refresh, else by the poll
+        await _until(lambda: _oper(client, "ovc-1001") is OperStatus.DISABLED, 15)
+        assert _oper(client, "ia-2001") is OperStatus.ENABLED  # the other service does not cross uni1
+    finally:
+        deleted = await client.delete(f"{FAULTS}/{fault['id']}")
+    assert deleted.status == 204
+    assert sysfs(ns, "uni1", "carrier") == "1"
+    await _until(lambda: _oper(client, "ovc-1001") is OperStatus.ENABLED, 15)
+    assert await (await client.get(FAULTS)).json() == []
+
+
+def _ping_ms(src_ns: str, dst: str, count: int = 15) -> float:
+    from tests.integration.lab.labkit import nsexec
+
+    out = nsexec(src_ns, "ping", "-c", str(count), "-i", "0.05", "-W", "2", dst, timeout=30)
+    rtts = [float(m) for m in re.findall(r"time=([\d.]+) ms", out)]
+    assert len(rtts) >= count - 1, out
+    return statistics.median(rtts)
+
+
+async def test_delay_on_the_netconf_node_measures_true(client: TestClient[Any, Any], lab: Lab) -> None:
+    from tests.integration.lab.labkit import addr
+
+    state = lab.require_state()
+    # ia-2001 bridges acc-netconf:uni1 through up1 (the link the fault delays) to agg1:inet0: ping between
+    # the two edge namespaces crosses it.
+    a = state.wire_of("acc-netconf", "uni1").b
+    b = state.wire_of("agg1", "inet0").b
+    addr(a.netns, a.ifname, "192.0.2.1/30")
+    addr(b.netns, b.ifname, "192.0.2.2/30")
+    before = await asyncio.to_thread(_ping_ms, a.netns, "192.0.2.2")
+    assert before < 3.0, before
+
+    resp = await client.post(FAULTS, json={"type": "delay", "node": "acc-netconf", "interface": "up1", "delayMs": 10})
+    fault = await resp.json()
+    assert resp.status == 201, fault
+    try:
+        assert lab.require_state().wire_of("acc-netconf", "up1").relay is not None  # inserted at run time
+        delayed = await asyncio.to_thread(_ping_ms, a.netns, "192.0.2.2")
+        assert 19.5 <= delayed <= 21.0 + before, delayed  # 10 ms each way through the relay
+    finally:
+        deleted = await client.delete(f"{FAULTS}/{fault['id']}")
+    assert deleted.status == 204
+    after = await asyncio.to_thread(_ping_ms, a.netns, "192.0.2.2")
+    assert after < 3.0, after
+
+
+async def test_an_unknown_interface_is_the_same_422_as_before(client: TestClient[Any, Any]) -> None:
+    resp = await client.post(FAULTS, json={"type": "linkDown", "node": "acc-netconf", "interface": "nope0"})
+    assert resp.status == 422, await resp.text()
+    assert "referenceNotFound" in await resp.text()
