@@ -31,6 +31,7 @@ from interlude.api.common import (
 )
 from interlude.domain.pm import CE_SOAM_CONFIG
 from interlude.errors import ValidationError
+from interlude.service.performance import JOBS
 from interlude.service.pm_extension import extension
 from interlude.service.streaming import ALL_JOBS, PROTOCOLS, StreamingService, topic_id
 
@@ -49,7 +50,7 @@ def _svc(request: web.Request) -> StreamingService:
 
 async def _topics(request: web.Request) -> list[dict[str, Any]]:
     pm = extension(request.app[RUNTIME]).performance
-    jobs = await pm.jobs_of(buyer_of(request))
+    docs, _ = await pm.find(JOBS, buyer_of(request))  # the plans come with the jobs: no read per job
     out: list[dict[str, Any]] = [
         {
             "id": ALL_JOBS,
@@ -58,12 +59,13 @@ async def _topics(request: web.Request) -> list[dict[str, Any]]:
             "availableChannels": CHANNELS,
         }
     ]
-    for job in jobs:
-        if job.get("state") not in ("acknowledged", "scheduled", "inProgress", "suspended", "pending"):
+    for doc in docs:
+        if doc.state not in ("acknowledged", "scheduled", "inProgress", "suspended", "pending"):
             continue
+        job = doc.body["mef"]
         prof = job.get("performanceProfile") or {}
         config = (prof.get("serviceSpecificConfiguration") or {}).get("@type")
-        plan = await pm.job_plan(str(job["id"])) or {}
+        plan = doc.body.get("plan") or {}
         if config is None:
             config = (plan.get("config") or {}).get("@type")
         out.append(
@@ -126,11 +128,11 @@ async def list_subscriptions(request: web.Request) -> web.StreamResponse:
     q = Query(request, ("topicId", "protocol"))
     topic, protocol = q.text("topicId"), q.text("protocol")
     offset, limit, throttled = q.page()
-    subs = [
-        _render(request, s)
-        for s in await _svc(request).list(buyer_of(request))
-        if (topic is None or s["topicId"] == topic) and (protocol is None or s["protocol"] == protocol)
-    ]
+    if protocol is None:  # buyer and topic are applied by the store, which pages too
+        page, total = await _svc(request).list(buyer_of(request), topic, (offset, limit))
+        return page_response([_render(request, s) for s in page], total, offset, throttled)
+    found, _ = await _svc(request).list(buyer_of(request), topic)
+    subs = [_render(request, s) for s in found if s["protocol"] == protocol]
     return page_response(subs[offset : offset + limit], len(subs), offset, throttled)
 
 

@@ -71,10 +71,29 @@ class StreamingService:
             raise NotFoundError(f"no subscription {sid!r}")
         return doc.buyer
 
-    async def list(self, buyer: str | None) -> list[dict[str, Any]]:
-        """Active subscriptions of the buyer, newest first."""
-        docs, _ = await self.store.list_documents(COLLECTION, buyer=buyer, state="active", limit=10_000)
-        return [dict(d.body) for d in docs]
+    async def list(
+        self, buyer: str | None, topic: str | None = None, window: tuple[int, int] | None = None
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Active subscriptions of the buyer (to ``topic``), newest first, and their total.
+
+        The store applies buyer, state and topic (``key1``); with ``window`` (``offset``, ``limit``) it pages
+        too, else every match is read (in pages of 1000, never a silent cap).
+        """
+        if window is not None:
+            docs, total = await self.store.list_documents(
+                COLLECTION, buyer=buyer, state="active", key1=topic, offset=window[0], limit=window[1]
+            )
+            return [dict(d.body) for d in docs], total
+        out: list[dict[str, Any]] = []
+        offset = 0
+        while True:
+            docs, total = await self.store.list_documents(
+                COLLECTION, buyer=buyer, state="active", key1=topic, offset=offset, limit=1000
+            )
+            out.extend(dict(d.body) for d in docs)
+            offset += len(docs)
+            if not docs or offset >= total:
+                return out, len(out)
 
     async def unsubscribe(self, sid: str, buyer: str | None) -> None:
         """Remove a subscription and disconnect its consumers."""
