@@ -13,6 +13,7 @@ from interlude.service.pm_common import (
     REPORTS,
     TRACKING,
     PmBase,
+    Where,
     _duration_ok,
     _Errors,
     _now,
@@ -103,7 +104,7 @@ class PmReports(PmBase):
                     continue
                 if wanted_type and (values.get("serviceSpecificConfiguration") or {}).get("@type") != wanted_type:
                     continue
-                reports, _ = await self.store.list_documents(REPORTS, key1=job.id, limit=10_000)
+                reports = await self._all(REPORTS, None, Where(key1=job.id))  # every report, no cap
                 for rep in reports:
                     for per_obj in rep.body["mef"].get("reportContent") or []:
                         for it in per_obj.get("reportContentItem") or []:
