@@ -23,9 +23,12 @@ address):
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
 import json
+import select
 import signal
+import struct
 import threading
 import time
 from collections import defaultdict
@@ -33,10 +36,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from interlude.errors import OamError
 from interlude.oam import codec
 from interlude.oam.codec import L2, Opcode
 from interlude.oam.sessions import CcmEvent, ContinuityCheck
-from interlude.oam.transport import RawTransport, Transport
+from interlude.oam.transport import _LINK_GONE, _MSG_DONTWAIT, ETH_P_CFM, RawTransport, Transport
 
 Reply = tuple[bytearray, int | None]
 # plain ints for the per-frame comparisons (IntEnum member lookups cost more on the hot path)
@@ -268,7 +272,11 @@ def serve_blocking(
             until = min(responder.wakeup_ns(now), now + 100_000_000)
         else:
             until = now + 100_000_000
-        got = transport.read_until(until)
+        if transport.lean_rx and not transport._backlog:
+            _answer_lean(responder, transport, until, stop)
+            got = None
+        else:
+            got = transport.read_until(until)
         burst = 0
         while got is not None:
             for reply, stamp_at in responder.handle(*got):
@@ -285,6 +293,97 @@ def serve_blocking(
                     on_event(event)
             if on_state is not None:
                 on_state(responder.state())
+
+
+_HEAD = struct.Struct("!I")
+_HEAD_MASK = 0xFFFFE0FF  # EtherType, MD level and opcode; not the version bits (as MepResponder.handle)
+_DMM_MIN_LEN = 14 + codec.OFF_DM_TXB + 8
+BURST_MAX = 1024
+"""Requests answered back to back before :func:`serve_blocking` does its bookkeeping (CCM, state, stop)."""
+
+
+def _answer_lean(responder: MepResponder, transport: RawTransport, until_ns: int, stop: threading.Event) -> None:
+    """Answer requests on a lean socket (:meth:`RawTransport._go_lean`) until a quiet ``until_ns``.
+
+    Returns once nothing arrived by ``until_ns``, after :data:`BURST_MAX` frames, when ``stop`` is set,
+    after any frame when CCM runs (its duty goes first), or when the responder has events. Untagged
+    unicast LBM and DMM of our level are answered in place in one preallocated buffer: ``recv_into``,
+    swap the MAC addresses, set the opcode (DMM: write the kernel RX time, fetched for DMM only, and the
+    TX time right before ``send``), ``send`` a view of it. Their per-peer counters are batched while the
+    same peer asks and flushed before anything else reads them (every other frame goes to
+    :meth:`MepResponder.handle` exactly as before, and the counters are exact whenever this returns).
+    """
+    sock = transport.sock
+    recv_into = sock.recv_into
+    send = sock.send
+    buf = bytearray(9216)
+    view = memoryview(buf)
+    mac = responder.mac
+    lbm_key = (ETH_P_CFM << 16) | (responder.level << 13) | _LBM
+    dmm_key = (ETH_P_CFM << 16) | (responder.level << 13) | _DMM
+    head = _HEAD.unpack_from
+    put_ts = codec.put_ts
+    time_ns = time.time_ns
+    last_rx_ns = transport.last_rx_ns
+    one_frame = responder.ccm is not None
+    src = bytes(6)
+    n_lbm = n_dmm = 0
+    frames = 0
+
+    def flush() -> None:
+        nonlocal n_lbm, n_dmm
+        if n_lbm or n_dmm:
+            responder.rx_from[src] += n_lbm + n_dmm
+            responder.tx_to[src] += n_lbm + n_dmm
+            if n_lbm:
+                responder._answered_by_op[_LBM] += n_lbm
+            if n_dmm:
+                responder._answered_by_op[_DMM] += n_dmm
+            n_lbm = n_dmm = 0
+
+    try:
+        while True:
+            try:
+                n = recv_into(buf)  # blocking, bounded by SO_RCVTIMEO (the transport's spin)
+            except OSError as exc:
+                if not isinstance(exc, (BlockingIOError, InterruptedError)) and exc.errno not in _LINK_GONE:
+                    raise
+                now = time_ns()
+                if now >= until_ns or stop.is_set():
+                    return
+                select.select([sock], [], [], (until_ns - now) / 1e9)
+                continue
+            frames += 1
+            key = head(buf, 12)[0] & _HEAD_MASK if n >= 22 and buf.startswith(mac) else 0
+            if key == lbm_key or (key == dmm_key and n >= _DMM_MIN_LEN):
+                if not buf.startswith(src, 6):
+                    flush()
+                    src = bytes(buf[6:12])
+                buf[0:6] = src
+                buf[6:12] = mac
+                if key == lbm_key:
+                    buf[15] = _LBR
+                    n_lbm += 1
+                else:
+                    buf[15] = _DMR
+                    put_ts(buf, 14 + codec.OFF_DM_RXF, last_rx_ns())
+                    put_ts(buf, 14 + codec.OFF_DM_TXB, time_ns())
+                    n_dmm += 1
+                try:
+                    send(view[:n], _MSG_DONTWAIT)
+                except OSError as exc:
+                    if not isinstance(exc, (BlockingIOError, InterruptedError)) and exc.errno != errno.ENOBUFS \
+                            and exc.errno not in _LINK_GONE:
+                        raise OamError(f"send on {transport.interface!r} failed: {exc}") from exc
+                    transport.send_errors += 1
+            else:
+                flush()
+                for reply, stamp_at in responder.handle(bytes(view[:n]), last_rx_ns()):
+                    transport.send(reply, stamp_at)
+            if one_frame or frames >= BURST_MAX or responder.events or stop.is_set():
+                return
+    finally:
+        flush()
 
 
 def write_state_file(path: Path) -> Callable[[dict[str, Any]], None]:
@@ -317,7 +416,7 @@ async def run_responder(
     """Serve one MEP on a raw socket until ``stop`` is set or SIGTERM/SIGINT arrives (then return cleanly)."""
     from interlude.oam.runner import run_in_thread_until_done
 
-    transport = RawTransport(interface, netns, tagged=vlan is not None)
+    transport = RawTransport(interface, netns, tagged=vlan is not None, lean_rx=True)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     installed: list[signal.Signals] = []

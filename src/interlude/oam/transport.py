@@ -39,6 +39,7 @@ import asyncio
 import contextlib
 import ctypes
 import errno
+import fcntl
 import functools
 import heapq
 import os
@@ -69,6 +70,8 @@ PACKET_MR_MULTICAST = 0
 PACKET_OUTGOING = 4
 PACKET_OTHERHOST = 3
 SO_TIMESTAMPNS = 35
+SIOCGSTAMPNS = 0x8907
+SKF_AD_PKTTYPE = 0xFFFFF004  # SKF_AD_OFF (-0x1000) + SKF_AD_PKTTYPE (4), as the unsigned BPF operand
 TP_STATUS_VLAN_VALID = 0x10
 TP_STATUS_VLAN_TPID_VALID = 0x40
 CLONE_NEWNET = 0x40000000
@@ -136,12 +139,27 @@ _CFM_FILTER = (
 )
 
 
+# Classic BPF for lean reads (untagged responder sockets): drop PACKET_OTHERHOST and PACKET_OUTGOING in the
+# kernel, so a plain recv_into (no source address) sees exactly what the address checks used to let through.
+_HOST_ONLY_FILTER = (
+    (0x20, 0, 0, SKF_AD_PKTTYPE),  # ld #pkttype
+    (0x15, 2, 0, PACKET_OTHERHOST),  # == OTHERHOST -> drop
+    (0x15, 1, 0, PACKET_OUTGOING),  # == OUTGOING -> drop
+    (0x06, 0, 0, 0x40000),  # accept
+    (0x06, 0, 0, 0),  # drop
+)
+
+
+def _attach_filter(sock: socket.socket, program: tuple[tuple[int, int, int, int], ...]) -> None:
+    code = b"".join(struct.pack("HBBI", *insn) for insn in program)
+    buf = ctypes.create_string_buffer(code)
+    fprog = struct.pack("HL", len(program), ctypes.addressof(buf))
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
+
+
 def _attach_cfm_filter(sock: socket.socket) -> None:
     """Let the kernel drop non-CFM frames before they reach Python (an ETH_P_ALL socket sees everything)."""
-    program = b"".join(struct.pack("HBBI", *insn) for insn in _CFM_FILTER)
-    buf = ctypes.create_string_buffer(program)
-    fprog = struct.pack("HL", len(_CFM_FILTER), ctypes.addressof(buf))
-    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
+    _attach_filter(sock, _CFM_FILTER)
 
 
 def open_cfm_socket(
@@ -244,7 +262,8 @@ class RawTransport:
     """Wait this long in a kernel read before sleeping in the event loop (0 disables)."""
 
     def __init__(self, interface: str, netns: str | None = None, *, tagged: bool = False,
-                 spin_ns: int | None = None) -> None:
+                 spin_ns: int | None = None, lean_rx: bool = False) -> None:
+        """``lean_rx`` (the responder's choice; untagged only, else ignored): see :meth:`_go_lean`."""
         self.interface = interface
         self.netns = netns
         self.tagged = tagged
@@ -252,6 +271,9 @@ class RawTransport:
         name = self.sock.getsockname()
         self.mac: bytes = bytes(name[4][:6])
         self._backlog: deque[tuple[bytes, int]] = deque()
+        self.lean_rx = False
+        if lean_rx and not tagged:
+            self._go_lean()
         self._waiter: asyncio.Future[None] | None = None
         self._reader_loop: asyncio.AbstractEventLoop | None = None
         self.send_errors = 0
@@ -267,6 +289,48 @@ class RawTransport:
     def now_ns(self) -> int:
         """``CLOCK_REALTIME``: the clock of the kernel RX timestamps."""
         return time.time_ns()
+
+    def _go_lean(self) -> None:
+        """Switch an untagged socket to lean reads: a plain ``recv_into``, RX time only when asked for.
+
+        Why: per request, ``recvmsg`` builds the source address (CPython looks the interface name up with a
+        ``SIOCGIFNAME`` ioctl, a second syscall per frame) and the timestamp cmsg (a list of tuples and a
+        bytes object), yet only DMM (and CCM/AIS) need the RX time and only the packet type is read from the
+        address. Lean reads drop both: a BPF filter makes the kernel discard ``PACKET_OUTGOING`` and
+        ``PACKET_OTHERHOST`` frames (what the address checks did), ``SO_TIMESTAMPNS`` is turned off, and
+        :meth:`last_rx_ns` asks for the *same* kernel RX timestamp of the last frame read with
+        ``SIOCGSTAMPNS`` (the kernel keeps stamping once the socket asked for it once). Frames queued
+        before the switch are read the old way into the backlog, so none is lost or misjudged.
+        """
+        _attach_filter(self.sock, _HOST_ONLY_FILTER)
+        with contextlib.suppress(OSError):  # ENOENT: nothing read yet; the call also enables stamping
+            fcntl.ioctl(self.sock.fileno(), SIOCGSTAMPNS, bytes(_TIMESPEC.size))
+        while (got := _read_frame(self.sock, self.tagged)) is not None:
+            self._backlog.append(got)
+        self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 0)
+        self.lean_rx = True
+
+    def last_rx_ns(self) -> int:
+        """Kernel RX time (realtime ns) of the last frame read from a lean socket (``SIOCGSTAMPNS``)."""
+        try:
+            sec, nsec = _TIMESPEC.unpack(fcntl.ioctl(self.sock.fileno(), SIOCGSTAMPNS, bytes(_TIMESPEC.size)))
+        except OSError:
+            return time.time_ns()
+        return int(sec) * 1_000_000_000 + int(nsec)
+
+    def _read_lean(self, flags: int = _MSG_DONTWAIT) -> tuple[bytes, int] | None:
+        try:
+            data = self.sock.recv(9216, flags)
+        except (BlockingIOError, InterruptedError):
+            return None
+        except OSError as exc:
+            if exc.errno in _LINK_GONE:
+                return None
+            raise
+        return data, self.last_rx_ns()
+
+    def _read_any(self, flags: int = _MSG_DONTWAIT) -> tuple[bytes, int] | None:
+        return self._read_lean(flags) if self.lean_rx else _read_frame(self.sock, self.tagged, flags)
 
     def send(self, frame: bytearray, stamp_at: int | None = None) -> int:
         """Stamp right before ``send()`` and transmit."""
@@ -294,9 +358,13 @@ class RawTransport:
             return self._backlog.popleft()
         remaining = until_ns - time.time_ns()
         if remaining <= 0:
-            return _read_frame(self.sock, self.tagged)
+            return self._read_any()
         if self.spin_ns > 0 and remaining > self.spin_ns:
-            if not self.tagged:  # the common case, inlined: one recvmsg, the timestamp, done
+            if self.lean_rx:
+                got = self._read_lean(0)
+                if got is not None:
+                    return got
+            elif not self.tagged:  # the common case, inlined: one recvmsg, the timestamp, done
                 try:
                     data, ancdata, _flags, addr = self._recvmsg(9216, _ANC_SIZE)
                 except (BlockingIOError, InterruptedError):
@@ -315,7 +383,7 @@ class RawTransport:
                 if got is not None:
                     return got
         while True:
-            got = _read_frame(self.sock, self.tagged)
+            got = self._read_any()
             if got is not None:
                 return got
             remaining = until_ns - time.time_ns()
@@ -399,7 +467,7 @@ class RawTransport:
         if self._backlog:
             return self._backlog.popleft()
         while True:
-            got = _read_frame(self.sock, self.tagged)
+            got = self._read_any()
             if got is not None:
                 return got
             remaining = (until_ns - time.time_ns()) / 1e9
