@@ -38,6 +38,7 @@ pytestmark = pytest.mark.lab
 
 BUNDLE = Path(__file__).resolve().parents[3] / "labs" / "two-site-eline"
 FAULTS = "/interlude/v1/faults"
+INVENTORY = "/mefApi/interlude/serviceInventory/v2"
 
 
 def _free_udp_port() -> int:
@@ -104,6 +105,24 @@ def _oper(client: TestClient[Any, Any], service_id: str) -> OperStatus:
     return oper
 
 
+def _states(body: Any) -> Iterator[str]:
+    if isinstance(body, dict):
+        for key, value in body.items():
+            if key == "operationalState" and isinstance(value, dict):
+                yield str(value.get("state"))
+            else:
+                yield from _states(value)
+    elif isinstance(body, list):
+        for value in body:
+            yield from _states(value)
+
+
+async def _api_oper(client: TestClient[Any, Any], service_id: str) -> set[str]:
+    resp = await client.get(f"{INVENTORY}/service/{service_id}", headers={"X-Interlude-Buyer": "sp-alpha"})
+    assert resp.status == 200, await resp.text()
+    return set(_states(await resp.json()))
+
+
 async def test_link_down_on_the_snmp_node_cuts_the_kernel_link_and_disables_the_eline(
     client: TestClient[Any, Any], lab: Lab
 ) -> None:
@@ -123,11 +142,13 @@ async def test_link_down_on_the_snmp_node_cuts_the_kernel_link_and_disables_the_
         # read back over SNMP (snmpd's IF-MIB), first by the fault's own refresh, else by the poll
         await _until(lambda: _oper(client, "ovc-1001") is OperStatus.DISABLED, 15)
         assert _oper(client, "ia-2001") is OperStatus.ENABLED  # the other service does not cross uni1
+        assert await _api_oper(client, "ovc-1001") == {"DISABLED"}  # and the Service Inventory API says so
     finally:
         deleted = await client.delete(f"{FAULTS}/{fault['id']}")
     assert deleted.status == 204
     assert sysfs(ns, "uni1", "carrier") == "1"
     await _until(lambda: _oper(client, "ovc-1001") is OperStatus.ENABLED, 15)
+    assert await _api_oper(client, "ovc-1001") == {"ENABLED"}
     assert await (await client.get(FAULTS)).json() == []
 
 
