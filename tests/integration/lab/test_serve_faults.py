@@ -7,6 +7,10 @@ through the registry (``snmp`` over the management network to the lab's snmpd, `
 really drops the kernel link (its carrier, as sysfs shows inside the namespace), the E-Line goes DISABLED in
 the inventory (read back over SNMP), and DELETE restores both; a ``delay`` on the NETCONF node's uplink
 inserts the relay at run time, and ping across the Internet Access service measures it.
+
+The tests without the ``lab`` marker check the hook's wiring without root: no hook on an emulated topology,
+None without a recorded running lab (so the fault API keeps its capability error), the lab's controller when
+one is recorded up.
 """
 
 from __future__ import annotations
@@ -33,8 +37,6 @@ from interlude.lab.builder import Lab
 from interlude.service.runtime import Runtime, RuntimeOptions
 from interlude.topology.model import NodeSpec
 from tests.support.lab import lab_unavailable, require_binaries, require_netns
-
-pytestmark = pytest.mark.lab
 
 BUNDLE = Path(__file__).resolve().parents[3] / "labs" / "two-site-eline"
 FAULTS = "/interlude/v1/faults"
@@ -123,6 +125,7 @@ async def _api_oper(client: TestClient[Any, Any], service_id: str) -> set[str]:
     return set(_states(await resp.json()))
 
 
+@pytest.mark.lab
 async def test_link_down_on_the_snmp_node_cuts_the_kernel_link_and_disables_the_eline(
     client: TestClient[Any, Any], lab: Lab
 ) -> None:
@@ -161,6 +164,7 @@ def _ping_ms(src_ns: str, dst: str, count: int = 15) -> float:
     return statistics.median(rtts)
 
 
+@pytest.mark.lab
 async def test_delay_on_the_netconf_node_measures_true(client: TestClient[Any, Any], lab: Lab) -> None:
     from tests.integration.lab.labkit import addr
 
@@ -188,7 +192,99 @@ async def test_delay_on_the_netconf_node_measures_true(client: TestClient[Any, A
     assert after < 3.0, after
 
 
+@pytest.mark.lab
 async def test_an_unknown_interface_is_the_same_422_as_before(client: TestClient[Any, Any]) -> None:
     resp = await client.post(FAULTS, json={"type": "linkDown", "node": "acc-netconf", "interface": "nope0"})
     assert resp.status == 422, await resp.text()
     assert "referenceNotFound" in await resp.text()
+
+
+# ----------------------------------------------------------------------------------------------- the hook, no root
+
+
+class _NoImpairment:
+    """An adapter that can do nothing (as a real SNMP/NETCONF device cannot impair its links)."""
+
+    kind = "snmp"
+
+    def __init__(self, node: NodeSpec, context: AdapterContext) -> None:
+        self.node = node
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        return frozenset()
+
+    async def open(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+
+def _bundle_topology() -> Any:
+    from interlude.topology.loader import load_topology
+
+    return load_topology(BUNDLE / "topology.yaml")
+
+
+def _record(folder: Path, status: str) -> None:
+    from interlude.lab.state import LabState, NodeState
+
+    state = LabState(name="two-site-eline", prefix="tse", state_dir=str(folder), subnet="10.250.0.0/24",
+                     status=status)  # type: ignore[arg-type]  # fmt: skip
+    state.nodes["acc-snmp"] = NodeState(name="acc-snmp", kind="snmp", namespace="iltse-acc-snmp")
+    state.save()
+
+
+def test_the_hook_answers_only_for_a_recorded_running_lab(tmp_path: Path) -> None:
+    from interlude.lab.impairments import LabImpairmentControl, impairment_control_for
+
+    context = AdapterContext(topology=_bundle_topology(), base_dir=BUNDLE, state_dir=tmp_path)
+    context.resources["lab-state-dir"] = tmp_path / "lab"
+    assert impairment_control_for("acc-snmp", context) is None  # no lab recorded
+    _record(tmp_path / "lab", "failed")
+    assert impairment_control_for("acc-snmp", context) is None  # recorded, not up
+    _record(tmp_path / "lab", "up")
+    ctl = impairment_control_for("acc-snmp", context)
+    assert isinstance(ctl, LabImpairmentControl) and ctl.state_dir == tmp_path / "lab"
+    assert impairment_control_for("acc-netconf", context) is None  # not a node of that lab
+    (tmp_path / "lab" / "state.json").write_text("{not json")
+    assert impairment_control_for("acc-snmp", context) is None  # unreadable: no impairments, no crash
+
+
+async def test_faults_route_through_the_hook_and_keep_the_capability_error_without_it(tmp_path: Path) -> None:
+    from interlude.errors import CapabilityError
+    from interlude.topology.model import Impairment
+
+    runtime = Runtime(_bundle_topology(), tmp_path / "f.db", base_dir=BUNDLE, state_dir=tmp_path,
+                      adapter_factory=_NoImpairment,
+                      options=RuntimeOptions(provision_seed=False, run_orders=False, run_notifier=False))  # fmt: skip
+    assert runtime.faults.impairment_fallback is not None  # some adapter lacks ImpairmentControl
+    runtime.context.resources["lab-state-dir"] = tmp_path / "no-lab"  # never a real lab of this name
+    await runtime.start()
+    try:
+        with pytest.raises(CapabilityError):  # no lab of this topology is up: as before
+            await runtime.faults.inject("linkDown", "acc-snmp", "uni1")
+        assert await runtime.faults.list() == []
+        applied: list[tuple[str, str, Impairment]] = []
+
+        class Recorder:
+            def __init__(self, node: str) -> None:
+                self.node = node
+
+            async def set_impairment(self, interface: str, impairment: Impairment) -> None:
+                applied.append((self.node, interface, impairment))
+
+        runtime.faults.impairment_fallback = Recorder
+        fault = await runtime.faults.inject("delay", "acc-netconf", "up1", delay_ms=7)
+        await runtime.faults.clear(fault.id)
+        assert applied == [("acc-netconf", "up1", Impairment(delay_ms=7)), ("acc-netconf", "up1", Impairment())]
+    finally:
+        await runtime.stop()
+
+
+def test_an_emulated_topology_gets_no_hook(tmp_path: Path) -> None:
+    from interlude.topology.loader import bundled_topology_path, load_topology
+
+    runtime = Runtime(load_topology(bundled_topology_path()), tmp_path / "e.db", state_dir=tmp_path)
+    assert runtime.faults.impairment_fallback is None  # every emulated adapter impairs by itself
