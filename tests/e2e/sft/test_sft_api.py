@@ -337,7 +337,7 @@ async def test_recurring_job_runs_every_period_until_its_end(client: Client) -> 
     assert max(r["actualStartDateTime"] for r in results) < final["requestedEndDateTime"]
 
 
-async def test_consecutive_synthetic_loss_runs_take_fresh_test_ids_and_see_no_loss(client: Client) -> None:
+async def test_consecutive_synthetic_loss_and_activation_runs_take_fresh_test_ids(client: Client) -> None:
     """Two syntheticLoss jobs on one service, back to back: each reports 0 loss, each with its own Test ID.
 
     A responder counts SLMs per (source MEP, Test ID); reusing the id would show the first run's frames as
@@ -363,7 +363,13 @@ async def test_consecutive_synthetic_loss_runs_take_fresh_test_ids_and_see_no_lo
             assert payload["framesReceived"] == 50, payload
             assert payload["frameLossRatio"] == 0.0, payload
             assert payload["forwardFrameLossRatio"] == 0.0 and payload["backwardFrameLossRatio"] == 0.0, payload
+        # A service activation runs a DMM and an SLM session per step: each takes its own Test ID too.
+        job = await create(client, job_body("serviceActivation", serviceActivation={"framesPerStep": 10}))
+        await wait_job(client, job["id"], ("completed",))
+        (sat,) = await results_of(client, job["id"])
+        steps = sat["serviceSpecificTestResultConfiguration"]["steps"]
+        assert all(s["frameLossRatio"] == 0.0 and s["backwardFrameLossRatio"] == 0.0 for s in steps), steps
     finally:
         adapter.run_oam = original  # type: ignore[method-assign]
-    assert len(seen) == 2 and len(set(seen)) == 2, seen
+    assert len(seen) == 2 + 2 * len(steps) and len(set(seen)) == len(seen), seen
     assert all(1 <= t < 2**31 for t in seen), seen
