@@ -106,16 +106,21 @@ class LossStats:
 
 
 def frame_loss(result: OamResult) -> LossStats:
-    """FLR over the session; forward FLR counts against frames sent, backward against frames that arrived."""
+    """FLR over the session; forward FLR counts against frames sent, backward against frames that arrived.
+
+    Loss counts derived from a responder's counters (SLM/LMM) can come out negative when that counter saw
+    more frames than this session sent (another initiator reusing the test id, a responder restart): that is
+    not negative loss, so the ratios are clamped to [0, 1] rather than reported as nonsense such as -1.
+    """
     sent = result.sent
     lost = max(0, sent - result.received)
     flr = lost / sent if sent else math.nan
     forward = backward = None
     if result.forward_lost is not None and sent:
-        forward = result.forward_lost / sent
+        forward = min(1.0, max(0, result.forward_lost) / sent)
     if result.backward_lost is not None and sent:
-        reached = sent - (result.forward_lost or 0)
-        backward = result.backward_lost / reached if reached > 0 else math.nan
+        reached = sent - max(0, result.forward_lost or 0)
+        backward = min(1.0, max(0, result.backward_lost) / reached) if reached > 0 else math.nan
     return LossStats(sent, result.received, flr, forward, backward)
 
 

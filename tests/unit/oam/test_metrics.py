@@ -40,6 +40,17 @@ def test_frame_loss_directional() -> None:
     assert lb.flr_forward_ratio is None and lb.flr_ratio == pytest.approx(0.1)
 
 
+def test_frame_loss_from_an_overcounting_responder_is_clamped_not_negative() -> None:
+    # the responder counted 200 frames for a test id this session sent 100 of (a reused test id)
+    result = OamResult(kind=OamKind.SYNTHETIC_LOSS, sent=100, received=100, forward_lost=-100, backward_lost=0)
+    loss = metrics.frame_loss(result)
+    assert loss.flr_forward_ratio == 0.0
+    assert loss.flr_backward_ratio == 0.0
+    assert metrics.frame_loss(
+        OamResult(kind=OamKind.SYNTHETIC_LOSS, sent=10, received=0, forward_lost=4, backward_lost=9)
+    ).flr_backward_ratio == 1.0
+
+
 def test_availability_sliding_windows() -> None:
     ok, bad = [True] * 10, [False] * 10
     stats = metrics.availability(ok + bad + ok + bad + bad + ok, frames_per_window=10, n_consecutive=2)
