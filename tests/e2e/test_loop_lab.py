@@ -6,7 +6,8 @@ kind: snmp, netconf, lab) with real frames, real counters and a real link cut.
   MEP's MD level and VLAN, as many as the job reports sent and received.
 * A PM counters job on the E-Line, with ping traffic crossing it: each interval's ``agg1:enni1`` data point
   equals the kernel's ``/sys/class/net/enni1/statistics`` delta over the interval's start/end (sampled every
-  few ms inside the namespace) within a few frames.
+  few ms inside the namespace): always inside the deltas of the interval narrowed/widened by 50 ms (the read
+  is not exactly at the reported time on a loaded box), and typically within 2 %.
 * A real link cut (``Lab.impair``, what ``interlude lab impair FILE agg1:dn2 --down`` runs: the far end goes
   admin-down, ``agg1:dn2`` loses carrier) raises exactly one alarm and exactly one clear at an SP listener
   registered on the alarm ``/hub`` over HTTP.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import signal
+import statistics
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -43,6 +45,7 @@ SFT = "/mefApi/interlude/serviceFunctionTesting/v3"
 PM = "/mefApi/interlude/performanceMonitoring/v5"
 AL = "/mefApi/interlude/alarmManagement/v3"
 ALPHA = {"X-Interlude-Buyer": "sp-alpha"}
+SLACK_S = 0.05  # how far from its reported interval bounds a counter read may be (scheduling on a loaded box)
 
 SAMPLER = """
 import sys, time
@@ -203,6 +206,11 @@ async def _sample(netns: str, ifname: str, seconds: float) -> list[tuple[float, 
     return rows
 
 
+def _delta(rows: list[tuple[float, list[int]]], t0: float, t1: float) -> list[int]:
+    """Kernel counter increments between ``t0`` and ``t1``."""
+    return [b - a for a, b in zip(_at(rows, t0), _at(rows, t1), strict=True)]
+
+
 def _at(rows: list[tuple[float, list[int]]], t: float) -> list[int]:
     """The kernel counters at time ``t`` (the last sample taken before it)."""
     i = bisect.bisect_right([r[0] for r in rows], t) - 1
@@ -237,6 +245,7 @@ async def test_pm_counters_equal_the_kernel_statistics(served: TestClient[Any, A
                 headers=ALPHA)  # fmt: skip
     listed = await _json(served, "GET", f"{PM}/performanceReport?performanceJobId={job['id']}", 200, headers=ALPHA)
     checked = busiest = 0
+    close: list[float] = []
     for entry in listed:
         report = await _json(served, "GET", f"{PM}/performanceReport/{entry['id']}", 200, headers=ALPHA)
         for content in report.get("reportContent") or []:
@@ -244,21 +253,24 @@ async def test_pm_counters_equal_the_kernel_statistics(served: TestClient[Any, A
                 start = parse_iso(item["measurementTime"]["measurementStartDate"])
                 end = parse_iso(item["measurementTime"]["measurementEndDate"])
                 assert start is not None and end is not None
-                if not (rows[0][0] < start.timestamp() and end.timestamp() < rows[-1][0]):
+                if not (rows[0][0] < start.timestamp() - SLACK_S and end.timestamp() + SLACK_S < rows[-1][0]):
                     continue  # outside the sampled window
                 point = next(d for d in item["measurementData"] if d.get("interface") == "agg1:enni1")
-                before, after = _at(rows, start.timestamp()), _at(rows, end.timestamp())
-                kernel = {k: a - b for k, a, b in zip(("inOctets", "outOctets", "inPackets", "outPackets"),
-                                                       after, before, strict=True)}  # fmt: skip
                 assert point["suspectFlag"] is False, point
-                for name in ("inPackets", "outPackets"):
-                    assert abs(point[name] - kernel[name]) <= 3, (name, point, kernel)
-                for name in ("inOctets", "outOctets"):
-                    assert abs(point[name] - kernel[name]) <= 3 * 120, (name, point, kernel)
+                t0, t1 = start.timestamp(), end.timestamp()
+                # The job reads the counters within a few ms of the times it reports; under load that is more.
+                # The kernel's delta over the interval widened/narrowed by SLACK_S at both ends brackets the
+                # value, and the exact interval's delta is close to it.
+                exact = _delta(rows, t0, t1)
+                low, high = _delta(rows, t0 + SLACK_S, t1 - SLACK_S), _delta(rows, t0 - SLACK_S, t1 + SLACK_S)
+                for i, name in enumerate(("inOctets", "outOctets", "inPackets", "outPackets")):
+                    assert low[i] <= point[name] <= high[i], (name, point, low, exact, high)
+                    close.append(abs(point[name] - exact[i]) / max(exact[i], 1))
                 checked += 1
-                busiest = max(busiest, kernel["inPackets"])
+                busiest = max(busiest, exact[2])
     assert checked >= 3, listed
-    assert busiest >= 50  # the intervals carried the ping traffic: equality is not about empty counters
+    assert busiest >= 100  # the intervals carried the ping traffic: equality is not about empty counters
+    assert statistics.median(close) <= 0.02, close  # typically exact within a frame or two
 
 
 # ----------------------------------------------------------------------------------------------- link cut
