@@ -32,6 +32,7 @@ import ctypes
 import importlib
 import json
 import os
+import re
 import select
 import socket
 import struct
@@ -52,6 +53,7 @@ from interlude.adapters.base import (
     Direction,
     EventKind,
     InterfaceState,
+    MepSpec,
     OamRequest,
     OamResult,
     OperState,
@@ -112,6 +114,7 @@ class LabAdapter:
         self._ccm_watcher: threading.Thread | None = None
         self._stop = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._mac_cache: dict[tuple[str, str], str | None] = {}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -474,6 +477,26 @@ class LabAdapter:
             return None
         return getattr(module, "run_oam_session", None)
 
+    def _remote_mep_mac(self, state: LabState, remote: MepSpec) -> str | None:
+        """The MAC of the port the remote MEP's responder listens on, when the lab runs that node.
+
+        Addressing the remote MEP by unicast (not the CFM group address) matters twice: only that MEP answers,
+        and a session to a unicast MAC ends as soon as every frame is answered, whereas a group-addressed one
+        must wait out its reply timeout (a 1 s DMM + SLM pair then took ~2.8 s, overrunning 1 s PM intervals).
+        """
+        key = (remote.node, remote.interface)
+        if key in self._mac_cache:
+            return self._mac_cache[key]
+        try:
+            rport = state.mep_port(remote.node, remote.interface)
+            out = shell.run(["ip", "-n", rport.netns, "-o", "link", "show", "dev", rport.ifname], timeout=5)
+        except (LookupError, InterludeError, OSError):
+            return None  # not a lab port we know: fall back to the group address
+        match = re.search(r"link/ether ([0-9a-f:]{17})", out)
+        mac = match.group(1) if match else None
+        self._mac_cache[key] = mac
+        return mac
+
     async def run_oam(self, request: OamRequest) -> OamResult:
         """Run one OAM session from a MEP of this node with the OAM engine's raw-socket runner."""
         runner = self._oam_runner()
@@ -482,8 +505,11 @@ class LabAdapter:
         self._check_name(request.mep.interface)
         state = await asyncio.to_thread(self._load_state)
         port = state.mep_port(self.node.name, request.mep.interface)
+        target = request.target_mac or (request.remote.mac if request.remote is not None else None)
+        if target is None and request.remote is not None:
+            target = await asyncio.to_thread(self._remote_mep_mac, state, request.remote)
         try:
-            result = await runner(request, netns=port.netns, interface=port.ifname)
+            result = await runner(request, netns=port.netns, interface=port.ifname, target_mac=target)
         except InterludeError:
             raise
         except (OSError, ValueError) as exc:

@@ -224,3 +224,26 @@ async def test_faults_api_loss_100_on_a_lab_link_is_201_and_drops_everything(
             resp = await client.delete(f"/interlude/v1/faults/{fault['id']}")
             assert resp.status == 204, await resp.text()
         assert await _loopback(pe1, lab, "up1") == 5
+
+
+async def test_sessions_address_the_remote_mep_by_unicast(
+    pe1: LabAdapter, lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A MEP spec without a MAC still reaches exactly the remote MEP: the lab resolves its port's MAC, so the
+    session ends when every frame is answered instead of waiting out the group-address reply timeout."""
+    real = LabAdapter._oam_runner()
+    seen: list[str | None] = []
+
+    async def spy(request: OamRequest, **kw: object) -> object:
+        seen.append(kw.get("target_mac"))  # type: ignore[arg-type]
+        return await real(request, **kw)
+
+    monkeypatch.setattr(LabAdapter, "_oam_runner", staticmethod(lambda: spy))
+    for kind in (OamKind.LOOPBACK, OamKind.DELAY, OamKind.SYNTHETIC_LOSS):
+        request = OamRequest(kind=kind, mep=_mep(lab, "a1"), remote=_mep(lab, "b1"), count=5, interval_s=0.02)
+        result = await asyncio.wait_for(pe1.run_oam(request), 20)
+        assert result.received == 5, kind
+    state = lab.require_state()
+    far = state.mep_port("pe2", "dn1")
+    far_mac = nsexec(far.netns, "cat", f"/sys/class/net/{far.ifname}/address").strip()
+    assert seen == [far_mac] * 3
