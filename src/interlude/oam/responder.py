@@ -305,8 +305,10 @@ BURST_MAX = 1024
 def _answer_lean(responder: MepResponder, transport: RawTransport, until_ns: int, stop: threading.Event) -> None:
     """Answer requests on a lean socket (:meth:`RawTransport._go_lean`) until a quiet ``until_ns``.
 
-    Returns once nothing arrived by ``until_ns``, after :data:`BURST_MAX` frames, when ``stop`` is set,
-    after any frame when CCM runs (its duty goes first), or when the responder has events. Untagged
+    Returns once nothing arrived by ``until_ns``, after :data:`BURST_MAX` frames, when ``stop`` is set (seen
+    between frames while waiting, and after any frame the generic path handled; a full burst at the fastest
+    rate takes ~20 ms, so a stop is seen well within :func:`serve_blocking`'s 100 ms), after any frame when
+    CCM runs (its duty goes first), or when the responder has events. Untagged
     unicast LBM and DMM of our level are answered in place in one preallocated buffer: ``recv_into``,
     swap the MAC addresses, set the opcode (DMM: write the kernel RX time, fetched for DMM only, and the
     TX time right before ``send``), ``send`` a view of it. Their per-peer counters are batched while the
@@ -325,10 +327,13 @@ def _answer_lean(responder: MepResponder, transport: RawTransport, until_ns: int
     put_ts = codec.put_ts
     time_ns = time.time_ns
     last_rx_ns = transport.last_rx_ns
-    one_frame = responder.ccm is not None
+    limit = 1 if responder.ccm is not None else BURST_MAX
     src = bytes(6)
+    reply_head = src + mac
     n_lbm = n_dmm = 0
     frames = 0
+    out_len = 0
+    out = view[:0]
 
     def flush() -> None:
         nonlocal n_lbm, n_dmm
@@ -359,8 +364,10 @@ def _answer_lean(responder: MepResponder, transport: RawTransport, until_ns: int
                 if not buf.startswith(src, 6):
                     flush()
                     src = bytes(buf[6:12])
-                buf[0:6] = src
-                buf[6:12] = mac
+                    reply_head = src + mac
+                buf[0:12] = reply_head
+                if n != out_len:
+                    out, out_len = view[:n], n
                 if key == lbm_key:
                     buf[15] = _LBR
                     n_lbm += 1
@@ -370,17 +377,19 @@ def _answer_lean(responder: MepResponder, transport: RawTransport, until_ns: int
                     put_ts(buf, 14 + codec.OFF_DM_TXB, time_ns())
                     n_dmm += 1
                 try:
-                    send(view[:n], _MSG_DONTWAIT)
+                    send(out, _MSG_DONTWAIT)
                 except OSError as exc:
                     if not isinstance(exc, (BlockingIOError, InterruptedError)) and exc.errno != errno.ENOBUFS \
                             and exc.errno not in _LINK_GONE:
                         raise OamError(f"send on {transport.interface!r} failed: {exc}") from exc
                     transport.send_errors += 1
-            else:
-                flush()
-                for reply, stamp_at in responder.handle(bytes(view[:n]), last_rx_ns()):
-                    transport.send(reply, stamp_at)
-            if one_frame or frames >= BURST_MAX or responder.events or stop.is_set():
+                if frames >= limit:
+                    return
+                continue
+            flush()
+            for reply, stamp_at in responder.handle(bytes(view[:n]), last_rx_ns()):
+                transport.send(reply, stamp_at)
+            if frames >= limit or responder.events or stop.is_set():
                 return
     finally:
         flush()
