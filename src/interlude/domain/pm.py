@@ -182,7 +182,13 @@ def soam_result(
 def counters_result(
     interface: str, before: CounterSample, after: CounterSample, speed_bps: int | None, interval_s: float
 ) -> dict[str, Any]:
-    """Per-interval counter deltas of one port (``COUNTERS_RESULT``); a counter reset marks the item suspect."""
+    """Per-interval counter deltas of one port (``COUNTERS_RESULT``); a counter reset marks the item suspect.
+
+    ``intervalSeconds`` and the utilisation use the span between the agent's own sample times when the adapter
+    reports them: an SNMP agent (net-snmp caches IF-MIB for ~3 s) can hand the same sample to two polls, and
+    dividing its deltas by our polling interval would swing between zero and three intervals' worth. An
+    interval in which the agent produced no fresh sample is marked suspect rather than reported as idle.
+    """
     fields = (
         "in_octets",
         "out_octets",
@@ -194,8 +200,14 @@ def counters_result(
         "out_discards",
     )
     names = ("inOctets", "outOctets", "inPackets", "outPackets", "inErrors", "outErrors", "inDiscards", "outDiscards")
-    out: dict[str, Any] = {"@type": COUNTERS_RESULT, "interface": interface, "intervalSeconds": round(interval_s, 3)}
     suspect = False
+    if before.sampled_at > 0 and after.sampled_at > 0:
+        span = after.sampled_at - before.sampled_at
+        if span > 0:
+            interval_s = span
+        else:
+            suspect = True  # the agent handed us the same sample again: no measurement for this interval
+    out: dict[str, Any] = {"@type": COUNTERS_RESULT, "interface": interface, "intervalSeconds": round(interval_s, 3)}
     for field, name in zip(fields, names, strict=True):
         delta = int(getattr(after, field)) - int(getattr(before, field))
         if delta < 0:

@@ -49,6 +49,19 @@ def test_counter_deltas_utilization_and_reset() -> None:
     assert reset["suspectFlag"] is True and reset["inOctets"] == 1000
 
 
+def test_counter_rates_use_the_agents_sample_times() -> None:
+    # an SNMP agent refreshed its cache 3 s apart although we polled at 1 s: 3 s worth of octets
+    before = CounterSample("uni1", 0, 0, 0, 0, sampled_at=100.0)
+    after = CounterSample("uni1", 375_000, 0, 300, 0, sampled_at=103.0)
+    r = counters_result("pe1:uni1", before, after, 1_000_000, 1.0)
+    assert conforms(r) == []
+    assert r["intervalSeconds"] == 3.0 and r["utilizationIn"] == pytest.approx(100.0)
+    assert r["suspectFlag"] is False
+    # the agent handed out the same sample again: no measurement, not an idle port
+    stale = counters_result("pe1:uni1", after, after, 1_000_000, 1.0)
+    assert stale["suspectFlag"] is True and stale["inOctets"] == 0
+
+
 def test_configuration_validation_paths() -> None:
     ok = {"@type": "urn:lso-interlude:pm:carrier-ethernet:configuration:v1", "tools": [{"tool": "SLM_SLR"}]}
     assert validate_configuration(ok, "/c") == []
