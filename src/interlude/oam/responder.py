@@ -251,8 +251,11 @@ def serve_blocking(
 ) -> None:
     """:func:`serve` for a raw socket in a worker thread: blocking kernel reads, no event-loop round trips.
 
-    The responder process runs this (via ``asyncio.to_thread`` in :func:`run_responder`) so each request costs
-    one ``recvmsg`` and one ``send``; ``stop`` is checked at least every 100 ms.
+    The responder process runs this (via ``asyncio.to_thread`` in :func:`run_responder`) on a lean socket
+    (``RawTransport(lean_rx=True)``), where :func:`_answer_lean` answers each request with one ``recv_into``
+    and one ``send`` (two syscalls; ``recvmsg`` on AF_PACKET costs three with CPython's address lookup);
+    other transports go through :meth:`RawTransport.read_until` frame by frame. ``stop`` is checked at least
+    every 100 ms.
     """
     last_state = transport.now_ns()
     if on_state is not None:

@@ -28,6 +28,12 @@ the exact header of a matching reply) and hands the per-frame TX / kernel RX tim
 frame that is one ``send`` of the same buffer with the sequence number patched in, one ``recvmsg_into`` a
 preallocated buffer and a byte compare, with no per-frame objects beyond what the socket calls return.
 
+The responder opens its untagged socket with ``lean_rx=True`` (:meth:`RawTransport._go_lean`): the kernel
+drops outgoing and other-host frames with a BPF filter, reads need no source address (CPython's
+``recvmsg``/``recvfrom`` on AF_PACKET spend an extra ``SIOCGIFNAME`` ioctl per frame building it) and no
+timestamp cmsg, and the kernel RX time of the last frame read is fetched with ``SIOCGSTAMPNS`` only when a
+frame needs it (DMM, CCM, AIS): the same timestamp ``SO_TIMESTAMPNS`` would have delivered.
+
 The in-memory :class:`EmulatedLink` connects an initiator transport to an in-process responder with
 programmable one-way delay, jitter and loss on a **virtual clock**: a 100-frame session at 100 ms interval
 completes in milliseconds of wall time while reporting exactly the delays and losses the path implies.
@@ -300,9 +306,13 @@ class RawTransport:
         ``PACKET_OTHERHOST`` frames (what the address checks did), ``SO_TIMESTAMPNS`` is turned off, and
         :meth:`last_rx_ns` asks for the *same* kernel RX timestamp of the last frame read with
         ``SIOCGSTAMPNS`` (the kernel keeps stamping once the socket asked for it once). Frames queued
-        before the switch are read the old way into the backlog, so none is lost or misjudged.
+        before the switch are read the old way into the backlog, so none is lost or misjudged. A kernel that
+        refuses the filter leaves the socket as it was (the responder then answers frame by frame).
         """
-        _attach_filter(self.sock, _HOST_ONLY_FILTER)
+        try:
+            _attach_filter(self.sock, _HOST_ONLY_FILTER)
+        except OSError:
+            return
         with contextlib.suppress(OSError):  # ENOENT: nothing read yet; the call also enables stamping
             fcntl.ioctl(self.sock.fileno(), SIOCGSTAMPNS, bytes(_TIMESPEC.size))
         while (got := _read_frame(self.sock, self.tagged)) is not None:
