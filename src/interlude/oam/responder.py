@@ -266,6 +266,15 @@ def serve_blocking(
             last_state = now
             on_state(responder.state())
         if responder.ccm is not None:
+            # frames already waiting go first: their kernel RX times predate `now`, and judging continuity
+            # before reading them raised a false LOC (and AIS) after a slow start or a scheduling stall
+            for _ in range(BURST_MAX):
+                waiting = transport.read_until(0)  # a past deadline: the backlog, else one non-blocking read
+                if waiting is None:
+                    break
+                for reply, stamp_at in responder.handle(*waiting):
+                    transport.send(reply, stamp_at)
+            now = transport.now_ns()
             ccm_frame, _ = responder.poll_ccm(now)
             if ccm_frame is not None:
                 transport.send(*ccm_frame)
