@@ -35,7 +35,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from interlude.domain.model import Service
-from interlude.errors import CapabilityError, InterludeError, NotFoundError, ValidationError
+from interlude.errors import CapabilityError, NotFoundError, ValidationError
 from interlude.service.bus import EventBus
 from interlude.service.fm_common import (
     BASE,
@@ -62,8 +62,13 @@ from interlude.service.ordering import ValidationErrors
 from interlude.service.testing_common import (
     between,
     check_window,
+    denial_of,
     fm_duration_s,
     now_iso,
+    owned_document,
+    scheduled_if_later,
+    task_document,
+    task_documents,
     visible_documents,
 )
 from interlude.service.testing_oam import (
@@ -169,18 +174,11 @@ class FmService(FmExecution):
             await self._track(tx, job_id=jid, buyer=svc.buyer, description="createFaultManagementJob",
                               source="client", request=body)  # fmt: skip
             await self.jobs.schedule(JOB_KIND, plan.due_at, {"job": jid, "run": 1}, key=f"{jid}:1", tx=tx)
-        if plan.due_at > time.time() + 0.5:
-            async with self.store.transaction() as tx:
-                current = await tx.get_document(JOBS, jid)
-                if current is not None and current.state == "acknowledged":
-                    await self._job_state(tx, current, "scheduled")
+        await scheduled_if_later(self.store, JOBS, jid, plan.due_at, self._job_state)
         return mef
 
     async def _job_doc(self, job_id: str, buyer: str | None) -> Document:
-        doc = await self.store.get_document(JOBS, job_id)
-        if doc is None or (buyer is not None and doc.buyer != buyer):
-            raise NotFoundError(f"no fault management job {job_id!r}")
-        return doc
+        return await owned_document(self.store, JOBS, job_id, buyer, "fault management job")
 
     async def get_job(self, job_id: str, buyer: str | None) -> dict[str, Any]:
         """``GET /faultManagementJob/{id}``."""
@@ -271,15 +269,7 @@ class FmService(FmExecution):
             await tx.put_document(Document(TASKS, tid, {"mef": mef}, buyer=job.buyer, state="acknowledged", key1=task,
                                            key2=job_id))  # fmt: skip
             await self._track(tx, job_id=job_id, buyer=job.buyer, description=kind, source="client", request=body)
-        denied: str | None
-        try:
-            denied = await (self._cancel(job) if task == "cancel" else self._modify(job, body, buyer))
-        except ValidationError as exc:
-            denied = f"{exc.property_path or ''} {exc}".strip()
-        except InterludeError as exc:
-            denied = str(exc)
-        except (KeyError, TypeError, AttributeError, ValueError) as exc:  # a malformed attribute in the request
-            denied = f"the request cannot be applied: {type(exc).__name__}: {exc}"
+        denied = await denial_of(self._cancel(job) if task == "cancel" else self._modify(job, body, buyer))
         state = "rejected" if denied else "completed"
         mef = {**mef, "state": state}
         if denied:
@@ -330,32 +320,18 @@ class FmService(FmExecution):
 
     async def get_task(self, task: str, task_id: str, buyer: str | None) -> dict[str, Any]:
         """``GET /{task}FaultManagementJob/{id}``."""
-        doc = await self.store.get_document(TASKS, task_id)
-        if doc is None or doc.key1 != task or (buyer is not None and doc.buyer != buyer):
-            raise NotFoundError(f"no {task}FaultManagementJob {task_id!r}")
-        return dict(doc.body["mef"])
+        return await task_document(self.store, TASKS, task, task_id, buyer, f"{task}FaultManagementJob")
 
     async def list_tasks(self, task: str, buyer: str | None, f: Mapping[str, str | None]) -> list[dict[str, Any]]:
         """``GET /{task}FaultManagementJob``."""
-        out = []
-        for doc in await visible_documents(self.store, TASKS, buyer, key1=task, key2=f.get("faultManagementJobId"),
-                                           state=f.get("state")):  # fmt: skip
-            mef = doc.body["mef"]
-            if f.get("faultManagementJobId") not in (None, doc.key2) or f.get("state") not in (None, doc.state):
-                continue
-            if not between(mef.get("creationDateTime"), f.get("creationDateTime.gt"), f.get("creationDateTime.lt")):
-                continue
-            out.append(mef)
-        return out
+        return await task_documents(self.store, TASKS, task, buyer, f, job_filter="faultManagementJobId",
+                                    created="creationDateTime")  # fmt: skip
 
     # Reports and tracking ---------------------------------------------------------------------------------
 
     async def get_report(self, report_id: str, buyer: str | None) -> dict[str, Any]:
         """``GET /faultManagementReport/{id}``."""
-        doc = await self.store.get_document(REPORTS, report_id)
-        if doc is None or (buyer is not None and doc.buyer != buyer):
-            raise NotFoundError(f"no fault management report {report_id!r}")
-        return dict(doc.body)
+        return dict((await owned_document(self.store, REPORTS, report_id, buyer, "fault management report")).body)
 
     async def list_reports(self, buyer: str | None, f: Mapping[str, str | None]) -> list[dict[str, Any]]:
         """``GET /faultManagementReport``: ``FaultManagementReport_Find`` items (no content)."""

@@ -22,6 +22,7 @@ from interlude.service.inventory import InventoryService
 from interlude.service.jobs import JobRunner
 from interlude.service.network import Network
 from interlude.service.testing_common import (
+    OamJobBase,
     now_iso,
 )
 from interlude.store.base import Document, Store, Transaction
@@ -115,8 +116,10 @@ def subset(query: Any, value: Any) -> bool:
     return bool(query == value)
 
 
-class FmBase:
-    """What every part of the FM service shares: the collaborators and the state/notification helpers."""
+class FmBase(OamJobBase):
+    """What every part of the FM service shares: collaborators (+ the bus, for LOC events), state, tracking."""
+
+    API = FM
 
     def __init__(
         self,
@@ -128,18 +131,10 @@ class FmBase:
         jobs: JobRunner,
         bus: EventBus,
     ) -> None:
-        self.store = store
-        self.hub = hub
-        self.inventory = inventory
-        self.network = network
-        self.topology = topology
-        self.jobs = jobs
+        super().__init__(store, hub, inventory, network, topology, jobs)
         self.bus = bus
 
     # Helpers ----------------------------------------------------------------------------------------------
-
-    async def _notify(self, tx: Transaction, event_type: str, payload: dict[str, Any], buyer: str | None) -> None:
-        await tx.add_outbox(await self.hub.messages(FM, event_type, payload, buyer))
 
     async def _track(self, tx: Transaction, *, job_id: str, buyer: str | None, description: str, source: str,
                      request: Any = None, report_id: str | None = None) -> None:  # fmt: skip

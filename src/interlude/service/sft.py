@@ -37,7 +37,6 @@ from typing import Any
 from interlude.domain.model import Service
 from interlude.errors import (
     CapabilityError,
-    InterludeError,
     NotFoundError,
     ValidationError,
 )
@@ -67,9 +66,14 @@ from interlude.service.sft_run import SftExecution
 from interlude.service.testing_common import (
     between,
     check_window,
+    denial_of,
     iso_at,
     now_iso,
+    owned_document,
+    scheduled_if_later,
     sft_duration_s,
+    task_document,
+    task_documents,
     visible_documents,
 )
 from interlude.service.testing_oam import (
@@ -271,11 +275,7 @@ class SftService(SftExecution):
             if profile_id is not None:
                 await self._assign_profile(tx, profile_id)
             await self.jobs.schedule(JOB_KIND, plan.due_at, {"job": jid, "run": 1}, key=f"{jid}:1", tx=tx)
-        if plan.due_at > time.time() + 0.5:
-            async with self.store.transaction() as tx:
-                current = await tx.get_document(JOBS, jid)
-                if current is not None and current.state == "acknowledged":
-                    await self._job_state(tx, current, "scheduled")
+        await scheduled_if_later(self.store, JOBS, jid, plan.due_at, self._job_state)
         return mef
 
     async def _assign_profile(self, tx: Transaction, profile_id: str) -> None:
@@ -289,10 +289,7 @@ class SftService(SftExecution):
                            {"id": pdoc.id, "href": mef["href"], "lifecycleState": "assigned"}, pdoc.buyer)  # fmt: skip
 
     async def _job_doc(self, job_id: str, buyer: str | None) -> Document:
-        doc = await self.store.get_document(JOBS, job_id)
-        if doc is None or (buyer is not None and doc.buyer != buyer):
-            raise NotFoundError(f"no test job {job_id!r}")
-        return doc
+        return await owned_document(self.store, JOBS, job_id, buyer, "test job")
 
     async def get_job(self, job_id: str, buyer: str | None) -> dict[str, Any]:
         """``GET /testJob/{id}``."""
@@ -324,10 +321,7 @@ class SftService(SftExecution):
 
     async def get_result(self, result_id: str, buyer: str | None) -> dict[str, Any]:
         """``GET /testResult/{id}``."""
-        doc = await self.store.get_document(RESULTS, result_id)
-        if doc is None or (buyer is not None and doc.buyer != buyer):
-            raise NotFoundError(f"no test result {result_id!r}")
-        return dict(doc.body)
+        return dict((await owned_document(self.store, RESULTS, result_id, buyer, "test result")).body)
 
     async def list_results(self, buyer: str | None, f: Mapping[str, str | None]) -> list[dict[str, Any]]:
         """``GET /testResult``: ``TestResult_Common`` items."""
@@ -386,15 +380,7 @@ class SftService(SftExecution):
         async with self.store.transaction() as tx:
             await tx.put_document(Document(TASKS, tid, {"mef": mef}, buyer=job.buyer, state="acknowledged", key1=task,
                                            key2=job_id))  # fmt: skip
-        denied: str | None
-        try:
-            denied = await self._apply_task(task, job_id, body, buyer)
-        except ValidationError as exc:
-            denied = f"{exc.property_path or ''} {exc}".strip()
-        except InterludeError as exc:
-            denied = str(exc)
-        except (KeyError, TypeError, AttributeError, ValueError) as exc:  # a malformed attribute in the request
-            denied = f"the request cannot be applied: {type(exc).__name__}: {exc}"
+        denied = await denial_of(self._apply_task(task, job_id, body, buyer))
         state = "rejected" if denied else "accepted"
         attr, event = TASK_ATTR[task]
         mef = {**mef, "state": state}
@@ -470,20 +456,8 @@ class SftService(SftExecution):
 
     async def get_task(self, task: str, task_id: str, buyer: str | None) -> dict[str, Any]:
         """``GET /{task}TestJob/{id}``."""
-        doc = await self.store.get_document(TASKS, task_id)
-        if doc is None or doc.key1 != task or (buyer is not None and doc.buyer != buyer):
-            raise NotFoundError(f"no {task_path(task)} {task_id!r}")
-        return dict(doc.body["mef"])
+        return await task_document(self.store, TASKS, task, task_id, buyer, task_path(task))
 
     async def list_tasks(self, task: str, buyer: str | None, f: Mapping[str, str | None]) -> list[dict[str, Any]]:
         """``GET /{task}TestJob`` (testJobId, state, creationDate.gt/lt)."""
-        out = []
-        for doc in await visible_documents(self.store, TASKS, buyer, key1=task, key2=f.get("testJobId"),
-                                           state=f.get("state")):  # fmt: skip
-            mef = doc.body["mef"]
-            if f.get("testJobId") not in (None, doc.key2) or f.get("state") not in (None, doc.state):
-                continue
-            if not between(mef.get("creationDate"), f.get("creationDate.gt"), f.get("creationDate.lt")):
-                continue
-            out.append(mef)
-        return out
+        return await task_documents(self.store, TASKS, task, buyer, f, job_filter="testJobId", created="creationDate")

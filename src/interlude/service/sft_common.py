@@ -13,15 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from interlude.adapters.base import OamKind
-from interlude.service.hub import HubService, NotifyingApi, register_api
-from interlude.service.inventory import InventoryService, service_href
-from interlude.service.jobs import JobRunner
-from interlude.service.network import Network
+from interlude.service.hub import NotifyingApi, register_api
+from interlude.service.inventory import service_href
 from interlude.service.testing_common import (
+    OamJobBase,
     now_iso,
 )
-from interlude.store.base import Document, Store, Transaction
-from interlude.topology.model import Topology
+from interlude.store.base import Document, Transaction
 
 log = logging.getLogger(__name__)
 
@@ -108,29 +106,12 @@ def service_ref(service_id: str) -> dict[str, str]:
     return {"id": service_id, "href": service_href(service_id)}
 
 
-class SftBase:
-    """What every part of the SFT service shares: the collaborators and the state/notification helpers."""
+class SftBase(OamJobBase):
+    """What every part of the SFT service shares: the collaborators (:class:`OamJobBase`) and job states."""
 
-    def __init__(
-        self,
-        store: Store,
-        hub: HubService,
-        inventory: InventoryService,
-        network: Network,
-        topology: Topology,
-        jobs: JobRunner,
-    ) -> None:
-        self.store = store
-        self.hub = hub
-        self.inventory = inventory
-        self.network = network
-        self.topology = topology
-        self.jobs = jobs
+    API = SFT
 
-    # Notifications ----------------------------------------------------------------------------------------
-
-    async def _notify(self, tx: Transaction, event_type: str, payload: dict[str, Any], buyer: str | None) -> None:
-        await tx.add_outbox(await self.hub.messages(SFT, event_type, payload, buyer))
+    # Job state --------------------------------------------------------------------------------------------
 
     async def _job_state(self, tx: Transaction, doc: Document, state: str, **changes: Any) -> Document:
         """Store a job with a new state (and other changes) plus its state change event when it changed."""

@@ -1,4 +1,4 @@
-"""Small pieces SFT and FM share: time handling, buyer-visible document pages, durations.
+"""Small pieces SFT and FM share: times, buyer-visible document pages, durations, tasks, :class:`OamJobBase`.
 
 Both APIs keep their entities as generic store documents (``interlude.store`` ``documents`` table): the MEF
 body as the entity shows it under ``body["mef"]`` and our bookkeeping under ``body["internal"]``. Lists
@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from interlude.domain.model import iso, parse_iso, utcnow
-from interlude.errors import ValidationError
-from interlude.store.base import Document, Store
+from interlude.errors import InterludeError, NotFoundError, ValidationError
+from interlude.service.hub import HubService, NotifyingApi
+from interlude.service.inventory import InventoryService
+from interlude.service.jobs import JobRunner
+from interlude.service.network import Network
+from interlude.store.base import Document, Store, Transaction
+from interlude.topology.model import Topology
 
 SCAN_PAGE = 1000
 PAST_TOLERANCE_S = 60.0
@@ -143,3 +148,106 @@ def next_run(start: float, period_s: float, run: int, now: float | None = None) 
         k = math.ceil((now - start) / period_s)
         nxt, due = k + 1, start + k * period_s
     return nxt, due
+
+
+async def owned_document(store: Store, collection: str, doc_id: str, buyer: str | None, what: str) -> Document:
+    """The document ``doc_id`` of ``collection`` when the buyer owns it (any for the operator); 404 otherwise.
+
+    Buyer-less documents are NOT visible here (unlike :func:`visible_documents`): jobs, reports and results
+    always belong to the buyer of their service, so one without that buyer is someone else's.
+    """
+    doc = await store.get_document(collection, doc_id)
+    if doc is None or (buyer is not None and doc.buyer != buyer):
+        raise NotFoundError(f"no {what} {doc_id!r}")
+    return doc
+
+
+async def task_document(store: Store, collection: str, task: str, task_id: str, buyer: str | None,
+                        kind: str) -> dict[str, Any]:  # fmt: skip
+    """``GET /{task}...Job/{id}`` of either API: the task's MEF body (404 for another task kind or buyer)."""
+    doc = await store.get_document(collection, task_id)
+    if doc is None or doc.key1 != task or (buyer is not None and doc.buyer != buyer):
+        raise NotFoundError(f"no {kind} {task_id!r}")
+    return dict(doc.body["mef"])
+
+
+async def task_documents(store: Store, collection: str, task: str, buyer: str | None, f: Mapping[str, str | None],
+                         *, job_filter: str, created: str) -> list[dict[str, Any]]:  # fmt: skip
+    """``GET /{task}...Job`` of either API: filters ``job_filter`` (the job id), ``state`` and ``created``.gt/lt.
+
+    Task documents keep the task kind in ``key1`` and the job id in ``key2`` in both APIs; only the names of
+    the job id filter and of the creation date attribute differ (FM ``creationDateTime``, SFT ``creationDate``).
+    """
+    out = []
+    for doc in await visible_documents(store, collection, buyer, key1=task, key2=f.get(job_filter),
+                                       state=f.get("state")):  # fmt: skip
+        mef = doc.body["mef"]
+        if f.get(job_filter) not in (None, doc.key2) or f.get("state") not in (None, doc.state):
+            continue
+        if not between(mef.get(created), f.get(f"{created}.gt"), f.get(f"{created}.lt")):
+            continue
+        out.append(mef)
+    return out
+
+
+JobStateSetter = Callable[[Transaction, Document, str], Awaitable[Document]]
+
+
+async def scheduled_if_later(store: Store, collection: str, job_id: str, due_at: float,
+                             job_state: JobStateSetter) -> None:  # fmt: skip
+    """After a create: a job whose first run is not due now moves ``acknowledged`` -> ``scheduled``.
+
+    A separate transaction from the create on purpose: the create event goes out first, then the state change
+    (a runner that already picked the job up has moved it on, and then nothing changes here).
+    """
+    if due_at > time.time() + 0.5:
+        async with store.transaction() as tx:
+            current = await tx.get_document(collection, job_id)
+            if current is not None and current.state == "acknowledged":
+                await job_state(tx, current, "scheduled")
+
+
+async def denial_of(apply: Awaitable[str | None]) -> str | None:
+    """Run a task's decision; returns why it is denied (None when carried out).
+
+    A task resource is decided at once and never fails as an HTTP request: a validation problem, any of our
+    errors or a malformed attribute of the request becomes the denial reason the task is stored with.
+    """
+    try:
+        return await apply
+    except ValidationError as exc:
+        return f"{exc.property_path or ''} {exc}".strip()
+    except InterludeError as exc:
+        return str(exc)
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:  # a malformed attribute in the request
+        return f"the request cannot be applied: {type(exc).__name__}: {exc}"
+
+
+class OamJobBase:
+    """The collaborators every part of the SFT and FM services holds, and their notification helper.
+
+    Subclasses set :attr:`API` (the notifying API their events go out under). Job state changes stay in the
+    subclasses on purpose: the two APIs name the modification time differently (FM ``lastTimeModified``, SFT
+    ``lastModifiedDate``), FM may replace the job's internal part in the same write, and the events differ.
+    """
+
+    API: ClassVar[NotifyingApi]
+
+    def __init__(
+        self,
+        store: Store,
+        hub: HubService,
+        inventory: InventoryService,
+        network: Network,
+        topology: Topology,
+        jobs: JobRunner,
+    ) -> None:
+        self.store = store
+        self.hub = hub
+        self.inventory = inventory
+        self.network = network
+        self.topology = topology
+        self.jobs = jobs
+
+    async def _notify(self, tx: Transaction, event_type: str, payload: dict[str, Any], buyer: str | None) -> None:
+        await tx.add_outbox(await self.hub.messages(self.API, event_type, payload, buyer))
