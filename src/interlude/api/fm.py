@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from interlude.api.common import (
     RUNTIME,
@@ -21,16 +21,15 @@ from interlude.api.common import (
     buyer_of,
     hub_routes,
     json_response,
-    page_response,
     parse_model,
     read_json,
 )
+from interlude.api.testing_routes import Wire as _Wire
+from interlude.api.testing_routes import filters as _filters
+from interlude.api.testing_routes import page as _page
+from interlude.api.testing_routes import task_routes
 from interlude.service.fm import BASE, FM, FmService
 from interlude.service.testing_extension import extension
-
-
-class _Wire(BaseModel):
-    model_config = ConfigDict(extra="allow")
 
 
 class _Duration(_Wire):
@@ -75,15 +74,6 @@ class TaskIn(_Wire):
 
 def _svc(request: web.Request) -> FmService:
     return extension(request.app[RUNTIME]).fm
-
-
-def _page(q: Query, items: list[dict[str, Any]]) -> web.Response:
-    offset, limit, throttled = q.page()
-    return page_response(items[offset : offset + limit], len(items), offset, throttled)
-
-
-def _filters(q: Query, names: tuple[str, ...]) -> dict[str, str | None]:
-    return {n: (q.date(n) if n.endswith((".gt", ".lt")) else q.text(n)) for n in names}
 
 
 JOB_FILTERS = (
@@ -143,24 +133,8 @@ TASK_FILTERS = ("faultManagementJobId", "state", "creationDateTime.gt", "creatio
 
 
 def _task_routes(task: str) -> list[web.RouteDef]:
-    path = f"{BASE}/{task}FaultManagementJob"
-
-    async def create(request: web.Request) -> web.StreamResponse:
-        body = await read_json(request)
-        parse_model(TaskIn, body)
-        mef = await _svc(request).create_task(task, dict(body), buyer_of(request))
-        return json_response(mef, status=201, headers={"Location": mef["href"]})
-
-    async def listing(request: web.Request) -> web.StreamResponse:
-        q = Query(request, TASK_FILTERS)
-        q.enum("state", ["acknowledged", "completed", "inProgress", "rejected"])
-        return _page(q, await _svc(request).list_tasks(task, buyer_of(request), _filters(q, TASK_FILTERS)))
-
-    async def retrieve(request: web.Request) -> web.StreamResponse:
-        Query(request, ())
-        return json_response(await _svc(request).get_task(task, request.match_info["id"], buyer_of(request)))
-
-    return [web.post(path, create), web.get(path, listing), web.get(f"{path}/{{id}}", retrieve)]
+    return task_routes(f"{BASE}/{task}FaultManagementJob", task, TaskIn,
+                       ["acknowledged", "completed", "inProgress", "rejected"], TASK_FILTERS, _svc)  # fmt: skip
 
 
 REPORT_FILTERS = (

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from aiohttp import web
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, Field
 
 from interlude.api.common import (
     RUNTIME,
@@ -21,16 +21,15 @@ from interlude.api.common import (
     buyer_of,
     hub_routes,
     json_response,
-    page_response,
     parse_model,
     read_json,
 )
+from interlude.api.testing_routes import Wire as _Wire
+from interlude.api.testing_routes import filters as _filters
+from interlude.api.testing_routes import page as _page
+from interlude.api.testing_routes import task_routes
 from interlude.service.sft import BASE, SFT, TASK_TYPES, SftService, task_path
 from interlude.service.testing_extension import extension
-
-
-class _Wire(BaseModel):
-    model_config = ConfigDict(extra="allow")
 
 
 class _Ref(_Wire):
@@ -100,15 +99,6 @@ def _svc(request: web.Request) -> SftService:
     return extension(request.app[RUNTIME]).sft
 
 
-def _page(request: web.Request, q: Query, items: list[dict[str, Any]]) -> web.Response:
-    offset, limit, throttled = q.page()
-    return page_response(items[offset : offset + limit], len(items), offset, throttled)
-
-
-def _filters(q: Query, names: tuple[str, ...]) -> dict[str, str | None]:
-    return {n: (q.date(n) if n.endswith((".gt", ".lt")) else q.text(n)) for n in names}
-
-
 def _raw(body: Any) -> dict[str, Any]:
     """The JSON body as sent (dates unchanged, for the echo rule)."""
     return dict(body)
@@ -132,7 +122,7 @@ async def create_profile(request: web.Request) -> web.StreamResponse:
 async def list_profiles(request: web.Request) -> web.StreamResponse:
     """``GET /testProfile``."""
     q = Query(request, PROFILE_FILTERS)
-    return _page(request, q, await _svc(request).list_profiles(buyer_of(request), _filters(q, PROFILE_FILTERS)))
+    return _page(q, await _svc(request).list_profiles(buyer_of(request), _filters(q, PROFILE_FILTERS)))
 
 
 async def get_profile(request: web.Request) -> web.StreamResponse:
@@ -175,7 +165,7 @@ async def create_job(request: web.Request) -> web.StreamResponse:
 async def list_jobs(request: web.Request) -> web.StreamResponse:
     """``GET /testJob``."""
     q = Query(request, JOB_FILTERS)
-    return _page(request, q, await _svc(request).list_jobs(buyer_of(request), _filters(q, JOB_FILTERS)))
+    return _page(q, await _svc(request).list_jobs(buyer_of(request), _filters(q, JOB_FILTERS)))
 
 
 async def get_job(request: web.Request) -> web.StreamResponse:
@@ -196,7 +186,7 @@ RESULT_FILTERS = (
 async def list_results(request: web.Request) -> web.StreamResponse:
     """``GET /testResult``."""
     q = Query(request, RESULT_FILTERS)
-    return _page(request, q, await _svc(request).list_results(buyer_of(request), _filters(q, RESULT_FILTERS)))
+    return _page(q, await _svc(request).list_results(buyer_of(request), _filters(q, RESULT_FILTERS)))
 
 
 async def get_result(request: web.Request) -> web.StreamResponse:
@@ -211,24 +201,8 @@ TASK_FILTERS = ("testJobId", "state", "creationDate.gt", "creationDate.lt")
 
 
 def _task_routes(task: str) -> list[web.RouteDef]:
-    path = f"{BASE}/{task_path(task)}"
-
-    async def create(request: web.Request) -> web.StreamResponse:
-        body = await read_json(request)
-        parse_model(TaskIn, body)
-        mef = await _svc(request).create_task(task, _raw(body), buyer_of(request))
-        return json_response(mef, status=201, headers={"Location": mef["href"]})
-
-    async def listing(request: web.Request) -> web.StreamResponse:
-        q = Query(request, TASK_FILTERS)
-        q.enum("state", ["accepted", "acknowledged", "rejected"])
-        return _page(request, q, await _svc(request).list_tasks(task, buyer_of(request), _filters(q, TASK_FILTERS)))
-
-    async def retrieve(request: web.Request) -> web.StreamResponse:
-        Query(request, ())
-        return json_response(await _svc(request).get_task(task, request.match_info["id"], buyer_of(request)))
-
-    return [web.post(path, create), web.get(path, listing), web.get(f"{path}/{{id}}", retrieve)]
+    return task_routes(f"{BASE}/{task_path(task)}", task, TaskIn, ["accepted", "acknowledged", "rejected"],
+                       TASK_FILTERS, _svc)  # fmt: skip
 
 
 def routes() -> list[web.RouteDef]:
