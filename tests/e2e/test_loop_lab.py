@@ -28,16 +28,13 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from interlude.adapters.base import Adapter, AdapterContext
-from interlude.adapters.registry import create_adapter
 from interlude.api.app import create_app
 from interlude.domain.model import parse_iso
 from interlude.lab.builder import Lab
-from interlude.service.runtime import Runtime, RuntimeOptions
 from interlude.sp import SpListener
 from interlude.sp.listener import ReceivedEvent
-from interlude.topology.model import Impairment, NodeSpec
-from tests.support.lab import lab_unavailable, require_binaries, require_netns
+from interlude.topology.model import Impairment
+from tests.integration.lab.bundle import bundle_lab_up, lab_runtime
 
 pytestmark = pytest.mark.lab
 
@@ -68,32 +65,12 @@ print("\\n".join(out))
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    require_netns()
-    require_binaries("snmpd", "sshd", "netconfd", "ssh-keygen", "tshark", "ping")
-    from tests.integration.lab.labkit import leftovers
-    from tests.integration.lab.test_serve_faults import bundle_lab
-
-    built = bundle_lab(tmp_path_factory.mktemp("loop-lab"))
-    try:
-        built.up()
-    except Exception as exc:
-        lab_unavailable(f"the two-site-eline lab did not come up: {exc}")
-    try:
-        yield built
-    finally:
-        built.down()
-        assert leftovers(built.pfx) == []
+    yield from bundle_lab_up(tmp_path_factory.mktemp("loop-lab"), "tshark", "ping", own_trap_port=True)
 
 
 @pytest.fixture
 async def served(lab: Lab, tmp_path: Path) -> AsyncIterator[TestClient[Any, Any]]:
-    def factory(node: NodeSpec, context: AdapterContext) -> Adapter:
-        context.resources["lab-state-dir"] = lab.folder
-        return create_adapter(node, context)  # by kind, as `interlude serve` does
-
-    options = RuntimeOptions(notify_base_delay_s=0.05, poll_interval_s=0.5, provision_seed=False, run_orders=False)
-    runtime = Runtime(lab.topology, tmp_path / "loop.db", base_dir=lab.base_dir, state_dir=tmp_path,
-                      adapter_factory=factory, options=options)  # fmt: skip
+    runtime = lab_runtime(lab, tmp_path, "loop.db", by_kind=True)  # by kind, as `interlude serve` does
     async with TestClient(TestServer(create_app(runtime))) as c:
         yield c
 

@@ -9,67 +9,35 @@ continuity job publish :class:`ContinuityLost`, and :class:`ContinuityRestored` 
 from __future__ import annotations
 
 import asyncio
-import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from aiohttp.test_utils import TestClient, TestServer
 
-from interlude.adapters.base import Adapter, AdapterContext
 from interlude.api.app import create_app
 from interlude.api.common import RUNTIME as RUNTIME_KEY
 from interlude.domain.fm import ContinuityLost, ContinuityRestored
 from interlude.lab.builder import Lab
-from interlude.service.runtime import Runtime, RuntimeOptions
-from interlude.topology.model import NodeSpec
 from tests.e2e.conftest import ALPHA
 from tests.e2e.sft.defs import sft_api
 from tests.e2e.sft.test_sft_api import SFT, job_body
-from tests.support.lab import lab_unavailable, require_binaries, require_netns
+from tests.integration.lab.bundle import bundle_lab_up, lab_runtime
 
 pytestmark = pytest.mark.lab
 
-BUNDLE = Path(__file__).resolve().parents[3] / "labs" / "two-site-eline"
 FM = "/mefApi/interlude/faultManagement/v3"
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    require_netns()
-    require_binaries("snmpd", "sshd", "netconfd", "ssh-keygen")
-    from tests.integration.lab.labkit import leftovers, make_lab
-
-    tmp = tmp_path_factory.mktemp("sft-lab")
-    shutil.copytree(BUNDLE / "secrets", tmp / "secrets", ignore=shutil.ignore_patterns("netconf_ed25519*"))
-    raw = yaml.safe_load((BUNDLE / "topology.yaml").read_text())
-    for node in raw["nodes"].values():
-        node.pop("address", None)
-    built = make_lab(raw, tmp)
-    try:
-        built.up()
-    except Exception as exc:
-        lab_unavailable(f"the two-site-eline lab did not come up: {exc}")
-    try:
-        yield built
-    finally:
-        built.down()
-        assert leftovers(built.pfx) == []
+    yield from bundle_lab_up(tmp_path_factory.mktemp("sft-lab"))
 
 
 @pytest.fixture
 async def client(lab: Lab, tmp_path: Path) -> AsyncIterator[TestClient[Any, Any]]:
-    from interlude.adapters.lab import LabAdapter
-
-    def factory(node: NodeSpec, context: AdapterContext) -> Adapter:
-        context.resources["lab-state-dir"] = lab.folder
-        return LabAdapter(node, context)
-
-    options = RuntimeOptions(notify_base_delay_s=0.05, poll_interval_s=0.5, provision_seed=False, run_orders=False)
-    runtime = Runtime(lab.topology, tmp_path / "lab.db", base_dir=lab.base_dir, state_dir=tmp_path,
-                      adapter_factory=factory, options=options)  # fmt: skip
+    runtime = lab_runtime(lab, tmp_path, "lab.db", by_kind=False)
     async with TestClient(TestServer(create_app(runtime))) as c:
         yield c
 

@@ -17,78 +17,35 @@ from __future__ import annotations
 
 import asyncio
 import re
-import shutil
-import socket
 import statistics
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from aiohttp.test_utils import TestClient, TestServer
 
-from interlude.adapters.base import Adapter, AdapterContext, Capability
-from interlude.adapters.registry import create_adapter
+from interlude.adapters.base import AdapterContext, Capability
 from interlude.api.app import create_app
 from interlude.api.common import RUNTIME as RUNTIME_KEY
 from interlude.domain.model import OperStatus
 from interlude.lab.builder import Lab
 from interlude.service.runtime import Runtime, RuntimeOptions
 from interlude.topology.model import NodeSpec
-from tests.support.lab import lab_unavailable, require_binaries, require_netns
+from tests.integration.lab.bundle import BUNDLE, bundle_lab_up, lab_runtime
 
-BUNDLE = Path(__file__).resolve().parents[3] / "labs" / "two-site-eline"
 FAULTS = "/interlude/v1/faults"
 INVENTORY = "/mefApi/interlude/serviceInventory/v2"
 
 
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("0.0.0.0", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def bundle_lab(tmp: Path) -> Lab:
-    """The bundle with this run's prefix/subnet, its own trap port, and addresses left to the lab."""
-    from tests.integration.lab.labkit import make_lab
-
-    shutil.copytree(BUNDLE / "secrets", tmp / "secrets", ignore=shutil.ignore_patterns("netconf_ed25519*"))
-    raw = yaml.safe_load((BUNDLE / "topology.yaml").read_text())
-    for node in raw["nodes"].values():
-        node.pop("address", None)
-    raw["kinds"]["snmp"]["settings"]["trap_listen"] = f"0.0.0.0:{_free_udp_port()}"
-    return make_lab(raw, tmp)
-
-
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    require_netns()
-    require_binaries("snmpd", "sshd", "netconfd", "ssh-keygen", "ping")
-    from tests.integration.lab.labkit import leftovers
-
-    built = bundle_lab(tmp_path_factory.mktemp("serve-faults"))
-    try:
-        built.up()
-    except Exception as exc:
-        lab_unavailable(f"the two-site-eline lab did not come up: {exc}")
-    try:
-        yield built
-    finally:
-        built.down()
-        assert leftovers(built.pfx) == []
+    yield from bundle_lab_up(tmp_path_factory.mktemp("serve-faults"), "ping", own_trap_port=True)
 
 
 @pytest.fixture
 async def client(lab: Lab, tmp_path: Path) -> AsyncIterator[TestClient[Any, Any]]:
-    def factory(node: NodeSpec, context: AdapterContext) -> Adapter:
-        context.resources["lab-state-dir"] = lab.folder
-        return create_adapter(node, context)  # by kind, as `interlude serve` does
-
-    options = RuntimeOptions(notify_base_delay_s=0.05, poll_interval_s=0.5, provision_seed=False, run_orders=False)
-    runtime = Runtime(lab.topology, tmp_path / "serve.db", base_dir=lab.base_dir, state_dir=tmp_path,
-                      adapter_factory=factory, options=options)  # fmt: skip
+    runtime = lab_runtime(lab, tmp_path, "serve.db", by_kind=True)  # by kind, as `interlude serve` does
     assert Capability.IMPAIRMENT not in runtime.adapters["acc-snmp"].capabilities
     assert Capability.IMPAIRMENT not in runtime.adapters["acc-netconf"].capabilities
     async with TestClient(TestServer(create_app(runtime))) as c:
