@@ -11,6 +11,7 @@ While started, a background task applies the alarm retention (:meth:`AlarmServic
 :class:`~interlude.service.alarms.AlarmRetention`, read from ``RuntimeOptions.extra`` and the environment)
 every ``sweep_interval_s``. It is a plain task, not job-runner work: the sweep is idempotent and driven by the
 stored alarm times, so a restart simply catches up, and it adds no work items to the store every minute.
+The PM report retention (:mod:`interlude.service.pm_retention`) runs the same way, on its own task.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from interlude.service.alarm_retention import AlarmRetention
 from interlude.service.alarms import AlarmService
 from interlude.service.jobs import JobRunner
 from interlude.service.performance import PerformanceService
+from interlude.service.pm_retention import PmRetention, PmRetentionSweeper
 from interlude.service.streaming import StreamingService
 
 if TYPE_CHECKING:
@@ -51,6 +53,8 @@ class MonitoringExtension:
             runtime.store, runtime.hub, runtime.bus, runtime.inventory, runtime.topology, runtime.network, retention
         )
         self._sweeper: asyncio.Task[None] | None = None
+        pm_retention = PmRetention.from_settings(extra if isinstance(extra, Mapping) else None)
+        self.pm_retention = PmRetentionSweeper(runtime.store, pm_retention)
         self.streaming = StreamingService(runtime.store)
         self.performance = PerformanceService(runtime, self.jobs, self.alarms, self.streaming)
         self.alarms.attach()
@@ -64,6 +68,7 @@ class MonitoringExtension:
         if self._own_jobs:
             await self.jobs.start()
         self._sweeper = asyncio.create_task(self._sweep(), name="alarm-retention")
+        self.pm_retention.start()
         self.started = True
 
     async def _sweep(self) -> None:
@@ -84,6 +89,7 @@ class MonitoringExtension:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
             self._sweeper = None
+        await self.pm_retention.stop()
         if self._own_jobs:
             await self.jobs.stop()
         await self.streaming.close()
