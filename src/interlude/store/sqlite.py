@@ -233,6 +233,13 @@ class _Tx:
         return [tuple(r) for r in rows]
 
 
+
+def _rollback_if_open(conn: sqlite3.Connection) -> None:
+    """Roll back whatever transaction the connection is in (none: nothing to do)."""
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
+
+
 class SqliteStore:
     """The default store: one SQLite file in WAL mode (``--db``)."""
 
@@ -330,7 +337,15 @@ class SqliteStore:
     async def transaction(self) -> AsyncIterator[Transaction]:
         """A write transaction (BEGIN IMMEDIATE ... COMMIT); the notifier is woken after commit."""
         async with self._lock:
-            await self._write(lambda c: c.execute("BEGIN IMMEDIATE"))
+            try:
+                await self._write(lambda c: c.execute("BEGIN IMMEDIATE"))
+            except asyncio.CancelledError:
+                # A BEGIN already running in the writer thread (waiting on another connection's lock) completes
+                # even though we stopped waiting for it. Queue its rollback behind it on the same single-threaded,
+                # FIFO executor, so the connection is never left inside a transaction nobody owns.
+                if self._wexec is not None and self._wconn is not None:
+                    self._wexec.submit(_rollback_if_open, self._wconn)
+                raise
             self._outbox_added = False
             try:
                 yield _Tx(self)

@@ -171,3 +171,35 @@ async def test_postgres_claims_are_exclusive_across_processes(pg_dsn: str) -> No
     finally:
         await one.close()
         await two.close()
+
+
+async def test_cancel_while_waiting_for_begin_leaves_no_open_transaction(tmp_path: Path) -> None:
+    """A task cancelled while its BEGIN IMMEDIATE waits (in the writer thread) for another connection's write
+    lock must not leave the connection inside a transaction nobody owns: once the lock is released the BEGIN
+    completes anyway, and every later write would fail with 'cannot start a transaction within a transaction'."""
+    import asyncio
+    import sqlite3
+
+    store = SqliteStore(tmp_path / "c.db")
+    await store.open()
+    other = sqlite3.connect(tmp_path / "c.db", isolation_level=None, check_same_thread=False)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+
+        async def writer() -> None:
+            async with store.transaction() as tx:  # its BEGIN now waits on the busy timeout, in the thread
+                await tx.put_document(Document("jobs", "never", {}))
+
+        task = asyncio.create_task(writer())
+        await asyncio.sleep(0.2)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        other.execute("COMMIT")  # the lock goes: the abandoned BEGIN completes in the writer thread
+        async with store.transaction() as tx:
+            await tx.put_document(Document("jobs", "after", {"ok": True}))
+        assert (await store.get_document("jobs", "after")) is not None
+        assert await store.get_document("jobs", "never") is None
+    finally:
+        other.close()
+        await store.close()
