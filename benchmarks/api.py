@@ -54,9 +54,9 @@ def serve_ours(port: int, db: str) -> None:
 
     from aiohttp import web
 
-    from interlude.adapters.emulated import EmulatedAdapter
-    from interlude.api.app import create_app
-    from interlude.service.runtime import Runtime
+    from interlude.adapters.emulated.adapter import EmulatedAdapter
+    from interlude.app.runtime import Runtime
+    from interlude.app.web import create_app
     from interlude.topology import bundled_topology_path, load_topology
 
     logging.basicConfig(level=logging.WARNING)

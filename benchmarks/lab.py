@@ -173,8 +173,8 @@ def _cpu_ticks(pids: list[int]) -> int:
 def relays(n: int, prefix: str, octet: int, realtime: bool, hogs: int) -> dict[str, float]:
     """FD tail through one 5 ms relay link of a lab with n-1 relays, with ``hogs`` busy processes running,
     and the CPU all relays use meanwhile (percent of one core)."""
-    from interlude.adapters.base import MepSpec, OamKind, OamRequest
     from interlude.domain.metrics import frame_delay
+    from interlude.domain.southbound import MepSpec, OamKind, OamRequest
     from interlude.lab import builder
     from interlude.oam.runner import run_session
 

@@ -33,11 +33,12 @@ from typing import Any
 import ncclient.transport.session as nc_session
 from ncclient import manager
 
-from interlude.adapters.base import AdapterContext, AdminState
+from interlude.adapters.base import AdapterContext
+from interlude.adapters.emulated.network import EmulatedNetwork
 from interlude.adapters.netconf import NetconfAdapter
 from interlude.adapters.netconf.session import TICK_S
+from interlude.domain.southbound import AdminState
 from interlude.emulator.netconf_server import NetconfEmulatorServer
-from interlude.emulator.network import EmulatedNetwork
 from interlude.topology import Topology, parse_topology
 
 IF = "urn:ietf:params:xml:ns:yang:ietf-interfaces"

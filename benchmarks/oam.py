@@ -223,8 +223,8 @@ def main() -> int:
     src = (args.src or Path(__file__).resolve().parent.parent / "src").resolve()
     sys.path.insert(0, str(src))
     env = {**os.environ, "PYTHONPATH": str(src)}
-    from interlude.adapters.base import MepSpec, OamKind, OamRequest, OamResult
     from interlude.domain import metrics
+    from interlude.domain.southbound import MepSpec, OamKind, OamRequest, OamResult
     from interlude.oam.runner import run_session
 
     tag = f"iltbo{os.getpid() % 100000}"

@@ -11,9 +11,9 @@ import pytest
 import yaml
 from aiohttp.test_utils import TestClient, TestServer
 
-from interlude.api.app import create_app
 from interlude.api.auth import TokenTable, _digest
-from interlude.service.runtime import Runtime
+from interlude.app.runtime import Runtime
+from interlude.app.web import create_app
 from interlude.topology import bundled_topology_path, load_topology
 from tests.conformance.mef import LATEST, MefApi, mef_root
 from tests.e2e.conftest import fast_options

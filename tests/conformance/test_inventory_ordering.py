@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from interlude.api.app import create_app
-from interlude.service.runtime import Runtime
+from interlude.app.runtime import Runtime
+from interlude.app.web import create_app
 from interlude.sp import SpListener
 from interlude.topology import bundled_topology_path, load_topology
 from tests.conformance.mef import MefApi, mef_root, validate_service_configuration

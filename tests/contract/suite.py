@@ -15,21 +15,16 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from interlude.adapters.base import (
-    Adapter,
+from interlude.adapters.base import Adapter, bandwidth_control, counter_source, event_source, interface_control
+from interlude.domain.southbound import (
     AdminState,
-    BandwidthControl,
     BandwidthProfile,
     Capability,
     CounterSample,
-    CounterSource,
     EventKind,
-    EventSource,
-    InterfaceControl,
     InterfaceState,
     OperState,
     SouthboundEvent,
-    require,
 )
 from interlude.errors import InterludeError, NotFoundError
 
@@ -71,10 +66,10 @@ class AdapterContract:
 
     async def test_advertises_interface_control(self, adapter: Adapter) -> None:
         assert Capability.INTERFACES in adapter.capabilities
-        require(adapter, InterfaceControl)
+        interface_control(adapter)
 
     async def test_lists_the_topology_interfaces(self, adapter: Adapter, harness: ContractHarness) -> None:
-        states = await require(adapter, InterfaceControl).list_interfaces()
+        states = await interface_control(adapter).list_interfaces()
         names = {s.name for s in states}
         assert harness.expected_interfaces <= names
         for state in states:
@@ -84,10 +79,10 @@ class AdapterContract:
 
     async def test_unknown_interface_is_not_found(self, adapter: Adapter) -> None:
         with pytest.raises(NotFoundError):
-            await require(adapter, InterfaceControl).get_interface("no-such-if0")
+            await interface_control(adapter).get_interface("no-such-if0")
 
     async def test_admin_down_and_up_really_happen(self, adapter: Adapter, harness: ContractHarness) -> None:
-        ctl = require(adapter, InterfaceControl)
+        ctl = interface_control(adapter)
         name = harness.toggle_interface
         try:
             after = await ctl.set_admin_state(name, AdminState.DOWN)
@@ -109,7 +104,7 @@ class AdapterContract:
         assert await eventually(oper_up_via_adapter, harness.settle_s)
 
     async def test_counters_follow_traffic(self, adapter: Adapter, harness: ContractHarness) -> None:
-        src = require(adapter, CounterSource)
+        src = counter_source(adapter)
         name = harness.toggle_interface
         before = (await src.read_counters([name]))[name]
         assert isinstance(before, CounterSample)
@@ -128,14 +123,14 @@ class AdapterContract:
         assert truth_out - tolerance <= sample.out_octets <= truth_out + tolerance
 
     async def test_counters_for_all_interfaces_in_one_call(self, adapter: Adapter, harness: ContractHarness) -> None:
-        samples = await require(adapter, CounterSource).read_counters()
+        samples = await counter_source(adapter).read_counters()
         assert harness.expected_interfaces <= set(samples)
 
     async def test_link_events_follow_admin_changes(self, adapter: Adapter, harness: ContractHarness) -> None:
         if Capability.EVENTS not in adapter.capabilities:
             pytest.skip(f"{adapter.kind} does not offer events")
-        source = require(adapter, EventSource)
-        ctl = require(adapter, InterfaceControl)
+        source = event_source(adapter)
+        ctl = interface_control(adapter)
         name = harness.toggle_interface
         watched = {name} | harness.event_interfaces
         seen: list[SouthboundEvent] = []
@@ -160,11 +155,11 @@ class AdapterContract:
     async def test_bandwidth_profile_apply_and_remove(self, adapter: Adapter, harness: ContractHarness) -> None:
         if Capability.BANDWIDTH not in adapter.capabilities:
             pytest.skip(f"{adapter.kind} does not offer bandwidth profiles")
-        bw = require(adapter, BandwidthControl)
+        bw = bandwidth_control(adapter)
         await bw.apply_bandwidth(harness.toggle_interface, BandwidthProfile(cir_bps=10_000_000, cbs_bytes=16_000))
         await bw.remove_bandwidth(harness.toggle_interface)
         await bw.remove_bandwidth(harness.toggle_interface)  # idempotent
 
     async def test_errors_are_interlude_errors(self, adapter: Adapter) -> None:
         with pytest.raises(InterludeError):
-            await require(adapter, InterfaceControl).set_admin_state("no-such-if0", AdminState.DOWN)
+            await interface_control(adapter).set_admin_state("no-such-if0", AdminState.DOWN)

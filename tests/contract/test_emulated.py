@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from interlude.adapters.base import AdapterContext, AdminState, OperState
-from interlude.adapters.emulated import EmulatedAdapter, shared_network
+from interlude.adapters.base import AdapterContext
+from interlude.adapters.emulated.adapter import EmulatedAdapter, shared_network
 from interlude.adapters.registry import create_adapter
+from interlude.domain.southbound import AdminState, OperState
 from interlude.topology import bundled_topology_path, load_topology
 from tests.contract.suite import AdapterContract, ContractHarness
 

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from interlude.adapters.base import (
-    AdapterContext,
+from interlude.adapters.base import AdapterContext
+from interlude.adapters.lab import LabAdapter
+from interlude.adapters.registry import create_adapter
+from interlude.domain.southbound import (
     AdminState,
     BandwidthProfile,
     ConnectionSpec,
@@ -21,8 +23,6 @@ from interlude.adapters.base import (
     EventKind,
     OperState,
 )
-from interlude.adapters.lab import LabAdapter
-from interlude.adapters.registry import create_adapter
 from interlude.errors import NotFoundError
 from interlude.lab.builder import Lab
 from interlude.topology.model import Impairment

@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
-from interlude.adapters.base import AdapterContext, AdminState, OperState
+from interlude.adapters.base import AdapterContext
+from interlude.adapters.emulated.network import EmulatedNetwork
 from interlude.adapters.registry import create_adapter
 from interlude.adapters.snmp import SnmpAdapter
-from interlude.emulator.network import EmulatedNetwork
+from interlude.domain.southbound import AdminState, OperState
 from interlude.emulator.snmp_agent import EmulatorSnmpAgent
 from interlude.topology import bundled_topology_path, load_topology
 from interlude.topology.loader import parse_topology

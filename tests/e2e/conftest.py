@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from interlude.api.app import create_app
-from interlude.service.runtime import Runtime, RuntimeOptions
+from interlude.app.runtime import Runtime, RuntimeOptions
+from interlude.app.web import create_app
 from interlude.sp import SpListener
 from interlude.topology import bundled_topology_path, load_topology
 

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from interlude.api.app import create_app
 from interlude.api.auth import load_tokens
-from interlude.service.runtime import Runtime
+from interlude.app.runtime import Runtime
+from interlude.app.web import create_app
 from interlude.topology import bundled_topology_path, load_topology
 from tests.e2e.conftest import ALPHA, BETA, INV, ORD, fast_options, order_body, wait_order
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from interlude.emulator.cli import emulate, serve
+from interlude.cli.serve import emulate, serve
 
 INV = "/mefApi/interlude/serviceInventory/v2"
 TOKEN = "alpha-token-0123456789"

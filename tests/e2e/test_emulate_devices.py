@@ -20,8 +20,9 @@ from typing import Any
 import pytest
 from ncclient import manager
 
-from interlude.adapters.base import AdapterContext, AdminState
+from interlude.adapters.base import AdapterContext
 from interlude.adapters.registry import create_adapter
+from interlude.domain.southbound import AdminState
 from interlude.topology.loader import parse_topology
 
 API = "/mefApi/interlude"

@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from interlude.api.app import create_app
+from interlude.app.web import create_app
 from interlude.domain.model import parse_iso
 from interlude.lab.builder import Lab
 from interlude.sp import SpListener

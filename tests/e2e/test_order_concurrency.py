@@ -14,10 +14,11 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from interlude.adapters.base import Adapter, AdapterContext, AdminState, BandwidthProfile, InterfaceState
+from interlude.adapters.base import Adapter, AdapterContext
 from interlude.adapters.registry import create_adapter
-from interlude.api.app import create_app
-from interlude.service.runtime import Runtime, RuntimeOptions
+from interlude.app.runtime import Runtime, RuntimeOptions
+from interlude.app.web import create_app
+from interlude.domain.southbound import AdminState, BandwidthProfile, InterfaceState
 from interlude.topology import bundled_topology_path, load_topology
 from interlude.topology.model import NodeSpec
 from tests.e2e.conftest import ALPHA, INV, ORD, fast_options, order_body, wait_order
@@ -242,7 +243,7 @@ async def test_one_claim_batch_keeps_order_without_deferring(db_path: Path, capl
         first = await post(client, admin_item("pe1-uni1", "LOCKED"))
         second = await post(client, await cir_item(client))
         gate.calls.clear()
-        caplog.set_level("INFO", logger="interlude.service.ordering")
+        caplog.set_level("INFO", logger="interlude.service.ordering.service")
         await runtime.runner.start()
         assert (await wait_order(client, first, ALPHA))["state"] == "completed"
         assert (await wait_order(client, second, ALPHA))["state"] == "completed"

@@ -6,9 +6,9 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from interlude.adapters.base import AdminState, OperState
-from interlude.adapters.emulated import shared_network
+from interlude.adapters.emulated.adapter import shared_network
 from interlude.api.common import RUNTIME
+from interlude.domain.southbound import AdminState, OperState
 from interlude.sp import SpListener
 from tests.e2e.conftest import ALPHA, BETA, INV, ORD, order_body, wait_order
 

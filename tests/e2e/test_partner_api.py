@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from interlude.adapters.emulated import shared_network
+from interlude.adapters.emulated.adapter import shared_network
 from interlude.api.common import RUNTIME
 from interlude.sp import SpListener
 from tests.e2e.conftest import INV

@@ -8,10 +8,10 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from interlude.adapters.base import AdminState
-from interlude.adapters.emulated import shared_network
-from interlude.api.app import create_app
-from interlude.service.runtime import Runtime, RuntimeOptions
+from interlude.adapters.emulated.adapter import shared_network
+from interlude.app.runtime import Runtime, RuntimeOptions
+from interlude.app.web import create_app
+from interlude.domain.southbound import AdminState
 from interlude.sp import SpListener
 from interlude.topology import bundled_topology_path, load_topology
 from tests.e2e.conftest import ALPHA, INV, ORD, fast_options, order_body, wait_order

@@ -43,8 +43,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar
 
-from interlude.adapters.base import (
-    AdapterContext,
+from interlude.adapters.base import AdapterContext
+from interlude.domain.southbound import (
     AdminState,
     BandwidthProfile,
     Capability,

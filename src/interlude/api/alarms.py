@@ -3,7 +3,7 @@
 Operations of the definition: ``GET /alarm`` (every filter of ``listAlarms``, pagination headers),
 ``GET /alarm/{id}`` (``retrieveAlarm``), ``POST /hub``, ``GET /hub/{id}``, ``DELETE /hub/{id}``.
 Notifications go to ``{callback}/mefApi/interlude/alarmNotification/v3/listener/{eventType}`` (see
-:mod:`interlude.service.alarms`). An SP (``X-Interlude-Buyer``) sees only its own alarms.
+:mod:`interlude.service.alarms.service`). An SP (``X-Interlude-Buyer``) sees only its own alarms.
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ from interlude.api.common import RUNTIME, Query, buyer_of, hub_routes, json_resp
 from interlude.domain.alarms import AlarmRecord, FaultKind, profile
 from interlude.domain.model import iso, parse_iso
 from interlude.errors import NotFoundError
-from interlude.service.alarms import ALARM_API
-from interlude.service.pm_extension import extension
+from interlude.service.alarms.service import ALARM_API
 
 BASE = "/mefApi/interlude/alarmManagement/v3"
 
@@ -108,7 +107,7 @@ async def list_alarms(request: web.Request) -> web.StreamResponse:
 
     # state and the fault kind (when alarmType names exactly one) are applied by the store; when no other
     # filter is given the store pages too, else the alarms matching those are filtered and paged here.
-    service = extension(runtime).alarms
+    service = runtime.alarms
     buyer = buyer_of(request)
     kinds = [k for k in FaultKind if profile(k)[0] == alarm_type] if alarm_type else []
     if alarm_type and not kinds:
@@ -153,7 +152,7 @@ async def get_alarm(request: web.Request) -> web.StreamResponse:
     """``GET /alarm/{id}`` (``retrieveAlarm``)."""
     runtime = request.app[RUNTIME]
     Query(request, ())
-    alarm = await extension(runtime).alarms.get(request.match_info["id"], buyer_of(request))
+    alarm = await runtime.alarms.get(request.match_info["id"], buyer_of(request))
     return json_response(alarm.to_mef())
 
 

@@ -5,7 +5,7 @@ same way) exposes ``BASE`` and ``def routes() -> list[web.RouteDef]``; handlers 
 ``request.app[RUNTIME]``, parse with :func:`read_json` / :func:`parse_model` / :class:`Query`, call a use case,
 and answer with :func:`json_response` or :func:`page_response`. Errors are raised, never built by hand:
 :class:`ApiError` for 400s, :class:`~interlude.errors.ValidationError` (or a list via
-:class:`~interlude.service.ordering.ValidationErrors`) for 422 arrays, :class:`~interlude.errors.NotFoundError`
+:class:`~interlude.service.ordering.service.ValidationErrors`) for 422 arrays, :class:`~interlude.errors.NotFoundError`
 for 404; :func:`errors_middleware` turns them into the MEF error model (and anything unexpected into a 500
 ``internalError`` without internals). :func:`hub_routes` gives an API its ``/hub`` POST/GET/DELETE.
 """
@@ -24,10 +24,10 @@ from pydantic import ValidationError as PydanticValidationError
 
 from interlude.domain.model import iso
 from interlude.errors import CapabilityError, InterludeError, NotFoundError, PolicyViolationError, ValidationError
-from interlude.service.hub import NotifyingApi
+from interlude.service.platform.hub import NotifyingApi
 
 if TYPE_CHECKING:
-    from interlude.service.runtime import Runtime
+    from interlude.app.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def _expand(errors: Sequence[ValidationError]) -> list[ValidationError]:
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Map every failure to the MEF error model; never leak a traceback."""
-    from interlude.service.ordering import ValidationErrors
+    from interlude.service.ordering.service import ValidationErrors
 
     try:
         return await handler(request)

@@ -5,7 +5,7 @@ FM jobs (``GET/POST /faultManagementJob``, ``GET /faultManagementJob/{id}``, ``P
 /faultManagementJobComplexQuery``, FM reports (``GET /faultManagementReport``, ``GET .../{id}``, ``POST
 /faultManagementReportComplexQuery``), ``GET /trackingRecord`` and ``/hub``. Notifications go to
 ``{callback}/mefApi/interlude/faultNotification/v3/listener/{eventType}``. Use cases:
-:mod:`interlude.service.fm`.
+:mod:`interlude.service.oamjobs.fm.service`.
 """
 
 from __future__ import annotations
@@ -28,8 +28,7 @@ from interlude.api.testing_routes import Wire as _Wire
 from interlude.api.testing_routes import filters as _filters
 from interlude.api.testing_routes import page as _page
 from interlude.api.testing_routes import task_routes
-from interlude.service.fm import BASE, FM, FmService
-from interlude.service.testing_extension import extension
+from interlude.service.oamjobs.fm.service import BASE, FM, FmService
 
 
 class _Duration(_Wire):
@@ -73,7 +72,7 @@ class TaskIn(_Wire):
 
 
 def _svc(request: web.Request) -> FmService:
-    return extension(request.app[RUNTIME]).fm
+    return request.app[RUNTIME].fm
 
 
 JOB_FILTERS = (

@@ -13,9 +13,9 @@ from aiohttp import web
 
 from interlude.api.common import JSON_CT, RUNTIME, ApiError, Query, buyer_of, hub_routes, page_response
 from interlude.api.payloads import kind_of_urn, render_service
+from interlude.app.runtime import Runtime
 from interlude.domain.model import Service, ServiceState
-from interlude.service.hub import SERVICE_INVENTORY
-from interlude.service.runtime import Runtime
+from interlude.service.platform.hub import SERVICE_INVENTORY
 from interlude.store.base import ServiceQuery
 
 BASE = "/mefApi/interlude/serviceInventory/v2"

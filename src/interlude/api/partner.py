@@ -12,10 +12,11 @@ from typing import Any
 
 from aiohttp import web
 
-from interlude.adapters.base import Capability, InterfaceControl, require
+from interlude.adapters.base import interface_control
 from interlude.api.common import RUNTIME, json_response, parse_model, read_json
 from interlude.api.wire import FaultIn
 from interlude.domain.model import ServiceState
+from interlude.domain.southbound import Capability
 from interlude.errors import AdapterError
 
 BASE = "/interlude/v1"
@@ -30,7 +31,7 @@ async def topology(request: web.Request) -> web.StreamResponse:
         states: dict[str, tuple[str, str]] = {}
         if Capability.INTERFACES in adapter.capabilities:
             try:
-                for st in await require(adapter, InterfaceControl).list_interfaces():  # type: ignore[type-abstract]
+                for st in await interface_control(adapter).list_interfaces():
                     states[st.name] = (st.admin.value, st.oper.value)
             except AdapterError:
                 states = {}

@@ -18,7 +18,7 @@ from typing import Any
 
 from interlude.domain.model import AdminStatus, Service, ServiceChange, ServiceKind
 from interlude.errors import ValidationError
-from interlude.service.inventory import service_href
+from interlude.service.inventory.service import service_href
 
 TYPE_URNS: dict[ServiceKind, str] = {
     ServiceKind.OVC: "urn:mef:lso:spec:legato:carrier-ethernet-ovc:v0.0.1:all",

@@ -12,7 +12,7 @@ Every operation of ``generated/security/pm/performanceMonitoring.api.yaml``:
 - ``trackingRecord`` list; ``/hub``.
 
 Notifications: ``{callback}/mefApi/interlude/performanceNotification/v5/listener/{eventType}``.
-Use cases live in :mod:`interlude.service.performance`; this module only parses and renders.
+Use cases live in :mod:`interlude.service.performance.service`; this module only parses and renders.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ from interlude.api.common import (
 )
 from interlude.domain.model import iso, parse_iso
 from interlude.errors import ValidationError
-from interlude.service.performance import (
+from interlude.service.performance.common import job_view
+from interlude.service.performance.service import (
     BASE,
     CANCELS,
     JOB_STATES,
@@ -47,8 +48,6 @@ from interlude.service.performance import (
     PerformanceService,
     Where,
 )
-from interlude.service.pm_common import job_view
-from interlude.service.pm_extension import extension
 from interlude.store.base import Document
 
 REPORT_STATES = ("acknowledged", "completed", "failed", "inProgress", "rejected")
@@ -58,7 +57,7 @@ Pred = Callable[[Mapping[str, Any]], bool]
 
 
 def _pm(request: web.Request) -> PerformanceService:
-    return extension(request.app[RUNTIME]).performance
+    return request.app[RUNTIME].performance
 
 
 async def _object_body(request: web.Request) -> dict[str, Any]:

@@ -4,7 +4,8 @@ Test profiles (``GET/POST /testProfile``, ``GET/PATCH/DELETE /testProfile/{id}``
 /testJob``, ``GET /testJob/{id}``), the task resources ``{cancel,modify,suspend,resume}TestJob`` (list, create,
 retrieve), test results (``GET /testResult``, ``GET /testResult/{id}``) and ``/hub``. Notifications go to
 ``{callback}/mefApi/interlude/serviceFunctionTestingNotification/v3/listener/{eventType}``. The use cases are
-in :mod:`interlude.service.sft`; this module parses, checks shapes (422 with ``propertyPath``) and renders.
+in :mod:`interlude.service.oamjobs.sft.service`; this module parses, checks shapes (422 with ``propertyPath``) and
+renders.
 """
 
 from __future__ import annotations
@@ -28,8 +29,7 @@ from interlude.api.testing_routes import Wire as _Wire
 from interlude.api.testing_routes import filters as _filters
 from interlude.api.testing_routes import page as _page
 from interlude.api.testing_routes import task_routes
-from interlude.service.sft import BASE, SFT, TASK_TYPES, SftService, task_path
-from interlude.service.testing_extension import extension
+from interlude.service.oamjobs.sft.service import BASE, SFT, TASK_TYPES, SftService, task_path
 
 
 class _Ref(_Wire):
@@ -96,7 +96,7 @@ class TaskIn(_Wire):
 
 
 def _svc(request: web.Request) -> SftService:
-    return extension(request.app[RUNTIME]).sft
+    return request.app[RUNTIME].sft
 
 
 def _raw(body: Any) -> dict[str, Any]:

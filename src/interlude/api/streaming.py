@@ -31,9 +31,8 @@ from interlude.api.common import (
 )
 from interlude.domain.pm import CE_SOAM_CONFIG
 from interlude.errors import ValidationError
-from interlude.service.performance import JOBS
-from interlude.service.pm_extension import extension
-from interlude.service.streaming import ALL_JOBS, PROTOCOLS, StreamingService, topic_id
+from interlude.service.performance.service import JOBS
+from interlude.service.performance.streaming import ALL_JOBS, PROTOCOLS, StreamingService, topic_id
 
 BASE = "/mefApi/interlude/streamingManagement/v1"
 MODEL_REF = "https://github.com/lso-interlude/lso-interlude/blob/main/docs/performance.md#streaming"
@@ -45,11 +44,11 @@ KEEPALIVE_S = 15.0
 
 
 def _svc(request: web.Request) -> StreamingService:
-    return extension(request.app[RUNTIME]).streaming
+    return request.app[RUNTIME].streaming
 
 
 async def _topics(request: web.Request) -> list[dict[str, Any]]:
-    pm = extension(request.app[RUNTIME]).performance
+    pm = request.app[RUNTIME].performance
     docs, _ = await pm.find(JOBS, buyer_of(request))  # the plans come with the jobs: no read per job
     out: list[dict[str, Any]] = [
         {

@@ -35,7 +35,7 @@ def filters(q: Query, names: tuple[str, ...]) -> dict[str, str | None]:
 
 
 class TaskService(Protocol):
-    """What the task routes need of a service (:class:`~interlude.service.sft.SftService` and the FM one)."""
+    """What the task routes need of a service (the SFT and FM services)."""
 
     async def create_task(self, task: str, body: dict[str, Any], buyer: str | None) -> dict[str, Any]: ...
 

@@ -1,6 +1,6 @@
 """Alarms as pure values: what a fault is, how one fault becomes one alarm, and threshold-crossing logic.
 
-No I/O here. The alarm service (:mod:`interlude.service.alarms`) feeds this module with domain events and
+No I/O here. The alarm service (:mod:`interlude.service.alarms.service`) feeds this module with domain events and
 stores/notifies what it returns; the API renders :meth:`AlarmRecord.to_mef` (MEF Alarm Management v3
 ``Alarm``).
 

@@ -1,6 +1,6 @@
 """Domain events: what happened, as plain values, for the in-process event bus.
 
-Subsystems subscribe by type (see :class:`interlude.service.bus.EventBus`): the inventory publishes
+Subsystems subscribe by type (see :class:`interlude.service.platform.bus.EventBus`): the inventory publishes
 :class:`ServiceOperChanged`, the southbound ingestion :class:`PortStateChanged` and
 :class:`SouthboundReceived` (every raw adapter event, e.g. CCM loss for the alarm subsystem), the order
 runner :class:`OrderStateChanged`, fault injection :class:`FaultChanged`.
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from interlude.adapters.base import SouthboundEvent
 from interlude.domain.model import OperStatus, OrderState
+from interlude.domain.southbound import SouthboundEvent
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,8 @@
 """Domain events of Fault Management continuity checks, for the alarm subsystem (and anyone on the bus).
 
-A proactive FM job of type ``continuityCheck`` (:mod:`interlude.service.fm`) publishes, on the in-process
-:class:`~interlude.service.bus.EventBus`:
+A proactive FM job of type ``continuityCheck`` (:mod:`interlude.service.oamjobs.fm.service`) publishes, on the
+in-process
+:class:`~interlude.service.platform.bus.EventBus`:
 
 - :class:`ContinuityLost` when the remote MEP stopped answering for 3.5 check intervals (ETH-CC's loss of
   continuity, "LOC"), once per loss;

@@ -24,7 +24,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from interlude.adapters.base import OamResult
+from interlude.domain.southbound import OamResult
 
 
 def percentile(values: Sequence[float], p: float) -> float:

@@ -1,6 +1,6 @@
 """Performance Monitoring as pure functions: durations, interval plans and the measurement payloads.
 
-The PM service (:mod:`interlude.service.performance`) runs OAM sessions and reads counters through the
+The PM service (:mod:`interlude.service.performance.service`) runs OAM sessions and reads counters through the
 adapters; this module turns their raw outcome into the service-specific result objects a report carries
 (``ServiceSpecificResult`` items, ``@type`` URNs below; schemas in ``interlude/data/schemas/pm-*.json``,
 documented in ``docs/performance.md``), and into the flat metric values thresholds (TCAs) are compared with.
@@ -20,7 +20,6 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from interlude.adapters.base import CounterSample, OamResult
 from interlude.domain.metrics import (
     frame_delay,
     frame_delay_range_us,
@@ -30,6 +29,7 @@ from interlude.domain.metrics import (
     result_availability,
 )
 from interlude.domain.metrics import percentile as pct_of
+from interlude.domain.southbound import CounterSample, OamResult
 
 CE_SOAM_CONFIG = "urn:lso-interlude:pm:carrier-ethernet:configuration:v1"
 IP_PM_CONFIG = "urn:lso-interlude:pm:ip:configuration:v1"

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from interlude.adapters.base import AdapterContext
-from interlude.adapters.emulated import shared_network
+from interlude.adapters.emulated.adapter import shared_network
 from interlude.emulator.netconf_server import NetconfEmulatorServer
 from interlude.emulator.snmp_agent import EmulatorSnmpAgent
 from interlude.errors import InterludeError

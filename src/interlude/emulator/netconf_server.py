@@ -48,8 +48,8 @@ from typing import Any, Literal
 import asyncssh
 from lxml import etree
 
-from interlude.adapters.base import AdminState, OperState
-from interlude.emulator.network import EmulatedNetwork
+from interlude.adapters.emulated.network import EmulatedNetwork
+from interlude.domain.southbound import AdminState, OperState
 from interlude.errors import ConfigError
 
 NC = "urn:ietf:params:xml:ns:netconf:base:1.0"

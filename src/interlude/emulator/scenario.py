@@ -12,7 +12,7 @@ A scenario is YAML::
 
 ``at`` is seconds from the start; ``inject`` takes the body of ``POST /interlude/v1/faults``; ``clear`` names an
 earlier step. ``repeat: true`` starts over after the last step (a flapping link). Faults go through the same
-:class:`~interlude.service.faults.FaultService` as the API, so subscribers are notified the same way.
+:class:`~interlude.service.platform.faults.FaultService` as the API, so subscribers are notified the same way.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from interlude.errors import ConfigError
-from interlude.service.faults import FaultService
+from interlude.service.platform.faults import FaultService
 
 log = logging.getLogger(__name__)
 

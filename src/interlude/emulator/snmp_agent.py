@@ -36,8 +36,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from interlude.adapters.base import AdminState, EventKind, OperState, SouthboundEvent
-from interlude.emulator.network import EmulatedNetwork
+from interlude.adapters.emulated.network import EmulatedNetwork
+from interlude.domain.southbound import AdminState, EventKind, OperState, SouthboundEvent
 from interlude.errors import ConfigError
 
 from pyasn1.codec.ber import encoder as ber_encoder  # type: ignore[import-untyped]  # isort: skip

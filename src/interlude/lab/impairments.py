@@ -6,7 +6,7 @@ NETCONF and has no :class:`~interlude.adapters.base.ImpairmentControl`. :class:`
 capability for one node of the lab, done by the lab itself (:func:`interlude.lab.builder.apply_impairment`,
 exactly what the ``lab`` adapter and ``interlude lab impair NODE:IF`` do).
 
-The hook: :func:`impairment_control_for` is what :class:`interlude.service.runtime.Runtime` asks (through an
+The hook: :func:`impairment_control_for` is what :class:`interlude.app.runtime.Runtime` asks (through an
 optional import by module name, so the service layer never imports lab code) for a node whose adapter lacks
 ``ImpairmentControl``. It answers None unless a lab of the topology is recorded *up* and has that node, so
 ``/interlude/v1/faults`` behaves exactly as before on emulated topologies and real gear (the

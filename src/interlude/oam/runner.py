@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from interlude.adapters.base import OamKind, OamRequest, OamResult
+from interlude.domain.southbound import OamKind, OamRequest, OamResult
 from interlude.errors import OamError
 from interlude.oam import codec
 from interlude.oam.codec import L2

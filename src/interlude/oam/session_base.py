@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from interlude.adapters.base import OamKind, OamResult
+from interlude.domain.southbound import OamKind, OamResult
 from interlude.oam import codec
 from interlude.oam.codec import L2, OamFrame, Opcode
 

@@ -6,7 +6,7 @@ together and apart from the counter-based loss sessions. Re-exported by :mod:`in
 
 from __future__ import annotations
 
-from interlude.adapters.base import OamKind, OamResult
+from interlude.domain.southbound import OamKind, OamResult
 from interlude.oam import codec
 from interlude.oam.codec import L2, OamFrame, Opcode
 from interlude.oam.session_base import MATCHED, Outgoing, Progress, Session

@@ -7,7 +7,7 @@ delay and loss families. Re-exported by :mod:`interlude.oam.sessions`.
 
 from __future__ import annotations
 
-from interlude.adapters.base import LinktraceHop, OamKind, OamResult
+from interlude.domain.southbound import LinktraceHop, OamKind, OamResult
 from interlude.oam import codec
 from interlude.oam.codec import L2, OamFrame, Opcode
 from interlude.oam.session_base import MATCHED, Outgoing, PingPong, Progress, Session, _Slot

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from interlude.adapters.base import OamKind
+from interlude.domain.southbound import OamKind
 from interlude.oam import codec
 from interlude.oam.codec import L2, OamFrame, Opcode
 from interlude.oam.session_base import Outgoing, Progress, Session

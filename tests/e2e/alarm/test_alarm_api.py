@@ -10,8 +10,8 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from interlude.adapters.base import EventKind, SouthboundEvent
 from interlude.domain.events import SouthboundReceived
+from interlude.domain.southbound import EventKind, SouthboundEvent
 from interlude.sp import SpListener
 from tests.e2e.pm.support import (
     AL,

@@ -12,10 +12,10 @@ import asyncssh
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from interlude.adapters.emulated import shared_network
-from interlude.api.app import create_app
+from interlude.adapters.emulated.adapter import shared_network
+from interlude.app.runtime import Runtime, RuntimeOptions
+from interlude.app.web import create_app
 from interlude.emulator.netconf_server import NetconfEmulatorServer
-from interlude.service.runtime import Runtime, RuntimeOptions
 from interlude.topology import bundled_topology_path, load_topology
 from interlude.topology.loader import parse_topology
 from tests.e2e.pm.support import AL, BETA, IP, PM, json_of, pm_job, wait_until

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from interlude.api.app import create_app
+from interlude.app.runtime import Runtime, RuntimeOptions
+from interlude.app.web import create_app
 from interlude.domain.alarms import TCA_STATEFUL_SET, TCA_STATELESS
-from interlude.service.alarms import AlarmRetention, AlarmService
-from interlude.service.runtime import Runtime, RuntimeOptions
+from interlude.service.alarms.service import AlarmRetention, AlarmService
 from interlude.sp import SpListener
 from interlude.topology import bundled_topology_path, load_topology
 from tests.e2e.alarm.test_alarm_api import _validate_event

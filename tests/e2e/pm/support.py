@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from aiohttp.test_utils import TestClient
 
 from interlude.api.common import RUNTIME
-from interlude.service.pm_extension import MonitoringExtension, extension
+from interlude.app.runtime import Runtime
 from tests.conformance.mef import MefApi
 
 AL = "/mefApi/interlude/alarmManagement/v3"
@@ -44,8 +44,8 @@ def pm_notification_api() -> MefApi:
     return MefApi.load("generated/security/pm/performanceNotification.api.yaml")
 
 
-def ext(client: TestClient[Any, Any]) -> MonitoringExtension:
-    return extension(client.server.app[RUNTIME])
+def ext(client: TestClient[Any, Any]) -> Runtime:
+    return client.server.app[RUNTIME]
 
 
 def seconds(n: int) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient
 
 from interlude.api.common import RUNTIME
 from interlude.domain.alarms import AlarmRecord, AlarmState, FaultKind
-from interlude.service import testing_common
+from interlude.service.oamjobs import common as oamjobs_common
 from interlude.store.base import Document
 from tests.e2e.pm.support import AL, ALPHA, PM, alarm_api, json_of, pm_api
 
@@ -130,7 +130,7 @@ async def test_pm_report_and_tracking_lists_push_their_filters_down(client: Test
 async def test_fm_lists_read_every_document_not_a_capped_scan(
     client: TestClient[Any, Any], spy: Spy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(testing_common, "SCAN_PAGE", 100)  # so 250 records span three store pages
+    monkeypatch.setattr(oamjobs_common, "SCAN_PAGE", 100)  # so 250 records span three store pages
     docs = [Document("fm-tracking", f"t{i:04d}", {"id": f"t{i:04d}", "creationDateTime": "2026-01-01T00:00:00Z",
                                                    "description": "x", "source": "server",
                                                    "relatedObjectId": {"@type": "FaultManagementJobRef",

@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from interlude.service.pm_payloads import conforms
+from interlude.service.performance.payloads import conforms
 from interlude.sp import SpListener
 from tests.e2e.pm.support import (
     ALPHA,

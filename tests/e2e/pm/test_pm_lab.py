@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from interlude.api.app import create_app
+from interlude.app.web import create_app
 from interlude.lab.builder import Lab
 from tests.e2e.pm.support import AL, ALPHA, CE, FAULTS, PM, json_of, pm_job, wait_until
 from tests.integration.lab.bundle import bundle_lab_up, lab_runtime

@@ -20,13 +20,13 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from interlude.api.app import create_app
 from interlude.api.common import RUNTIME
+from interlude.app.runtime import Runtime, RuntimeOptions
+from interlude.app.web import create_app
 from interlude.domain.model import iso
 from interlude.errors import ConfigError
-from interlude.service.pm_common import PM_API, REPORTS
-from interlude.service.pm_retention import PmRetention, PmRetentionSweeper
-from interlude.service.runtime import Runtime, RuntimeOptions
+from interlude.service.performance.common import PM_API, REPORTS
+from interlude.service.performance.retention import PmRetention, PmRetentionSweeper
 from interlude.sp import SpListener
 from interlude.store.base import Document
 from interlude.topology import bundled_topology_path, load_topology

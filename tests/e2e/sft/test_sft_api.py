@@ -7,9 +7,9 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from interlude.adapters.base import Capability
 from interlude.api.common import RUNTIME
-from interlude.service.testing_payloads import conforms
+from interlude.domain.southbound import Capability
+from interlude.service.oamjobs.payloads import conforms
 from interlude.sp import SpListener
 from tests.e2e.conftest import ALPHA, BETA
 from tests.e2e.sft.defs import sft_api, sft_notifications, validate_event

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from interlude.api.app import create_app
 from interlude.api.common import RUNTIME as RUNTIME_KEY
+from interlude.app.web import create_app
 from interlude.domain.fm import ContinuityLost, ContinuityRestored
 from interlude.lab.builder import Lab
 from tests.e2e.conftest import ALPHA

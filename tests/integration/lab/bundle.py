@@ -17,8 +17,8 @@ from pathlib import Path
 import yaml
 
 from interlude.adapters.base import Adapter, AdapterContext
+from interlude.app.runtime import Runtime, RuntimeOptions
 from interlude.lab.builder import Lab
-from interlude.service.runtime import Runtime, RuntimeOptions
 from interlude.topology.model import NodeSpec
 from tests.support.lab import lab_unavailable, require_binaries, require_netns
 

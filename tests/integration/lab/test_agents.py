@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from interlude.adapters.base import AdapterContext, MepSpec, OamKind, OamRequest
+from interlude.adapters.base import AdapterContext
 from interlude.adapters.lab import LabAdapter
+from interlude.domain.southbound import MepSpec, OamKind, OamRequest
 from interlude.lab.agents.base import pid_alive
 from interlude.lab.builder import Lab, process_running
 from tests.integration.lab.labkit import leftovers, make_lab, nsexec, wait_until

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from interlude.adapters.base import AdapterContext, EventKind, MepSpec, OamKind, OamRequest, SouthboundEvent
+from interlude.adapters.base import AdapterContext
 from interlude.adapters.lab import LabAdapter
+from interlude.domain.southbound import EventKind, MepSpec, OamKind, OamRequest, SouthboundEvent
 from interlude.errors import ValidationError
 from interlude.lab.builder import Lab
 from interlude.topology.model import Impairment
@@ -202,8 +203,8 @@ async def test_faults_api_loss_100_on_a_lab_link_is_201_and_drops_everything(
     from aiohttp.test_utils import TestClient, TestServer
 
     from interlude.adapters.base import Adapter
-    from interlude.api.app import create_app
-    from interlude.service.runtime import Runtime, RuntimeOptions
+    from interlude.app.runtime import Runtime, RuntimeOptions
+    from interlude.app.web import create_app
     from interlude.topology.model import NodeSpec
 
     def factory(node: NodeSpec, context: AdapterContext) -> Adapter:

@@ -8,7 +8,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from interlude.cli import main
+from interlude.cli.main import main
 from interlude.errors import LabError, TopologyError
 from interlude.lab.builder import Lab
 from interlude.lab.clab import convert_clab

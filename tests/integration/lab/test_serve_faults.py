@@ -25,12 +25,13 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from interlude.adapters.base import AdapterContext, Capability
-from interlude.api.app import create_app
+from interlude.adapters.base import AdapterContext
 from interlude.api.common import RUNTIME as RUNTIME_KEY
+from interlude.app.runtime import Runtime, RuntimeOptions
+from interlude.app.web import create_app
 from interlude.domain.model import OperStatus
+from interlude.domain.southbound import Capability
 from interlude.lab.builder import Lab
-from interlude.service.runtime import Runtime, RuntimeOptions
 from interlude.topology.model import NodeSpec
 from tests.integration.lab.bundle import BUNDLE, bundle_lab_up, lab_runtime
 

@@ -16,7 +16,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from interlude.adapters.base import AdapterContext, AdminState, OperState
+from interlude.adapters.base import AdapterContext
+from interlude.domain.southbound import AdminState, OperState
 from interlude.lab.agents.base import AgentProcess
 from interlude.lab.agents.netconfd import start_netconf, stop_netconf
 from interlude.topology import Topology, parse_topology

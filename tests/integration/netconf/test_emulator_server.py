@@ -13,10 +13,11 @@ import asyncssh
 import pytest
 from ncclient import manager
 
-from interlude.adapters.base import AdapterContext, AdminState, EventKind, OperState, SouthboundEvent
+from interlude.adapters.base import AdapterContext
+from interlude.adapters.emulated.network import EmulatedNetwork
 from interlude.adapters.netconf import HostKeyError, NetconfAdapter, NetconfRpcError, VerificationError
+from interlude.domain.southbound import AdminState, EventKind, OperState, SouthboundEvent
 from interlude.emulator.netconf_server import NetconfEmulatorServer
-from interlude.emulator.network import EmulatedNetwork
 from interlude.errors import DeviceAuthError, DeviceTimeoutError
 from interlude.topology import Topology, bundled_topology_path, load_topology
 from tests.contract.test_netconf import emulator_topology

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from interlude.adapters.base import AdminState, EventKind, OperState, SouthboundEvent
 from interlude.adapters.netconf import HostKeyError, NetconfAdapter, NetconfRpcError
+from interlude.domain.southbound import AdminState, EventKind, OperState, SouthboundEvent
 from interlude.errors import DeviceAuthError
 from interlude.topology import parse_topology
 from tests.contract.suite import eventually

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from interlude.adapters.base import MepSpec, OamKind, OamRequest
 from interlude.domain import metrics
+from interlude.domain.southbound import MepSpec, OamKind, OamRequest
 from interlude.lab.agents.base import pid_alive, stop_pid
 from interlude.lab.agents.oam_responder import read_responder_state, start_responder
 from interlude.lab.relay import RelayConfig, start_relay, update_relay

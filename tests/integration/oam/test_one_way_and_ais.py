@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from interlude.adapters.base import MepSpec, OamKind, OamRequest
 from interlude.domain import metrics
+from interlude.domain.southbound import MepSpec, OamKind, OamRequest
 from interlude.lab.agents.base import stop_pid
 from interlude.lab.agents.oam_responder import read_responder_state, start_responder
 from interlude.lab.relay import RelayConfig, start_relay, update_relay

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from interlude.adapters.base import MepSpec, OamKind, OamRequest
+from interlude.domain.southbound import MepSpec, OamKind, OamRequest
 from interlude.oam.runner import run_session
 from interlude.oam.sessions import PingPong, Progress
 from interlude.oam.transport import RawTransport, open_cfm_socket

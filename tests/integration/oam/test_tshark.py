@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from interlude.adapters.base import MepSpec, OamKind, OamRequest
+from interlude.domain.southbound import MepSpec, OamKind, OamRequest
 from interlude.lab.agents.base import stop_pid
 from interlude.lab.agents.oam_responder import start_responder
 from interlude.oam import codec

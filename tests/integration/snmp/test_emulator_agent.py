@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from interlude.adapters.base import AdapterContext, AdminState, EventKind, OperState, SouthboundEvent
+from interlude.adapters.base import AdapterContext
+from interlude.adapters.emulated.network import EmulatedNetwork
 from interlude.adapters.snmp import SnmpAdapter, SnmpStatusError
-from interlude.emulator.network import EmulatedNetwork
+from interlude.domain.southbound import AdminState, EventKind, OperState, SouthboundEvent
 from interlude.emulator.snmp_agent import EmulatorSnmpAgent, EmulatorV3User
 from interlude.errors import DeviceTimeoutError
 from interlude.topology import bundled_topology_path, load_topology

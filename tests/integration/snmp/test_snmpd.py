@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from interlude.adapters.base import AdapterContext, AdminState, EventKind, SouthboundEvent
+from interlude.adapters.base import AdapterContext
 from interlude.adapters.snmp import SnmpAdapter
+from interlude.domain.southbound import AdminState, EventKind, SouthboundEvent
 from interlude.errors import DeviceAuthError, DeviceTimeoutError, NotFoundError
 from interlude.topology.loader import parse_topology
 from tests.contract.suite import eventually

@@ -95,7 +95,7 @@ def test_alarm_retention_settings() -> None:
     import pytest
 
     from interlude.errors import ConfigError
-    from interlude.service.alarms import AlarmRetention
+    from interlude.service.alarms.service import AlarmRetention
 
     assert AlarmRetention.from_settings({}, {}) == AlarmRetention()
     env = {"INTERLUDE_ALARM_STATELESS_TCA_CLEAR_S": "60", "INTERLUDE_ALARM_CLEARED_DELETE_S": "86400"}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from interlude.adapters.base import AdminState, BandwidthProfile, EventKind, OperState
-from interlude.emulator.network import EmulatedNetwork, derived_mac
+from interlude.adapters.emulated.network import EmulatedNetwork, derived_mac
+from interlude.domain.southbound import AdminState, BandwidthProfile, EventKind, OperState
 from interlude.errors import NotFoundError
 from interlude.topology import bundled_topology_path, load_topology
 from interlude.topology.model import Impairment

@@ -5,11 +5,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from interlude.adapters.emulated import shared_network
-from interlude.cli import main
+from interlude.adapters.emulated.adapter import shared_network
+from interlude.app.runtime import Runtime, RuntimeOptions
+from interlude.cli.main import main
 from interlude.emulator.scenario import load_scenario, run_scenario
 from interlude.errors import ConfigError
-from interlude.service.runtime import Runtime, RuntimeOptions
 from interlude.topology import bundled_topology_path, load_topology
 
 SCENARIOS = Path(__file__).resolve().parents[3] / "emulator" / "scenarios"

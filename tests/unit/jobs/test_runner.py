@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from interlude.service.jobs import (
+from interlude.service.platform.jobs import (
     CANCELLED,
     FAILED,
     RUNNING,

@@ -6,7 +6,7 @@ import asyncio
 import time
 from typing import Any
 
-from interlude.service.jobs import SUCCEEDED, JobContext, JobOutcome, JobRunner
+from interlude.service.platform.jobs import SUCCEEDED, JobContext, JobOutcome, JobRunner
 
 
 async def test_two_runners_share_the_work_and_never_run_an_item_twice(pg_dsn: str) -> None:

@@ -8,8 +8,8 @@ import pytest
 
 from interlude.domain.model import PortRef, Service, ServiceKind
 from interlude.errors import ValidationError
-from interlude.service.testing_oam import judge, pick_meps, service_meps
-from interlude.service.testing_payloads import schemas, technology_of, urn, validate
+from interlude.service.oamjobs.oam import judge, pick_meps, service_meps
+from interlude.service.oamjobs.payloads import schemas, technology_of, urn, validate
 from interlude.topology import bundled_topology_path, load_topology
 from interlude.topology.model import SlsSpec
 
@@ -94,7 +94,7 @@ class _FakeOam:
     """An adapter offering only OAM: every DMM answers with ``delay_us``, SLM loses ``loss`` of the frames."""
 
     def __init__(self, delay_us: float, loss: float) -> None:
-        from interlude.adapters.base import Capability
+        from interlude.domain.southbound import Capability
 
         self.kind = "fake"
         self.node = TOPO.nodes["pe1"]
@@ -104,7 +104,7 @@ class _FakeOam:
         self.requests: list[Any] = []
 
     async def run_oam(self, request: Any) -> Any:
-        from interlude.adapters.base import OamKind, OamResult
+        from interlude.domain.southbound import OamKind, OamResult
 
         self.requests.append(request)
         n = request.count
@@ -115,8 +115,8 @@ class _FakeOam:
 
 
 async def test_service_activation_steps_scale_and_judge_the_eir_share() -> None:
-    from interlude.service.network import Network
-    from interlude.service.testing_oam import SatConfig, SessionParams, mep_spec, run_service_activation
+    from interlude.service.oamjobs.oam import SatConfig, SessionParams, mep_spec, run_service_activation
+    from interlude.service.platform.network import Network
 
     fake = _FakeOam(delay_us=4_000, loss=0.2)
     network = Network(TOPO, {"pe1": fake})  # type: ignore[dict-item]
@@ -140,7 +140,7 @@ async def test_service_activation_steps_scale_and_judge_the_eir_share() -> None:
 
 
 def test_next_run_skips_missed_periods() -> None:
-    from interlude.service.testing_common import next_run
+    from interlude.service.oamjobs.common import next_run
 
     assert next_run(100.0, 10.0, 1, now=105.0) == (2, 110.0)
     assert next_run(100.0, 10.0, 1, now=135.0) == (5, 140.0)  # runs 2..4 passed while the partner was down

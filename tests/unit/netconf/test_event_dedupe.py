@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from interlude.adapters.base import AdapterContext, EventKind, OperState, SouthboundEvent
+from interlude.adapters.base import AdapterContext
 from interlude.adapters.netconf import NetconfAdapter
+from interlude.domain.southbound import EventKind, OperState, SouthboundEvent
 from interlude.topology import parse_topology
 
 

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from interlude.adapters.base import AdapterContext, MepSpec, OamKind, OamRequest
-from interlude.adapters.emulated import EmulatedAdapter
+from interlude.adapters.base import AdapterContext
+from interlude.adapters.emulated.adapter import EmulatedAdapter
 from interlude.domain import metrics
+from interlude.domain.southbound import MepSpec, OamKind, OamRequest
 from interlude.oam.runner import run_emulated
 from interlude.oam.transport import PathImpairment
 from interlude.topology import bundled_topology_path, load_topology

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from interlude.adapters.base import OamKind, OamResult
 from interlude.domain import metrics
+from interlude.domain.southbound import OamKind, OamResult
 
 
 def test_percentile_interpolates() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from interlude.adapters.base import OamKind
+from interlude.domain.southbound import OamKind
 from interlude.oam import codec
 from interlude.oam.codec import L2, Opcode
 from interlude.oam.responder import MepResponder

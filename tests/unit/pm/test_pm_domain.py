@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from interlude.adapters.base import CounterSample, OamKind, OamResult
 from interlude.domain.pm import counters_result, metric_values, seconds, soam_result
-from interlude.service.pm_payloads import conforms, validate_configuration
+from interlude.domain.southbound import CounterSample, OamKind, OamResult
+from interlude.service.performance.payloads import conforms, validate_configuration
 
 
 def test_seconds() -> None:

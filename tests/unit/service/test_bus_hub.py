@@ -5,8 +5,8 @@ import pytest
 from interlude.domain.events import DomainEvent, PortStateChanged, ServiceOperChanged
 from interlude.domain.model import OperStatus
 from interlude.errors import ValidationError
-from interlude.service.bus import EventBus
-from interlude.service.hub import SERVICE_INVENTORY, build_event, parse_event_query
+from interlude.service.platform.bus import EventBus
+from interlude.service.platform.hub import SERVICE_INVENTORY, build_event, parse_event_query
 
 
 async def test_bus_delivers_by_type_and_survives_bad_handlers() -> None:

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from interlude.cli import main
+from interlude.cli.main import main
 from interlude.errors import SecretError, TopologyError
 from interlude.topology import bundled_topology_path, load_topology, parse_topology
 from interlude.topology.loader import json_schema, resolve_secret

@@ -33,16 +33,7 @@ from typing import ClassVar
 
 from lxml import etree
 
-from interlude.adapters.base import (
-    AdapterContext,
-    AdminState,
-    Capability,
-    CounterSample,
-    EventKind,
-    InterfaceState,
-    OperState,
-    SouthboundEvent,
-)
+from interlude.adapters.base import AdapterContext
 from interlude.adapters.netconf.profile import PathSpec, Profile, load_profile, render
 from interlude.adapters.netconf.session import (
     CAP_CANDIDATE,
@@ -55,6 +46,15 @@ from interlude.adapters.netconf.session import (
     NetconfSession,
 )
 from interlude.adapters.netconf.settings import NetconfSettings, connect_params, parse_settings
+from interlude.domain.southbound import (
+    AdminState,
+    Capability,
+    CounterSample,
+    EventKind,
+    InterfaceState,
+    OperState,
+    SouthboundEvent,
+)
 from interlude.errors import (
     AdapterError,
     CapabilityError,

@@ -50,16 +50,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic import ValidationError as PydanticValidationError
 
-from interlude.adapters.base import (
-    AdapterContext,
-    AdminState,
-    Capability,
-    CounterSample,
-    EventKind,
-    InterfaceState,
-    OperState,
-    SouthboundEvent,
-)
+from interlude.adapters.base import AdapterContext
 from interlude.adapters.snmp.profile import CounterColumns, Oid, SnmpProfile, format_oid, load_profile
 from interlude.adapters.snmp.session import (
     SnmpCredentials,
@@ -76,6 +67,15 @@ from interlude.adapters.snmp.traps import (
     acquire_receiver,
     parse_listen,
     release_receiver,
+)
+from interlude.domain.southbound import (
+    AdminState,
+    Capability,
+    CounterSample,
+    EventKind,
+    InterfaceState,
+    OperState,
+    SouthboundEvent,
 )
 from interlude.errors import ConfigError, DeviceConnectionError, DeviceOperationError, NotFoundError
 from interlude.topology.loader import resolve_secret

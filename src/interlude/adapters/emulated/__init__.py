@@ -1,0 +1,1 @@
+"""The emulated adapter and the in-memory network it drives."""

@@ -1,0 +1,233 @@
+"""The composition root: topology → adapters → store → use cases → background runners.
+
+Every use case is built here, once, as a typed field (``runtime.ordering``, ``.alarms``, ``.performance``,
+``.streaming``, ``.sft``, ``.fm``, ...); nothing is installed lazily or looked up by a module name, so what a
+running partner consists of can be read in :meth:`Runtime.__init__`. ``Runtime.start()`` creates one adapter per node
+through the entry-point registry
+(:func:`interlude.adapters.registry.create_adapter`, one shared :class:`AdapterContext`), opens them, opens
+the store (migrations), seeds the inventory on first start, reads every port, provisions seed connectivity
+where the adapters can (idempotent), re-applies active faults, then starts the southbound followers, the
+order runner (which resumes orders left unfinished) and the notifier (which resumes undelivered
+notifications). ``stop()`` undoes it in reverse order. Both ``interlude emulate`` and ``interlude serve``
+and the tests use this one object; the aiohttp app only holds it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from interlude.adapters.base import Adapter, AdapterContext, ImpairmentControl
+from interlude.adapters.registry import create_adapter
+from interlude.domain.model import ServiceState
+from interlude.domain.southbound import Capability
+from interlude.errors import AdapterError
+from interlude.lab.impairments import impairment_control_for
+from interlude.service.alarms.retention import AlarmRetention
+from interlude.service.alarms.service import AlarmService
+from interlude.service.inventory.service import InventoryService
+from interlude.service.oamjobs.fm.service import FmService
+from interlude.service.oamjobs.sft.service import SftService
+from interlude.service.ordering.service import OrderingService, OrderRunner
+from interlude.service.performance.retention import PmRetention, PmRetentionSweeper
+from interlude.service.performance.service import PerformanceService
+from interlude.service.performance.streaming import StreamingService
+from interlude.service.platform.bus import EventBus
+from interlude.service.platform.faults import FaultService
+from interlude.service.platform.hub import HubService, Notifier
+from interlude.service.platform.jobs import JobRunner
+from interlude.service.platform.network import Network
+from interlude.service.platform.southbound import SouthboundIngest
+from interlude.store.base import Store
+from interlude.store.sqlite import SqliteStore
+from interlude.topology.model import Topology
+
+log = logging.getLogger(__name__)
+
+AdapterFactory = Callable[..., Adapter]
+
+@dataclass
+class RuntimeOptions:
+    """Tunables (tests shorten the notifier backoff)."""
+
+    notify_base_delay_s: float = 0.5
+    notify_max_delay_s: float = 300.0
+    notify_max_attempts: int = 20
+    notify_timeout_s: float = 5.0
+    poll_interval_s: float = 5.0
+    order_item_timeout_s: float = 120.0
+    order_concurrency: int = 8  # orders applied at once (orders sharing a service or port still queue)
+    order_lease_s: float = 120.0  # claim lease of an order (renewed while held; a crashed process's expire)
+    order_refresh_timeout_s: float = 10.0  # bound on re-reading ports after a change
+    provision_seed: bool = True
+    run_orders: bool = True
+    run_notifier: bool = True
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+class Runtime:
+    """Everything one running partner needs, started and stopped together."""
+
+    def __init__(
+        self,
+        topology: Topology,
+        db_path: str | Path,
+        *,
+        base_dir: Path | None = None,
+        state_dir: Path | None = None,
+        adapter_factory: AdapterFactory = create_adapter,
+        store: Store | None = None,
+        options: RuntimeOptions | None = None,
+    ) -> None:
+        self.topology = topology
+        self.db_url = str(db_path)
+        is_pg = self.db_url.startswith(("postgresql://", "postgres://"))
+        self.db_path = Path(".interlude") / "postgresql" if is_pg else Path(db_path)
+        self.base_dir = base_dir or Path.cwd()
+        self.state_dir = state_dir or self.db_path.parent
+        self.options = options or RuntimeOptions()
+        self.context = AdapterContext(topology=topology, base_dir=self.base_dir, state_dir=self.state_dir)
+        self.adapters: dict[str, Adapter] = {
+            name: adapter_factory(node, self.context) for name, node in topology.nodes.items()
+        }
+        if store is None:
+            if is_pg:
+                from interlude.store.postgres import PostgresStore
+
+                store = PostgresStore(self.db_url)
+            else:
+                store = SqliteStore(self.db_path)
+        self.store: Store = store
+        self.bus = EventBus()
+        self.network = Network(topology, self.adapters)
+        self.hub = HubService(self.store)
+        self.inventory = InventoryService(self.store, topology, self.hub, self.bus)
+        self.southbound = SouthboundIngest(self.network, self.inventory, self.bus, self.options.poll_interval_s)
+        self.ordering = OrderingService(self.store, self.inventory, self.hub, self.network)
+        self.runner = OrderRunner(
+            self.store, self.inventory, self.hub, self.network, self.bus, self.refresh,
+            item_timeout_s=self.options.order_item_timeout_s, concurrency=self.options.order_concurrency,
+            lease_s=self.options.order_lease_s, refresh_timeout_s=self.options.order_refresh_timeout_s,
+        )  # fmt: skip
+        self.ordering.runner = self.runner
+        self.faults = FaultService(self.store, self.network, self.bus, self.refresh)
+        self.faults.impairment_fallback = self._impairment_fallback()
+        self.notifier = Notifier(
+            self.store,
+            base_delay_s=self.options.notify_base_delay_s,
+            max_delay_s=self.options.notify_max_delay_s,
+            max_attempts=self.options.notify_max_attempts,
+            timeout_s=self.options.notify_timeout_s,
+        )
+        self._opened: list[Adapter] = []
+        self.started = False
+        self.jobs = JobRunner(self.store)  # durable scheduled work (SFT, FM, PM); started once kinds are registered
+        extra = self.options.extra
+        self.alarms = AlarmService(
+            self.store, self.hub, self.bus, self.inventory, topology, self.network, AlarmRetention.from_settings(extra)
+        )
+        self.alarms.attach()  # before start(): the alarm service sees the initial port read
+        self.streaming = StreamingService(self.store)
+        self.performance = PerformanceService(self, self.jobs, self.alarms, self.streaming)
+        self.pm_retention = PmRetentionSweeper(self.store, PmRetention.from_settings(extra))
+        self.sft = SftService(self.store, self.hub, self.inventory, self.network, topology, self.jobs)
+        self.fm = FmService(self.store, self.hub, self.inventory, self.network, topology, self.jobs, self.bus)
+        self._alarm_sweeper: asyncio.Task[None] | None = None
+
+    def _impairment_fallback(self) -> Callable[[str], ImpairmentControl | None] | None:
+        """The lab's impairment control for nodes whose adapter lacks ImpairmentControl (None if all have it).
+
+        In a lab, an ``snmp`` or ``netconf`` node is a namespace whose links the lab itself can impair.
+        """
+        if all(Capability.IMPAIRMENT in a.capabilities for a in self.adapters.values()):
+            return None
+        context = self.context
+        return lambda node: impairment_control_for(node, context)
+
+    async def refresh(self, nodes: Iterable[str] | None = None) -> None:
+        """Re-read ports (after our own changes) so oper state and notifications follow at once."""
+        await self.southbound.refresh(nodes)
+
+    async def start(self) -> None:
+        """Bring everything up; on failure, what was started is stopped again."""
+        try:
+            for adapter in self.adapters.values():
+                await adapter.open()
+                self._opened.append(adapter)
+            await self.store.open()
+            if hasattr(self.store, "on_outbox"):
+                self.store.on_outbox = self.notifier.wake
+            seeded = await self.inventory.load()
+            if seeded:
+                log.info("seeded %d services from topology %s", seeded, self.topology.name)
+            if self.options.provision_seed:
+                await self._provision()
+            await self.faults.reapply()
+            self.performance.register()
+            self._alarm_sweeper = asyncio.create_task(self._sweep_alarms(), name="alarm-retention")
+            self.pm_retention.start()
+            await self.jobs.start()
+            await self.southbound.start()
+            if self.options.run_notifier:
+                await self.notifier.start()
+            if self.options.run_orders:
+                await self.runner.start()
+            self.started = True
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _sweep_alarms(self) -> None:
+        """Apply the alarm retention every ``sweep_interval_s`` (first run at once: a restart catches up).
+
+        A plain task, not job-runner work: the sweep is idempotent and driven by the stored alarm times, so a
+        restart simply catches up, and it adds no work items to the store every minute.
+        """
+        while True:
+            try:
+                await self.alarms.expire()
+            except Exception:
+                log.exception("alarm retention sweep failed; retrying next interval")
+            await asyncio.sleep(self.alarms.retention.sweep_interval_s)
+
+    async def _provision(self) -> None:
+        """Make the network carry every active connectivity service (idempotent; skipped where unsupported)."""
+        for svc in list(self.inventory.services()):
+            if not svc.kind.is_connectivity or svc.state is not ServiceState.ACTIVE:
+                continue
+            nodes = {p.node for p in svc.ports}
+            if not all(Capability.CONNECTIVITY in self.adapters[n].capabilities for n in nodes):
+                continue
+            try:
+                await self.network.connect(self.network.connection_spec(svc))
+                uni = self.network.uni_port(svc)
+                if svc.cir_bps and Capability.BANDWIDTH in self.adapters[uni.node].capabilities:
+                    await self.network.apply_bandwidth(uni, svc.cir_bps, svc.cbs_bytes, svc.eir_bps)
+            except AdapterError as exc:
+                log.warning("cannot provision %s: %s", svc.id, exc)
+
+    async def stop(self) -> None:
+        """Stop runners, close adapters and the store. Idempotent."""
+        await self.jobs.stop()
+        if self._alarm_sweeper is not None:
+            self._alarm_sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._alarm_sweeper
+            self._alarm_sweeper = None
+        await self.pm_retention.stop()
+        await self.streaming.close()
+        await self.runner.stop()
+        await self.notifier.stop()
+        await self.southbound.stop()
+        for adapter in reversed(self._opened):
+            try:
+                await adapter.close()
+            except AdapterError as exc:
+                log.warning("closing %s: %s", adapter.node.name, exc)
+        self._opened.clear()
+        await self.store.close()
+        self.started = False

@@ -1,0 +1,44 @@
+"""The aiohttp application: every API family mounted explicitly, the runtime held for the handlers.
+
+``create_app(runtime)`` mounts the routes of each module in :data:`API_MODULES` (a new API family adds its
+module there). With ``manage_runtime=True`` (the CLI) the runtime is started and stopped by the app's
+``cleanup_ctx``; tests may start it themselves. Every request passes
+:func:`~interlude.api.auth.auth_middleware` (the caller's identity) inside
+:func:`~interlude.api.common.errors_middleware` (the MEF error model).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from types import ModuleType
+
+from aiohttp import web
+
+from interlude.api import alarms, fm, inventory, ordering, partner, performance, sft, streaming
+from interlude.api.auth import TOKENS, TokenTable, auth_middleware
+from interlude.api.common import RUNTIME, errors_middleware
+from interlude.app.runtime import Runtime
+
+API_MODULES: tuple[ModuleType, ...] = (inventory, ordering, partner, alarms, performance, streaming, sft, fm)
+"""Each exposes ``routes()`` and, where it has one base path, ``BASE`` (shown in the start-up banner)."""
+
+MAX_BODY = 1024 * 1024
+
+
+def create_app(runtime: Runtime, *, manage_runtime: bool = True, tokens: TokenTable | None = None) -> web.Application:
+    """The partner's web application; ``tokens`` turns on bearer-token authentication (:mod:`interlude.api.auth`)."""
+    app = web.Application(middlewares=[errors_middleware, auth_middleware], client_max_size=MAX_BODY)
+    app[RUNTIME] = runtime
+    if tokens is not None:
+        app[TOKENS] = tokens
+    for module in API_MODULES:
+        app.router.add_routes(module.routes())
+    if manage_runtime:
+
+        async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+            await app[RUNTIME].start()
+            yield
+            await app[RUNTIME].stop()
+
+        app.cleanup_ctx.append(lifecycle)
+    return app

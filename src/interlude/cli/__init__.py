@@ -1,0 +1,1 @@
+"""The ``interlude`` command: one click group and its subcommands, registered explicitly."""

@@ -1,0 +1,223 @@
+"""``interlude emulate`` (the offline partner) and ``interlude serve`` (the partner in front of real gear).
+
+Both build a :class:`~interlude.app.runtime.Runtime` from a topology and serve the MEF APIs and the
+partner operations API with aiohttp until Ctrl-C / SIGTERM. ``emulate`` drives every node with the in-memory
+``emulated`` adapter whatever its ``kind`` says; ``serve`` uses each node's own adapter kind (a kind whose
+adapter or optional dependency is missing stops start-up with the registry's message).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from pathlib import Path
+from typing import Any
+
+import click
+from aiohttp import web
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+from interlude.adapters.base import AdapterContext
+from interlude.adapters.emulated.adapter import EmulatedAdapter
+from interlude.adapters.registry import available_kinds
+from interlude.api.auth import TokenTable, load_tokens
+from interlude.app.runtime import Runtime
+from interlude.app.web import API_MODULES, create_app
+from interlude.emulator.devices import device_agents
+from interlude.emulator.scenario import Scenario, load_scenario, run_scenario
+from interlude.errors import InterludeError
+from interlude.topology.loader import bundled_topology_path, load_topology
+from interlude.topology.model import NodeSpec, Topology
+
+console = Console()
+
+
+def _emulated(node: NodeSpec, context: AdapterContext) -> EmulatedAdapter:
+    return EmulatedAdapter(node, context)
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(message)s",
+        handlers=[RichHandler(console=console, show_path=False, rich_tracebacks=False)],
+    )
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+def _banner(runtime: Runtime, url: str, db: Path | str, mode: str) -> None:
+    table = Table(title=f"interlude {mode}: {runtime.topology.name} at {url}", show_header=True, header_style="bold")
+    table.add_column("API")
+    table.add_column("path", overflow="fold")
+    for module in API_MODULES:  # every API the app serves, in mount order
+        base = str(getattr(module, "BASE", ""))
+        if not base:
+            continue
+        parts = base.strip("/").split("/")
+        name, path = (f"{parts[2]} {parts[3]}" if parts[0] == "mefApi" else "partner operations"), base + "/"
+        table.add_row(name, path)
+    console.print(table)
+    kinds = sorted({n.kind for n in runtime.topology.nodes.values()})
+    console.print(
+        f"{len(runtime.topology.nodes)} nodes ({', '.join(kinds) if mode == 'serve' else 'emulated'}), "
+        f"{sum(1 for _ in runtime.inventory.services())} services, state in [bold]{db}[/bold]. Ctrl-C stops."
+    )
+
+
+async def _serve(runtime: Runtime, host: str, port: int, db: Path | str, mode: str, scenario: Scenario | None,
+                 devices: tuple[int | None, int | None] = (None, None),
+                 netconf_password: str = "interlude", tokens: TokenTable | None = None) -> None:  # fmt: skip
+    app = create_app(runtime, tokens=tokens)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()  # starts the runtime (cleanup_ctx)
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            if mode == "emulate" and devices != (None, None):
+                agents = device_agents(runtime.context, host, *devices, netconf_password)
+                endpoints = await stack.enter_async_context(agents)
+                if endpoints.snmp:
+                    console.print(f"devices over SNMP v2c at [bold]{endpoints.snmp}[/bold] (community = node name)")
+                if endpoints.netconf:
+                    console.print(
+                        f"devices over NETCONF at [bold]{endpoints.netconf}[/bold] "
+                        "(username = node name, password from --netconf-password)"
+                    )
+            if tokens is not None:
+                console.print(f"bearer tokens required ({len(tokens)} configured); X-Interlude-Buyer is ignored")
+            else:
+                console.print("[yellow]no authentication[/yellow]: the buyer is whatever X-Interlude-Buyer says "
+                              "(use --tokens FILE beyond a test bench)")  # fmt: skip
+            await _serve_until_stopped(runtime, runner, host, port, db, mode, scenario)
+    finally:
+        await runner.cleanup()
+
+
+async def _serve_until_stopped(runtime: Runtime, runner: web.AppRunner, host: str, port: int, db: Path | str,
+                               mode: str, scenario: Scenario | None) -> None:  # fmt: skip
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    _banner(runtime, f"http://{host}:{port}", db, mode)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    task: asyncio.Task[None] | None = None
+    if scenario is not None:
+        console.print(f"playing scenario [bold]{scenario.name}[/bold]: {scenario.description}")
+        task = asyncio.create_task(
+            run_scenario(scenario, runtime.faults, report=lambda m: console.print(f"[yellow]scenario[/] {m}"))
+        )
+    await stop.wait()
+    console.print("stopping...")
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def _run(topology: Topology, topo_path: Path, host: str, port: int, db: str | None, scenario: Path | None,
+         mode: str, verbose: bool, devices: tuple[int | None, int | None] = (None, None),
+         netconf_password: str = "interlude", tokens_file: Path | None = None) -> None:  # fmt: skip
+    _setup_logging(verbose)
+    db_path: Path | str = Path(".interlude") / f"{topology.name}.db"
+    if db:
+        db_path = db if db.startswith(("postgresql://", "postgres://")) else Path(db)
+    try:
+        scen = load_scenario(scenario) if scenario is not None else None
+        tokens = load_tokens(tokens_file, topology) if tokens_file is not None else None
+        state_dir = db_path.parent if isinstance(db_path, Path) else Path(".interlude")
+        kwargs: dict[str, Any] = {"base_dir": topo_path.parent.resolve(), "state_dir": state_dir}
+        if mode == "emulate":
+            kwargs["adapter_factory"] = _emulated
+        runtime = Runtime(topology, db_path, **kwargs)
+        asyncio.run(_serve(runtime, host, port, db_path, mode, scen, devices, netconf_password, tokens))
+    except InterludeError as exc:
+        console.print(f"[red]error[/red]: {exc}")
+        raise SystemExit(1) from None
+    except OSError as exc:
+        console.print(f"[red]error[/red]: cannot serve on {host}:{port}: {exc.strerror or exc}")
+        raise SystemExit(1) from None
+
+
+def _load(path: Path, known_kinds: list[str] | None) -> Topology:
+    try:
+        return load_topology(path, known_kinds=known_kinds)
+    except InterludeError as exc:
+        console.print(f"[red]invalid topology[/red] {path}: {exc}")
+        raise SystemExit(1) from None
+
+
+_host = click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+_port = click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="TCP port.")
+_db = click.option(
+    "--db", default=None, metavar="FILE|URL",
+    help="SQLite state file (default: .interlude/<topology name>.db) or postgresql://user@host/db "
+    "(several processes sharing one database; needs the 'postgres' extra).",
+)  # fmt: skip
+_verbose = click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+_tokens = click.option(
+    "--tokens", "tokens_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+    help="Bearer-token file (YAML: 'token: buyer' lines, or a list of {buyer, token: {env|file}}; buyer "
+    "'operator' for the /interlude/v1 operations API). With it every API needs 'Authorization: Bearer', "
+    "missing/unknown tokens get 401 and X-Interlude-Buyer is ignored. Without it (the default) there is NO "
+    "authentication: the buyer is whatever X-Interlude-Buyer says. See README 'Security'.",
+)  # fmt: skip
+
+
+@click.command("emulate")
+@click.option(
+    "--topology", "topology_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+    help="Topology file (default: the bundled metro-partner).",
+)  # fmt: skip
+@_host
+@_port
+@_db
+@click.option(
+    "--scenario", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+    help="Scenario file: faults over time (see emulator/scenarios/).",
+)  # fmt: skip
+@click.option("--snmp-port", default=16100, show_default=True, type=click.IntRange(0, 65535),
+              help="UDP port of the emulated devices' SNMP agent (community = node name; 0: any free port).")
+@click.option("--netconf-port", default=18300, show_default=True, type=click.IntRange(0, 65535),
+              help="TCP port of the emulated devices' NETCONF server (SSH username = node name).")
+@click.option("--netconf-password", default="interlude", show_default=True,
+              help="Password of every node on the emulated NETCONF server (a test bench on loopback).")
+@click.option("--no-device-agents", is_flag=True, help="Do not serve the emulated devices over SNMP and NETCONF.")
+@_tokens
+@_verbose
+def emulate(topology_file: Path | None, host: str, port: int, db: str | None, scenario: Path | None,
+            snmp_port: int, netconf_port: int, netconf_password: str, no_device_agents: bool,
+            tokens_file: Path | None, verbose: bool) -> None:  # fmt: skip
+    """Run the partner emulator: the MEF Interlude APIs over an in-memory network.
+
+    The emulated devices are also reachable over SNMP and NETCONF on the same host (loopback by default), so
+    SNMP/NETCONF tools and the snmp/netconf adapters work offline against the very devices orders change.
+    """
+    path = topology_file or bundled_topology_path()
+    devices: tuple[int | None, int | None] = (None, None) if no_device_agents else (snmp_port, netconf_port)
+    _run(_load(path, None), path, host, port, db, scenario, "emulate", verbose, devices, netconf_password, tokens_file)
+
+
+@click.command("serve")
+@click.option(
+    "--topology", "topology_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+    help="Topology file naming the real nodes and their adapter kinds.",
+)  # fmt: skip
+@_host
+@_port
+@_db
+@_tokens
+@_verbose
+def serve(topology_file: Path, host: str, port: int, db: str | None, tokens_file: Path | None, verbose: bool) -> None:
+    """Serve the MEF Interlude APIs in front of real network elements (adapter per node kind).
+
+    Give --tokens FILE whenever anyone but you can reach the port: without it the caller picks its buyer.
+    """
+    _run(_load(topology_file, available_kinds()), topology_file, host, port, db, None, "serve", verbose,
+         tokens_file=tokens_file)  # fmt: skip
+

@@ -1,0 +1,1 @@
+"""Alarm Management: raising, clearing, acknowledging and retaining alarms."""

@@ -1,0 +1,1 @@
+"""Service Inventory: the services, their live operational state and its notifications."""

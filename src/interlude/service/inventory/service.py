@@ -1,0 +1,179 @@
+"""Service Inventory use cases: read services, keep their live operational state, notify changes.
+
+The inventory keeps an in-memory index of every service (loaded at start) and the last known oper state of
+every partner port. When ports change (southbound events, our own admin changes, faults), every service's
+operational state is re-derived (:func:`interlude.domain.inventory.derive_oper`); the ones that changed are
+saved together with their ``serviceAttributeValueChangeEvent`` outbox rows in one transaction, and
+:class:`~interlude.domain.events.ServiceOperChanged` goes out on the bus.
+
+Mutations of services (here and by the order runner) happen under :attr:`InventoryService.lock`, so a
+port change and an order never overwrite each other's edits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable, Mapping, Sequence
+
+from interlude.domain.events import ServiceOperChanged
+from interlude.domain.inventory import derive_oper, seed_services
+from interlude.domain.model import Service, ServiceKind
+from interlude.errors import NotFoundError
+from interlude.service.platform.bus import EventBus
+from interlude.service.platform.hub import SERVICE_INVENTORY, HubService
+from interlude.store.base import OutboxMessage, ServiceQuery, Store, Transaction
+from interlude.topology.model import Topology
+
+log = logging.getLogger(__name__)
+
+SERVICE_BASE = "/mefApi/interlude/serviceInventory/v2"
+
+
+def service_href(service_id: str) -> str:
+    """Relative href of a service."""
+    return f"{SERVICE_BASE}/service/{service_id}"
+
+
+class InventoryService:
+    """Reads, the oper-state index, and change commits for services."""
+
+    def __init__(self, store: Store, topology: Topology, hub: HubService, bus: EventBus) -> None:
+        self.store = store
+        self.topology = topology
+        self.hub = hub
+        self.bus = bus
+        self.lock = asyncio.Lock()
+        self.port_up: dict[tuple[str, str], bool] = {}
+        self._index: dict[str, Service] = {}
+        self._children: dict[str, dict[str, None]] = {}  # parent id -> child ids (insertion-ordered set)
+
+    async def load(self) -> int:
+        """Seed an empty store from the topology, then index every service. Returns how many were seeded."""
+        seeded = 0
+        if await self.store.count_services() == 0:
+            services = seed_services(self.topology)
+            async with self.store.transaction() as tx:
+                for svc in services:
+                    await tx.save_service(svc)
+            seeded = len(services)
+        self._index = {s.id: s for s in await self.store.all_services()}
+        self._children = {}
+        for svc in self._index.values():
+            if svc.parent is not None:
+                self._children.setdefault(svc.parent, {})[svc.id] = None
+        return seeded
+
+    # Reads ------------------------------------------------------------------------------------------------
+
+    async def get(self, service_id: str, buyer: str | None) -> Service:
+        """One service of the buyer; :class:`NotFoundError` otherwise.
+
+        Served from the in-memory index (every write goes through this service and updates it after
+        commit), so a read never waits on the database.
+        """
+        svc = self._index.get(service_id)
+        if svc is None:
+            svc = await self.store.get_service(service_id)
+        if svc is None or (buyer is not None and svc.buyer != buyer):
+            raise NotFoundError(f"no service {service_id!r}")
+        return svc
+
+    async def find(self, query: ServiceQuery, offset: int, limit: int) -> tuple[list[Service], int]:
+        """A filtered page and the total."""
+        return await self.store.list_services(query, offset, limit)
+
+    def indexed(self, service_id: str) -> Service | None:
+        """The current in-memory version of a service."""
+        return self._index.get(service_id)
+
+    def children(self, parent_id: str) -> list[Service]:
+        """End points of a connectivity service (from a parent index: the order runner asks per order)."""
+        return [self._index[c] for c in self._children.get(parent_id, ())]
+
+    def services(self) -> Iterable[Service]:
+        """Every indexed service."""
+        return self._index.values()
+
+    # Changes ----------------------------------------------------------------------------------------------
+
+    def with_oper(self, service: Service, pending: Mapping[str, Service] | None = None) -> Service:
+        """The service with its oper state re-derived from the current port states."""
+        parent = None
+        if service.parent is not None:
+            parent = (pending or {}).get(service.parent) or self._index.get(service.parent)
+        oper = derive_oper(service, self.topology, self.port_up, parent)
+        return service if oper is service.oper else service.evolve(oper=oper)
+
+    async def outbox_for(self, event_type: str, service: Service) -> list[OutboxMessage]:
+        """Outbox messages for one inventory event about ``service``."""
+        payload: dict[str, object] = {"id": service.id, "href": service_href(service.id)}
+        if event_type == "serviceStateChangeEvent":
+            payload["state"] = service.state.value
+        return await self.hub.messages(SERVICE_INVENTORY, event_type, payload, service.buyer)
+
+    async def stage(
+        self, tx: Transaction, services: Sequence[Service], events: Sequence[tuple[str, Service]]
+    ) -> list[Service]:
+        """Inside the caller's transaction: re-derive oper, save, queue notifications. Returns what was saved.
+
+        A service whose oper state differs from the indexed one also gets a
+        ``serviceAttributeValueChangeEvent`` unless the caller already queued one.
+        """
+        pending = {s.id: s for s in services}
+        saved: list[Service] = []
+        notified = {(etype, s.id) for etype, s in events}
+        extra: list[tuple[str, Service]] = []
+        for svc in services:
+            fresh = self.with_oper(svc, pending)
+            pending[fresh.id] = fresh
+            fresh = fresh.evolve(version=fresh.version + 1)
+            await tx.save_service(fresh)
+            saved.append(fresh)
+            old = self._index.get(fresh.id)
+            if old is not None and old.oper is not fresh.oper:
+                key = ("serviceAttributeValueChangeEvent", fresh.id)
+                if key not in notified:
+                    notified.add(key)
+                    extra.append(("serviceAttributeValueChangeEvent", fresh))
+        by_id = {s.id: s for s in saved}
+        messages: list[OutboxMessage] = []
+        for etype, svc in [*events, *extra]:
+            messages.extend(await self.outbox_for(etype, by_id.get(svc.id, svc)))
+        await tx.add_outbox(messages)
+        return saved
+
+    async def remember(self, saved: Sequence[Service]) -> None:
+        """After commit: update the index and publish oper changes on the bus."""
+        for svc in saved:
+            old = self._index.get(svc.id)
+            self._index[svc.id] = svc
+            if svc.parent is not None:
+                self._children.setdefault(svc.parent, {})[svc.id] = None
+            if old is not None and old.oper is not svc.oper:
+                await self.bus.publish(ServiceOperChanged(time.time(), svc.id, svc.buyer, svc.oper))
+
+    async def update_ports(self, states: Mapping[tuple[str, str], bool]) -> list[Service]:
+        """Record new port states; persist and notify every service whose oper state changed."""
+        async with self.lock:
+            changed_ports = {k: v for k, v in states.items() if self.port_up.get(k) != v}
+            self.port_up.update(states)
+            if not changed_ports:
+                return []
+            pending: dict[str, Service] = {}
+            # Connectivity first so end points see their parent's new state.
+            ordered = sorted(self._index.values(), key=lambda s: s.kind not in (ServiceKind.OVC, ServiceKind.IPVC))
+            changed: list[Service] = []
+            for svc in ordered:
+                fresh = self.with_oper(svc, pending)
+                pending[svc.id] = fresh
+                if fresh.oper is not svc.oper:
+                    changed.append(fresh)
+            if not changed:
+                return []
+            async with self.store.transaction() as tx:
+                saved = await self.stage(tx, changed, [])
+            await self.remember(saved)
+            log.info("oper state changed: %s", ", ".join(f"{s.id}={s.oper}" for s in saved))
+            return saved

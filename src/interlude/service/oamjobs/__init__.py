@@ -1,0 +1,1 @@
+"""OAM-job machinery shared by Service Function Testing (``sft``) and Fault Management (``fm``)."""

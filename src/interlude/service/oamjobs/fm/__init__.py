@@ -1,0 +1,1 @@
+"""Fault Management: on-demand and proactive OAM jobs (loopback, linktrace, continuity)."""

@@ -1,0 +1,1 @@
+"""Service Function Testing: test profiles, test jobs and their results."""

@@ -1,0 +1,1 @@
+"""Service Ordering: validating, planning and applying orders on the network."""

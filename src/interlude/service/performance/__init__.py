@@ -1,0 +1,1 @@
+"""Performance Monitoring: profiles, jobs, measurement intervals, reports, retention and streaming."""

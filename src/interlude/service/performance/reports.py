@@ -1,0 +1,139 @@
+"""Performance Monitoring v5: report queries, on-request reports (``pm.report``) and tracking records."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from interlude.domain.model import iso, parse_iso
+from interlude.service.performance.common import (
+    JOBS,
+    REPORTS,
+    TRACKING,
+    PmBase,
+    Where,
+    _duration_ok,
+    _Errors,
+    _now,
+    _profile_values,
+    _same_object,
+    _shape,
+    report_href,
+)
+from interlude.service.performance.payloads import validate_configuration
+from interlude.service.platform.jobs import JobContext, JobOutcome
+from interlude.store.base import Document, Transaction
+
+log = logging.getLogger(__name__)
+
+
+class PmReports(PmBase):
+    """Reports and tracking (interval reports are written by :mod:`interlude.service.performance.measure`)."""
+
+    # Reports -------------------------------------------------------------------------------------------------------
+
+    async def reports(self, buyer: str | None) -> list[dict[str, Any]]:
+        """Every report of the buyer (full bodies), newest first."""
+        return [d.body["mef"] for d in await self._all(REPORTS, buyer)]
+
+    async def report(self, rid: str, buyer: str | None) -> dict[str, Any]:
+        """``retrievePerformanceReport``."""
+        return dict((await self._doc(REPORTS, rid, buyer, "performance report")).body["mef"])
+
+    async def create_report(self, body: dict[str, Any], buyer: str | None) -> dict[str, Any]:
+        """``createPerformanceReport``: a report over stored measurements of the buyer's jobs."""
+        _shape("report", body)
+        errors = _Errors()
+        for name in (
+            "granularity",
+            "monitoredObject",
+            "outputFormat",
+            "reportingTimeframe",
+            "resultFormat",
+            "serviceSpecificConfiguration",
+        ):
+            if name not in body:
+                errors.add(f"'{name}' is required", f"/{name}", "missingProperty")
+        if body.get("outputFormat", "json") != "json":
+            errors.add("only outputFormat 'json' is supported", "/outputFormat")
+        if body.get("resultFormat", "payload") != "payload":
+            errors.add("only resultFormat 'payload' is supported", "/resultFormat")
+        mos = body.get("monitoredObject")
+        if "monitoredObject" in body and (not isinstance(mos, list) or not mos):
+            errors.add("monitoredObject must be a non-empty array", "/monitoredObject", "invalidFormat")
+        if "serviceSpecificConfiguration" in body:
+            errors.items.extend(
+                validate_configuration(body["serviceSpecificConfiguration"], "/serviceSpecificConfiguration")
+            )
+        if "granularity" in body and not _duration_ok(body["granularity"]):
+            errors.add("granularity must be a TimeDuration", "/granularity", "invalidFormat")
+        errors.raise_if_any()
+        rid = uuid.uuid4().hex[:16]
+        mef = {**body, "id": rid, "href": report_href(rid), "creationDateTime": _now(), "state": "acknowledged"}
+        async with self.store.transaction() as tx:
+            await tx.put_document(Document(REPORTS, rid, {"mef": mef}, buyer=buyer, state="acknowledged"))
+            await tx.add_outbox(
+                await self._messages("performanceReportCreateEvent", {"id": rid, "href": report_href(rid)}, buyer)
+            )
+            await self._track(
+                tx, {"@type": "PerformanceReportRef", "performanceReportId": rid}, "report requested", buyer, body
+            )
+            await self.jobs.schedule("pm.report", None, {"report": rid}, key=rid, tx=tx)
+        return mef
+
+    async def _run_report(self, ctx: JobContext) -> JobOutcome | None:
+        rid = str(ctx.item.payload["report"])
+        doc = await self.store.get_document(REPORTS, rid)
+        if doc is None or doc.state != "acknowledged":
+            return None
+        mef = doc.body["mef"]
+        frame = mef.get("reportingTimeframe") or {}
+        lo = frame.get("reportingStartDate")
+        hi = frame.get("reportingEndDate")
+        lo_s = iso(parse_iso(lo)) if lo else None
+        hi_s = iso(parse_iso(hi)) if hi else None
+        wanted_type = (mef.get("serviceSpecificConfiguration") or {}).get("@type")
+        content: list[dict[str, Any]] = []
+        for mo in mef.get("monitoredObject") or []:
+            items: list[dict[str, Any]] = []
+            for job in await self._all(JOBS, doc.buyer):
+                jm = job.body["mef"]
+                values = _profile_values(job)
+                if not _same_object(jm.get("monitoredObject"), mo):
+                    continue
+                if wanted_type and (values.get("serviceSpecificConfiguration") or {}).get("@type") != wanted_type:
+                    continue
+                reports = await self._all(REPORTS, None, Where(key1=job.id))  # every report, no cap
+                for rep in reports:
+                    for per_obj in rep.body["mef"].get("reportContent") or []:
+                        for it in per_obj.get("reportContentItem") or []:
+                            t0 = iso(parse_iso(it["measurementTime"]["measurementStartDate"]))
+                            t1 = iso(parse_iso(it["measurementTime"].get("measurementEndDate")))
+                            if (lo_s is None or (t0 or "") >= lo_s) and (hi_s is None or (t1 or "") <= hi_s):
+                                items.append(it)
+            items.sort(key=lambda i: str(i["measurementTime"]["measurementStartDate"]))
+            content.append({"monitoredObject": mo, "reportContentItem": items})
+
+        async def commit(tx: Transaction) -> None:
+            fresh = await tx.get_document(REPORTS, rid)
+            if fresh is None:
+                return
+            body = {**fresh.body["mef"], "state": "completed", "reportContent": content}
+            await tx.put_document(
+                Document(REPORTS, rid, {"mef": body}, buyer=fresh.buyer, state="completed", created_at=fresh.created_at)
+            )
+            for state in ("inProgress", "completed"):
+                await tx.add_outbox(
+                    await self._messages(
+                        "performanceReportStateChangeEvent",
+                        {"id": rid, "href": report_href(rid), "state": state},
+                        fresh.buyer,
+                    )
+                )
+
+        return JobOutcome({"items": sum(len(c["reportContentItem"]) for c in content)}, commit)
+
+    async def tracking(self, buyer: str | None) -> list[dict[str, Any]]:
+        """Tracking records of the buyer."""
+        return [d.body for d in await self._all(TRACKING, buyer)]

@@ -1,0 +1,275 @@
+"""Retention of Performance Monitoring reports: a maximum age and an optional maximum count per job.
+
+Why: a proactive job with a 1 s reporting period writes ~86,400 reports a day, and nothing else ever deletes
+them, so without a retention the store (and every report list, on-request report and restart) grows forever.
+
+Settings (:class:`PmRetention`), from ``RuntimeOptions.extra`` (``pm.<name>``) or the environment
+(``INTERLUDE_PM_<NAME>``), the former winning, exactly like the alarm retention
+(:mod:`interlude.service.alarms.retention`); a malformed value is a :class:`~interlude.errors.ConfigError` when
+the runtime is built:
+
+- ``report_max_age_s`` (``INTERLUDE_PM_REPORT_MAX_AGE_S``, default 7 days; ``none``/``off`` keeps reports
+  forever): a finished report (``completed``, ``failed``, ``rejected``) older than this (by its stored
+  creation time) is deleted. Interval reports of jobs and on-request reports alike.
+- ``max_reports_per_job`` (``INTERLUDE_PM_MAX_REPORTS_PER_JOB``, default ``none``): a positive integer; a job
+  keeps at most this many finished reports, the oldest go first.
+- ``sweep_interval_s`` (``INTERLUDE_PM_SWEEP_INTERVAL_S``, default 60 s): how often the monitoring extension
+  sweeps (:class:`PmRetentionSweeper`, started and stopped by
+  :class:`~interlude.service.performance.extension.MonitoringExtension`).
+- ``sweep_batch`` (``INTERLUDE_PM_SWEEP_BATCH``, default 500): reports deleted per transaction. A sweep after
+  a week without one may have hundreds of thousands of reports to delete; small transactions keep the single
+  SQLite writer (and job intervals waiting on it) responsive, and the sweep yields between batches.
+
+**Undelivered notifications.** A report is never deleted while a notification that names it (the job's
+``performanceJobReportReadyEvent`` with its ``reportId``, or the report's ``performanceReportCreateEvent`` /
+``performanceReportStateChangeEvent``) is still pending in the outbox (not delivered, not given up): the
+subscriber would otherwise be told to fetch a report that is already gone. We check the outbox rather than
+keep a minimum age above the delivery retry horizon because that horizon is not a bound: the backoff
+(``notify_*`` options, ~1 h with the defaults) only starts when a row is first tried, and the notifier
+delivers each subscription's rows in order, so a row waits behind every earlier row of an unreachable
+subscriber for as long as that subscriber is down. The pending rows are read once per sweep (the
+``outbox_due`` index), and the check is exact. Rows the notifier gave up on are never delivered, so they do
+not hold a report. A job may therefore briefly keep more than ``max_reports_per_job`` reports, or reports
+older than ``report_max_age_s``, while its subscriber is unreachable; the next sweep after delivery deletes them.
+
+**Notifications of deletion: none.** MEF's PM notification definition
+(``performanceNotification.api.yaml``) has no report delete event, and ``PerformanceReportStateType`` has no
+state for a removed report (``acknowledged``, ``completed``, ``failed``, ``inProgress``, ``rejected``), so
+nothing fits and the sweep emits nothing; a deleted report simply answers 404 and leaves lists, whose
+``X-Total-Count`` counts the remaining reports.
+
+**Tracking records are not swept**: the partner writes one per API operation (job created, suspended,
+cancel requested, profile modified, report requested, ...), never per measurement interval, so they grow
+with client activity (like orders), not with time; they are the audit trail of those operations and outlive
+the reports.
+
+The sweep is a plain task, not job-runner work (as the alarm retention): it is idempotent and driven by the
+stored creation times, so a restart simply catches up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from interlude.domain.model import iso
+from interlude.errors import ConfigError
+from interlude.service.performance.common import PM_API, REPORTS
+from interlude.store.base import Store
+
+log = logging.getLogger(__name__)
+
+FINISHED_STATES = ("completed", "failed", "rejected")
+# Events whose payload names a report: ``reportId`` (ready) or ``id`` (report create / state change).
+_REPORT_EVENTS = {
+    "performanceJobReportReadyEvent": "reportId",
+    "performanceReportCreateEvent": "id",
+    "performanceReportStateChangeEvent": "id",
+}
+
+_SETTINGS = {
+    "report_max_age_s": "INTERLUDE_PM_REPORT_MAX_AGE_S",
+    "max_reports_per_job": "INTERLUDE_PM_MAX_REPORTS_PER_JOB",
+    "sweep_interval_s": "INTERLUDE_PM_SWEEP_INTERVAL_S",
+    "sweep_batch": "INTERLUDE_PM_SWEEP_BATCH",
+}
+_DISABLE = ("", "none", "off", "never")
+_CANNOT_DISABLE = ("sweep_interval_s", "sweep_batch")
+_INTEGERS = ("max_reports_per_job", "sweep_batch")
+
+
+@dataclass(frozen=True, slots=True)
+class PmRetention:
+    """How long and how many PM reports are kept (see the module docstring; ``None``: no limit)."""
+
+    report_max_age_s: float | None = 7 * 86400.0
+    max_reports_per_job: int | None = None
+    sweep_interval_s: float = 60.0
+    sweep_batch: int = 500
+
+    @classmethod
+    def from_settings(
+        cls, extra: Mapping[str, object] | None = None, env: Mapping[str, str] | None = None
+    ) -> PmRetention:
+        """Read the settings (``pm.<name>`` in ``extra``, else ``INTERLUDE_PM_<NAME>``); bad values: ConfigError."""
+        env = os.environ if env is None else env
+        values: dict[str, float | int | None] = {}
+        for name, var in _SETTINGS.items():
+            key = f"pm.{name}"
+            raw: object = (extra or {}).get(key, env.get(var))
+            if raw is None:
+                continue
+            where = key if extra and key in extra else var
+            if isinstance(raw, str) and raw.strip().lower() in _DISABLE:
+                if name in _CANNOT_DISABLE:
+                    raise ConfigError(f"{where} cannot be disabled (give a positive number)")
+                values[name] = None
+                continue
+            if isinstance(raw, bool):
+                raise ConfigError(f"{where} must be a number, not {raw!r}")
+            if name in _INTEGERS:
+                try:
+                    number = int(str(raw).strip()) if isinstance(raw, str) else raw
+                except ValueError:
+                    number = None
+                if not isinstance(number, int) or number < 1:
+                    raise ConfigError(f"{where} must be a positive whole number or 'none', not {raw!r}")
+                values[name] = number
+                continue
+            try:
+                value = float(raw)  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                raise ConfigError(f"{where} must be a number of seconds or 'none', not {raw!r}") from None
+            if value != value or value in (float("inf"), float("-inf")):
+                raise ConfigError(f"{where} must be a finite number of seconds, not {raw!r}")
+            if value < 0 or (name == "sweep_interval_s" and value <= 0):
+                raise ConfigError(f"{where} must be positive, not {raw!r}")
+            values[name] = value
+        return cls(**values)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class SweepResult:
+    """What one sweep did: reports deleted by age, by count, and reports kept for a pending notification."""
+
+    aged: int = 0
+    over_count: int = 0
+    held: int = 0
+
+
+class PmRetentionSweeper:
+    """Applies a :class:`PmRetention` to the store's PM reports (:meth:`sweep`), periodically while started."""
+
+    def __init__(self, store: Store, retention: PmRetention) -> None:
+        self.store = store
+        self.retention = retention
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+
+    def start(self) -> None:
+        """Sweep now and every ``sweep_interval_s`` (idempotent)."""
+        if self._task is None:
+            self._stopping = asyncio.Event()
+            self._task = asyncio.create_task(self._loop(), name="pm-report-retention")
+
+    async def stop(self, grace_s: float = 30.0) -> None:
+        """Stop the periodic sweep (idempotent), letting a batch in flight finish.
+
+        Why not a plain ``cancel()``: a cancellation landing while the store is still opening a transaction
+        (SQLite's ``BEGIN IMMEDIATE`` runs on the writer thread whatever happens to the awaiting task) would leave
+        the writer connection inside a transaction nobody rolls back. The sweep checks :attr:`_stopping` between
+        batches, which are bounded, so it ends quickly; it is cancelled only if it does not within ``grace_s``.
+        """
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._stopping.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), grace_s)
+        except TimeoutError:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        finally:
+            self._stopping = asyncio.Event()  # a sweep called by hand afterwards runs to the end
+
+    async def _loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self.sweep()
+            except Exception:
+                log.exception("PM report retention sweep failed; retrying next interval")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.retention.sweep_interval_s)
+
+    async def sweep(self, now: float | None = None) -> SweepResult:
+        """Apply the retention once: delete finished reports past the age, then each job's oldest over the count."""
+        r = self.retention
+        now = time.time() if now is None else now
+        held = await self._pending_report_ids()
+        kept: set[str] = set()
+        aged = over = 0
+        if r.report_max_age_s is not None:
+            cutoff = iso(datetime.fromtimestamp(now - r.report_max_age_s, UTC)) or ""
+            aged = await self._delete_ordered("created_at < ?", [cutoff], None, held, kept)
+        if r.max_reports_per_job is not None:
+            rows = await self._read(
+                "SELECT key1, count(*) FROM documents WHERE collection = ? AND key1 IS NOT NULL"
+                f" AND state IN ({_marks(FINISHED_STATES)}) GROUP BY key1 HAVING count(*) > ?",
+                [REPORTS, *FINISHED_STATES, r.max_reports_per_job],
+            )
+            for job_id, count in rows:
+                excess = int(str(count)) - r.max_reports_per_job
+                over += await self._delete_ordered("key1 = ?", [job_id], excess, held, kept)
+        result = SweepResult(aged, over, len(kept))
+        if aged or over:
+            log.info("PM report retention: %d report(s) past the age and %d over the per-job count deleted,"
+                     " %d kept for undelivered notifications", aged, over, len(kept))  # fmt: skip
+        return result
+
+    async def _delete_ordered(
+        self, cond: str, params: list[object], limit: int | None, held: set[str], kept: set[str]
+    ) -> int:
+        """Delete finished reports matching ``cond``, oldest first, at most ``limit``, in bounded transactions.
+
+        Each batch selects and deletes in one transaction, so a report a job writes meanwhile is never touched
+        half-way; a (created_at, id) cursor steps over the reports held for pending notifications.
+        """
+        deleted = 0
+        cursor: tuple[str, str] | None = None
+        while (limit is None or deleted < limit) and not self._stopping.is_set():
+            want = self.retention.sweep_batch if limit is None else min(self.retention.sweep_batch, limit - deleted)
+            after = "" if cursor is None else " AND (created_at > ? OR (created_at = ? AND id > ?))"
+            finished = _marks(FINISHED_STATES)
+            async with self.store.transaction() as tx:
+                rows = await tx.execute(
+                    f"SELECT id, created_at FROM documents WHERE collection = ? AND state IN ({finished})"
+                    f" AND {cond}{after} ORDER BY created_at, id LIMIT ?",
+                    [REPORTS, *FINISHED_STATES, *params, *(() if cursor is None else (cursor[0], *cursor)), want],
+                )
+                if not rows:
+                    return deleted
+                cursor = (str(rows[-1][1]), str(rows[-1][0]))
+                ids = [str(i) for i, _ in rows if str(i) not in held]
+                kept.update(str(i) for i, _ in rows if str(i) in held)
+                if ids:
+                    await tx.execute(
+                        f"DELETE FROM documents WHERE collection = ? AND id IN ({_marks(ids)})", [REPORTS, *ids]
+                    )
+            deleted += len(ids)
+            await asyncio.sleep(0)  # let job intervals and API writes in between batches
+        return deleted
+
+    async def _pending_report_ids(self) -> set[str]:
+        """Ids of reports named by PM notifications not yet delivered (nor given up)."""
+        rows = await self._read(
+            "SELECT event_type, body FROM outbox WHERE delivered_at IS NULL AND gave_up = 0 AND api = ?"
+            f" AND event_type IN ({_marks(_REPORT_EVENTS)})",
+            [PM_API.name, *_REPORT_EVENTS],
+        )
+        out: set[str] = set()
+        for event_type, raw in rows:
+            try:
+                body: Any = json.loads(raw) if isinstance(raw, str) else raw
+                rid = body["event"][_REPORT_EVENTS[str(event_type)]]
+            except (ValueError, TypeError, KeyError):
+                continue
+            if rid:
+                out.add(str(rid))
+        return out
+
+    async def _read(self, sql: str, params: list[object]) -> list[tuple[object, ...]]:
+        async with self.store.transaction() as tx:
+            return await tx.execute(sql, params)
+
+
+def _marks(values: Mapping[str, object] | tuple[str, ...] | list[str]) -> str:
+    return ",".join("?" * len(values))

@@ -1,0 +1,1 @@
+"""Platform use cases of every bounded context: bus, hub/notifier, jobs, network gateway, southbound, faults."""

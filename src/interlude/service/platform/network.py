@@ -1,0 +1,120 @@
+"""The network as the use cases see it: topology ports, driven through each node's adapter by capability.
+
+Every call goes through :func:`interlude.adapters.base.require`, so a node whose adapter lacks a capability
+fails with a :class:`~interlude.errors.CapabilityError` that names the node and the capability (and the
+order item that needed it ends ``failed`` with that reason).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+
+from interlude.adapters.base import Adapter, bandwidth_control, connectivity, impairment_control, interface_control
+from interlude.domain.model import PortRef, Service
+from interlude.domain.southbound import AdminState, BandwidthProfile, Capability, ConnectionSpec, Endpoint, OperState
+from interlude.errors import AdapterError, NotFoundError
+from interlude.topology.model import Impairment, Topology
+
+log = logging.getLogger(__name__)
+
+
+class Network:
+    """Adapters by node name, plus the topology that names their ports."""
+
+    def __init__(self, topology: Topology, adapters: Mapping[str, Adapter]) -> None:
+        self.topology = topology
+        self.adapters = dict(adapters)
+
+    def adapter(self, node: str) -> Adapter:
+        """The adapter of a node (404-style error if the node is unknown)."""
+        try:
+            return self.adapters[node]
+        except KeyError:
+            raise NotFoundError(f"unknown node {node!r}") from None
+
+    def port_role(self, port: PortRef) -> str:
+        """The topology role of a port."""
+        return self.topology.nodes[port.node].interfaces[port.interface].role
+
+    def uni_port(self, service: Service) -> PortRef:
+        """The customer-side port of a service (its first UNI port, else its first port)."""
+        for port in service.ports:
+            if self.port_role(port) == "uni":
+                return port
+        return service.ports[0]
+
+    async def set_admin(self, port: PortRef, up: bool) -> None:
+        """Administratively enable/disable a port (the interface really goes down/up)."""
+        ctl = interface_control(self.adapter(port.node))
+        await ctl.set_admin_state(port.interface, AdminState.UP if up else AdminState.DOWN)
+
+    async def apply_bandwidth(self, port: PortRef, cir_bps: int, cbs_bytes: int | None, eir_bps: int | None) -> None:
+        """Apply an ingress bandwidth profile at a port."""
+        ctl = bandwidth_control(self.adapter(port.node))
+        await ctl.apply_bandwidth(
+            port.interface, BandwidthProfile(cir_bps=cir_bps, cbs_bytes=cbs_bytes or 0, eir_bps=eir_bps or 0)
+        )
+
+    async def remove_bandwidth(self, port: PortRef) -> None:
+        """Remove our bandwidth profile from a port."""
+        ctl = bandwidth_control(self.adapter(port.node))
+        await ctl.remove_bandwidth(port.interface)
+
+    def connection_spec(self, service: Service, s_vlan: int | None = None) -> ConnectionSpec:
+        """The adapter-level description of an OVC/IPVC."""
+        uni = self.uni_port(service)
+        other = next((p for p in service.ports if p != uni), uni)
+        return ConnectionSpec(
+            id=service.id,
+            a=Endpoint(uni.node, uni.interface),
+            b=Endpoint(other.node, other.interface, vlan=s_vlan if s_vlan is not None else service.s_vlan),
+            ce_vlans=tuple(service.ce_vlans),
+        )
+
+    async def connect(self, spec: ConnectionSpec) -> None:
+        """Connect on every node the connection touches (idempotent)."""
+        for node in dict.fromkeys((spec.a.node, spec.b.node)):
+            await connectivity(self.adapter(node)).connect(spec)
+
+    async def disconnect(self, connection_id: str, nodes: Iterable[str]) -> None:
+        """Disconnect on every listed node (no error if absent)."""
+        for node in dict.fromkeys(nodes):
+            await connectivity(self.adapter(node)).disconnect(connection_id)
+
+    async def set_impairment(self, port: PortRef, impairment: Impairment) -> None:
+        """Inject (or with a default Impairment clear) a fault at a port."""
+        node = self.topology.nodes.get(port.node)
+        if node is None or port.interface not in node.interfaces:
+            raise NotFoundError(f"unknown port {port}")
+        await impairment_control(self.adapter(port.node)).set_impairment(port.interface, impairment)
+
+    async def read_ports(self, nodes: Iterable[str] | None = None) -> dict[tuple[str, str], bool]:
+        """Oper up/down of every topology port on the given nodes (all when None).
+
+        A node whose adapter cannot list interfaces, or cannot be reached, keeps its ports out of the
+        result, so the caller keeps the last known state rather than inventing one.
+        """
+        out: dict[tuple[str, str], bool] = {}
+        for node in nodes if nodes is not None else self.topology.nodes:
+            adapter = self.adapters.get(node)
+            if adapter is None or Capability.INTERFACES not in adapter.capabilities:
+                continue
+            try:
+                states = await interface_control(adapter).list_interfaces()
+            except AdapterError as exc:
+                log.warning("cannot read interfaces of %s: %s", node, exc)
+                continue
+            for st in states:
+                out[(node, st.name)] = st.oper is OperState.UP
+        return out
+
+    def linked_nodes(self, nodes: Iterable[str]) -> set[str]:
+        """The nodes plus their link neighbours (whose ports a change may also affect)."""
+        result = set(nodes)
+        for link in self.topology.links:
+            a = link.endpoints[0].split(":", 1)[0]
+            b = link.endpoints[1].split(":", 1)[0]
+            if a in result or b in result:
+                result.update((a, b))
+        return result

@@ -1,0 +1,111 @@
+"""Southbound event ingestion: adapters' ``events()`` streams → live port states → service oper state.
+
+At start the port states of every node are read once (``list_interfaces``). Then each adapter that offers
+``events`` is followed; adapters without it are polled every ``poll_interval_s``. Every raw event is
+published on the bus as :class:`~interlude.domain.events.SouthboundReceived` (alarms, PM subscribe to that);
+link/admin/reachability events re-read the node and its link neighbours and feed the inventory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterable
+
+from interlude.adapters.base import event_source
+from interlude.domain.events import PortStateChanged, SouthboundReceived
+from interlude.domain.southbound import Capability, EventKind, SouthboundEvent
+from interlude.errors import AdapterError
+from interlude.service.inventory.service import InventoryService
+from interlude.service.platform.bus import EventBus
+from interlude.service.platform.network import Network
+
+log = logging.getLogger(__name__)
+
+_STATE_EVENTS = {
+    EventKind.LINK_DOWN,
+    EventKind.LINK_UP,
+    EventKind.ADMIN_DOWN,
+    EventKind.ADMIN_UP,
+    EventKind.DEVICE_REACHABLE,
+    EventKind.DEVICE_UNREACHABLE,
+}
+
+
+class SouthboundIngest:
+    """Follows every adapter and keeps the inventory's port states current."""
+
+    def __init__(
+        self, network: Network, inventory: InventoryService, bus: EventBus, poll_interval_s: float = 5.0
+    ) -> None:
+        self.network = network
+        self.inventory = inventory
+        self.bus = bus
+        self.poll_interval_s = poll_interval_s
+        self._tasks: list[asyncio.Task[None]] = []
+        self._refresh_lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        """Initial read of every port, then one follower task per node."""
+        await self.refresh()
+        for name, adapter in self.network.adapters.items():
+            if Capability.EVENTS in adapter.capabilities:
+                self._tasks.append(asyncio.create_task(self._follow(name), name=f"interlude-events-{name}"))
+            else:
+                self._tasks.append(asyncio.create_task(self._poll(name), name=f"interlude-poll-{name}"))
+
+    async def stop(self) -> None:
+        """Cancel the followers."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    async def refresh(self, nodes: Iterable[str] | None = None) -> None:
+        """Re-read ports of ``nodes`` (and their link neighbours), push changes to the inventory."""
+        async with self._refresh_lock:
+            targets = None if nodes is None else self.network.linked_nodes(nodes)
+            states = await self.network.read_ports(targets)
+            now = time.time()
+            for (node, ifname), up in states.items():
+                if self.inventory.port_up.get((node, ifname)) != up:
+                    await self.bus.publish(PortStateChanged(now, node, ifname, up))
+            await self.inventory.update_ports(states)
+
+    async def handle(self, event: SouthboundEvent) -> None:
+        """One event from an adapter."""
+        await self.bus.publish(SouthboundReceived(event.at, event))
+        if event.kind in _STATE_EVENTS:
+            await self.refresh([event.node])
+
+    async def _follow(self, node: str) -> None:
+        backoff = 1.0
+        while True:
+            try:
+                source = event_source(self.network.adapters[node])
+                async for event in source.events():
+                    backoff = 1.0
+                    await self.handle(event)
+                return  # the adapter closed its stream
+            except asyncio.CancelledError:
+                raise
+            except AdapterError as exc:
+                log.warning("event stream of %s failed: %s (retrying in %.0fs)", node, exc, backoff)
+            except Exception:
+                log.exception("event stream of %s failed", node)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 60.0)
+
+    async def _poll(self, node: str) -> None:
+        while True:
+            await asyncio.sleep(self.poll_interval_s)
+            try:
+                await self.refresh([node])
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("polling %s failed", node)
