@@ -15,8 +15,8 @@ from interlude.api.common import JSON_CT, RUNTIME, ApiError, Query, buyer_of, hu
 from interlude.api.payloads import kind_of_urn, render_service
 from interlude.app.runtime import Runtime
 from interlude.domain.model import Service, ServiceState
+from interlude.domain.queries import ServiceQuery
 from interlude.service.platform.hub import SERVICE_INVENTORY
-from interlude.store.base import ServiceQuery
 
 BASE = "/mefApi/interlude/serviceInventory/v2"
 

@@ -27,10 +27,10 @@ from interlude.api.payloads import extract_change, extract_end_point, kind_of_ur
 from interlude.api.wire import ServiceOrderCreate, ServiceOrderItemIn
 from interlude.app.runtime import Runtime
 from interlude.domain.model import ItemAction, OrderState, ServiceKind, ServiceOrder
+from interlude.domain.queries import OrderQuery
 from interlude.errors import ValidationError
 from interlude.service.ordering.service import ItemRequest, NewEndPoint, OrderRequest, order_href
 from interlude.service.platform.hub import SERVICE_ORDERING
-from interlude.store.base import OrderQuery
 
 BASE = "/mefApi/interlude/serviceOrderingManagement/v1"
 

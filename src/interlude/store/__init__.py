@@ -1,12 +1,11 @@
 """Persistence: the :class:`~interlude.store.base.Store` Protocol and its SQLite implementation."""
 
+from interlude.domain.queries import OrderQuery, ServiceQuery
 from interlude.store.base import (
     Document,
     Migration,
-    OrderQuery,
     OutboxMessage,
     OutboxRow,
-    ServiceQuery,
     Store,
     Subscription,
     Transaction,

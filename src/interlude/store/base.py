@@ -20,10 +20,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
-from interlude.domain.model import OrderState, Service, ServiceOrder, ServiceState
+from interlude.domain.model import Service, ServiceOrder
+from interlude.domain.queries import OrderQuery, ServiceQuery
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,37 +101,6 @@ class OutboxRow:
     next_attempt_at: float
     delivered_at: float | None
     last_error: str | None
-
-
-@dataclass(slots=True)
-class ServiceQuery:
-    """Filters of ``GET /service`` (all optional; ``*_lt``/``*_gt`` are ISO strings from :func:`iso`)."""
-
-    buyer: str | None = None
-    state: ServiceState | None = None
-    service_date_lt: str | None = None
-    service_date_gt: str | None = None
-    start_date_lt: str | None = None
-    start_date_gt: str | None = None
-    end_date_lt: str | None = None
-    end_date_gt: str | None = None
-    order_id: str | None = None
-    order_item_id: str | None = None
-    external_id: str | None = None
-    geographic_site_id: str | None = None
-    geographic_address_id: str | None = None
-    service_type: str | None = None
-    kind: str | None = None
-    start_mode: str | None = None
-
-
-@dataclass(slots=True)
-class OrderQuery:
-    """Filters of ``GET /serviceOrder``."""
-
-    buyer: str | None = None
-    state: OrderState | None = None
-    ranges: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)  # column -> (gt, lt)
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,13 +20,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from interlude.domain.model import Service, ServiceOrder, iso, utcnow
+from interlude.domain.queries import OrderQuery, ServiceQuery
 from interlude.errors import MissingDependencyError, StoreError
 from interlude.store.base import (
     Document,
-    OrderQuery,
     OutboxMessage,
     OutboxRow,
-    ServiceQuery,
     Subscription,
     Transaction,
     register_migration,

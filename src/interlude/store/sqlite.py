@@ -21,13 +21,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from interlude.domain.model import Service, ServiceOrder, iso, utcnow
+from interlude.domain.queries import OrderQuery, ServiceQuery
 from interlude.errors import StoreError
 from interlude.store.base import (
     Document,
-    OrderQuery,
     OutboxMessage,
     OutboxRow,
-    ServiceQuery,
     Subscription,
     Transaction,
     register_migration,

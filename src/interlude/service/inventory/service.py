@@ -20,10 +20,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from interlude.domain.events import ServiceOperChanged
 from interlude.domain.inventory import derive_oper, seed_services
 from interlude.domain.model import Service, ServiceKind
+from interlude.domain.queries import ServiceQuery
 from interlude.errors import NotFoundError
 from interlude.service.platform.bus import EventBus
 from interlude.service.platform.hub import SERVICE_INVENTORY, HubService
-from interlude.store.base import OutboxMessage, ServiceQuery, Store, Transaction
+from interlude.store.base import OutboxMessage, Store, Transaction
 from interlude.topology.model import Topology
 
 log = logging.getLogger(__name__)

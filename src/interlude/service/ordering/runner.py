@@ -31,6 +31,7 @@ from interlude.domain.model import (
     iso,
     utcnow,
 )
+from interlude.domain.queries import OrderQuery
 from interlude.errors import InterludeError
 from interlude.service.inventory.service import InventoryService
 from interlude.service.ordering.items import OrderItemExecution
@@ -38,7 +39,7 @@ from interlude.service.ordering.plan import order_href
 from interlude.service.platform.bus import EventBus
 from interlude.service.platform.hub import SERVICE_ORDERING, HubService
 from interlude.service.platform.network import Network
-from interlude.store.base import OrderQuery, OutboxMessage, Store, Transaction
+from interlude.store.base import OutboxMessage, Store, Transaction
 
 # The runner logs under the historical module name so log filters (and tests) keep working.
 log = logging.getLogger("interlude.service.ordering.service")

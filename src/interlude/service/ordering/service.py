@@ -45,6 +45,7 @@ from interlude.domain.model import (
     utcnow,
 )
 from interlude.domain.policy import check_change, check_new_connectivity
+from interlude.domain.queries import OrderQuery
 from interlude.errors import NotFoundError, ValidationError
 from interlude.service.inventory.service import InventoryService
 from interlude.service.ordering.plan import (
@@ -60,7 +61,7 @@ from interlude.service.ordering.plan import (
 from interlude.service.ordering.runner import OrderRunner, ResourceQueue
 from interlude.service.platform.hub import SERVICE_ORDERING, HubService
 from interlude.service.platform.network import Network
-from interlude.store.base import OrderQuery, Store
+from interlude.store.base import Store
 
 __all__ = [
     "ORDER_BASE",
