@@ -154,6 +154,10 @@ class Transaction(Protocol):
         """Read a generic document inside the transaction."""
         ...
 
+    async def delete_document(self, collection: str, doc_id: str) -> bool:
+        """Remove a generic document; False if it did not exist."""
+        ...
+
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Raw SQL for repository classes of other components (their own tables)."""
         ...

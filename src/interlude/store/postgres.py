@@ -235,6 +235,12 @@ class _PgTx:
         row = await self._conn.fetchrow("SELECT * FROM documents WHERE collection = $1 AND id = $2", collection, doc_id)
         return _document(row) if row is not None else None
 
+    async def delete_document(self, collection: str, doc_id: str) -> bool:
+        status: str = await self._conn.execute(
+            "DELETE FROM documents WHERE collection = $1 AND id = $2", collection, doc_id
+        )
+        return status != "DELETE 0"
+
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         rows = await self._conn.fetch(pg_sql(sql), *params)
         return [tuple(r) for r in rows]

@@ -227,6 +227,12 @@ class _Tx:
         )
         return _document(rows[0]) if rows else None
 
+    async def delete_document(self, collection: str, doc_id: str) -> bool:
+        deleted: int = await self._store._write(
+            lambda c: c.execute("DELETE FROM documents WHERE collection = ? AND id = ?", (collection, doc_id)).rowcount
+        )
+        return deleted > 0
+
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         rows = await self._store._write(lambda c: c.execute(sql, tuple(params)).fetchall())
         return [tuple(r) for r in rows]

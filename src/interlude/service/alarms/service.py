@@ -470,7 +470,7 @@ class AlarmService:
     async def _delete(self, rec: AlarmRecord) -> None:
         messages = await self._messages("alarmDeleteEvent", rec)
         async with self.store.transaction() as tx:
-            await tx.execute("DELETE FROM documents WHERE collection = ? AND id = ?", (COLLECTION, rec.id))
+            await tx.delete_document(COLLECTION, rec.id)
             await tx.add_outbox(messages)
         for listener in list(self.listeners):
             try:

@@ -206,7 +206,7 @@ class PerformanceService(PmTasks, PmReports):
         if pid in await self._assigned_profiles(buyer):
             raise ValidationError("the profile is used by a performance job", "/id", "performanceProfileInUse")
         async with self.store.transaction() as tx:
-            await tx.execute("DELETE FROM documents WHERE collection = ? AND id = ?", (PROFILES, pid))
+            await tx.delete_document(PROFILES, pid)
             await tx.add_outbox(
                 await self._messages(
                     "performanceProfileDeleteEvent", {"id": pid, "href": f"{BASE}/performanceProfile/{pid}"}, doc.buyer

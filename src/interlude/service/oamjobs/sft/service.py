@@ -192,7 +192,7 @@ class SftService(SftExecution):
             raise ValidationError(f"test profile {profile_id!r} is used by test job(s) {[u.id for u in users]}",
                                   "/id", "otherIssue")  # fmt: skip
         async with self.store.transaction() as tx:
-            await tx.execute("DELETE FROM documents WHERE collection = ? AND id = ?", (PROFILES, profile_id))
+            await tx.delete_document(PROFILES, profile_id)
             await self._notify(tx, "testProfileDeleteEvent", {"id": doc.id, "href": href("testProfile", doc.id)},
                                doc.buyer)  # fmt: skip
 
