@@ -12,8 +12,11 @@ library exception and the SP never sees a traceback.
     │   └── TopologyError              topology file invalid; carries ``path`` like ``nodes.pe1.kind``
     ├── SecretError                    a secret reference cannot be resolved (never carries the secret)
     ├── NotFoundError                  an id or name that does not exist           -> 404 notFound
+    ├── RequestError                   a request that cannot be read (bad JSON, bad query) -> 400 (status, code)
     ├── ValidationError                a request is well-formed but not acceptable -> 422 (propertyPath)
     │   └── PolicyViolationError       outside the partner's policy for the service
+    ├── ValidationErrors               several ValidationErrors at once            -> one 422 array
+    ├── TransitionError                a state change the life cycle does not allow (also a ValueError)
     ├── AdapterError                   southbound failures, mapped from library errors
     │   ├── AdapterNotFoundError       unknown topology ``kind`` (lists the available kinds)
     │   ├── MissingDependencyError     the adapter's optional extra is not installed (names the extra)
@@ -29,6 +32,8 @@ library exception and the SP never sees a traceback.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 
 class InterludeError(Exception):
@@ -67,6 +72,29 @@ class ValidationError(InterludeError):
 
 class PolicyViolationError(ValidationError):
     """A change the partner's policy for the service does not allow."""
+
+
+class ValidationErrors(InterludeError):
+    """Several validation problems found at once; the REST layer answers them as one 422 array."""
+
+    def __init__(self, errors: Sequence[ValidationError]) -> None:
+        super().__init__("; ".join(str(e) for e in errors))
+        self.errors = list(errors)
+
+
+class RequestError(InterludeError):
+    """A request the partner cannot even read: answered with ``status`` (a 4xx) and the definition's ``code``."""
+
+    def __init__(self, status: int, code: str, reason: str, message: str | None = None) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.code = code
+        self.reason = reason
+        self.message = message
+
+
+class TransitionError(InterludeError, ValueError):
+    """A life-cycle transition that is not allowed (a programming error when it escapes a use case)."""
 
 
 class AdapterError(InterludeError):

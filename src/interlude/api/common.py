@@ -4,7 +4,7 @@ An API module (``api/inventory.py``, ``api/ordering.py``; issue 7 adds fault, al
 same way) exposes ``BASE`` and ``def routes() -> list[web.RouteDef]``; handlers read the runtime with
 ``request.app[RUNTIME]``, parse with :func:`read_json` / :func:`parse_model` / :class:`Query`, call a use case,
 and answer with :func:`json_response` or :func:`page_response`. Errors are raised, never built by hand:
-:class:`ApiError` for 400s, :class:`~interlude.errors.ValidationError` (or a list via
+:class:`RequestError` for 400s, :class:`~interlude.errors.ValidationError` (or a list via
 :class:`~interlude.service.ordering.service.ValidationErrors`) for 422 arrays, :class:`~interlude.errors.NotFoundError`
 for 404; :func:`errors_middleware` turns them into the MEF error model (and anything unexpected into a 500
 ``internalError`` without internals). :func:`hub_routes` gives an API its ``/hub`` POST/GET/DELETE.
@@ -23,7 +23,15 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
 from interlude.domain.model import iso
-from interlude.errors import CapabilityError, InterludeError, NotFoundError, PolicyViolationError, ValidationError
+from interlude.errors import (
+    CapabilityError,
+    InterludeError,
+    NotFoundError,
+    PolicyViolationError,
+    RequestError,
+    ValidationError,
+    ValidationErrors,
+)
 from interlude.service.platform.hub import NotifyingApi
 
 if TYPE_CHECKING:
@@ -42,23 +50,6 @@ M = TypeVar("M", bound=BaseModel)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class ApiError(Exception):
-    """A 4xx answer with a MEF error body (``code`` from the definition's enum for that status)."""
-
-    def __init__(self, status: int, code: str, reason: str, message: str | None = None) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.code = code
-        self.reason = reason
-        self.message = message
-
-
-class ValidationErrorList(InterludeError):
-    """Several 422 problems (one array entry each)."""
-
-    def __init__(self, errors: Sequence[ValidationError]) -> None:
-        super().__init__("; ".join(str(e) for e in errors))
-        self.errors = list(errors)
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -102,13 +93,11 @@ def _expand(errors: Sequence[ValidationError]) -> list[ValidationError]:
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Map every failure to the MEF error model; never leak a traceback."""
-    from interlude.service.ordering.service import ValidationErrors
-
     try:
         return await handler(request)
-    except ApiError as exc:
+    except RequestError as exc:
         return json_response(error_body(exc.code, exc.reason, exc.message), status=exc.status)
-    except (ValidationErrors, ValidationErrorList) as exc:
+    except ValidationErrors as exc:
         return _422(_expand(exc.errors))
     except (ValidationError, PolicyViolationError) as exc:
         return _422(_expand([exc]))
@@ -142,11 +131,11 @@ async def read_json(request: web.Request) -> Any:
     """The request body as JSON; 400 ``invalidBody`` with the parser's reason otherwise."""
     raw = await request.read()
     if not raw:
-        raise ApiError(400, "invalidBody", "the request needs a JSON body")
+        raise RequestError(400, "invalidBody", "the request needs a JSON body")
     try:
         return json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ApiError(400, "invalidBody", f"the body is not valid JSON: {exc}") from None
+        raise RequestError(400, "invalidBody", f"the body is not valid JSON: {exc}") from None
 
 
 def pointer(loc: Sequence[int | str]) -> str:
@@ -157,7 +146,7 @@ def pointer(loc: Sequence[int | str]) -> str:
 def parse_model(model: type[M], data: Any, *, as_400: bool = False) -> M:
     """Validate ``data`` with a wire model: 422 array with ``propertyPath`` per problem (or one 400)."""
     if not isinstance(data, dict):
-        raise ApiError(400, "invalidBody", "the body must be a JSON object")
+        raise RequestError(400, "invalidBody", "the body must be a JSON object")
     try:
         return model.model_validate(data)
     except PydanticValidationError as exc:
@@ -171,8 +160,8 @@ def parse_model(model: type[M], data: Any, *, as_400: bool = False) -> M:
             )
         if as_400:
             first = errors[0]
-            raise ApiError(400, "invalidBody", str(first)[:255]) from None
-        raise ValidationErrorList(errors) from None
+            raise RequestError(400, "invalidBody", str(first)[:255]) from None
+        raise ValidationErrors(errors) from None
 
 
 class Query:
@@ -182,25 +171,25 @@ class Query:
         self.params = request.query
         unknown = sorted(set(self.params) - set(allowed) - {"offset", "limit"})
         if unknown:
-            raise ApiError(
+            raise RequestError(
                 400, "invalidQuery", f"unknown query parameter(s) {unknown}", f"supported: {sorted(allowed)}"
             )
         for key in self.params:
             if len(self.params.getall(key)) > 1:
-                raise ApiError(400, "invalidQuery", f"query parameter {key!r} is given more than once")
+                raise RequestError(400, "invalidQuery", f"query parameter {key!r} is given more than once")
 
     def text(self, name: str) -> str | None:
         """A plain string parameter; empty values are a 400 ``missingQueryValue``."""
         value = self.params.get(name)
         if value is not None and value == "":
-            raise ApiError(400, "missingQueryValue", f"query parameter {name!r} has no value")
+            raise RequestError(400, "missingQueryValue", f"query parameter {name!r} has no value")
         return value
 
     def enum(self, name: str, values: Sequence[str]) -> str | None:
         """A parameter restricted to ``values``."""
         value = self.text(name)
         if value is not None and value not in values:
-            raise ApiError(400, "invalidQuery", f"{name}={value!r} is not one of {list(values)}")
+            raise RequestError(400, "invalidQuery", f"{name}={value!r} is not one of {list(values)}")
         return value
 
     def date(self, name: str) -> str | None:
@@ -211,9 +200,9 @@ class Query:
         try:
             dt = datetime.fromisoformat(value.replace("Z", "+00:00").replace(" ", "+"))
         except ValueError:
-            raise ApiError(400, "invalidQuery", f"{name}={value!r} is not an ISO-8601 date-time") from None
+            raise RequestError(400, "invalidQuery", f"{name}={value!r} is not an ISO-8601 date-time") from None
         if dt.tzinfo is None:
-            raise ApiError(400, "invalidQuery", f"{name}={value!r} needs a time zone (e.g. 'Z')")
+            raise RequestError(400, "invalidQuery", f"{name}={value!r} needs a time zone (e.g. 'Z')")
         return iso(dt)
 
     def page(self) -> tuple[int, int, bool]:
@@ -230,9 +219,9 @@ class Query:
         try:
             value = int(raw)
         except ValueError:
-            raise ApiError(400, "invalidQuery", f"{name}={raw!r} is not an integer") from None
+            raise RequestError(400, "invalidQuery", f"{name}={raw!r} is not an integer") from None
         if not minimum <= value <= INT32_MAX:
-            raise ApiError(400, "invalidQuery", f"{name}={raw!r} must be between {minimum} and {INT32_MAX}")
+            raise RequestError(400, "invalidQuery", f"{name}={raw!r} must be between {minimum} and {INT32_MAX}")
         return value
 
 
@@ -262,13 +251,13 @@ def buyer_of(request: web.Request) -> str | None:
         return request[CALLER].buyer
     if request.app.get(TOKENS) is not None:
         # Tokens are on but the middleware did not admit this request (a path outside its prefixes).
-        raise ApiError(401, "missingCredentials", "send 'Authorization: Bearer <token>'")
+        raise RequestError(401, "missingCredentials", "send 'Authorization: Bearer <token>'")
     buyer = request.headers.get(BUYER_HEADER)
     if buyer is None or buyer == "":
         return None
     runtime = request.app[RUNTIME]
     if buyer not in runtime.topology.buyers:
-        raise ApiError(403, "accessDenied", f"unknown buyer {buyer!r}")
+        raise RequestError(403, "accessDenied", f"unknown buyer {buyer!r}")
     return buyer
 
 
@@ -289,7 +278,7 @@ def hub_routes(base: str, api: NotifyingApi) -> list[web.RouteDef]:
         try:
             sub = await request.app[RUNTIME].hub.register(api, body.callback, body.query, buyer_of(request))
         except ValidationError as exc:
-            raise ApiError(400, "invalidBody", str(exc)) from None
+            raise RequestError(400, "invalidBody", str(exc)) from None
         return json_response(subscription_body(sub), status=201, headers={"Location": f"{base}/hub/{sub.id}"})
 
     async def retrieve(request: web.Request) -> web.StreamResponse:

@@ -28,6 +28,7 @@ from interlude.api.testing_routes import Wire as _Wire
 from interlude.api.testing_routes import filters as _filters
 from interlude.api.testing_routes import page as _page
 from interlude.api.testing_routes import task_routes
+from interlude.errors import RequestError
 from interlude.service.oamjobs.fm.service import BASE, FM, FmService
 
 
@@ -122,9 +123,9 @@ async def query_jobs(request: web.Request) -> web.StreamResponse:
     q = Query(request, ())
     body = await read_json(request)
     if not isinstance(body, dict):
-        from interlude.api.common import ApiError
 
-        raise ApiError(400, "invalidBody", "the body must be a JSON object")
+
+        raise RequestError(400, "invalidBody", "the body must be a JSON object")
     return _page(q, await _svc(request).query_jobs(buyer_of(request), body))
 
 
@@ -161,9 +162,9 @@ async def query_reports(request: web.Request) -> web.StreamResponse:
     q = Query(request, ())
     body = await read_json(request)
     if not isinstance(body, dict):
-        from interlude.api.common import ApiError
 
-        raise ApiError(400, "invalidBody", "the body must be a JSON object")
+
+        raise RequestError(400, "invalidBody", "the body must be a JSON object")
     return _page(q, await _svc(request).query_reports(buyer_of(request), body))
 
 

@@ -11,11 +11,12 @@ from typing import Any
 
 from aiohttp import web
 
-from interlude.api.common import JSON_CT, RUNTIME, ApiError, Query, buyer_of, hub_routes, page_response
+from interlude.api.common import JSON_CT, RUNTIME, Query, buyer_of, hub_routes, page_response
 from interlude.api.payloads import kind_of_urn, render_service
 from interlude.app.runtime import Runtime
 from interlude.domain.model import Service, ServiceState
 from interlude.domain.queries import ServiceQuery
+from interlude.errors import RequestError
 from interlude.service.platform.hub import SERVICE_INVENTORY
 
 BASE = "/mefApi/interlude/serviceInventory/v2"
@@ -46,7 +47,9 @@ async def list_services(request: web.Request) -> web.StreamResponse:
     state = q.enum("state", [s.value for s in ServiceState])
     order_id, item_id = q.text("serviceOrder.id"), q.text("serviceOrderItem.id")
     if (order_id is None) != (item_id is None):
-        raise ApiError(400, "missingQueryParameter", "serviceOrder.id and serviceOrderItem.id must be used together")
+        raise RequestError(
+            400, "missingQueryParameter", "serviceOrder.id and serviceOrderItem.id must be used together"
+        )
     urn = q.text("@type")
     kind: str | None = None
     if urn is not None:

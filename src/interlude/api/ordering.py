@@ -13,9 +13,7 @@ from aiohttp import web
 
 from interlude.api.common import (
     RUNTIME,
-    ApiError,
     Query,
-    ValidationErrorList,
     buyer_of,
     hub_routes,
     json_response,
@@ -28,7 +26,7 @@ from interlude.api.wire import ServiceOrderCreate, ServiceOrderItemIn
 from interlude.app.runtime import Runtime
 from interlude.domain.model import ItemAction, OrderState, ServiceKind, ServiceOrder
 from interlude.domain.queries import OrderQuery
-from interlude.errors import ValidationError
+from interlude.errors import RequestError, ValidationError, ValidationErrors
 from interlude.service.ordering.service import ItemRequest, NewEndPoint, OrderRequest, order_href
 from interlude.service.platform.hub import SERVICE_ORDERING
 
@@ -151,7 +149,7 @@ def _infer_buyer(runtime: Runtime, body: ServiceOrderCreate) -> str:
         return owners.pop()
     if not owners and len(runtime.topology.buyers) == 1:
         return next(iter(runtime.topology.buyers))
-    raise ApiError(
+    raise RequestError(
         400, "invalidBody", "cannot tell which buyer places this order: use the buyer's token (or, when the partner"
         " runs without tokens, the X-Interlude-Buyer header)",
     )  # fmt: skip
@@ -171,7 +169,7 @@ async def create_order(request: web.Request) -> web.StreamResponse:
         except ValidationError as exc:
             errors.extend(unpack(exc))
     if errors:
-        raise ValidationErrorList(errors)
+        raise ValidationErrors(errors)
     order = await runtime.ordering.create(OrderRequest(buyer=buyer, raw=raw, items=items, external_id=body.externalId))
     return json_response(render_order(order), status=201, headers={"Location": order_href(order.id)})
 

@@ -22,19 +22,9 @@ from typing import Any
 
 from aiohttp import web
 
-from interlude.api.common import (
-    RUNTIME,
-    ApiError,
-    Query,
-    ValidationErrorList,
-    buyer_of,
-    hub_routes,
-    json_response,
-    page_response,
-    read_json,
-)
+from interlude.api.common import RUNTIME, Query, buyer_of, hub_routes, json_response, page_response, read_json
 from interlude.domain.model import iso, parse_iso
-from interlude.errors import ValidationError
+from interlude.errors import RequestError, ValidationError, ValidationErrors
 from interlude.service.performance.common import job_view
 from interlude.service.performance.service import (
     BASE,
@@ -63,7 +53,7 @@ def _pm(request: web.Request) -> PerformanceService:
 async def _object_body(request: web.Request) -> dict[str, Any]:
     body = await read_json(request)
     if not isinstance(body, dict):
-        raise ApiError(400, "invalidBody", "the body must be a JSON object")
+        raise RequestError(400, "invalidBody", "the body must be a JSON object")
     return body
 
 
@@ -138,7 +128,7 @@ def _int_param(q: Query, name: str) -> int | None:
     try:
         return int(raw)
     except ValueError:
-        raise ApiError(400, "invalidQuery", f"{name}={raw!r} is not an integer") from None
+        raise RequestError(400, "invalidQuery", f"{name}={raw!r} is not an integer") from None
 
 
 # Jobs ----------------------------------------------------------------------------------------------------------
@@ -260,10 +250,10 @@ async def job_complex_query(request: web.Request) -> web.StreamResponse:
     }
     unknown = sorted(set(body) - known)
     if unknown:
-        raise ApiError(400, "invalidBody", f"unknown query clause(s) {unknown}")
+        raise RequestError(400, "invalidBody", f"unknown query clause(s) {unknown}")
     _check_types(body, _JOB_QUERY_TYPES)
     if "state" in body and body["state"] not in JOB_STATES:
-        raise ApiError(400, "invalidBody", f"state {body['state']!r} is not a PerformanceJobStateType")
+        raise RequestError(400, "invalidBody", f"state {body['state']!r} is not a PerformanceJobStateType")
     preds = _job_preds(
         buyer_job_id=body.get("buyerJobId"),
         state=body.get("state"),
@@ -328,7 +318,7 @@ def _check_types(body: Mapping[str, Any], types: Mapping[str, type]) -> None:
         elif key.endswith((".gt", ".lt")) and _date(value) is None:
             problems.append(ValidationError(f"{key} is not an ISO-8601 date-time", f"/{key}", "invalidFormat"))
     if problems:
-        raise ValidationErrorList(problems)
+        raise ValidationErrors(problems)
 
 
 def _sub_match(have: Any, want: Any) -> bool:
@@ -531,7 +521,7 @@ async def report_complex_query(request: web.Request) -> web.StreamResponse:
     }
     unknown = sorted(set(body) - known)
     if unknown:
-        raise ApiError(400, "invalidBody", f"unknown query clause(s) {unknown}")
+        raise RequestError(400, "invalidBody", f"unknown query clause(s) {unknown}")
     _check_types(body, _REPORT_QUERY_TYPES)
     preds = _report_preds(
         job_id=(body.get("performanceJob") or {}).get("performanceJobId"),

@@ -15,20 +15,12 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import AwareDatetime, Field
 
-from interlude.api.common import (
-    RUNTIME,
-    ApiError,
-    Query,
-    buyer_of,
-    hub_routes,
-    json_response,
-    parse_model,
-    read_json,
-)
+from interlude.api.common import RUNTIME, Query, buyer_of, hub_routes, json_response, parse_model, read_json
 from interlude.api.testing_routes import Wire as _Wire
 from interlude.api.testing_routes import filters as _filters
 from interlude.api.testing_routes import page as _page
 from interlude.api.testing_routes import task_routes
+from interlude.errors import RequestError
 from interlude.service.oamjobs.sft.service import BASE, SFT, TASK_TYPES, SftService, task_path
 
 
@@ -136,7 +128,7 @@ async def patch_profile(request: web.Request) -> web.StreamResponse:
     body = await read_json(request)
     parse_model(TestProfilePatch, body)
     if not body:
-        raise ApiError(400, "invalidBody", "the patch needs at least one property")
+        raise RequestError(400, "invalidBody", "the patch needs at least one property")
     return json_response(await _svc(request).patch_profile(request.match_info["id"], _raw(body), buyer_of(request)))
 
 

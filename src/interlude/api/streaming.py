@@ -19,18 +19,9 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from interlude.api.common import (
-    RUNTIME,
-    ApiError,
-    Query,
-    ValidationErrorList,
-    buyer_of,
-    json_response,
-    page_response,
-    read_json,
-)
+from interlude.api.common import RUNTIME, Query, buyer_of, json_response, page_response, read_json
 from interlude.domain.pm import CE_SOAM_CONFIG
-from interlude.errors import ValidationError
+from interlude.errors import RequestError, ValidationError, ValidationErrors
 from interlude.service.performance.service import JOBS
 from interlude.service.performance.streaming import ALL_JOBS, PROTOCOLS, StreamingService, topic_id
 
@@ -100,7 +91,7 @@ async def get_topic(request: web.Request) -> web.StreamResponse:
     for topic in await _topics(request):
         if topic["id"] == wanted:
             return json_response(topic)
-    raise ApiError(404, "notFound", f"no topic {wanted!r}")
+    raise RequestError(404, "notFound", f"no topic {wanted!r}")
 
 
 def _render(request: web.Request, sub: dict[str, Any]) -> dict[str, Any]:
@@ -140,13 +131,13 @@ async def subscribe(request: web.Request) -> web.StreamResponse:
     Query(request, ())
     body = await read_json(request)
     if not isinstance(body, dict):
-        raise ApiError(400, "invalidBody", "the body must be a JSON object")
+        raise RequestError(400, "invalidBody", "the body must be a JSON object")
     problems = []
     for name in ("topicId", "protocol"):
         if not isinstance(body.get(name), str) or not body.get(name):
             problems.append(ValidationError(f"'{name}' is required (a string)", f"/{name}", "missingProperty"))
     if problems:
-        raise ValidationErrorList(problems)
+        raise ValidationErrors(problems)
     topics = {t["id"] for t in await _topics(request)}
     if body["topicId"] not in topics:
         raise ValidationError(f"no topic {body['topicId']!r}", "/topicId", "referenceNotFound")
@@ -181,7 +172,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
         if sub["protocol"] == "ws":
             ws = web.WebSocketResponse(heartbeat=KEEPALIVE_S)
             if not ws.can_prepare(request).ok:
-                raise ApiError(400, "invalidQuery", "this subscription's channel is a websocket: send an upgrade")
+                raise RequestError(400, "invalidQuery", "this subscription's channel is a websocket: send an upgrade")
             await ws.prepare(request)
             reader = asyncio.ensure_future(_drain(ws))
             try:

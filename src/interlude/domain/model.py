@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from interlude.errors import TransitionError
+
 
 def utcnow() -> datetime:
     """Current UTC time (one place to patch in tests)."""
@@ -204,10 +206,6 @@ ITEM_TRANSITIONS: dict[OrderState, frozenset[OrderState]] = {
     OrderState.COMPLETED: frozenset(),
     OrderState.FAILED: frozenset(),
 }
-
-
-class TransitionError(ValueError):
-    """An item was asked to move to a state the state machine does not allow from its current one."""
 
 
 @dataclass(frozen=True, slots=True)

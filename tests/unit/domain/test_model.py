@@ -14,10 +14,10 @@ from interlude.domain.model import (
     ServiceKind,
     ServiceOrder,
     TerminationError,
-    TransitionError,
     rollup,
 )
 from interlude.domain.policy import check_change
+from interlude.errors import TransitionError
 from interlude.topology import bundled_topology_path, load_topology
 
 TOPO = load_topology(bundled_topology_path())

@@ -10,7 +10,6 @@ live apart from both. Everything public is re-exported by :mod:`interlude.servic
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +19,6 @@ from interlude.domain.model import (
     ServiceChange,
     ServiceKind,
 )
-from interlude.errors import InterludeError, ValidationError
 from interlude.topology.model import PolicySpec
 
 ORDER_BASE = "/mefApi/interlude/serviceOrderingManagement/v1"
@@ -78,13 +76,6 @@ def _new_policy(policies: dict[str, PolicySpec], kind: ServiceKind) -> PolicySpe
             return policy
     return None
 
-
-class ValidationErrors(InterludeError):
-    """Several synchronous validation problems (→ one 422 array)."""
-
-    def __init__(self, errors: Sequence[ValidationError]) -> None:
-        super().__init__("; ".join(str(e) for e in errors))
-        self.errors = list(errors)
 
 
 def _plan(it: ItemRequest) -> dict[str, Any]:

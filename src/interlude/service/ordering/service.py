@@ -46,14 +46,13 @@ from interlude.domain.model import (
 )
 from interlude.domain.policy import check_change, check_new_connectivity
 from interlude.domain.queries import OrderQuery
-from interlude.errors import NotFoundError, ValidationError
+from interlude.errors import NotFoundError, ValidationError, ValidationErrors
 from interlude.service.inventory.service import InventoryService
 from interlude.service.ordering.plan import (
     ORDER_BASE,
     ItemRequest,
     NewEndPoint,
     OrderRequest,
-    ValidationErrors,
     _new_policy,
     _plan,
     order_href,

@@ -21,9 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from interlude.domain.model import iso, utcnow
 from interlude.domain.southbound import CounterSample
-from interlude.errors import NotFoundError, ValidationError
+from interlude.errors import NotFoundError, ValidationError, ValidationErrors
 from interlude.service.alarms.service import AlarmService
-from interlude.service.ordering.service import ValidationErrors
 from interlude.service.performance.envelope import check as check_shape
 from interlude.service.performance.streaming import StreamingService
 from interlude.service.platform.hub import NotifyingApi, register_api

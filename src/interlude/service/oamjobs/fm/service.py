@@ -35,7 +35,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from interlude.domain.model import Service
-from interlude.errors import CapabilityError, NotFoundError, ValidationError
+from interlude.errors import CapabilityError, NotFoundError, ValidationError, ValidationErrors
 from interlude.service.inventory.service import InventoryService
 from interlude.service.oamjobs.common import (
     between,
@@ -71,7 +71,6 @@ from interlude.service.oamjobs.oam import (
     pick_meps,
 )
 from interlude.service.oamjobs.payloads import technology_of, validate
-from interlude.service.ordering.service import ValidationErrors
 from interlude.service.platform.bus import EventBus
 from interlude.service.platform.hub import HubService
 from interlude.service.platform.jobs import JobRunner

@@ -39,6 +39,7 @@ from interlude.errors import (
     CapabilityError,
     NotFoundError,
     ValidationError,
+    ValidationErrors,
 )
 from interlude.service.inventory.service import InventoryService
 from interlude.service.oamjobs.common import (
@@ -77,7 +78,6 @@ from interlude.service.oamjobs.sft.common import (
     task_path,
 )
 from interlude.service.oamjobs.sft.run import SftExecution
-from interlude.service.ordering.service import ValidationErrors
 from interlude.service.platform.hub import HubService
 from interlude.service.platform.jobs import JobRunner
 from interlude.service.platform.network import Network
