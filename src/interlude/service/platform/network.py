@@ -1,8 +1,9 @@
 """The network as the use cases see it: topology ports, driven through each node's adapter by capability.
 
-Every call goes through :func:`interlude.adapters.base.require`, so a node whose adapter lacks a capability
-fails with a :class:`~interlude.errors.CapabilityError` that names the node and the capability (and the
-order item that needed it ends ``failed`` with that reason).
+Use cases reach adapters only through this gateway. Every call goes through a typed capability accessor of
+:mod:`interlude.adapters.base`, so a node whose adapter lacks a capability fails with a
+:class:`~interlude.errors.CapabilityError` that names the node and the capability (and the order item that
+needed it ends ``failed`` with that reason).
 """
 
 from __future__ import annotations
@@ -10,7 +11,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 
-from interlude.adapters.base import Adapter, bandwidth_control, connectivity, impairment_control, interface_control
+from interlude.adapters.base import (
+    Adapter,
+    CounterSource,
+    EventSource,
+    InterfaceControl,
+    OamControl,
+    bandwidth_control,
+    connectivity,
+    counter_source,
+    event_source,
+    impairment_control,
+    interface_control,
+    oam_control,
+)
 from interlude.domain.model import PortRef, Service
 from interlude.domain.southbound import AdminState, BandwidthProfile, Capability, ConnectionSpec, Endpoint, OperState
 from interlude.errors import AdapterError, NotFoundError
@@ -32,6 +46,31 @@ class Network:
             return self.adapters[node]
         except KeyError:
             raise NotFoundError(f"unknown node {node!r}") from None
+
+    def has(self, node: str, capability: Capability) -> bool:
+        """Whether the node's adapter offers a capability (False for an unknown node)."""
+        adapter = self.adapters.get(node)
+        return adapter is not None and capability in adapter.capabilities
+
+    def kind(self, node: str) -> str:
+        """The adapter kind driving a node (for messages)."""
+        return self.adapter(node).kind
+
+    def interfaces(self, node: str) -> InterfaceControl:
+        """The node's interface control, or :class:`CapabilityError`."""
+        return interface_control(self.adapter(node))
+
+    def counters(self, node: str) -> CounterSource:
+        """The node's counter source, or :class:`CapabilityError`."""
+        return counter_source(self.adapter(node))
+
+    def oam(self, node: str) -> OamControl:
+        """The node's OAM control, or :class:`CapabilityError`."""
+        return oam_control(self.adapter(node))
+
+    def events(self, node: str) -> EventSource:
+        """The node's event source, or :class:`CapabilityError`."""
+        return event_source(self.adapter(node))
 
     def port_role(self, port: PortRef) -> str:
         """The topology role of a port."""
