@@ -1,5 +1,6 @@
 # make run: start the emulator on http://127.0.0.1:8080 (state in .interlude/).
 # make test: (re)build .venv and run the whole test suite.
+# make lint: ruff, mypy --strict and the import contracts (lint-imports; rules in docs/architecture.md).
 PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
@@ -25,6 +26,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 check: lint test
 
