@@ -52,7 +52,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -61,6 +60,7 @@ from datetime import UTC, datetime
 from interlude.domain.model import iso
 from interlude.errors import ConfigError
 from interlude.service.performance.common import PM_API, REPORTS
+from interlude.service.platform.settings import given_settings
 from interlude.store.base import DocumentStamp, Store
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,6 @@ _SETTINGS = {
     "sweep_interval_s": "INTERLUDE_PM_SWEEP_INTERVAL_S",
     "sweep_batch": "INTERLUDE_PM_SWEEP_BATCH",
 }
-_DISABLE = ("", "none", "off", "never")
 _CANNOT_DISABLE = ("sweep_interval_s", "sweep_batch")
 _INTEGERS = ("max_reports_per_job", "sweep_batch")
 
@@ -98,39 +97,16 @@ class PmRetention:
         cls, extra: Mapping[str, object] | None = None, env: Mapping[str, str] | None = None
     ) -> PmRetention:
         """Read the settings (``pm.<name>`` in ``extra``, else ``INTERLUDE_PM_<NAME>``); bad values: ConfigError."""
-        env = os.environ if env is None else env
         values: dict[str, float | int | None] = {}
-        for name, var in _SETTINGS.items():
-            key = f"pm.{name}"
-            raw: object = (extra or {}).get(key, env.get(var))
-            if raw is None:
-                continue
-            where = key if extra and key in extra else var
-            if isinstance(raw, str) and raw.strip().lower() in _DISABLE:
-                if name in _CANNOT_DISABLE:
-                    raise ConfigError(f"{where} cannot be disabled (give a positive number)")
-                values[name] = None
-                continue
-            if isinstance(raw, bool):
-                raise ConfigError(f"{where} must be a number, not {raw!r}")
-            if name in _INTEGERS:
-                try:
-                    number = int(str(raw).strip()) if isinstance(raw, str) else raw
-                except ValueError:
-                    number = None
-                if not isinstance(number, int) or number < 1:
-                    raise ConfigError(f"{where} must be a positive whole number or 'none', not {raw!r}")
-                values[name] = number
-                continue
-            try:
-                value = float(raw)  # type: ignore[arg-type]
-            except (TypeError, ValueError):
-                raise ConfigError(f"{where} must be a number of seconds or 'none', not {raw!r}") from None
-            if value != value or value in (float("inf"), float("-inf")):
-                raise ConfigError(f"{where} must be a finite number of seconds, not {raw!r}")
-            if value < 0 or (name == "sweep_interval_s" and value <= 0):
-                raise ConfigError(f"{where} must be positive, not {raw!r}")
-            values[name] = value
+        for setting in given_settings("pm", _SETTINGS, extra, env):
+            if setting.disabled:
+                if setting.name in _CANNOT_DISABLE:
+                    raise ConfigError(f"{setting.where} cannot be disabled (give a positive number)")
+                values[setting.name] = None
+            elif setting.name in _INTEGERS:
+                values[setting.name] = setting.count()
+            else:
+                values[setting.name] = setting.seconds(above_zero=setting.name == "sweep_interval_s", strict=True)
         return cls(**values)  # type: ignore[arg-type]
 
 
