@@ -281,6 +281,11 @@ class PostgresStore:
         if added and self.on_outbox is not None:
             self.on_outbox()
 
+    async def _owned_body(self, table: str, row_id: str, buyer: str | None) -> str | None:
+        """The stored body of a service or order (None: absent, or not ``buyer``'s)."""
+        row = await self._p().fetchrow(f"SELECT buyer, body FROM {table} WHERE id = $1", row_id)
+        return rows.owned_body(row, buyer)
+
     async def _page(
         self, table: str, where: rows.Where, order_by: str, offset: int, limit: int, columns: str = "*"
     ) -> tuple[list[Any], int]:
@@ -301,8 +306,7 @@ class PostgresStore:
 
     async def get_service(self, service_id: str, buyer: str | None = None) -> Service | None:
         """One service, optionally only if it belongs to ``buyer``."""
-        row = await self._p().fetchrow("SELECT buyer, body FROM services WHERE id = $1", service_id)
-        body = rows.owned_body(row, buyer)
+        body = await self._owned_body("services", service_id, buyer)
         return rows.service(body) if body is not None else None
 
     async def list_services(self, query: ServiceQuery, offset: int, limit: int) -> tuple[list[Service], int]:
@@ -319,8 +323,7 @@ class PostgresStore:
 
     async def get_order(self, order_id: str, buyer: str | None = None) -> ServiceOrder | None:
         """One order, optionally only if it belongs to ``buyer``."""
-        row = await self._p().fetchrow("SELECT buyer, body FROM orders WHERE id = $1", order_id)
-        body = rows.owned_body(row, buyer)
+        body = await self._owned_body("orders", order_id, buyer)
         return rows.order(body) if body is not None else None
 
     async def list_orders(self, query: OrderQuery, offset: int, limit: int) -> tuple[list[ServiceOrder], int]:

@@ -341,10 +341,7 @@ class SqliteStore:
 
     async def get_service(self, service_id: str, buyer: str | None = None) -> Service | None:
         """One service, optionally only if it belongs to ``buyer``."""
-        row = await self.run_read(
-            lambda c: c.execute("SELECT buyer, body FROM services WHERE id = ?", (service_id,)).fetchone()
-        )
-        body = rows.owned_body(row, buyer)
+        body = await self._owned_body("services", service_id, buyer)
         return rows.service(body) if body is not None else None
 
     async def list_services(self, query: ServiceQuery, offset: int, limit: int) -> tuple[list[Service], int]:
@@ -357,6 +354,11 @@ class SqliteStore:
         """Every service."""
         found = await self.run_read(lambda c: c.execute("SELECT body FROM services ORDER BY rowid").fetchall())
         return [rows.service(r[0]) for r in found]
+
+    async def _owned_body(self, table: str, row_id: str, buyer: str | None) -> str | None:
+        """The stored body of a service or order (None: absent, or not ``buyer``'s)."""
+        sql = f"SELECT buyer, body FROM {table} WHERE id = ?"
+        return rows.owned_body(await self.run_read(lambda c: c.execute(sql, (row_id,)).fetchone()), buyer)
 
     async def _page(
         self, table: str, where: rows.Where, order_by: str, offset: int, limit: int, columns: str = "*"
@@ -377,10 +379,7 @@ class SqliteStore:
 
     async def get_order(self, order_id: str, buyer: str | None = None) -> ServiceOrder | None:
         """One order, optionally only if it belongs to ``buyer``."""
-        row = await self.run_read(
-            lambda c: c.execute("SELECT buyer, body FROM orders WHERE id = ?", (order_id,)).fetchone()
-        )
-        body = rows.owned_body(row, buyer)
+        body = await self._owned_body("orders", order_id, buyer)
         return rows.order(body) if body is not None else None
 
     async def list_orders(self, query: OrderQuery, offset: int, limit: int) -> tuple[list[ServiceOrder], int]:
