@@ -10,7 +10,7 @@ import pytest
 from interlude.domain.inventory import seed_services
 from interlude.domain.model import ItemAction, OrderItem, ServiceOrder, ServiceState, iso, utcnow
 from interlude.domain.queries import ServiceQuery
-from interlude.store.base import Document, DocumentStamp, OutboxMessage, Store, Subscription
+from interlude.store.base import AgeQuery, Document, DocumentStamp, OutboxMessage, Store, Subscription
 from interlude.topology import bundled_topology_path, load_topology
 
 TOPO = load_topology(bundled_topology_path())
@@ -138,15 +138,15 @@ class StoreCases:
             await tx.put_document(Document("reports", "r9", {}, state="completed", key1="a", created_at=created))
         finished = ("completed", "failed", "rejected")
         async with store.transaction() as tx:
-            first = await tx.oldest_documents("reports", finished, limit=2)
+            first = await tx.oldest_documents(AgeQuery("reports", finished), None, 2)
             assert first == [DocumentStamp("r0", "2026-01-01T00:00:00Z"), DocumentStamp("r1", "2026-01-02T00:00:00Z")]
-            rest = await tx.oldest_documents("reports", finished, after=first[-1], limit=10)
+            rest = await tx.oldest_documents(AgeQuery("reports", finished), first[-1], 10)
             assert [d.id for d in rest] == ["r3", "r4", "r9"]  # same creation time: by id
-            tie = await tx.oldest_documents("reports", finished, after=rest[1], limit=10)
+            tie = await tx.oldest_documents(AgeQuery("reports", finished), rest[1], 10)
             assert [d.id for d in tie] == ["r9"]
-            of_a = await tx.oldest_documents("reports", finished, key1="a", limit=10)
+            of_a = await tx.oldest_documents(AgeQuery("reports", finished, key1="a"), None, 10)
             assert [d.id for d in of_a] == ["r0", "r3", "r9"]
-            old = await tx.oldest_documents("reports", finished, created_before="2026-01-04", limit=10)
+            old = await tx.oldest_documents(AgeQuery("reports", finished, created_before="2026-01-04"), None, 10)
             assert [d.id for d in old] == ["r0", "r1"]
             assert await tx.delete_documents("reports", ["r0", "r1", "missing"]) == 2
             assert await tx.delete_documents("reports", []) == 0

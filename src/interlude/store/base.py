@@ -125,6 +125,20 @@ class DocumentStamp(NamedTuple):
     created_at: str
 
 
+@dataclass(frozen=True, slots=True)
+class AgeQuery:
+    """Which documents :meth:`Transaction.oldest_documents` pages through.
+
+    A collection's documents in ``states``; optionally only those created before an ISO time, or only those
+    with a ``key1``.
+    """
+
+    collection: str
+    states: tuple[str, ...]
+    created_before: str | None = None
+    key1: str | None = None
+
+
 class Transaction(Protocol):
     """Writes that commit together (see module docstring)."""
 
@@ -179,21 +193,11 @@ class Transaction(Protocol):
         """Drop the claim on a document, whoever holds it (its work is done, cancelled or rescheduled)."""
         ...
 
-    async def oldest_documents(
-        self,
-        collection: str,
-        states: Sequence[str],
-        *,
-        created_before: str | None = None,
-        key1: str | None = None,
-        after: DocumentStamp | None = None,
-        limit: int,
-    ) -> list[DocumentStamp]:
-        """Documents in ``states``, oldest first (by creation time, then id), at most ``limit``.
+    async def oldest_documents(self, query: AgeQuery, after: DocumentStamp | None, limit: int) -> list[DocumentStamp]:
+        """Documents matching ``query``, oldest first (by creation time, then id), at most ``limit``.
 
-        Optionally only those created before an ISO time, or with a ``key1``, and only those after the
-        ``after`` cursor (the last stamp of the previous page), so a caller deleting in batches can step
-        over documents it keeps.
+        Only those after the ``after`` cursor (the last stamp of the previous page), so a caller deleting in
+        batches can step over documents it keeps.
         """
         ...
 

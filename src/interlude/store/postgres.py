@@ -23,6 +23,7 @@ from interlude.domain.queries import OrderQuery, ServiceQuery
 from interlude.errors import MissingDependencyError, StoreError
 from interlude.store import rows
 from interlude.store.base import (
+    AgeQuery,
     Document,
     DocumentStamp,
     OutboxMessage,
@@ -199,17 +200,8 @@ class _PgTx:
     async def release_document(self, collection: str, doc_id: str) -> None:
         await self._conn.execute(_DOCUMENT_RELEASE, collection, doc_id)
 
-    async def oldest_documents(
-        self,
-        collection: str,
-        states: Sequence[str],
-        *,
-        created_before: str | None = None,
-        key1: str | None = None,
-        after: DocumentStamp | None = None,
-        limit: int,
-    ) -> list[DocumentStamp]:
-        where = rows.stamp_filter(collection, states, created_before=created_before, key1=key1, after=after)
+    async def oldest_documents(self, query: AgeQuery, after: DocumentStamp | None, limit: int) -> list[DocumentStamp]:
+        where = rows.age_filter(query, after)
         sql = pg_sql(f"SELECT id, created_at FROM documents{where.clause} ORDER BY created_at, id LIMIT ?")
         found = await self._conn.fetch(sql, *where.params, limit)
         return [DocumentStamp(str(r["id"]), str(r["created_at"])) for r in found]

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from interlude.domain.model import Service, ServiceOrder
 from interlude.domain.queries import OrderQuery, ServiceQuery
 from interlude.errors import StoreError
-from interlude.store.base import Document, DocumentStamp, OutboxRow, Subscription
+from interlude.store.base import AgeQuery, Document, DocumentStamp, OutboxRow, Subscription
 
 UNFINISHED_ORDER_STATES = ("acknowledged", "inProgress")
 """Orders in these states still have work to do: they are claimed, run and have their claims renewed."""
@@ -288,20 +288,13 @@ def document_filter(collection: str, **keys: str | None) -> Where:
     return where
 
 
-def stamp_filter(
-    collection: str,
-    states: Sequence[str],
-    *,
-    created_before: str | None,
-    key1: str | None,
-    after: DocumentStamp | None,
-) -> Where:
-    """Documents in ``states`` for :meth:`~interlude.store.base.Transaction.oldest_documents` (see there)."""
+def age_filter(query: AgeQuery, after: DocumentStamp | None) -> Where:
+    """The documents of :meth:`~interlude.store.base.Transaction.oldest_documents` (see there)."""
     where = Where()
-    where.add(f"collection = ? AND state IN ({marks(states)})", collection, *states)
-    where.equal("key1", key1)
-    if created_before is not None:
-        where.add("created_at < ?", created_before)
+    where.add(f"collection = ? AND state IN ({marks(query.states)})", query.collection, *query.states)
+    where.equal("key1", query.key1)
+    if query.created_before is not None:
+        where.add("created_at < ?", query.created_before)
     if after is not None:
         where.add("(created_at > ? OR (created_at = ? AND id > ?))", after.created_at, after.created_at, after.id)
     return where

@@ -25,6 +25,7 @@ from interlude.domain.queries import OrderQuery, ServiceQuery
 from interlude.errors import StoreError
 from interlude.store import rows
 from interlude.store.base import (
+    AgeQuery,
     Document,
     DocumentStamp,
     OutboxMessage,
@@ -194,17 +195,8 @@ class _Tx:
     async def release_document(self, collection: str, doc_id: str) -> None:
         await self._store._write(lambda c: c.execute(rows.DOCUMENT_RELEASE, (collection, doc_id)))
 
-    async def oldest_documents(
-        self,
-        collection: str,
-        states: Sequence[str],
-        *,
-        created_before: str | None = None,
-        key1: str | None = None,
-        after: DocumentStamp | None = None,
-        limit: int,
-    ) -> list[DocumentStamp]:
-        where = rows.stamp_filter(collection, states, created_before=created_before, key1=key1, after=after)
+    async def oldest_documents(self, query: AgeQuery, after: DocumentStamp | None, limit: int) -> list[DocumentStamp]:
+        where = rows.age_filter(query, after)
         sql = f"SELECT id, created_at FROM documents{where.clause} ORDER BY created_at, id LIMIT ?"
         found = await self._store._write(lambda c: c.execute(sql, (*where.params, limit)).fetchall())
         return [DocumentStamp(str(r[0]), str(r[1])) for r in found]

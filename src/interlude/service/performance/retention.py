@@ -61,7 +61,7 @@ from interlude.domain.model import iso
 from interlude.errors import ConfigError
 from interlude.service.performance.common import PM_API, REPORTS
 from interlude.service.platform.settings import given_settings
-from interlude.store.base import DocumentStamp, Store
+from interlude.store.base import AgeQuery, DocumentStamp, Store
 
 log = logging.getLogger(__name__)
 
@@ -173,39 +173,32 @@ class PmRetentionSweeper:
         aged = over = 0
         if r.report_max_age_s is not None:
             cutoff = iso(datetime.fromtimestamp(now - r.report_max_age_s, UTC)) or ""
-            aged = await self._delete_oldest(None, held, kept, created_before=cutoff)
+            query = AgeQuery(REPORTS, FINISHED_STATES, created_before=cutoff)
+            aged = await self._delete_oldest(query, None, held, kept)
         if r.max_reports_per_job is not None:
             counts = await self.store.count_documents_by_key1(REPORTS, FINISHED_STATES, above=r.max_reports_per_job)
             for job_id, count in counts.items():
-                over += await self._delete_oldest(count - r.max_reports_per_job, held, kept, key1=job_id)
+                query = AgeQuery(REPORTS, FINISHED_STATES, key1=job_id)
+                over += await self._delete_oldest(query, count - r.max_reports_per_job, held, kept)
         result = SweepResult(aged, over, len(kept))
         if aged or over:
             log.info("PM report retention: %d report(s) past the age and %d over the per-job count deleted,"
                      " %d kept for undelivered notifications", aged, over, len(kept))  # fmt: skip
         return result
 
-    async def _delete_oldest(
-        self,
-        limit: int | None,
-        held: set[str],
-        kept: set[str],
-        *,
-        created_before: str | None = None,
-        key1: str | None = None,
-    ) -> int:
-        """Delete finished reports (of a job, or created before a time), oldest first, at most ``limit``.
+    async def _delete_oldest(self, query: AgeQuery, limit: int | None, held: set[str], kept: set[str]) -> int:
+        """Delete the reports of ``query``, oldest first, at most ``limit``, in bounded transactions.
 
-        Each batch selects and deletes in one bounded transaction, so a report a job writes meanwhile is never
-        touched half-way; a (created_at, id) cursor steps over the reports held for pending notifications.
+        ``query`` names the finished reports of a job, or those created before a time. Each batch selects and
+        deletes in one transaction, so a report a job writes meanwhile is never touched half-way; a
+        (created_at, id) cursor steps over the reports held for pending notifications.
         """
         deleted = 0
         cursor: DocumentStamp | None = None
         while (limit is None or deleted < limit) and not self._stopping.is_set():
             want = self.retention.sweep_batch if limit is None else min(self.retention.sweep_batch, limit - deleted)
             async with self.store.transaction() as tx:
-                batch = await tx.oldest_documents(
-                    REPORTS, FINISHED_STATES, created_before=created_before, key1=key1, after=cursor, limit=want
-                )
+                batch = await tx.oldest_documents(query, cursor, want)
                 if not batch:
                     return deleted
                 cursor = batch[-1]
