@@ -66,4 +66,4 @@ async def wait_order(client: TestClient[Any, Any], order_id: str, headers: dict[
             await asyncio.sleep(0.05)
 
 
-from tests.unit.store.conftest import pg_dsn, pg_server  # noqa: E402, F401  (PostgreSQL fixtures)
+from tests.support.postgres import pg_dsn, pg_server  # noqa: E402, F401  (PostgreSQL fixtures)

@@ -1,28 +1,5 @@
-"""Persistence: the :class:`~interlude.store.base.Store` Protocol and its SQLite implementation."""
+"""Persistence: the store Protocol, its SQLite and PostgreSQL implementations and what those two share.
 
-from interlude.domain.queries import OrderQuery, ServiceQuery
-from interlude.store.base import (
-    Document,
-    Migration,
-    OutboxMessage,
-    OutboxRow,
-    Store,
-    Subscription,
-    Transaction,
-    register_migration,
-)
-from interlude.store.sqlite import SqliteStore
-
-__all__ = [
-    "Document",
-    "Migration",
-    "OrderQuery",
-    "OutboxMessage",
-    "OutboxRow",
-    "ServiceQuery",
-    "SqliteStore",
-    "Store",
-    "Subscription",
-    "Transaction",
-    "register_migration",
-]
+The interface is :mod:`interlude.store.base`, the implementations :mod:`interlude.store.sqlite` and
+:mod:`interlude.store.postgres`, their shared mappers and filters :mod:`interlude.store.rows`.
+"""

@@ -8,12 +8,11 @@ Rules every implementation keeps:
 - **Work is claimed, not assumed**: orders, outbox rows and generic documents are claimed with a lease
   (``claim_*``): SQLite does it with one ``UPDATE ... WHERE claimed_until < now``; PostgreSQL maps it to
   ``SELECT ... FOR UPDATE SKIP LOCKED`` so several processes never run one item twice.
-- **Extension without editing this module**: later subsystems (jobs, reports, alarms) either use the generic
-  document table (``put_document``/``get_document``/``list_documents``/``claim_documents``; each document
-  has a ``collection``, ``id``, ``buyer``, ``state``, indexed ``key1``/``key2``, ``due_at`` and a JSON body)
-  or add their own tables with :func:`register_migration` (migrations are numbered *per component*, so two
-  teams never collide) plus a repository class that runs SQL through :meth:`SqliteStore.run_read` /
-  ``tx.execute``.
+- **No SQL outside the store**: subsystems (jobs, reports, alarms) keep their entities in the generic document
+  table (``put_document``/``get_document``/``list_documents``/``claim_documents``; each document has a
+  ``collection``, ``id``, ``buyer``, ``state``, indexed ``key1``/``key2``, ``due_at`` and a JSON body) and
+  ask for anything more through a method named here, which every implementation provides in its own
+  dialect. Schema steps are :func:`register_migration` entries, numbered *per component*.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from interlude.domain.model import Service, ServiceOrder
 from interlude.domain.queries import OrderQuery, ServiceQuery
@@ -119,6 +118,27 @@ class Document:
     updated_at: str = ""
 
 
+class DocumentStamp(NamedTuple):
+    """A document's id and creation time: enough to page through documents oldest first and delete them."""
+
+    id: str
+    created_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgeQuery:
+    """Which documents :meth:`Transaction.oldest_documents` pages through.
+
+    A collection's documents in ``states``; optionally only those created before an ISO time, or only those
+    with a ``key1``.
+    """
+
+    collection: str
+    states: tuple[str, ...]
+    created_before: str | None = None
+    key1: str | None = None
+
+
 class Transaction(Protocol):
     """Writes that commit together (see module docstring)."""
 
@@ -158,8 +178,31 @@ class Transaction(Protocol):
         """Remove a generic document; False if it did not exist."""
         ...
 
-    async def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """Raw SQL for repository classes of other components (their own tables)."""
+    async def add_document(self, doc: Document) -> bool:
+        """Insert a document unless one with its collection and id exists (True: inserted).
+
+        Atomic in the database, so two processes adding the same id at once still make one document.
+        """
+        ...
+
+    async def document_ids(self, collection: str, *, key1: str, key2: str, states: Sequence[str]) -> list[str]:
+        """Ids of the documents of a collection with these keys in one of ``states``."""
+        ...
+
+    async def release_document(self, collection: str, doc_id: str) -> None:
+        """Drop the claim on a document, whoever holds it (its work is done, cancelled or rescheduled)."""
+        ...
+
+    async def oldest_documents(self, query: AgeQuery, after: DocumentStamp | None, limit: int) -> list[DocumentStamp]:
+        """Documents matching ``query``, oldest first (by creation time, then id), at most ``limit``.
+
+        Only those after the ``after`` cursor (the last stamp of the previous page), so a caller deleting in
+        batches can step over documents it keeps.
+        """
+        ...
+
+    async def delete_documents(self, collection: str, doc_ids: Sequence[str]) -> int:
+        """Remove documents of a collection by id; returns how many existed."""
         ...
 
 
@@ -210,6 +253,10 @@ class Store(Protocol):
         """Give a claim back."""
         ...
 
+    async def renew_order_claims(self, worker: str, until: float) -> None:
+        """Extend to ``until`` the claims ``worker`` holds on unfinished orders (it is still working on them)."""
+        ...
+
     async def add_subscription(self, sub: Subscription) -> None:
         """Store a hub registration."""
         ...
@@ -242,6 +289,10 @@ class Store(Protocol):
         """Inspect the outbox (tests, operations)."""
         ...
 
+    async def pending_outbox(self, api: str, event_types: Sequence[str]) -> list[OutboxRow]:
+        """Rows of an API's events of these types that may still be delivered (neither delivered nor given up)."""
+        ...
+
     async def get_document(self, collection: str, doc_id: str) -> Document | None:
         """A generic document."""
         ...
@@ -264,4 +315,12 @@ class Store(Protocol):
         self, collection: str, worker: str, now: float, lease_s: float, states: Sequence[str], limit: int = 10
     ) -> list[Document]:
         """Claim due documents (``due_at <= now``) in one of ``states``: the job-runner primitive."""
+        ...
+
+    async def renew_document_claims(self, collection: str, worker: str, doc_ids: Sequence[str], until: float) -> None:
+        """Extend to ``until`` the claims ``worker`` still holds on these documents."""
+        ...
+
+    async def count_documents_by_key1(self, collection: str, states: Sequence[str], *, above: int) -> dict[str, int]:
+        """How many documents in ``states`` each ``key1`` has, for the keys with more than ``above``."""
         ...

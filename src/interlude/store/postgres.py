@@ -5,15 +5,14 @@ For several API processes sharing one database (ARCHITECTURE.md §7): work is cl
 outbox row or job and none runs one twice; a crashed process's claims expire with their lease (unlike the
 single-process SQLite store, nothing is released at start). ``--db postgresql://user@host/db`` selects it.
 
-Repository code of other components keeps working unchanged: :meth:`_PgTx.execute` accepts the SQLite
-``?`` placeholders and rewrites them to ``$1, $2, ...``. Components that add tables register a
-``dialect="postgresql"`` migration next to their SQLite one.
+The statements shared with the SQLite store (:mod:`interlude.store.rows`) are written with ``?``
+placeholders and rewritten to ``$1, $2, ...`` by :func:`~interlude.store.rows.pg_sql`. A component that adds
+tables registers a ``dialect="postgresql"`` migration next to its SQLite one.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -22,8 +21,11 @@ from typing import Any
 from interlude.domain.model import Service, ServiceOrder, iso, utcnow
 from interlude.domain.queries import OrderQuery, ServiceQuery
 from interlude.errors import MissingDependencyError, StoreError
+from interlude.store import rows
 from interlude.store.base import (
+    AgeQuery,
     Document,
+    DocumentStamp,
     OutboxMessage,
     OutboxRow,
     Subscription,
@@ -31,6 +33,7 @@ from interlude.store.base import (
     register_migration,
     registered_migrations,
 )
+from interlude.store.rows import pg_sql
 
 try:
     import asyncpg  # type: ignore[import-untyped, import-not-found, unused-ignore]
@@ -103,23 +106,6 @@ register_migration(
     dialect=PG,
 )
 
-_QMARK = re.compile(r"'(?:[^']|'')*'|\?")
-
-
-def pg_sql(sql: str) -> str:
-    """Rewrite ``?`` placeholders (outside string literals) to ``$1, $2, ...``."""
-    counter = 0
-
-    def sub(m: re.Match[str]) -> str:
-        nonlocal counter
-        if m.group(0) != "?":
-            return m.group(0)
-        counter += 1
-        return f"${counter}"
-
-    return _QMARK.sub(sub, sql)
-
-
 _SERVICE_COLUMNS = (
     "id, buyer, kind, state, service_type, external_id, service_date, start_date, end_date, start_mode, site_id,"
     " address_id, body"
@@ -130,36 +116,15 @@ _SERVICE_UPSERT = pg_sql(
     " external_id=excluded.external_id, service_date=excluded.service_date, start_date=excluded.start_date,"
     " end_date=excluded.end_date, start_mode=excluded.start_mode, body=excluded.body"
 )
-
-
-def _service_row(s: Service) -> tuple[Any, ...]:
-    return (
-        s.id, s.buyer, s.kind.value, s.state.value, s.service_type, s.external_id, s.service_date,
-        s.start_date, s.end_date, s.start_mode, None, None, json.dumps(s.to_dict(), separators=(",", ":")),
-    )  # fmt: skip
-
-
-def _outbox_row(r: Any) -> OutboxRow:
-    return OutboxRow(
-        id=r["id"], api=r["api"], event_type=r["event_type"], body=json.loads(r["body"]),
-        callback_url=r["callback_url"], subscription_id=r["subscription_id"], attempts=r["attempts"],
-        next_attempt_at=r["next_attempt_at"], delivered_at=r["delivered_at"], last_error=r["last_error"],
-    )  # fmt: skip
-
-
-def _document(r: Any) -> Document:
-    return Document(
-        collection=r["collection"], id=r["id"], body=json.loads(r["body"]), buyer=r["buyer"], state=r["state"],
-        key1=r["key1"], key2=r["key2"], due_at=r["due_at"], created_at=r["created_at"], updated_at=r["updated_at"],
-    )  # fmt: skip
-
-
-def _where(conditions: list[tuple[str, Any]]) -> tuple[str, list[Any]]:
-    parts, params = [], []
-    for i, (cond, value) in enumerate(conditions, start=1):
-        parts.append(cond.replace("?", f"${i}"))
-        params.append(value)
-    return (" WHERE " + " AND ".join(parts)) if parts else "", params
+_ORDER_UPSERT = pg_sql(rows.ORDER_UPSERT)
+_ORDER_ITEM_UPSERT = (
+    "INSERT INTO order_items VALUES ($1,$2,$3,$4,$5) ON CONFLICT (order_id, item_id) DO UPDATE SET"
+    " state=excluded.state, service_id=excluded.service_id"
+)
+_OUTBOX_INSERT = pg_sql(rows.OUTBOX_INSERT)
+_DOCUMENT_UPSERT = pg_sql(rows.DOCUMENT_UPSERT)
+_DOCUMENT_INSERT_NEW = pg_sql(rows.DOCUMENT_INSERT_NEW)
+_DOCUMENT_RELEASE = pg_sql(rows.DOCUMENT_RELEASE)
 
 
 class _PgTx:
@@ -170,49 +135,35 @@ class _PgTx:
         self._conn = conn
 
     async def save_service(self, service: Service) -> None:
-        await self._conn.execute(_SERVICE_UPSERT, *_service_row(service))
+        await self._conn.execute(_SERVICE_UPSERT, *rows.service_params(service))
         await self._conn.execute("DELETE FROM service_order_items WHERE service_id = $1", service.id)
         if service.order_items:
             await self._conn.executemany(
                 "INSERT INTO service_order_items VALUES ($1,$2,$3) ON CONFLICT DO NOTHING",
-                [(service.id, o, i) for o, i in service.order_items],
+                rows.service_order_item_params(service),
             )
 
     async def save_services(self, services: Sequence[Service]) -> None:
-        await self._conn.executemany(_SERVICE_UPSERT, [_service_row(s) for s in services])
+        await self._conn.executemany(_SERVICE_UPSERT, [rows.service_params(s) for s in services])
 
     async def get_service(self, service_id: str) -> Service | None:
         body = await self._conn.fetchval("SELECT body FROM services WHERE id = $1", service_id)
-        return Service.from_dict(json.loads(body)) if body is not None else None
+        return rows.service(body) if body is not None else None
 
     async def save_order(self, order: ServiceOrder) -> None:
-        await self._conn.execute(
-            "INSERT INTO orders (id, buyer, state, order_date, completion_date, expected_completion_date,"
-            " start_date, external_id, body) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) ON CONFLICT (id) DO UPDATE SET"
-            " state=excluded.state, completion_date=excluded.completion_date,"
-            " expected_completion_date=excluded.expected_completion_date, start_date=excluded.start_date,"
-            " body=excluded.body",
-            order.id, order.buyer, order.state.value, order.order_date, order.completion_date,
-            order.expected_completion_date, order.start_date, order.external_id,
-            json.dumps(order.to_dict(), separators=(",", ":")),
-        )  # fmt: skip
-        await self._conn.executemany(
-            "INSERT INTO order_items VALUES ($1,$2,$3,$4,$5) ON CONFLICT (order_id, item_id) DO UPDATE SET"
-            " state=excluded.state, service_id=excluded.service_id",
-            [(order.id, it.id, it.action.value, it.state.value, it.service_id) for it in order.items],
-        )
+        await self._conn.execute(_ORDER_UPSERT, *rows.order_params(order))
+        await self._conn.executemany(_ORDER_ITEM_UPSERT, rows.order_item_params(order))
 
     async def get_order(self, order_id: str) -> ServiceOrder | None:
         body = await self._conn.fetchval("SELECT body FROM orders WHERE id = $1", order_id)
-        return ServiceOrder.from_dict(json.loads(body)) if body is not None else None
+        return rows.order(body) if body is not None else None
 
     async def add_outbox(self, messages: Sequence[OutboxMessage]) -> None:
         if not messages:
             return
         now, created = time.time(), iso(utcnow())
         await self._conn.executemany(
-            "INSERT INTO outbox (api, event_type, body, callback_url, subscription_id, next_attempt_at, created_at)"
-            " VALUES ($1,$2,$3,$4,$5,$6,$7)",
+            _OUTBOX_INSERT,
             [
                 (m.api, m.event_type, json.dumps(m.body), m.callback_url, m.subscription_id, now, created)
                 for m in messages
@@ -221,29 +172,39 @@ class _PgTx:
         self._store._outbox_added = True
 
     async def put_document(self, doc: Document) -> None:
-        now = iso(utcnow())
-        await self._conn.execute(
-            "INSERT INTO documents (collection, id, buyer, state, key1, key2, due_at, created_at, updated_at, body)"
-            " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) ON CONFLICT (collection, id) DO UPDATE SET"
-            " buyer=excluded.buyer, state=excluded.state, key1=excluded.key1, key2=excluded.key2,"
-            " due_at=excluded.due_at, updated_at=excluded.updated_at, body=excluded.body",
-            doc.collection, doc.id, doc.buyer, doc.state, doc.key1, doc.key2, doc.due_at, doc.created_at or now,
-            now, json.dumps(doc.body),
-        )  # fmt: skip
+        await self._conn.execute(_DOCUMENT_UPSERT, *rows.document_params(doc, iso(utcnow()) or ""))
+
+    async def add_document(self, doc: Document) -> bool:
+        params = rows.document_params(doc, iso(utcnow()) or "", new=True)
+        return await self._conn.fetchval(_DOCUMENT_INSERT_NEW, *params) is not None
 
     async def get_document(self, collection: str, doc_id: str) -> Document | None:
         row = await self._conn.fetchrow("SELECT * FROM documents WHERE collection = $1 AND id = $2", collection, doc_id)
-        return _document(row) if row is not None else None
+        return rows.document(row) if row is not None else None
 
     async def delete_document(self, collection: str, doc_id: str) -> bool:
-        status: str = await self._conn.execute(
-            "DELETE FROM documents WHERE collection = $1 AND id = $2", collection, doc_id
-        )
-        return status != "DELETE 0"
+        return await self.delete_documents(collection, [doc_id]) > 0
 
-    async def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        rows = await self._conn.fetch(pg_sql(sql), *params)
-        return [tuple(r) for r in rows]
+    async def delete_documents(self, collection: str, doc_ids: Sequence[str]) -> int:
+        if not doc_ids:
+            return 0
+        status: str = await self._conn.execute(
+            "DELETE FROM documents WHERE collection = $1 AND id = ANY($2::text[])", collection, list(doc_ids)
+        )
+        return int(status.rsplit(" ", 1)[-1])
+
+    async def document_ids(self, collection: str, *, key1: str, key2: str, states: Sequence[str]) -> list[str]:
+        found = await self._conn.fetch(pg_sql(rows.document_ids_sql(states)), collection, key1, key2, *states)
+        return [str(r["id"]) for r in found]
+
+    async def release_document(self, collection: str, doc_id: str) -> None:
+        await self._conn.execute(_DOCUMENT_RELEASE, collection, doc_id)
+
+    async def oldest_documents(self, query: AgeQuery, after: DocumentStamp | None, limit: int) -> list[DocumentStamp]:
+        where = rows.age_filter(query, after)
+        sql = pg_sql(f"SELECT id, created_at FROM documents{where.clause} ORDER BY created_at, id LIMIT ?")
+        found = await self._conn.fetch(sql, *where.params, limit)
+        return [DocumentStamp(str(r["id"]), str(r["created_at"])) for r in found]
 
 
 class PostgresStore:
@@ -312,10 +273,22 @@ class PostgresStore:
         if added and self.on_outbox is not None:
             self.on_outbox()
 
-    async def run_read(self, fn: Callable[[Any], Any]) -> Any:
-        """Run ``await fn(connection)`` on a pooled connection (other components' repositories)."""
+    async def _owned_body(self, table: str, row_id: str, buyer: str | None) -> str | None:
+        """The stored body of a service or order (None: absent, or not ``buyer``'s)."""
+        row = await self._p().fetchrow(f"SELECT buyer, body FROM {table} WHERE id = $1", row_id)
+        return rows.owned_body(row, buyer)
+
+    async def _page(
+        self, table: str, where: rows.Where, order_by: str, offset: int, limit: int, columns: str = "*"
+    ) -> tuple[list[Any], int]:
+        """One page of a filtered table and the number of all matching rows, on one connection."""
         async with self._p().acquire() as conn:
-            return await fn(conn)
+            total = await conn.fetchval(pg_sql(f"SELECT count(*) FROM {table}{where.clause}"), *where.params)
+            found = await conn.fetch(
+                pg_sql(f"SELECT {columns} FROM {table}{where.clause} ORDER BY {order_by} LIMIT ? OFFSET ?"),
+                *where.params, limit, offset,
+            )  # fmt: skip
+        return list(found), int(total)
 
     # Services ---------------------------------------------------------------------------------------------
 
@@ -325,94 +298,55 @@ class PostgresStore:
 
     async def get_service(self, service_id: str, buyer: str | None = None) -> Service | None:
         """One service, optionally only if it belongs to ``buyer``."""
-        row = await self._p().fetchrow("SELECT buyer, body FROM services WHERE id = $1", service_id)
-        if row is None or (buyer is not None and row["buyer"] != buyer):
-            return None
-        return Service.from_dict(json.loads(row["body"]))
+        body = await self._owned_body("services", service_id, buyer)
+        return rows.service(body) if body is not None else None
 
     async def list_services(self, query: ServiceQuery, offset: int, limit: int) -> tuple[list[Service], int]:
         """Filtered page in creation order, plus the total count."""
-        conds: list[tuple[str, Any]] = []
-        eq = {
-            "buyer": query.buyer, "state": query.state.value if query.state else None,
-            "external_id": query.external_id, "service_type": query.service_type, "kind": query.kind,
-            "start_mode": query.start_mode, "site_id": query.geographic_site_id,
-            "address_id": query.geographic_address_id,
-        }  # fmt: skip
-        conds += [(f"{col} = ?", val) for col, val in eq.items() if val is not None]
-        for col in ("service_date", "start_date", "end_date"):
-            for suffix, cmp in (("lt", "<"), ("gt", ">")):
-                val = getattr(query, f"{col}_{suffix}")
-                if val is not None:
-                    conds.append((f"{col} {cmp} ?", val))
-        if query.order_id is not None:
-            conds.append(("id IN (SELECT service_id FROM service_order_items WHERE order_id = ?)", query.order_id))
-        if query.order_item_id is not None:
-            conds.append(("id IN (SELECT service_id FROM service_order_items WHERE item_id = ?)", query.order_item_id))
-        clause, params = _where(conds)
-        n = len(params)
-        async with self._p().acquire() as conn:
-            total = await conn.fetchval(f"SELECT count(*) FROM services{clause}", *params)
-            rows = await conn.fetch(
-                f"SELECT body FROM services{clause} ORDER BY seq LIMIT ${n + 1} OFFSET ${n + 2}", *params, limit, offset
-            )
-        return [Service.from_dict(json.loads(r["body"])) for r in rows], int(total)
+        found, total = await self._page("services", rows.service_filter(query), "seq", offset, limit, "body")
+        return [rows.service(r["body"]) for r in found], total
 
     async def all_services(self) -> list[Service]:
         """Every service."""
-        rows = await self._p().fetch("SELECT body FROM services ORDER BY seq")
-        return [Service.from_dict(json.loads(r["body"])) for r in rows]
+        found = await self._p().fetch("SELECT body FROM services ORDER BY seq")
+        return [rows.service(r["body"]) for r in found]
 
     # Orders -----------------------------------------------------------------------------------------------
 
     async def get_order(self, order_id: str, buyer: str | None = None) -> ServiceOrder | None:
         """One order, optionally only if it belongs to ``buyer``."""
-        row = await self._p().fetchrow("SELECT buyer, body FROM orders WHERE id = $1", order_id)
-        if row is None or (buyer is not None and row["buyer"] != buyer):
-            return None
-        return ServiceOrder.from_dict(json.loads(row["body"]))
+        body = await self._owned_body("orders", order_id, buyer)
+        return rows.order(body) if body is not None else None
 
     async def list_orders(self, query: OrderQuery, offset: int, limit: int) -> tuple[list[ServiceOrder], int]:
         """Filtered page, newest first, plus the total count."""
-        conds: list[tuple[str, Any]] = []
-        if query.buyer is not None:
-            conds.append(("buyer = ?", query.buyer))
-        if query.state is not None:
-            conds.append(("state = ?", query.state.value))
-        allowed = {"order_date", "completion_date", "expected_completion_date", "start_date"}
-        for col, (gt, lt) in query.ranges.items():
-            if col not in allowed:
-                raise StoreError(f"cannot filter orders on {col!r}")
-            if gt is not None:
-                conds.append((f"{col} > ?", gt))
-            if lt is not None:
-                conds.append((f"{col} < ?", lt))
-        clause, params = _where(conds)
-        n = len(params)
-        async with self._p().acquire() as conn:
-            total = await conn.fetchval(f"SELECT count(*) FROM orders{clause}", *params)
-            rows = await conn.fetch(
-                f"SELECT body FROM orders{clause} ORDER BY order_date DESC, id LIMIT ${n + 1} OFFSET ${n + 2}",
-                *params, limit, offset,
-            )  # fmt: skip
-        return [ServiceOrder.from_dict(json.loads(r["body"])) for r in rows], int(total)
+        where = rows.order_filter(query)
+        found, total = await self._page("orders", where, "order_date DESC, id", offset, limit, "body")
+        return [rows.order(r["body"]) for r in found], total
 
     async def claim_orders(self, worker: str, lease_s: float, limit: int = 10) -> list[str]:
         """Claim unfinished orders nobody holds (``FOR UPDATE SKIP LOCKED``)."""
         now = time.time()
-        rows = await self._p().fetch(
+        found = await self._p().fetch(
             "UPDATE orders SET claimed_by = $1, claimed_until = $2 WHERE id IN (SELECT id FROM orders"
             " WHERE state IN ('acknowledged', 'inProgress') AND (claimed_until IS NULL OR claimed_until < $3)"
             " ORDER BY order_date LIMIT $4 FOR UPDATE SKIP LOCKED) RETURNING id",
             worker, now + lease_s, now, limit,
         )  # fmt: skip
-        return [r["id"] for r in rows]
+        return [r["id"] for r in found]
 
     async def release_order(self, order_id: str, worker: str) -> None:
         """Give a claim back."""
         await self._p().execute(
             "UPDATE orders SET claimed_by = NULL, claimed_until = NULL WHERE id = $1 AND claimed_by = $2",
             order_id, worker,
+        )  # fmt: skip
+
+    async def renew_order_claims(self, worker: str, until: float) -> None:
+        """Extend the claims ``worker`` holds on unfinished orders."""
+        await self._p().execute(
+            "UPDATE orders SET claimed_until = $1 WHERE claimed_by = $2 AND state IN ($3, $4)",
+            until, worker, *rows.UNFINISHED_ORDER_STATES,
         )  # fmt: skip
 
     # Hub --------------------------------------------------------------------------------------------------
@@ -427,7 +361,7 @@ class PostgresStore:
     async def get_subscription(self, api: str, sub_id: str) -> Subscription | None:
         """One registration."""
         row = await self._p().fetchrow("SELECT * FROM subscriptions WHERE api = $1 AND id = $2", api, sub_id)
-        return Subscription(**dict(row)) if row is not None else None
+        return rows.subscription(row) if row is not None else None
 
     async def delete_subscription(self, api: str, sub_id: str) -> bool:
         """Remove a registration and drop its undelivered rows."""
@@ -442,14 +376,14 @@ class PostgresStore:
 
     async def list_subscriptions(self, api: str) -> list[Subscription]:
         """Every registration of an API."""
-        rows = await self._p().fetch("SELECT * FROM subscriptions WHERE api = $1 ORDER BY created_at", api)
-        return [Subscription(**dict(r)) for r in rows]
+        found = await self._p().fetch("SELECT * FROM subscriptions WHERE api = $1 ORDER BY created_at", api)
+        return [rows.subscription(r) for r in found]
 
     # Outbox -----------------------------------------------------------------------------------------------
 
     async def claim_outbox(self, worker: str, now: float, lease_s: float, limit: int = 50) -> list[OutboxRow]:
         """Claim the oldest pending row of each subscription that is due (``SKIP LOCKED``)."""
-        rows = await self._p().fetch(
+        found = await self._p().fetch(
             "UPDATE outbox SET claimed_by = $1, claimed_until = $2 WHERE id IN (SELECT o.id FROM outbox o"
             " WHERE o.delivered_at IS NULL AND o.gave_up = 0 AND o.next_attempt_at <= $3"
             " AND (o.claimed_until IS NULL OR o.claimed_until < $3)"
@@ -458,7 +392,7 @@ class PostgresStore:
             " ORDER BY o.id LIMIT $4 FOR UPDATE SKIP LOCKED) RETURNING *",
             worker, now + lease_s, now, limit,
         )  # fmt: skip
-        return sorted((_outbox_row(r) for r in rows), key=lambda r: r.id)
+        return sorted((rows.outbox_row(r) for r in found), key=lambda r: r.id)
 
     async def mark_delivered(self, row_id: int, at: float) -> None:
         """Delivery succeeded."""
@@ -478,17 +412,20 @@ class PostgresStore:
 
     async def outbox_rows(self, delivered: bool | None = None) -> list[OutboxRow]:
         """Inspect the outbox."""
-        clause = ""
-        if delivered is not None:
-            clause = " WHERE delivered_at IS NOT NULL" if delivered else " WHERE delivered_at IS NULL"
-        return [_outbox_row(r) for r in await self._p().fetch(f"SELECT * FROM outbox{clause} ORDER BY id")]
+        found = await self._p().fetch(f"SELECT * FROM outbox{rows.delivered_clause(delivered)} ORDER BY id")
+        return [rows.outbox_row(r) for r in found]
+
+    async def pending_outbox(self, api: str, event_types: Sequence[str]) -> list[OutboxRow]:
+        """Rows of these events of an API neither delivered nor given up."""
+        found = await self._p().fetch(pg_sql(rows.pending_outbox_sql(event_types)), api, *event_types)
+        return [rows.outbox_row(r) for r in found]
 
     # Documents --------------------------------------------------------------------------------------------
 
     async def get_document(self, collection: str, doc_id: str) -> Document | None:
         """A generic document."""
         row = await self._p().fetchrow("SELECT * FROM documents WHERE collection = $1 AND id = $2", collection, doc_id)
-        return _document(row) if row is not None else None
+        return rows.document(row) if row is not None else None
 
     async def list_documents(
         self,
@@ -502,35 +439,28 @@ class PostgresStore:
         limit: int = 100,
     ) -> tuple[list[Document], int]:
         """A page of one collection, newest first, plus the total."""
-        conds: list[tuple[str, Any]] = [("collection = ?", collection)]
-        conds += [(f"{c} = ?", v) for c, v in (("buyer", buyer), ("state", state), ("key1", key1), ("key2", key2))
-                  if v is not None]  # fmt: skip
-        clause, params = _where(conds)
-        n = len(params)
-        async with self._p().acquire() as conn:
-            total = await conn.fetchval(f"SELECT count(*) FROM documents{clause}", *params)
-            rows = await conn.fetch(
-                f"SELECT * FROM documents{clause} ORDER BY created_at DESC, id LIMIT ${n + 1} OFFSET ${n + 2}",
-                *params, limit, offset,
-            )  # fmt: skip
-        return [_document(r) for r in rows], int(total)
+        where = rows.document_filter(collection, buyer=buyer, state=state, key1=key1, key2=key2)
+        found, total = await self._page("documents", where, "created_at DESC, id", offset, limit)
+        return [rows.document(r) for r in found], total
 
     async def claim_documents(
         self, collection: str, worker: str, now: float, lease_s: float, states: Sequence[str], limit: int = 10
     ) -> list[Document]:
         """Claim due documents in ``states`` (``SKIP LOCKED``)."""
-        rows = await self._p().fetch(
+        found = await self._p().fetch(
             "UPDATE documents SET claimed_by = $1, claimed_until = $2 WHERE (collection, id) IN (SELECT collection, id"
             " FROM documents WHERE collection = $3 AND state = ANY($4::text[]) AND (due_at IS NULL OR due_at <= $5)"
             " AND (claimed_until IS NULL OR claimed_until < $5) LIMIT $6 FOR UPDATE SKIP LOCKED) RETURNING *",
             worker, now + lease_s, collection, list(states), now, limit,
         )  # fmt: skip
-        return [_document(r) for r in rows]
+        return [rows.document(r) for r in found]
 
-    async def release_document(self, collection: str, doc_id: str, worker: str) -> None:
-        """Give a document claim back."""
-        await self._p().execute(
-            "UPDATE documents SET claimed_by = NULL, claimed_until = NULL WHERE collection = $1 AND id = $2"
-            " AND claimed_by = $3",
-            collection, doc_id, worker,
-        )  # fmt: skip
+    async def renew_document_claims(self, collection: str, worker: str, doc_ids: Sequence[str], until: float) -> None:
+        """Extend the claims ``worker`` still holds on these documents."""
+        if doc_ids:
+            await self._p().execute(pg_sql(rows.renew_documents_sql(doc_ids)), until, collection, worker, *doc_ids)
+
+    async def count_documents_by_key1(self, collection: str, states: Sequence[str], *, above: int) -> dict[str, int]:
+        """Documents in ``states`` per ``key1``, for the keys with more than ``above``."""
+        found = await self._p().fetch(pg_sql(rows.count_by_key1_sql(states)), collection, *states, above)
+        return {str(r[0]): int(r[1]) for r in found}

@@ -23,8 +23,11 @@ from typing import Any, TypeVar
 from interlude.domain.model import Service, ServiceOrder, iso, utcnow
 from interlude.domain.queries import OrderQuery, ServiceQuery
 from interlude.errors import StoreError
+from interlude.store import rows
 from interlude.store.base import (
+    AgeQuery,
     Document,
+    DocumentStamp,
     OutboxMessage,
     OutboxRow,
     Subscription,
@@ -101,30 +104,6 @@ register_migration(
     """,
 )
 
-_UNFINISHED_ORDER_STATES = ("acknowledged", "inProgress")
-
-
-def _service_row(s: Service) -> tuple[Any, ...]:
-    return (
-        s.id, s.buyer, s.kind.value, s.state.value, s.service_type, s.external_id, s.service_date,
-        s.start_date, s.end_date, s.start_mode, None, None, json.dumps(s.to_dict(), separators=(",", ":")),
-    )  # fmt: skip
-
-
-def _outbox_row(r: sqlite3.Row) -> OutboxRow:
-    return OutboxRow(
-        id=r["id"], api=r["api"], event_type=r["event_type"], body=json.loads(r["body"]),
-        callback_url=r["callback_url"], subscription_id=r["subscription_id"], attempts=r["attempts"],
-        next_attempt_at=r["next_attempt_at"], delivered_at=r["delivered_at"], last_error=r["last_error"],
-    )  # fmt: skip
-
-
-def _document(r: sqlite3.Row) -> Document:
-    return Document(
-        collection=r["collection"], id=r["id"], body=json.loads(r["body"]), buyer=r["buyer"], state=r["state"],
-        key1=r["key1"], key2=r["key2"], due_at=r["due_at"], created_at=r["created_at"], updated_at=r["updated_at"],
-    )  # fmt: skip
-
 
 class _Tx:
     """The write side of one transaction (runs on the writer thread)."""
@@ -134,11 +113,12 @@ class _Tx:
 
     async def save_service(self, service: Service) -> None:
         def op(c: sqlite3.Connection) -> None:
-            c.execute("INSERT OR REPLACE INTO services VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", _service_row(service))
+            c.execute(
+                "INSERT OR REPLACE INTO services VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows.service_params(service)
+            )
             c.execute("DELETE FROM service_order_items WHERE service_id = ?", (service.id,))
             c.executemany(
-                "INSERT OR IGNORE INTO service_order_items VALUES (?,?,?)",
-                [(service.id, o, i) for o, i in service.order_items],
+                "INSERT OR IGNORE INTO service_order_items VALUES (?,?,?)", rows.service_order_item_params(service)
             )
 
         await self._store._write(op)
@@ -146,97 +126,80 @@ class _Tx:
     async def save_services(self, services: Sequence[Service]) -> None:
         def op(c: sqlite3.Connection) -> None:
             c.executemany(
-                "INSERT OR REPLACE INTO services VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", map(_service_row, services)
+                "INSERT OR REPLACE INTO services VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", map(rows.service_params, services)
             )
 
         await self._store._write(op)
 
     async def get_service(self, service_id: str) -> Service | None:
-        rows = await self._store._write(
-            lambda c: c.execute("SELECT body FROM services WHERE id = ?", (service_id,)).fetchall()
+        found = await self._store._write(
+            lambda c: c.execute("SELECT body FROM services WHERE id = ?", (service_id,)).fetchone()
         )
-        return Service.from_dict(json.loads(rows[0][0])) if rows else None
+        return rows.service(found[0]) if found is not None else None
 
     async def save_order(self, order: ServiceOrder) -> None:
         def op(c: sqlite3.Connection) -> None:
-            c.execute(
-                "INSERT INTO orders (id, buyer, state, order_date, completion_date, expected_completion_date,"
-                " start_date, external_id, body) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET"
-                " state=excluded.state, completion_date=excluded.completion_date,"
-                " expected_completion_date=excluded.expected_completion_date, start_date=excluded.start_date,"
-                " body=excluded.body",
-                (
-                    order.id, order.buyer, order.state.value, order.order_date, order.completion_date,
-                    order.expected_completion_date, order.start_date, order.external_id,
-                    json.dumps(order.to_dict(), separators=(",", ":")),
-                ),
-            )  # fmt: skip
-            c.executemany(
-                "INSERT OR REPLACE INTO order_items VALUES (?,?,?,?,?)",
-                [(order.id, it.id, it.action.value, it.state.value, it.service_id) for it in order.items],
-            )
+            c.execute(rows.ORDER_UPSERT, rows.order_params(order))
+            c.executemany("INSERT OR REPLACE INTO order_items VALUES (?,?,?,?,?)", rows.order_item_params(order))
 
         await self._store._write(op)
 
     async def get_order(self, order_id: str) -> ServiceOrder | None:
-        rows = await self._store._write(
-            lambda c: c.execute("SELECT body FROM orders WHERE id = ?", (order_id,)).fetchall()
+        found = await self._store._write(
+            lambda c: c.execute("SELECT body FROM orders WHERE id = ?", (order_id,)).fetchone()
         )
-        return ServiceOrder.from_dict(json.loads(rows[0][0])) if rows else None
+        return rows.order(found[0]) if found is not None else None
 
     async def add_outbox(self, messages: Sequence[OutboxMessage]) -> None:
         if not messages:
             return
         now, created = time.time(), iso(utcnow())
-
-        def op(c: sqlite3.Connection) -> None:
-            c.executemany(
-                "INSERT INTO outbox (api, event_type, body, callback_url, subscription_id, next_attempt_at,"
-                " created_at) VALUES (?,?,?,?,?,?,?)",
-                [
-                    (m.api, m.event_type, json.dumps(m.body), m.callback_url, m.subscription_id, now, created)
-                    for m in messages
-                ],
-            )
-
-        await self._store._write(op)
+        params = [
+            (m.api, m.event_type, json.dumps(m.body), m.callback_url, m.subscription_id, now, created) for m in messages
+        ]
+        await self._store._write(lambda c: c.executemany(rows.OUTBOX_INSERT, params))
         self._store._outbox_added = True
 
     async def put_document(self, doc: Document) -> None:
-        now = iso(utcnow())
+        params = rows.document_params(doc, iso(utcnow()) or "")
+        await self._store._write(lambda c: c.execute(rows.DOCUMENT_UPSERT, params))
 
-        def op(c: sqlite3.Connection) -> None:
-            c.execute(
-                "INSERT INTO documents (collection, id, buyer, state, key1, key2, due_at, created_at, updated_at,"
-                " body) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(collection, id) DO UPDATE SET"
-                " buyer=excluded.buyer, state=excluded.state, key1=excluded.key1, key2=excluded.key2,"
-                " due_at=excluded.due_at, updated_at=excluded.updated_at, body=excluded.body",
-                (
-                    doc.collection, doc.id, doc.buyer, doc.state, doc.key1, doc.key2, doc.due_at,
-                    doc.created_at or now, now, json.dumps(doc.body),
-                ),
-            )  # fmt: skip
-
-        await self._store._write(op)
+    async def add_document(self, doc: Document) -> bool:
+        params = rows.document_params(doc, iso(utcnow()) or "", new=True)
+        inserted = await self._store._write(lambda c: c.execute(rows.DOCUMENT_INSERT_NEW, params).fetchall())
+        return bool(inserted)
 
     async def get_document(self, collection: str, doc_id: str) -> Document | None:
-        rows = await self._store._write(
+        found = await self._store._write(
             lambda c: c.execute(
                 "SELECT * FROM documents WHERE collection = ? AND id = ?", (collection, doc_id)
-            ).fetchall()
+            ).fetchone()
         )
-        return _document(rows[0]) if rows else None
+        return rows.document(found) if found is not None else None
 
     async def delete_document(self, collection: str, doc_id: str) -> bool:
-        deleted: int = await self._store._write(
-            lambda c: c.execute("DELETE FROM documents WHERE collection = ? AND id = ?", (collection, doc_id)).rowcount
-        )
-        return deleted > 0
+        return await self.delete_documents(collection, [doc_id]) > 0
 
-    async def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        rows = await self._store._write(lambda c: c.execute(sql, tuple(params)).fetchall())
-        return [tuple(r) for r in rows]
+    async def delete_documents(self, collection: str, doc_ids: Sequence[str]) -> int:
+        if not doc_ids:
+            return 0
+        sql = f"DELETE FROM documents WHERE collection = ? AND id IN ({rows.marks(doc_ids)})"
+        deleted: int = await self._store._write(lambda c: c.execute(sql, (collection, *doc_ids)).rowcount)
+        return deleted
 
+    async def document_ids(self, collection: str, *, key1: str, key2: str, states: Sequence[str]) -> list[str]:
+        sql = rows.document_ids_sql(states)
+        found = await self._store._write(lambda c: c.execute(sql, (collection, key1, key2, *states)).fetchall())
+        return [str(r[0]) for r in found]
+
+    async def release_document(self, collection: str, doc_id: str) -> None:
+        await self._store._write(lambda c: c.execute(rows.DOCUMENT_RELEASE, (collection, doc_id)))
+
+    async def oldest_documents(self, query: AgeQuery, after: DocumentStamp | None, limit: int) -> list[DocumentStamp]:
+        where = rows.age_filter(query, after)
+        sql = f"SELECT id, created_at FROM documents{where.clause} ORDER BY created_at, id LIMIT ?"
+        found = await self._store._write(lambda c: c.execute(sql, (*where.params, limit)).fetchall())
+        return [DocumentStamp(str(r[0]), str(r[1])) for r in found]
 
 
 def _rollback_if_open(conn: sqlite3.Connection) -> None:
@@ -282,7 +245,7 @@ class SqliteStore:
         return await self._run(self._wexec, self._wconn, fn)
 
     async def run_read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run a read-only function on the reader connection (for other components' repositories)."""
+        """Run a read-only function on the reader connection (the store's reads; tests inspect the schema)."""
         return await self._run(self._rexec, self._rconn, fn)
 
     # Lifecycle --------------------------------------------------------------------------------------------
@@ -370,145 +333,104 @@ class SqliteStore:
 
     async def get_service(self, service_id: str, buyer: str | None = None) -> Service | None:
         """One service, optionally only if it belongs to ``buyer``."""
-        row = await self.run_read(
-            lambda c: c.execute("SELECT buyer, body FROM services WHERE id = ?", (service_id,)).fetchone()
-        )
-        if row is None or (buyer is not None and row[0] != buyer):
-            return None
-        return Service.from_dict(json.loads(row[1]))
+        body = await self._owned_body("services", service_id, buyer)
+        return rows.service(body) if body is not None else None
 
     async def list_services(self, query: ServiceQuery, offset: int, limit: int) -> tuple[list[Service], int]:
         """Filtered page in creation order, plus the total count."""
-        where: list[str] = []
-        params: list[Any] = []
-        eq = {
-            "buyer": query.buyer, "state": query.state.value if query.state else None,
-            "external_id": query.external_id, "service_type": query.service_type, "kind": query.kind,
-            "start_mode": query.start_mode, "site_id": query.geographic_site_id,
-            "address_id": query.geographic_address_id,
-        }  # fmt: skip
-        for col, val in eq.items():
-            if val is not None:
-                where.append(f"{col} = ?")
-                params.append(val)
-        for col in ("service_date", "start_date", "end_date"):
-            for suffix, cmp in (("lt", "<"), ("gt", ">")):
-                val = getattr(query, f"{col}_{suffix}")
-                if val is not None:
-                    where.append(f"{col} {cmp} ?")
-                    params.append(val)
-        if query.order_id is not None or query.order_item_id is not None:
-            sub = "SELECT service_id FROM service_order_items WHERE 1=1"
-            if query.order_id is not None:
-                sub += " AND order_id = ?"
-                params.append(query.order_id)
-            if query.order_item_id is not None:
-                sub += " AND item_id = ?"
-                params.append(query.order_item_id)
-            where.append(f"id IN ({sub})")
-        clause = (" WHERE " + " AND ".join(where)) if where else ""
-
-        def op(c: sqlite3.Connection) -> tuple[list[Service], int]:
-            total = c.execute(f"SELECT count(*) FROM services{clause}", params).fetchone()[0]
-            rows = c.execute(
-                f"SELECT body FROM services{clause} ORDER BY rowid LIMIT ? OFFSET ?", [*params, limit, offset]
-            ).fetchall()
-            return [Service.from_dict(json.loads(r[0])) for r in rows], int(total)
-
-        return await self.run_read(op)
+        where = rows.service_filter(query)
+        found, total = await self._page("services", where, "rowid", offset, limit, "body")
+        return [rows.service(r[0]) for r in found], total
 
     async def all_services(self) -> list[Service]:
         """Every service."""
-        rows = await self.run_read(lambda c: c.execute("SELECT body FROM services ORDER BY rowid").fetchall())
-        return [Service.from_dict(json.loads(r[0])) for r in rows]
+        found = await self.run_read(lambda c: c.execute("SELECT body FROM services ORDER BY rowid").fetchall())
+        return [rows.service(r[0]) for r in found]
+
+    async def _owned_body(self, table: str, row_id: str, buyer: str | None) -> str | None:
+        """The stored body of a service or order (None: absent, or not ``buyer``'s)."""
+        sql = f"SELECT buyer, body FROM {table} WHERE id = ?"
+        return rows.owned_body(await self.run_read(lambda c: c.execute(sql, (row_id,)).fetchone()), buyer)
+
+    async def _page(
+        self, table: str, where: rows.Where, order_by: str, offset: int, limit: int, columns: str = "*"
+    ) -> tuple[list[sqlite3.Row], int]:
+        """One page of a filtered table and the number of all matching rows, read together."""
+
+        def op(c: sqlite3.Connection) -> tuple[list[sqlite3.Row], int]:
+            total = c.execute(f"SELECT count(*) FROM {table}{where.clause}", where.params).fetchone()[0]
+            found = c.execute(
+                f"SELECT {columns} FROM {table}{where.clause} ORDER BY {order_by} LIMIT ? OFFSET ?",
+                [*where.params, limit, offset],
+            ).fetchall()
+            return found, int(total)
+
+        return await self.run_read(op)
 
     # Orders -----------------------------------------------------------------------------------------------
 
     async def get_order(self, order_id: str, buyer: str | None = None) -> ServiceOrder | None:
         """One order, optionally only if it belongs to ``buyer``."""
-        row = await self.run_read(
-            lambda c: c.execute("SELECT buyer, body FROM orders WHERE id = ?", (order_id,)).fetchone()
-        )
-        if row is None or (buyer is not None and row[0] != buyer):
-            return None
-        return ServiceOrder.from_dict(json.loads(row[1]))
+        body = await self._owned_body("orders", order_id, buyer)
+        return rows.order(body) if body is not None else None
 
     async def list_orders(self, query: OrderQuery, offset: int, limit: int) -> tuple[list[ServiceOrder], int]:
         """Filtered page, newest first, plus the total count."""
-        where: list[str] = []
-        params: list[Any] = []
-        if query.buyer is not None:
-            where.append("buyer = ?")
-            params.append(query.buyer)
-        if query.state is not None:
-            where.append("state = ?")
-            params.append(query.state.value)
-        allowed = {"order_date", "completion_date", "expected_completion_date", "start_date"}
-        for col, (gt, lt) in query.ranges.items():
-            if col not in allowed:
-                raise StoreError(f"cannot filter orders on {col!r}")
-            if gt is not None:
-                where.append(f"{col} > ?")
-                params.append(gt)
-            if lt is not None:
-                where.append(f"{col} < ?")
-                params.append(lt)
-        clause = (" WHERE " + " AND ".join(where)) if where else ""
-
-        def op(c: sqlite3.Connection) -> tuple[list[ServiceOrder], int]:
-            total = c.execute(f"SELECT count(*) FROM orders{clause}", params).fetchone()[0]
-            rows = c.execute(
-                f"SELECT body FROM orders{clause} ORDER BY order_date DESC, id LIMIT ? OFFSET ?",
-                [*params, limit, offset],
-            ).fetchall()
-            return [ServiceOrder.from_dict(json.loads(r[0])) for r in rows], int(total)
-
-        return await self.run_read(op)
+        where = rows.order_filter(query)
+        found, total = await self._page("orders", where, "order_date DESC, id", offset, limit, "body")
+        return [rows.order(r[0]) for r in found], total
 
     async def claim_orders(self, worker: str, lease_s: float, limit: int = 10) -> list[str]:
         """Claim unfinished orders (PostgreSQL: ``FOR UPDATE SKIP LOCKED``)."""
         now = time.time()
 
         def op(c: sqlite3.Connection) -> list[str]:
-            rows = c.execute(
+            found = c.execute(
                 "UPDATE orders SET claimed_by = ?, claimed_until = ? WHERE id IN (SELECT id FROM orders"
                 " WHERE state IN (?, ?) AND (claimed_until IS NULL OR claimed_until < ?)"
                 " ORDER BY order_date LIMIT ?) RETURNING id",
-                (worker, now + lease_s, *_UNFINISHED_ORDER_STATES, now, limit),
+                (worker, now + lease_s, *rows.UNFINISHED_ORDER_STATES, now, limit),
             ).fetchall()
-            return [r[0] for r in rows]
+            return [r[0] for r in found]
 
         async with self._lock:
             return await self._write(op)
 
     async def release_order(self, order_id: str, worker: str) -> None:
         """Give a claim back."""
+        await self._write_locked(
+            "UPDATE orders SET claimed_by = NULL, claimed_until = NULL WHERE id = ? AND claimed_by = ?",
+            (order_id, worker),
+        )
+
+    async def renew_order_claims(self, worker: str, until: float) -> None:
+        """Extend the claims ``worker`` holds on unfinished orders."""
+        await self._write_locked(
+            "UPDATE orders SET claimed_until = ? WHERE claimed_by = ? AND state IN (?, ?)",
+            (until, worker, *rows.UNFINISHED_ORDER_STATES),
+        )
+
+    async def _write_locked(self, sql: str, params: Sequence[Any]) -> int:
+        """One statement outside any transaction (it commits alone); returns the rows it changed."""
         async with self._lock:
-            await self._write(
-                lambda c: c.execute(
-                    "UPDATE orders SET claimed_by = NULL, claimed_until = NULL WHERE id = ? AND claimed_by = ?",
-                    (order_id, worker),
-                )
-            )
+            changed: int = await self._write(lambda c: c.execute(sql, tuple(params)).rowcount)
+            return changed
 
     # Hub --------------------------------------------------------------------------------------------------
 
     async def add_subscription(self, sub: Subscription) -> None:
         """Store a registration."""
-        async with self._lock:
-            await self._write(
-                lambda c: c.execute(
-                    "INSERT INTO subscriptions VALUES (?,?,?,?,?,?)",
-                    (sub.id, sub.api, sub.callback, sub.query, sub.buyer, sub.created_at),
-                )
-            )
+        await self._write_locked(
+            "INSERT INTO subscriptions VALUES (?,?,?,?,?,?)",
+            (sub.id, sub.api, sub.callback, sub.query, sub.buyer, sub.created_at),
+        )
 
     async def get_subscription(self, api: str, sub_id: str) -> Subscription | None:
         """One registration."""
         row = await self.run_read(
             lambda c: c.execute("SELECT * FROM subscriptions WHERE api = ? AND id = ?", (api, sub_id)).fetchone()
         )
-        return Subscription(**dict(row)) if row is not None else None
+        return rows.subscription(row) if row is not None else None
 
     async def delete_subscription(self, api: str, sub_id: str) -> bool:
         """Remove a registration; undelivered rows to it are dropped too (MEF: do not notify unregistered)."""
@@ -533,10 +455,10 @@ class SqliteStore:
 
     async def list_subscriptions(self, api: str) -> list[Subscription]:
         """Every registration of an API."""
-        rows = await self.run_read(
+        found = await self.run_read(
             lambda c: c.execute("SELECT * FROM subscriptions WHERE api = ? ORDER BY created_at", (api,)).fetchall()
         )
-        return [Subscription(**dict(r)) for r in rows]
+        return [rows.subscription(r) for r in found]
 
     # Outbox -----------------------------------------------------------------------------------------------
 
@@ -548,7 +470,7 @@ class SqliteStore:
         """
 
         def op(c: sqlite3.Connection) -> list[OutboxRow]:
-            rows = c.execute(
+            found = c.execute(
                 "UPDATE outbox SET claimed_by = ?, claimed_until = ? WHERE id IN (SELECT o.id FROM outbox o"
                 " WHERE o.delivered_at IS NULL AND o.gave_up = 0 AND o.next_attempt_at <= ?"
                 " AND (o.claimed_until IS NULL OR o.claimed_until < ?)"
@@ -557,40 +479,37 @@ class SqliteStore:
                 " ORDER BY o.id LIMIT ?) RETURNING *",
                 (worker, now + lease_s, now, now, limit),
             ).fetchall()
-            return sorted((_outbox_row(r) for r in rows), key=lambda r: r.id)
+            return sorted((rows.outbox_row(r) for r in found), key=lambda r: r.id)
 
         async with self._lock:
             return await self._write(op)
 
     async def mark_delivered(self, row_id: int, at: float) -> None:
         """Delivery succeeded."""
-        async with self._lock:
-            await self._write(
-                lambda c: c.execute(
-                    "UPDATE outbox SET delivered_at = ?, attempts = attempts + 1, claimed_by = NULL,"
-                    " claimed_until = NULL WHERE id = ?",
-                    (at, row_id),
-                )
-            )
+        await self._write_locked(
+            "UPDATE outbox SET delivered_at = ?, attempts = attempts + 1, claimed_by = NULL,"
+            " claimed_until = NULL WHERE id = ?",
+            (at, row_id),
+        )
 
     async def mark_failed(self, row_id: int, error: str, next_attempt_at: float, give_up: bool = False) -> None:
         """Delivery failed: schedule a retry or give up."""
-        async with self._lock:
-            await self._write(
-                lambda c: c.execute(
-                    "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?, gave_up = ?,"
-                    " claimed_by = NULL, claimed_until = NULL WHERE id = ?",
-                    (error[:500], next_attempt_at, int(give_up), row_id),
-                )
-            )
+        await self._write_locked(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?, gave_up = ?,"
+            " claimed_by = NULL, claimed_until = NULL WHERE id = ?",
+            (error[:500], next_attempt_at, int(give_up), row_id),
+        )
 
     async def outbox_rows(self, delivered: bool | None = None) -> list[OutboxRow]:
         """Inspect the outbox."""
-        clause = ""
-        if delivered is not None:
-            clause = " WHERE delivered_at IS NOT NULL" if delivered else " WHERE delivered_at IS NULL"
-        rows = await self.run_read(lambda c: c.execute(f"SELECT * FROM outbox{clause} ORDER BY id").fetchall())
-        return [_outbox_row(r) for r in rows]
+        sql = f"SELECT * FROM outbox{rows.delivered_clause(delivered)} ORDER BY id"
+        return [rows.outbox_row(r) for r in await self.run_read(lambda c: c.execute(sql).fetchall())]
+
+    async def pending_outbox(self, api: str, event_types: Sequence[str]) -> list[OutboxRow]:
+        """Rows of these events of an API neither delivered nor given up."""
+        sql = rows.pending_outbox_sql(event_types)
+        found = await self.run_read(lambda c: c.execute(sql, (api, *event_types)).fetchall())
+        return [rows.outbox_row(r) for r in found]
 
     # Documents --------------------------------------------------------------------------------------------
 
@@ -601,7 +520,7 @@ class SqliteStore:
                 "SELECT * FROM documents WHERE collection = ? AND id = ?", (collection, doc_id)
             ).fetchone()
         )
-        return _document(row) if row is not None else None
+        return rows.document(row) if row is not None else None
 
     async def list_documents(
         self,
@@ -615,49 +534,34 @@ class SqliteStore:
         limit: int = 100,
     ) -> tuple[list[Document], int]:
         """A page of one collection, newest first, plus the total."""
-        where = ["collection = ?"]
-        params: list[Any] = [collection]
-        for col, val in (("buyer", buyer), ("state", state), ("key1", key1), ("key2", key2)):
-            if val is not None:
-                where.append(f"{col} = ?")
-                params.append(val)
-        clause = " WHERE " + " AND ".join(where)
-
-        def op(c: sqlite3.Connection) -> tuple[list[Document], int]:
-            total = c.execute(f"SELECT count(*) FROM documents{clause}", params).fetchone()[0]
-            rows = c.execute(
-                f"SELECT * FROM documents{clause} ORDER BY created_at DESC, id LIMIT ? OFFSET ?",
-                [*params, limit, offset],
-            ).fetchall()
-            return [_document(r) for r in rows], int(total)
-
-        return await self.run_read(op)
+        where = rows.document_filter(collection, buyer=buyer, state=state, key1=key1, key2=key2)
+        found, total = await self._page("documents", where, "created_at DESC, id", offset, limit)
+        return [rows.document(r) for r in found], total
 
     async def claim_documents(
         self, collection: str, worker: str, now: float, lease_s: float, states: Sequence[str], limit: int = 10
     ) -> list[Document]:
         """Claim due documents in ``states`` (job runners)."""
-        marks = ",".join("?" * len(states))
 
         def op(c: sqlite3.Connection) -> list[Document]:
-            rows = c.execute(
+            found = c.execute(
                 "UPDATE documents SET claimed_by = ?, claimed_until = ? WHERE rowid IN (SELECT rowid FROM documents"
-                f" WHERE collection = ? AND state IN ({marks}) AND (due_at IS NULL OR due_at <= ?)"
+                f" WHERE collection = ? AND state IN ({rows.marks(states)}) AND (due_at IS NULL OR due_at <= ?)"
                 " AND (claimed_until IS NULL OR claimed_until < ?) LIMIT ?) RETURNING *",
                 (worker, now + lease_s, collection, *states, now, now, limit),
             ).fetchall()
-            return [_document(r) for r in rows]
+            return [rows.document(r) for r in found]
 
         async with self._lock:
             return await self._write(op)
 
-    async def release_document(self, collection: str, doc_id: str, worker: str) -> None:
-        """Give a document claim back."""
-        async with self._lock:
-            await self._write(
-                lambda c: c.execute(
-                    "UPDATE documents SET claimed_by = NULL, claimed_until = NULL"
-                    " WHERE collection = ? AND id = ? AND claimed_by = ?",
-                    (collection, doc_id, worker),
-                )
-            )
+    async def renew_document_claims(self, collection: str, worker: str, doc_ids: Sequence[str], until: float) -> None:
+        """Extend the claims ``worker`` still holds on these documents."""
+        if doc_ids:
+            await self._write_locked(rows.renew_documents_sql(doc_ids), (until, collection, worker, *doc_ids))
+
+    async def count_documents_by_key1(self, collection: str, states: Sequence[str], *, above: int) -> dict[str, int]:
+        """Documents in ``states`` per ``key1``, for the keys with more than ``above``."""
+        sql = rows.count_by_key1_sql(states)
+        found = await self.run_read(lambda c: c.execute(sql, (collection, *states, above)).fetchall())
+        return {str(r[0]): int(r[1]) for r in found}

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import socket
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -88,18 +88,17 @@ class _DeleteSpy:
     @contextlib.asynccontextmanager
     async def __call__(self) -> AsyncIterator[Any]:
         async with self.original() as tx:
-            original_execute = tx.execute
+            original_delete = tx.delete_documents
 
-            async def execute(sql: str, params: Any = ()) -> Any:
-                if sql.startswith("DELETE FROM documents"):
-                    self.batches.append(len(params) - 1)
-                return await original_execute(sql, params)
+            async def delete_documents(collection: str, doc_ids: Sequence[str]) -> Any:
+                self.batches.append(len(doc_ids))
+                return await original_delete(collection, doc_ids)
 
-            tx.execute = execute
+            tx.delete_documents = delete_documents
             try:
                 yield tx
             finally:
-                tx.execute = original_execute
+                tx.delete_documents = original_delete
 
 
 async def test_old_reports_go_recent_ones_stay_in_bounded_batches(client: TestClient[Any, Any]) -> None:
@@ -268,7 +267,7 @@ async def test_stopping_the_sweep_leaves_the_store_usable(tmp_path: Path) -> Non
             await sweeper.stop()
             assert sweeper._task is None
             async with store.transaction() as tx:  # would fail if a stop had left a transaction open
-                await tx.execute("SELECT 1")
+                await tx.get_document(REPORTS, "r000")
         await sweeper.sweep(now)
         _, total = await store.list_documents(REPORTS)
         assert total == 0

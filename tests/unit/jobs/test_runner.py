@@ -19,8 +19,8 @@ from interlude.service.platform.jobs import (
     JobOutcome,
     JobRunner,
 )
-from interlude.store import Document, OutboxMessage, SqliteStore
-from interlude.store.base import Transaction
+from interlude.store.base import Document, OutboxMessage, Transaction
+from interlude.store.sqlite import SqliteStore
 
 
 @pytest.fixture

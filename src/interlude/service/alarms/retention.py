@@ -5,13 +5,13 @@ See :mod:`interlude.service.alarms.service` (Retention) and docs/alarms.md for w
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from interlude.domain.alarms import TCA_STATELESS, AlarmRecord, FaultKind
 from interlude.domain.model import parse_iso
 from interlude.errors import ConfigError
+from interlude.service.platform.settings import given_settings
 
 _RETENTION_SETTINGS = {
     "stateless_tca_clear_s": "INTERLUDE_ALARM_STATELESS_TCA_CLEAR_S",
@@ -41,25 +41,14 @@ class AlarmRetention:
         cls, extra: Mapping[str, object] | None = None, env: Mapping[str, str] | None = None
     ) -> AlarmRetention:
         """Read the settings (see the class docstring); a malformed value is a :class:`ConfigError`."""
-        env = os.environ if env is None else env
         values: dict[str, float | None] = {}
-        for name, var in _RETENTION_SETTINGS.items():
-            raw: object = (extra or {}).get(f"alarms.{name}", env.get(var))
-            if raw is None:
-                continue
-            where = f"alarms.{name}" if extra and f"alarms.{name}" in extra else var
-            if isinstance(raw, str) and raw.strip().lower() in ("", "none", "off", "never"):
-                if name == "sweep_interval_s":
-                    raise ConfigError(f"{where} cannot be disabled (give a number of seconds)")
-                values[name] = None
-                continue
-            try:
-                value = float(raw)  # type: ignore[arg-type]
-            except (TypeError, ValueError):
-                raise ConfigError(f"{where} must be a number of seconds or 'none', not {raw!r}") from None
-            if value < 0 or (name == "sweep_interval_s" and value <= 0):
-                raise ConfigError(f"{where} must be positive, not {raw!r}")
-            values[name] = value
+        for setting in given_settings("alarms", _RETENTION_SETTINGS, extra, env):
+            if setting.disabled:
+                if setting.name == "sweep_interval_s":
+                    raise ConfigError(f"{setting.where} cannot be disabled (give a number of seconds)")
+                values[setting.name] = None
+            else:
+                values[setting.name] = setting.seconds(above_zero=setting.name == "sweep_interval_s")
         return cls(**values)  # type: ignore[arg-type]
 
 

@@ -160,12 +160,7 @@ class OrderRunner(OrderItemExecution):
         while True:
             await asyncio.sleep(self.lease_s / 4)
             try:
-                async with self.store.transaction() as tx:
-                    await tx.execute(
-                        "UPDATE orders SET claimed_until = ? WHERE claimed_by = ? AND state IN (?, ?)",
-                        (time.time() + self.lease_s, self.worker, OrderState.ACKNOWLEDGED.value,
-                         OrderState.IN_PROGRESS.value),
-                    )  # fmt: skip
+                await self.store.renew_order_claims(self.worker, time.time() + self.lease_s)
             except asyncio.CancelledError:
                 raise
             except Exception:

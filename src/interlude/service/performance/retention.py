@@ -51,19 +51,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from interlude.domain.model import iso
 from interlude.errors import ConfigError
 from interlude.service.performance.common import PM_API, REPORTS
-from interlude.store.base import Store
+from interlude.service.platform.settings import given_settings
+from interlude.store.base import AgeQuery, DocumentStamp, Store
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +79,6 @@ _SETTINGS = {
     "sweep_interval_s": "INTERLUDE_PM_SWEEP_INTERVAL_S",
     "sweep_batch": "INTERLUDE_PM_SWEEP_BATCH",
 }
-_DISABLE = ("", "none", "off", "never")
 _CANNOT_DISABLE = ("sweep_interval_s", "sweep_batch")
 _INTEGERS = ("max_reports_per_job", "sweep_batch")
 
@@ -100,39 +97,16 @@ class PmRetention:
         cls, extra: Mapping[str, object] | None = None, env: Mapping[str, str] | None = None
     ) -> PmRetention:
         """Read the settings (``pm.<name>`` in ``extra``, else ``INTERLUDE_PM_<NAME>``); bad values: ConfigError."""
-        env = os.environ if env is None else env
         values: dict[str, float | int | None] = {}
-        for name, var in _SETTINGS.items():
-            key = f"pm.{name}"
-            raw: object = (extra or {}).get(key, env.get(var))
-            if raw is None:
-                continue
-            where = key if extra and key in extra else var
-            if isinstance(raw, str) and raw.strip().lower() in _DISABLE:
-                if name in _CANNOT_DISABLE:
-                    raise ConfigError(f"{where} cannot be disabled (give a positive number)")
-                values[name] = None
-                continue
-            if isinstance(raw, bool):
-                raise ConfigError(f"{where} must be a number, not {raw!r}")
-            if name in _INTEGERS:
-                try:
-                    number = int(str(raw).strip()) if isinstance(raw, str) else raw
-                except ValueError:
-                    number = None
-                if not isinstance(number, int) or number < 1:
-                    raise ConfigError(f"{where} must be a positive whole number or 'none', not {raw!r}")
-                values[name] = number
-                continue
-            try:
-                value = float(raw)  # type: ignore[arg-type]
-            except (TypeError, ValueError):
-                raise ConfigError(f"{where} must be a number of seconds or 'none', not {raw!r}") from None
-            if value != value or value in (float("inf"), float("-inf")):
-                raise ConfigError(f"{where} must be a finite number of seconds, not {raw!r}")
-            if value < 0 or (name == "sweep_interval_s" and value <= 0):
-                raise ConfigError(f"{where} must be positive, not {raw!r}")
-            values[name] = value
+        for setting in given_settings("pm", _SETTINGS, extra, env):
+            if setting.disabled:
+                if setting.name in _CANNOT_DISABLE:
+                    raise ConfigError(f"{setting.where} cannot be disabled (give a positive number)")
+                values[setting.name] = None
+            elif setting.name in _INTEGERS:
+                values[setting.name] = setting.count()
+            else:
+                values[setting.name] = setting.seconds(above_zero=setting.name == "sweep_interval_s", strict=True)
         return cls(**values)  # type: ignore[arg-type]
 
 
@@ -199,77 +173,51 @@ class PmRetentionSweeper:
         aged = over = 0
         if r.report_max_age_s is not None:
             cutoff = iso(datetime.fromtimestamp(now - r.report_max_age_s, UTC)) or ""
-            aged = await self._delete_ordered("created_at < ?", [cutoff], None, held, kept)
+            query = AgeQuery(REPORTS, FINISHED_STATES, created_before=cutoff)
+            aged = await self._delete_oldest(query, None, held, kept)
         if r.max_reports_per_job is not None:
-            rows = await self._read(
-                "SELECT key1, count(*) FROM documents WHERE collection = ? AND key1 IS NOT NULL"
-                f" AND state IN ({_marks(FINISHED_STATES)}) GROUP BY key1 HAVING count(*) > ?",
-                [REPORTS, *FINISHED_STATES, r.max_reports_per_job],
-            )
-            for job_id, count in rows:
-                excess = int(str(count)) - r.max_reports_per_job
-                over += await self._delete_ordered("key1 = ?", [job_id], excess, held, kept)
+            counts = await self.store.count_documents_by_key1(REPORTS, FINISHED_STATES, above=r.max_reports_per_job)
+            for job_id, count in counts.items():
+                query = AgeQuery(REPORTS, FINISHED_STATES, key1=job_id)
+                over += await self._delete_oldest(query, count - r.max_reports_per_job, held, kept)
         result = SweepResult(aged, over, len(kept))
         if aged or over:
             log.info("PM report retention: %d report(s) past the age and %d over the per-job count deleted,"
                      " %d kept for undelivered notifications", aged, over, len(kept))  # fmt: skip
         return result
 
-    async def _delete_ordered(
-        self, cond: str, params: list[object], limit: int | None, held: set[str], kept: set[str]
-    ) -> int:
-        """Delete finished reports matching ``cond``, oldest first, at most ``limit``, in bounded transactions.
+    async def _delete_oldest(self, query: AgeQuery, limit: int | None, held: set[str], kept: set[str]) -> int:
+        """Delete the reports of ``query``, oldest first, at most ``limit``, in bounded transactions.
 
-        Each batch selects and deletes in one transaction, so a report a job writes meanwhile is never touched
-        half-way; a (created_at, id) cursor steps over the reports held for pending notifications.
+        ``query`` names the finished reports of a job, or those created before a time. Each batch selects and
+        deletes in one transaction, so a report a job writes meanwhile is never touched half-way; a
+        (created_at, id) cursor steps over the reports held for pending notifications.
         """
         deleted = 0
-        cursor: tuple[str, str] | None = None
+        cursor: DocumentStamp | None = None
         while (limit is None or deleted < limit) and not self._stopping.is_set():
             want = self.retention.sweep_batch if limit is None else min(self.retention.sweep_batch, limit - deleted)
-            after = "" if cursor is None else " AND (created_at > ? OR (created_at = ? AND id > ?))"
-            finished = _marks(FINISHED_STATES)
             async with self.store.transaction() as tx:
-                rows = await tx.execute(
-                    f"SELECT id, created_at FROM documents WHERE collection = ? AND state IN ({finished})"
-                    f" AND {cond}{after} ORDER BY created_at, id LIMIT ?",
-                    [REPORTS, *FINISHED_STATES, *params, *(() if cursor is None else (cursor[0], *cursor)), want],
-                )
-                if not rows:
+                batch = await tx.oldest_documents(query, cursor, want)
+                if not batch:
                     return deleted
-                cursor = (str(rows[-1][1]), str(rows[-1][0]))
-                ids = [str(i) for i, _ in rows if str(i) not in held]
-                kept.update(str(i) for i, _ in rows if str(i) in held)
+                cursor = batch[-1]
+                ids = [d.id for d in batch if d.id not in held]
+                kept.update(d.id for d in batch if d.id in held)
                 if ids:
-                    await tx.execute(
-                        f"DELETE FROM documents WHERE collection = ? AND id IN ({_marks(ids)})", [REPORTS, *ids]
-                    )
+                    await tx.delete_documents(REPORTS, ids)
             deleted += len(ids)
             await asyncio.sleep(0)  # let job intervals and API writes in between batches
         return deleted
 
     async def _pending_report_ids(self) -> set[str]:
         """Ids of reports named by PM notifications not yet delivered (nor given up)."""
-        rows = await self._read(
-            "SELECT event_type, body FROM outbox WHERE delivered_at IS NULL AND gave_up = 0 AND api = ?"
-            f" AND event_type IN ({_marks(_REPORT_EVENTS)})",
-            [PM_API.name, *_REPORT_EVENTS],
-        )
         out: set[str] = set()
-        for event_type, raw in rows:
+        for row in await self.store.pending_outbox(PM_API.name, list(_REPORT_EVENTS)):
             try:
-                body: Any = json.loads(raw) if isinstance(raw, str) else raw
-                rid = body["event"][_REPORT_EVENTS[str(event_type)]]
-            except (ValueError, TypeError, KeyError):
+                rid = row.body["event"][_REPORT_EVENTS[row.event_type]]
+            except (TypeError, KeyError):
                 continue
             if rid:
                 out.add(str(rid))
         return out
-
-    async def _read(self, sql: str, params: list[object]) -> list[tuple[object, ...]]:
-        async with self.store.transaction() as tx:
-            return await tx.execute(sql, params)
-
-
-def _marks(values: Mapping[str, object] | tuple[str, ...] | list[str]) -> str:
-    return ",".join("?" * len(values))

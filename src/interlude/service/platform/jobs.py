@@ -56,7 +56,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import socket
@@ -216,7 +215,8 @@ class JobRunner:
     ) -> str:
         """Add a work item (or return the id of the live item with the same ``kind``/``key``).
 
-        A keyed item's id is ``{kind}:{key}`` and is inserted with ``ON CONFLICT DO NOTHING``, so two processes
+        A keyed item's id is ``{kind}:{key}`` and is added only if no document has that id
+        (:meth:`~interlude.store.base.Transaction.add_document`, atomic in the database), so two processes
         scheduling the same key at once (PostgreSQL) still make one item; a *cancelled* keyed item is revived
         (same id, fresh payload, due time and attempts).
         """
@@ -232,12 +232,7 @@ class JobRunner:
                 await t.put_document(item.to_document())
             else:
                 doc = item.to_document()
-                inserted = await t.execute(
-                    "INSERT INTO documents (collection, id, buyer, state, key1, key2, due_at, created_at, updated_at,"
-                    " body) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT (collection, id) DO NOTHING RETURNING id",
-                    (COLLECTION, doc.id, None, doc.state, doc.key1, doc.key2, doc.due_at, doc.created_at,
-                     doc.created_at, json.dumps(doc.body)),
-                )  # fmt: skip
+                inserted = await t.add_document(doc)
                 if not inserted:
                     existing = await t.get_document(COLLECTION, item.id)
                     if existing is None or existing.state != CANCELLED:
@@ -284,13 +279,9 @@ class JobRunner:
     async def cancel_key(self, kind: str, key: str, *, tx: Transaction | None = None) -> bool:
         """Cancel the pending item of ``kind`` with ``key`` (False if none is pending)."""
         async with self._join(tx) as t:
-            rows = await t.execute(
-                "SELECT id FROM documents WHERE collection = ? AND key1 = ? AND key2 = ? AND state IN (?, ?)",
-                (COLLECTION, kind, key, *PENDING_STATES),
-            )
             done = False
-            for (item_id,) in rows:
-                done = await self.cancel(str(item_id), tx=t) or done
+            for item_id in await t.document_ids(COLLECTION, key1=kind, key2=key, states=PENDING_STATES):
+                done = await self.cancel(item_id, tx=t) or done
             return done
 
     # Lifecycle --------------------------------------------------------------------------------------------
@@ -453,10 +444,7 @@ class JobRunner:
 
     @staticmethod
     async def _release(tx: Transaction, item_id: str) -> None:
-        await tx.execute(
-            "UPDATE documents SET claimed_by = NULL, claimed_until = NULL WHERE collection = ? AND id = ?",
-            (COLLECTION, item_id),
-        )
+        await tx.release_document(COLLECTION, item_id)
 
     async def _renew_leases(self) -> None:
         """Keep the claims of running items alive (a long Y.1564 test outlives one lease)."""
@@ -465,14 +453,8 @@ class JobRunner:
             ids = list(self._running)
             if not ids:
                 continue
-            marks = ",".join("?" * len(ids))
             try:
-                async with self.store.transaction() as tx:
-                    await tx.execute(
-                        f"UPDATE documents SET claimed_until = ? WHERE collection = ? AND claimed_by = ?"
-                        f" AND id IN ({marks})",
-                        (time.time() + self.lease_s, COLLECTION, self.worker, *ids),
-                    )
+                await self.store.renew_document_claims(COLLECTION, self.worker, ids, time.time() + self.lease_s)
             except Exception:
                 log.exception("renewing job leases failed")
 
