@@ -50,7 +50,7 @@ def _is_dunder(target: ast.expr) -> bool:
 
 
 def test_packages_re_export_nothing() -> None:
-    """``__init__.py`` holds a docstring (and ``__version__``) only: every name is imported from the module that defines it."""
+    """``__init__.py`` holds a docstring (and ``__version__``) only: names come from their defining modules."""
     found = [
         f"{_rel(path)}:{node.lineno}"
         for path, tree in _modules()
