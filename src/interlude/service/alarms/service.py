@@ -28,10 +28,10 @@ Every change is stored (collection ``alarms``; ``key1`` = fault key, ``key2`` = 
 transaction. Active alarms are re-read from the store on first use, so a restart neither forgets an alarm
 nor raises it twice.
 
-Retention (:class:`AlarmRetention`, applied by :meth:`AlarmService.expire`, which the monitoring extension
-calls every ``sweep_interval_s``): a stateless TCA alarm records one crossing and no fault will ever clear it,
-so it is cleared (``alarmStateChangeEvent``) ``stateless_tca_clear_s`` after it was raised; cleared TCA
-alarms are deleted (``alarmDeleteEvent``) ``cleared_tca_delete_s`` after their clear, and other cleared alarms
+Retention (:class:`AlarmRetention`, applied by :meth:`AlarmService.expire`, which the runtime calls every
+``sweep_interval_s``): a stateless TCA alarm records one crossing and no fault will ever clear it, so it is
+cleared (``alarmStateChangeEvent``) ``stateless_tca_clear_s`` after it was raised; cleared TCA alarms are
+deleted (``alarmDeleteEvent``) ``cleared_tca_delete_s`` after their clear, and other cleared alarms
 after ``cleared_delete_s`` (default: kept as history). The Alarm Management definition has no operation that
 deletes an alarm, but its notification definition has ``alarmDeleteEvent``: the partner's retention is the
 deletion it announces.
