@@ -4,11 +4,11 @@ The PM service is split by concern; :class:`interlude.service.performance.servic
 one of each part, every part built from one :class:`PmDeps`:
 
 - :mod:`interlude.service.performance.common` (this module): collections, notification API, helpers, and
-  :class:`PmRecords` (document reads, job state changes, tracking records, notifications).
+  :class:`PmRecords` (document reads and lists, job state changes, tracking records, notifications).
 - :mod:`interlude.service.performance.plan`: request validation and the resolved plan (MEP pairs, ports, tools, TCAs).
 - :mod:`interlude.service.performance.measure`: job execution (``pm.start``, ``pm.interval``) and interval reports.
 - :mod:`interlude.service.performance.tasks`: cancel/modify task resources (``pm.cancel``, ``pm.modify``).
-- :mod:`interlude.service.performance.reports`: on-request reports (``pm.report``), report and tracking queries.
+- :mod:`interlude.service.performance.reports`: on-request reports (``pm.report``) and report reads.
 """
 
 from __future__ import annotations
@@ -214,7 +214,7 @@ class PmRecords:
     async def find(
         self, collection: str, buyer: str | None, where: Where = NOWHERE, window: tuple[int, int] | None = None
     ) -> tuple[list[dict[str, Any]], int]:
-        """The views (:func:`view`) of a collection's documents (newest first) matching ``where``, and their total.
+        """The views (:func:`_view`) of a collection's documents (newest first) matching ``where``, and their total.
 
         With ``window`` (``offset``, ``limit``) only that page is read: list endpoints use it when every filter
         of the request is one the store applies, so a list costs one page however many documents there are.
@@ -229,9 +229,9 @@ class PmRecords:
                 offset=window[0],
                 limit=window[1],
             )
-            return [view(collection, d) for d in docs], total
+            return [_view(collection, d) for d in docs], total
         docs = await self.all(collection, buyer, where)
-        return [view(collection, d) for d in docs], len(docs)
+        return [_view(collection, d) for d in docs], len(docs)
 
     async def set_state(
         self,
@@ -312,7 +312,7 @@ def job_view(doc: Document) -> dict[str, Any]:
     return {**doc.body["mef"], "state": doc.state or doc.body["mef"].get("state")}
 
 
-def view(collection: str, doc: Document) -> dict[str, Any]:
+def _view(collection: str, doc: Document) -> dict[str, Any]:
     """What the API shows of a stored document: a job with its state, a tracking record, else the MEF body."""
     if collection == JOBS:
         return job_view(doc)

@@ -1,4 +1,7 @@
-"""Performance Monitoring v5: report queries, on-request reports (``pm.report``) and tracking records."""
+"""Performance Monitoring v5: reading reports and producing on-request reports (``pm.report``).
+
+Lists of reports and tracking records are pages of :meth:`~interlude.service.performance.common.PmRecords.find`.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,6 @@ from interlude.domain.model import iso, parse_iso
 from interlude.service.performance.common import (
     JOBS,
     REPORTS,
-    TRACKING,
     PmDeps,
     PmRecords,
     Problems,
@@ -30,7 +32,7 @@ log = logging.getLogger(__name__)
 
 
 class PmReports:
-    """Reports and tracking (interval reports are written by :mod:`interlude.service.performance.measure`)."""
+    """On-request reports and report reads (interval reports: :mod:`interlude.service.performance.measure`)."""
 
     def __init__(self, deps: PmDeps, records: PmRecords) -> None:
         self.store = deps.store
@@ -38,10 +40,6 @@ class PmReports:
         self.records = records
 
     # Reports -------------------------------------------------------------------------------------------------------
-
-    async def reports(self, buyer: str | None) -> list[dict[str, Any]]:
-        """Every report of the buyer (full bodies), newest first."""
-        return [d.body["mef"] for d in await self.records.all(REPORTS, buyer)]
 
     async def report(self, rid: str, buyer: str | None) -> dict[str, Any]:
         """``retrievePerformanceReport``."""
@@ -140,10 +138,6 @@ class PmReports:
                 )
 
         return JobOutcome({"items": sum(len(c["reportContentItem"]) for c in content)}, commit)
-
-    async def tracking(self, buyer: str | None) -> list[dict[str, Any]]:
-        """Tracking records of the buyer."""
-        return [d.body for d in await self.records.all(TRACKING, buyer)]
 
 
 def _same_object(a: Any, b: Any) -> bool:

@@ -253,11 +253,6 @@ class PerformanceService:
         """
         return [(job_view(d), dict(d.body.get("plan") or {})) for d in await self.records.all(JOBS, buyer)]
 
-    async def job_plan(self, jid: str) -> dict[str, Any] | None:
-        """The resolved plan of a job (streaming uses it to describe topics)."""
-        doc = await self.store.get_document(JOBS, jid)
-        return None if doc is None else dict(doc.body["plan"])
-
     async def suspend(self, jid: str, buyer: str | None) -> None:
         """``suspendPerformanceJob``: only an ``inProgress`` or ``scheduled`` job."""
         doc = await self.records.doc(JOBS, jid, buyer, "performance job")

@@ -221,10 +221,6 @@ class PmTasks:
 
         return JobOutcome({"task": tid}, commit)
 
-    async def tasks(self, collection: str, buyer: str | None) -> list[dict[str, Any]]:
-        """Cancel or modify tasks of the buyer."""
-        return [d.body["mef"] for d in await self.records.all(collection, buyer)]
-
     async def task(self, collection: str, tid: str, buyer: str | None) -> dict[str, Any]:
         """One cancel or modify task."""
         return dict((await self.records.doc(collection, tid, buyer, "task")).body["mef"])
