@@ -43,6 +43,7 @@ REPORT_STATES = ("acknowledged", "completed", "failed", "inProgress", "rejected"
 PROCESS_STATES = ("acknowledged", "completed", "inProgress", "rejected")
 
 Pred = Callable[[Mapping[str, Any]], bool]
+# Which use case creates a task resource: picked from the request's PM tasks, typed, never looked up by name.
 TaskCreate = Callable[[PmTasks], Callable[[dict[str, Any], str | None], Awaitable[dict[str, Any]]]]
 
 
