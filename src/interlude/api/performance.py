@@ -17,7 +17,7 @@ Use cases live in :mod:`interlude.service.performance.service`; this module only
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -25,8 +25,7 @@ from aiohttp import web
 from interlude.api.common import RUNTIME, Query, buyer_of, hub_routes, json_response, page_response, read_json
 from interlude.domain.model import iso, parse_iso
 from interlude.errors import RequestError, ValidationError, ValidationErrors
-from interlude.service.performance.common import job_view
-from interlude.service.performance.service import (
+from interlude.service.performance.common import (
     BASE,
     CANCELS,
     JOB_STATES,
@@ -35,15 +34,17 @@ from interlude.service.performance.service import (
     PM_API,
     REPORTS,
     TRACKING,
-    PerformanceService,
     Where,
 )
-from interlude.store.base import Document
+from interlude.service.performance.service import PerformanceService
+from interlude.service.performance.tasks import PmTasks
 
 REPORT_STATES = ("acknowledged", "completed", "failed", "inProgress", "rejected")
 PROCESS_STATES = ("acknowledged", "completed", "inProgress", "rejected")
 
 Pred = Callable[[Mapping[str, Any]], bool]
+# Which use case creates a task resource: picked from the request's PM tasks, typed, never looked up by name.
+TaskCreate = Callable[[PmTasks], Callable[[dict[str, Any], str | None], Awaitable[dict[str, Any]]]]
 
 
 def _pm(request: web.Request) -> PerformanceService:
@@ -88,25 +89,26 @@ async def _listing(
     request: web.Request,
     q: Query,
     collection: str,
-    view: Callable[[Document], dict[str, Any]],
     where: Where,
     preds: list[Pred],
     in_memory: list[Any],
+    shape: Callable[[dict[str, Any]], dict[str, Any]] = dict,
 ) -> web.Response:
     """A list answer: filters the store can apply (``where``) are pushed down; the others run in memory.
 
     When ``in_memory`` (the values of the filters the store cannot apply) is all ``None``, the store also
     pages (``offset``/``limit``), so only one page is read. Otherwise every document matching ``where`` is
-    read and filtered here (the predicates repeat ``where``; it only narrows the read).
+    read and filtered here (the predicates repeat ``where``; it only narrows the read). ``shape`` turns each
+    document's view into the list item.
     """
     pm = _pm(request)
     buyer = buyer_of(request)
     if all(v is None for v in in_memory):
         offset, limit, throttled = q.page()
-        docs, total = await pm.find(collection, buyer, where, (offset, limit))
-        return page_response([view(d) for d in docs], total, offset, throttled)
-    docs, _ = await pm.find(collection, buyer, where)
-    return _page(q, [view(d) for d in docs], preds)
+        items, total = await pm.records.find(collection, buyer, where, (offset, limit))
+        return page_response([shape(i) for i in items], total, offset, throttled)
+    items, _ = await pm.records.find(collection, buyer, where)
+    return _page(q, [shape(i) for i in items], preds)
 
 
 def _mo(item: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -203,7 +205,7 @@ async def list_jobs(request: web.Request) -> web.StreamResponse:
     # key1 (the monitored service) only narrows serviceId: a ServiceFromToRef job has it too, without serviceId.
     where = Where(state=f["state"], key1=f["service_id"], key2=f["profile_id"])
     rest = [v for k, v in f.items() if k not in ("state", "profile_id")]
-    return await _listing(request, q, JOBS, job_view, where, _job_preds(**f), rest)
+    return await _listing(request, q, JOBS, where, _job_preds(**f), rest)
 
 
 async def create_job(request: web.Request) -> web.StreamResponse:
@@ -330,7 +332,7 @@ def _sub_match(have: Any, want: Any) -> bool:
 # Cancel / modify tasks -----------------------------------------------------------------------------------------
 
 
-def _task_routes(name: str, collection: str, create_attr: str) -> list[web.RouteDef]:
+def _task_routes(name: str, collection: str, create: TaskCreate) -> list[web.RouteDef]:
     async def list_tasks(request: web.Request) -> web.StreamResponse:
         q = Query(request, ("performanceJobId", "state", "creationDateTime.gt", "creationDateTime.lt"))
         job_id, state = q.text("performanceJobId"), q.enum("state", PROCESS_STATES)
@@ -341,17 +343,16 @@ def _task_routes(name: str, collection: str, create_attr: str) -> list[web.Route
             _range(lambda t: t.get("creationDateTime"), *created),
         ]
         where = Where(state=state, key1=job_id)
-        return await _listing(request, q, collection, _mef, where, preds, list(created))
+        return await _listing(request, q, collection, where, preds, list(created))
 
     async def create_task(request: web.Request) -> web.StreamResponse:
         Query(request, ())
-        create = getattr(_pm(request), create_attr)
-        task = await create(await _object_body(request), buyer_of(request))
+        task = await create(_pm(request).tasks)(await _object_body(request), buyer_of(request))
         return json_response(task, status=201, headers={"Location": task["href"]})
 
     async def get_task(request: web.Request) -> web.StreamResponse:
         Query(request, ())
-        return json_response(await _pm(request).task(collection, request.match_info["id"], buyer_of(request)))
+        return json_response(await _pm(request).tasks.task(collection, request.match_info["id"], buyer_of(request)))
 
     return [
         web.get(f"{BASE}/{name}", list_tasks),
@@ -424,14 +425,6 @@ REPORT_FILTERS = (
 )
 
 
-def _mef(doc: Document) -> dict[str, Any]:
-    return dict(doc.body["mef"])
-
-
-def _report_find(doc: Document) -> dict[str, Any]:
-    return _find(doc.body["mef"])
-
-
 def _find(report: Mapping[str, Any]) -> dict[str, Any]:
     """``PerformanceReport_Find``: the list item (no report content)."""
     return {k: v for k, v in report.items() if k not in ("reportContent", "reportUrl", "terminationError")}
@@ -484,20 +477,20 @@ async def list_reports(request: web.Request) -> web.StreamResponse:
     }
     rest = [x for k, v in f.items() if k not in ("job_id", "state") for x in (v if isinstance(v, tuple) else (v,))]
     where = Where(state=f["state"], key1=f["job_id"])
-    return await _listing(request, q, REPORTS, _report_find, where, _report_preds(**f), rest)
+    return await _listing(request, q, REPORTS, where, _report_preds(**f), rest, _find)
 
 
 async def create_report(request: web.Request) -> web.StreamResponse:
     """``createPerformanceReport`` → 201 ``acknowledged``."""
     Query(request, ())
-    report = await _pm(request).create_report(await _object_body(request), buyer_of(request))
+    report = await _pm(request).reports.create_report(await _object_body(request), buyer_of(request))
     return json_response(report, status=201, headers={"Location": report["href"]})
 
 
 async def get_report(request: web.Request) -> web.StreamResponse:
     """``retrievePerformanceReport`` (with ``reportContent``)."""
     Query(request, ())
-    return json_response(await _pm(request).report(request.match_info["id"], buyer_of(request)))
+    return json_response(await _pm(request).reports.report(request.match_info["id"], buyer_of(request)))
 
 
 async def report_complex_query(request: web.Request) -> web.StreamResponse:
@@ -540,8 +533,8 @@ async def report_complex_query(request: web.Request) -> web.StreamResponse:
         preds.append(lambda r: all(m in (r.get("monitoredObject") or []) for m in wanted_mos))
     job_id = (body.get("performanceJob") or {}).get("performanceJobId")
     where = Where(state=body.get("state"), key1=str(job_id) if job_id else None)
-    docs, _ = await _pm(request).find(REPORTS, buyer_of(request), where)
-    return _page(q, [_report_find(d) for d in docs], preds)
+    reports, _ = await _pm(request).records.find(REPORTS, buyer_of(request), where)
+    return _page(q, [_find(r) for r in reports], preds)
 
 
 # Tracking records ----------------------------------------------------------------------------------------------
@@ -575,7 +568,7 @@ async def list_tracking(request: web.Request) -> web.StreamResponse:
     given = [(ref_type, v) for ref_type, v in related.items() if v is not None]
     where = Where(key1=given[0][1], key2=given[0][0]) if len(given) == 1 else Where()
     rest = [*created, *(v for _, v in given[1:])]
-    return await _listing(request, q, TRACKING, lambda d: dict(d.body), where, preds, rest)
+    return await _listing(request, q, TRACKING, where, preds, rest)
 
 
 def routes() -> list[web.RouteDef]:
@@ -586,8 +579,8 @@ def routes() -> list[web.RouteDef]:
         web.get(f"{BASE}/performanceJob/{{id}}", get_job),
         web.post(f"{BASE}/performanceJob/{{id}}/suspend", suspend_job),
         web.post(f"{BASE}/performanceJob/{{id}}/resume", resume_job),
-        *_task_routes("cancelPerformanceJob", CANCELS, "create_cancel"),
-        *_task_routes("modifyPerformanceJob", MODIFIES, "create_modify"),
+        *_task_routes("cancelPerformanceJob", CANCELS, lambda tasks: tasks.create_cancel),
+        *_task_routes("modifyPerformanceJob", MODIFIES, lambda tasks: tasks.create_modify),
         web.post(f"{BASE}/performanceJobComplexQuery", job_complex_query),
         web.get(f"{BASE}/performanceProfile", list_profiles),
         web.post(f"{BASE}/performanceProfile", create_profile),

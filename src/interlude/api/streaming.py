@@ -22,7 +22,6 @@ from aiohttp import WSMsgType, web
 from interlude.api.common import RUNTIME, Query, buyer_of, json_response, page_response, read_json
 from interlude.domain.pm import CE_SOAM_CONFIG
 from interlude.errors import RequestError, ValidationError, ValidationErrors
-from interlude.service.performance.service import JOBS
 from interlude.service.performance.streaming import ALL_JOBS, PROTOCOLS, StreamingService, topic_id
 
 BASE = "/mefApi/interlude/streamingManagement/v1"
@@ -40,7 +39,7 @@ def _svc(request: web.Request) -> StreamingService:
 
 async def _topics(request: web.Request) -> list[dict[str, Any]]:
     pm = request.app[RUNTIME].performance
-    docs, _ = await pm.find(JOBS, buyer_of(request))  # the plans come with the jobs: no read per job
+    jobs = await pm.jobs_with_plans(buyer_of(request))
     out: list[dict[str, Any]] = [
         {
             "id": ALL_JOBS,
@@ -49,13 +48,11 @@ async def _topics(request: web.Request) -> list[dict[str, Any]]:
             "availableChannels": CHANNELS,
         }
     ]
-    for doc in docs:
-        if doc.state not in ("acknowledged", "scheduled", "inProgress", "suspended", "pending"):
+    for job, plan in jobs:
+        if job["state"] not in ("acknowledged", "scheduled", "inProgress", "suspended", "pending"):
             continue
-        job = doc.body["mef"]
         prof = job.get("performanceProfile") or {}
         config = (prof.get("serviceSpecificConfiguration") or {}).get("@type")
-        plan = doc.body.get("plan") or {}
         if config is None:
             config = (plan.get("config") or {}).get("@type")
         out.append(

@@ -33,6 +33,7 @@ from interlude.service.inventory.service import InventoryService
 from interlude.service.oamjobs.fm.service import FmService
 from interlude.service.oamjobs.sft.service import SftService
 from interlude.service.ordering.service import OrderingService, OrderRunner
+from interlude.service.performance.common import PmDeps
 from interlude.service.performance.retention import PmRetention, PmRetentionSweeper
 from interlude.service.performance.service import PerformanceService
 from interlude.service.performance.streaming import StreamingService
@@ -132,7 +133,9 @@ class Runtime:
         )
         self.alarms.attach()  # before start(): the alarm service sees the initial port read
         self.streaming = StreamingService(self.store)
-        self.performance = PerformanceService(self, self.jobs, self.alarms, self.streaming)
+        self.performance = PerformanceService(
+            PmDeps(self.store, self.hub, self.network, self.inventory, topology, self.jobs, self.alarms, self.streaming)
+        )
         self.pm_retention = PmRetentionSweeper(self.store, PmRetention.from_settings(extra))
         self.sft = SftService(self.store, self.hub, self.inventory, self.network, topology, self.jobs)
         self.fm = FmService(self.store, self.hub, self.inventory, self.network, topology, self.jobs, self.bus)

@@ -27,13 +27,15 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from interlude.domain.inventory import derive_oper
 from interlude.domain.model import OperStatus, PortRef, Service, ServiceKind
-from interlude.topology.model import Topology
+
+OperOf = Callable[[Service, Mapping[tuple[str, str], bool], Service | None], OperStatus]
+"""How a service's operational state follows from port states (``service, port_up, parent``): the inventory's
+derivation over the topology, passed in so correlation asks exactly the question ``GET /service/{id}`` answers."""
 
 ALARM_BASE = "/mefApi/interlude/alarmManagement/v3"
 TCA_STATEFUL_SET = "urn:mef:lso:spec:service:tca-stateful-set-alarm:v0.0.1:all"
@@ -75,25 +77,25 @@ def fault_key(kind: FaultKind, obj: str) -> str:
     return f"{kind.value}|{obj}"
 
 
-def link_object(topology: Topology, node: str, interface: str) -> tuple[str, tuple[PortRef, ...]]:
-    """The alarmed object of a port event: its link (both ends, sorted) or the port alone."""
+def link_object(links: Iterable[Sequence[str]], node: str, interface: str) -> tuple[str, tuple[PortRef, ...]]:
+    """The alarmed object of a port event: its link (both ``node:interface`` ends, sorted) or the port alone."""
     me = f"{node}:{interface}"
-    for link in topology.links:
-        if me in link.endpoints:
-            ends = sorted(link.endpoints)
+    for endpoints in links:
+        if me in endpoints:
+            ends = sorted(endpoints)
             ports = tuple(PortRef(*e.split(":", 1)) for e in ends)
             return "|".join(ends), ports
     return me, (PortRef(node, interface),)
 
 
 def affected_services(
-    services: Iterable[Service], topology: Topology, port_up: Mapping[tuple[str, str], bool], down: Iterable[PortRef]
+    services: Iterable[Service], oper_of: OperOf, port_up: Mapping[tuple[str, str], bool], down: Iterable[PortRef]
 ) -> list[Service]:
     """Services the given ports being down take out of service (correlation of a link fault).
 
     A service is affected when it is enabled with the ports up and disabled with them down, everything else
-    as currently known; this is exactly the question the inventory's oper-state derivation answers, so the
-    alarm and ``GET /service/{id}`` never disagree.
+    as currently known; this is exactly the question the inventory's oper-state derivation (``oper_of``)
+    answers, so the alarm and ``GET /service/{id}`` never disagree.
     """
     items = list(services)
     down_keys = {(p.node, p.interface) for p in down}
@@ -103,7 +105,7 @@ def affected_services(
 
     def oper(svc: Service, ports: Mapping[tuple[str, str], bool]) -> OperStatus:
         parent = by_id.get(svc.parent) if svc.parent else None
-        return derive_oper(svc, topology, ports, parent)
+        return oper_of(svc, ports, parent)
 
     out = []
     for svc in items:

@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestClient
 from interlude.domain.events import SouthboundReceived
 from interlude.domain.southbound import EventKind, SouthboundEvent
 from interlude.sp import SpListener
+from tests.e2e.conftest import ORD, order_body, wait_order
 from tests.e2e.pm.support import (
     AL,
     ALPHA,
@@ -161,8 +162,6 @@ async def test_filters_pagination_errors_and_isolation(client: TestClient[Any, A
 
 async def test_a_locked_port_is_a_planned_outage(client: TestClient[Any, Any]) -> None:
     """An SP locking its own UNI (order item modify LOCKED) is not a fault: plannedOutageIndicator outOfService."""
-    from tests.e2e.conftest import ORD, order_body, wait_order
-
     lock = {
         "id": "1",
         "action": "modify",

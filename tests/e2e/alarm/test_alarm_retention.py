@@ -17,7 +17,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from interlude.app.runtime import Runtime, RuntimeOptions
 from interlude.app.web import create_app
 from interlude.domain.alarms import TCA_STATEFUL_SET, TCA_STATELESS
-from interlude.service.alarms.service import AlarmRetention, AlarmService
+from interlude.service.alarms.retention import AlarmRetention
+from interlude.service.alarms.service import AlarmService
 from interlude.sp import SpListener
 from interlude.topology import bundled_topology_path, load_topology
 from tests.e2e.alarm.test_alarm_api import _validate_event

@@ -11,17 +11,25 @@ import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import yaml
 from aiohttp.test_utils import TestClient
+from jsonschema import Draft7Validator
 
+from interlude.api.common import RUNTIME
+from interlude.errors import DeviceConnectionError
 from interlude.service.performance.payloads import conforms
 from interlude.sp import SpListener
+from tests.conformance.mef import mef_root
 from tests.e2e.pm.support import (
+    AL,
     ALPHA,
     BETA,
     CE,
     FAULTS,
     IP,
     PM,
+    alarm_api,
+    ext,
     json_of,
     pm_api,
     pm_job,
@@ -89,8 +97,6 @@ async def test_job_reports_each_interval_with_the_injected_delay(
 
 
 async def test_threshold_crossing_alert_sets_and_clears(client: TestClient[Any, Any], listener: SpListener) -> None:
-    from tests.e2e.pm.support import AL, alarm_api
-
     await listener.register(
         f"{client.make_url('')}{AL}", buyer="sp-alpha", query="eventType=alarmCreateEvent,alarmStateChangeEvent"
     )
@@ -132,11 +138,6 @@ async def test_threshold_crossing_alert_sets_and_clears(client: TestClient[Any, 
 
 
 def _validate_tca_payload(attrs: dict[str, Any]) -> None:
-    import yaml
-    from jsonschema import Draft7Validator
-
-    from tests.conformance.mef import mef_root
-
     name = {
         "urn:mef:lso:spec:service:tca-stateful-set-alarm:v0.0.1:all": "tcaStatefulSetAlarm.yaml",
         "urn:mef:lso:spec:service:tca-stateful-clear-alarm:v0.0.1:all": "tcaStatefulClearAlarm.yaml",
@@ -148,8 +149,6 @@ def _validate_tca_payload(attrs: dict[str, Any]) -> None:
 
 
 async def test_stateless_tca_reports_once_per_damping(client: TestClient[Any, Any]) -> None:
-    from tests.e2e.pm.support import AL, ext
-
     await json_of(client, "POST", FAULTS, 201, json={"type": "delay", "node": "pe2", "interface": "up1", "delayMs": 4})
     config = {
         "@type": CE,
@@ -437,8 +436,6 @@ async def test_port_counters_job_complex_queries_and_on_request_report(client: T
 
 
 async def test_cancelling_a_job_clears_its_threshold_alarms(client: TestClient[Any, Any]) -> None:
-    from tests.e2e.pm.support import AL
-
     await json_of(client, "POST", FAULTS, 201, json={"type": "delay", "node": "pe2", "interface": "up1", "delayMs": 5})
     config = {
         "@type": CE,
@@ -472,9 +469,6 @@ async def test_unmeasurable_period_gives_a_failed_report_and_preparation_error(
     ``performanceJobReportPreparationErrorEvent`` instead of ``performanceJobReportReadyEvent``; once the node
     answers again, reports are ready again.
     """
-    from interlude.api.common import RUNTIME
-    from interlude.errors import DeviceConnectionError
-
     await listener.register(f"{client.make_url('')}{PM}", buyer="sp-alpha")
     config = {"@type": CE, "tools": [{"tool": "DMM_DMR", "framesPerInterval": 3, "messagePeriodMs": 10}]}
     job = await json_of(client, "POST", f"{PM}/performanceJob", 201, json=pm_job("ovc-1001", config), headers=ALPHA)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from functools import partial
+
+import pytest
+
 from interlude.domain.alarms import (
     AlarmRecord,
     AlarmState,
@@ -14,33 +19,44 @@ from interlude.domain.alarms import (
     link_object,
     parse_tca_specs,
 )
-from interlude.domain.inventory import seed_services
-from interlude.domain.model import PortRef
+from interlude.domain.inventory import derive_oper, seed_services
+from interlude.domain.model import OperStatus, PortRef, Service
+from interlude.errors import ConfigError
+from interlude.service.alarms.retention import AlarmRetention
 from interlude.topology import bundled_topology_path, load_topology
+from interlude.topology.model import Topology
+
+
+def _oper(
+    topo: Topology, service: Service, port_up: Mapping[tuple[str, str], bool], parent: Service | None
+) -> OperStatus:
+    return derive_oper(service, topo, port_up, parent)
 
 
 def test_both_ends_of_a_link_give_one_key() -> None:
     topo = load_topology(bundled_topology_path())
-    a, ends_a = link_object(topo, "pe1", "up1")
-    b, ends_b = link_object(topo, "agg1", "dn1")
+    links = [link.endpoints for link in topo.links]
+    a, ends_a = link_object(links, "pe1", "up1")
+    b, ends_b = link_object(links, "agg1", "dn1")
     assert a == b == "agg1:dn1|pe1:up1" and ends_a == ends_b
     assert fault_key(FaultKind.LINK_DOWN, a) == fault_key(FaultKind.LINK_DOWN, b)
-    alone, ends = link_object(topo, "pe1", "uni1")
+    alone, ends = link_object(links, "pe1", "uni1")
     assert alone == "pe1:uni1" and ends == (PortRef("pe1", "uni1"),)
 
 
 def test_affected_services_are_those_the_fault_takes_down() -> None:
     topo = load_topology(bundled_topology_path())
     services = seed_services(topo)
+    oper = partial(_oper, topo)
     up = {(n, i): True for n, spec in topo.nodes.items() for i in spec.interfaces}
-    hit = {s.id for s in affected_services(services, topo, up, [PortRef("pe1", "up1"), PortRef("agg1", "dn1")])}
+    hit = {s.id for s in affected_services(services, oper, up, [PortRef("pe1", "up1"), PortRef("agg1", "dn1")])}
     assert {"ovc-1001", "ovc-2001", "ia-3001"} <= hit
     assert not any(x.startswith(("ovc-1002", "ovc-2002")) for x in hit)  # via pe2
-    uni = {s.id for s in affected_services(services, topo, up, [PortRef("pe1", "uni1")])}
+    uni = {s.id for s in affected_services(services, oper, up, [PortRef("pe1", "uni1")])}
     assert "ovc-1001" in uni and "ovc-2001" not in uni
     # Already down for another reason: not (again) affected.
     down = {**up, ("pe1", "uni1"): False}
-    assert "ovc-1001" not in {s.id for s in affected_services(services, topo, down, [PortRef("pe1", "up1")])}
+    assert "ovc-1001" not in {s.id for s in affected_services(services, oper, down, [PortRef("pe1", "up1")])}
 
 
 def test_stateful_tca_sets_on_window_and_clears_with_hysteresis() -> None:
@@ -92,11 +108,6 @@ def test_record_round_trip_and_mef_shape() -> None:
 
 
 def test_alarm_retention_settings() -> None:
-    import pytest
-
-    from interlude.errors import ConfigError
-    from interlude.service.alarms.service import AlarmRetention
-
     assert AlarmRetention.from_settings({}, {}) == AlarmRetention()
     env = {"INTERLUDE_ALARM_STATELESS_TCA_CLEAR_S": "60", "INTERLUDE_ALARM_CLEARED_DELETE_S": "86400"}
     got = AlarmRetention.from_settings({"alarms.cleared_tca_delete_s": "off", "alarms.stateless_tca_clear_s": 5}, env)

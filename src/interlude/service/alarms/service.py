@@ -28,10 +28,10 @@ Every change is stored (collection ``alarms``; ``key1`` = fault key, ``key2`` = 
 transaction. Active alarms are re-read from the store on first use, so a restart neither forgets an alarm
 nor raises it twice.
 
-Retention (:class:`AlarmRetention`, applied by :meth:`AlarmService.expire`, which the monitoring extension
-calls every ``sweep_interval_s``): a stateless TCA alarm records one crossing and no fault will ever clear it,
-so it is cleared (``alarmStateChangeEvent``) ``stateless_tca_clear_s`` after it was raised; cleared TCA
-alarms are deleted (``alarmDeleteEvent``) ``cleared_tca_delete_s`` after their clear, and other cleared alarms
+Retention (:class:`AlarmRetention`, applied by :meth:`AlarmService.expire`, which the runtime calls every
+``sweep_interval_s``): a stateless TCA alarm records one crossing and no fault will ever clear it, so it is
+cleared (``alarmStateChangeEvent``) ``stateless_tca_clear_s`` after it was raised; cleared TCA alarms are
+deleted (``alarmDeleteEvent``) ``cleared_tca_delete_s`` after their clear, and other cleared alarms
 after ``cleared_delete_s`` (default: kept as history). The Alarm Management definition has no operation that
 deletes an alarm, but its notification definition has ``alarmDeleteEvent``: the partner's retention is the
 deletion it announces.
@@ -46,7 +46,6 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from interlude.adapters.base import interface_control
 from interlude.domain.alarms import (
     AlarmRecord,
     AlarmState,
@@ -57,11 +56,11 @@ from interlude.domain.alarms import (
     profile,
 )
 from interlude.domain.events import PortStateChanged, SouthboundReceived
-from interlude.domain.model import PortRef, Service, iso, utcnow
+from interlude.domain.inventory import derive_oper
+from interlude.domain.model import OperStatus, PortRef, Service, iso, utcnow
 from interlude.domain.southbound import AdminState, Capability, EventKind
 from interlude.errors import AdapterError, NotFoundError
-from interlude.service.alarms.retention import AlarmRetention as AlarmRetention  # re-exported
-from interlude.service.alarms.retention import age_s, is_stateless_tca
+from interlude.service.alarms.retention import AlarmRetention, age_s, is_stateless_tca
 from interlude.service.inventory.service import InventoryService
 from interlude.service.platform.bus import EventBus
 from interlude.service.platform.hub import HubService, NotifyingApi, register_api
@@ -239,11 +238,11 @@ class AlarmService:
         async with self._lock:
             await self._load()
             self._ports[port] = event.up
-            obj, ends = link_object(self.topology, event.node, event.interface)
+            obj, ends = link_object((link.endpoints for link in self.topology.links), event.node, event.interface)
             key = fault_key(FaultKind.LINK_DOWN, obj)
             down = [p for p in ends if not self._ports.get((p.node, p.interface), True)]
             if down:
-                services = affected_services(self.inventory.services(), self.topology, self.inventory.port_up, ends)
+                services = affected_services(self.inventory.services(), self._oper_of, self.inventory.port_up, ends)
                 kind_of = "link" if len(ends) > 1 else "port"
                 seen = {src for p in down for src in self._sources.get((p.node, p.interface), {"poll"})}
                 sources = tuple(sorted(seen))
@@ -269,17 +268,19 @@ class AlarmService:
                     self._sources.pop((p.node, p.interface), None)
                 await self._clear(key, None)
 
+    def _oper_of(self, service: Service, port_up: Mapping[tuple[str, str], bool], parent: Service | None) -> OperStatus:
+        return derive_oper(service, self.topology, port_up, parent)
+
     async def _locked(self, ports: Iterable[PortRef]) -> bool:
         """Whether every port is administratively down (an SP's LOCK or an operator's shutdown: a planned outage)."""
         if self.network is None:
             return False
         plist = list(ports)
         for p in plist:
-            adapter = self.network.adapters.get(p.node)
-            if adapter is None or Capability.INTERFACES not in adapter.capabilities:
+            if not self.network.has(p.node, Capability.INTERFACES):
                 return False
             try:
-                state = await interface_control(adapter).get_interface(p.interface)
+                state = await self.network.interfaces(p.node).get_interface(p.interface)
             except AdapterError:
                 return False
             if state.admin is not AdminState.DOWN:

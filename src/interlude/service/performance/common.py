@@ -1,36 +1,38 @@
-"""Performance Monitoring v5: constants, collections, pure helpers and :class:`PmBase` (shared state).
+"""Performance Monitoring v5: constants, collections, the parts' dependencies, shared records and pure helpers.
 
-The PM service is split by concern; :class:`interlude.service.performance.service.PerformanceService` assembles them:
+The PM service is split by concern; :class:`interlude.service.performance.service.PerformanceService` holds
+one of each part, every part built from one :class:`PmDeps`:
 
-- :mod:`interlude.service.performance.common` (this module): collections, notification API, helpers, job state changes.
+- :mod:`interlude.service.performance.common` (this module): collections, notification API, helpers, and
+  :class:`PmRecords` (document reads and lists, job state changes, tracking records, notifications).
 - :mod:`interlude.service.performance.plan`: request validation and the resolved plan (MEP pairs, ports, tools, TCAs).
 - :mod:`interlude.service.performance.measure`: job execution (``pm.start``, ``pm.interval``) and interval reports.
 - :mod:`interlude.service.performance.tasks`: cancel/modify task resources (``pm.cancel``, ``pm.modify``).
-- :mod:`interlude.service.performance.reports`: on-request reports (``pm.report``), report and tracking queries.
+- :mod:`interlude.service.performance.reports`: on-request reports (``pm.report``) and report reads.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from interlude.domain.model import iso, utcnow
-from interlude.domain.southbound import CounterSample
+from interlude.domain.pm import UNIT_SECONDS
 from interlude.errors import NotFoundError, ValidationError, ValidationErrors
 from interlude.service.alarms.service import AlarmService
+from interlude.service.inventory.service import InventoryService
 from interlude.service.performance.envelope import check as check_shape
 from interlude.service.performance.streaming import StreamingService
-from interlude.service.platform.hub import NotifyingApi, register_api
+from interlude.service.platform.hub import HubService, NotifyingApi, register_api
 from interlude.service.platform.jobs import JobRunner
-from interlude.store.base import Document, OutboxMessage, Transaction
-
-if TYPE_CHECKING:
-    from interlude.app.runtime import Runtime
+from interlude.service.platform.network import Network
+from interlude.store.base import Document, OutboxMessage, Store, Transaction
+from interlude.topology.model import Topology
 
 log = logging.getLogger(__name__)
 
@@ -97,26 +99,22 @@ def report_href(report_id: str) -> str:
     return f"{BASE}/performanceReport/{report_id}"
 
 
-def _now() -> str:
+def now_iso() -> str:
+    """The current time as the ISO-8601 text every PM document and notification carries."""
     return iso(utcnow()) or ""
 
 
-def _ts(value: float) -> str:
-    return iso(datetime.fromtimestamp(value, UTC)) or ""
-
-
-class _Errors:
-    """Collects 422 problems."""
-
-    def __init__(self) -> None:
-        self.items: list[ValidationError] = []
+class Problems(list[ValidationError]):
+    """The 422 problems of one request, collected so the answer lists all of them, not only the first."""
 
     def add(self, message: str, path: str, code: str = "invalidValue") -> None:
-        self.items.append(ValidationError(message, path, code))
+        """Record one problem at the JSON pointer ``path``."""
+        self.append(ValidationError(message, path, code))
 
     def raise_if_any(self) -> None:
-        if self.items:
-            raise ValidationErrors(self.items)
+        """Raise them as one :class:`~interlude.errors.ValidationErrors` (one 422 array), if there are any."""
+        if self:
+            raise ValidationErrors(list(self))
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,34 +135,40 @@ NOWHERE = Where()
 
 
 @dataclass(frozen=True, slots=True)
-class Listener:
-    """Someone inside the process interested in results (streaming): called after each interval commits."""
+class PmDeps:
+    """What the parts of the PM service work with: passed explicitly, so each part shows what it touches."""
 
-    fn: Callable[[str, dict[str, Any]], Awaitable[None]]
+    store: Store
+    hub: HubService
+    network: Network
+    inventory: InventoryService
+    topology: Topology
+    jobs: JobRunner
+    alarms: AlarmService
+    streaming: StreamingService
 
 
-class PmBase:
-    """State and helpers every part of the PM service shares (store, hub, job runner, alarms, streaming)."""
+class PmRecords:
+    """The PM documents and their notifications: reads, state changes, tracking records, outbox messages.
 
-    def __init__(self, runtime: Runtime, jobs: JobRunner, alarms: AlarmService, streaming: StreamingService) -> None:
-        self.runtime = runtime
-        self.store = runtime.store
-        self.hub = runtime.hub
-        self.jobs = jobs
-        self.alarms = alarms
-        self.streaming = streaming
-        self._registered = False
+    Every part of the PM service writes through this one object, so a job's state change always notifies the
+    same way and a tracking record always has the same shape, whichever use case caused it.
+    """
 
-    # Helpers -------------------------------------------------------------------------------------------------
+    def __init__(self, deps: PmDeps) -> None:
+        self.store = deps.store
+        self.hub = deps.hub
+        self.jobs = deps.jobs
 
-    async def _messages(self, event_type: str, payload: Mapping[str, Any], buyer: str | None) -> list[OutboxMessage]:
+    async def messages(self, event_type: str, payload: Mapping[str, Any], buyer: str | None) -> list[OutboxMessage]:
+        """Outbox rows of one notification: to the buyer's subscriptions, or only the operator's when ``None``."""
         msgs = await self.hub.messages(PM_API, event_type, payload, buyer)
         if buyer is None:
             operator = {s.id for s in await self.store.list_subscriptions(PM_API.name) if s.buyer is None}
             msgs = [m for m in msgs if m.subscription_id in operator]
         return msgs
 
-    async def _track(
+    async def track(
         self,
         tx: Transaction,
         ref: dict[str, Any],
@@ -173,28 +177,29 @@ class PmBase:
         request: Any = None,
         source: str = "client",
     ) -> None:
+        """Store a tracking record of ``ref`` (with the request that caused it, truncated) in ``tx``."""
         rec_id = uuid.uuid4().hex[:16]
         body: dict[str, Any] = {
             "id": rec_id,
-            "creationDateTime": _now(),
+            "creationDateTime": now_iso(),
             "relatedObjectId": ref,
             "description": description,
             "source": source,
         }
         if request is not None:
-            import json
-
             body["request"] = json.dumps(request, separators=(",", ":"))[:4000]
         related = next((str(v) for k, v in ref.items() if k.endswith("Id")), "")
         await tx.put_document(Document(TRACKING, rec_id, body, buyer=buyer, key1=related, key2=str(ref["@type"])))
 
-    async def _doc(self, collection: str, doc_id: str, buyer: str | None, what: str) -> Document:
+    async def doc(self, collection: str, doc_id: str, buyer: str | None, what: str) -> Document:
+        """A document the buyer may see, or :class:`~interlude.errors.NotFoundError` (another buyer's is hidden)."""
         doc = await self.store.get_document(collection, doc_id)
         if doc is None or (buyer is not None and doc.buyer != buyer):
             raise NotFoundError(f"no {what} {doc_id!r}")
         return doc
 
-    async def _all(self, collection: str, buyer: str | None, where: Where = NOWHERE) -> list[Document]:
+    async def all(self, collection: str, buyer: str | None, where: Where = NOWHERE) -> list[Document]:
+        """Every document of a collection matching ``where`` (newest first), read page by page."""
         out: list[Document] = []
         offset = 0
         while True:
@@ -208,14 +213,14 @@ class PmBase:
 
     async def find(
         self, collection: str, buyer: str | None, where: Where = NOWHERE, window: tuple[int, int] | None = None
-    ) -> tuple[list[Document], int]:
-        """Documents of a collection (newest first) matching ``where`` in the store, and their total.
+    ) -> tuple[list[dict[str, Any]], int]:
+        """The views (:func:`_view`) of a collection's documents (newest first) matching ``where``, and their total.
 
         With ``window`` (``offset``, ``limit``) only that page is read: list endpoints use it when every filter
         of the request is one the store applies, so a list costs one page however many documents there are.
         """
         if window is not None:
-            return await self.store.list_documents(
+            docs, total = await self.store.list_documents(
                 collection,
                 buyer=buyer,
                 state=where.state,
@@ -224,10 +229,11 @@ class PmBase:
                 offset=window[0],
                 limit=window[1],
             )
-        docs = await self._all(collection, buyer, where)
-        return docs, len(docs)
+            return [_view(collection, d) for d in docs], total
+        docs = await self.all(collection, buyer, where)
+        return [_view(collection, d) for d in docs], len(docs)
 
-    async def _set_state(
+    async def set_state(
         self,
         tx: Transaction,
         doc: Document,
@@ -237,10 +243,11 @@ class PmBase:
         mef_changes: Mapping[str, Any] | None = None,
         meta: Mapping[str, Any] | None = None,
     ) -> Document:
+        """Move a job to ``state`` in ``tx`` (notifying ``performanceJobStateChangeEvent`` when it changed)."""
         body = copy.deepcopy(doc.body)
         old = body["mef"].get("state")
         body["mef"]["state"] = state
-        body["mef"]["lastTimeModified"] = _now()
+        body["mef"]["lastTimeModified"] = now_iso()
         if mef_changes:
             body["mef"].update(mef_changes)
         if meta:
@@ -251,7 +258,7 @@ class PmBase:
         await tx.put_document(new)
         if notify and old != state:
             await tx.add_outbox(
-                await self._messages(
+                await self.messages(
                     "performanceJobStateChangeEvent",
                     {"id": doc.id, "href": job_href(doc.id), "state": state},
                     doc.buyer,
@@ -259,7 +266,8 @@ class PmBase:
             )
         return new
 
-    async def _cancel_items(self, tx: Transaction, doc: Document) -> None:
+    async def cancel_items(self, tx: Transaction, doc: Document) -> None:
+        """Cancel a job's pending ``pm.interval`` and ``pm.start`` items in ``tx``."""
         seq = int(doc.body["meta"].get("seq", 0))
         await self.jobs.cancel_key("pm.interval", f"{doc.id}:{seq}", tx=tx)
         for n in range(int(doc.body["meta"].get("restarts", 0)) + 1):
@@ -269,16 +277,15 @@ class PmBase:
 # Pure helpers --------------------------------------------------------------------------------------------------
 
 
-def _shape(kind: str, body: Any) -> None:
+def check_body(kind: str, body: Any) -> None:
     """422 for a body of the wrong shape (see :mod:`interlude.service.performance.envelope`)."""
     problems = check_shape(kind, body)
     if problems:
         raise ValidationErrors(problems)
 
 
-def _duration_ok(value: Any) -> bool:
-    from interlude.domain.pm import UNIT_SECONDS
-
+def duration_ok(value: Any) -> bool:
+    """Whether ``value`` is a MEF ``TimeDuration`` with an integer value and a known unit."""
     return (
         isinstance(value, Mapping)
         and isinstance(value.get("timeDurationValue"), int)
@@ -287,36 +294,34 @@ def _duration_ok(value: Any) -> bool:
     )
 
 
-def _merge(base: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+def merge_patch(base: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
     """RFC 7386 JSON merge patch."""
     out = dict(base)
     for key, value in patch.items():
         if value is None:
             out.pop(key, None)
         elif isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = _merge(out[key], value)
+            out[key] = merge_patch(out[key], value)
         else:
             out[key] = value
     return out
 
 
-def _job_ref(body: Mapping[str, Any]) -> str | None:
-    ref = body.get("performanceJob")
-    if isinstance(ref, Mapping) and ref.get("performanceJobId"):
-        return str(ref["performanceJobId"])
-    return None
-
-
 def job_view(doc: Document) -> dict[str, Any]:
     """A job's MEF body with its current state."""
-    return _job_view(doc)
-
-
-def _job_view(doc: Document) -> dict[str, Any]:
     return {**doc.body["mef"], "state": doc.state or doc.body["mef"].get("state")}
 
 
-def _profile_values(job: Document) -> dict[str, Any]:
+def _view(collection: str, doc: Document) -> dict[str, Any]:
+    """What the API shows of a stored document: a job with its state, a tracking record, else the MEF body."""
+    if collection == JOBS:
+        return job_view(doc)
+    if collection == TRACKING:
+        return dict(doc.body)
+    return dict(doc.body["mef"])
+
+
+def profile_values(job: Document) -> dict[str, Any]:
     """The profile values a job runs with (its own value, or the profile it referenced at creation)."""
     prof = job.body["mef"].get("performanceProfile") or {}
     plan = job.body.get("plan") or {}
@@ -328,42 +333,4 @@ def _profile_values(job: Document) -> dict[str, Any]:
         "outputFormat": "json",
         "resultFormat": "payload",
         "serviceSpecificConfiguration": plan.get("config"),
-    }
-
-
-def _same_object(a: Any, b: Any) -> bool:
-    if not isinstance(a, Mapping) or not isinstance(b, Mapping) or a.get("@type") != b.get("@type"):
-        return False
-    if a["@type"] == "ServiceRef":
-        return bool(a.get("serviceId") == b.get("serviceId"))
-    if a["@type"] == "EntityRef":
-        return bool(a.get("entityId") == b.get("entityId"))
-    return bool(a.get("serviceFrom") == b.get("serviceFrom") and a.get("serviceTo") == b.get("serviceTo"))
-
-
-def _sample_dict(s: CounterSample) -> dict[str, Any]:
-    return {
-        "interface": s.interface,
-        "in_octets": s.in_octets,
-        "out_octets": s.out_octets,
-        "in_packets": s.in_packets,
-        "out_packets": s.out_packets,
-        "in_errors": s.in_errors,
-        "out_errors": s.out_errors,
-        "in_discards": s.in_discards,
-        "out_discards": s.out_discards,
-        "sampled_at": s.sampled_at,
-    }
-
-
-def _sample_from(d: Mapping[str, Any]) -> CounterSample:
-    return CounterSample(**dict(d))
-
-
-def _stream_message(jid: str, job: Mapping[str, Any], item: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "performanceJobId": jid,
-        "monitoredObject": job.get("monitoredObject"),
-        "measurementTime": item["measurementTime"],
-        "measurementData": item["measurementData"],
     }

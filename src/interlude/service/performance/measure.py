@@ -11,10 +11,11 @@ import logging
 import time
 import uuid
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
-from interlude.adapters.base import counter_source, oam_control
 from interlude.domain.alarms import TcaSpec, TcaState, evaluate_tca, parse_tca_specs
+from interlude.domain.model import iso
 from interlude.domain.pm import (
     counters_result,
     metric_values,
@@ -27,14 +28,11 @@ from interlude.service.oamjobs.oam import new_test_id
 from interlude.service.performance.common import (
     JOBS,
     REPORTS,
-    PmBase,
-    _now,
-    _profile_values,
-    _sample_dict,
-    _sample_from,
-    _stream_message,
-    _ts,
+    PmDeps,
+    PmRecords,
     job_href,
+    now_iso,
+    profile_values,
     report_href,
 )
 from interlude.service.platform.jobs import JobContext, JobOutcome
@@ -43,12 +41,23 @@ from interlude.store.base import Document, Transaction
 log = logging.getLogger(__name__)
 
 
-class PmMeasurement(PmBase):
-    """Job execution: ``pm.start`` (baseline) and ``pm.interval`` (sessions, counters, TCAs, reports)."""
+class PmMeasurement:
+    """Job execution: ``pm.start`` (baseline) and ``pm.interval`` (sessions, counters, TCAs, reports).
 
-    # Job execution ------------------------------------------------------------------------------------------------
+    Sessions and counters go through the network gateway outside any transaction; what they produced is
+    stored in the job runner's completion transaction, through the shared :class:`PmRecords`.
+    """
 
-    async def _run_start(self, ctx: JobContext) -> JobOutcome | None:
+    def __init__(self, deps: PmDeps, records: PmRecords) -> None:
+        self.store = deps.store
+        self.network = deps.network
+        self.topology = deps.topology
+        self.alarms = deps.alarms
+        self.streaming = deps.streaming
+        self.records = records
+
+    async def run_start(self, ctx: JobContext) -> JobOutcome | None:
+        """``pm.start``: schedule the job for later, or read its baseline counters and schedule the first interval."""
         jid = str(ctx.item.payload["job"])
         doc = await self.store.get_document(JOBS, jid)
         if doc is None or doc.state not in ("acknowledged", "scheduled", "inProgress"):
@@ -60,7 +69,7 @@ class PmMeasurement(PmBase):
             async def later(tx: Transaction) -> None:
                 fresh = await tx.get_document(JOBS, jid)
                 if fresh is not None and fresh.state == "acknowledged":
-                    await self._set_state(tx, fresh, "scheduled")
+                    await self.records.set_state(tx, fresh, "scheduled")
                 n = int((fresh or doc).body["meta"].get("restarts", 0))
                 await ctx.runner.schedule(
                     "pm.start", float(plan["start"]), {"job": jid}, key=f"{jid}:start:{n}:at", tx=tx
@@ -73,7 +82,7 @@ class PmMeasurement(PmBase):
             async def unavailable(tx: Transaction) -> None:
                 fresh = await tx.get_document(JOBS, jid)
                 if fresh is not None and fresh.state in ("acknowledged", "scheduled", "inProgress"):
-                    await self._set_state(
+                    await self.records.set_state(
                         tx,
                         fresh,
                         "resourcesUnavailable",
@@ -87,7 +96,7 @@ class PmMeasurement(PmBase):
             if fresh is None or fresh.state not in ("acknowledged", "scheduled", "inProgress"):
                 return
             seq = int(fresh.body["meta"].get("seq", 0))
-            new = await self._set_state(
+            new = await self.records.set_state(
                 tx,
                 fresh,
                 "inProgress",
@@ -114,7 +123,7 @@ class PmMeasurement(PmBase):
         errors: list[str] = []
         for node, names in by_node.items():
             try:
-                source = counter_source(self.runtime.adapters[node])
+                source = self.network.counters(node)
                 samples = await source.read_counters(names)
             except (AdapterError, OamError) as exc:
                 errors.append(f"{node}: {exc}")
@@ -124,7 +133,7 @@ class PmMeasurement(PmBase):
         return out, ("; ".join(errors) or None)
 
     async def _run_oam(self, plan: Mapping[str, Any]) -> list[dict[str, Any]]:
-        topo = self.runtime.topology
+        topo = self.topology
         results: list[dict[str, Any]] = []
         for a, b in plan["pairs"]:
             ma, mb = topo.meps[a], topo.meps[b]
@@ -148,7 +157,7 @@ class PmMeasurement(PmBase):
                     test_id=new_test_id(),
                 )
                 try:
-                    oam = oam_control(self.runtime.adapters[ma.node])
+                    oam = self.network.oam(ma.node)
                     outcome["delay" if kind is OamKind.DELAY else "loss"] = await oam.run_oam(request)
                 except (InterludeError, OSError) as exc:
                     problems.append(f"{tool['tool']}: {exc}")
@@ -167,7 +176,8 @@ class PmMeasurement(PmBase):
             results.append(item)
         return results
 
-    async def _run_interval(self, ctx: JobContext) -> JobOutcome | None:
+    async def run_interval(self, ctx: JobContext) -> JobOutcome | None:
+        """``pm.interval``: measure one interval, evaluate thresholds; store, report and stream the result."""
         jid = str(ctx.item.payload["job"])
         seq = int(ctx.item.payload["seq"])
         doc = await self.store.get_document(JOBS, jid)
@@ -182,7 +192,7 @@ class PmMeasurement(PmBase):
         previous = {k: _sample_from(v) for k, v in (meta.get("counters") or {}).items()}
         for port in plan["ports"]:
             node, _, ifname = port.partition(":")
-            speed = self.runtime.topology.nodes[node].interfaces[ifname].speed_mbps * 1_000_000
+            speed = self.topology.nodes[node].interfaces[ifname].speed_mbps * 1_000_000
             if port in samples and port in previous:
                 data.append(counters_result(port, previous[port], samples[port], speed, ended - started))
             else:
@@ -262,7 +272,7 @@ class PmMeasurement(PmBase):
             )
             running = fresh.state == "inProgress"
             if report_due or finished or not running:
-                await self._write_report(tx, fresh, pending)
+                await self.write_report(tx, fresh, pending)
                 pending = []
             body["meta"]["pending"] = pending
             new = Document(
@@ -277,7 +287,7 @@ class PmMeasurement(PmBase):
             )
             await tx.put_document(new)
             if running and finished:
-                await self._set_state(tx, new, "completed")
+                await self.records.set_state(tx, new, "completed")
             elif running:
                 anchor = float(body["meta"].get("anchor", ended))
                 anchor_seq = int(body["meta"].get("anchor_seq", 0))
@@ -289,7 +299,7 @@ class PmMeasurement(PmBase):
 
         return JobOutcome({"seq": seq, "items": len(data)}, commit)
 
-    async def _write_report(self, tx: Transaction, job: Document, items: list[dict[str, Any]]) -> str | None:
+    async def write_report(self, tx: Transaction, job: Document, items: list[dict[str, Any]]) -> str | None:
         """Store the report of ``items`` and notify it (``performanceReportCreateEvent`` plus ready or error).
 
         A reporting period in which nothing could be measured at all (every result carries an ``error``: the
@@ -304,11 +314,11 @@ class PmMeasurement(PmBase):
         state = "failed" if reason else "completed"
         rid = uuid.uuid4().hex[:16]
         mef = job.body["mef"]
-        values = _profile_values(job)
+        values = profile_values(job)
         report = {
             "id": rid,
             "href": report_href(rid),
-            "creationDateTime": _now(),
+            "creationDateTime": now_iso(),
             "state": "completed",
             "performanceJob": {
                 "@type": "PerformanceJobRef",
@@ -332,24 +342,58 @@ class PmMeasurement(PmBase):
             report["terminationError"] = [{"code": "otherIssue", "value": reason[:250]}]
         await tx.put_document(Document(REPORTS, rid, {"mef": report}, buyer=job.buyer, state=state, key1=job.id))
         if reason:
-            outcome = await self._messages(
+            outcome = await self.records.messages(
                 "performanceJobReportPreparationErrorEvent",
                 {"id": job.id, "href": job_href(job.id), "reportPreparationFailedReason": reason[:1000]},
                 job.buyer,
             )
         else:
-            outcome = await self._messages(
+            outcome = await self.records.messages(
                 "performanceJobReportReadyEvent",
                 {"id": job.id, "href": job_href(job.id), "reportId": rid, "reportHref": report_href(rid)},
                 job.buyer,
             )
         await tx.add_outbox(
             [
-                *await self._messages("performanceReportCreateEvent", {"id": rid, "href": report_href(rid)}, job.buyer),
+                *await self.records.messages(
+                    "performanceReportCreateEvent", {"id": rid, "href": report_href(rid)}, job.buyer
+                ),
                 *outcome,
             ]
         )
         return rid
+
+
+def _ts(value: float) -> str:
+    return iso(datetime.fromtimestamp(value, UTC)) or ""
+
+
+def _sample_dict(s: CounterSample) -> dict[str, Any]:
+    return {
+        "interface": s.interface,
+        "in_octets": s.in_octets,
+        "out_octets": s.out_octets,
+        "in_packets": s.in_packets,
+        "out_packets": s.out_packets,
+        "in_errors": s.in_errors,
+        "out_errors": s.out_errors,
+        "in_discards": s.in_discards,
+        "out_discards": s.out_discards,
+        "sampled_at": s.sampled_at,
+    }
+
+
+def _sample_from(d: Mapping[str, Any]) -> CounterSample:
+    return CounterSample(**dict(d))
+
+
+def _stream_message(jid: str, job: Mapping[str, Any], item: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "performanceJobId": jid,
+        "monitoredObject": job.get("monitoredObject"),
+        "measurementTime": item["measurementTime"],
+        "measurementData": item["measurementData"],
+    }
 
 
 def _unmeasured_reason(items: list[dict[str, Any]]) -> str | None:

@@ -24,19 +24,30 @@ from interlude.service.performance.common import (
     MIN_GRANULARITY_S,
     PAST_TOLERANCE_S,
     PROFILES,
-    PmBase,
-    _duration_ok,
-    _Errors,
+    PmDeps,
+    Problems,
+    duration_ok,
 )
 from interlude.service.performance.payloads import validate_configuration
 
 log = logging.getLogger(__name__)
 
 
-class PmPlanning(PmBase):
-    """Validation of profile values and job requests, and their resolution into a plan."""
+class PmPlanner:
+    """Validation of profile values and job requests, and their resolution into a plan.
 
-    def _check_profile_values(self, body: Mapping[str, Any], base: str, errors: _Errors, *, partial: bool) -> None:
+    It reads profiles, the inventory and the topology, and asks the network gateway what each node's adapter
+    can do, so a job its nodes could never run is refused when it is requested, not when it first measures.
+    """
+
+    def __init__(self, deps: PmDeps) -> None:
+        self.store = deps.store
+        self.inventory = deps.inventory
+        self.topology = deps.topology
+        self.network = deps.network
+
+    def check_profile_values(self, body: Mapping[str, Any], base: str, errors: Problems, *, partial: bool) -> None:
+        """Add the problems of profile values (a profile, a job's own values, or a patch when ``partial``)."""
         required = (
             "granularity",
             "jobType",
@@ -55,7 +66,7 @@ class PmPlanning(PmBase):
             value = body.get(name)
             if value is None:
                 continue
-            if not _duration_ok(value):
+            if not duration_ok(value):
                 errors.add(
                     f"{name} must be a TimeDuration {{timeDurationValue, timeDurationUnits}}",
                     f"{base}/{name}",
@@ -64,12 +75,12 @@ class PmPlanning(PmBase):
                 continue
             if seconds(value) <= 0:
                 errors.add(f"{name} must be positive", f"{base}/{name}")
-        if gran is not None and _duration_ok(gran):
+        if gran is not None and duration_ok(gran):
             g_s = seconds(gran)
             if g_s < MIN_GRANULARITY_S:
                 errors.add(f"granularity must be at least {MIN_GRANULARITY_S:g} s", f"{base}/granularity")
         rep = body.get("reportingPeriod")
-        if g_s and rep is not None and _duration_ok(rep):
+        if g_s and rep is not None and duration_ok(rep):
             r_s = seconds(rep)
             if r_s < g_s or abs(r_s / g_s - round(r_s / g_s)) > 1e-6:
                 errors.add("reportingPeriod must be a whole multiple of granularity", f"{base}/reportingPeriod")
@@ -84,15 +95,15 @@ class PmPlanning(PmBase):
         ):
             errors.add("jobPriority must be an integer", f"{base}/jobPriority", "invalidFormat")
         if "serviceSpecificConfiguration" in body:
-            errors.items.extend(
+            errors.extend(
                 validate_configuration(body["serviceSpecificConfiguration"], f"{base}/serviceSpecificConfiguration")
             )
 
     # Jobs: validation and planning ------------------------------------------------------------------------------
 
-    async def _resolve(self, body: Mapping[str, Any], buyer: str | None, errors: _Errors) -> dict[str, Any]:
+    async def resolve(self, body: Mapping[str, Any], buyer: str | None, errors: Problems) -> dict[str, Any]:
         """Validate a job request and resolve it into a plan (the MEPs, ports and timings it runs)."""
-        topo = self.runtime.topology
+        topo = self.topology
         values: dict[str, Any] = {}
         profile_id: str | None = None
         prof = body.get("performanceProfile")
@@ -110,7 +121,7 @@ class PmPlanning(PmBase):
             else:
                 values = dict(doc.body["mef"])
         elif prof.get("@type") == "PerformanceProfileValue":
-            self._check_profile_values(prof, "/performanceProfile", errors, partial=False)
+            self.check_profile_values(prof, "/performanceProfile", errors, partial=False)
             values = dict(prof)
         else:
             errors.add(
@@ -146,7 +157,7 @@ class PmPlanning(PmBase):
             errors.add("scheduleDefinitionStartTime is in the past", "/scheduleDefinition/scheduleDefinitionStartTime")
         start = max(start, now)
         if "executionDuration" in sched:
-            if not _duration_ok(sched["executionDuration"]) or seconds(sched["executionDuration"]) <= 0:
+            if not duration_ok(sched["executionDuration"]) or seconds(sched["executionDuration"]) <= 0:
                 errors.add("executionDuration must be a positive TimeDuration", "/scheduleDefinition/executionDuration")
             else:
                 dur_end = start + seconds(sched["executionDuration"])
@@ -172,11 +183,11 @@ class PmPlanning(PmBase):
             "percentile": 99.0,
             "availability": {},
         }
-        if values.get("granularity") and _duration_ok(values["granularity"]):
+        if values.get("granularity") and duration_ok(values["granularity"]):
             plan["granularity_s"] = seconds(values["granularity"])
             rep = values.get("reportingPeriod")
             plan["report_every"] = (
-                max(1, round(seconds(rep) / plan["granularity_s"])) if rep and _duration_ok(rep) else 1
+                max(1, round(seconds(rep) / plan["granularity_s"])) if rep and duration_ok(rep) else 1
             )
         config = values.get("serviceSpecificConfiguration")
         plan["config"] = config
@@ -188,7 +199,7 @@ class PmPlanning(PmBase):
         mo_type = mo.get("@type")
         if mo_type == "ServiceRef":
             sid = str(mo.get("serviceId", ""))
-            service = self.runtime.inventory.indexed(sid)
+            service = self.inventory.indexed(sid)
             if service is None or (buyer is not None and service.buyer != buyer):
                 errors.add(f"no service {sid!r}", "/monitoredObject/serviceId", "referenceNotFound")
                 return plan
@@ -209,7 +220,7 @@ class PmPlanning(PmBase):
             if any(m is None for m in meps):
                 return plan
             owners = [self._service_of_mep(str(m)) for m in meps]
-            service = self.runtime.inventory.indexed(owners[0]) if owners[0] and owners[0] == owners[1] else None
+            service = self.inventory.indexed(owners[0]) if owners[0] and owners[0] == owners[1] else None
             if service is None or (buyer is not None and service.buyer != buyer):
                 errors.add(
                     "the two end points do not belong to one service of yours", "/monitoredObject", "referenceNotFound"
@@ -232,7 +243,7 @@ class PmPlanning(PmBase):
                 "monitoredObject @type must be ServiceRef, ServiceFromToRef or EntityRef", "/monitoredObject/@type"
             )
             return plan
-        if not isinstance(config, Mapping) or errors.items:
+        if not isinstance(config, Mapping) or errors:
             return plan
         base = (
             "/performanceProfile/serviceSpecificConfiguration"
@@ -300,9 +311,9 @@ class PmPlanning(PmBase):
                 )
             for a, _ in plan["pairs"]:
                 decl = topo.meps.get(a)
-                if decl is not None and Capability.OAM not in self.runtime.adapters[decl.node].capabilities:
+                if decl is not None and not self.network.has(decl.node, Capability.OAM):
                     errors.add(
-                        f"node {decl.node!r} ({self.runtime.adapters[decl.node].kind} adapter) cannot run OAM sessions",
+                        f"node {decl.node!r} ({self.network.kind(decl.node)} adapter) cannot run OAM sessions",
                         "/monitoredObject",
                         "otherIssue",
                     )
@@ -316,16 +327,16 @@ class PmPlanning(PmBase):
             elif service is not None:
                 ports = service.ports
                 if not ports and service.parent:
-                    parent = self.runtime.inventory.indexed(service.parent)
+                    parent = self.inventory.indexed(service.parent)
                     ports = parent.ports if parent else ()
                 plan["ports"] = [f"{p.node}:{p.interface}" for p in ports]
             for i, port in enumerate(plan["ports"]):
                 node, _, ifname = port.partition(":")
                 if node not in topo.nodes or ifname not in topo.nodes[node].interfaces:
                     errors.add(f"no port {port!r}", f"{base}/interfaces/{i}", "referenceNotFound")
-                elif Capability.COUNTERS not in self.runtime.adapters[node].capabilities:
+                elif not self.network.has(node, Capability.COUNTERS):
                     errors.add(
-                        f"node {node!r} ({self.runtime.adapters[node].kind} adapter) cannot read counters",
+                        f"node {node!r} ({self.network.kind(node)} adapter) cannot read counters",
                         "/monitoredObject",
                         "otherIssue",
                     )
@@ -342,10 +353,10 @@ class PmPlanning(PmBase):
 
     def _mep_of(self, ident: str) -> str | None:
         """A MEP name from a MEP name or an end point service id (its port's MEP)."""
-        topo = self.runtime.topology
+        topo = self.topology
         if ident in topo.meps:
             return ident
-        svc = self.runtime.inventory.indexed(ident)
+        svc = self.inventory.indexed(ident)
         if svc is None or not svc.ports:
             return None
         port = svc.ports[0]
@@ -359,4 +370,4 @@ class PmPlanning(PmBase):
         )
 
     def _service_of_mep(self, mep: str) -> str | None:
-        return next((s.id for s in self.runtime.topology.services if mep in s.meps), None)
+        return next((s.id for s in self.topology.services if mep in s.meps), None)

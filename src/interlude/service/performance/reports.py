@@ -1,24 +1,27 @@
-"""Performance Monitoring v5: report queries, on-request reports (``pm.report``) and tracking records."""
+"""Performance Monitoring v5: reading reports and producing on-request reports (``pm.report``).
+
+Lists of reports and tracking records are pages of :meth:`~interlude.service.performance.common.PmRecords.find`.
+"""
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from interlude.domain.model import iso, parse_iso
 from interlude.service.performance.common import (
     JOBS,
     REPORTS,
-    TRACKING,
-    PmBase,
+    PmDeps,
+    PmRecords,
+    Problems,
     Where,
-    _duration_ok,
-    _Errors,
-    _now,
-    _profile_values,
-    _same_object,
-    _shape,
+    check_body,
+    duration_ok,
+    now_iso,
+    profile_values,
     report_href,
 )
 from interlude.service.performance.payloads import validate_configuration
@@ -28,23 +31,24 @@ from interlude.store.base import Document, Transaction
 log = logging.getLogger(__name__)
 
 
-class PmReports(PmBase):
-    """Reports and tracking (interval reports are written by :mod:`interlude.service.performance.measure`)."""
+class PmReports:
+    """On-request reports and report reads (interval reports: :mod:`interlude.service.performance.measure`)."""
+
+    def __init__(self, deps: PmDeps, records: PmRecords) -> None:
+        self.store = deps.store
+        self.jobs = deps.jobs
+        self.records = records
 
     # Reports -------------------------------------------------------------------------------------------------------
 
-    async def reports(self, buyer: str | None) -> list[dict[str, Any]]:
-        """Every report of the buyer (full bodies), newest first."""
-        return [d.body["mef"] for d in await self._all(REPORTS, buyer)]
-
     async def report(self, rid: str, buyer: str | None) -> dict[str, Any]:
         """``retrievePerformanceReport``."""
-        return dict((await self._doc(REPORTS, rid, buyer, "performance report")).body["mef"])
+        return dict((await self.records.doc(REPORTS, rid, buyer, "performance report")).body["mef"])
 
     async def create_report(self, body: dict[str, Any], buyer: str | None) -> dict[str, Any]:
         """``createPerformanceReport``: a report over stored measurements of the buyer's jobs."""
-        _shape("report", body)
-        errors = _Errors()
+        check_body("report", body)
+        errors = Problems()
         for name in (
             "granularity",
             "monitoredObject",
@@ -63,26 +67,27 @@ class PmReports(PmBase):
         if "monitoredObject" in body and (not isinstance(mos, list) or not mos):
             errors.add("monitoredObject must be a non-empty array", "/monitoredObject", "invalidFormat")
         if "serviceSpecificConfiguration" in body:
-            errors.items.extend(
-                validate_configuration(body["serviceSpecificConfiguration"], "/serviceSpecificConfiguration")
-            )
-        if "granularity" in body and not _duration_ok(body["granularity"]):
+            errors.extend(validate_configuration(body["serviceSpecificConfiguration"], "/serviceSpecificConfiguration"))
+        if "granularity" in body and not duration_ok(body["granularity"]):
             errors.add("granularity must be a TimeDuration", "/granularity", "invalidFormat")
         errors.raise_if_any()
         rid = uuid.uuid4().hex[:16]
-        mef = {**body, "id": rid, "href": report_href(rid), "creationDateTime": _now(), "state": "acknowledged"}
+        mef = {**body, "id": rid, "href": report_href(rid), "creationDateTime": now_iso(), "state": "acknowledged"}
         async with self.store.transaction() as tx:
             await tx.put_document(Document(REPORTS, rid, {"mef": mef}, buyer=buyer, state="acknowledged"))
             await tx.add_outbox(
-                await self._messages("performanceReportCreateEvent", {"id": rid, "href": report_href(rid)}, buyer)
+                await self.records.messages(
+                    "performanceReportCreateEvent", {"id": rid, "href": report_href(rid)}, buyer
+                )
             )
-            await self._track(
+            await self.records.track(
                 tx, {"@type": "PerformanceReportRef", "performanceReportId": rid}, "report requested", buyer, body
             )
             await self.jobs.schedule("pm.report", None, {"report": rid}, key=rid, tx=tx)
         return mef
 
-    async def _run_report(self, ctx: JobContext) -> JobOutcome | None:
+    async def run_report(self, ctx: JobContext) -> JobOutcome | None:
+        """``pm.report``: gather the stored results of the requested objects and timeframe into the report."""
         rid = str(ctx.item.payload["report"])
         doc = await self.store.get_document(REPORTS, rid)
         if doc is None or doc.state != "acknowledged":
@@ -97,14 +102,14 @@ class PmReports(PmBase):
         content: list[dict[str, Any]] = []
         for mo in mef.get("monitoredObject") or []:
             items: list[dict[str, Any]] = []
-            for job in await self._all(JOBS, doc.buyer):
+            for job in await self.records.all(JOBS, doc.buyer):
                 jm = job.body["mef"]
-                values = _profile_values(job)
+                values = profile_values(job)
                 if not _same_object(jm.get("monitoredObject"), mo):
                     continue
                 if wanted_type and (values.get("serviceSpecificConfiguration") or {}).get("@type") != wanted_type:
                     continue
-                reports = await self._all(REPORTS, None, Where(key1=job.id))  # every report, no cap
+                reports = await self.records.all(REPORTS, None, Where(key1=job.id))  # every report, no cap
                 for rep in reports:
                     for per_obj in rep.body["mef"].get("reportContent") or []:
                         for it in per_obj.get("reportContentItem") or []:
@@ -125,7 +130,7 @@ class PmReports(PmBase):
             )
             for state in ("inProgress", "completed"):
                 await tx.add_outbox(
-                    await self._messages(
+                    await self.records.messages(
                         "performanceReportStateChangeEvent",
                         {"id": rid, "href": report_href(rid), "state": state},
                         fresh.buyer,
@@ -134,6 +139,12 @@ class PmReports(PmBase):
 
         return JobOutcome({"items": sum(len(c["reportContentItem"]) for c in content)}, commit)
 
-    async def tracking(self, buyer: str | None) -> list[dict[str, Any]]:
-        """Tracking records of the buyer."""
-        return [d.body for d in await self._all(TRACKING, buyer)]
+
+def _same_object(a: Any, b: Any) -> bool:
+    if not isinstance(a, Mapping) or not isinstance(b, Mapping) or a.get("@type") != b.get("@type"):
+        return False
+    if a["@type"] == "ServiceRef":
+        return bool(a.get("serviceId") == b.get("serviceId"))
+    if a["@type"] == "EntityRef":
+        return bool(a.get("entityId") == b.get("entityId"))
+    return bool(a.get("serviceFrom") == b.get("serviceFrom") and a.get("serviceTo") == b.get("serviceTo"))

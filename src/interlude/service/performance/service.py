@@ -23,9 +23,9 @@ Requests are validated synchronously (MEF 422 with ``propertyPath``): unknown se
 a node whose adapter cannot run OAM or read counters, unsupported formats, schedules in the past, OAM
 sessions that would not fit in the granularity.
 
-The implementation is split by concern (see :mod:`interlude.service.performance.common`); this module assembles it
-and keeps profiles and the job create/read/suspend/resume operations. ``BASE``, ``CANCELS``, ``JOB_STATES``,
-``MODIFIES`` and ``PM_API`` stay importable from here.
+The service holds one of each part (see :mod:`interlude.service.performance.common`), all built from one
+:class:`~interlude.service.performance.common.PmDeps`, and keeps profiles and the job
+create/read/suspend/resume operations itself.
 """
 
 from __future__ import annotations
@@ -33,83 +33,65 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from interlude.errors import ValidationError
-from interlude.service.alarms.service import AlarmService
 from interlude.service.performance.common import (
     ACTIVE_STATES,
     BASE,
-    CANCELS,
-    JOB_STATES,
     JOBS,
-    MODIFIES,
-    PM_API,
     PROFILES,
-    REPORTS,
-    TRACKING,
-    Listener,
+    PmDeps,
+    PmRecords,
+    Problems,
     Where,
-    _Errors,
-    _job_view,
-    _merge,
-    _now,
-    _shape,
+    check_body,
     job_href,
-    report_href,
+    job_view,
+    merge_patch,
+    now_iso,
 )
+from interlude.service.performance.measure import PmMeasurement
+from interlude.service.performance.plan import PmPlanner
 from interlude.service.performance.reports import PmReports
-from interlude.service.performance.streaming import StreamingService
 from interlude.service.performance.tasks import PmTasks
-from interlude.service.platform.jobs import JobRunner
 from interlude.store.base import Document
-
-if TYPE_CHECKING:
-    from interlude.app.runtime import Runtime
-
-__all__ = [
-    "BASE",
-    "CANCELS",
-    "JOBS",
-    "JOB_STATES",
-    "MODIFIES",
-    "PM_API",
-    "REPORTS",
-    "TRACKING",
-    "Listener",
-    "PerformanceService",
-    "Where",
-    "job_href",
-    "report_href",
-]
 
 log = logging.getLogger(__name__)
 
 
-class PerformanceService(PmTasks, PmReports):
-    """PM profiles, jobs, tasks, reports and tracking records (see the module docstring)."""
+class PerformanceService:
+    """PM profiles and jobs; its parts serve tasks, reports and tracking records (see the module docstring)."""
 
-    def __init__(self, runtime: Runtime, jobs: JobRunner, alarms: AlarmService, streaming: StreamingService) -> None:
-        super().__init__(runtime, jobs, alarms, streaming)
+    def __init__(self, deps: PmDeps) -> None:
+        self.store = deps.store
+        self.jobs = deps.jobs
+        self.alarms = deps.alarms
+        self.records = PmRecords(deps)
+        self.planner = PmPlanner(deps)
+        self.measurement = PmMeasurement(deps, self.records)
+        self.tasks = PmTasks(deps, self.records, self.planner, self.measurement)
+        self.reports = PmReports(deps, self.records)
+        self._registered = False
 
     def register(self) -> None:
         """Declare the job kinds (once)."""
         if self._registered:
             return
-        self.jobs.register("pm.start", self._run_start)
-        self.jobs.register("pm.interval", self._run_interval)
-        self.jobs.register("pm.cancel", self._run_cancel)
-        self.jobs.register("pm.modify", self._run_modify)
-        self.jobs.register("pm.report", self._run_report)
+        self.jobs.register("pm.start", self.measurement.run_start)
+        self.jobs.register("pm.interval", self.measurement.run_interval)
+        self.jobs.register("pm.cancel", self.tasks.run_cancel)
+        self.jobs.register("pm.modify", self.tasks.run_modify)
+        self.jobs.register("pm.report", self.reports.run_report)
         self._registered = True
 
     # Profiles ------------------------------------------------------------------------------------------------
 
     async def create_profile(self, body: dict[str, Any], buyer: str | None) -> dict[str, Any]:
         """``createPerformanceProfile``."""
-        _shape("profile", body)
-        errors = _Errors()
-        self._check_profile_values(body, "", errors, partial=False)
+        check_body("profile", body)
+        errors = Problems()
+        self.planner.check_profile_values(body, "", errors, partial=False)
         if body.get("lifecycleStatus") not in ("approved", "deprecated", "experimental", "pending"):
             errors.add(
                 "lifecycleStatus must be approved, deprecated, experimental or pending",
@@ -118,7 +100,7 @@ class PerformanceService(PmTasks, PmReports):
             )
         errors.raise_if_any()
         pid = uuid.uuid4().hex[:16]
-        now = _now()
+        now = now_iso()
         mef = {
             **body,
             "id": pid,
@@ -130,22 +112,22 @@ class PerformanceService(PmTasks, PmReports):
         async with self.store.transaction() as tx:
             await tx.put_document(Document(PROFILES, pid, {"mef": mef}, buyer=buyer, state=body["lifecycleStatus"]))
             await tx.add_outbox(
-                await self._messages("performanceProfileCreateEvent", {"id": pid, "href": mef["href"]}, buyer)
+                await self.records.messages("performanceProfileCreateEvent", {"id": pid, "href": mef["href"]}, buyer)
             )
-            await self._track(
+            await self.records.track(
                 tx, {"@type": "PerformanceProfileRef", "performanceProfileId": pid}, "profile created", buyer, body
             )
         return mef
 
     async def profiles(self, buyer: str | None, lifecycle_status: str | None = None) -> list[dict[str, Any]]:
         """Every profile of the buyer (in ``lifecycle_status``, filtered by the store), newest first."""
-        docs = await self._all(PROFILES, buyer, Where(state=lifecycle_status))
+        docs = await self.records.all(PROFILES, buyer, Where(state=lifecycle_status))
         assigned = await self._assigned_profiles(buyer)
         return [{**d.body["mef"], "isAssigned": d.id in assigned} for d in docs]
 
     async def _assigned_profiles(self, buyer: str | None) -> set[str]:
         out: set[str] = set()
-        for d in await self._all(JOBS, buyer):
+        for d in await self.records.all(JOBS, buyer):
             pid = d.body.get("plan", {}).get("profile_id")
             if pid and d.state in (*ACTIVE_STATES, "pending", "pendingCancel"):
                 out.add(pid)
@@ -153,18 +135,18 @@ class PerformanceService(PmTasks, PmReports):
 
     async def profile(self, pid: str, buyer: str | None) -> dict[str, Any]:
         """``retrievePerformanceProfile``."""
-        doc = await self._doc(PROFILES, pid, buyer, "performance profile")
+        doc = await self.records.doc(PROFILES, pid, buyer, "performance profile")
         return {**doc.body["mef"], "isAssigned": pid in await self._assigned_profiles(buyer)}
 
     async def patch_profile(self, pid: str, patch: dict[str, Any], buyer: str | None) -> dict[str, Any]:
         """``modifyPerformanceProfile`` (JSON merge patch; running jobs keep the values they started with)."""
-        _shape("profile", patch)
-        doc = await self._doc(PROFILES, pid, buyer, "performance profile")
-        errors = _Errors()
+        check_body("profile", patch)
+        doc = await self.records.doc(PROFILES, pid, buyer, "performance profile")
+        errors = Problems()
         for ro in ("id", "href", "creationDateTime", "isAssigned", "lastTimeModified", "jobType"):
             if ro in patch:
                 errors.add(f"'{ro}' cannot be modified", f"/{ro}", "unexpectedProperty")
-        self._check_profile_values(patch, "", errors, partial=True)
+        self.planner.check_profile_values(patch, "", errors, partial=True)
         if "lifecycleStatus" in patch and patch["lifecycleStatus"] not in (
             "approved",
             "deprecated",
@@ -173,8 +155,8 @@ class PerformanceService(PmTasks, PmReports):
         ):
             errors.add("invalid lifecycleStatus", "/lifecycleStatus")
         errors.raise_if_any()
-        mef = _merge(doc.body["mef"], patch)
-        mef["lastTimeModified"] = _now()
+        mef = merge_patch(doc.body["mef"], patch)
+        mef["lastTimeModified"] = now_iso()
         async with self.store.transaction() as tx:
             await tx.put_document(
                 Document(
@@ -187,11 +169,11 @@ class PerformanceService(PmTasks, PmReports):
                 )
             )
             await tx.add_outbox(
-                await self._messages(
+                await self.records.messages(
                     "performanceProfileAttributeValueChangeEvent", {"id": pid, "href": mef["href"]}, doc.buyer
                 )
             )
-            await self._track(
+            await self.records.track(
                 tx,
                 {"@type": "PerformanceProfileRef", "performanceProfileId": pid},
                 "profile modified",
@@ -202,17 +184,17 @@ class PerformanceService(PmTasks, PmReports):
 
     async def delete_profile(self, pid: str, buyer: str | None) -> None:
         """``deletePerformanceProfile``: 422 ``performanceProfileInUse`` while a job uses it."""
-        doc = await self._doc(PROFILES, pid, buyer, "performance profile")
+        doc = await self.records.doc(PROFILES, pid, buyer, "performance profile")
         if pid in await self._assigned_profiles(buyer):
             raise ValidationError("the profile is used by a performance job", "/id", "performanceProfileInUse")
         async with self.store.transaction() as tx:
             await tx.delete_document(PROFILES, pid)
             await tx.add_outbox(
-                await self._messages(
+                await self.records.messages(
                     "performanceProfileDeleteEvent", {"id": pid, "href": f"{BASE}/performanceProfile/{pid}"}, doc.buyer
                 )
             )
-            await self._track(
+            await self.records.track(
                 tx, {"@type": "PerformanceProfileRef", "performanceProfileId": pid}, "profile deleted", doc.buyer
             )
 
@@ -220,12 +202,12 @@ class PerformanceService(PmTasks, PmReports):
 
     async def create_job(self, body: dict[str, Any], buyer: str | None) -> dict[str, Any]:
         """``createPerformanceJob``: 201 ``acknowledged``; ``pm.start`` takes it from there."""
-        _shape("job", body)
-        errors = _Errors()
-        plan = await self._resolve(body, buyer, errors)
+        check_body("job", body)
+        errors = Problems()
+        plan = await self.planner.resolve(body, buyer, errors)
         errors.raise_if_any()
         jid = uuid.uuid4().hex[:16]
-        now = _now()
+        now = now_iso()
         mef = {
             **body,
             "id": jid,
@@ -248,45 +230,53 @@ class PerformanceService(PmTasks, PmReports):
                 )
             )
             await tx.add_outbox(
-                await self._messages("performanceJobCreateEvent", {"id": jid, "href": job_href(jid)}, buyer)
+                await self.records.messages("performanceJobCreateEvent", {"id": jid, "href": job_href(jid)}, buyer)
             )
-            await self._track(tx, {"@type": "PerformanceJobRef", "performanceJobId": jid}, "job created", buyer, body)
+            await self.records.track(
+                tx, {"@type": "PerformanceJobRef", "performanceJobId": jid}, "job created", buyer, body
+            )
             await self.jobs.schedule("pm.start", plan["start"], {"job": jid}, key=f"{jid}:start:0", tx=tx)
         return mef
 
     async def jobs_of(self, buyer: str | None) -> list[dict[str, Any]]:
         """Every job of the buyer (MEF bodies), newest first."""
-        return [_job_view(d) for d in await self._all(JOBS, buyer)]
+        return [job_view(d) for d in await self.records.all(JOBS, buyer)]
 
     async def job(self, jid: str, buyer: str | None) -> dict[str, Any]:
         """``retrievePerformanceJob``."""
-        return _job_view(await self._doc(JOBS, jid, buyer, "performance job"))
+        return job_view(await self.records.doc(JOBS, jid, buyer, "performance job"))
 
-    async def job_plan(self, jid: str) -> dict[str, Any] | None:
-        """The resolved plan of a job (streaming uses it to describe topics)."""
-        doc = await self.store.get_document(JOBS, jid)
-        return None if doc is None else dict(doc.body["plan"])
+    async def jobs_with_plans(self, buyer: str | None) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        """Every job of the buyer (its MEF body with its state) with its resolved plan, newest first.
+
+        Streaming describes its topics from both; they come from one list read, not one read per job.
+        """
+        return [(job_view(d), dict(d.body.get("plan") or {})) for d in await self.records.all(JOBS, buyer)]
 
     async def suspend(self, jid: str, buyer: str | None) -> None:
         """``suspendPerformanceJob``: only an ``inProgress`` or ``scheduled`` job."""
-        doc = await self._doc(JOBS, jid, buyer, "performance job")
+        doc = await self.records.doc(JOBS, jid, buyer, "performance job")
         if doc.state not in ("inProgress", "scheduled"):
             raise ValidationError(f"a job in state {doc.state!r} cannot be suspended", "/state")
         async with self.store.transaction() as tx:
-            await self._cancel_items(tx, doc)
-            await self._set_state(tx, doc, "suspended", meta={"suspended_from": doc.state, "tca": {}})
-            await self._track(tx, {"@type": "PerformanceJobRef", "performanceJobId": jid}, "job suspended", doc.buyer)
+            await self.records.cancel_items(tx, doc)
+            await self.records.set_state(tx, doc, "suspended", meta={"suspended_from": doc.state, "tca": {}})
+            await self.records.track(
+                tx, {"@type": "PerformanceJobRef", "performanceJobId": jid}, "job suspended", doc.buyer
+            )
         await self.alarms.clear_job_tcas(jid, "suspended")
 
     async def resume(self, jid: str, buyer: str | None) -> None:
         """``resumePerformanceJob``: a ``suspended`` job measures again from now."""
-        doc = await self._doc(JOBS, jid, buyer, "performance job")
+        doc = await self.records.doc(JOBS, jid, buyer, "performance job")
         if doc.state != "suspended":
             raise ValidationError(f"a job in state {doc.state!r} cannot be resumed", "/state")
         async with self.store.transaction() as tx:
             target = "scheduled" if doc.body["meta"].get("suspended_from") == "scheduled" else "inProgress"
-            new = await self._set_state(tx, doc, target, meta={"counters": {}})
-            await self._track(tx, {"@type": "PerformanceJobRef", "performanceJobId": jid}, "job resumed", doc.buyer)
+            new = await self.records.set_state(tx, doc, target, meta={"counters": {}})
+            await self.records.track(
+                tx, {"@type": "PerformanceJobRef", "performanceJobId": jid}, "job resumed", doc.buyer
+            )
             n = int(new.body["meta"].get("restarts", 0)) + 1
             new.body["meta"]["restarts"] = n
             await tx.put_document(new)
