@@ -1,4 +1,4 @@
-"""Small pieces SFT and FM share: times, buyer-visible document pages, durations, tasks, :class:`OamJobBase`.
+"""Small pieces SFT and FM share: times, buyer-visible document pages, durations, tasks, job states, deps.
 
 Both APIs keep their entities as generic store documents (``interlude.store`` ``documents`` table): the MEF
 body as the entity shows it under ``body["mef"]`` and our bookkeeping under ``body["internal"]``. Lists
@@ -11,12 +11,14 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any
 
-from interlude.domain.model import iso, parse_iso, utcnow
+from interlude.domain.model import Service, iso, parse_iso, utcnow
 from interlude.errors import InterludeError, NotFoundError, ValidationError
 from interlude.service.inventory.service import InventoryService
+from interlude.service.platform.bus import EventBus
 from interlude.service.platform.hub import HubService, NotifyingApi
 from interlude.service.platform.jobs import JobRunner
 from interlude.service.platform.network import Network
@@ -190,11 +192,7 @@ async def task_documents(store: Store, collection: str, task: str, buyer: str | 
     return out
 
 
-JobStateSetter = Callable[[Transaction, Document, str], Awaitable[Document]]
-
-
-async def scheduled_if_later(store: Store, collection: str, job_id: str, due_at: float,
-                             job_state: JobStateSetter) -> None:  # fmt: skip
+async def scheduled_if_later(store: Store, states: JobStates, job_id: str, due_at: float) -> None:
     """After a create: a job whose first run is not due now moves ``acknowledged`` -> ``scheduled``.
 
     A separate transaction from the create on purpose: the create event goes out first, then the state change
@@ -202,9 +200,9 @@ async def scheduled_if_later(store: Store, collection: str, job_id: str, due_at:
     """
     if due_at > time.time() + 0.5:
         async with store.transaction() as tx:
-            current = await tx.get_document(collection, job_id)
+            current = await tx.get_document(states.collection, job_id)
             if current is not None and current.state == "acknowledged":
-                await job_state(tx, current, "scheduled")
+                await states.set(tx, current, "scheduled")
 
 
 async def denial_of(apply: Awaitable[str | None]) -> str | None:
@@ -223,31 +221,81 @@ async def denial_of(apply: Awaitable[str | None]) -> str | None:
         return f"the request cannot be applied: {type(exc).__name__}: {exc}"
 
 
-class OamJobBase:
-    """The collaborators every part of the SFT and FM services holds, and their notification helper.
+async def referenced_service(inventory: InventoryService, service_id: object, buyer: str | None,
+                             path: str) -> Service:  # fmt: skip
+    """The service a job body refers to; an unknown one (or another buyer's) is a 422 ``referenceNotFound``.
 
-    Subclasses set :attr:`API` (the notifying API their events go out under). Job state changes stay in the
-    subclasses on purpose: the two APIs name the modification time differently (FM ``lastTimeModified``, SFT
-    ``lastModifiedDate``), FM may replace the job's internal part in the same write, and the events differ.
+    A job naming a missing service is a bad request body, not a missing resource, hence not a 404.
+    """
+    try:
+        return await inventory.get(str(service_id), buyer)
+    except NotFoundError:
+        raise ValidationError(f"no service {service_id!r}", path, "referenceNotFound") from None
+
+
+@dataclass(frozen=True, slots=True)
+class OamJobDeps:
+    """The collaborators the SFT and FM use cases are built from (one object, so their constructors are one).
+
+    ``bus`` carries FM's continuity events.
     """
 
-    API: ClassVar[NotifyingApi]
+    store: Store
+    hub: HubService
+    inventory: InventoryService
+    network: Network
+    jobs: JobRunner
+    bus: EventBus
 
-    def __init__(
-        self,
-        store: Store,
-        hub: HubService,
-        inventory: InventoryService,
-        network: Network,
-        topology: Topology,
-        jobs: JobRunner,
-    ) -> None:
-        self.store = store
-        self.hub = hub
-        self.inventory = inventory
-        self.network = network
-        self.topology = topology
-        self.jobs = jobs
+    @property
+    def topology(self) -> Topology:
+        """The topology naming the MEPs sessions run between: the network's own, so the two cannot disagree."""
+        return self.network.topology
 
-    async def _notify(self, tx: Transaction, event_type: str, payload: dict[str, Any], buyer: str | None) -> None:
-        await tx.add_outbox(await self.hub.messages(self.API, event_type, payload, buyer))
+
+@dataclass(frozen=True, slots=True)
+class ApiEvents:
+    """The notifications of one API, written as outbox rows in the caller's transaction.
+
+    Writing them with the change they announce means an event is sent if and only if the change committed.
+    """
+
+    hub: HubService
+    api: NotifyingApi
+
+    async def notify(self, tx: Transaction, event_type: str, payload: dict[str, Any], buyer: str | None) -> None:
+        """Queue ``event_type`` for the buyer's subscribers of this API."""
+        await tx.add_outbox(await self.hub.messages(self.api, event_type, payload, buyer))
+
+
+@dataclass(frozen=True, slots=True)
+class JobStates:
+    """Job state changes of one API: the job document with its new state, plus its state change event.
+
+    The two APIs differ only in names: the job collection, the job's href, the modification time attribute
+    (FM ``lastTimeModified``, SFT ``lastModifiedDate``) and the state change event type.
+    """
+
+    events: ApiEvents
+    collection: str
+    job_href: Callable[[str], str]
+    modified_attribute: str
+    event_type: str
+
+    async def set(self, tx: Transaction, doc: Document, state: str, *, internal: Mapping[str, Any] | None = None,
+                  **changes: Any) -> Document:  # fmt: skip
+        """Store the job in ``state`` with ``changes`` to its MEF body (and ``internal`` replacing our part).
+
+        The state change event goes out only when the state really changed.
+        """
+        mef = {**doc.body["mef"], **changes, "state": state, self.modified_attribute: now_iso()}
+        body = {**doc.body, "mef": mef}
+        if internal is not None:
+            body["internal"] = dict(internal)
+        new = Document(self.collection, doc.id, body, buyer=doc.buyer, state=state, key1=doc.key1, key2=doc.key2,
+                       created_at=doc.created_at)  # fmt: skip
+        await tx.put_document(new)
+        if doc.body["mef"].get("state") != state:
+            await self.events.notify(tx, self.event_type, {"id": doc.id, "href": self.job_href(doc.id), "state": state},
+                                     doc.buyer)  # fmt: skip
+        return new
