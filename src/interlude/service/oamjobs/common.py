@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from interlude.domain.model import Service, iso, parse_iso, utcnow
 from interlude.errors import InterludeError, NotFoundError, ValidationError
@@ -24,6 +24,8 @@ from interlude.service.platform.jobs import JobRunner
 from interlude.service.platform.network import Network
 from interlude.store.base import Document, Store, Transaction
 from interlude.topology.model import Topology
+
+T = TypeVar("T")
 
 SCAN_PAGE = 1000
 PAST_TOLERANCE_S = 60.0
@@ -221,16 +223,22 @@ async def denial_of(apply: Awaitable[str | None]) -> str | None:
         return f"the request cannot be applied: {type(exc).__name__}: {exc}"
 
 
-async def referenced_service(inventory: InventoryService, service_id: object, buyer: str | None,
-                             path: str) -> Service:  # fmt: skip
-    """The service a job body refers to; an unknown one (or another buyer's) is a 422 ``referenceNotFound``.
+async def referenced(lookup: Awaitable[T], path: str, reason: str | None = None) -> T:
+    """What a request body refers to; a missing one is a 422 ``referenceNotFound`` at ``path``, not a 404.
 
-    A job naming a missing service is a bad request body, not a missing resource, hence not a 404.
+    A body naming something that does not exist (or is another buyer's) is a bad request, not a missing
+    resource. The reason is the lookup's own "no ..." message unless ``reason`` is given.
     """
     try:
-        return await inventory.get(str(service_id), buyer)
-    except NotFoundError:
-        raise ValidationError(f"no service {service_id!r}", path, "referenceNotFound") from None
+        return await lookup
+    except NotFoundError as exc:
+        raise ValidationError(reason or str(exc), path, "referenceNotFound") from None
+
+
+async def referenced_service(inventory: InventoryService, service_id: object, buyer: str | None,
+                             path: str) -> Service:  # fmt: skip
+    """The service a job body refers to (see :func:`referenced`)."""
+    return await referenced(inventory.get(str(service_id), buyer), path, f"no service {service_id!r}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,11 +11,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from interlude.domain.model import Service
-from interlude.errors import CapabilityError, ValidationError, ValidationErrors
+from interlude.errors import CapabilityError, ValidationError
 from interlude.service.oamjobs.common import OamJobDeps, check_window, fm_duration_s, referenced_service
 from interlude.service.oamjobs.fm.common import FmPlan, monitored_services
 from interlude.service.oamjobs.oam import pick_meps
-from interlude.service.oamjobs.payloads import technology_of, validate
+from interlude.service.oamjobs.payloads import checked, technology_of
 
 
 class FmPlanner:
@@ -41,11 +41,8 @@ class FmPlanner:
             self.deps.inventory, to_id, buyer, "/monitoredObject/serviceTo/serviceToId")
         tech = technology_of(svc_from)
         cfg_path = "/serviceSpecificConfiguration"
-        cfg = body.get("serviceSpecificConfiguration")
-        errors = validate(cfg, api="fm", role="job-configuration", technology=tech, base_path=cfg_path)
-        if errors:
-            raise ValidationErrors(errors)
-        assert isinstance(cfg, Mapping)
+        cfg = checked(body.get("serviceSpecificConfiguration"), api="fm", role="job-configuration", technology=tech,
+                      base_path=cfg_path)  # fmt: skip
         config = {k: v for k, v in cfg.items() if k != "@type"}
         try:
             src, dst = pick_meps(self.deps.topology, svc_from, svc_to, config.get("sourceMep"), config.get("remoteMep"),

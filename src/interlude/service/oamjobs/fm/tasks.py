@@ -13,13 +13,14 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from interlude.errors import NotFoundError, ValidationError
+from interlude.errors import ValidationError
 from interlude.service.oamjobs.common import (
     ApiEvents,
     JobStates,
     OamJobDeps,
     denial_of,
     now_iso,
+    referenced,
     task_document,
     task_documents,
 )
@@ -87,11 +88,7 @@ class FmTasks:
         """``POST /cancelFaultManagementJob`` / ``/modifyFaultManagementJob``: decided at once."""
         ref = body.get("faultManagementJob") or {}
         job_id = str(ref.get("faultManagementJobId") or "")
-        try:
-            job = await job_document(self.deps.store, job_id, buyer)
-        except NotFoundError:
-            raise ValidationError(f"no fault management job {job_id!r}", "/faultManagementJob/faultManagementJobId",
-                                  "referenceNotFound") from None  # fmt: skip
+        job = await referenced(job_document(self.deps.store, job_id, buyer), "/faultManagementJob/faultManagementJobId")
         tid = uuid.uuid4().hex
         kind = f"{task}FaultManagementJob"
         mef: dict[str, Any] = {**body, "id": tid, "href": href(kind, tid), "creationDateTime": now_iso(),

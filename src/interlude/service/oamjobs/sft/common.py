@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from interlude.domain.southbound import OamKind
-from interlude.errors import NotFoundError, ValidationErrors
+from interlude.errors import NotFoundError
 from interlude.service.inventory.service import service_href
 from interlude.service.oamjobs.common import ApiEvents, JobStates, owned_document
-from interlude.service.oamjobs.payloads import validate
+from interlude.service.oamjobs.payloads import checked
 from interlude.service.platform.hub import NotifyingApi, register_api
 from interlude.store.base import Document, Store
 
@@ -108,11 +108,8 @@ def service_ref(service_id: str) -> dict[str, str]:
 
 def check_profile_payload(cfg: Any, base: str = "/serviceSpecificTestProfileConfiguration") -> None:
     """422 when a test profile's ``serviceSpecificTestProfileConfiguration`` (if any) breaks its schema."""
-    if cfg is None:
-        return
-    errors = validate(cfg, api="sft", role="test-profile-configuration", technology=None, base_path=base)
-    if errors:
-        raise ValidationErrors(errors)
+    if cfg is not None:
+        checked(cfg, api="sft", role="test-profile-configuration", technology=None, base_path=base)
 
 
 async def profile_document(store: Store, profile_id: str, buyer: str | None) -> Document:

@@ -11,10 +11,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from interlude.domain.model import Service
-from interlude.errors import CapabilityError, NotFoundError, ValidationError, ValidationErrors
-from interlude.service.oamjobs.common import OamJobDeps, check_window, referenced_service, sft_duration_s
+from interlude.errors import CapabilityError, NotFoundError, ValidationError
+from interlude.service.oamjobs.common import (
+    OamJobDeps,
+    check_window,
+    referenced,
+    referenced_service,
+    sft_duration_s,
+)
 from interlude.service.oamjobs.oam import pick_meps
-from interlude.service.oamjobs.payloads import technology_of, urn, validate
+from interlude.service.oamjobs.payloads import checked, technology_of, urn
 from interlude.service.oamjobs.sft.common import Plan, check_profile_payload, profile_document
 
 
@@ -36,11 +42,7 @@ class SftPlanner:
         ref = body.get("testProfile") or {}
         if ref.get("@type") == "TestProfileRef":
             profile_id = str(ref.get("id") or "")
-            try:
-                pdoc = await profile_document(self.deps.store, profile_id, buyer)
-            except NotFoundError:
-                raise ValidationError(f"no test profile {profile_id!r}", "/testProfile/id",
-                                      "referenceNotFound") from None  # fmt: skip
+            pdoc = await referenced(profile_document(self.deps.store, profile_id, buyer), "/testProfile/id")
             profile_cfg = dict(pdoc.body["mef"].get("serviceSpecificTestProfileConfiguration") or {})
         elif ref.get("@type") == "TestProfileValue":
             profile_cfg = dict(ref.get("serviceSpecificTestProfileConfiguration") or {})
@@ -53,11 +55,8 @@ class SftPlanner:
             raise ValidationError(f"the test profile is for another technology than {tech!r}", "/testProfile",
                                   "invalidValue")  # fmt: skip
         cfg_path = "/serviceSpecificTestJobConfiguration"
-        job_cfg = body.get("serviceSpecificTestJobConfiguration")
-        errors = validate(job_cfg, api="sft", role="test-job-configuration", technology=tech, base_path=cfg_path)
-        if errors:
-            raise ValidationErrors(errors)
-        assert isinstance(job_cfg, Mapping)
+        job_cfg = checked(body.get("serviceSpecificTestJobConfiguration"), api="sft", role="test-job-configuration",
+                          technology=tech, base_path=cfg_path)  # fmt: skip
         merged = {k: v for k, v in profile_cfg.items() if k != "@type"}
         merged.update({k: v for k, v in job_cfg.items() if k != "@type"})
         src, dst = pick_meps(self.deps.topology, svc_from, svc_to, merged.get("sourceMep"), merged.get("remoteMep"), "")

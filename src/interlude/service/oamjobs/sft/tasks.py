@@ -12,13 +12,14 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from interlude.errors import NotFoundError, ValidationError
+from interlude.errors import ValidationError
 from interlude.service.oamjobs.common import (
     ApiEvents,
     JobStates,
     OamJobDeps,
     denial_of,
     now_iso,
+    referenced,
     task_document,
     task_documents,
 )
@@ -50,10 +51,7 @@ class SftTasks:
         """``POST /{cancel|modify|suspend|resume}TestJob``: decided at once (accepted or rejected + reason)."""
         ref = body.get("testJob") or {}
         job_id = str(ref.get("id") or "")
-        try:
-            job = await job_document(self.deps.store, job_id, buyer)
-        except NotFoundError:
-            raise ValidationError(f"no test job {job_id!r}", "/testJob/id", "referenceNotFound") from None
+        job = await referenced(job_document(self.deps.store, job_id, buyer), "/testJob/id")
         tid = uuid.uuid4().hex
         mef = {**body, "id": tid, "href": href(task_path(task), tid), "creationDate": now_iso(),
                "state": "acknowledged"}  # fmt: skip
