@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import jsonschema
 import pytest
 
 from interlude.domain.model import PortRef, Service, ServiceKind
@@ -29,8 +30,6 @@ JOB = urn("sft", "carrier-ethernet", "test-job-configuration")
 
 
 def test_every_schema_is_shipped_and_valid() -> None:
-    import jsonschema
-
     found = schemas()
     for api, roles in (("sft", ("test-job-configuration", "test-profile-configuration", "test-result")),
                        ("fm", ("job-configuration", "result"))):  # fmt: skip

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -166,34 +167,6 @@ async def owned_document(store: Store, collection: str, doc_id: str, buyer: str 
     return doc
 
 
-async def task_document(store: Store, collection: str, task: str, task_id: str, buyer: str | None,
-                        kind: str) -> dict[str, Any]:  # fmt: skip
-    """``GET /{task}...Job/{id}`` of either API: the task's MEF body (404 for another task kind or buyer)."""
-    doc = await store.get_document(collection, task_id)
-    if doc is None or doc.key1 != task or (buyer is not None and doc.buyer != buyer):
-        raise NotFoundError(f"no {kind} {task_id!r}")
-    return dict(doc.body["mef"])
-
-
-async def task_documents(store: Store, collection: str, task: str, buyer: str | None, f: Mapping[str, str | None],
-                         *, job_filter: str, created: str) -> list[dict[str, Any]]:  # fmt: skip
-    """``GET /{task}...Job`` of either API: filters ``job_filter`` (the job id), ``state`` and ``created``.gt/lt.
-
-    Task documents keep the task kind in ``key1`` and the job id in ``key2`` in both APIs; only the names of
-    the job id filter and of the creation date attribute differ (FM ``creationDateTime``, SFT ``creationDate``).
-    """
-    out = []
-    for doc in await visible_documents(store, collection, buyer, key1=task, key2=f.get(job_filter),
-                                       state=f.get("state")):  # fmt: skip
-        mef = doc.body["mef"]
-        if f.get(job_filter) not in (None, doc.key2) or f.get("state") not in (None, doc.state):
-            continue
-        if not between(mef.get(created), f.get(f"{created}.gt"), f.get(f"{created}.lt")):
-            continue
-        out.append(mef)
-    return out
-
-
 async def scheduled_if_later(store: Store, states: JobStates, job_id: str, due_at: float) -> None:
     """After a create: a job whose first run is not due now moves ``acknowledged`` -> ``scheduled``.
 
@@ -307,3 +280,80 @@ class JobStates:
             await self.events.notify(tx, self.event_type, {"id": doc.id, "href": self.job_href(doc.id), "state": state},
                                      doc.buyer)  # fmt: skip
         return new
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRecords:
+    """The task resources of one API (``{task}TestJob``, ``{task}FaultManagementJob``): decided at once, read back.
+
+    Task documents keep the task (``cancel``, ``modify``...) in ``key1`` and the job id in ``key2`` in both
+    APIs. The APIs differ only in names and in how a denial is told: ``job_kind`` (``TestJob``,
+    ``FaultManagementJob``; a task's path and event are ``{task}{job_kind}`` and
+    ``{task}{job_kind}StateChangeEvent``), the creation date attribute (SFT ``creationDate``, FM
+    ``creationDateTime``), the job id list filter, the state of a carried out task (SFT ``accepted``, FM
+    ``completed``) and the attributes a denial reason is stored in.
+    """
+
+    store: Store
+    events: ApiEvents
+    collection: str
+    job_kind: str
+    href: Callable[[str, str], str]
+    created_attribute: str
+    job_filter: str
+    done_state: str
+    denial: Callable[[str, str], dict[str, Any]]
+
+    def path(self, task: str) -> str:
+        """``cancelTestJob`` for ``cancel`` (the task's resource name)."""
+        return f"{task}{self.job_kind}"
+
+    async def decide(self, task: str, job: Document, body: Mapping[str, Any],
+                     decision: Callable[[], Awaitable[str | None]],
+                     on_create: Callable[[Transaction], Awaitable[None]] | None = None) -> dict[str, Any]:  # fmt: skip
+        """Store the task ``acknowledged``, carry it out, then store and notify its outcome.
+
+        The outcome is ``done_state``, or ``rejected`` with the reason (:func:`denial_of`). ``on_create`` writes
+        in the transaction that stores the task. The task is stored before it is carried out, so one whose
+        decision crashes the partner is still there.
+        """
+        tid = uuid.uuid4().hex
+        mef: dict[str, Any] = {**body, "id": tid, "href": self.href(self.path(task), tid),
+                               self.created_attribute: now_iso(), "state": "acknowledged"}  # fmt: skip
+        async with self.store.transaction() as tx:
+            await tx.put_document(Document(self.collection, tid, {"mef": mef}, buyer=job.buyer, state="acknowledged",
+                                           key1=task, key2=job.id))  # fmt: skip
+            if on_create is not None:
+                await on_create(tx)
+        denied = await denial_of(decision())
+        state = "rejected" if denied else self.done_state
+        mef = {**mef, "state": state}
+        if denied:
+            mef.update(self.denial(task, denied[:1000]))
+        async with self.store.transaction() as tx:
+            await tx.put_document(Document(self.collection, tid, {"mef": mef}, buyer=job.buyer, state=state, key1=task,
+                                           key2=job.id))  # fmt: skip
+            await self.events.notify(tx, f"{self.path(task)}StateChangeEvent",
+                                     {"id": tid, "href": mef["href"], "state": state}, job.buyer)  # fmt: skip
+        return mef
+
+    async def get_task(self, task: str, task_id: str, buyer: str | None) -> dict[str, Any]:
+        """``GET /{task}...Job/{id}``: the task's MEF body (404 for another task kind or buyer)."""
+        doc = await self.store.get_document(self.collection, task_id)
+        if doc is None or doc.key1 != task or (buyer is not None and doc.buyer != buyer):
+            raise NotFoundError(f"no {self.path(task)} {task_id!r}")
+        return dict(doc.body["mef"])
+
+    async def list_tasks(self, task: str, buyer: str | None, f: Mapping[str, str | None]) -> list[dict[str, Any]]:
+        """``GET /{task}...Job``: filters ``job_filter`` (the job id), ``state`` and the creation date .gt/lt."""
+        created = self.created_attribute
+        out = []
+        for doc in await visible_documents(self.store, self.collection, buyer, key1=task, key2=f.get(self.job_filter),
+                                           state=f.get("state")):  # fmt: skip
+            mef = doc.body["mef"]
+            if f.get(self.job_filter) not in (None, doc.key2) or f.get("state") not in (None, doc.state):
+                continue
+            if not between(mef.get(created), f.get(f"{created}.gt"), f.get(f"{created}.lt")):
+                continue
+            out.append(mef)
+        return out

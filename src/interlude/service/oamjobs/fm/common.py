@@ -17,7 +17,7 @@ from typing import Any
 
 from interlude.domain.model import iso, parse_iso
 from interlude.errors import ValidationError
-from interlude.service.oamjobs.common import ApiEvents, JobStates, now_iso, owned_document
+from interlude.service.oamjobs.common import ApiEvents, JobStates, TaskRecords, now_iso, owned_document
 from interlude.service.platform.hub import NotifyingApi, register_api
 from interlude.store.base import Document, Store, Transaction
 
@@ -128,6 +128,16 @@ def job_states(events: ApiEvents) -> JobStates:
     """FM job state changes, each with its ``faultManagementJobStateChangeEvent``."""
     return JobStates(events, JOBS, lambda job_id: href("faultManagementJob", job_id), "lastTimeModified",
                      "faultManagementJobStateChangeEvent")  # fmt: skip
+
+
+def task_records(store: Store, events: ApiEvents) -> TaskRecords:
+    """``{task}FaultManagementJob`` resources: ``completed``, or ``rejected`` with a ``terminationError``."""
+
+    def denial(_task: str, reason: str) -> dict[str, Any]:
+        return {"terminationError": [{"code": "otherIssue", "value": reason}]}
+
+    return TaskRecords(store, events, TASKS, "FaultManagementJob", href, "creationDateTime", "faultManagementJobId",
+                       "completed", denial)  # fmt: skip
 
 
 async def track(tx: Transaction, *, job_id: str, buyer: str | None, description: str, source: str,

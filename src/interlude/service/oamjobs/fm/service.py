@@ -51,6 +51,7 @@ from interlude.service.oamjobs.fm.common import (
     job_states,
     norm_bound,
     subset,
+    task_records,
     track,
 )
 from interlude.service.oamjobs.fm.plan import FmPlanner
@@ -69,7 +70,8 @@ class FmService:
         self.states = job_states(self.events)
         self.planner = FmPlanner(deps)
         self.execution = FmExecution(deps, self.events, self.states)
-        self.tasks = FmTasks(deps, self.events, self.states, self.planner, self.execution)
+        self.tasks = FmTasks(deps, self.events, self.states, task_records(deps.store, self.events), self.planner,
+                             self.execution)  # fmt: skip
         self.reports = FmReports(deps.store)
         deps.jobs.register(JOB_KIND, self.execution.run, max_attempts=2, retry_delay_s=1.0,
                            on_failure=self.execution.on_failure)  # fmt: skip

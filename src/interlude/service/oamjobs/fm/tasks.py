@@ -18,36 +18,33 @@ from interlude.service.oamjobs.common import (
     ApiEvents,
     JobStates,
     OamJobDeps,
-    denial_of,
+    TaskRecords,
     now_iso,
     referenced,
-    task_document,
-    task_documents,
 )
 from interlude.service.oamjobs.fm.common import (
     JOB_KIND,
     JOBS,
     LIVE,
     RUNNABLE,
-    TASKS,
     FmPlan,
-    href,
     job_document,
     track,
 )
 from interlude.service.oamjobs.fm.plan import FmPlanner
 from interlude.service.oamjobs.fm.run import FmExecution
-from interlude.store.base import Document
+from interlude.store.base import Document, Transaction
 
 
 class FmTasks:
     """Suspends and resumes FM jobs; creates, carries out and reads their task resources."""
 
-    def __init__(self, deps: OamJobDeps, events: ApiEvents, states: JobStates, planner: FmPlanner,
-                 execution: FmExecution) -> None:  # fmt: skip
+    def __init__(self, deps: OamJobDeps, events: ApiEvents, states: JobStates, records: TaskRecords,
+                 planner: FmPlanner, execution: FmExecution) -> None:  # fmt: skip
         self.deps = deps
         self.events = events
         self.states = states
+        self.records = records
         self.planner = planner
         self.execution = execution
 
@@ -89,25 +86,14 @@ class FmTasks:
         ref = body.get("faultManagementJob") or {}
         job_id = str(ref.get("faultManagementJobId") or "")
         job = await referenced(job_document(self.deps.store, job_id, buyer), "/faultManagementJob/faultManagementJobId")
-        tid = uuid.uuid4().hex
-        kind = f"{task}FaultManagementJob"
-        mef: dict[str, Any] = {**body, "id": tid, "href": href(kind, tid), "creationDateTime": now_iso(),
-                               "state": "acknowledged"}  # fmt: skip
-        async with self.deps.store.transaction() as tx:
-            await tx.put_document(Document(TASKS, tid, {"mef": mef}, buyer=job.buyer, state="acknowledged", key1=task,
-                                           key2=job_id))  # fmt: skip
-            await track(tx, job_id=job_id, buyer=job.buyer, description=kind, source="client", request=body)
-        denied = await denial_of(self._cancel(job) if task == "cancel" else self._modify(job, body, buyer))
-        state = "rejected" if denied else "completed"
-        mef = {**mef, "state": state}
-        if denied:
-            mef["terminationError"] = [{"code": "otherIssue", "value": denied[:1000]}]
-        async with self.deps.store.transaction() as tx:
-            await tx.put_document(Document(TASKS, tid, {"mef": mef}, buyer=job.buyer, state=state, key1=task,
-                                           key2=job_id))  # fmt: skip
-            await self.events.notify(tx, f"{task}FaultManagementJobStateChangeEvent",
-                                     {"id": tid, "href": mef["href"], "state": state}, job.buyer)  # fmt: skip
-        return mef
+
+        async def tracked(tx: Transaction) -> None:
+            await track(tx, job_id=job_id, buyer=job.buyer, description=self.records.path(task), source="client",
+                        request=body)  # fmt: skip
+
+        return await self.records.decide(
+            task, job, body, lambda: self._cancel(job) if task == "cancel" else self._modify(job, body, buyer), tracked
+        )
 
     async def _cancel(self, job: Document) -> str | None:
         async with self.deps.store.transaction() as tx:
@@ -148,9 +134,8 @@ class FmTasks:
 
     async def get_task(self, task: str, task_id: str, buyer: str | None) -> dict[str, Any]:
         """``GET /{task}FaultManagementJob/{id}``."""
-        return await task_document(self.deps.store, TASKS, task, task_id, buyer, f"{task}FaultManagementJob")
+        return await self.records.get_task(task, task_id, buyer)
 
     async def list_tasks(self, task: str, buyer: str | None, f: Mapping[str, str | None]) -> list[dict[str, Any]]:
         """``GET /{task}FaultManagementJob``."""
-        return await task_documents(self.deps.store, TASKS, task, buyer, f, job_filter="faultManagementJobId",
-                                    created="creationDateTime")  # fmt: skip
+        return await self.records.list_tasks(task, buyer, f)

@@ -16,7 +16,7 @@ from typing import Any
 from interlude.domain.southbound import OamKind
 from interlude.errors import NotFoundError
 from interlude.service.inventory.service import service_href
-from interlude.service.oamjobs.common import ApiEvents, JobStates, owned_document
+from interlude.service.oamjobs.common import ApiEvents, JobStates, TaskRecords, owned_document
 from interlude.service.oamjobs.payloads import checked
 from interlude.service.platform.hub import NotifyingApi, register_api
 from interlude.store.base import Document, Store
@@ -44,10 +44,8 @@ SFT = register_api(
 LIVE = ("acknowledged", "scheduled", "inProgress", "suspended")
 FINAL = ("completed", "cancelled", "rejected")
 TASK_TYPES = ("cancel", "modify", "suspend", "resume")
-TASK_ATTR = {"cancel": ("cancellationDeniedReason", "cancelTestJobStateChangeEvent"),
-             "modify": ("modificationDeniedReason", "modifyTestJobStateChangeEvent"),
-             "suspend": ("suspensionDeniedReason", "suspendTestJobStateChangeEvent"),
-             "resume": ("resumptionDeniedReason", "resumeTestJobStateChangeEvent")}  # fmt: skip
+DENIED_REASON = {"cancel": "cancellationDeniedReason", "modify": "modificationDeniedReason",
+                 "suspend": "suspensionDeniedReason", "resume": "resumptionDeniedReason"}  # fmt: skip
 OAM_KINDS = {"loopback": OamKind.LOOPBACK, "delay": OamKind.DELAY, "syntheticLoss": OamKind.SYNTHETIC_LOSS,
              "serviceActivation": OamKind.DELAY}  # fmt: skip
 
@@ -129,3 +127,9 @@ def job_states(events: ApiEvents) -> JobStates:
     """Test job state changes, each with its ``testJobStateChangeEvent``."""
     return JobStates(events, JOBS, lambda job_id: href("testJob", job_id), "lastModifiedDate",
                      "testJobStateChangeEvent")  # fmt: skip
+
+
+def task_records(store: Store, events: ApiEvents) -> TaskRecords:
+    """``{task}TestJob`` resources: ``accepted``, or ``rejected`` with the task's ``...DeniedReason``."""
+    return TaskRecords(store, events, TASKS, "TestJob", href, "creationDate", "testJobId", "accepted",
+                       lambda task, reason: {DENIED_REASON[task]: reason})  # fmt: skip

@@ -56,6 +56,7 @@ from interlude.service.oamjobs.sft.common import (
     job_states,
     merge_patch,
     profile_document,
+    task_records,
 )
 from interlude.service.oamjobs.sft.plan import SftPlanner
 from interlude.service.oamjobs.sft.results import SftResults
@@ -73,7 +74,7 @@ class SftService:
         self.states = job_states(self.events)
         self.planner = SftPlanner(deps)
         self.execution = SftExecution(deps, self.events, self.states)
-        self.tasks = SftTasks(deps, self.events, self.states, self.planner)
+        self.tasks = SftTasks(deps, self.events, self.states, task_records(deps.store, self.events), self.planner)
         self.results = SftResults(deps.store)
         deps.jobs.register(JOB_KIND, self.execution.run, max_attempts=2, retry_delay_s=1.0,
                            on_failure=self.execution.on_failure)  # fmt: skip

@@ -13,27 +13,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from interlude.errors import ValidationError
-from interlude.service.oamjobs.common import (
-    ApiEvents,
-    JobStates,
-    OamJobDeps,
-    denial_of,
-    now_iso,
-    referenced,
-    task_document,
-    task_documents,
-)
-from interlude.service.oamjobs.sft.common import (
-    JOB_KIND,
-    JOBS,
-    LIVE,
-    TASK_ATTR,
-    TASKS,
-    Plan,
-    href,
-    job_document,
-    task_path,
-)
+from interlude.service.oamjobs.common import ApiEvents, JobStates, OamJobDeps, TaskRecords, now_iso, referenced
+from interlude.service.oamjobs.sft.common import JOB_KIND, JOBS, LIVE, Plan, job_document
 from interlude.service.oamjobs.sft.plan import SftPlanner
 from interlude.store.base import Document
 
@@ -41,10 +22,12 @@ from interlude.store.base import Document
 class SftTasks:
     """Creates, carries out and reads the task resources of test jobs."""
 
-    def __init__(self, deps: OamJobDeps, events: ApiEvents, states: JobStates, planner: SftPlanner) -> None:
+    def __init__(self, deps: OamJobDeps, events: ApiEvents, states: JobStates, records: TaskRecords,
+                 planner: SftPlanner) -> None:  # fmt: skip
         self.deps = deps
         self.events = events
         self.states = states
+        self.records = records
         self.planner = planner
 
     async def create_task(self, task: str, body: dict[str, Any], buyer: str | None) -> dict[str, Any]:
@@ -52,23 +35,7 @@ class SftTasks:
         ref = body.get("testJob") or {}
         job_id = str(ref.get("id") or "")
         job = await referenced(job_document(self.deps.store, job_id, buyer), "/testJob/id")
-        tid = uuid.uuid4().hex
-        mef = {**body, "id": tid, "href": href(task_path(task), tid), "creationDate": now_iso(),
-               "state": "acknowledged"}  # fmt: skip
-        async with self.deps.store.transaction() as tx:
-            await tx.put_document(Document(TASKS, tid, {"mef": mef}, buyer=job.buyer, state="acknowledged", key1=task,
-                                           key2=job_id))  # fmt: skip
-        denied = await denial_of(self._apply(task, job_id, body, buyer))
-        state = "rejected" if denied else "accepted"
-        attr, event = TASK_ATTR[task]
-        mef = {**mef, "state": state}
-        if denied:
-            mef[attr] = denied[:1000]
-        async with self.deps.store.transaction() as tx:
-            await tx.put_document(Document(TASKS, tid, {"mef": mef}, buyer=job.buyer, state=state, key1=task,
-                                           key2=job_id))  # fmt: skip
-            await self.events.notify(tx, event, {"id": tid, "href": mef["href"], "state": state}, job.buyer)
-        return mef
+        return await self.records.decide(task, job, body, lambda: self._apply(task, job_id, body, buyer))
 
     async def _apply(self, task: str, job_id: str, body: Mapping[str, Any], buyer: str | None) -> str | None:
         """Carry a task out; returns the denial reason, or None when done."""
@@ -134,9 +101,8 @@ class SftTasks:
 
     async def get_task(self, task: str, task_id: str, buyer: str | None) -> dict[str, Any]:
         """``GET /{task}TestJob/{id}``."""
-        return await task_document(self.deps.store, TASKS, task, task_id, buyer, task_path(task))
+        return await self.records.get_task(task, task_id, buyer)
 
     async def list_tasks(self, task: str, buyer: str | None, f: Mapping[str, str | None]) -> list[dict[str, Any]]:
         """``GET /{task}TestJob`` (testJobId, state, creationDate.gt/lt)."""
-        return await task_documents(self.deps.store, TASKS, task, buyer, f, job_filter="testJobId",
-                                    created="creationDate")  # fmt: skip
+        return await self.records.list_tasks(task, buyer, f)
