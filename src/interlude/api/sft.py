@@ -15,31 +15,36 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import AwareDatetime, Field
 
-from interlude.api.common import RUNTIME, Query, buyer_of, hub_routes, json_response, parse_model, read_json
-from interlude.api.testing_routes import Wire as _Wire
-from interlude.api.testing_routes import filters as _filters
-from interlude.api.testing_routes import page as _page
-from interlude.api.testing_routes import task_routes
+from interlude.api.common import RUNTIME, buyer_of, hub_routes, json_response, parse_model, read_json
+from interlude.api.oamjobs import (
+    Wire,
+    action_handler,
+    create_handler,
+    get_handler,
+    list_handler,
+    task_routes,
+)
 from interlude.errors import RequestError
-from interlude.service.oamjobs.sft.service import BASE, SFT, TASK_TYPES, SftService, task_path
+from interlude.service.oamjobs.sft.common import BASE, SFT, TASK_TYPES, task_path
+from interlude.service.oamjobs.sft.service import SftService
 
 
-class _Ref(_Wire):
+class _Ref(Wire):
     id: str = Field(min_length=1)
     href: str | None = None
 
 
-class _ProfileRefOrValue(_Wire):
+class _ProfileRefOrValue(Wire):
     type_: Literal["TestProfileRef", "TestProfileValue"] = Field(alias="@type")
     id: str | None = None
 
 
-class _Duration(_Wire):
+class _Duration(Wire):
     amount: int = Field(ge=0)
     units: str
 
 
-class TestJobIn(_Wire):
+class TestJobIn(Wire):
     """MEF ``TestJob_Common`` (the create body)."""
 
     name: str
@@ -53,11 +58,11 @@ class TestJobIn(_Wire):
     serviceSpecificTestJobConfiguration: dict[str, Any]
 
 
-class _SpecRef(_Wire):
+class _SpecRef(Wire):
     id: str = Field(min_length=1)
 
 
-class TestProfileIn(_Wire):
+class TestProfileIn(Wire):
     """MEF ``TestProfile_Create``."""
 
     name: str
@@ -69,7 +74,7 @@ class TestProfileIn(_Wire):
     serviceSpecificTestProfileConfiguration: dict[str, Any] | None = None
 
 
-class TestProfilePatch(_Wire):
+class TestProfilePatch(Wire):
     """MEF ``TestProfile_Modify`` (at least one property)."""
 
     name: str | None = None
@@ -79,7 +84,7 @@ class TestProfilePatch(_Wire):
     serviceSpecificTestProfileConfiguration: dict[str, Any] | None = None
 
 
-class TaskIn(_Wire):
+class TaskIn(Wire):
     """MEF ``{Cancel,Modify,Suspend,Resume}TestJob_Common``."""
 
     testJob: _Ref
@@ -91,83 +96,13 @@ def _svc(request: web.Request) -> SftService:
     return request.app[RUNTIME].sft
 
 
-def _raw(body: Any) -> dict[str, Any]:
-    """The JSON body as sent (dates unchanged, for the echo rule)."""
-    return dict(body)
-
-
-# Profiles -----------------------------------------------------------------------------------------------------
-
 PROFILE_FILTERS = (
     "creationDate.gt", "creationDate.lt", "lastUpdate.gt", "lastUpdate.lt", "relatedServiceSpecificationId",
 )  # fmt: skip
-
-
-async def create_profile(request: web.Request) -> web.StreamResponse:
-    """``POST /testProfile``."""
-    body = await read_json(request)
-    parse_model(TestProfileIn, body)
-    mef = await _svc(request).create_profile(_raw(body), buyer_of(request))
-    return json_response(mef, status=201, headers={"Location": mef["href"]})
-
-
-async def list_profiles(request: web.Request) -> web.StreamResponse:
-    """``GET /testProfile``."""
-    q = Query(request, PROFILE_FILTERS)
-    return _page(q, await _svc(request).list_profiles(buyer_of(request), _filters(q, PROFILE_FILTERS)))
-
-
-async def get_profile(request: web.Request) -> web.StreamResponse:
-    """``GET /testProfile/{id}``."""
-    Query(request, ())
-    return json_response(await _svc(request).get_profile(request.match_info["id"], buyer_of(request)))
-
-
-async def patch_profile(request: web.Request) -> web.StreamResponse:
-    """``PATCH /testProfile/{id}`` (merge patch)."""
-    body = await read_json(request)
-    parse_model(TestProfilePatch, body)
-    if not body:
-        raise RequestError(400, "invalidBody", "the patch needs at least one property")
-    return json_response(await _svc(request).patch_profile(request.match_info["id"], _raw(body), buyer_of(request)))
-
-
-async def delete_profile(request: web.Request) -> web.StreamResponse:
-    """``DELETE /testProfile/{id}``."""
-    await _svc(request).delete_profile(request.match_info["id"], buyer_of(request))
-    return web.Response(status=204)
-
-
-# Jobs ---------------------------------------------------------------------------------------------------------
-
 JOB_FILTERS = (
     "relatedServiceIdFrom", "relatedServiceIdTo", "testProfileId", "name", "requestedStartDateTime.gt",
     "requestedStartDateTime.lt", "requestedEndDateTime.gt", "requestedEndDateTime.lt",
 )  # fmt: skip
-
-
-async def create_job(request: web.Request) -> web.StreamResponse:
-    """``POST /testJob``."""
-    body = await read_json(request)
-    parse_model(TestJobIn, body)
-    mef = await _svc(request).create_job(_raw(body), buyer_of(request))
-    return json_response(mef, status=201, headers={"Location": mef["href"]})
-
-
-async def list_jobs(request: web.Request) -> web.StreamResponse:
-    """``GET /testJob``."""
-    q = Query(request, JOB_FILTERS)
-    return _page(q, await _svc(request).list_jobs(buyer_of(request), _filters(q, JOB_FILTERS)))
-
-
-async def get_job(request: web.Request) -> web.StreamResponse:
-    """``GET /testJob/{id}``."""
-    Query(request, ())
-    return json_response(await _svc(request).get_job(request.match_info["id"], buyer_of(request)))
-
-
-# Results ------------------------------------------------------------------------------------------------------
-
 RESULT_FILTERS = (
     "testJobId", "relatedServiceIdFrom", "relatedServiceIdTo", "relatedServiceSpecificationId",
     "relatedContactInformationName", "requestedStartDateTime.gt", "requestedStartDateTime.lt",
@@ -175,16 +110,13 @@ RESULT_FILTERS = (
 )  # fmt: skip
 
 
-async def list_results(request: web.Request) -> web.StreamResponse:
-    """``GET /testResult``."""
-    q = Query(request, RESULT_FILTERS)
-    return _page(q, await _svc(request).list_results(buyer_of(request), _filters(q, RESULT_FILTERS)))
-
-
-async def get_result(request: web.Request) -> web.StreamResponse:
-    """``GET /testResult/{id}``."""
-    Query(request, ())
-    return json_response(await _svc(request).get_result(request.match_info["id"], buyer_of(request)))
+async def patch_profile(request: web.Request) -> web.StreamResponse:
+    """``PATCH /testProfile/{id}`` (merge patch; the body as sent, dates unchanged, for the echo rule)."""
+    body = await read_json(request)
+    parse_model(TestProfilePatch, body)
+    if not body:
+        raise RequestError(400, "invalidBody", "the patch needs at least one property")
+    return json_response(await _svc(request).patch_profile(request.match_info["id"], dict(body), buyer_of(request)))
 
 
 # Tasks --------------------------------------------------------------------------------------------------------
@@ -194,22 +126,22 @@ TASK_FILTERS = ("testJobId", "state", "creationDate.gt", "creationDate.lt")
 
 def _task_routes(task: str) -> list[web.RouteDef]:
     return task_routes(f"{BASE}/{task_path(task)}", task, TaskIn, ["accepted", "acknowledged", "rejected"],
-                       TASK_FILTERS, _svc)  # fmt: skip
+                       TASK_FILTERS, lambda r: _svc(r).tasks)  # fmt: skip
 
 
 def routes() -> list[web.RouteDef]:
     """Every route of the API."""
     out = [
-        web.post(f"{BASE}/testProfile", create_profile),
-        web.get(f"{BASE}/testProfile", list_profiles),
-        web.get(f"{BASE}/testProfile/{{id}}", get_profile),
+        web.post(f"{BASE}/testProfile", create_handler(TestProfileIn, lambda r: _svc(r).create_profile)),
+        web.get(f"{BASE}/testProfile", list_handler(PROFILE_FILTERS, lambda r: _svc(r).list_profiles)),
+        web.get(f"{BASE}/testProfile/{{id}}", get_handler(lambda r: _svc(r).get_profile)),
         web.patch(f"{BASE}/testProfile/{{id}}", patch_profile),
-        web.delete(f"{BASE}/testProfile/{{id}}", delete_profile),
-        web.post(f"{BASE}/testJob", create_job),
-        web.get(f"{BASE}/testJob", list_jobs),
-        web.get(f"{BASE}/testJob/{{id}}", get_job),
-        web.get(f"{BASE}/testResult", list_results),
-        web.get(f"{BASE}/testResult/{{id}}", get_result),
+        web.delete(f"{BASE}/testProfile/{{id}}", action_handler(lambda r: _svc(r).delete_profile)),
+        web.post(f"{BASE}/testJob", create_handler(TestJobIn, lambda r: _svc(r).create_job)),
+        web.get(f"{BASE}/testJob", list_handler(JOB_FILTERS, lambda r: _svc(r).list_jobs)),
+        web.get(f"{BASE}/testJob/{{id}}", get_handler(lambda r: _svc(r).get_job)),
+        web.get(f"{BASE}/testResult", list_handler(RESULT_FILTERS, lambda r: _svc(r).results.list_results)),
+        web.get(f"{BASE}/testResult/{{id}}", get_handler(lambda r: _svc(r).results.get_result)),
         *hub_routes(BASE, SFT),
     ]
     for task in TASK_TYPES:

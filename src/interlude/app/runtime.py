@@ -30,6 +30,7 @@ from interlude.lab.impairments import impairment_control_for
 from interlude.service.alarms.retention import AlarmRetention
 from interlude.service.alarms.service import AlarmService
 from interlude.service.inventory.service import InventoryService
+from interlude.service.oamjobs.common import OamJobDeps
 from interlude.service.oamjobs.fm.service import FmService
 from interlude.service.oamjobs.sft.service import SftService
 from interlude.service.ordering.service import OrderingService, OrderRunner
@@ -137,8 +138,8 @@ class Runtime:
             PmDeps(self.store, self.hub, self.network, self.inventory, topology, self.jobs, self.alarms, self.streaming)
         )
         self.pm_retention = PmRetentionSweeper(self.store, PmRetention.from_settings(extra))
-        self.sft = SftService(self.store, self.hub, self.inventory, self.network, topology, self.jobs)
-        self.fm = FmService(self.store, self.hub, self.inventory, self.network, topology, self.jobs, self.bus)
+        self.sft = SftService(OamJobDeps(self.store, self.hub, self.inventory, self.network, self.jobs, self.bus))
+        self.fm = FmService(self.sft.deps)  # the same collaborators: one set of dependencies for both OAM job APIs
         self._alarm_sweeper: asyncio.Task[None] | None = None
 
     def _impairment_fallback(self) -> Callable[[str], ImpairmentControl | None] | None:

@@ -1,8 +1,7 @@
 """Domain events of Fault Management continuity checks, for the alarm subsystem (and anyone on the bus).
 
-A proactive FM job of type ``continuityCheck`` (:mod:`interlude.service.oamjobs.fm.service`) publishes, on the
-in-process
-:class:`~interlude.service.platform.bus.EventBus`:
+An FM job of type ``continuityCheck`` publishes, on the in-process event bus (its executions run in
+:mod:`interlude.service.oamjobs.fm.run`):
 
 - :class:`ContinuityLost` when the remote MEP stopped answering for 3.5 check intervals (ETH-CC's loss of
   continuity, "LOC"), once per loss;

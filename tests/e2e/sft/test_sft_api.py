@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp.test_utils import TestClient
@@ -325,8 +326,6 @@ async def test_tasks_suspend_modify_resume_cancel(client: Client, listener: SpLi
 
 
 async def test_recurring_job_runs_every_period_until_its_end(client: Client) -> None:
-    from datetime import UTC, datetime, timedelta
-
     body = job_body("loopback", frameCount=3)
     body["recurrencePeriod"] = {"amount": 1, "units": "seconds"}
     body["requestedEndDateTime"] = (datetime.now(UTC) + timedelta(seconds=2.5)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -1,4 +1,4 @@
-"""Small pieces SFT and FM share: times, buyer-visible document pages, durations, tasks, :class:`OamJobBase`.
+"""Small pieces SFT and FM share: times, buyer-visible document pages, durations, tasks, job states, deps.
 
 Both APIs keep their entities as generic store documents (``interlude.store`` ``documents`` table): the MEF
 body as the entity shows it under ``body["mef"]`` and our bookkeeping under ``body["internal"]``. Lists
@@ -10,18 +10,23 @@ from __future__ import annotations
 
 import math
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, TypeVar
 
-from interlude.domain.model import iso, parse_iso, utcnow
+from interlude.domain.model import Service, iso, parse_iso, utcnow
 from interlude.errors import InterludeError, NotFoundError, ValidationError
 from interlude.service.inventory.service import InventoryService
+from interlude.service.platform.bus import EventBus
 from interlude.service.platform.hub import HubService, NotifyingApi
 from interlude.service.platform.jobs import JobRunner
 from interlude.service.platform.network import Network
 from interlude.store.base import Document, Store, Transaction
 from interlude.topology.model import Topology
+
+T = TypeVar("T")
 
 SCAN_PAGE = 1000
 PAST_TOLERANCE_S = 60.0
@@ -162,39 +167,7 @@ async def owned_document(store: Store, collection: str, doc_id: str, buyer: str 
     return doc
 
 
-async def task_document(store: Store, collection: str, task: str, task_id: str, buyer: str | None,
-                        kind: str) -> dict[str, Any]:  # fmt: skip
-    """``GET /{task}...Job/{id}`` of either API: the task's MEF body (404 for another task kind or buyer)."""
-    doc = await store.get_document(collection, task_id)
-    if doc is None or doc.key1 != task or (buyer is not None and doc.buyer != buyer):
-        raise NotFoundError(f"no {kind} {task_id!r}")
-    return dict(doc.body["mef"])
-
-
-async def task_documents(store: Store, collection: str, task: str, buyer: str | None, f: Mapping[str, str | None],
-                         *, job_filter: str, created: str) -> list[dict[str, Any]]:  # fmt: skip
-    """``GET /{task}...Job`` of either API: filters ``job_filter`` (the job id), ``state`` and ``created``.gt/lt.
-
-    Task documents keep the task kind in ``key1`` and the job id in ``key2`` in both APIs; only the names of
-    the job id filter and of the creation date attribute differ (FM ``creationDateTime``, SFT ``creationDate``).
-    """
-    out = []
-    for doc in await visible_documents(store, collection, buyer, key1=task, key2=f.get(job_filter),
-                                       state=f.get("state")):  # fmt: skip
-        mef = doc.body["mef"]
-        if f.get(job_filter) not in (None, doc.key2) or f.get("state") not in (None, doc.state):
-            continue
-        if not between(mef.get(created), f.get(f"{created}.gt"), f.get(f"{created}.lt")):
-            continue
-        out.append(mef)
-    return out
-
-
-JobStateSetter = Callable[[Transaction, Document, str], Awaitable[Document]]
-
-
-async def scheduled_if_later(store: Store, collection: str, job_id: str, due_at: float,
-                             job_state: JobStateSetter) -> None:  # fmt: skip
+async def scheduled_if_later(store: Store, states: JobStates, job_id: str, due_at: float) -> None:
     """After a create: a job whose first run is not due now moves ``acknowledged`` -> ``scheduled``.
 
     A separate transaction from the create on purpose: the create event goes out first, then the state change
@@ -202,9 +175,9 @@ async def scheduled_if_later(store: Store, collection: str, job_id: str, due_at:
     """
     if due_at > time.time() + 0.5:
         async with store.transaction() as tx:
-            current = await tx.get_document(collection, job_id)
+            current = await tx.get_document(states.collection, job_id)
             if current is not None and current.state == "acknowledged":
-                await job_state(tx, current, "scheduled")
+                await states.set(tx, current, "scheduled")
 
 
 async def denial_of(apply: Awaitable[str | None]) -> str | None:
@@ -223,31 +196,164 @@ async def denial_of(apply: Awaitable[str | None]) -> str | None:
         return f"the request cannot be applied: {type(exc).__name__}: {exc}"
 
 
-class OamJobBase:
-    """The collaborators every part of the SFT and FM services holds, and their notification helper.
+async def referenced(lookup: Awaitable[T], path: str, reason: str | None = None) -> T:
+    """What a request body refers to; a missing one is a 422 ``referenceNotFound`` at ``path``, not a 404.
 
-    Subclasses set :attr:`API` (the notifying API their events go out under). Job state changes stay in the
-    subclasses on purpose: the two APIs name the modification time differently (FM ``lastTimeModified``, SFT
-    ``lastModifiedDate``), FM may replace the job's internal part in the same write, and the events differ.
+    A body naming something that does not exist (or is another buyer's) is a bad request, not a missing
+    resource. The reason is the lookup's own "no ..." message unless ``reason`` is given.
+    """
+    try:
+        return await lookup
+    except NotFoundError as exc:
+        raise ValidationError(reason or str(exc), path, "referenceNotFound") from None
+
+
+async def referenced_service(inventory: InventoryService, service_id: object, buyer: str | None,
+                             path: str) -> Service:  # fmt: skip
+    """The service a job body refers to (see :func:`referenced`)."""
+    return await referenced(inventory.get(str(service_id), buyer), path, f"no service {service_id!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class OamJobDeps:
+    """The collaborators the SFT and FM use cases are built from (one object, so their constructors are one).
+
+    ``bus`` carries FM's continuity events.
     """
 
-    API: ClassVar[NotifyingApi]
+    store: Store
+    hub: HubService
+    inventory: InventoryService
+    network: Network
+    jobs: JobRunner
+    bus: EventBus
 
-    def __init__(
-        self,
-        store: Store,
-        hub: HubService,
-        inventory: InventoryService,
-        network: Network,
-        topology: Topology,
-        jobs: JobRunner,
-    ) -> None:
-        self.store = store
-        self.hub = hub
-        self.inventory = inventory
-        self.network = network
-        self.topology = topology
-        self.jobs = jobs
+    @property
+    def topology(self) -> Topology:
+        """The topology naming the MEPs sessions run between: the network's own, so the two cannot disagree."""
+        return self.network.topology
 
-    async def _notify(self, tx: Transaction, event_type: str, payload: dict[str, Any], buyer: str | None) -> None:
-        await tx.add_outbox(await self.hub.messages(self.API, event_type, payload, buyer))
+
+@dataclass(frozen=True, slots=True)
+class ApiEvents:
+    """The notifications of one API, written as outbox rows in the caller's transaction.
+
+    Writing them with the change they announce means an event is sent if and only if the change committed.
+    """
+
+    hub: HubService
+    api: NotifyingApi
+
+    async def notify(self, tx: Transaction, event_type: str, payload: dict[str, Any], buyer: str | None) -> None:
+        """Queue ``event_type`` for the buyer's subscribers of this API."""
+        await tx.add_outbox(await self.hub.messages(self.api, event_type, payload, buyer))
+
+
+@dataclass(frozen=True, slots=True)
+class JobStates:
+    """Job state changes of one API: the job document with its new state, plus its state change event.
+
+    The two APIs differ only in names: the job collection, the job's href, the modification time attribute
+    (FM ``lastTimeModified``, SFT ``lastModifiedDate``) and the state change event type.
+    """
+
+    events: ApiEvents
+    collection: str
+    job_href: Callable[[str], str]
+    modified_attribute: str
+    event_type: str
+
+    async def set(self, tx: Transaction, doc: Document, state: str, *, internal: Mapping[str, Any] | None = None,
+                  **changes: Any) -> Document:  # fmt: skip
+        """Store the job in ``state`` with ``changes`` to its MEF body (and ``internal`` replacing our part).
+
+        The state change event goes out only when the state really changed.
+        """
+        mef = {**doc.body["mef"], **changes, "state": state, self.modified_attribute: now_iso()}
+        body = {**doc.body, "mef": mef}
+        if internal is not None:
+            body["internal"] = dict(internal)
+        new = Document(self.collection, doc.id, body, buyer=doc.buyer, state=state, key1=doc.key1, key2=doc.key2,
+                       created_at=doc.created_at)  # fmt: skip
+        await tx.put_document(new)
+        if doc.body["mef"].get("state") != state:
+            await self.events.notify(tx, self.event_type, {"id": doc.id, "href": self.job_href(doc.id), "state": state},
+                                     doc.buyer)  # fmt: skip
+        return new
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRecords:
+    """The task resources of one API (``{task}TestJob``, ``{task}FaultManagementJob``): decided at once, read back.
+
+    Task documents keep the task (``cancel``, ``modify``...) in ``key1`` and the job id in ``key2`` in both
+    APIs. The APIs differ only in names and in how a denial is told: ``job_kind`` (``TestJob``,
+    ``FaultManagementJob``; a task's path and event are ``{task}{job_kind}`` and
+    ``{task}{job_kind}StateChangeEvent``), the creation date attribute (SFT ``creationDate``, FM
+    ``creationDateTime``), the job id list filter, the state of a carried out task (SFT ``accepted``, FM
+    ``completed``) and the attributes a denial reason is stored in.
+    """
+
+    store: Store
+    events: ApiEvents
+    collection: str
+    job_kind: str
+    href: Callable[[str, str], str]
+    created_attribute: str
+    job_filter: str
+    done_state: str
+    denial: Callable[[str, str], dict[str, Any]]
+
+    def path(self, task: str) -> str:
+        """``cancelTestJob`` for ``cancel`` (the task's resource name)."""
+        return f"{task}{self.job_kind}"
+
+    async def decide(self, task: str, job: Document, body: Mapping[str, Any],
+                     decision: Callable[[], Awaitable[str | None]],
+                     on_create: Callable[[Transaction], Awaitable[None]] | None = None) -> dict[str, Any]:  # fmt: skip
+        """Store the task ``acknowledged``, carry it out, then store and notify its outcome.
+
+        The outcome is ``done_state``, or ``rejected`` with the reason (:func:`denial_of`). ``on_create`` writes
+        in the transaction that stores the task. The task is stored before it is carried out, so one whose
+        decision crashes the partner is still there.
+        """
+        tid = uuid.uuid4().hex
+        mef: dict[str, Any] = {**body, "id": tid, "href": self.href(self.path(task), tid),
+                               self.created_attribute: now_iso(), "state": "acknowledged"}  # fmt: skip
+        async with self.store.transaction() as tx:
+            await tx.put_document(Document(self.collection, tid, {"mef": mef}, buyer=job.buyer, state="acknowledged",
+                                           key1=task, key2=job.id))  # fmt: skip
+            if on_create is not None:
+                await on_create(tx)
+        denied = await denial_of(decision())
+        state = "rejected" if denied else self.done_state
+        mef = {**mef, "state": state}
+        if denied:
+            mef.update(self.denial(task, denied[:1000]))
+        async with self.store.transaction() as tx:
+            await tx.put_document(Document(self.collection, tid, {"mef": mef}, buyer=job.buyer, state=state, key1=task,
+                                           key2=job.id))  # fmt: skip
+            await self.events.notify(tx, f"{self.path(task)}StateChangeEvent",
+                                     {"id": tid, "href": mef["href"], "state": state}, job.buyer)  # fmt: skip
+        return mef
+
+    async def get_task(self, task: str, task_id: str, buyer: str | None) -> dict[str, Any]:
+        """``GET /{task}...Job/{id}``: the task's MEF body (404 for another task kind or buyer)."""
+        doc = await self.store.get_document(self.collection, task_id)
+        if doc is None or doc.key1 != task or (buyer is not None and doc.buyer != buyer):
+            raise NotFoundError(f"no {self.path(task)} {task_id!r}")
+        return dict(doc.body["mef"])
+
+    async def list_tasks(self, task: str, buyer: str | None, f: Mapping[str, str | None]) -> list[dict[str, Any]]:
+        """``GET /{task}...Job``: filters ``job_filter`` (the job id), ``state`` and the creation date .gt/lt."""
+        created = self.created_attribute
+        out = []
+        for doc in await visible_documents(self.store, self.collection, buyer, key1=task, key2=f.get(self.job_filter),
+                                           state=f.get("state")):  # fmt: skip
+            mef = doc.body["mef"]
+            if f.get(self.job_filter) not in (None, doc.key2) or f.get("state") not in (None, doc.state):
+                continue
+            if not between(mef.get(created), f.get(f"{created}.gt"), f.get(f"{created}.lt")):
+                continue
+            out.append(mef)
+        return out

@@ -2,8 +2,9 @@
 
 Both APIs measure the same way: a job names a service (or a from/to pair); the service's MEPs come from the
 topology (``services[].meps`` for seed services, else the MEPs declared on the service's ports); the
-session runs through the source MEP's node adapter (``OamControl.run_oam``, checked with
-:func:`~interlude.adapters.base.require`, so a node without OAM gives a :class:`CapabilityError` → 422).
+session runs through the source MEP's node adapter (``OamControl.run_oam``, reached through
+:meth:`~interlude.service.platform.network.Network.oam`, so a node without OAM gives a :class:`CapabilityError`,
+which job validation turns into a 422).
 
 Delay naming (documented in docs/testing.md): Y.1731 DMM measures the **two-way** frame delay (out and back,
 responder residence time removed), reported as ``twoWayFrameDelay``; ``oneWayFrameDelayEstimate`` is half of
@@ -22,7 +23,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from interlude.adapters.base import OamControl, oam_control
 from interlude.domain.metrics import (
     delay_stats,
     frame_delay,
@@ -143,11 +143,6 @@ def new_test_id() -> int:
     return secrets.randbelow(0x7FFFFFFF) + 1
 
 
-def oam_of(network: Network, node: str) -> OamControl:
-    """The node's OAM capability (:class:`CapabilityError` when its adapter has none)."""
-    return oam_control(network.adapter(node))
-
-
 async def run_session(
     network: Network, kind: OamKind, src: MepSpec, dst: MepSpec, params: SessionParams, *,
     count: int | None = None, interval_s: float | None = None,
@@ -158,7 +153,7 @@ async def run_session(
         interval_s=interval_s if interval_s is not None else params.interval_s, frame_size=params.frame_size,
         priority=params.priority, timeout_s=params.timeout_s, test_id=new_test_id(),
     )  # fmt: skip
-    return await oam_of(network, src.node).run_oam(request)
+    return await network.oam(src.node).run_oam(request)
 
 
 def _ratio(x: float | None) -> float | None:

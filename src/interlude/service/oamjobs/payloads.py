@@ -31,7 +31,7 @@ from typing import Any
 import jsonschema
 
 from interlude.domain.model import Service, ServiceKind
-from interlude.errors import ValidationError
+from interlude.errors import ValidationError, ValidationErrors
 
 TECHNOLOGIES = ("carrier-ethernet", "ip")
 _IP_KINDS = frozenset({ServiceKind.IPVC, ServiceKind.IPVC_END_POINT, ServiceKind.IP_UNI})
@@ -98,6 +98,15 @@ def validate(
             code = "invalidFormat"
         errors.append(ValidationError(err.message, _pointer(base_path, err.absolute_path), code))
     return errors
+
+
+def checked(payload: Any, *, api: str, role: str, technology: str | None, base_path: str) -> Mapping[str, Any]:
+    """The payload when :func:`validate` finds no problem; otherwise every problem at once, as one 422."""
+    errors = validate(payload, api=api, role=role, technology=technology, base_path=base_path)
+    if errors:
+        raise ValidationErrors(errors)
+    assert isinstance(payload, Mapping)  # validate() reports anything else as a problem
+    return payload
 
 
 def conforms(payload: Mapping[str, Any]) -> list[str]:

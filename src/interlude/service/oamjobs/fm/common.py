@@ -1,8 +1,9 @@
-"""Fault Management v3: constants, the job plan, pure helpers and :class:`FmBase` (shared state, notifications).
+"""Fault Management v3: constants, the job plan and helpers every part of the FM service uses.
 
-The FM service is split in three: this module, :mod:`interlude.service.oamjobs.fm.run` (executing a job: loopback,
-linktrace, continuity checks and their reports) and :mod:`interlude.service.oamjobs.fm.service` (the API use cases:
-create/read, tasks, reports, tracking), whose :class:`~interlude.service.oamjobs.fm.service.FmService` assembles them.
+:class:`~interlude.service.oamjobs.fm.service.FmService` (create and read jobs) holds the other parts as fields:
+:mod:`~interlude.service.oamjobs.fm.plan` (validating a job into its plan), :mod:`~interlude.service.oamjobs.fm.run`
+(executing a job: loopback, linktrace, continuity checks and their reports), :mod:`~interlude.service.oamjobs.fm.tasks`
+(cancel, modify, suspend, resume) and :mod:`~interlude.service.oamjobs.fm.reports` (reports and tracking records).
 """
 
 from __future__ import annotations
@@ -14,19 +15,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from interlude.domain.model import Service
-from interlude.errors import NotFoundError, ValidationError
-from interlude.service.inventory.service import InventoryService
-from interlude.service.oamjobs.common import (
-    OamJobBase,
-    now_iso,
-)
-from interlude.service.platform.bus import EventBus
-from interlude.service.platform.hub import HubService, NotifyingApi, register_api
-from interlude.service.platform.jobs import JobRunner
-from interlude.service.platform.network import Network
+from interlude.domain.model import iso, parse_iso
+from interlude.errors import ValidationError
+from interlude.service.oamjobs.common import ApiEvents, JobStates, TaskRecords, now_iso, owned_document
+from interlude.service.platform.hub import NotifyingApi, register_api
 from interlude.store.base import Document, Store, Transaction
-from interlude.topology.model import Topology
 
 log = logging.getLogger(__name__)
 
@@ -116,54 +109,50 @@ def subset(query: Any, value: Any) -> bool:
     return bool(query == value)
 
 
-class FmBase(OamJobBase):
-    """What every part of the FM service shares: collaborators (+ the bus, for LOC events), state, tracking."""
+def norm_bound(value: Any) -> str | None:
+    """A complex-query date bound normalised as URL date filters are (None when absent or not a string)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return iso(parse_iso(value))
+    except ValueError:
+        raise ValidationError(f"{value!r} is not an ISO-8601 date-time", None, "invalidFormat") from None
 
-    API = FM
 
-    def __init__(
-        self,
-        store: Store,
-        hub: HubService,
-        inventory: InventoryService,
-        network: Network,
-        topology: Topology,
-        jobs: JobRunner,
-        bus: EventBus,
-    ) -> None:
-        super().__init__(store, hub, inventory, network, topology, jobs)
-        self.bus = bus
+async def job_document(store: Store, job_id: str, buyer: str | None) -> Document:
+    """An FM job of the buyer (404 otherwise)."""
+    return await owned_document(store, JOBS, job_id, buyer, "fault management job")
 
-    # Helpers ----------------------------------------------------------------------------------------------
 
-    async def _track(self, tx: Transaction, *, job_id: str, buyer: str | None, description: str, source: str,
-                     request: Any = None, report_id: str | None = None) -> None:  # fmt: skip
-        rid = uuid.uuid4().hex
-        related: dict[str, Any] = job_ref(job_id)
-        if report_id is not None:
-            related = {"@type": "FaultManagementReportRef", "faultManagementReportId": report_id,
-                       "faultManagementReportHref": href("faultManagementReport", report_id)}  # fmt: skip
-        body: dict[str, Any] = {"id": rid, "creationDateTime": now_iso(), "description": description,
-                                "relatedObjectId": related, "source": source}  # fmt: skip
-        if request is not None:
-            body["request"] = json.dumps(request, separators=(",", ":"))[:10_000]
-        await tx.put_document(Document(TRACKING, rid, body, buyer=buyer, key1=job_id, key2=report_id))
+def job_states(events: ApiEvents) -> JobStates:
+    """FM job state changes, each with its ``faultManagementJobStateChangeEvent``."""
+    return JobStates(events, JOBS, lambda job_id: href("faultManagementJob", job_id), "lastTimeModified",
+                     "faultManagementJobStateChangeEvent")  # fmt: skip
 
-    async def _job_state(self, tx: Transaction, doc: Document, state: str, *, internal: Mapping[str, Any] | None = None,
-                         **changes: Any) -> Document:  # fmt: skip
-        mef = {**doc.body["mef"], **changes, "state": state, "lastTimeModified": now_iso()}
-        body = {"mef": mef, "internal": dict(internal if internal is not None else doc.body["internal"])}
-        new = Document(JOBS, doc.id, body, buyer=doc.buyer, state=state, key1=doc.key1, key2=doc.key2,
-                       created_at=doc.created_at)  # fmt: skip
-        await tx.put_document(new)
-        if doc.body["mef"].get("state") != state:
-            await self._notify(tx, "faultManagementJobStateChangeEvent",
-                               {"id": doc.id, "href": href("faultManagementJob", doc.id), "state": state},
-                               doc.buyer)  # fmt: skip
-        return new
 
-    async def _service(self, sid: str, buyer: str | None, path: str) -> Service:
-        try:
-            return await self.inventory.get(sid, buyer)
-        except NotFoundError:
-            raise ValidationError(f"no service {sid!r}", path, "referenceNotFound") from None
+def task_records(store: Store, events: ApiEvents) -> TaskRecords:
+    """``{task}FaultManagementJob`` resources: ``completed``, or ``rejected`` with a ``terminationError``."""
+
+    def denial(_task: str, reason: str) -> dict[str, Any]:
+        return {"terminationError": [{"code": "otherIssue", "value": reason}]}
+
+    return TaskRecords(store, events, TASKS, "FaultManagementJob", href, "creationDateTime", "faultManagementJobId",
+                       "completed", denial)  # fmt: skip
+
+
+async def track(tx: Transaction, *, job_id: str, buyer: str | None, description: str, source: str,
+                request: Any = None, report_id: str | None = None) -> None:  # fmt: skip
+    """Store a tracking record (``GET /trackingRecord``) of a client action or a server report on a job.
+
+    ``request`` is the client's body, kept as compact JSON (cut at 10,000 characters).
+    """
+    rid = uuid.uuid4().hex
+    related: dict[str, Any] = job_ref(job_id)
+    if report_id is not None:
+        related = {"@type": "FaultManagementReportRef", "faultManagementReportId": report_id,
+                   "faultManagementReportHref": href("faultManagementReport", report_id)}  # fmt: skip
+    body: dict[str, Any] = {"id": rid, "creationDateTime": now_iso(), "description": description,
+                            "relatedObjectId": related, "source": source}  # fmt: skip
+    if request is not None:
+        body["request"] = json.dumps(request, separators=(",", ":"))[:10_000]
+    await tx.put_document(Document(TRACKING, rid, body, buyer=buyer, key1=job_id, key2=report_id))

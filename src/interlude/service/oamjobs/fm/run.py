@@ -15,10 +15,7 @@ from interlude.domain.events import SouthboundReceived
 from interlude.domain.fm import ContinuityLost, ContinuityRestored
 from interlude.domain.southbound import EventKind, OamKind, SouthboundEvent
 from interlude.errors import AdapterError, OamError
-from interlude.service.oamjobs.common import (
-    iso_at,
-    next_run,
-)
+from interlude.service.oamjobs.common import ApiEvents, JobStates, OamJobDeps, iso_at, next_run
 from interlude.service.oamjobs.fm.common import (
     FINAL,
     JOB_KIND,
@@ -26,10 +23,10 @@ from interlude.service.oamjobs.fm.common import (
     LOC_INTERVALS,
     REPORTS,
     RUNNABLE,
-    FmBase,
     FmPlan,
     href,
     job_ref,
+    track,
 )
 from interlude.service.oamjobs.oam import (
     SessionParams,
@@ -46,32 +43,36 @@ from interlude.store.base import Document, Transaction
 log = logging.getLogger(__name__)
 
 
-class FmExecution(FmBase):
-    """Runs an FM job's executions and publishes continuity events."""
+class FmExecution:
+    """Runs an FM job's executions (the job runner's ``fm.run`` handler) and publishes continuity events."""
 
-    # Execution --------------------------------------------------------------------------------------------
+    def __init__(self, deps: OamJobDeps, events: ApiEvents, states: JobStates) -> None:
+        self.deps = deps
+        self.events = events
+        self.states = states
 
-    async def _run(self, ctx: JobContext) -> JobOutcome | None:
+    async def run(self, ctx: JobContext) -> JobOutcome | None:
+        """One execution of an FM job: its measurement, then its report, events and next run, atomically."""
         job_id = str(ctx.item.payload["job"])
         run = int(ctx.item.payload["run"])
-        async with self.store.transaction() as tx:
+        async with self.deps.store.transaction() as tx:
             doc = await tx.get_document(JOBS, job_id)
             if doc is None or doc.state not in RUNNABLE:
                 return None
-            doc = await self._job_state(tx, doc, "inProgress")
+            doc = await self.states.set(tx, doc, "inProgress")
         plan = FmPlan.from_json(doc.body["internal"]["plan"])
         started = time.time()
         error: str | None = None
         result: dict[str, Any]
-        src = mep_spec(self.topology, plan.source)
-        dst = mep_spec(self.topology, plan.remote)
+        src = mep_spec(self.deps.topology, plan.source)
+        dst = mep_spec(self.deps.topology, plan.remote)
         try:
             if plan.fm_type == "continuityCheck":
                 result = await self._continuity(doc, plan, started)
             else:
                 params = SessionParams.from_config(plan.config)
                 kind = OamKind.LOOPBACK if plan.fm_type == "loopback" else OamKind.LINKTRACE
-                raw = await run_session(self.network, kind, src, dst, params,
+                raw = await run_session(self.deps.network, kind, src, dst, params,
                                         count=1 if kind is OamKind.LINKTRACE else None)  # fmt: skip
                 result = loopback_json(raw) if kind is OamKind.LOOPBACK else linktrace_json(raw, dst)
         except (AdapterError, OamError) as exc:
@@ -105,33 +106,33 @@ class FmExecution(FmBase):
                 return
             await tx.put_document(Document(REPORTS, rid, report, buyer=current.buyer, state=report["state"],
                                            key1=job_id, key2=plan.service_from))  # fmt: skip
-            await self._notify(tx, "faultManagementReportCreateEvent", {"id": rid, "href": report["href"]},
-                               current.buyer)  # fmt: skip
+            await self.events.notify(tx, "faultManagementReportCreateEvent", {"id": rid, "href": report["href"]},
+                                     current.buyer)  # fmt: skip
             if error:
-                await self._notify(tx, "faultManagementJobReportPreparationErrorEvent",
-                                   {"id": job_id, "href": href("faultManagementJob", job_id)}, current.buyer)
+                await self.events.notify(tx, "faultManagementJobReportPreparationErrorEvent",
+                                         {"id": job_id, "href": href("faultManagementJob", job_id)}, current.buyer)
             else:
-                await self._notify(tx, "faultManagementJobReportReadyEvent",
-                                   {"id": job_id, "href": href("faultManagementJob", job_id), "reportId": rid,
-                                    "reportHref": report["href"]}, current.buyer)  # fmt: skip
-            await self._track(tx, job_id=job_id, buyer=current.buyer, description="faultManagementReport created",
-                              source="server", report_id=rid)  # fmt: skip
+                await self.events.notify(tx, "faultManagementJobReportReadyEvent",
+                                         {"id": job_id, "href": href("faultManagementJob", job_id), "reportId": rid,
+                                          "reportHref": report["href"]}, current.buyer)  # fmt: skip
+            await track(tx, job_id=job_id, buyer=current.buyer, description="faultManagementReport created",
+                        source="server", report_id=rid)  # fmt: skip
             internal = {**current.body["internal"]}
             nxt, next_due = next_run(plan.due_at, plan.period_s, run)
             if plan.job_type == "proactive" and (plan.end_at is None or next_due < plan.end_at):
                 internal["run"] = nxt
-                await self._job_state(tx, current, "inProgress", internal=internal)
-                await self.jobs.schedule(JOB_KIND, next_due, {"job": job_id, "run": nxt}, key=f"{job_id}:{nxt}",
-                                         tx=tx)  # fmt: skip
+                await self.states.set(tx, current, "inProgress", internal=internal)
+                await self.deps.jobs.schedule(JOB_KIND, next_due, {"job": job_id, "run": nxt}, key=f"{job_id}:{nxt}",
+                                              tx=tx)  # fmt: skip
             else:
-                await self._job_state(tx, current, "completed", internal=internal)
+                await self.states.set(tx, current, "completed", internal=internal)
 
         return JobOutcome({"report": rid, "error": error}, commit)
 
     async def _continuity(self, doc: Document, plan: FmPlan, started: float) -> dict[str, Any]:
         """Check continuity every ``granularity`` for one reporting period (see the module docstring)."""
-        src = mep_spec(self.topology, plan.source)
-        dst = mep_spec(self.topology, plan.remote)
+        src = mep_spec(self.deps.topology, plan.source)
+        dst = mep_spec(self.deps.topology, plan.remote)
         interval = plan.granularity_s
         params = SessionParams.from_config({**plan.config, "timeoutMs": min(interval, 1.0) * 1000})
         end = started + (plan.duration_s if plan.job_type == "on-demand" else plan.period_s)
@@ -145,7 +146,7 @@ class FmExecution(FmBase):
             tick = time.monotonic()
             ok = False
             try:
-                raw = await run_session(self.network, OamKind.LOOPBACK, src, dst, params, count=1,
+                raw = await run_session(self.deps.network, OamKind.LOOPBACK, src, dst, params, count=1,
                                         interval_s=interval)  # fmt: skip
                 ok = raw.received > 0
             except (AdapterError, OamError) as exc:
@@ -182,22 +183,22 @@ class FmExecution(FmBase):
         The second form is what the alarm subsystem already turns into a ``lossOfContinuity`` alarm on the MEG
         (it de-duplicates by MEG, so a real CCM loss reported by a device and ours make one alarm).
         """
-        await self.bus.publish(event)
-        src = self.topology.meps[event.mep]
+        await self.deps.bus.publish(event)
+        src = self.deps.topology.meps[event.mep]
         kind = EventKind.CCM_LOSS if isinstance(event, ContinuityLost) else EventKind.CCM_RESTORED
         raw = SouthboundEvent(kind=kind, node=event.node, interface=event.interface, at=event.at, source="oam",
                               details={"meg": src.meg_id or event.mep, "mep": event.mep, "remoteMep": event.remote_mep,
                                        "faultManagementJob": event.job_id, "detail": event.detail})  # fmt: skip
-        await self.bus.publish(SouthboundReceived(event.at, raw))
+        await self.deps.bus.publish(SouthboundReceived(event.at, raw))
 
     def _event(self, cls: type[ContinuityLost] | type[ContinuityRestored], doc: Document, plan: FmPlan,
                detail: str, **extra: Any) -> ContinuityLost | ContinuityRestored:  # fmt: skip
-        src = mep_spec(self.topology, plan.source)
+        src = mep_spec(self.deps.topology, plan.source)
         return cls(at=time.time(), job_id=doc.id, service_id=plan.service_from, buyer=doc.buyer, mep=plan.source,
                    remote_mep=plan.remote, node=src.node, interface=src.interface, detail=detail, **extra)  # fmt: skip
 
     async def _set_loc(self, doc: Document, loc: bool) -> None:
-        async with self.store.transaction() as tx:
+        async with self.deps.store.transaction() as tx:
             current = await tx.get_document(JOBS, doc.id)
             if current is None:
                 return
@@ -206,18 +207,19 @@ class FmExecution(FmBase):
                                            state=current.state, key1=current.key1, key2=current.key2,
                                            created_at=current.created_at))  # fmt: skip
 
-    async def _stopped(self, doc: Document) -> None:
+    async def stopped(self, doc: Document) -> None:
         """Monitoring of a continuity job stopped (cancel, suspend): clear a standing loss of continuity."""
-        current = await self.store.get_document(JOBS, doc.id)
+        current = await self.deps.store.get_document(JOBS, doc.id)
         if current is None or not current.body["internal"].get("loc"):
             return
         plan = FmPlan.from_json(current.body["internal"]["plan"])
         await self._set_loc(current, False)
         await self._publish(self._event(ContinuityRestored, current, plan, "monitoring stopped",
-                                           reason="monitoringStopped"))  # fmt: skip
+                                        reason="monitoringStopped"))  # fmt: skip
 
-    async def _on_failure(self, tx: Transaction, item: Any, error: str) -> None:
+    async def on_failure(self, tx: Transaction, item: Any, error: str) -> None:
+        """The runner gave up on an execution (a bug or a crash loop): the job completes with the reason."""
         doc = await tx.get_document(JOBS, str(item.payload.get("job")))
         if doc is None or doc.state in FINAL:
             return
-        await self._job_state(tx, doc, "completed", terminationError=[{"code": "otherIssue", "value": error[:1000]}])
+        await self.states.set(tx, doc, "completed", terminationError=[{"code": "otherIssue", "value": error[:1000]}])

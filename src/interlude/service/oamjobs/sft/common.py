@@ -1,9 +1,9 @@
-"""Service Function Testing v3: constants, the job plan, pure helpers and :class:`SftBase` (shared state).
+"""Service Function Testing v3: constants, the job plan and helpers every part of the SFT service uses.
 
-The SFT service is split in three: this module, :mod:`interlude.service.oamjobs.sft.run` (running a test job and
-storing its result) and :mod:`interlude.service.oamjobs.sft.service` (the API use cases: profiles, jobs, results,
-tasks),
-whose :class:`~interlude.service.oamjobs.sft.service.SftService` assembles them.
+:class:`~interlude.service.oamjobs.sft.service.SftService` (profiles and jobs) holds the other parts as fields:
+:mod:`~interlude.service.oamjobs.sft.plan` (validating a job into its plan), :mod:`~interlude.service.oamjobs.sft.run`
+(running a test job and storing its result), :mod:`~interlude.service.oamjobs.sft.tasks` (cancel, modify, suspend,
+resume) and :mod:`~interlude.service.oamjobs.sft.results` (reading results).
 """
 
 from __future__ import annotations
@@ -14,13 +14,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from interlude.domain.southbound import OamKind
+from interlude.errors import NotFoundError
 from interlude.service.inventory.service import service_href
-from interlude.service.oamjobs.common import (
-    OamJobBase,
-    now_iso,
-)
+from interlude.service.oamjobs.common import ApiEvents, JobStates, TaskRecords, owned_document
+from interlude.service.oamjobs.payloads import checked
 from interlude.service.platform.hub import NotifyingApi, register_api
-from interlude.store.base import Document, Transaction
+from interlude.store.base import Document, Store
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +44,10 @@ SFT = register_api(
 LIVE = ("acknowledged", "scheduled", "inProgress", "suspended")
 FINAL = ("completed", "cancelled", "rejected")
 TASK_TYPES = ("cancel", "modify", "suspend", "resume")
-TASK_ATTR = {"cancel": ("cancellationDeniedReason", "cancelTestJobStateChangeEvent"),
-             "modify": ("modificationDeniedReason", "modifyTestJobStateChangeEvent"),
-             "suspend": ("suspensionDeniedReason", "suspendTestJobStateChangeEvent"),
-             "resume": ("resumptionDeniedReason", "resumeTestJobStateChangeEvent")}  # fmt: skip
-_OAM_KINDS = {"loopback": OamKind.LOOPBACK, "delay": OamKind.DELAY, "syntheticLoss": OamKind.SYNTHETIC_LOSS,
-              "serviceActivation": OamKind.DELAY}  # fmt: skip
+DENIED_REASON = {"cancel": "cancellationDeniedReason", "modify": "modificationDeniedReason",
+                 "suspend": "suspensionDeniedReason", "resume": "resumptionDeniedReason"}  # fmt: skip
+OAM_KINDS = {"loopback": OamKind.LOOPBACK, "delay": OamKind.DELAY, "syntheticLoss": OamKind.SYNTHETIC_LOSS,
+             "serviceActivation": OamKind.DELAY}  # fmt: skip
 
 
 def href(kind: str, item_id: str) -> str:
@@ -107,24 +104,32 @@ def service_ref(service_id: str) -> dict[str, str]:
     return {"id": service_id, "href": service_href(service_id)}
 
 
-class SftBase(OamJobBase):
-    """What every part of the SFT service shares: the collaborators (:class:`OamJobBase`) and job states."""
+def check_profile_payload(cfg: Any, base: str = "/serviceSpecificTestProfileConfiguration") -> None:
+    """422 when a test profile's ``serviceSpecificTestProfileConfiguration`` (if any) breaks its schema."""
+    if cfg is not None:
+        checked(cfg, api="sft", role="test-profile-configuration", technology=None, base_path=base)
 
-    API = SFT
 
-    # Job state --------------------------------------------------------------------------------------------
+async def profile_document(store: Store, profile_id: str, buyer: str | None) -> Document:
+    """A test profile the buyer may use: its own or a buyer-less one (404 otherwise)."""
+    doc = await store.get_document(PROFILES, profile_id)
+    if doc is None or (buyer is not None and doc.buyer not in (None, buyer)):
+        raise NotFoundError(f"no test profile {profile_id!r}")
+    return doc
 
-    async def _job_state(self, tx: Transaction, doc: Document, state: str, **changes: Any) -> Document:
-        """Store a job with a new state (and other changes) plus its state change event when it changed."""
-        mef = dict(doc.body["mef"])
-        old = mef.get("state")
-        mef.update(changes)
-        mef["state"] = state
-        mef["lastModifiedDate"] = now_iso()
-        new = Document(JOBS, doc.id, {**doc.body, "mef": mef}, buyer=doc.buyer, state=state, key1=doc.key1,
-                       key2=doc.key2, created_at=doc.created_at)  # fmt: skip
-        await tx.put_document(new)
-        if old != state:
-            await self._notify(tx, "testJobStateChangeEvent",
-                               {"id": doc.id, "href": href("testJob", doc.id), "state": state}, doc.buyer)  # fmt: skip
-        return new
+
+async def job_document(store: Store, job_id: str, buyer: str | None) -> Document:
+    """A test job of the buyer (404 otherwise)."""
+    return await owned_document(store, JOBS, job_id, buyer, "test job")
+
+
+def job_states(events: ApiEvents) -> JobStates:
+    """Test job state changes, each with its ``testJobStateChangeEvent``."""
+    return JobStates(events, JOBS, lambda job_id: href("testJob", job_id), "lastModifiedDate",
+                     "testJobStateChangeEvent")  # fmt: skip
+
+
+def task_records(store: Store, events: ApiEvents) -> TaskRecords:
+    """``{task}TestJob`` resources: ``accepted``, or ``rejected`` with the task's ``...DeniedReason``."""
+    return TaskRecords(store, events, TASKS, "TestJob", href, "creationDate", "testJobId", "accepted",
+                       lambda task, reason: {DENIED_REASON[task]: reason})  # fmt: skip

@@ -14,10 +14,7 @@ from interlude.errors import (
     OamError,
     ValidationError,
 )
-from interlude.service.oamjobs.common import (
-    next_run,
-    now_iso,
-)
+from interlude.service.oamjobs.common import ApiEvents, JobStates, OamJobDeps, next_run, now_iso
 from interlude.service.oamjobs.oam import (
     SatConfig,
     SessionParams,
@@ -33,13 +30,12 @@ from interlude.service.oamjobs.oam import (
 )
 from interlude.service.oamjobs.payloads import urn
 from interlude.service.oamjobs.sft.common import (
-    _OAM_KINDS,
     FINAL,
     JOB_KIND,
     JOBS,
+    OAM_KINDS,
     RESULTS,
     Plan,
-    SftBase,
     href,
 )
 from interlude.service.platform.jobs import JobContext, JobOutcome
@@ -49,13 +45,16 @@ from interlude.topology.model import SlsSpec
 log = logging.getLogger(__name__)
 
 
-class SftExecution(SftBase):
-    """Runs a test job's sessions and commits its result and state."""
+class SftExecution:
+    """Runs a test job's sessions and commits its result and state (the job runner's ``sft.run`` handler)."""
 
-    # Running ----------------------------------------------------------------------------------------------
+    def __init__(self, deps: OamJobDeps, events: ApiEvents, states: JobStates) -> None:
+        self.deps = deps
+        self.events = events
+        self.states = states
 
     def _sls(self, service_id: str) -> SlsSpec | None:
-        seed = self.topology.service(service_id)
+        seed = self.deps.topology.service(service_id)
         if seed is None:
             return None
         sls = seed.sls
@@ -63,18 +62,18 @@ class SftExecution(SftBase):
             return None
         return sls
 
-    async def _run(self, ctx: JobContext) -> JobOutcome | None:
+    async def run(self, ctx: JobContext) -> JobOutcome | None:
         """One run of a test job (job-runner handler)."""
         job_id = str(ctx.item.payload["job"])
         run = int(ctx.item.payload["run"])
-        async with self.store.transaction() as tx:
+        async with self.deps.store.transaction() as tx:
             doc = await tx.get_document(JOBS, job_id)
             if doc is None or doc.state not in ("acknowledged", "scheduled", "inProgress"):
                 return None
             changes: dict[str, Any] = {}
             if "actualStartDateTime" not in doc.body["mef"]:
                 changes["actualStartDateTime"] = now_iso()
-            await self._job_state(tx, doc, "inProgress", **changes)
+            await self.states.set(tx, doc, "inProgress", **changes)
         plan = Plan.from_json(doc.body["internal"]["plan"])
         started = now_iso()
         try:
@@ -90,7 +89,7 @@ class SftExecution(SftBase):
                 errors = [*current.body["mef"].get("terminationError", []),
                           {"code": "otherIssue", "value": reason[:1000]}]  # fmt: skip
                 state = "rejected" if run == 1 else "completed"
-                await self._job_state(tx, current, state, terminationError=errors, actualEndDateTime=now_iso())
+                await self.states.set(tx, current, state, terminationError=errors, actualEndDateTime=now_iso())
 
             return JobOutcome({"error": reason}, fail)
         ended = now_iso()
@@ -111,35 +110,36 @@ class SftExecution(SftBase):
                 return  # cancelled or suspended meanwhile: the measurement is dropped
             await tx.put_document(Document(RESULTS, result_id, result, buyer=current.buyer, state="created",
                                            key1=job_id, key2=str(current.key1)))  # fmt: skip
-            await self._notify(tx, "testResultCreateEvent", {"id": result_id, "href": result["href"]}, current.buyer)
+            await self.events.notify(tx, "testResultCreateEvent", {"id": result_id, "href": result["href"]},
+                                     current.buyer)  # fmt: skip
             nxt, next_due = next_run(plan.due_at, plan.period_s, run) if plan.period_s else (run, None)
             if next_due is not None and (plan.end_at is None or next_due < plan.end_at):
                 internal = {**current.body["internal"], "run": nxt}
                 current = Document(JOBS, current.id, {**current.body, "internal": internal}, buyer=current.buyer,
                                    state=current.state, key1=current.key1, key2=current.key2,
                                    created_at=current.created_at)  # fmt: skip
-                await self._job_state(tx, current, "scheduled")
-                await self.jobs.schedule(JOB_KIND, next_due, {"job": job_id, "run": nxt}, key=f"{job_id}:{nxt}",
-                                         tx=tx)  # fmt: skip
+                await self.states.set(tx, current, "scheduled")
+                await self.deps.jobs.schedule(JOB_KIND, next_due, {"job": job_id, "run": nxt},
+                                              key=f"{job_id}:{nxt}", tx=tx)  # fmt: skip
             else:
-                await self._job_state(tx, current, "completed", actualEndDateTime=ended)
+                await self.states.set(tx, current, "completed", actualEndDateTime=ended)
 
         return JobOutcome({"result": result_id, "verdict": measured.get("verdict")}, commit)
 
     async def _measure(self, plan: Plan, service_id: str) -> dict[str, Any]:
         """Run the sessions of one test run; the result payload without ``@type``."""
-        src = mep_spec(self.topology, plan.source)
-        dst = mep_spec(self.topology, plan.remote)
+        src = mep_spec(self.deps.topology, plan.source)
+        dst = mep_spec(self.deps.topology, plan.remote)
         params = SessionParams.from_config(plan.config)
         sls = self._sls(service_id)
         out: dict[str, Any] = {"testType": plan.test_type, "sourceMep": mep_json(src), "remoteMep": mep_json(dst),
                                "sls": sls_json(sls)}  # fmt: skip
         if plan.test_type == "serviceActivation":
-            service = await self.inventory.get(service_id, None)
+            service = await self.deps.inventory.get(service_id, None)
             sat = SatConfig.from_config(plan.config.get("serviceActivation"))
-            out.update(await run_service_activation(self.network, src, dst, params, sat, service, sls))
+            out.update(await run_service_activation(self.deps.network, src, dst, params, sat, service, sls))
             return out
-        result = await run_session(self.network, _OAM_KINDS[plan.test_type], src, dst, params)
+        result = await run_session(self.deps.network, OAM_KINDS[plan.test_type], src, dst, params)
         if plan.test_type == "loopback":
             out.update(loopback_json(result))
             verdict, failures = judge(out, sls, delay=False, loss=True)
@@ -153,10 +153,10 @@ class SftExecution(SftBase):
         out["failures"] = failures
         return out
 
-    async def _on_failure(self, tx: Transaction, item: Any, error: str) -> None:
+    async def on_failure(self, tx: Transaction, item: Any, error: str) -> None:
         """The runner gave up on a run (a bug or a crash loop): the job ends ``rejected`` with the reason."""
         doc = await tx.get_document(JOBS, str(item.payload.get("job")))
         if doc is None or doc.state in FINAL:
             return
         errors = [*doc.body["mef"].get("terminationError", []), {"code": "otherIssue", "value": error[:1000]}]
-        await self._job_state(tx, doc, "rejected", terminationError=errors)
+        await self.states.set(tx, doc, "rejected", terminationError=errors)

@@ -4,12 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
+import jsonschema
 import pytest
 
 from interlude.domain.model import PortRef, Service, ServiceKind
+from interlude.domain.southbound import Capability, OamKind, OamResult
 from interlude.errors import ValidationError
-from interlude.service.oamjobs.oam import judge, pick_meps, service_meps
+from interlude.service.oamjobs.common import next_run
+from interlude.service.oamjobs.oam import (
+    SatConfig,
+    SessionParams,
+    judge,
+    mep_spec,
+    pick_meps,
+    run_service_activation,
+    service_meps,
+)
 from interlude.service.oamjobs.payloads import schemas, technology_of, urn, validate
+from interlude.service.platform.network import Network
 from interlude.topology import bundled_topology_path, load_topology
 from interlude.topology.model import SlsSpec
 
@@ -18,8 +30,6 @@ JOB = urn("sft", "carrier-ethernet", "test-job-configuration")
 
 
 def test_every_schema_is_shipped_and_valid() -> None:
-    import jsonschema
-
     found = schemas()
     for api, roles in (("sft", ("test-job-configuration", "test-profile-configuration", "test-result")),
                        ("fm", ("job-configuration", "result"))):  # fmt: skip
@@ -94,8 +104,6 @@ class _FakeOam:
     """An adapter offering only OAM: every DMM answers with ``delay_us``, SLM loses ``loss`` of the frames."""
 
     def __init__(self, delay_us: float, loss: float) -> None:
-        from interlude.domain.southbound import Capability
-
         self.kind = "fake"
         self.node = TOPO.nodes["pe1"]
         self.capabilities = frozenset({Capability.OAM})
@@ -104,8 +112,6 @@ class _FakeOam:
         self.requests: list[Any] = []
 
     async def run_oam(self, request: Any) -> Any:
-        from interlude.domain.southbound import OamKind, OamResult
-
         self.requests.append(request)
         n = request.count
         if request.kind is OamKind.DELAY:
@@ -115,9 +121,6 @@ class _FakeOam:
 
 
 async def test_service_activation_steps_scale_and_judge_the_eir_share() -> None:
-    from interlude.service.oamjobs.oam import SatConfig, SessionParams, mep_spec, run_service_activation
-    from interlude.service.platform.network import Network
-
     fake = _FakeOam(delay_us=4_000, loss=0.2)
     network = Network(TOPO, {"pe1": fake})  # type: ignore[dict-item]
     svc = Service("ovc-x", "sp-alpha", ServiceKind.OVC, cir_bps=80_000_000, eir_bps=20_000_000)
@@ -140,8 +143,6 @@ async def test_service_activation_steps_scale_and_judge_the_eir_share() -> None:
 
 
 def test_next_run_skips_missed_periods() -> None:
-    from interlude.service.oamjobs.common import next_run
-
     assert next_run(100.0, 10.0, 1, now=105.0) == (2, 110.0)
     assert next_run(100.0, 10.0, 1, now=135.0) == (5, 140.0)  # runs 2..4 passed while the partner was down
     assert next_run(100.0, 10.0, 3, now=120.0) == (4, 130.0)
