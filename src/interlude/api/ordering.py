@@ -27,7 +27,7 @@ from interlude.app.runtime import Runtime
 from interlude.domain.model import ItemAction, OrderState, ServiceKind, ServiceOrder
 from interlude.domain.queries import OrderQuery
 from interlude.errors import RequestError, ValidationError, ValidationErrors
-from interlude.service.ordering.service import ItemRequest, NewEndPoint, OrderRequest, order_href
+from interlude.service.ordering.plan import ItemRequest, NewEndPoint, OrderRequest, order_href
 from interlude.service.platform.hub import SERVICE_ORDERING
 
 BASE = "/mefApi/interlude/serviceOrderingManagement/v1"

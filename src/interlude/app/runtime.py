@@ -32,7 +32,9 @@ from interlude.service.alarms.service import AlarmService
 from interlude.service.inventory.service import InventoryService
 from interlude.service.oamjobs.fm.service import FmService
 from interlude.service.oamjobs.sft.service import SftService
-from interlude.service.ordering.service import OrderingService, OrderRunner
+from interlude.service.ordering.deps import OrderingDeps
+from interlude.service.ordering.runner import OrderRunner
+from interlude.service.ordering.service import OrderingService
 from interlude.service.performance.retention import PmRetention, PmRetentionSweeper
 from interlude.service.performance.service import PerformanceService
 from interlude.service.performance.streaming import StreamingService
@@ -49,6 +51,7 @@ from interlude.topology.model import Topology
 log = logging.getLogger(__name__)
 
 AdapterFactory = Callable[..., Adapter]
+
 
 @dataclass
 class RuntimeOptions:
@@ -107,13 +110,13 @@ class Runtime:
         self.hub = HubService(self.store)
         self.inventory = InventoryService(self.store, topology, self.hub, self.bus)
         self.southbound = SouthboundIngest(self.network, self.inventory, self.bus, self.options.poll_interval_s)
-        self.ordering = OrderingService(self.store, self.inventory, self.hub, self.network)
+        ordering = OrderingDeps(self.store, self.inventory, self.hub, self.network, self.bus)
         self.runner = OrderRunner(
-            self.store, self.inventory, self.hub, self.network, self.bus, self.refresh,
+            ordering, self.refresh,
             item_timeout_s=self.options.order_item_timeout_s, concurrency=self.options.order_concurrency,
             lease_s=self.options.order_lease_s, refresh_timeout_s=self.options.order_refresh_timeout_s,
         )  # fmt: skip
-        self.ordering.runner = self.runner
+        self.ordering = OrderingService(ordering, on_created=self.runner.wake)
         self.faults = FaultService(self.store, self.network, self.bus, self.refresh)
         self.faults.impairment_fallback = self._impairment_fallback()
         self.notifier = Notifier(

@@ -3,11 +3,11 @@
 ``create`` checks what can be decided at once (references, ownership, policy, VLAN conflicts) and raises a
 list of :class:`~interlude.errors.ValidationError` (→ 422 with ``propertyPath``); otherwise it stores the
 order as ``acknowledged`` (with its ``serviceOrderCreateEvent`` outbox rows, one transaction) and wakes the
-:class:`OrderRunner`. The runner claims unfinished orders from the store (so orders in flight at a crash
+:class:`~.runner.OrderRunner`. The runner claims unfinished orders from the store (so orders in flight at a crash
 resume after a restart), moves items ``acknowledged → inProgress → completed | failed`` through the
 adapters, and commits every state change with its notifications. Independent orders run in parallel (at
 most ``RuntimeOptions.order_concurrency``); orders sharing a service or a port run one after the other in
-submission order, also across processes on one PostgreSQL store (see :class:`OrderRunner`).
+submission order, also across processes on one PostgreSQL store (see :class:`~.runner.OrderRunner`).
 
 Supported items (``plan`` is the parsed intent the API layer produced from the MEF payload):
 
@@ -18,19 +18,21 @@ Supported items (``plan`` is the parsed intent the API layer produced from the M
 - ``delete`` of an OVC/IPVC (disconnect, bandwidth removed, services ``terminated``; each gets a
   ``serviceStateChangeEvent`` with ``state: terminated`` and then a ``serviceDeleteEvent``).
 
-Modules (everything public is importable from here, as before):
+Modules (import each name from the module that defines it):
 
 - this module: :class:`OrderingService` (reads, synchronous validation, ``create``);
-- :mod:`interlude.service.ordering.plan`: the parsed requests, :class:`ValidationErrors`, item plans;
+- :mod:`interlude.service.ordering.deps`: :class:`OrderingDeps`, the collaborators all three classes share;
+- :mod:`interlude.service.ordering.plan`: the parsed requests and item plans;
 - :mod:`interlude.service.ordering.runner`: :class:`OrderRunner` and :class:`ResourceQueue` (claims,
   concurrency, per-resource ordering, state commits);
-- :mod:`interlude.service.ordering.items`: what each ``modify``/``delete``/``add`` item does to the network.
+- :mod:`interlude.service.ordering.items`: :class:`ItemExecutor`, what each ``modify``/``delete``/``add`` item
+  does to the network.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from interlude.domain.model import (
     ItemAction,
@@ -47,43 +49,24 @@ from interlude.domain.model import (
 from interlude.domain.policy import check_change, check_new_connectivity
 from interlude.domain.queries import OrderQuery
 from interlude.errors import NotFoundError, ValidationError, ValidationErrors
-from interlude.service.inventory.service import InventoryService
-from interlude.service.ordering.plan import (
-    ORDER_BASE,
-    ItemRequest,
-    NewEndPoint,
-    OrderRequest,
-    _new_policy,
-    _plan,
-    order_href,
-)
-from interlude.service.ordering.runner import OrderRunner, ResourceQueue
-from interlude.service.platform.hub import SERVICE_ORDERING, HubService
-from interlude.service.platform.network import Network
-from interlude.store.base import Store
-
-__all__ = [
-    "ORDER_BASE",
-    "ItemRequest",
-    "NewEndPoint",
-    "OrderRequest",
-    "OrderRunner",
-    "OrderingService",
-    "ResourceQueue",
-    "ValidationErrors",
-    "order_href",
-]
+from interlude.service.ordering.deps import OrderingDeps
+from interlude.service.ordering.plan import ItemRequest, OrderRequest, item_plan, new_policy, order_href
+from interlude.service.platform.hub import SERVICE_ORDERING
 
 
 class OrderingService:
-    """Create and read orders; validation that can be decided synchronously."""
+    """Create and read orders; validation that can be decided synchronously.
 
-    def __init__(self, store: Store, inventory: InventoryService, hub: HubService, network: Network) -> None:
-        self.store = store
-        self.inventory = inventory
-        self.hub = hub
-        self.network = network
-        self.runner: OrderRunner | None = None
+    ``on_created`` is called after a new order is committed (the runtime passes the runner's ``wake``), so the
+    runner picks it up at once instead of at its next poll.
+    """
+
+    def __init__(self, deps: OrderingDeps, on_created: Callable[[], None] | None = None) -> None:
+        self.store = deps.store
+        self.inventory = deps.inventory
+        self.hub = deps.hub
+        self.network = deps.network
+        self.on_created = on_created
 
     async def get(self, order_id: str, buyer: str | None) -> ServiceOrder:
         """One order of the buyer."""
@@ -190,7 +173,7 @@ class OrderingService:
     def _validate_new(self, req: OrderRequest, it: ItemRequest, by_id: dict[str, ItemRequest]) -> list[ValidationError]:
         kind = it.new_kind
         assert kind is not None
-        policy = _new_policy(self.network.topology.policies, kind)
+        policy = new_policy(self.network.topology.policies, kind)
         if policy is None:
             return [
                 ValidationError(
@@ -260,7 +243,7 @@ class OrderingService:
         now = iso(utcnow())
         order_id = uuid.uuid4().hex
         items = [
-            OrderItem(id=it.id, action=it.action, service_id=it.service_id, request=it.raw, plan=_plan(it))
+            OrderItem(id=it.id, action=it.action, service_id=it.service_id, request=it.raw, plan=item_plan(it))
             for it in req.items
         ]
         order = ServiceOrder(
@@ -274,6 +257,6 @@ class OrderingService:
                     req.buyer,
                 )
             )  # fmt: skip
-        if self.runner is not None:
-            self.runner.wake()
+        if self.on_created is not None:
+            self.on_created()
         return order
