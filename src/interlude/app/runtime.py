@@ -117,8 +117,7 @@ class Runtime:
             lease_s=self.options.order_lease_s, refresh_timeout_s=self.options.order_refresh_timeout_s,
         )  # fmt: skip
         self.ordering = OrderingService(ordering, on_created=self.runner.wake)
-        self.faults = FaultService(self.store, self.network, self.bus, self.refresh)
-        self.faults.impairment_fallback = self._impairment_fallback()
+        self.faults = FaultService(self.store, self.network, self.bus, self.refresh, self._impairment_fallback())
         self.notifier = Notifier(
             self.store,
             base_delay_s=self.options.notify_base_delay_s,
@@ -146,7 +145,7 @@ class Runtime:
 
         In a lab, an ``snmp`` or ``netconf`` node is a namespace whose links the lab itself can impair.
         """
-        if all(Capability.IMPAIRMENT in a.capabilities for a in self.adapters.values()):
+        if all(self.network.has(node, Capability.IMPAIRMENT) for node in self.network.nodes()):
             return None
         context = self.context
         return lambda node: impairment_control_for(node, context)
@@ -203,12 +202,12 @@ class Runtime:
             if not svc.kind.is_connectivity or svc.state is not ServiceState.ACTIVE:
                 continue
             nodes = {p.node for p in svc.ports}
-            if not all(Capability.CONNECTIVITY in self.adapters[n].capabilities for n in nodes):
+            if not all(self.network.has(n, Capability.CONNECTIVITY) for n in nodes):
                 continue
             try:
                 await self.network.connect(self.network.connection_spec(svc))
                 uni = self.network.uni_port(svc)
-                if svc.cir_bps and Capability.BANDWIDTH in self.adapters[uni.node].capabilities:
+                if svc.cir_bps and self.network.has(uni.node, Capability.BANDWIDTH):
                     await self.network.apply_bandwidth(uni, svc.cir_bps, svc.cbs_bytes, svc.eir_bps)
             except AdapterError as exc:
                 log.warning("cannot provision %s: %s", svc.id, exc)
