@@ -29,6 +29,7 @@ from interlude.errors import AdapterError
 from interlude.lab.impairments import impairment_control_for
 from interlude.service.alarms.retention import AlarmRetention
 from interlude.service.alarms.service import AlarmService
+from interlude.service.inventory.config import policies_of
 from interlude.service.inventory.service import InventoryService
 from interlude.service.oamjobs.fm.service import FmService
 from interlude.service.oamjobs.sft.service import SftService
@@ -110,7 +111,7 @@ class Runtime:
         self.hub = HubService(self.store)
         self.inventory = InventoryService(self.store, topology, self.hub, self.bus)
         self.southbound = SouthboundIngest(self.network, self.inventory, self.bus, self.options.poll_interval_s)
-        ordering = OrderingDeps(self.store, self.inventory, self.hub, self.network, self.bus)
+        ordering = OrderingDeps(self.store, self.inventory, self.hub, self.network, self.bus, policies_of(topology))
         self.runner = OrderRunner(
             ordering, self.refresh,
             item_timeout_s=self.options.order_item_timeout_s, concurrency=self.options.order_concurrency,

@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from interlude.domain.inventory import derive_oper
-from interlude.domain.model import OperStatus, PortRef, Service, ServiceKind
+from interlude.domain.model import Link, OperStatus, PortRef, Service, ServiceKind
 from interlude.topology.model import Topology
 
 ALARM_BASE = "/mefApi/interlude/alarmManagement/v3"
@@ -100,10 +100,11 @@ def affected_services(
     with_up = {**port_up, **dict.fromkeys(down_keys, True)}
     with_down = {**port_up, **dict.fromkeys(down_keys, False)}
     by_id = {s.id: s for s in items}
+    links = [Link(PortRef.parse(a), PortRef.parse(b)) for a, b in (link.endpoints for link in topology.links)]
 
     def oper(svc: Service, ports: Mapping[tuple[str, str], bool]) -> OperStatus:
         parent = by_id.get(svc.parent) if svc.parent else None
-        return derive_oper(svc, topology, ports, parent)
+        return derive_oper(svc, links, ports, parent)
 
     out = []
     for svc in items:

@@ -14,8 +14,8 @@ from interlude.domain.alarms import (
     link_object,
     parse_tca_specs,
 )
-from interlude.domain.inventory import seed_services
 from interlude.domain.model import PortRef
+from interlude.service.inventory.config import seed_services
 from interlude.topology import bundled_topology_path, load_topology
 
 

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from interlude.domain.inventory import seed_services
 from interlude.domain.model import ItemAction, OrderItem, OrderState, ServiceOrder, ServiceState, iso, utcnow
 from interlude.errors import StoreError
+from interlude.service.inventory.config import seed_services
 from interlude.store import Document, OrderQuery, OutboxMessage, ServiceQuery, SqliteStore, Store, Subscription
 from interlude.topology import bundled_topology_path, load_topology
 

@@ -18,10 +18,11 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 
 from interlude.domain.events import ServiceOperChanged
-from interlude.domain.inventory import derive_oper, seed_services
+from interlude.domain.inventory import derive_oper
 from interlude.domain.model import Service, ServiceKind
 from interlude.domain.queries import ServiceQuery
 from interlude.errors import NotFoundError
+from interlude.service.inventory.config import links_of, seed_services
 from interlude.service.platform.bus import EventBus
 from interlude.service.platform.hub import SERVICE_INVENTORY, HubService
 from interlude.store.base import OutboxMessage, Store, Transaction
@@ -43,6 +44,7 @@ class InventoryService:
     def __init__(self, store: Store, topology: Topology, hub: HubService, bus: EventBus) -> None:
         self.store = store
         self.topology = topology
+        self.links = links_of(topology)
         self.hub = hub
         self.bus = bus
         self.lock = asyncio.Lock()
@@ -104,7 +106,7 @@ class InventoryService:
         parent = None
         if service.parent is not None:
             parent = (pending or {}).get(service.parent) or self._index.get(service.parent)
-        oper = derive_oper(service, self.topology, self.port_up, parent)
+        oper = derive_oper(service, self.links, self.port_up, parent)
         return service if oper is service.oper else service.evolve(oper=oper)
 
     async def outbox_for(self, event_type: str, service: Service) -> list[OutboxMessage]:

@@ -8,8 +8,10 @@ constructor arguments, so adding a collaborator is one field here and one line i
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+from interlude.domain.policy import Policy
 from interlude.service.inventory.service import InventoryService
 from interlude.service.platform.bus import EventBus
 from interlude.service.platform.hub import HubService
@@ -19,10 +21,14 @@ from interlude.store.base import Store
 
 @dataclass(frozen=True, slots=True)
 class OrderingDeps:
-    """The store, the inventory, the notification hub, the network gateway and the domain event bus."""
+    """The store, the inventory, the notification hub, the network gateway, the domain event bus, the policies.
+
+    ``policies`` are the topology's policies as domain values (:func:`~interlude.service.inventory.config.policies_of`).
+    """
 
     store: Store
     inventory: InventoryService
     hub: HubService
     network: Network
     bus: EventBus
+    policies: Mapping[str, Policy]

@@ -33,6 +33,7 @@ class ItemExecutor:
     def __init__(self, deps: OrderingDeps) -> None:
         self.inventory = deps.inventory
         self.network = deps.network
+        self.policies = deps.policies
 
     async def execute(
         self, order: ServiceOrder, item: OrderItem, group: list[OrderItem]
@@ -145,7 +146,7 @@ class ItemExecutor:
             s_vlan = None
         cir = uni_ep.get("cir_bps") or (enni_ep or {}).get("cir_bps")
         cbs = uni_ep.get("cbs_bytes")
-        policy = new_policy(self.network.topology.policies, kind)
+        policy = new_policy(self.policies, kind)
         now = iso(utcnow())
         ref = (order.id, item.id)
         conn = Service(

@@ -10,6 +10,7 @@ live apart from both.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +20,7 @@ from interlude.domain.model import (
     ServiceChange,
     ServiceKind,
 )
-from interlude.topology.model import PolicySpec
+from interlude.domain.policy import Policy
 
 ORDER_BASE = "/mefApi/interlude/serviceOrderingManagement/v1"
 
@@ -67,7 +68,7 @@ class OrderRequest:
     external_id: str | None = None
 
 
-def new_policy(policies: dict[str, PolicySpec], kind: ServiceKind) -> PolicySpec | None:
+def new_policy(policies: Mapping[str, Policy], kind: ServiceKind) -> Policy | None:
     """The policy a new OVC/IPVC gets: the first in the file allowing connectivity (with CE-VLANs for OVCs)."""
     for policy in policies.values():
         if "connectivity" not in policy.modifiable:

@@ -66,6 +66,7 @@ class OrderingService:
         self.inventory = deps.inventory
         self.hub = deps.hub
         self.network = deps.network
+        self.policies = deps.policies
         self.on_created = on_created
 
     async def get(self, order_id: str, buyer: str | None) -> ServiceOrder:
@@ -143,7 +144,7 @@ class OrderingService:
         if svc.parent is not None and policy_name is None:
             parent = self.inventory.indexed(svc.parent)
             policy_name = parent.policy if parent else None
-        policy = self.network.topology.policies.get(policy_name) if policy_name else None
+        policy = self.policies.get(policy_name) if policy_name else None
         errors: list[ValidationError] = list(check_change(svc, change, policy))
         if change.ce_vlans is not None and not errors:
             conn = svc if svc.kind.is_connectivity else self.inventory.indexed(svc.parent or "")
@@ -173,7 +174,7 @@ class OrderingService:
     def _validate_new(self, req: OrderRequest, it: ItemRequest, by_id: dict[str, ItemRequest]) -> list[ValidationError]:
         kind = it.new_kind
         assert kind is not None
-        policy = new_policy(self.network.topology.policies, kind)
+        policy = new_policy(self.policies, kind)
         if policy is None:
             return [
                 ValidationError(
