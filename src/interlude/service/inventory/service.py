@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from interlude.domain.events import ServiceOperChanged
 from interlude.domain.inventory import derive_oper
-from interlude.domain.model import Service, ServiceKind
+from interlude.domain.model import PortRef, Service, ServiceKind
 from interlude.domain.queries import ServiceQuery
 from interlude.errors import NotFoundError
 from interlude.service.inventory.config import links_of, seed_services
@@ -31,6 +31,7 @@ from interlude.topology.model import Topology
 log = logging.getLogger(__name__)
 
 SERVICE_BASE = "/mefApi/interlude/serviceInventory/v2"
+DEFAULT_MTU = 1522
 
 
 def service_href(service_id: str) -> str:
@@ -98,6 +99,35 @@ class InventoryService:
     def services(self) -> Iterable[Service]:
         """Every indexed service."""
         return self._index.values()
+
+    def live(self, service: Service) -> tuple[Service, ServiceKind | None, int]:
+        """What a rendering of ``service`` shows: its indexed version, its interface's kind, its port's MTU.
+
+        The indexed version carries the live oper state; the interface kind is None when it connects to none;
+        the MTU is the first port's (:data:`DEFAULT_MTU` when the port is not in the topology).
+        """
+        current = self._index.get(service.id) or service
+        iface = self._index.get(current.connects_to) if current.connects_to else None
+        return current, iface.kind if iface else None, self.port_mtu(current.ports[0]) if current.ports else DEFAULT_MTU
+
+    def port_mtu(self, port: PortRef) -> int:
+        """The topology MTU of a port (the MEF default frame size when the port is not in the topology)."""
+        node = self.topology.nodes.get(port.node)
+        if node is None or port.interface not in node.interfaces:
+            return DEFAULT_MTU
+        return node.interfaces[port.interface].mtu
+
+    def owner_of(self, service_ids: Iterable[str]) -> str | None:
+        """The one buyer owning every known service of ``service_ids`` (None if several or none own them).
+
+        With no known service at all, the topology's only buyer if it has exactly one.
+        """
+        owners = {svc.buyer for sid in service_ids if (svc := self._index.get(sid)) is not None}
+        if len(owners) == 1:
+            return owners.pop()
+        if not owners and len(self.topology.buyers) == 1:
+            return next(iter(self.topology.buyers))
+        return None
 
     # Changes ----------------------------------------------------------------------------------------------
 
