@@ -23,7 +23,6 @@ from pathlib import Path
 
 from interlude.adapters.base import Adapter, AdapterContext, ImpairmentControl
 from interlude.adapters.registry import create_adapter
-from interlude.domain.model import ServiceState
 from interlude.domain.southbound import Capability
 from interlude.errors import AdapterError
 from interlude.lab.impairments import impairment_control_for
@@ -46,6 +45,7 @@ from interlude.service.platform.jobs import JobRunner
 from interlude.service.platform.network import Network
 from interlude.service.platform.southbound import SouthboundIngest
 from interlude.store.base import Store
+from interlude.store.postgres import PostgresStore
 from interlude.store.sqlite import SqliteStore
 from interlude.topology.model import Topology
 
@@ -99,12 +99,7 @@ class Runtime:
             name: adapter_factory(node, self.context) for name, node in topology.nodes.items()
         }
         if store is None:
-            if is_pg:
-                from interlude.store.postgres import PostgresStore
-
-                store = PostgresStore(self.db_url)
-            else:
-                store = SqliteStore(self.db_path)
+            store = PostgresStore(self.db_url) if is_pg else SqliteStore(self.db_path)
         self.store: Store = store
         self.bus = EventBus()
         self.network = Network(topology, self.adapters)
@@ -168,7 +163,7 @@ class Runtime:
             if seeded:
                 log.info("seeded %d services from topology %s", seeded, self.topology.name)
             if self.options.provision_seed:
-                await self._provision()
+                await self.ordering.provision_active()
             await self.faults.reapply()
             self.performance.register()
             self._alarm_sweeper = asyncio.create_task(self._sweep_alarms(), name="alarm-retention")
@@ -196,22 +191,6 @@ class Runtime:
             except Exception:
                 log.exception("alarm retention sweep failed; retrying next interval")
             await asyncio.sleep(self.alarms.retention.sweep_interval_s)
-
-    async def _provision(self) -> None:
-        """Make the network carry every active connectivity service (idempotent; skipped where unsupported)."""
-        for svc in list(self.inventory.services()):
-            if not svc.kind.is_connectivity or svc.state is not ServiceState.ACTIVE:
-                continue
-            nodes = {p.node for p in svc.ports}
-            if not all(self.network.has(n, Capability.CONNECTIVITY) for n in nodes):
-                continue
-            try:
-                await self.network.connect(self.network.connection_spec(svc))
-                uni = self.network.uni_port(svc)
-                if svc.cir_bps and self.network.has(uni.node, Capability.BANDWIDTH):
-                    await self.network.apply_bandwidth(uni, svc.cir_bps, svc.cbs_bytes, svc.eir_bps)
-            except AdapterError as exc:
-                log.warning("cannot provision %s: %s", svc.id, exc)
 
     async def stop(self) -> None:
         """Stop runners, close adapters and the store. Idempotent."""

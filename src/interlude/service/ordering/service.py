@@ -31,6 +31,7 @@ Modules (import each name from the module that defines it):
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Sequence
 
@@ -48,10 +49,13 @@ from interlude.domain.model import (
 )
 from interlude.domain.policy import check_change, check_new_connectivity
 from interlude.domain.queries import OrderQuery
-from interlude.errors import NotFoundError, ValidationError, ValidationErrors
+from interlude.domain.southbound import Capability
+from interlude.errors import AdapterError, NotFoundError, ValidationError, ValidationErrors
 from interlude.service.ordering.deps import OrderingDeps
 from interlude.service.ordering.plan import ItemRequest, OrderRequest, item_plan, new_policy, order_href
 from interlude.service.platform.hub import SERVICE_ORDERING
+
+log = logging.getLogger(__name__)
 
 
 class OrderingService:
@@ -235,6 +239,26 @@ class OrderingService:
         ):
             errors.append(ValidationError("this partner has no internet port for an IPVC", it.path))
         return errors
+
+    async def provision_active(self) -> None:
+        """Make the network carry every active connectivity service (idempotent; skipped where unsupported).
+
+        Run at start-up: the seed services of a fresh topology, and the services of a restarted partner whose
+        devices may have lost their configuration, are put back before orders change them.
+        """
+        for svc in list(self.inventory.services()):
+            if not svc.kind.is_connectivity or svc.state is not ServiceState.ACTIVE:
+                continue
+            nodes = {p.node for p in svc.ports}
+            if not all(self.network.has(n, Capability.CONNECTIVITY) for n in nodes):
+                continue
+            try:
+                await self.network.connect(self.network.connection_spec(svc))
+                uni = self.network.uni_port(svc)
+                if svc.cir_bps and self.network.has(uni.node, Capability.BANDWIDTH):
+                    await self.network.apply_bandwidth(uni, svc.cir_bps, svc.cbs_bytes, svc.eir_bps)
+            except AdapterError as exc:
+                log.warning("cannot provision %s: %s", svc.id, exc)
 
     async def create(self, req: OrderRequest) -> ServiceOrder:
         """Validate and store a new order (``acknowledged``); the runner takes it from there."""
