@@ -13,10 +13,12 @@ Seeding (first start on an empty store) turns the topology into MEF inventory en
 
 from __future__ import annotations
 
+from typing import Any
+
 from interlude.domain.inventory import interface_service_id
 from interlude.domain.model import AdminStatus, Link, PortRef, Service, ServiceKind, ServiceState, iso, utcnow
 from interlude.domain.policy import Bounds, Policy
-from interlude.topology.model import PolicySpec, Range, Topology
+from interlude.topology.model import PolicySpec, Range, ServiceEndpointSpec, ServiceSpec, Topology
 
 
 def links_of(topology: Topology) -> tuple[Link, ...]:
@@ -40,6 +42,17 @@ def policy_of(spec: PolicySpec) -> Policy:
 def policies_of(topology: Topology) -> dict[str, Policy]:
     """Every topology policy by name, in file order (the first allowing connectivity is the default)."""
     return {name: policy_of(spec) for name, spec in topology.policies.items()}
+
+
+def _end_point(
+    svc: ServiceSpec, family: dict[str, Any], role: str, ep: ServiceEndpointSpec, kind: ServiceKind, **attrs: Any
+) -> Service:
+    """One end point of a seed OVC/IPVC: on its own port, connected to the interface service there."""
+    return Service(
+        id=f"{svc.id}-{role}", kind=kind, ports=(PortRef(ep.node, ep.interface),), parent=svc.id,
+        connects_to=interface_service_id(ep.node, ep.interface), role=role,
+        description=f"{svc.description} ({role.upper()} end point)", **family, **attrs,
+    )  # fmt: skip
 
 
 def seed_services(topology: Topology) -> list[Service]:
@@ -71,85 +84,48 @@ def seed_services(topology: Topology) -> list[Service]:
             )
         )
     for svc in topology.services:
-        admin = AdminStatus(svc.administrative_state)
-        state = ServiceState(svc.state)
-        ports = tuple(PortRef(ep.node, ep.interface) for ep in svc.endpoints)
         cir = int(svc.bandwidth.cir_mbps * 1_000_000)
-        common = {"buyer": svc.buyer, "state": state, "service_date": now, "start_date": now}
+        # What the OVC/IPVC and its end points share; each record adds its own kind, ports and attributes.
+        family: dict[str, Any] = {
+            "buyer": svc.buyer, "state": ServiceState(svc.state), "service_date": now, "start_date": now,
+            "admin": AdminStatus(svc.administrative_state), "policy": svc.policy,
+        }  # fmt: skip
+        conn: dict[str, Any] = {
+            **family, "id": svc.id, "ports": tuple(PortRef(ep.node, ep.interface) for ep in svc.endpoints),
+            "cir_bps": cir, "cbs_bytes": svc.bandwidth.cbs_bytes, "description": svc.description,
+            "external_id": svc.external_id,
+        }  # fmt: skip
         if svc.type == "accessEline":
             uni, enni = sorted(
                 svc.endpoints, key=lambda e: topology.nodes[e.node].interfaces[e.interface].role != "uni"
             )
             out.append(
                 Service(
-                    id=svc.id,
-                    kind=ServiceKind.OVC,
-                    admin=admin,
-                    ports=ports,
-                    policy=svc.policy,
-                    cir_bps=cir,
-                    cbs_bytes=svc.bandwidth.cbs_bytes,
-                    ce_vlans=tuple(uni.ce_vlans),
-                    s_vlan=enni.s_vlan,
-                    description=svc.description,
-                    external_id=svc.external_id,
-                    service_type="Access E-Line",
-                    **common,  # type: ignore[arg-type]
+                    kind=ServiceKind.OVC, ce_vlans=tuple(uni.ce_vlans), s_vlan=enni.s_vlan,
+                    service_type="Access E-Line", **conn,
                 )
-            )
-            for suffix, ep in (("uni", uni), ("enni", enni)):
-                out.append(
-                    Service(
-                        id=f"{svc.id}-{suffix}",
-                        kind=ServiceKind.OVC_END_POINT,
-                        admin=admin,
-                        ports=(PortRef(ep.node, ep.interface),),
-                        parent=svc.id,
-                        connects_to=interface_service_id(ep.node, ep.interface),
-                        policy=svc.policy,
-                        cir_bps=cir if suffix == "uni" else None,
-                        cbs_bytes=svc.bandwidth.cbs_bytes if suffix == "uni" else None,
-                        ce_vlans=tuple(ep.ce_vlans) if suffix == "uni" else (),
-                        s_vlan=ep.s_vlan,
-                        role=suffix,
-                        description=f"{svc.description} ({suffix.upper()} end point)",
-                        service_type="OVC End Point",
-                        **common,  # type: ignore[arg-type]
-                    )
+            )  # fmt: skip
+            out.append(
+                _end_point(
+                    svc, family, "uni", uni, ServiceKind.OVC_END_POINT, cir_bps=cir, cbs_bytes=svc.bandwidth.cbs_bytes,
+                    ce_vlans=tuple(uni.ce_vlans), s_vlan=uni.s_vlan, service_type="OVC End Point",
                 )
+            )  # fmt: skip
+            out.append(
+                _end_point(
+                    svc, family, "enni", enni, ServiceKind.OVC_END_POINT, s_vlan=enni.s_vlan,
+                    service_type="OVC End Point",
+                )
+            )  # fmt: skip
         else:
             uni = svc.endpoints[0]
             out.append(
-                Service(
-                    id=svc.id,
-                    kind=ServiceKind.IPVC,
-                    admin=admin,
-                    ports=ports,
-                    policy=svc.policy,
-                    cir_bps=cir,
-                    cbs_bytes=svc.bandwidth.cbs_bytes,
-                    ip_prefix=uni.ip_prefix,
-                    description=svc.description,
-                    external_id=svc.external_id,
-                    service_type="Internet Access",
-                    **common,  # type: ignore[arg-type]
-                )
+                Service(kind=ServiceKind.IPVC, ip_prefix=uni.ip_prefix, service_type="Internet Access", **conn)
             )
             out.append(
-                Service(
-                    id=f"{svc.id}-uni",
-                    kind=ServiceKind.IPVC_END_POINT,
-                    admin=admin,
-                    ports=(PortRef(uni.node, uni.interface),),
-                    parent=svc.id,
-                    connects_to=interface_service_id(uni.node, uni.interface),
-                    policy=svc.policy,
-                    cir_bps=cir,
-                    ip_prefix=uni.ip_prefix,
-                    role="uni",
-                    description=f"{svc.description} (UNI end point)",
+                _end_point(
+                    svc, family, "uni", uni, ServiceKind.IPVC_END_POINT, cir_bps=cir, ip_prefix=uni.ip_prefix,
                     service_type="IPVC End Point",
-                    **common,  # type: ignore[arg-type]
                 )
-            )
+            )  # fmt: skip
     return out
