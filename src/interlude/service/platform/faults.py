@@ -8,7 +8,7 @@ After every change the affected ports are re-read, which updates services' oper 
 
 A node whose adapter has no ``ImpairmentControl`` (``snmp``/``netconf`` on real gear) gets a
 :class:`~interlude.errors.CapabilityError`, unless :attr:`FaultService.impairment_fallback` hands out another
-controller for it: the runtime sets that hook when the lab can impair those nodes' links (a running lab, see
+controller for it: the runtime passes that hook when the lab can impair those nodes' links (a running lab, see
 :mod:`interlude.lab.impairments`); it answers None for every other node, which keeps the usual behaviour.
 """
 
