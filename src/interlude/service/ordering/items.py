@@ -14,7 +14,6 @@ from interlude.domain.model import (
     AdminStatus,
     ItemAction,
     OrderItem,
-    PortRef,
     Service,
     ServiceKind,
     ServiceOrder,
@@ -137,12 +136,7 @@ class ItemExecutor:
             s_vlan = enni_ep.get("s_vlan")
         else:
             enni_ep = None
-            far = next(
-                PortRef(n.name, i)
-                for n in self.network.topology.nodes.values()
-                for i, spec in n.interfaces.items()
-                if spec.role == "internet"
-            )
+            far = self.network.ports_with_role("internet")[0]
             s_vlan = None
         cir = uni_ep.get("cir_bps") or (enni_ep or {}).get("cir_bps")
         cbs = uni_ep.get("cbs_bytes")

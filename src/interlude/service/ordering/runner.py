@@ -111,7 +111,7 @@ class OrderRunner:
         self.inventory = deps.inventory
         self.hub = deps.hub
         self.bus = deps.bus
-        self.topology = deps.network.topology
+        self.network = deps.network
         self.items = ItemExecutor(deps)
         self.refresh = refresh  # async (nodes) -> None: re-read ports after a change
         self.lease_s = lease_s
@@ -177,12 +177,7 @@ class OrderRunner:
         keys: set[str] = set()
         if any(it.plan.get("new_kind") == ServiceKind.IPVC.value for it in order.items):
             # A new IPVC connects to the partner's internet-facing port(s).
-            keys.update(
-                f"port:{n.name}:{i}"
-                for n in self.topology.nodes.values()
-                for i, spec in n.interfaces.items()
-                if spec.role == "internet"
-            )
+            keys.update(f"port:{p.node}:{p.interface}" for p in self.network.ports_with_role("internet"))
         ids = [it.service_id for it in order.items if it.service_id]
         ids += [(it.plan.get("end_point") or {}).get("connects_to") or "" for it in order.items]
         seen: set[str] = set()

@@ -232,11 +232,7 @@ class OrderingService:
                     "missingProperty",
                 )
             )
-        if kind is ServiceKind.IPVC and not any(
-            spec.role == "internet"
-            for node in self.network.topology.nodes.values()
-            for spec in node.interfaces.values()
-        ):
+        if kind is ServiceKind.IPVC and not self.network.ports_with_role("internet"):
             errors.append(ValidationError("this partner has no internet port for an IPVC", it.path))
         return errors
 

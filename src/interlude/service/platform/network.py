@@ -99,6 +99,15 @@ class Network:
         """The topology role of a port."""
         return self.topology.nodes[port.node].interfaces[port.interface].role
 
+    def ports_with_role(self, role: str) -> list[PortRef]:
+        """Topology ports of one role, in file order (``internet``: where a new IPVC leads)."""
+        return [
+            PortRef(node.name, name)
+            for node in self.topology.nodes.values()
+            for name, spec in node.interfaces.items()
+            if spec.role == role
+        ]
+
     def uni_port(self, service: Service) -> PortRef:
         """The customer-side port of a service (its first UNI port, else its first port)."""
         for port in service.ports:
