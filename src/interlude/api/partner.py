@@ -14,7 +14,6 @@ from aiohttp import web
 
 from interlude.api.common import RUNTIME, json_response, parse_model, read_json
 from interlude.api.wire import FaultIn
-from interlude.domain.model import ServiceState
 from interlude.errors import AdapterError
 
 BASE = "/interlude/v1"
@@ -54,8 +53,7 @@ async def topology(request: web.Request) -> web.StreamResponse:
             "operationalState": s.oper.value,
             "endpoints": [{"node": p.node, "interface": p.interface} for p in s.ports],
         }
-        for s in runtime.inventory.services()
-        if s.kind.is_connectivity and s.state is not ServiceState.TERMINATED
+        for s in runtime.inventory.connectivity()
     ]
     links = [{"endpoints": list(link.endpoints)} for link in runtime.topology.links]
     return json_response({"name": runtime.topology.name, "nodes": nodes, "links": links, "services": services})

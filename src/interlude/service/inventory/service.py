@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from interlude.domain.events import ServiceOperChanged
 from interlude.domain.inventory import derive_oper
-from interlude.domain.model import PortRef, Service, ServiceKind
+from interlude.domain.model import PortRef, Service, ServiceKind, ServiceState
 from interlude.domain.queries import ServiceQuery
 from interlude.errors import NotFoundError
 from interlude.service.inventory.config import links_of, seed_services
@@ -99,6 +99,10 @@ class InventoryService:
     def services(self) -> Iterable[Service]:
         """Every indexed service."""
         return self._index.values()
+
+    def connectivity(self) -> list[Service]:
+        """Every OVC and IPVC that is not terminated (what the network carries or is about to)."""
+        return [s for s in self._index.values() if s.kind.is_connectivity and s.state is not ServiceState.TERMINATED]
 
     def live(self, service: Service) -> tuple[Service, ServiceKind | None, int]:
         """What a rendering of ``service`` shows: its indexed version, its interface's kind, its port's MTU.
