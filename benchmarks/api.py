@@ -66,8 +66,8 @@ def serve_ours(port: int, db: str) -> None:
 
 async def fill_store(db: str, count: int) -> None:
     """Seed the default topology's services, then add ``count`` synthetic OVCs (bulk, one transaction)."""
-    from interlude.domain.inventory import seed_services
     from interlude.domain.model import PortRef, Service, ServiceKind, iso, utcnow
+    from interlude.service.inventory.config import seed_services
     from interlude.store.sqlite import SqliteStore
     from interlude.topology import bundled_topology_path, load_topology
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from aiohttp.test_utils import TestClient, TestServer
 
-from interlude.api.auth import TokenTable, _digest
+from interlude.api.auth import TokenTable, token_digest
 from interlude.app.runtime import Runtime
 from interlude.app.web import create_app
 from interlude.topology import bundled_topology_path, load_topology
@@ -40,7 +40,7 @@ def _definitions() -> dict[str, str]:
 async def secured(tmp_path: Path) -> AsyncIterator[TestClient[Any, Any]]:
     mef_root()
     runtime = Runtime(load_topology(bundled_topology_path()), tmp_path / "db.sqlite", options=fast_options())
-    tokens = TokenTable({_digest("alpha-token-0123456789"): "sp-alpha"})
+    tokens = TokenTable({token_digest("alpha-token-0123456789"): "sp-alpha"})
     async with TestClient(TestServer(create_app(runtime, tokens=tokens))) as c:
         yield c
 

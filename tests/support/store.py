@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from interlude.domain.inventory import seed_services
 from interlude.domain.model import ItemAction, OrderItem, ServiceOrder, ServiceState, iso, utcnow
 from interlude.domain.queries import ServiceQuery
+from interlude.service.inventory.config import seed_services
 from interlude.store.base import AgeQuery, Document, DocumentStamp, OutboxMessage, Store, Subscription
 from interlude.topology import bundled_topology_path, load_topology
 

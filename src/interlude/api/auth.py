@@ -1,4 +1,7 @@
-"""Who is calling: buyer identity from bearer tokens, for every API the app serves (one middleware).
+"""Who is calling: buyer identity from bearer tokens, for every API the app serves.
+
+This module holds the token table and the request/app keys; the middleware that applies them is
+:func:`interlude.api.common.auth_middleware`, next to the error rendering its 401/403 answers use.
 
 Two modes, chosen once at start-up:
 
@@ -27,7 +30,6 @@ never shows one, and lookups do not leak a token prefix through timing.
 from __future__ import annotations
 
 import hashlib
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,15 +43,14 @@ from interlude.errors import ConfigError, SecretError
 from interlude.topology.loader import resolve_secret
 from interlude.topology.model import SecretRef, Topology
 
-log = logging.getLogger(__name__)
-
 OPERATOR = "operator"
 MEF_PREFIX = "/mefApi/"
 PARTNER_PREFIX = "/interlude/"
 MIN_TOKEN_LENGTH = 16
 
 
-def _digest(token: str) -> str:
+def token_digest(token: str) -> str:
+    """The SHA-256 hex digest a token is kept as (never the token itself)."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -61,7 +62,7 @@ class TokenTable:
 
     def caller(self, token: str) -> str | None:
         """The buyer (or ``operator``) a token stands for; None if unknown."""
-        return self.callers.get(_digest(token))
+        return self.callers.get(token_digest(token))
 
     def __len__(self) -> int:
         return len(self.callers)
@@ -130,49 +131,8 @@ def load_tokens(path: Path, topology: Topology, env: Mapping[str, str] | None = 
             raise ConfigError(
                 f"token file {path}: {where}: a token needs at least {MIN_TOKEN_LENGTH} characters and no spaces"
             )
-        digest = _digest(token)
+        digest = token_digest(token)
         if digest in callers:
             raise ConfigError(f"token file {path}: {where}: the same token is given twice")
         callers[digest] = caller
     return TokenTable(callers)
-
-
-def _unauthorized(code: str, reason: str) -> web.Response:
-    from interlude.api.common import error_body, json_response
-
-    challenge = 'Bearer realm="interlude"'
-    if code == "invalidCredentials":
-        challenge += ', error="invalid_token"'
-    return json_response(error_body(code, reason), status=401, headers={"WWW-Authenticate": challenge})
-
-
-def _bearer(request: web.Request) -> str | None:
-    header = request.headers.get("Authorization", "")
-    scheme, _, value = header.strip().partition(" ")
-    if scheme.lower() != "bearer" or not value.strip():
-        return None
-    return value.strip()
-
-
-@web.middleware
-async def auth_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Establish the caller of every MEF and partner-operations request (see the module docstring)."""
-    tokens = request.app.get(TOKENS)
-    path = request.path
-    if tokens is None or not path.startswith((MEF_PREFIX, PARTNER_PREFIX)):
-        response: web.StreamResponse = await handler(request)
-        return response
-    token = _bearer(request)
-    if token is None:
-        return _unauthorized("missingCredentials", "send 'Authorization: Bearer <token>'")
-    caller = tokens.caller(token)
-    if caller is None:
-        log.info("rejected an unknown bearer token for %s %s", request.method, path)
-        return _unauthorized("invalidCredentials", "the bearer token is not valid")
-    if path.startswith(PARTNER_PREFIX) and caller != OPERATOR:
-        from interlude.api.common import error_body, json_response
-
-        return json_response(error_body("accessDenied", "the partner operations API needs an operator token"), 403)
-    request[CALLER] = Caller(None if caller == OPERATOR else caller)
-    response = await handler(request)
-    return response

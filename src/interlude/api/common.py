@@ -1,13 +1,15 @@
 """Reusable REST pieces for every MEF API module: errors, JSON, pagination, filters, hub routes, buyer.
 
-An API module (``api/inventory.py``, ``api/ordering.py``; issue 7 adds fault, alarm, SFT, PM, streaming the
-same way) exposes ``BASE`` and ``def routes() -> list[web.RouteDef]``; handlers read the runtime with
+An API module (``api/inventory.py``, ``api/ordering.py``, and the fault, alarm, SFT, FM, PM and streaming
+modules the same way) exposes ``BASE`` and ``def routes() -> list[web.RouteDef]``; handlers read the runtime with
 ``request.app[RUNTIME]``, parse with :func:`read_json` / :func:`parse_model` / :class:`Query`, call a use case,
 and answer with :func:`json_response` or :func:`page_response`. Errors are raised, never built by hand:
 :class:`RequestError` for 400s, :class:`~interlude.errors.ValidationError` (or a list via
-:class:`~interlude.service.ordering.service.ValidationErrors`) for 422 arrays, :class:`~interlude.errors.NotFoundError`
+:class:`~interlude.errors.ValidationErrors`) for 422 arrays, :class:`~interlude.errors.NotFoundError`
 for 404; :func:`errors_middleware` turns them into the MEF error model (and anything unexpected into a 500
 ``internalError`` without internals). :func:`hub_routes` gives an API its ``/hub`` POST/GET/DELETE.
+:func:`auth_middleware` establishes the caller from the token table of :mod:`interlude.api.auth`; it lives here,
+not there, so that the token module stays free of response rendering and neither module needs the other late.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ from aiohttp import web
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
+from interlude.api.auth import CALLER, MEF_PREFIX, OPERATOR, PARTNER_PREFIX, TOKENS, Caller
+from interlude.api.payloads import unpack
+from interlude.api.wire import EventSubscriptionInput
 from interlude.domain.model import iso
 from interlude.errors import (
     CapabilityError,
@@ -38,6 +43,7 @@ if TYPE_CHECKING:
     from interlude.app.runtime import Runtime
 
 log = logging.getLogger(__name__)
+auth_log = logging.getLogger("interlude.api.auth")  # token rejections keep their historical logger name
 
 JSON_CT = "application/json;charset=utf-8"
 BUYER_HEADER = "X-Interlude-Buyer"
@@ -48,8 +54,6 @@ RUNTIME: web.AppKey[Runtime] = web.AppKey("runtime")
 
 M = TypeVar("M", bound=BaseModel)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -82,8 +86,6 @@ def _422(errors: Sequence[ValidationError]) -> web.Response:
 
 
 def _expand(errors: Sequence[ValidationError]) -> list[ValidationError]:
-    from interlude.api.payloads import unpack
-
     out: list[ValidationError] = []
     for err in errors:
         out.extend(unpack(err))
@@ -125,6 +127,45 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except Exception:
         log.exception("request %s %s crashed", request.method, request.path)
         return json_response(error_body("internalError", "the partner could not complete the request"), status=500)
+
+
+def _unauthorized(code: str, reason: str) -> web.Response:
+    challenge = 'Bearer realm="interlude"'
+    if code == "invalidCredentials":
+        challenge += ', error="invalid_token"'
+    return json_response(error_body(code, reason), status=401, headers={"WWW-Authenticate": challenge})
+
+
+def _bearer(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return value.strip()
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Establish the caller of every MEF and partner-operations request (modes: :mod:`interlude.api.auth`).
+
+    Runs inside :func:`errors_middleware`; its own 401/403 answers are rendered here so a rejected request
+    never reaches a handler.
+    """
+    tokens = request.app.get(TOKENS)
+    path = request.path
+    if tokens is None or not path.startswith((MEF_PREFIX, PARTNER_PREFIX)):
+        return await handler(request)
+    token = _bearer(request)
+    if token is None:
+        return _unauthorized("missingCredentials", "send 'Authorization: Bearer <token>'")
+    caller = tokens.caller(token)
+    if caller is None:
+        auth_log.info("rejected an unknown bearer token for %s %s", request.method, path)
+        return _unauthorized("invalidCredentials", "the bearer token is not valid")
+    if path.startswith(PARTNER_PREFIX) and caller != OPERATOR:
+        return json_response(error_body("accessDenied", "the partner operations API needs an operator token"), 403)
+    request[CALLER] = Caller(None if caller == OPERATOR else caller)
+    return await handler(request)
 
 
 async def read_json(request: web.Request) -> Any:
@@ -241,12 +282,10 @@ def page_response(items: list[Any], total: int, offset: int, throttled: bool) ->
 def buyer_of(request: web.Request) -> str | None:
     """The buyer (SP) making the request (None: operator view); every API's handlers ask only this.
 
-    With tokens configured, the caller the auth middleware established from the bearer token
+    With tokens configured, the caller :func:`auth_middleware` established from the bearer token
     (:mod:`interlude.api.auth`), whatever ``X-Interlude-Buyer`` says; without tokens (the emulator's
     default), the ``X-Interlude-Buyer`` header.
     """
-    from interlude.api.auth import CALLER, TOKENS
-
     if CALLER in request:
         return request[CALLER].buyer
     if request.app.get(TOKENS) is not None:
@@ -271,8 +310,6 @@ def subscription_body(sub: Any) -> dict[str, Any]:
 
 def hub_routes(base: str, api: NotifyingApi) -> list[web.RouteDef]:
     """``POST {base}/hub``, ``GET {base}/hub/{id}``, ``DELETE {base}/hub/{id}`` for one notifying API."""
-    from interlude.api.wire import EventSubscriptionInput
-
     async def register(request: web.Request) -> web.StreamResponse:
         body = parse_model(EventSubscriptionInput, await read_json(request), as_400=True)
         try:

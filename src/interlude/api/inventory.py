@@ -13,10 +13,10 @@ from aiohttp import web
 
 from interlude.api.common import JSON_CT, RUNTIME, Query, buyer_of, hub_routes, page_response
 from interlude.api.payloads import kind_of_urn, render_service
-from interlude.app.runtime import Runtime
 from interlude.domain.model import Service, ServiceState
 from interlude.domain.queries import ServiceQuery
 from interlude.errors import RequestError
+from interlude.service.inventory.service import InventoryService
 from interlude.service.platform.hub import SERVICE_INVENTORY
 
 BASE = "/mefApi/interlude/serviceInventory/v2"
@@ -28,16 +28,9 @@ FILTERS = (
 )  # fmt: skip
 
 
-def render(runtime: Runtime, svc: Service) -> dict[str, Any]:
+def render(inventory: InventoryService, svc: Service) -> dict[str, Any]:
     """A service as the SP sees it (with the live oper state from the inventory index)."""
-    live = runtime.inventory.indexed(svc.id) or svc
-    iface = runtime.inventory.indexed(live.connects_to) if live.connects_to else None
-    mtu = 1522
-    if live.ports:
-        node = runtime.topology.nodes.get(live.ports[0].node)
-        if node is not None and live.ports[0].interface in node.interfaces:
-            mtu = node.interfaces[live.ports[0].interface].mtu
-    return render_service(live, iface.kind if iface else None, mtu)
+    return render_service(*inventory.live(svc))
 
 
 async def list_services(request: web.Request) -> web.StreamResponse:
@@ -67,12 +60,12 @@ async def list_services(request: web.Request) -> web.StreamResponse:
     )  # fmt: skip
     offset, limit, throttled = q.page()
     services, total = await runtime.inventory.find(query, offset, limit)
-    return page_response([render(runtime, s) for s in services], total, offset, throttled)
+    return page_response([render(runtime.inventory, s) for s in services], total, offset, throttled)
 
 
-# Rendered bodies per runtime, keyed by service id and valid while the index still holds the very same
-# (immutable) Service object: any change replaces the object, so a stale body is never served.
-_BODIES: weakref.WeakKeyDictionary[Runtime, dict[str, tuple[Service, bytes]]] = weakref.WeakKeyDictionary()
+# Rendered bodies per inventory (one per runtime), keyed by service id and valid while the index still holds
+# the very same (immutable) Service object: any change replaces the object, so a stale body is never served.
+_BODIES: weakref.WeakKeyDictionary[InventoryService, dict[str, tuple[Service, bytes]]] = weakref.WeakKeyDictionary()
 _MAX_CACHED = 20_000
 
 
@@ -82,12 +75,12 @@ async def get_service(request: web.Request) -> web.StreamResponse:
     Query(request, ())
     svc = await runtime.inventory.get(request.match_info["id"], buyer_of(request))
     live = runtime.inventory.indexed(svc.id) or svc
-    bodies = _BODIES.setdefault(runtime, {})
+    bodies = _BODIES.setdefault(runtime.inventory, {})
     hit = bodies.get(svc.id)
     if hit is not None and hit[0] is live:
         body = hit[1]
     else:
-        body = json.dumps(render(runtime, live), separators=(",", ":")).encode()
+        body = json.dumps(render(runtime.inventory, live), separators=(",", ":")).encode()
         if len(bodies) >= _MAX_CACHED:
             bodies.clear()
         bodies[svc.id] = (live, body)

@@ -23,11 +23,11 @@ from interlude.api.common import (
 )
 from interlude.api.payloads import extract_change, extract_end_point, kind_of_urn, unpack
 from interlude.api.wire import ServiceOrderCreate, ServiceOrderItemIn
-from interlude.app.runtime import Runtime
 from interlude.domain.model import ItemAction, OrderState, ServiceKind, ServiceOrder
 from interlude.domain.queries import OrderQuery
 from interlude.errors import RequestError, ValidationError, ValidationErrors
-from interlude.service.ordering.service import ItemRequest, NewEndPoint, OrderRequest, order_href
+from interlude.service.inventory.service import InventoryService
+from interlude.service.ordering.plan import ItemRequest, NewEndPoint, OrderRequest, order_href
 from interlude.service.platform.hub import SERVICE_ORDERING
 
 BASE = "/mefApi/interlude/serviceOrderingManagement/v1"
@@ -68,7 +68,7 @@ def render_order(order: ServiceOrder) -> dict[str, Any]:
 
 
 def _parse_item(
-    runtime: Runtime, item: ServiceOrderItemIn, raw: dict[str, Any], path: str, buyer: str | None
+    inventory: InventoryService, item: ServiceOrderItemIn, raw: dict[str, Any], path: str, buyer: str | None
 ) -> ItemRequest:
     action = ItemAction(item.action)
     svc_in = item.service
@@ -79,7 +79,7 @@ def _parse_item(
         if not svc_in.id:
             raise ValidationError(f"a {action} item needs service.id", f"{path}/service/id", "missingProperty")
         req.service_id = svc_in.id
-        target = runtime.inventory.indexed(svc_in.id)
+        target = inventory.indexed(svc_in.id)
         if target is None or (buyer is not None and target.buyer != buyer):
             raise ValidationError(f"no service {svc_in.id!r}", f"{path}/service/id", "referenceNotFound")
         if action is ItemAction.DELETE:
@@ -88,8 +88,7 @@ def _parse_item(
             return req
         if config is None:
             raise ValidationError("a modify item needs service.serviceConfiguration", cpath, "missingProperty")
-        mtu = runtime.topology.nodes[target.ports[0].node].interfaces[target.ports[0].interface].mtu
-        req.change = extract_change(target, config, cpath, mtu)
+        req.change = extract_change(target, config, cpath, inventory.port_mtu(target.ports[0]))
         return req
     # add
     if config is None:
@@ -135,20 +134,13 @@ def _parse_item(
     return req
 
 
-def _infer_buyer(runtime: Runtime, body: ServiceOrderCreate) -> str:
+def _infer_buyer(inventory: InventoryService, body: ServiceOrderCreate) -> str:
     """Without the buyer header, the buyer owning every referenced service (if there is exactly one)."""
-    owners: set[str] = set()
-    for it in body.serviceOrderItem:
-        ids = [it.service.id] if it.service.id else []
-        ids += [r.service.id for r in it.service.serviceRelationship]
-        for sid in ids:
-            svc = runtime.inventory.indexed(sid)
-            if svc is not None:
-                owners.add(svc.buyer)
-    if len(owners) == 1:
-        return owners.pop()
-    if not owners and len(runtime.topology.buyers) == 1:
-        return next(iter(runtime.topology.buyers))
+    ids = [sid for it in body.serviceOrderItem for sid in ([it.service.id] if it.service.id else [])]
+    ids += [r.service.id for it in body.serviceOrderItem for r in it.service.serviceRelationship]
+    owner = inventory.owner_of(ids)
+    if owner is not None:
+        return owner
     raise RequestError(
         400, "invalidBody", "cannot tell which buyer places this order: use the buyer's token (or, when the partner"
         " runs without tokens, the X-Interlude-Buyer header)",
@@ -160,12 +152,13 @@ async def create_order(request: web.Request) -> web.StreamResponse:
     runtime = request.app[RUNTIME]
     raw = await read_json(request)
     body = parse_model(ServiceOrderCreate, raw)
-    buyer = buyer_of(request) or _infer_buyer(runtime, body)
+    buyer = buyer_of(request) or _infer_buyer(runtime.inventory, body)
     items: list[ItemRequest] = []
     errors: list[ValidationError] = []
     for i, item in enumerate(body.serviceOrderItem):
+        path = f"/serviceOrderItem/{i}"
         try:
-            items.append(_parse_item(runtime, item, raw["serviceOrderItem"][i], f"/serviceOrderItem/{i}", buyer))
+            items.append(_parse_item(runtime.inventory, item, raw["serviceOrderItem"][i], path, buyer))
         except ValidationError as exc:
             errors.extend(unpack(exc))
     if errors:

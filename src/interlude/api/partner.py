@@ -12,11 +12,8 @@ from typing import Any
 
 from aiohttp import web
 
-from interlude.adapters.base import interface_control
 from interlude.api.common import RUNTIME, json_response, parse_model, read_json
 from interlude.api.wire import FaultIn
-from interlude.domain.model import ServiceState
-from interlude.domain.southbound import Capability
 from interlude.errors import AdapterError
 
 BASE = "/interlude/v1"
@@ -27,14 +24,10 @@ async def topology(request: web.Request) -> web.StreamResponse:
     runtime = request.app[RUNTIME]
     nodes: list[dict[str, Any]] = []
     for name, spec in runtime.topology.nodes.items():
-        adapter = runtime.adapters[name]
-        states: dict[str, tuple[str, str]] = {}
-        if Capability.INTERFACES in adapter.capabilities:
-            try:
-                for st in await interface_control(adapter).list_interfaces():
-                    states[st.name] = (st.admin.value, st.oper.value)
-            except AdapterError:
-                states = {}
+        try:
+            states = {st.name: (st.admin.value, st.oper.value) for st in await runtime.network.interface_states(name)}
+        except AdapterError:
+            states = {}
         nodes.append(
             {
                 "name": name,
@@ -60,8 +53,7 @@ async def topology(request: web.Request) -> web.StreamResponse:
             "operationalState": s.oper.value,
             "endpoints": [{"node": p.node, "interface": p.interface} for p in s.ports],
         }
-        for s in runtime.inventory.services()
-        if s.kind.is_connectivity and s.state is not ServiceState.TERMINATED
+        for s in runtime.inventory.connectivity()
     ]
     links = [{"endpoints": list(link.endpoints)} for link in runtime.topology.links]
     return json_response({"name": runtime.topology.name, "nodes": nodes, "links": links, "services": services})

@@ -1,1 +1,1 @@
-"""The composition root: builds every service once, as typed fields, and wires the web app."""
+"""The composition root: builds every service once, as typed fields, wires the web app and runs the server."""

@@ -23,17 +23,19 @@ from pathlib import Path
 
 from interlude.adapters.base import Adapter, AdapterContext, ImpairmentControl
 from interlude.adapters.registry import create_adapter
-from interlude.domain.model import ServiceState
 from interlude.domain.southbound import Capability
 from interlude.errors import AdapterError
 from interlude.lab.impairments import impairment_control_for
 from interlude.service.alarms.retention import AlarmRetention
 from interlude.service.alarms.service import AlarmService
+from interlude.service.inventory.config import policies_of
 from interlude.service.inventory.service import InventoryService
 from interlude.service.oamjobs.common import OamJobDeps
 from interlude.service.oamjobs.fm.service import FmService
 from interlude.service.oamjobs.sft.service import SftService
-from interlude.service.ordering.service import OrderingService, OrderRunner
+from interlude.service.ordering.deps import OrderingDeps
+from interlude.service.ordering.runner import OrderRunner
+from interlude.service.ordering.service import OrderingService
 from interlude.service.performance.common import PmDeps
 from interlude.service.performance.retention import PmRetention, PmRetentionSweeper
 from interlude.service.performance.service import PerformanceService
@@ -45,12 +47,14 @@ from interlude.service.platform.jobs import JobRunner
 from interlude.service.platform.network import Network
 from interlude.service.platform.southbound import SouthboundIngest
 from interlude.store.base import Store
+from interlude.store.postgres import PostgresStore
 from interlude.store.sqlite import SqliteStore
 from interlude.topology.model import Topology
 
 log = logging.getLogger(__name__)
 
 AdapterFactory = Callable[..., Adapter]
+
 
 @dataclass
 class RuntimeOptions:
@@ -97,27 +101,21 @@ class Runtime:
             name: adapter_factory(node, self.context) for name, node in topology.nodes.items()
         }
         if store is None:
-            if is_pg:
-                from interlude.store.postgres import PostgresStore
-
-                store = PostgresStore(self.db_url)
-            else:
-                store = SqliteStore(self.db_path)
+            store = PostgresStore(self.db_url) if is_pg else SqliteStore(self.db_path)
         self.store: Store = store
         self.bus = EventBus()
         self.network = Network(topology, self.adapters)
         self.hub = HubService(self.store)
         self.inventory = InventoryService(self.store, topology, self.hub, self.bus)
         self.southbound = SouthboundIngest(self.network, self.inventory, self.bus, self.options.poll_interval_s)
-        self.ordering = OrderingService(self.store, self.inventory, self.hub, self.network)
+        ordering = OrderingDeps(self.store, self.inventory, self.hub, self.network, self.bus, policies_of(topology))
         self.runner = OrderRunner(
-            self.store, self.inventory, self.hub, self.network, self.bus, self.refresh,
+            ordering, self.refresh,
             item_timeout_s=self.options.order_item_timeout_s, concurrency=self.options.order_concurrency,
             lease_s=self.options.order_lease_s, refresh_timeout_s=self.options.order_refresh_timeout_s,
         )  # fmt: skip
-        self.ordering.runner = self.runner
-        self.faults = FaultService(self.store, self.network, self.bus, self.refresh)
-        self.faults.impairment_fallback = self._impairment_fallback()
+        self.ordering = OrderingService(ordering, on_created=self.runner.wake)
+        self.faults = FaultService(self.store, self.network, self.bus, self.refresh, self._impairment_fallback())
         self.notifier = Notifier(
             self.store,
             base_delay_s=self.options.notify_base_delay_s,
@@ -147,7 +145,7 @@ class Runtime:
 
         In a lab, an ``snmp`` or ``netconf`` node is a namespace whose links the lab itself can impair.
         """
-        if all(Capability.IMPAIRMENT in a.capabilities for a in self.adapters.values()):
+        if all(self.network.has(node, Capability.IMPAIRMENT) for node in self.network.nodes()):
             return None
         context = self.context
         return lambda node: impairment_control_for(node, context)
@@ -169,7 +167,7 @@ class Runtime:
             if seeded:
                 log.info("seeded %d services from topology %s", seeded, self.topology.name)
             if self.options.provision_seed:
-                await self._provision()
+                await self.ordering.provision_active()
             await self.faults.reapply()
             self.performance.register()
             self._alarm_sweeper = asyncio.create_task(self._sweep_alarms(), name="alarm-retention")
@@ -197,22 +195,6 @@ class Runtime:
             except Exception:
                 log.exception("alarm retention sweep failed; retrying next interval")
             await asyncio.sleep(self.alarms.retention.sweep_interval_s)
-
-    async def _provision(self) -> None:
-        """Make the network carry every active connectivity service (idempotent; skipped where unsupported)."""
-        for svc in list(self.inventory.services()):
-            if not svc.kind.is_connectivity or svc.state is not ServiceState.ACTIVE:
-                continue
-            nodes = {p.node for p in svc.ports}
-            if not all(Capability.CONNECTIVITY in self.adapters[n].capabilities for n in nodes):
-                continue
-            try:
-                await self.network.connect(self.network.connection_spec(svc))
-                uni = self.network.uni_port(svc)
-                if svc.cir_bps and Capability.BANDWIDTH in self.adapters[uni.node].capabilities:
-                    await self.network.apply_bandwidth(uni, svc.cir_bps, svc.cbs_bytes, svc.eir_bps)
-            except AdapterError as exc:
-                log.warning("cannot provision %s: %s", svc.id, exc)
 
     async def stop(self) -> None:
         """Stop runners, close adapters and the store. Idempotent."""

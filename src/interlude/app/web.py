@@ -3,7 +3,7 @@
 ``create_app(runtime)`` mounts the routes of each module in :data:`API_MODULES` (a new API family adds its
 module there). With ``manage_runtime=True`` (the CLI) the runtime is started and stopped by the app's
 ``cleanup_ctx``; tests may start it themselves. Every request passes
-:func:`~interlude.api.auth.auth_middleware` (the caller's identity) inside
+:func:`~interlude.api.common.auth_middleware` (the caller's identity) inside
 :func:`~interlude.api.common.errors_middleware` (the MEF error model).
 """
 
@@ -15,8 +15,8 @@ from types import ModuleType
 from aiohttp import web
 
 from interlude.api import alarms, fm, inventory, ordering, partner, performance, sft, streaming
-from interlude.api.auth import TOKENS, TokenTable, auth_middleware
-from interlude.api.common import RUNTIME, errors_middleware
+from interlude.api.auth import TOKENS, TokenTable
+from interlude.api.common import RUNTIME, auth_middleware, errors_middleware
 from interlude.app.runtime import Runtime
 
 API_MODULES: tuple[ModuleType, ...] = (inventory, ordering, partner, alarms, performance, streaming, sft, fm)

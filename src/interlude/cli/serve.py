@@ -13,31 +13,25 @@ import contextlib
 import logging
 import signal
 from pathlib import Path
-from typing import Any
 
 import click
-from aiohttp import web
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
-from interlude.adapters.base import AdapterContext
-from interlude.adapters.emulated.adapter import EmulatedAdapter
 from interlude.adapters.registry import available_kinds
 from interlude.api.auth import TokenTable, load_tokens
 from interlude.app.runtime import Runtime
-from interlude.app.web import API_MODULES, create_app
-from interlude.emulator.devices import device_agents
-from interlude.emulator.scenario import Scenario, load_scenario, run_scenario
+from interlude.app.server import build_runtime, state_location
+from interlude.app.server import serve as serve_partner
+from interlude.app.web import API_MODULES
+from interlude.emulator.devices import DeviceEndpoints
+from interlude.emulator.scenario import Scenario, load_scenario
 from interlude.errors import InterludeError
 from interlude.topology.loader import bundled_topology_path, load_topology
-from interlude.topology.model import NodeSpec, Topology
+from interlude.topology.model import Topology
 
 console = Console()
-
-
-def _emulated(node: NodeSpec, context: AdapterContext) -> EmulatedAdapter:
-    return EmulatedAdapter(node, context)
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -68,74 +62,66 @@ def _banner(runtime: Runtime, url: str, db: Path | str, mode: str) -> None:
     )
 
 
-async def _serve(runtime: Runtime, host: str, port: int, db: Path | str, mode: str, scenario: Scenario | None,
-                 devices: tuple[int | None, int | None] = (None, None),
-                 netconf_password: str = "interlude", tokens: TokenTable | None = None) -> None:  # fmt: skip
-    app = create_app(runtime, tokens=tokens)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()  # starts the runtime (cleanup_ctx)
-    try:
-        async with contextlib.AsyncExitStack() as stack:
-            if mode == "emulate" and devices != (None, None):
-                agents = device_agents(runtime.context, host, *devices, netconf_password)
-                endpoints = await stack.enter_async_context(agents)
-                if endpoints.snmp:
-                    console.print(f"devices over SNMP v2c at [bold]{endpoints.snmp}[/bold] (community = node name)")
-                if endpoints.netconf:
-                    console.print(
-                        f"devices over NETCONF at [bold]{endpoints.netconf}[/bold] "
-                        "(username = node name, password from --netconf-password)"
-                    )
-            if tokens is not None:
-                console.print(f"bearer tokens required ({len(tokens)} configured); X-Interlude-Buyer is ignored")
-            else:
-                console.print("[yellow]no authentication[/yellow]: the buyer is whatever X-Interlude-Buyer says "
-                              "(use --tokens FILE beyond a test bench)")  # fmt: skip
-            await _serve_until_stopped(runtime, runner, host, port, db, mode, scenario)
-    finally:
-        await runner.cleanup()
+class _ConsoleEvents:
+    """Prints what the server reports (:class:`interlude.app.server.ServerEvents`) on the terminal."""
+
+    def __init__(self, runtime: Runtime, db: Path | str, mode: str, tokens: TokenTable | None) -> None:
+        self.runtime = runtime
+        self.db = db
+        self.mode = mode
+        self.tokens = tokens
+
+    def started(self, devices: DeviceEndpoints | None) -> None:
+        if devices is not None and devices.snmp:
+            console.print(f"devices over SNMP v2c at [bold]{devices.snmp}[/bold] (community = node name)")
+        if devices is not None and devices.netconf:
+            console.print(
+                f"devices over NETCONF at [bold]{devices.netconf}[/bold] "
+                "(username = node name, password from --netconf-password)"
+            )
+        if self.tokens is not None:
+            console.print(f"bearer tokens required ({len(self.tokens)} configured); X-Interlude-Buyer is ignored")
+        else:
+            console.print("[yellow]no authentication[/yellow]: the buyer is whatever X-Interlude-Buyer says "
+                          "(use --tokens FILE beyond a test bench)")  # fmt: skip
+
+    def listening(self, url: str) -> None:
+        _banner(self.runtime, url, self.db, self.mode)
+
+    def scenario_started(self, scenario: Scenario) -> None:
+        console.print(f"playing scenario [bold]{scenario.name}[/bold]: {scenario.description}")
+
+    def scenario_report(self, message: str) -> None:
+        console.print(f"[yellow]scenario[/] {message}")
+
+    def stopping(self) -> None:
+        console.print("stopping...")
 
 
-async def _serve_until_stopped(runtime: Runtime, runner: web.AppRunner, host: str, port: int, db: Path | str,
-                               mode: str, scenario: Scenario | None) -> None:  # fmt: skip
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    _banner(runtime, f"http://{host}:{port}", db, mode)
+async def _serve_until_signalled(runtime: Runtime, host: str, port: int, events: _ConsoleEvents, *,
+                                 tokens: TokenTable | None, devices: tuple[int | None, int | None],
+                                 netconf_password: str, scenario: Scenario | None) -> None:  # fmt: skip
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    task: asyncio.Task[None] | None = None
-    if scenario is not None:
-        console.print(f"playing scenario [bold]{scenario.name}[/bold]: {scenario.description}")
-        task = asyncio.create_task(
-            run_scenario(scenario, runtime.faults, report=lambda m: console.print(f"[yellow]scenario[/] {m}"))
-        )
-    await stop.wait()
-    console.print("stopping...")
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    await serve_partner(runtime, host, port, stop, events, tokens=tokens, devices=devices,
+                        netconf_password=netconf_password, scenario=scenario)  # fmt: skip
 
 
 def _run(topology: Topology, topo_path: Path, host: str, port: int, db: str | None, scenario: Path | None,
          mode: str, verbose: bool, devices: tuple[int | None, int | None] = (None, None),
          netconf_password: str = "interlude", tokens_file: Path | None = None) -> None:  # fmt: skip
     _setup_logging(verbose)
-    db_path: Path | str = Path(".interlude") / f"{topology.name}.db"
-    if db:
-        db_path = db if db.startswith(("postgresql://", "postgres://")) else Path(db)
+    db_path, state_dir = state_location(topology, db)
     try:
         scen = load_scenario(scenario) if scenario is not None else None
         tokens = load_tokens(tokens_file, topology) if tokens_file is not None else None
-        state_dir = db_path.parent if isinstance(db_path, Path) else Path(".interlude")
-        kwargs: dict[str, Any] = {"base_dir": topo_path.parent.resolve(), "state_dir": state_dir}
-        if mode == "emulate":
-            kwargs["adapter_factory"] = _emulated
-        runtime = Runtime(topology, db_path, **kwargs)
-        asyncio.run(_serve(runtime, host, port, db_path, mode, scen, devices, netconf_password, tokens))
+        runtime = build_runtime(topology, topo_path, db_path, state_dir, emulate=mode == "emulate")
+        events = _ConsoleEvents(runtime, db_path, mode, tokens)
+        asyncio.run(_serve_until_signalled(runtime, host, port, events, tokens=tokens, devices=devices,
+                                           netconf_password=netconf_password, scenario=scen))  # fmt: skip
     except InterludeError as exc:
         console.print(f"[red]error[/red]: {exc}")
         raise SystemExit(1) from None

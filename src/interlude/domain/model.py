@@ -100,6 +100,24 @@ class PortRef:
     def __str__(self) -> str:
         return f"{self.node}:{self.interface}"
 
+    @classmethod
+    def parse(cls, text: str) -> PortRef:
+        """From the topology file's ``node:interface`` notation."""
+        node, interface = text.split(":", 1)
+        return cls(node, interface)
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """A cable between two partner ports.
+
+    Services spanning nodes are operationally up only across links whose two ends are up, so the oper-state
+    derivation needs the links, and nothing else of the topology.
+    """
+
+    a: PortRef
+    b: PortRef
+
 
 @dataclass(slots=True)
 class Service:

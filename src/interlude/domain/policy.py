@@ -1,21 +1,51 @@
 """Policy checks: may this buyer make this change to this service, within the partner's bounds.
 
-Pure functions over the topology ``policies`` (:class:`~interlude.topology.model.PolicySpec`). Violations are
+Pure functions over :class:`Policy` values (the topology file's ``policies``, converted by
+:func:`interlude.service.inventory.config.policies_of`). Violations are
 :class:`~interlude.errors.PolicyViolationError` objects carrying a JSON pointer (``property_path``) to the
 buyer's property, so the API can answer a 422 array, or the order runner a ``terminationError``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from interlude.domain.model import Service, ServiceChange, ServiceKind
 from interlude.errors import PolicyViolationError
-from interlude.topology.model import PolicySpec
 
 # Interface services (UNI/ENNI) carry no policy of their own: the buyer may lock/unlock its own ports.
 INTERFACE_MODIFIABLE = frozenset({"administrativeState"})
 
 
-def check_change(service: Service, change: ServiceChange, policy: PolicySpec | None) -> list[PolicyViolationError]:
+@dataclass(frozen=True, slots=True)
+class Bounds:
+    """An inclusive numeric range a policy allows."""
+
+    min: float
+    max: float
+
+    def __contains__(self, value: object) -> bool:
+        return isinstance(value, int | float) and self.min <= value <= self.max
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """What a buyer may change on the services under one named policy, and within which bounds.
+
+    ``modifiable`` names MEF attributes (``cir``, ``ceVlans``, ...; ``connectivity`` allows new OVCs/IPVCs);
+    a bound left None is not restricted.
+    """
+
+    name: str = ""
+    modifiable: tuple[str, ...] = ()
+    cir_mbps: Bounds | None = None
+    cbs_bytes: Bounds | None = None
+    eir_mbps: Bounds | None = None
+    ce_vlans: Bounds | None = None
+    max_ce_vlans: int | None = None
+
+
+def check_change(service: Service, change: ServiceChange, policy: Policy | None) -> list[PolicyViolationError]:
     """Every reason the change is not allowed (empty list: allowed)."""
     errors: list[PolicyViolationError] = []
     if service.kind.is_interface:
@@ -86,9 +116,7 @@ def check_change(service: Service, change: ServiceChange, policy: PolicySpec | N
     return errors
 
 
-def check_new_connectivity(
-    policy: PolicySpec | None, cir_bps: int | None, path: str | None
-) -> list[PolicyViolationError]:
+def check_new_connectivity(policy: Policy | None, cir_bps: int | None, path: str | None) -> list[PolicyViolationError]:
     """Bounds for a new OVC/IPVC's bandwidth (creating one needs ``connectivity`` in the policy)."""
     if policy is None:
         return []

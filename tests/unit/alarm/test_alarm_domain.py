@@ -19,10 +19,11 @@ from interlude.domain.alarms import (
     link_object,
     parse_tca_specs,
 )
-from interlude.domain.inventory import derive_oper, seed_services
+from interlude.domain.inventory import derive_oper
 from interlude.domain.model import OperStatus, PortRef, Service
 from interlude.errors import ConfigError
 from interlude.service.alarms.retention import AlarmRetention
+from interlude.service.inventory.config import links_of, seed_services
 from interlude.topology import bundled_topology_path, load_topology
 from interlude.topology.model import Topology
 
@@ -30,7 +31,7 @@ from interlude.topology.model import Topology
 def _oper(
     topo: Topology, service: Service, port_up: Mapping[tuple[str, str], bool], parent: Service | None
 ) -> OperStatus:
-    return derive_oper(service, topo, port_up, parent)
+    return derive_oper(service, links_of(topo), port_up, parent)
 
 
 def test_both_ends_of_a_link_give_one_key() -> None:

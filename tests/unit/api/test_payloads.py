@@ -11,9 +11,9 @@ from interlude.api.payloads import (
     render_configuration,
     unpack,
 )
-from interlude.domain.inventory import seed_services
 from interlude.domain.model import AdminStatus, ServiceKind
 from interlude.errors import ValidationError
+from interlude.service.inventory.config import seed_services
 from interlude.topology import bundled_topology_path, load_topology
 
 SERVICES = {s.id: s for s in seed_services(load_topology(bundled_topology_path()))}

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from interlude.domain.inventory import derive_oper, seed_services
+from interlude.domain.inventory import derive_oper
 from interlude.domain.model import (
     AdminStatus,
     ItemAction,
@@ -18,9 +18,11 @@ from interlude.domain.model import (
 )
 from interlude.domain.policy import check_change
 from interlude.errors import TransitionError
+from interlude.service.inventory.config import links_of, policy_of, seed_services
 from interlude.topology import bundled_topology_path, load_topology
 
 TOPO = load_topology(bundled_topology_path())
+LINKS = links_of(TOPO)
 
 
 def test_rollup_rules() -> None:
@@ -74,27 +76,27 @@ def test_oper_follows_ports_and_links() -> None:
     services = {s.id: s for s in seed_services(TOPO)}
     up = {(n.name, i): True for n in TOPO.nodes.values() for i in n.interfaces}
     ovc = services["ovc-1001"]
-    assert derive_oper(ovc, TOPO, up) is OperStatus.ENABLED
+    assert derive_oper(ovc, LINKS, up) is OperStatus.ENABLED
     cut = dict(up)
     cut[("agg1", "dn1")] = False  # the pe1-agg1 link is down
-    assert derive_oper(ovc, TOPO, cut) is OperStatus.DISABLED
-    assert derive_oper(services["ovc-2002"], TOPO, cut) is OperStatus.ENABLED  # via pe2
-    assert derive_oper(services["ovc-1001-uni"], TOPO, cut, parent=ovc) is OperStatus.DISABLED
-    assert derive_oper(services["pe1-uni1"], TOPO, cut) is OperStatus.ENABLED
+    assert derive_oper(ovc, LINKS, cut) is OperStatus.DISABLED
+    assert derive_oper(services["ovc-2002"], LINKS, cut) is OperStatus.ENABLED  # via pe2
+    assert derive_oper(services["ovc-1001-uni"], LINKS, cut, parent=ovc) is OperStatus.DISABLED
+    assert derive_oper(services["pe1-uni1"], LINKS, cut) is OperStatus.ENABLED
     locked = ovc.evolve(admin=AdminStatus.LOCKED)
-    assert derive_oper(locked, TOPO, up) is OperStatus.DISABLED
+    assert derive_oper(locked, LINKS, up) is OperStatus.DISABLED
 
 
 def test_policy_allows_within_range_and_points_at_property() -> None:
     services = {s.id: s for s in seed_services(TOPO)}
-    dynamic = TOPO.policies["eline-dynamic"]
+    dynamic = policy_of(TOPO.policies["eline-dynamic"])
     ok = ServiceChange(cir_bps=200_000_000, paths={"cir": "/x/cir"})
     assert check_change(services["ovc-1001"], ok, dynamic) == []
     too_high = ServiceChange(cir_bps=5_000_000_000, paths={"cir": "/x/cir"})
     [err] = check_change(services["ovc-1001"], too_high, dynamic)
     assert err.property_path == "/x/cir"
     assert "outside the allowed range" in str(err)
-    fixed = TOPO.policies["eline-fixed-bw"]
+    fixed = policy_of(TOPO.policies["eline-fixed-bw"])
     [err] = check_change(services["ovc-1002"], ok, fixed)
     assert "may not be changed" in str(err)
     vlans = ServiceChange(ce_vlans=(1,), paths={"ceVlans": "/v"})

@@ -1,1 +1,1 @@
-"""Service Inventory: the services, their live operational state and its notifications."""
+"""Service Inventory: the services, their live oper state and its notifications; the topology as domain values."""

@@ -18,10 +18,11 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 
 from interlude.domain.events import ServiceOperChanged
-from interlude.domain.inventory import derive_oper, seed_services
-from interlude.domain.model import Service, ServiceKind
+from interlude.domain.inventory import derive_oper
+from interlude.domain.model import PortRef, Service, ServiceKind, ServiceState
 from interlude.domain.queries import ServiceQuery
 from interlude.errors import NotFoundError
+from interlude.service.inventory.config import links_of, seed_services
 from interlude.service.platform.bus import EventBus
 from interlude.service.platform.hub import SERVICE_INVENTORY, HubService
 from interlude.store.base import OutboxMessage, Store, Transaction
@@ -30,6 +31,7 @@ from interlude.topology.model import Topology
 log = logging.getLogger(__name__)
 
 SERVICE_BASE = "/mefApi/interlude/serviceInventory/v2"
+DEFAULT_MTU = 1522
 
 
 def service_href(service_id: str) -> str:
@@ -43,6 +45,7 @@ class InventoryService:
     def __init__(self, store: Store, topology: Topology, hub: HubService, bus: EventBus) -> None:
         self.store = store
         self.topology = topology
+        self.links = links_of(topology)
         self.hub = hub
         self.bus = bus
         self.lock = asyncio.Lock()
@@ -97,6 +100,39 @@ class InventoryService:
         """Every indexed service."""
         return self._index.values()
 
+    def connectivity(self) -> list[Service]:
+        """Every OVC and IPVC that is not terminated (what the network carries or is about to)."""
+        return [s for s in self._index.values() if s.kind.is_connectivity and s.state is not ServiceState.TERMINATED]
+
+    def live(self, service: Service) -> tuple[Service, ServiceKind | None, int]:
+        """What a rendering of ``service`` shows: its indexed version, its interface's kind, its port's MTU.
+
+        The indexed version carries the live oper state; the interface kind is None when it connects to none;
+        the MTU is the first port's (:data:`DEFAULT_MTU` when the port is not in the topology).
+        """
+        current = self._index.get(service.id) or service
+        iface = self._index.get(current.connects_to) if current.connects_to else None
+        return current, iface.kind if iface else None, self.port_mtu(current.ports[0]) if current.ports else DEFAULT_MTU
+
+    def port_mtu(self, port: PortRef) -> int:
+        """The topology MTU of a port (the MEF default frame size when the port is not in the topology)."""
+        node = self.topology.nodes.get(port.node)
+        if node is None or port.interface not in node.interfaces:
+            return DEFAULT_MTU
+        return node.interfaces[port.interface].mtu
+
+    def owner_of(self, service_ids: Iterable[str]) -> str | None:
+        """The one buyer owning every known service of ``service_ids`` (None if several or none own them).
+
+        With no known service at all, the topology's only buyer if it has exactly one.
+        """
+        owners = {svc.buyer for sid in service_ids if (svc := self._index.get(sid)) is not None}
+        if len(owners) == 1:
+            return owners.pop()
+        if not owners and len(self.topology.buyers) == 1:
+            return next(iter(self.topology.buyers))
+        return None
+
     # Changes ----------------------------------------------------------------------------------------------
 
     def with_oper(self, service: Service, pending: Mapping[str, Service] | None = None) -> Service:
@@ -104,7 +140,7 @@ class InventoryService:
         parent = None
         if service.parent is not None:
             parent = (pending or {}).get(service.parent) or self._index.get(service.parent)
-        oper = derive_oper(service, self.topology, self.port_up, parent)
+        oper = derive_oper(service, self.links, self.port_up, parent)
         return service if oper is service.oper else service.evolve(oper=oper)
 
     async def outbox_for(self, event_type: str, service: Service) -> list[OutboxMessage]:

@@ -1,7 +1,7 @@
 """Order item execution: the network work and the service records of one ``modify``, ``delete`` or ``add`` item.
 
-:class:`OrderItemExecution` is mixed into :class:`~interlude.service.ordering.runner.OrderRunner`; it only
-needs the runner's ``inventory`` and ``network``. Keeping it apart from the runner separates *what* an item
+:class:`ItemExecutor` is held by :class:`~interlude.service.ordering.runner.OrderRunner`; it only reads the
+inventory and drives the network gateway. Keeping it apart from the runner separates *what* an item
 does (adapter calls, evolved :class:`~interlude.domain.model.Service` records, inventory events) from *when*
 it runs (claims, queues, timeouts, commits).
 """
@@ -14,7 +14,6 @@ from interlude.domain.model import (
     AdminStatus,
     ItemAction,
     OrderItem,
-    PortRef,
     Service,
     ServiceKind,
     ServiceOrder,
@@ -23,18 +22,19 @@ from interlude.domain.model import (
     utcnow,
 )
 from interlude.errors import NotFoundError
-from interlude.service.inventory.service import InventoryService
-from interlude.service.ordering.plan import _change_from_plan, _new_policy
-from interlude.service.platform.network import Network
+from interlude.service.ordering.deps import OrderingDeps
+from interlude.service.ordering.plan import change_from_plan, new_policy
 
 
-class OrderItemExecution:
-    """Per-item network work of :class:`~interlude.service.ordering.runner.OrderRunner` (a mixin)."""
+class ItemExecutor:
+    """Per-item network work of :class:`~interlude.service.ordering.runner.OrderRunner`."""
 
-    inventory: InventoryService
-    network: Network
+    def __init__(self, deps: OrderingDeps) -> None:
+        self.inventory = deps.inventory
+        self.network = deps.network
+        self.policies = deps.policies
 
-    async def _execute(
+    async def execute(
         self, order: ServiceOrder, item: OrderItem, group: list[OrderItem]
     ) -> tuple[set[str], list[Service], list[tuple[str, Service]]]:
         """Do the item's network work; return touched nodes, services to save, and inventory events."""
@@ -51,7 +51,7 @@ class OrderItemExecution:
         target = self.inventory.indexed(item.service_id or "")
         if target is None:
             raise NotFoundError(f"service {item.service_id!r} disappeared")
-        change = _change_from_plan(item.plan)
+        change = change_from_plan(item.plan)
         conn = target if target.kind.is_connectivity else (
             self.inventory.indexed(target.parent) if target.parent else None
         )  # fmt: skip
@@ -136,16 +136,11 @@ class OrderItemExecution:
             s_vlan = enni_ep.get("s_vlan")
         else:
             enni_ep = None
-            far = next(
-                PortRef(n.name, i)
-                for n in self.network.topology.nodes.values()
-                for i, spec in n.interfaces.items()
-                if spec.role == "internet"
-            )
+            far = self.network.ports_with_role("internet")[0]
             s_vlan = None
         cir = uni_ep.get("cir_bps") or (enni_ep or {}).get("cir_bps")
         cbs = uni_ep.get("cbs_bytes")
-        policy = _new_policy(self.network.topology.policies, kind)
+        policy = new_policy(self.policies, kind)
         now = iso(utcnow())
         ref = (order.id, item.id)
         conn = Service(

@@ -1,15 +1,16 @@
 """Service Ordering requests and plans: what the API layer hands in and what an order item stores.
 
-The parsed request dataclasses (:class:`OrderRequest`, :class:`ItemRequest`, :class:`NewEndPoint`), the
-422 error carrier :class:`ValidationErrors`, and the conversions between a request item and its stored
+The parsed request dataclasses (:class:`OrderRequest`, :class:`ItemRequest`, :class:`NewEndPoint`) and the
+conversions between a request item and its stored
 ``plan`` (and back to a :class:`~interlude.domain.model.ServiceChange`). Both sides of ordering use them:
 :class:`~interlude.service.ordering.service.OrderingService` (validation, create) writes plans and the runner
 (:mod:`interlude.service.ordering.runner`, :mod:`interlude.service.ordering.items`) reads them back, so they
-live apart from both. Everything public is re-exported by :mod:`interlude.service.ordering.service`.
+live apart from both.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +20,7 @@ from interlude.domain.model import (
     ServiceChange,
     ServiceKind,
 )
-from interlude.topology.model import PolicySpec
+from interlude.domain.policy import Policy
 
 ORDER_BASE = "/mefApi/interlude/serviceOrderingManagement/v1"
 
@@ -67,7 +68,7 @@ class OrderRequest:
     external_id: str | None = None
 
 
-def _new_policy(policies: dict[str, PolicySpec], kind: ServiceKind) -> PolicySpec | None:
+def new_policy(policies: Mapping[str, Policy], kind: ServiceKind) -> Policy | None:
     """The policy a new OVC/IPVC gets: the first in the file allowing connectivity (with CE-VLANs for OVCs)."""
     for policy in policies.values():
         if "connectivity" not in policy.modifiable:
@@ -77,8 +78,8 @@ def _new_policy(policies: dict[str, PolicySpec], kind: ServiceKind) -> PolicySpe
     return None
 
 
-
-def _plan(it: ItemRequest) -> dict[str, Any]:
+def item_plan(it: ItemRequest) -> dict[str, Any]:
+    """The JSON-able plan an order item stores: the runner reads it back after a restart."""
     plan: dict[str, Any] = {"description": it.description}
     if it.change is not None:
         c = it.change
@@ -97,7 +98,8 @@ def _plan(it: ItemRequest) -> dict[str, Any]:
     return plan
 
 
-def _change_from_plan(plan: dict[str, Any]) -> ServiceChange:
+def change_from_plan(plan: dict[str, Any]) -> ServiceChange:
+    """The :class:`ServiceChange` a stored ``modify`` plan asks for."""
     c = plan.get("change") or {}
     return ServiceChange(
         admin=AdminStatus(c["admin"]) if c.get("admin") else None,

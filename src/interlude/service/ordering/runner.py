@@ -4,7 +4,7 @@
 its own task under a concurrency limit, serializes orders sharing a resource through :class:`ResourceQueue`
 (and across processes through store leases), moves items through their states and commits every change
 with its notifications. What an item does to the network is in :mod:`interlude.service.ordering.items`;
-this module is only about *when* and *in which order*. Re-exported by :mod:`interlude.service.ordering.service`.
+this module is only about *when* and *in which order*.
 """
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 from interlude.domain.events import OrderStateChanged
 from interlude.domain.model import (
@@ -33,13 +32,11 @@ from interlude.domain.model import (
 )
 from interlude.domain.queries import OrderQuery
 from interlude.errors import InterludeError
-from interlude.service.inventory.service import InventoryService
-from interlude.service.ordering.items import OrderItemExecution
+from interlude.service.ordering.deps import OrderingDeps
+from interlude.service.ordering.items import ItemExecutor
 from interlude.service.ordering.plan import order_href
-from interlude.service.platform.bus import EventBus
-from interlude.service.platform.hub import SERVICE_ORDERING, HubService
-from interlude.service.platform.network import Network
-from interlude.store.base import OutboxMessage, Store, Transaction
+from interlude.service.platform.hub import SERVICE_ORDERING
+from interlude.store.base import OutboxMessage, Transaction
 
 # The runner logs under the historical module name so log filters (and tests) keep working.
 log = logging.getLogger("interlude.service.ordering.service")
@@ -87,7 +84,7 @@ class ResourceQueue:
         return any(order_id in q for q in self._queues.values())
 
 
-class OrderRunner(OrderItemExecution):
+class OrderRunner:
     """Claims unfinished orders and drives their items through the adapters, several orders at a time.
 
     Concurrency: each claimed order runs in its own task, at most ``concurrency`` at once. Orders that
@@ -96,26 +93,26 @@ class OrderRunner(OrderItemExecution):
     orders for its own ports. Across processes sharing one PostgreSQL store, claims stay exclusive (``FOR
     UPDATE SKIP LOCKED`` leases), and an order whose resources overlap an *earlier* unfinished order that
     another process holds is handed back and retried later, so submission order holds there too.
+
+    What an item does to the network is delegated to its :class:`ItemExecutor` (``self.items``).
     """
 
     def __init__(
         self,
-        store: Store,
-        inventory: InventoryService,
-        hub: HubService,
-        network: Network,
-        bus: EventBus,
-        refresh: Any,
+        deps: OrderingDeps,
+        refresh: Callable[[Iterable[str] | None], Awaitable[None]],
+        *,
         lease_s: float = 120.0,
         item_timeout_s: float = 120.0,
         concurrency: int = 8,
         refresh_timeout_s: float = 10.0,
     ) -> None:
-        self.store = store
-        self.inventory = inventory
-        self.hub = hub
-        self.network = network
-        self.bus = bus
+        self.store = deps.store
+        self.inventory = deps.inventory
+        self.hub = deps.hub
+        self.bus = deps.bus
+        self.network = deps.network
+        self.items = ItemExecutor(deps)
         self.refresh = refresh  # async (nodes) -> None: re-read ports after a change
         self.lease_s = lease_s
         self.item_timeout_s = item_timeout_s
@@ -175,12 +172,7 @@ class OrderRunner(OrderItemExecution):
         keys: set[str] = set()
         if any(it.plan.get("new_kind") == ServiceKind.IPVC.value for it in order.items):
             # A new IPVC connects to the partner's internet-facing port(s).
-            keys.update(
-                f"port:{n.name}:{i}"
-                for n in self.network.topology.nodes.values()
-                for i, spec in n.interfaces.items()
-                if spec.role == "internet"
-            )
+            keys.update(f"port:{p.node}:{p.interface}" for p in self.network.ports_with_role("internet"))
         ids = [it.service_id for it in order.items if it.service_id]
         ids += [(it.plan.get("end_point") or {}).get("connects_to") or "" for it in order.items]
         seen: set[str] = set()
@@ -350,7 +342,7 @@ class OrderRunner(OrderItemExecution):
             group += [x for x in order.items if (x.plan.get("end_point") or {}).get("connectivity_item") == item.id]
         try:
             async with asyncio.timeout(self.item_timeout_s):
-                nodes, services, events = await self._execute(order, item, group)
+                nodes, services, events = await self.items.execute(order, item, group)
             await self._read_back(nodes)
             outcome = OrderState.COMPLETED
             errors: tuple[TerminationError, ...] = ()

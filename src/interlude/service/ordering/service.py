@@ -3,11 +3,11 @@
 ``create`` checks what can be decided at once (references, ownership, policy, VLAN conflicts) and raises a
 list of :class:`~interlude.errors.ValidationError` (→ 422 with ``propertyPath``); otherwise it stores the
 order as ``acknowledged`` (with its ``serviceOrderCreateEvent`` outbox rows, one transaction) and wakes the
-:class:`OrderRunner`. The runner claims unfinished orders from the store (so orders in flight at a crash
+:class:`~.runner.OrderRunner`. The runner claims unfinished orders from the store (so orders in flight at a crash
 resume after a restart), moves items ``acknowledged → inProgress → completed | failed`` through the
 adapters, and commits every state change with its notifications. Independent orders run in parallel (at
 most ``RuntimeOptions.order_concurrency``); orders sharing a service or a port run one after the other in
-submission order, also across processes on one PostgreSQL store (see :class:`OrderRunner`).
+submission order, also across processes on one PostgreSQL store (see :class:`~.runner.OrderRunner`).
 
 Supported items (``plan`` is the parsed intent the API layer produced from the MEF payload):
 
@@ -18,19 +18,22 @@ Supported items (``plan`` is the parsed intent the API layer produced from the M
 - ``delete`` of an OVC/IPVC (disconnect, bandwidth removed, services ``terminated``; each gets a
   ``serviceStateChangeEvent`` with ``state: terminated`` and then a ``serviceDeleteEvent``).
 
-Modules (everything public is importable from here, as before):
+Modules (import each name from the module that defines it):
 
 - this module: :class:`OrderingService` (reads, synchronous validation, ``create``);
-- :mod:`interlude.service.ordering.plan`: the parsed requests, :class:`ValidationErrors`, item plans;
+- :mod:`interlude.service.ordering.deps`: :class:`OrderingDeps`, the collaborators all three classes share;
+- :mod:`interlude.service.ordering.plan`: the parsed requests and item plans;
 - :mod:`interlude.service.ordering.runner`: :class:`OrderRunner` and :class:`ResourceQueue` (claims,
   concurrency, per-resource ordering, state commits);
-- :mod:`interlude.service.ordering.items`: what each ``modify``/``delete``/``add`` item does to the network.
+- :mod:`interlude.service.ordering.items`: :class:`ItemExecutor`, what each ``modify``/``delete``/``add`` item
+  does to the network.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from interlude.domain.model import (
     ItemAction,
@@ -46,44 +49,29 @@ from interlude.domain.model import (
 )
 from interlude.domain.policy import check_change, check_new_connectivity
 from interlude.domain.queries import OrderQuery
-from interlude.errors import NotFoundError, ValidationError, ValidationErrors
-from interlude.service.inventory.service import InventoryService
-from interlude.service.ordering.plan import (
-    ORDER_BASE,
-    ItemRequest,
-    NewEndPoint,
-    OrderRequest,
-    _new_policy,
-    _plan,
-    order_href,
-)
-from interlude.service.ordering.runner import OrderRunner, ResourceQueue
-from interlude.service.platform.hub import SERVICE_ORDERING, HubService
-from interlude.service.platform.network import Network
-from interlude.store.base import Store
+from interlude.domain.southbound import Capability
+from interlude.errors import AdapterError, NotFoundError, ValidationError, ValidationErrors
+from interlude.service.ordering.deps import OrderingDeps
+from interlude.service.ordering.plan import ItemRequest, OrderRequest, item_plan, new_policy, order_href
+from interlude.service.platform.hub import SERVICE_ORDERING
 
-__all__ = [
-    "ORDER_BASE",
-    "ItemRequest",
-    "NewEndPoint",
-    "OrderRequest",
-    "OrderRunner",
-    "OrderingService",
-    "ResourceQueue",
-    "ValidationErrors",
-    "order_href",
-]
+log = logging.getLogger(__name__)
 
 
 class OrderingService:
-    """Create and read orders; validation that can be decided synchronously."""
+    """Create and read orders; validation that can be decided synchronously.
 
-    def __init__(self, store: Store, inventory: InventoryService, hub: HubService, network: Network) -> None:
-        self.store = store
-        self.inventory = inventory
-        self.hub = hub
-        self.network = network
-        self.runner: OrderRunner | None = None
+    ``on_created`` is called after a new order is committed (the runtime passes the runner's ``wake``), so the
+    runner picks it up at once instead of at its next poll.
+    """
+
+    def __init__(self, deps: OrderingDeps, on_created: Callable[[], None] | None = None) -> None:
+        self.store = deps.store
+        self.inventory = deps.inventory
+        self.hub = deps.hub
+        self.network = deps.network
+        self.policies = deps.policies
+        self.on_created = on_created
 
     async def get(self, order_id: str, buyer: str | None) -> ServiceOrder:
         """One order of the buyer."""
@@ -160,7 +148,7 @@ class OrderingService:
         if svc.parent is not None and policy_name is None:
             parent = self.inventory.indexed(svc.parent)
             policy_name = parent.policy if parent else None
-        policy = self.network.topology.policies.get(policy_name) if policy_name else None
+        policy = self.policies.get(policy_name) if policy_name else None
         errors: list[ValidationError] = list(check_change(svc, change, policy))
         if change.ce_vlans is not None and not errors:
             conn = svc if svc.kind.is_connectivity else self.inventory.indexed(svc.parent or "")
@@ -190,7 +178,7 @@ class OrderingService:
     def _validate_new(self, req: OrderRequest, it: ItemRequest, by_id: dict[str, ItemRequest]) -> list[ValidationError]:
         kind = it.new_kind
         assert kind is not None
-        policy = _new_policy(self.network.topology.policies, kind)
+        policy = new_policy(self.policies, kind)
         if policy is None:
             return [
                 ValidationError(
@@ -244,13 +232,29 @@ class OrderingService:
                     "missingProperty",
                 )
             )
-        if kind is ServiceKind.IPVC and not any(
-            spec.role == "internet"
-            for node in self.network.topology.nodes.values()
-            for spec in node.interfaces.values()
-        ):
+        if kind is ServiceKind.IPVC and not self.network.ports_with_role("internet"):
             errors.append(ValidationError("this partner has no internet port for an IPVC", it.path))
         return errors
+
+    async def provision_active(self) -> None:
+        """Make the network carry every active connectivity service (idempotent; skipped where unsupported).
+
+        Run at start-up: the seed services of a fresh topology, and the services of a restarted partner whose
+        devices may have lost their configuration, are put back before orders change them.
+        """
+        for svc in list(self.inventory.services()):
+            if not svc.kind.is_connectivity or svc.state is not ServiceState.ACTIVE:
+                continue
+            nodes = {p.node for p in svc.ports}
+            if not all(self.network.has(n, Capability.CONNECTIVITY) for n in nodes):
+                continue
+            try:
+                await self.network.connect(self.network.connection_spec(svc))
+                uni = self.network.uni_port(svc)
+                if svc.cir_bps and self.network.has(uni.node, Capability.BANDWIDTH):
+                    await self.network.apply_bandwidth(uni, svc.cir_bps, svc.cbs_bytes, svc.eir_bps)
+            except AdapterError as exc:
+                log.warning("cannot provision %s: %s", svc.id, exc)
 
     async def create(self, req: OrderRequest) -> ServiceOrder:
         """Validate and store a new order (``acknowledged``); the runner takes it from there."""
@@ -260,7 +264,7 @@ class OrderingService:
         now = iso(utcnow())
         order_id = uuid.uuid4().hex
         items = [
-            OrderItem(id=it.id, action=it.action, service_id=it.service_id, request=it.raw, plan=_plan(it))
+            OrderItem(id=it.id, action=it.action, service_id=it.service_id, request=it.raw, plan=item_plan(it))
             for it in req.items
         ]
         order = ServiceOrder(
@@ -274,6 +278,6 @@ class OrderingService:
                     req.buyer,
                 )
             )  # fmt: skip
-        if self.runner is not None:
-            self.runner.wake()
+        if self.on_created is not None:
+            self.on_created()
         return order

@@ -8,7 +8,7 @@ After every change the affected ports are re-read, which updates services' oper 
 
 A node whose adapter has no ``ImpairmentControl`` (``snmp``/``netconf`` on real gear) gets a
 :class:`~interlude.errors.CapabilityError`, unless :attr:`FaultService.impairment_fallback` hands out another
-controller for it: the runtime sets that hook when the lab can impair those nodes' links (a running lab, see
+controller for it: the runtime passes that hook when the lab can impair those nodes' links (a running lab, see
 :mod:`interlude.lab.impairments`); it answers None for every other node, which keeps the usual behaviour.
 """
 
@@ -96,20 +96,24 @@ class FaultService:
     """Inject, list and clear faults."""
 
     def __init__(
-        self, store: Store, network: Network, bus: EventBus, refresh: Callable[[Iterable[str]], Awaitable[None]]
+        self,
+        store: Store,
+        network: Network,
+        bus: EventBus,
+        refresh: Callable[[Iterable[str]], Awaitable[None]],
+        impairment_fallback: Callable[[str], ImpairmentControl | None] | None = None,
     ) -> None:
         self.store = store
         self.network = network
         self.bus = bus
         self.refresh = refresh
-        self.impairment_fallback: Callable[[str], ImpairmentControl | None] | None = None
+        self.impairment_fallback = impairment_fallback
         """Another ImpairmentControl for a node whose adapter lacks one (None: use the adapter's), or None."""
 
     async def _set_impairment(self, node: str, interface: str, impairment: Impairment) -> None:
         """Apply through the node's adapter, or through the fallback hook when the adapter cannot."""
-        adapter = self.network.adapters.get(node)
         hook = self.impairment_fallback
-        if hook is not None and adapter is not None and Capability.IMPAIRMENT not in adapter.capabilities:
+        if hook is not None and node in self.network.nodes() and not self.network.has(node, Capability.IMPAIRMENT):
             ctl = await asyncio.to_thread(hook, node)
             if ctl is not None:
                 await ctl.set_impairment(interface, impairment)

@@ -1,8 +1,8 @@
 """Hub registrations and at-least-once notification delivery from the outbox.
 
 Each MEF API that notifies is described once by a :class:`NotifyingApi` (its hub name, the notification
-API's base path, its event types) and registered with :func:`register_api`; issue-7 APIs (fault, alarm,
-SFT, PM) add theirs the same way and reuse everything here:
+API's base path, its event types) and registered with :func:`register_api`; every notifying API (inventory,
+ordering, alarm, SFT, FM, PM) registers the same way and reuses everything here:
 
 - :class:`HubService` stores registrations (``/hub`` POST/GET/DELETE) and turns one event into one
   :class:`~interlude.store.base.OutboxMessage` per matching subscription (honouring ``query``, e.g.

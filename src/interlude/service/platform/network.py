@@ -9,7 +9,7 @@ needed it ends ``failed`` with that reason).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from interlude.adapters.base import (
     Adapter,
@@ -26,7 +26,15 @@ from interlude.adapters.base import (
     oam_control,
 )
 from interlude.domain.model import PortRef, Service
-from interlude.domain.southbound import AdminState, BandwidthProfile, Capability, ConnectionSpec, Endpoint, OperState
+from interlude.domain.southbound import (
+    AdminState,
+    BandwidthProfile,
+    Capability,
+    ConnectionSpec,
+    Endpoint,
+    InterfaceState,
+    OperState,
+)
 from interlude.errors import AdapterError, NotFoundError
 from interlude.topology.model import Impairment, Topology
 
@@ -46,6 +54,10 @@ class Network:
             return self.adapters[node]
         except KeyError:
             raise NotFoundError(f"unknown node {node!r}") from None
+
+    def nodes(self) -> list[str]:
+        """The names of every node driven by an adapter."""
+        return list(self.adapters)
 
     def has(self, node: str, capability: Capability) -> bool:
         """Whether the node's adapter offers a capability (False for an unknown node)."""
@@ -72,9 +84,29 @@ class Network:
         """The node's event source, or :class:`CapabilityError`."""
         return event_source(self.adapter(node))
 
+    async def interface_states(self, node: str) -> Sequence[InterfaceState]:
+        """Every interface of a node as its adapter reports it right now.
+
+        Empty for an unknown node or one whose adapter cannot list interfaces (nothing is known there);
+        :class:`~interlude.errors.AdapterError` when the device cannot be reached, so each caller decides
+        whether that is worth a warning.
+        """
+        if not self.has(node, Capability.INTERFACES):
+            return []
+        return await interface_control(self.adapters[node]).list_interfaces()
+
     def port_role(self, port: PortRef) -> str:
         """The topology role of a port."""
         return self.topology.nodes[port.node].interfaces[port.interface].role
+
+    def ports_with_role(self, role: str) -> list[PortRef]:
+        """Topology ports of one role, in file order (``internet``: where a new IPVC leads)."""
+        return [
+            PortRef(node.name, name)
+            for node in self.topology.nodes.values()
+            for name, spec in node.interfaces.items()
+            if spec.role == role
+        ]
 
     def uni_port(self, service: Service) -> PortRef:
         """The customer-side port of a service (its first UNI port, else its first port)."""
@@ -136,11 +168,8 @@ class Network:
         """
         out: dict[tuple[str, str], bool] = {}
         for node in nodes if nodes is not None else self.topology.nodes:
-            adapter = self.adapters.get(node)
-            if adapter is None or Capability.INTERFACES not in adapter.capabilities:
-                continue
             try:
-                states = await interface_control(adapter).list_interfaces()
+                states = await self.interface_states(node)
             except AdapterError as exc:
                 log.warning("cannot read interfaces of %s: %s", node, exc)
                 continue

@@ -14,7 +14,6 @@ import logging
 import time
 from collections.abc import Iterable
 
-from interlude.adapters.base import event_source
 from interlude.domain.events import PortStateChanged, SouthboundReceived
 from interlude.domain.southbound import Capability, EventKind, SouthboundEvent
 from interlude.errors import AdapterError
@@ -50,8 +49,8 @@ class SouthboundIngest:
     async def start(self) -> None:
         """Initial read of every port, then one follower task per node."""
         await self.refresh()
-        for name, adapter in self.network.adapters.items():
-            if Capability.EVENTS in adapter.capabilities:
+        for name in self.network.nodes():
+            if self.network.has(name, Capability.EVENTS):
                 self._tasks.append(asyncio.create_task(self._follow(name), name=f"interlude-events-{name}"))
             else:
                 self._tasks.append(asyncio.create_task(self._poll(name), name=f"interlude-poll-{name}"))
@@ -86,7 +85,7 @@ class SouthboundIngest:
         backoff = 1.0
         while True:
             try:
-                source = event_source(self.network.adapters[node])
+                source = self.network.events(node)
                 async for event in source.events():
                     backoff = 1.0
                     await self.handle(event)
