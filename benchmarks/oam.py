@@ -25,7 +25,7 @@ own run, socket set-up excluded on both sides):
   responder (LAB-RECIPES §4);
 * ``dmm``: engine DMM/DMR two-way frame delay (responder residence removed): floor and median.
 
-Goals (issue 6): "LBM/LBR exchanges/s through the engine vs a minimal raw-socket ping-pong" >= 0.8x (the
+Goals: "LBM/LBR exchanges/s through the engine vs a minimal raw-socket ping-pong" >= 0.8x (the
 fair reading, printed first: the engine at both ends vs raw at both ends; initiator-only and responder-only
 ratios are printed too), >= 30x scapy; DMM median <= 25 µs. Figures are noisy on a shared 2-core box: the
 load average is printed with them. ``--src DIR`` benchmarks another source tree (for example a previous

@@ -1,4 +1,4 @@
-"""Issue 7 closed on a real lab: ``labs/two-site-eline`` served as ``interlude serve`` does (an adapter per node
+"""Alarms, PM, SFT and FM on a real lab: ``labs/two-site-eline`` served as ``interlude serve`` does (an adapter per node
 kind: snmp, netconf, lab) with real frames, real counters and a real link cut.
 
 * An SFT delay job runs from the E-Line's first MEP (``ovc1001-enni``) while tshark captures on that MEP's

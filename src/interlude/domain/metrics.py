@@ -172,7 +172,7 @@ def result_availability(result: OamResult, **kwargs: float | int) -> Availabilit
 
 
 def summary(result: OamResult) -> dict[str, object]:
-    """The CLI ``--json`` object for a session (shapes fixed by issue 6)."""
+    """The CLI ``--json`` object for a session (the shapes the OAM docs promise)."""
     kind = result.kind.value
     fd = frame_delay(result).to_json()
     base: dict[str, object] = {"sent": result.sent, "received": result.received}
