@@ -88,7 +88,7 @@ def _fmt(value: float | None) -> str:
 def _run(kind: OamKind, opts: dict[str, Any], test_id: int = 1, one_way: tuple[str | None, str] | None = None) -> None:
     from interlude.domain import metrics
     from interlude.oam.runner import run_oam_session, run_one_way_delay
-    from interlude.oam.sessions import Progress
+    from interlude.oam.sessions.base import Progress
 
     mep = MepSpec(
         name="cli",

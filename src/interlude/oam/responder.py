@@ -16,7 +16,7 @@ address):
 * SLM -> SLR with ResponderMEPID and TxFCb = SLMs received so far for (source MAC, source MEP, test id);
 * LMM -> LMR with RxFCf / TxFCb = frames of this MEG received from / sent to that peer (ours are the only
   counters a software MEP has: OAM frames, not service frames);
-* CCM -> :class:`~interlude.oam.sessions.ContinuityCheck` (LOC after 3.5 intervals, RDI); with ``send_ais``
+* CCM -> :class:`~interlude.oam.sessions.continuity.ContinuityCheck` (LOC after 3.5 intervals, RDI); with ``send_ais``
   it also sends AIS on level + 1 while a remote MEP is in LOC, and received AIS of its level is a defect.
 """
 
@@ -39,8 +39,9 @@ from typing import Any
 from interlude.errors import OamError
 from interlude.oam import codec
 from interlude.oam.codec import L2, Opcode
-from interlude.oam.sessions import CcmEvent, ContinuityCheck
-from interlude.oam.transport import _LINK_GONE, _MSG_DONTWAIT, ETH_P_CFM, RawTransport, Transport
+from interlude.oam.sessions.continuity import CcmEvent, ContinuityCheck
+from interlude.oam.threads import run_in_thread_until_done
+from interlude.oam.transport import ETH_P_CFM, LINK_GONE, MSG_DONTWAIT, RawTransport, Transport
 
 Reply = tuple[bytearray, int | None]
 # plain ints for the per-frame comparisons (IntEnum member lookups cost more on the hot path)
@@ -363,7 +364,7 @@ def _answer_lean(responder: MepResponder, transport: RawTransport, until_ns: int
             try:
                 n = recv_into(buf)  # blocking, bounded by SO_RCVTIMEO (the transport's spin)
             except OSError as exc:
-                if not isinstance(exc, (BlockingIOError, InterruptedError)) and exc.errno not in _LINK_GONE:
+                if not isinstance(exc, (BlockingIOError, InterruptedError)) and exc.errno not in LINK_GONE:
                     raise
                 now = time_ns()
                 if now >= until_ns or stop.is_set():
@@ -389,10 +390,10 @@ def _answer_lean(responder: MepResponder, transport: RawTransport, until_ns: int
                     put_ts(buf, 14 + codec.OFF_DM_TXB, time_ns())
                     n_dmm += 1
                 try:
-                    send(out, _MSG_DONTWAIT)
+                    send(out, MSG_DONTWAIT)
                 except OSError as exc:
                     if not isinstance(exc, (BlockingIOError, InterruptedError)) and exc.errno != errno.ENOBUFS \
-                            and exc.errno not in _LINK_GONE:
+                            and exc.errno not in LINK_GONE:
                         raise OamError(f"send on {transport.interface!r} failed: {exc}") from exc
                     transport.send_errors += 1
                 if frames >= limit:
@@ -435,8 +436,6 @@ async def run_responder(
     send_ais: bool = False,
 ) -> None:
     """Serve one MEP on a raw socket until ``stop`` is set or SIGTERM/SIGINT arrives (then return cleanly)."""
-    from interlude.oam.runner import run_in_thread_until_done
-
     transport = RawTransport(interface, netns, tagged=vlan is not None, lean_rx=True)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -514,8 +513,6 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m interlude.oam.responder``: the per-MEP process a lab starts."""
     import argparse
     import sys
-
-    from interlude.errors import OamError
 
     parser = argparse.ArgumentParser(prog="python -m interlude.oam.responder")
     parser.add_argument("--netns")
