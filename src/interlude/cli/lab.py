@@ -19,6 +19,7 @@ from rich.table import Table
 
 from interlude.errors import InterludeError
 from interlude.lab.builder import Lab, status_document
+from interlude.lab.plumbing import resolve_target
 from interlude.topology.loader import load_topology
 from interlude.topology.model import Impairment
 
@@ -170,8 +171,6 @@ def impair(
     try:
         lab = _lab(file, state_dir, prefix)
         state = lab.require_state()
-        from interlude.lab.builder import resolve_target
-
         wire, _ = resolve_target(state, target)
         current: dict[str, Any] = {} if clear else dict(wire.impairment)
         for key, value in (

@@ -44,7 +44,6 @@ import socket
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -205,14 +204,9 @@ class SnmpAdapter:
     def _address(self) -> str:
         if self.node.address:
             return self.node.address
-        try:  # a lab node without an address: the running lab assigned one (brief item 2)
-            from interlude.lab.state import lab_address_for
-
-            lab_dir = self.context.resources.get("lab-state-dir")
-            address = lab_address_for(
-                self.context.topology, self.node.name, lab_dir if isinstance(lab_dir, str | Path) else None
-            )
-        except (ImportError, KeyError, NotFoundError) as exc:
+        try:  # a node without an address: the environment (a running lab) may have assigned one
+            address = self.context.assigned_address(self.node.name)
+        except (KeyError, NotFoundError) as exc:
             raise ConfigError(f"nodes.{self.node.name}: no address (and no running lab assigns one)") from exc
         if not address:
             raise ConfigError(f"nodes.{self.node.name}: no address (and no running lab assigns one)")
