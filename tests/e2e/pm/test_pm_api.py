@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from interlude.service.performance.payloads import conforms
-from interlude.sp import SpListener
+from interlude.sp.listener import SpListener
 from tests.e2e.pm.support import (
     ALPHA,
     BETA,

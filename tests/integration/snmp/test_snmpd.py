@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from interlude.adapters.base import AdapterContext
-from interlude.adapters.snmp import SnmpAdapter
+from interlude.adapters.snmp.adapter import SnmpAdapter
 from interlude.domain.southbound import AdminState, EventKind, SouthboundEvent
 from interlude.errors import DeviceAuthError, DeviceTimeoutError, NotFoundError
 from interlude.topology.loader import parse_topology

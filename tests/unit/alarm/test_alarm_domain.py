@@ -16,7 +16,7 @@ from interlude.domain.alarms import (
 )
 from interlude.domain.inventory import seed_services
 from interlude.domain.model import PortRef
-from interlude.topology import bundled_topology_path, load_topology
+from interlude.topology.loader import bundled_topology_path, load_topology
 
 
 def test_both_ends_of_a_link_give_one_key() -> None:

@@ -10,7 +10,7 @@ from interlude.domain.model import PortRef, Service, ServiceKind
 from interlude.errors import ValidationError
 from interlude.service.oamjobs.oam import judge, pick_meps, service_meps
 from interlude.service.oamjobs.payloads import schemas, technology_of, urn, validate
-from interlude.topology import bundled_topology_path, load_topology
+from interlude.topology.loader import bundled_topology_path, load_topology
 from interlude.topology.model import SlsSpec
 
 TOPO = load_topology(bundled_topology_path())

@@ -9,7 +9,7 @@ from interlude.domain.inventory import seed_services
 from interlude.domain.model import ItemAction, OrderItem, OrderState, ServiceOrder, ServiceState, iso, utcnow
 from interlude.errors import StoreError
 from interlude.store import Document, OrderQuery, OutboxMessage, ServiceQuery, SqliteStore, Store, Subscription
-from interlude.topology import bundled_topology_path, load_topology
+from interlude.topology.loader import bundled_topology_path, load_topology
 
 TOPO = load_topology(bundled_topology_path())
 

@@ -13,8 +13,7 @@ from click.testing import CliRunner
 
 from interlude.cli.main import main
 from interlude.errors import SecretError, TopologyError
-from interlude.topology import bundled_topology_path, load_topology, parse_topology
-from interlude.topology.loader import json_schema, resolve_secret
+from interlude.topology.loader import bundled_topology_path, json_schema, load_topology, parse_topology, resolve_secret
 from interlude.topology.model import SecretRef
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -6,17 +6,3 @@ for SNMPv2c GET/GETBULK, 10x faster than pyasn1), :mod:`.traps` (the shared noti
 :mod:`.profile` (OID maps as data, ``adapters/snmp/*.yaml``). docs/snmp.md is the
 user guide.
 """
-
-from interlude.adapters.snmp.adapter import SnmpAdapter, SnmpSettings
-from interlude.adapters.snmp.profile import SnmpProfile, load_profile
-from interlude.adapters.snmp.session import SnmpCredentials, SnmpNoSuchObjectError, SnmpStatusError
-
-__all__ = [
-    "SnmpAdapter",
-    "SnmpCredentials",
-    "SnmpNoSuchObjectError",
-    "SnmpProfile",
-    "SnmpSettings",
-    "SnmpStatusError",
-    "load_profile",
-]
