@@ -2,6 +2,6 @@
 
 * :mod:`.adapter` - :class:`NetconfAdapter` (InterfaceControl, CounterSource, EventSource);
 * :mod:`.session` - one ncclient session in its own worker thread; every library error mapped here;
-* :mod:`.settings` - the node settings (brief item 1) and secret resolution;
-* :mod:`.profile` - device profiles: data under the top-level ``adapters/netconf/`` (see docs/netconf.md).
+* :mod:`.settings` - the node settings and secret resolution;
+* :mod:`.profile` - device profiles: package data under ``interlude/data/netconf/`` (see docs/netconf.md).
 """

@@ -9,7 +9,7 @@ Node settings (cross-team interface, brief item 1; inherited node -> ``kinds.snm
       timeout_s: 1.0             # per request, pysnmp retransmits ``retries`` times
       retries: 1
       max_concurrency: 4         # requests in flight to this agent
-      profile: if-mib            # adapters/snmp/<profile>.yaml (see profile.py for the search path)
+      profile: if-mib            # <profile>.yaml on the profile search path (see profile.py)
       v3_auth_protocol: SHA-256  # MD5 SHA SHA-224 SHA-256 SHA-384 SHA-512
       v3_priv_protocol: AES      # DES 3DES AES(-128) AES-192 AES-256 AES-192/256-BLUMENTHAL
       trap_listen: "10.250.0.1:16200"   # enables events (one shared receiver per address)
