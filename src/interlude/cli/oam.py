@@ -29,8 +29,12 @@ from typing import Any
 
 import click
 
+from interlude.domain import metrics
 from interlude.domain.southbound import MepSpec, OamKind, OamRequest, OamResult
 from interlude.errors import OamError
+from interlude.oam.responder import run_responder
+from interlude.oam.runner import run_oam_session, run_one_way_delay
+from interlude.oam.sessions.base import Progress
 
 
 def _common(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -86,10 +90,6 @@ def _fmt(value: float | None) -> str:
 
 
 def _run(kind: OamKind, opts: dict[str, Any], test_id: int = 1, one_way: tuple[str | None, str] | None = None) -> None:
-    from interlude.domain import metrics
-    from interlude.oam.runner import run_oam_session, run_one_way_delay
-    from interlude.oam.sessions.base import Progress
-
     mep = MepSpec(
         name="cli",
         node="cli",
@@ -188,8 +188,6 @@ def _run(kind: OamKind, opts: dict[str, Any], test_id: int = 1, one_way: tuple[s
 def _print_summary(
     kind: OamKind, target: str, result: OamResult, data: dict[str, Any], *, one_way: bool = False
 ) -> None:
-    from interlude.domain import metrics
-
     click.echo(f"--- {'one-way ' if one_way else ''}{kind.value} to {target} ---")
     loss = metrics.frame_loss(result)
     click.echo(
@@ -302,8 +300,6 @@ def _serve(
     human: bool = False,
     send_ais: bool = False,
 ) -> dict[str, Any]:
-    from interlude.oam.responder import run_responder
-
     as_json = opts["as_json"]
     final: dict[str, Any] = {}
 
