@@ -338,8 +338,7 @@ class LabAdapter:
             assert self._state_dir is not None
             with state_lock(self._state_dir):
                 state = self._load_state()
-                wire = state.wire_of(self.node.name, interface)
-                near = wire.a if (wire.a.node, wire.a.ifname) == (self.node.name, interface) else wire.b
+                wire, near = state.end_of(self.node.name, interface)
                 apply_impairment(state, wire, impairment, near=near)
                 state.save()
 

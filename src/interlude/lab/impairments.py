@@ -37,16 +37,16 @@ class LabImpairmentControl:
 
     async def set_impairment(self, interface: str, impairment: Impairment) -> None:
         """Replace the impairment of the link attached to ``node:interface`` (down cuts the far end)."""
+
         def work() -> None:
             with state_lock(self.state_dir):
                 try:
                     state = load_lab_state_at(self.state_dir)
-                    wire = state.wire_of(self.node, interface)
+                    wire, near = state.end_of(self.node, interface)
                 except NotFoundError as exc:
                     raise DeviceConnectionError(str(exc), node=self.node) from exc
                 if state.status != "up":
                     raise DeviceConnectionError(f"the lab {state.name!r} is {state.status}, not up", node=self.node)
-                near = wire.a if (wire.a.node, wire.a.ifname) == (self.node, interface) else wire.b
                 apply_impairment(state, wire, impairment, near=near)
                 state.save()
 

@@ -96,9 +96,7 @@ def resolve_target(state: LabState, target: str) -> tuple[WireState, PortRef | N
             return wire, None
     if ":" in target:
         node, ifname = target.split(":", 1)
-        wire = state.wire_of(node, ifname)
-        near = wire.a if (wire.a.node, wire.a.ifname) == (node, ifname) else wire.b
-        return wire, near
+        return state.end_of(node, ifname)
     raise NotFoundError(f"{target!r} is neither a link id ({', '.join(w.id for w in state.wires)}) nor NODE:IF")
 
 

@@ -173,6 +173,11 @@ class LabState:
                     return wire
         raise NotFoundError(f"lab {self.name!r}: no link attached to {node}:{ifname}")
 
+    def end_of(self, node: str, ifname: str) -> tuple[WireState, PortRef]:
+        """The wire attached to ``node:ifname`` and that node's end of it (impairments cut the other end)."""
+        wire = self.wire_of(node, ifname)
+        return wire, wire.a if (wire.a.node, wire.a.ifname) == (node, ifname) else wire.b
+
     def mep_port(self, node: str, ifname: str) -> PortRef:
         """Where a MEP on ``node:ifname`` sends and listens.
 
@@ -182,10 +187,8 @@ class LabState:
         port would only see those frames as outgoing. A MEP on a node-to-node link is a Down MEP on the
         interface itself.
         """
-        wire = self.wire_of(node, ifname)
-        if wire.kind == "edge":
-            return wire.b
-        return wire.a if (wire.a.node, wire.a.ifname) == (node, ifname) else wire.b
+        wire, end = self.end_of(node, ifname)
+        return wire.b if wire.kind == "edge" else end
 
     # ----------------------------------------------------------------- (de)serialisation
 

@@ -202,6 +202,55 @@ class MepResponder:
         return data
 
 
+class _Duties:
+    """What both serving loops do between frames: state snapshots, due CCM/AIS frames, CCM events.
+
+    ``on_state`` gets a snapshot at start, on every CCM state change, and at least every
+    :data:`STATE_REFRESH_NS`; the async loop and the blocking one must report the same way.
+    """
+
+    def __init__(
+        self,
+        responder: MepResponder,
+        transport: Transport | RawTransport,
+        on_event: Callable[[CcmEvent], None] | None,
+        on_state: Callable[[dict[str, Any]], None] | None,
+    ) -> None:
+        self.responder = responder
+        self.transport = transport
+        self.on_event = on_event
+        self.on_state = on_state
+        self.last_state = transport.now_ns()
+        if on_state is not None:
+            on_state(responder.state())
+
+    def refresh_state(self, now: int) -> None:
+        """A snapshot when the last one is older than :data:`STATE_REFRESH_NS`."""
+        if self.on_state is not None and now - self.last_state >= STATE_REFRESH_NS:
+            self.last_state = now
+            self.on_state(self.responder.state())
+
+    def send_due(self, now: int) -> None:
+        """Send the CCM and the AIS frame due at ``now``, if any."""
+        ccm_frame, _ = self.responder.poll_ccm(now)
+        if ccm_frame is not None:
+            self.transport.send(*ccm_frame)
+        ais_frame = self.responder.poll_ais(now)
+        if ais_frame is not None:
+            self.transport.send(*ais_frame)
+
+    def dispatch_events(self) -> None:
+        """Hand the CCM state changes to ``on_event`` and take a snapshot after them."""
+        if not self.responder.events:
+            return
+        events, self.responder.events = self.responder.events, []
+        for event in events:
+            if self.on_event is not None:
+                self.on_event(event)
+        if self.on_state is not None:
+            self.on_state(self.responder.state())
+
+
 async def serve(
     responder: MepResponder,
     transport: Transport,
@@ -215,31 +264,16 @@ async def serve(
     ``on_state`` gets a snapshot at start, on every CCM state change, and at least every
     :data:`STATE_REFRESH_NS` (so counters in a state file stay current without a write per frame).
     """
-    last_state = transport.now_ns()
-    if on_state is not None:
-        on_state(responder.state())
+    duties = _Duties(responder, transport, on_event, on_state)
     while not stop.is_set():
         now = transport.now_ns()
-        if on_state is not None and now - last_state >= STATE_REFRESH_NS:
-            last_state = now
-            on_state(responder.state())
-        ccm_frame, _ = responder.poll_ccm(now)
-        if ccm_frame is not None:
-            transport.send(*ccm_frame)
-        ais_frame = responder.poll_ais(now)
-        if ais_frame is not None:
-            transport.send(*ais_frame)
+        duties.refresh_state(now)
+        duties.send_due(now)
         got = await transport.receive(min(responder.wakeup_ns(now), now + 200_000_000))
         if got is not None:
             for reply, stamp_at in responder.handle(*got):
                 transport.send(reply, stamp_at)
-        if responder.events:
-            events, responder.events = responder.events, []
-            for event in events:
-                if on_event is not None:
-                    on_event(event)
-            if on_state is not None:
-                on_state(responder.state())
+        duties.dispatch_events()
 
 
 def serve_blocking(
@@ -258,14 +292,10 @@ def serve_blocking(
     other transports go through :meth:`RawTransport.read_until` frame by frame. ``stop`` is checked at least
     every 100 ms.
     """
-    last_state = transport.now_ns()
-    if on_state is not None:
-        on_state(responder.state())
+    duties = _Duties(responder, transport, on_event, on_state)
     while not stop.is_set():
         now = transport.now_ns()
-        if on_state is not None and now - last_state >= STATE_REFRESH_NS:
-            last_state = now
-            on_state(responder.state())
+        duties.refresh_state(now)
         if responder.ccm is not None:
             # frames already waiting go first: their kernel RX times predate `now`, and judging continuity
             # before reading them raised a false LOC (and AIS) after a slow start or a scheduling stall
@@ -276,12 +306,7 @@ def serve_blocking(
                 for reply, stamp_at in responder.handle(*waiting):
                     transport.send(reply, stamp_at)
             now = transport.now_ns()
-            ccm_frame, _ = responder.poll_ccm(now)
-            if ccm_frame is not None:
-                transport.send(*ccm_frame)
-            ais_frame = responder.poll_ais(now)
-            if ais_frame is not None:
-                transport.send(*ais_frame)
+            duties.send_due(now)
             until = min(responder.wakeup_ns(now), now + 100_000_000)
         else:
             until = now + 100_000_000
@@ -299,13 +324,7 @@ def serve_blocking(
             if responder.ccm is not None or responder.events or burst >= 1024 or stop.is_set():
                 break
             got = transport.read_until(until)
-        if responder.events:
-            events, responder.events = responder.events, []
-            for event in events:
-                if on_event is not None:
-                    on_event(event)
-            if on_state is not None:
-                on_state(responder.state())
+        duties.dispatch_events()
 
 
 _HEAD = struct.Struct("!I")

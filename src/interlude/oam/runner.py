@@ -45,12 +45,17 @@ from interlude.oam.transport import EmulatedLink, PathImpairment, RawTransport, 
 ProgressCallback = Callable[[Progress], None]
 
 
+def _target(request: OamRequest, target_mac: str | None) -> str | None:
+    """The far MEP's MAC: ``target_mac``, else the request's, else the remote MEP's (None: not known)."""
+    return target_mac or request.target_mac or (request.remote.mac if request.remote else None)
+
+
 def _addressing(request: OamRequest, own_mac: bytes, target_mac: str | None) -> tuple[L2, str | None]:
     """The frame header of a request's session and its unicast target (None: the level's CFM group address).
 
     Every session kind validates count and pacing the same way, so a bad request fails before any socket opens.
     """
-    target = target_mac or request.target_mac or (request.remote.mac if request.remote else None)
+    target = _target(request, target_mac)
     if request.count < 1:
         raise OamError("count must be >= 1")
     if request.interval_s < 0 or request.timeout_s <= 0:
@@ -258,8 +263,8 @@ async def run_one_way_delay(
     try:
         transport = RawTransport(interface, netns, tagged=tagged)
         try:
-            target = target_mac or request.target_mac or (request.remote.mac if request.remote else None)
-            session = build_one_way_session(request, transport.mac, target or codec.mac_to_str(receiver_transport.mac))
+            target = _target(request, target_mac) or codec.mac_to_str(receiver_transport.mac)
+            session = build_one_way_session(request, transport.mac, target)
             receiver = OneWayDelayReceiver(
                 receiver_transport.mac, level=request.mep.level, vlan=request.mep.vlan, source=transport.mac
             )

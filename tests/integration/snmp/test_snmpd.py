@@ -258,7 +258,8 @@ async def test_v2c_informs_become_events(
 
 
 def test_an_agent_that_cannot_start_is_reported_with_its_log(netns_factory: NetnsFactory, tmp_path: Path) -> None:
-    from interlude.lab.agents.snmpd import AgentStartError, SnmpdConfig, start_snmpd
+    from interlude.lab.agents.base import AgentStartError
+    from interlude.lab.agents.snmpd import SnmpdConfig, start_snmpd
 
     require_binaries("snmpd", "snmpget")
     ns = netns_factory.netns("sbad")
