@@ -12,7 +12,7 @@ Examples (inside a lab; ``--netns`` may be omitted to use the current namespace)
     interlude oam responder --netns lab-pe2 --interface eth1 --mep-id 2 --ccm-interval 1
 
 Without ``--target`` frames go to the level's CFM group address (01:80:C2:00:00:3y). ``--json`` prints one
-object at the end with the shapes fixed in issue 6 (statistics from :mod:`interlude.domain.metrics`).
+object at the end with the result's fields (statistics from :mod:`interlude.domain.metrics`).
 Exit status: 0 when at least one frame was answered (a linktrace reached its target), 1 otherwise, 2 on
 errors (no such namespace/interface, no permission).
 """

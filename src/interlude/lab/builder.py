@@ -8,7 +8,7 @@ What ``up`` builds (LAB-RECIPES.md has the kernel facts behind each choice):
 * every interface without a link (UNIs/ENNIs facing customers and buyers) gets a veth to its own *edge*
   namespace ``il<prefix>--e<N>`` (port ``eth0``: the customer or buyer side), so it has carrier and test
   traffic can be sent from there (``lab exec FILE NODE:IF -- CMD`` runs in the edge facing NODE:IF);
-* the management network (brief item 2): every node with an agent (``snmp``, ``netconf``) gets ``mgmt0``,
+* the management network: every node with an agent (``snmp``, ``netconf``) gets ``mgmt0``,
   bridged in ``il<prefix>--mgmt`` to one root-namespace veth ``il<prefix>m0`` holding the first address of
   ``lab.subnet``; node addresses follow in file order from ``.10`` unless the topology gives one;
 * a Linux bridge per group of service interfaces that seeded (active) services connect on each switching

@@ -1,7 +1,7 @@
 """Lab planning: every namespace, wire, address and relay of a lab computed from the topology, nothing created.
 
 :func:`plan_lab` is pure (no kernel calls), so the naming scheme (``il<prefix>-<node>``, ``il<prefix>--e<N>``,
-``il<prefix>--mgmt``, ``il<prefix>--r<N>``), the management addressing (brief item 2) and the address
+``il<prefix>--mgmt``, ``il<prefix>--r<N>``), the management addressing and the address
 checks can be read and tested apart from the code that creates things (:mod:`interlude.lab.builder`).
 :meth:`interlude.lab.builder.Lab.plan` calls it.
 """

@@ -247,7 +247,7 @@ def read_state(state_dir: Path) -> LabState | None:
 
 
 def load_lab_state(topology: Topology, state_dir: Path | None = None) -> LabState:
-    """The running lab of ``topology`` (brief item 2); :class:`NotFoundError` when it is not up.
+    """The running lab of ``topology``; :class:`NotFoundError` when it is not up.
 
     ``state_dir`` overrides the default location (see the module docstring).
     """

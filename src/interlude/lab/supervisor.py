@@ -47,7 +47,7 @@ def _secret(node: NodeSpec, key: str, base_dir: Path) -> str | None:
 
 
 def _trap_target(topology: Topology, node: NodeSpec, state: LabState) -> str | None:
-    """Where the agent sends traps: the root-side management address (brief item 2) at the adapter's port."""
+    """Where the agent sends traps: the root-side management address at the adapter's port."""
     listen = node.settings.get("trap_listen")
     root = (state.mgmt_root_address or "").split("/")[0]
     if isinstance(listen, str) and listen:

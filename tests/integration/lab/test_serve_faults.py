@@ -1,4 +1,4 @@
-"""``/interlude/v1/faults`` on a served lab reaches every node, not only ``lab`` nodes (issue 3).
+"""``/interlude/v1/faults`` on a served lab reaches every node, not only ``lab`` nodes.
 
 The ``labs/two-site-eline`` bundle is served as ``interlude serve`` does it: one adapter per node *kind*
 through the registry (``snmp`` over the management network to the lab's snmpd, ``netconf`` to its netconfd,

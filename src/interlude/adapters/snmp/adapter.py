@@ -1,8 +1,8 @@
 """The ``snmp`` adapter: interfaces, counters and link events of one node over IF-MIB (or another profile).
 
-Node settings (cross-team interface, brief item 1; inherited node -> ``kinds.snmp`` -> ``defaults``)::
+Node settings (inherited node -> ``kinds.snmp`` -> ``defaults``)::
 
-    address: 10.0.0.5            # absent on a lab node: taken from the running lab's state
+    address: 10.0.0.5            # absent on a lab node: the address the running lab assigned
     port: 161
     settings:
       version: "2c"              # or "3" (USM authPriv)

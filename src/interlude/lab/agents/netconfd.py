@@ -1,6 +1,6 @@
 """Start a real NETCONF agent in a lab namespace: OpenSSH ``sshd`` in front of yuma123 ``netconfd``.
 
-Cross-team interface (brief item 3)::
+The interface the lab supervisor calls::
 
     start_netconf(netns, state_dir, *, listen, port=830, authorized_keys, interface_prefix=None)
         -> [AgentProcess(type="sshd", ...), AgentProcess(type="netconfd", ...)]

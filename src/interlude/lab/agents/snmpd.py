@@ -1,6 +1,6 @@
 """Start net-snmp's ``snmpd`` inside a lab namespace (the real SNMP agent behind ``snmp`` lab nodes).
 
-Cross-team interface (fixed in the helper brief, item 3)::
+The interface the lab supervisor calls::
 
     start_snmpd(netns: str, state_dir: Path, config: SnmpdConfig) -> AgentProcess
 
