@@ -310,7 +310,7 @@ def serve_blocking(
             until = min(responder.wakeup_ns(now), now + 100_000_000)
         else:
             until = now + 100_000_000
-        if transport.lean_rx and not transport._backlog:
+        if transport.lean_rx and not transport.backlogged:
             _answer_lean(responder, transport, until, stop)
             got = None
         else:

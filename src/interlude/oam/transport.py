@@ -292,6 +292,11 @@ class RawTransport:
         self._send = self.sock.send
         self._recvmsg = self.sock.recvmsg
 
+    @property
+    def backlogged(self) -> bool:
+        """Whether frames read ahead wait in the backlog (a lean read must not jump ahead of them)."""
+        return bool(self._backlog)
+
     def now_ns(self) -> int:
         """``CLOCK_REALTIME``: the clock of the kernel RX timestamps."""
         return time.time_ns()
