@@ -24,11 +24,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Literal, Protocol
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from pydantic import ValidationError as PydanticValidationError
 
-from interlude.errors import ConfigError
+from interlude.data.yamlfile import load_model
 
 log = logging.getLogger(__name__)
 
@@ -85,20 +83,8 @@ class Scenario(BaseModel):
 
 
 def load_scenario(path: str | Path) -> Scenario:
-    """Read and validate a scenario; :class:`ConfigError` with the location of the first problem."""
-    p = Path(path)
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read scenario {p}: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"scenario {p} is not valid YAML: {exc}") from exc
-    try:
-        return Scenario.model_validate(raw)
-    except PydanticValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(x) for x in err["loc"])
-        raise ConfigError(f"scenario {p}: {where}: {err['msg']}") from None
+    """Read and validate a scenario; :class:`~interlude.errors.ConfigError` with the location of the first problem."""
+    return load_model(Path(path), Scenario, "scenario")
 
 
 class InjectedFault(Protocol):

@@ -18,11 +18,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
-from pydantic import ValidationError as PydanticValidationError
 
 from interlude.data.search import find_file, search_path
+from interlude.data.yamlfile import load_model
 from interlude.errors import ConfigError
 
 Oid = tuple[int, ...]
@@ -144,18 +143,7 @@ def profile_search_path(base_dir: Path | None = None) -> list[Path]:
 
 @lru_cache(maxsize=64)
 def _load_file(path: Path) -> SnmpProfile:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read SNMP profile {path}: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"SNMP profile {path} is not valid YAML: {exc}") from exc
-    try:
-        return SnmpProfile.model_validate(raw)
-    except PydanticValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        raise ConfigError(f"SNMP profile {path}: {where}: {err['msg']}") from None
+    return load_model(path, SnmpProfile, "SNMP profile")
 
 
 def load_profile(name: str, base_dir: Path | None = None) -> SnmpProfile:
