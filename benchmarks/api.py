@@ -57,7 +57,7 @@ def serve_ours(port: int, db: str) -> None:
     from interlude.adapters.emulated.adapter import EmulatedAdapter
     from interlude.app.runtime import Runtime
     from interlude.app.web import create_app
-    from interlude.topology import bundled_topology_path, load_topology
+    from interlude.topology.loader import bundled_topology_path, load_topology
 
     logging.basicConfig(level=logging.WARNING)
     runtime = Runtime(load_topology(bundled_topology_path()), db, adapter_factory=EmulatedAdapter)
@@ -69,7 +69,7 @@ async def fill_store(db: str, count: int) -> None:
     from interlude.domain.model import PortRef, Service, ServiceKind, iso, utcnow
     from interlude.service.inventory.config import seed_services
     from interlude.store.sqlite import SqliteStore
-    from interlude.topology import bundled_topology_path, load_topology
+    from interlude.topology.loader import bundled_topology_path, load_topology
 
     topo = load_topology(bundled_topology_path())
     store = SqliteStore(db)

@@ -175,10 +175,10 @@ def relays(n: int, prefix: str, octet: int, realtime: bool, hogs: int) -> dict[s
     and the CPU all relays use meanwhile (percent of one core)."""
     from interlude.domain.metrics import frame_delay
     from interlude.domain.southbound import MepSpec, OamKind, OamRequest
-    from interlude.lab import builder
+    from interlude.lab import plumbing
     from interlude.oam.runner import run_session
 
-    os.environ[builder.REALTIME_ENV] = "1" if realtime else "0"
+    os.environ[plumbing.REALTIME_ENV] = "1" if realtime else "0"
     with tempfile.TemporaryDirectory(prefix="interlude-bench-") as tmp:
         lab = Lab(parse_topology(relay_chain(n, prefix, octet)), base_dir=Path(tmp), state_dir=Path(tmp) / "st",
                   prefix=prefix)  # fmt: skip

@@ -35,11 +35,12 @@ from ncclient import manager
 
 from interlude.adapters.base import AdapterContext
 from interlude.adapters.emulated.network import EmulatedNetwork
-from interlude.adapters.netconf import NetconfAdapter
+from interlude.adapters.netconf.adapter import NetconfAdapter
 from interlude.adapters.netconf.session import TICK_S
 from interlude.domain.southbound import AdminState
 from interlude.emulator.netconf_server import NetconfEmulatorServer
-from interlude.topology import Topology, parse_topology
+from interlude.topology.loader import parse_topology
+from interlude.topology.model import Topology
 
 IF = "urn:ietf:params:xml:ns:yang:ietf-interfaces"
 NC = "urn:ietf:params:xml:ns:netconf:base:1.0"

@@ -145,7 +145,7 @@ async def measure(big: str, small: list[str], repeat: int, codec: Any) -> dict[s
     from pysnmp.hlapi.v3arch import asyncio as hl
 
     from interlude.adapters.base import AdapterContext
-    from interlude.adapters.snmp import SnmpAdapter
+    from interlude.adapters.snmp.adapter import SnmpAdapter
     from interlude.adapters.snmp.session import SnmpCredentials, SnmpSession
     from interlude.topology.loader import parse_topology
 

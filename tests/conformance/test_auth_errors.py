@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from interlude.api.auth import TokenTable, token_digest
 from interlude.app.runtime import Runtime
 from interlude.app.web import create_app
-from interlude.topology import bundled_topology_path, load_topology
+from interlude.topology.loader import bundled_topology_path, load_topology
 from tests.conformance.mef import LATEST, MefApi, mef_root
 from tests.e2e.conftest import fast_options
 

@@ -18,8 +18,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from interlude.app.runtime import Runtime
 from interlude.app.web import create_app
-from interlude.sp import SpListener
-from interlude.topology import bundled_topology_path, load_topology
+from interlude.sp.listener import SpListener
+from interlude.topology.loader import bundled_topology_path, load_topology
 from tests.conformance.mef import MefApi, mef_root, validate_service_configuration
 from tests.e2e.conftest import ALPHA, INV, ORD, fast_options, order_body, wait_order
 

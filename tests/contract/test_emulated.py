@@ -11,7 +11,7 @@ from interlude.adapters.base import AdapterContext
 from interlude.adapters.emulated.adapter import EmulatedAdapter, shared_network
 from interlude.adapters.registry import create_adapter
 from interlude.domain.southbound import AdminState, OperState
-from interlude.topology import bundled_topology_path, load_topology
+from interlude.topology.loader import bundled_topology_path, load_topology
 from tests.contract.suite import AdapterContract, ContractHarness
 
 

@@ -14,11 +14,12 @@ import pytest
 
 from interlude.adapters.base import AdapterContext
 from interlude.adapters.emulated.network import EmulatedNetwork
-from interlude.adapters.netconf import NetconfAdapter
+from interlude.adapters.netconf.adapter import NetconfAdapter
 from interlude.adapters.registry import create_adapter
 from interlude.domain.southbound import AdminState, OperState
 from interlude.emulator.netconf_server import NetconfEmulatorServer
-from interlude.topology import Topology, bundled_topology_path, load_topology, parse_topology
+from interlude.topology.loader import bundled_topology_path, load_topology, parse_topology
+from interlude.topology.model import Topology
 from tests.contract.suite import AdapterContract, ContractHarness
 from tests.integration.netconf.lab import NetconfLab, build_netconf_lab, teardown_netconf_lab
 from tests.support.netns import NetnsFactory

@@ -12,11 +12,10 @@ import pytest
 from interlude.adapters.base import AdapterContext
 from interlude.adapters.emulated.network import EmulatedNetwork
 from interlude.adapters.registry import create_adapter
-from interlude.adapters.snmp import SnmpAdapter
+from interlude.adapters.snmp.adapter import SnmpAdapter
 from interlude.domain.southbound import AdminState, OperState
 from interlude.emulator.snmp_agent import EmulatorSnmpAgent
-from interlude.topology import bundled_topology_path, load_topology
-from interlude.topology.loader import parse_topology
+from interlude.topology.loader import bundled_topology_path, load_topology, parse_topology
 from tests.contract.suite import AdapterContract, ContractHarness
 from tests.integration.snmp.labnode import SnmpLabNode, build_snmp_lab, free_udp_port
 from tests.support.lab import require_binaries

@@ -9,8 +9,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from interlude.app.runtime import Runtime, RuntimeOptions
 from interlude.app.web import create_app
-from interlude.sp import SpListener
-from interlude.topology import bundled_topology_path, load_topology
+from interlude.sp.listener import SpListener
+from interlude.topology.loader import bundled_topology_path, load_topology
 
 INV = "/mefApi/interlude/serviceInventory/v2"
 ORD = "/mefApi/interlude/serviceOrderingManagement/v1"

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from interlude.api.auth import load_tokens
 from interlude.app.runtime import Runtime
 from interlude.app.web import create_app
-from interlude.topology import bundled_topology_path, load_topology
+from interlude.topology.loader import bundled_topology_path, load_topology
 from tests.e2e.conftest import ALPHA, BETA, INV, ORD, fast_options, order_body, wait_order
 
 ALPHA_TOKEN = "alpha-token-0123456789"
@@ -153,7 +153,7 @@ async def test_pm_jobs_follow_the_token_buyer(secured: TestClient[Any, Any]) -> 
 async def test_sp_listener_registers_with_its_token_and_receives_its_events(
     secured: TestClient[Any, Any],
 ) -> None:
-    from interlude.sp import SpListener
+    from interlude.sp.listener import SpListener
 
     base = str(secured.make_url(INV))
     async with SpListener() as sp:

@@ -31,8 +31,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from interlude.app.web import create_app
 from interlude.domain.model import parse_iso
 from interlude.lab.builder import Lab
-from interlude.sp import SpListener
-from interlude.sp.listener import ReceivedEvent
+from interlude.sp.listener import ReceivedEvent, SpListener
 from interlude.topology.model import Impairment
 from tests.integration.lab.bundle import bundle_lab_up, lab_runtime
 

@@ -19,7 +19,7 @@ from interlude.adapters.registry import create_adapter
 from interlude.app.runtime import Runtime, RuntimeOptions
 from interlude.app.web import create_app
 from interlude.domain.southbound import AdminState, BandwidthProfile, InterfaceState
-from interlude.topology import bundled_topology_path, load_topology
+from interlude.topology.loader import bundled_topology_path, load_topology
 from interlude.topology.model import NodeSpec
 from tests.e2e.conftest import ALPHA, INV, ORD, fast_options, order_body, wait_order
 

@@ -8,7 +8,7 @@ from aiohttp.test_utils import TestClient
 
 from interlude.adapters.emulated.adapter import shared_network
 from interlude.api.common import RUNTIME
-from interlude.sp import SpListener
+from interlude.sp.listener import SpListener
 from tests.e2e.conftest import INV
 
 

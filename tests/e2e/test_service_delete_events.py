@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from interlude.sp import SpListener
+from interlude.sp.listener import SpListener
 from tests.e2e.conftest import ALPHA, INV, ORD, order_body, wait_order
 
 

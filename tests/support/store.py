@@ -11,7 +11,7 @@ from interlude.domain.model import ItemAction, OrderItem, ServiceOrder, ServiceS
 from interlude.domain.queries import ServiceQuery
 from interlude.service.inventory.config import seed_services
 from interlude.store.base import AgeQuery, Document, DocumentStamp, OutboxMessage, Store, Subscription
-from interlude.topology import bundled_topology_path, load_topology
+from interlude.topology.loader import bundled_topology_path, load_topology
 
 TOPO = load_topology(bundled_topology_path())
 

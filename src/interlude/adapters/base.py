@@ -12,7 +12,7 @@ plain frozen dataclasses of :mod:`interlude.domain.southbound`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, MutableMapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, cast, runtime_checkable
@@ -34,18 +34,45 @@ if TYPE_CHECKING:
     from interlude.topology.model import Impairment, NodeSpec, Topology
 
 
+AddressLookup = Callable[["Topology", str, "Path | None"], "str | None"]
+"""(topology, node, lab state folder or None) -> the management address the environment assigned to the node."""
+
+LAB_STATE_DIR = "lab-state-dir"
+"""The :attr:`AdapterContext.resources` key of an explicit lab state folder (a ``str`` or ``Path``)."""
+
+
+def no_assigned_address(topology: Topology, node: str, lab_state_dir: Path | None) -> str | None:
+    """The default :data:`AddressLookup`: nothing assigns addresses, so a node must name its own."""
+    return None
+
+
 @dataclass
 class AdapterContext:
     """What every adapter of one running topology shares.
 
     ``resources`` lets adapters of one kind share an object keyed by name (the emulated adapter keeps the
     in-memory network there, the lab adapter its lab handle) without this module knowing their types.
+
+    ``address_lookup`` answers for a node whose topology entry has no ``address``: the composition root fills
+    it when something else hands out management addresses (a running lab does), so the ``snmp`` and
+    ``netconf`` adapters reach such a node without knowing where its address came from.
     """
 
     topology: Topology
     base_dir: Path
     state_dir: Path
     resources: MutableMapping[str, object] = field(default_factory=dict)
+    address_lookup: AddressLookup = no_assigned_address
+
+    @property
+    def lab_state_dir(self) -> Path | None:
+        """The lab state folder set in ``resources[LAB_STATE_DIR]``, None when the default rule applies."""
+        explicit = self.resources.get(LAB_STATE_DIR)
+        return Path(explicit) if isinstance(explicit, str | Path) else None
+
+    def assigned_address(self, node: str) -> str | None:
+        """The management address :attr:`address_lookup` gives ``node`` (None: the node must have one)."""
+        return self.address_lookup(self.topology, node, self.lab_state_dir)
 
 
 @runtime_checkable

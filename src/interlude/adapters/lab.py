@@ -1,8 +1,9 @@
 """The ``lab`` adapter: drives one node of a running lab (``interlude lab up``) through its namespace.
 
-The node's namespace comes from the lab state (:func:`interlude.lab.state.load_lab_state`; the folder is
-``context.resources["lab-state-dir"]`` when set, else ``<context.state_dir>/labs/<topology>`` when that
-exists, else the default of :mod:`interlude.lab.state`). Topology interface names are the kernel names.
+The node's namespace comes from the lab state (:func:`interlude.lab.state.load_lab_state`) in the folder
+:func:`interlude.lab.state.partner_lab_dir` picks: ``context.resources["lab-state-dir"]`` when set, else
+``<context.state_dir>/labs/<topology>`` when that exists, else the default of :mod:`interlude.lab.state`.
+Topology interface names are the kernel names.
 
 Capabilities and how each is real:
 
@@ -20,16 +21,14 @@ Capabilities and how each is real:
   lines into ``ccmLoss`` / ``ccmRestored`` events (``source: "oam"``, on the MEP's topology interface, at the
   responder's own detection time; ``details``: ``mep``, ``mep_id``, ``remote_mep_id``, ``level``, ``vlan``,
   ``meg_id``). Like netlink, only changes after subscribing are reported.
-* impairments: the lab's own (:func:`interlude.lab.builder.apply_impairment`).
-* OAM: the OAM engine's raw-socket runner (``interlude.oam.runner.run_oam_session``) inside the namespace,
-  when that module is installed.
+* impairments: the lab's own (:func:`interlude.lab.plumbing.apply_impairment`).
+* OAM: the OAM engine's raw-socket runner (:func:`interlude.oam.runner.run_oam_session`) inside the namespace.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ctypes
-import importlib
 import json
 import os
 import re
@@ -60,15 +59,16 @@ from interlude.domain.southbound import (
     SouthboundEvent,
 )
 from interlude.errors import (
-    CapabilityError,
     DeviceConnectionError,
     DeviceOperationError,
     InterludeError,
     MissingDependencyError,
     NotFoundError,
 )
-from interlude.lab import shell
-from interlude.lab.state import LabState, PortRef, default_state_dir, load_lab_state, state_lock
+from interlude.lab import bridges, shell
+from interlude.lab.plumbing import apply_impairment
+from interlude.lab.state import LabState, PortRef, load_lab_state, partner_lab_dir, state_lock
+from interlude.oam.runner import run_oam_session
 from interlude.topology.model import Impairment, MepDecl, NodeSpec, Topology
 
 try:
@@ -81,17 +81,18 @@ except ImportError as exc:  # pragma: no cover - the lab extra is missing
     ) from exc
 
 IFF_UP = 0x1
+_CAPABILITIES = frozenset(
+    {
+        Capability.INTERFACES,
+        Capability.COUNTERS,
+        Capability.BANDWIDTH,
+        Capability.CONNECTIVITY,
+        Capability.EVENTS,
+        Capability.IMPAIRMENT,
+        Capability.OAM,
+    }
+)
 _OPER = {"UP": OperState.UP, "DOWN": OperState.DOWN, "LOWERLAYERDOWN": OperState.DOWN, "NOTPRESENT": OperState.DOWN}
-
-
-def _state_dir(context: AdapterContext) -> Path | None:
-    explicit = context.resources.get("lab-state-dir")
-    if isinstance(explicit, str | Path):
-        return Path(explicit)
-    candidate = context.state_dir / "labs" / context.topology.name
-    if (candidate / "state.json").exists():
-        return candidate
-    return default_state_dir(context.topology)
 
 
 class LabAdapter:
@@ -102,7 +103,7 @@ class LabAdapter:
     def __init__(self, node: NodeSpec, context: AdapterContext) -> None:
         self.node = node
         self.context = context
-        self._state_dir = _state_dir(context)
+        self._state_dir = partner_lab_dir(context.topology, context.state_dir, context.lab_state_dir)
         self._namespace: str | None = None
         self._ipr: Any = None
         self._lock = threading.Lock()
@@ -120,18 +121,8 @@ class LabAdapter:
 
     @property
     def capabilities(self) -> frozenset[Capability]:
-        """Everything but OAM, plus OAM when the OAM engine's runner is installed."""
-        caps = {
-            Capability.INTERFACES,
-            Capability.COUNTERS,
-            Capability.BANDWIDTH,
-            Capability.CONNECTIVITY,
-            Capability.EVENTS,
-            Capability.IMPAIRMENT,
-        }
-        if self._oam_runner() is not None:
-            caps.add(Capability.OAM)
-        return frozenset(caps)
+        """Every capability: the kernel does the data plane and the OAM engine runs on raw sockets."""
+        return _CAPABILITIES
 
     @property
     def namespace(self) -> str:
@@ -314,8 +305,6 @@ class LabAdapter:
 
     async def connect(self, spec: ConnectionSpec) -> None:
         """Bridge the local interfaces the connection needs on this node (idempotent)."""
-        from interlude.lab import bridges
-
         a, b = (spec.a.node, spec.a.interface), (spec.b.node, spec.b.interface)
         members = bridges.local_members(self.context.topology, self.node.name, a, b)
         for member in members:
@@ -331,8 +320,6 @@ class LabAdapter:
 
     async def disconnect(self, connection_id: str) -> None:
         """Remove the connection's bridge membership; no error if unknown."""
-        from interlude.lab import bridges
-
         def work() -> None:
             assert self._state_dir is not None
             with state_lock(self._state_dir):
@@ -345,16 +332,13 @@ class LabAdapter:
 
     async def set_impairment(self, interface: str, impairment: Impairment) -> None:
         """Replace the impairment of the link attached to ``interface`` (down cuts the far end)."""
-        from interlude.lab.builder import apply_impairment
-
         self._check_name(interface)
 
         def work() -> None:
             assert self._state_dir is not None
             with state_lock(self._state_dir):
                 state = self._load_state()
-                wire = state.wire_of(self.node.name, interface)
-                near = wire.a if (wire.a.node, wire.a.ifname) == (self.node.name, interface) else wire.b
+                wire, near = state.end_of(self.node.name, interface)
                 apply_impairment(state, wire, impairment, near=near)
                 state.save()
 
@@ -469,14 +453,6 @@ class LabAdapter:
 
     # ------------------------------------------------------------------ OamControl
 
-    @staticmethod
-    def _oam_runner() -> Any:
-        try:
-            module = importlib.import_module("interlude.oam.runner")
-        except ImportError:
-            return None
-        return getattr(module, "run_oam_session", None)
-
     def _remote_mep_mac(self, state: LabState, remote: MepSpec) -> str | None:
         """The MAC of the port the remote MEP's responder listens on, when the lab runs that node.
 
@@ -499,9 +475,6 @@ class LabAdapter:
 
     async def run_oam(self, request: OamRequest) -> OamResult:
         """Run one OAM session from a MEP of this node with the OAM engine's raw-socket runner."""
-        runner = self._oam_runner()
-        if runner is None:
-            raise CapabilityError("OAM needs interlude.oam.runner (the OAM engine)", node=self.node.name)
         self._check_name(request.mep.interface)
         state = await asyncio.to_thread(self._load_state)
         port = state.mep_port(self.node.name, request.mep.interface)
@@ -509,13 +482,11 @@ class LabAdapter:
         if target is None and request.remote is not None:
             target = await asyncio.to_thread(self._remote_mep_mac, state, request.remote)
         try:
-            result = await runner(request, netns=port.netns, interface=port.ifname, target_mac=target)
+            return await run_oam_session(request, netns=port.netns, interface=port.ifname, target_mac=target)
         except InterludeError:
             raise
         except (OSError, ValueError) as exc:
             raise DeviceOperationError(f"OAM session failed: {exc}", node=self.node.name) from exc
-        assert isinstance(result, OamResult)
-        return result
 
 
 _CCM_KINDS = {"loc": EventKind.CCM_LOSS, "loc-cleared": EventKind.CCM_RESTORED}

@@ -26,6 +26,7 @@ from interlude.adapters.registry import create_adapter
 from interlude.domain.southbound import Capability
 from interlude.errors import AdapterError
 from interlude.lab.impairments import impairment_control_for
+from interlude.lab.state import lab_address_for
 from interlude.service.alarms.retention import AlarmRetention
 from interlude.service.alarms.service import AlarmService
 from interlude.service.inventory.config import policies_of
@@ -96,7 +97,8 @@ class Runtime:
         self.base_dir = base_dir or Path.cwd()
         self.state_dir = state_dir or self.db_path.parent
         self.options = options or RuntimeOptions()
-        self.context = AdapterContext(topology=topology, base_dir=self.base_dir, state_dir=self.state_dir)
+        self.context = AdapterContext(topology=topology, base_dir=self.base_dir, state_dir=self.state_dir,
+                                      address_lookup=lab_address_for)  # fmt: skip
         self.adapters: dict[str, Adapter] = {
             name: adapter_factory(node, self.context) for name, node in topology.nodes.items()
         }
@@ -148,7 +150,7 @@ class Runtime:
         if all(self.network.has(node, Capability.IMPAIRMENT) for node in self.network.nodes()):
             return None
         context = self.context
-        return lambda node: impairment_control_for(node, context)
+        return lambda node: impairment_control_for(node, context.topology, context.state_dir, context.lab_state_dir)
 
     async def refresh(self, nodes: Iterable[str] | None = None) -> None:
         """Re-read ports (after our own changes) so oper state and notifications follow at once."""

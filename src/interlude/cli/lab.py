@@ -19,6 +19,8 @@ from rich.table import Table
 
 from interlude.errors import InterludeError
 from interlude.lab.builder import Lab, status_document
+from interlude.lab.clab import convert_clab
+from interlude.lab.plumbing import resolve_target
 from interlude.topology.loader import load_topology
 from interlude.topology.model import Impairment
 
@@ -170,8 +172,6 @@ def impair(
     try:
         lab = _lab(file, state_dir, prefix)
         state = lab.require_state()
-        from interlude.lab.builder import resolve_target
-
         wire, _ = resolve_target(state, target)
         current: dict[str, Any] = {} if clear else dict(wire.impairment)
         for key, value in (
@@ -202,8 +202,6 @@ def impair(
 @click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 def import_clab(file: Path) -> None:
     """Convert a containerlab topology (nodes, links) into an interlude topology, printed as YAML."""
-    from interlude.lab.clab import convert_clab
-
     try:
         data = yaml.safe_load(file.read_text(encoding="utf-8"))
         topology = convert_clab(data)

@@ -12,7 +12,7 @@ Examples (inside a lab; ``--netns`` may be omitted to use the current namespace)
     interlude oam responder --netns lab-pe2 --interface eth1 --mep-id 2 --ccm-interval 1
 
 Without ``--target`` frames go to the level's CFM group address (01:80:C2:00:00:3y). ``--json`` prints one
-object at the end with the shapes fixed in issue 6 (statistics from :mod:`interlude.domain.metrics`).
+object at the end with the result's fields (statistics from :mod:`interlude.domain.metrics`).
 Exit status: 0 when at least one frame was answered (a linktrace reached its target), 1 otherwise, 2 on
 errors (no such namespace/interface, no permission).
 """
@@ -29,8 +29,12 @@ from typing import Any
 
 import click
 
+from interlude.domain import metrics
 from interlude.domain.southbound import MepSpec, OamKind, OamRequest, OamResult
 from interlude.errors import OamError
+from interlude.oam.responder import run_responder
+from interlude.oam.runner import run_oam_session, run_one_way_delay
+from interlude.oam.sessions.base import Progress
 
 
 def _common(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -86,10 +90,6 @@ def _fmt(value: float | None) -> str:
 
 
 def _run(kind: OamKind, opts: dict[str, Any], test_id: int = 1, one_way: tuple[str | None, str] | None = None) -> None:
-    from interlude.domain import metrics
-    from interlude.oam.runner import run_oam_session, run_one_way_delay
-    from interlude.oam.sessions import Progress
-
     mep = MepSpec(
         name="cli",
         node="cli",
@@ -188,8 +188,6 @@ def _run(kind: OamKind, opts: dict[str, Any], test_id: int = 1, one_way: tuple[s
 def _print_summary(
     kind: OamKind, target: str, result: OamResult, data: dict[str, Any], *, one_way: bool = False
 ) -> None:
-    from interlude.domain import metrics
-
     click.echo(f"--- {'one-way ' if one_way else ''}{kind.value} to {target} ---")
     loss = metrics.frame_loss(result)
     click.echo(
@@ -302,8 +300,6 @@ def _serve(
     human: bool = False,
     send_ais: bool = False,
 ) -> dict[str, Any]:
-    from interlude.oam.responder import run_responder
-
     as_json = opts["as_json"]
     final: dict[str, Any] = {}
 

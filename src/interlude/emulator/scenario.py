@@ -12,7 +12,8 @@ A scenario is YAML::
 
 ``at`` is seconds from the start; ``inject`` takes the body of ``POST /interlude/v1/faults``; ``clear`` names an
 earlier step. ``repeat: true`` starts over after the last step (a flapping link). Faults go through the same
-:class:`~interlude.service.platform.faults.FaultService` as the API, so subscribers are notified the same way.
+fault service as the API (:class:`FaultInjector` is the part of it a scenario uses), so subscribers are
+notified the same way.
 """
 
 from __future__ import annotations
@@ -21,14 +22,11 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from pydantic import ValidationError as PydanticValidationError
 
-from interlude.errors import ConfigError
-from interlude.service.platform.faults import FaultService
+from interlude.data.yamlfile import load_model
 
 log = logging.getLogger(__name__)
 
@@ -85,25 +83,44 @@ class Scenario(BaseModel):
 
 
 def load_scenario(path: str | Path) -> Scenario:
-    """Read and validate a scenario; :class:`ConfigError` with the location of the first problem."""
-    p = Path(path)
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read scenario {p}: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"scenario {p} is not valid YAML: {exc}") from exc
-    try:
-        return Scenario.model_validate(raw)
-    except PydanticValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(x) for x in err["loc"])
-        raise ConfigError(f"scenario {p}: {where}: {err['msg']}") from None
+    """Read and validate a scenario; :class:`~interlude.errors.ConfigError` with the location of the first problem."""
+    return load_model(Path(path), Scenario, "scenario")
+
+
+class InjectedFault(Protocol):
+    """What a scenario keeps of a fault it injected: its id, to clear it later."""
+
+    @property
+    def id(self) -> str:
+        """The fault's id."""
+        ...
+
+
+class FaultInjector(Protocol):
+    """The fault operations a scenario plays (the runtime's fault service, as ``/interlude/v1/faults``)."""
+
+    async def inject(
+        self,
+        type: str,
+        node: str,
+        interface: str,
+        *,
+        delay_ms: float = 0.0,
+        jitter_ms: float = 0.0,
+        loss_percent: float = 0.0,
+        source: str = "api",
+    ) -> InjectedFault:
+        """Apply a fault and record it."""
+        ...
+
+    async def clear(self, fault_id: str) -> object:
+        """Remove one fault."""
+        ...
 
 
 async def run_scenario(
     scenario: Scenario,
-    faults: FaultService,
+    faults: FaultInjector,
     *,
     report: Callable[[str], None] | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,

@@ -29,7 +29,6 @@ import asyncio
 import bisect
 import contextlib
 import logging
-import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -37,13 +36,13 @@ from types import TracebackType
 from typing import Any
 
 from interlude.adapters.emulated.network import EmulatedNetwork
+from interlude.adapters.snmp.engine import serving_engine
+from interlude.adapters.snmp.session import AUTH_PROTOCOLS, PRIV_PROTOCOLS
 from interlude.domain.southbound import AdminState, EventKind, OperState, SouthboundEvent
 from interlude.errors import ConfigError
 
 from pyasn1.codec.ber import encoder as ber_encoder  # type: ignore[import-untyped]  # isort: skip
-from pysnmp.carrier.asyncio.dgram import udp  # isort: skip
 from pysnmp.entity import config as snmp_config  # isort: skip
-from pysnmp.entity import engine as snmp_engine  # isort: skip
 from pysnmp.entity.rfc3413 import cmdrsp, context  # isort: skip
 from pysnmp.proto import rfc1902, rfc1905  # isort: skip
 from pysnmp.proto.api import v2c  # isort: skip
@@ -251,19 +250,7 @@ class EmulatorSnmpAgent:
 
     async def start(self) -> None:
         """Bind the UDP port and register every node; returns once the agent answers."""
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_DGRAM)
-        try:
-            sock.bind((self.host, self.port))
-        except OSError as exc:
-            sock.close()
-            raise ConfigError(f"emulator SNMP agent cannot listen on {self.host}:{self.port}: {exc.strerror}") from exc
-        sock.setblocking(False)
-        self.port = sock.getsockname()[1]
-        engine = snmp_engine.SnmpEngine()
-        transport = udp.UdpAsyncioTransport().open_server_mode(sock=sock)
-        snmp_config.add_transport(engine, udp.DOMAIN_NAME, transport)
-        await transport._lport
+        engine, self.port = await serving_engine(self.host, self.port, "emulator SNMP agent cannot listen on")
         snmp_context = context.SnmpContext(engine)
         started = time.time()
         for i, (node, community) in enumerate(self.communities.items(), start=1):
@@ -274,8 +261,6 @@ class EmulatorSnmpAgent:
             snmp_config.add_v1_system(engine, sec_name, community, contextName=node.encode(), securityName=sec_name)
             snmp_config.add_vacm_user(engine, 2, sec_name, "noAuthNoPriv", (1, 3, 6), (1, 3, 6), contextName=node)
         if self.v3_user is not None:
-            from interlude.adapters.snmp.session import AUTH_PROTOCOLS, PRIV_PROTOCOLS
-
             u = self.v3_user
             snmp_config.add_v3_user(
                 engine, u.name, AUTH_PROTOCOLS[u.auth_protocol], u.auth_key, PRIV_PROTOCOLS[u.priv_protocol], u.priv_key

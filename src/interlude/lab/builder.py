@@ -8,7 +8,7 @@ What ``up`` builds (LAB-RECIPES.md has the kernel facts behind each choice):
 * every interface without a link (UNIs/ENNIs facing customers and buyers) gets a veth to its own *edge*
   namespace ``il<prefix>--e<N>`` (port ``eth0``: the customer or buyer side), so it has carrier and test
   traffic can be sent from there (``lab exec FILE NODE:IF -- CMD`` runs in the edge facing NODE:IF);
-* the management network (brief item 2): every node with an agent (``snmp``, ``netconf``) gets ``mgmt0``,
+* the management network: every node with an agent (``snmp``, ``netconf``) gets ``mgmt0``,
   bridged in ``il<prefix>--mgmt`` to one root-namespace veth ``il<prefix>m0`` holding the first address of
   ``lab.subnet``; node addresses follow in file order from ``.10`` unless the topology gives one;
 * a Linux bridge per group of service interfaces that seeded (active) services connect on each switching
@@ -25,8 +25,8 @@ the namespaces (which takes their veths, bridges, qdiscs and nftables tables wit
 Modules: this one builds and tears down (:class:`Lab`: ``up``, ``down``, ``status``, ``impair``) and writes the
 status document; :mod:`interlude.lab.planning` computes the plan (names, wires, addresses),
 :mod:`interlude.lab.plumbing` changes links at run time (relays, impairments), :mod:`interlude.lab.processes`
-records and stops PIDs, and :mod:`interlude.lab.supervisor` starts the agents. Every name other code imports
-from here (``Lab``, ``apply_impairment``, ``record_pid``, ...) is re-exported.
+records and stops PIDs, and :mod:`interlude.lab.supervisor` starts the agents. Import each name from the module
+that defines it.
 """
 
 from __future__ import annotations
@@ -45,21 +45,10 @@ from typing import Any
 from interlude.errors import InterludeError, LabError, NotFoundError
 from interlude.lab import shell
 from interlude.lab.agents.base import pid_alive
-from interlude.lab.planning import AGENT_KINDS, MGMT_IF, node_namespace, plan_lab
-from interlude.lab.plumbing import (
-    LOSS_MODULUS,
-    REALTIME_ENV,
-    _impairment_dict,
-    apply_impairment,
-    check_impairment,
-    insert_relay,
-    loss_rule,
-    relay_realtime,
-    relay_spec,
-    resolve_target,
-    start_wire_relay,
-)
-from interlude.lab.processes import process_running, record_pid, terminate
+from interlude.lab.bridges import seed_service_bridges
+from interlude.lab.planning import plan_lab
+from interlude.lab.plumbing import apply_impairment, impairment_dict, resolve_target, start_wire_relay
+from interlude.lab.processes import terminate
 from interlude.lab.state import (
     PID_JOURNAL,
     LabState,
@@ -70,32 +59,8 @@ from interlude.lab.state import (
     read_state,
     state_lock,
 )
+from interlude.lab.supervisor import start_agents
 from interlude.topology.model import Impairment, Topology
-
-__all__ = [
-    "AGENT_KINDS",
-    "LOSS_MODULUS",
-    "MGMT_IF",
-    "REALTIME_ENV",
-    "Lab",
-    "LabPaths",
-    "Progress",
-    "apply_impairment",
-    "check_impairment",
-    "describe_error",
-    "insert_relay",
-    "loss_rule",
-    "node_namespace",
-    "plan_lab",
-    "process_running",
-    "record_pid",
-    "relay_realtime",
-    "relay_spec",
-    "resolve_target",
-    "start_wire_relay",
-    "status_document",
-    "terminate",
-]
 
 Progress = Callable[[str], None]
 
@@ -278,18 +243,14 @@ class Lab:
             phase("delay relays started")
 
         for wire in state.wires:
-            if wire.kind == "link" and wire.impairment and wire.impairment != _impairment_dict(Impairment()):
+            if wire.kind == "link" and wire.impairment and wire.impairment != impairment_dict(Impairment()):
                 apply_impairment(state, wire, Impairment(**wire.impairment), fresh=True)
         state.save()
         phase("impairments applied")
 
-        from interlude.lab.bridges import seed_service_bridges
-
         seed_service_bridges(self.topology, state)
         state.save()
         phase("service bridges built")
-
-        from interlude.lab.supervisor import start_agents
 
         start_agents(self.topology, state, self.base_dir, progress=progress)
         phase("agents ready")
@@ -423,7 +384,7 @@ def status_document(state: LabState) -> dict[str, Any]:
             "endpoints": [
                 f"{end.node}:{end.ifname}" if end.node else f"{end.netns}:{end.ifname}" for end in (wire.a, wire.b)
             ],
-            "impairment": wire.impairment or _impairment_dict(Impairment()),
+            "impairment": wire.impairment or impairment_dict(Impairment()),
         }
         if wire.relay is not None:
             entry["relay"] = {"namespace": wire.relay.netns, "pid": wire.relay.pid}

@@ -1,9 +1,9 @@
 """Lab planning: every namespace, wire, address and relay of a lab computed from the topology, nothing created.
 
 :func:`plan_lab` is pure (no kernel calls), so the naming scheme (``il<prefix>-<node>``, ``il<prefix>--e<N>``,
-``il<prefix>--mgmt``, ``il<prefix>--r<N>``), the management addressing (brief item 2) and the address
+``il<prefix>--mgmt``, ``il<prefix>--r<N>``), the management addressing and the address
 checks can be read and tested apart from the code that creates things (:mod:`interlude.lab.builder`).
-:meth:`interlude.lab.builder.Lab.plan` calls it; the names here are re-exported by the builder.
+:meth:`interlude.lab.builder.Lab.plan` calls it.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import ipaddress
 from pathlib import Path
 
 from interlude.errors import LabError
-from interlude.lab.plumbing import _impairment_dict, relay_spec
+from interlude.lab.plumbing import impairment_dict, relay_spec
 from interlude.lab.state import (
     LabState,
     NodeState,
@@ -85,7 +85,7 @@ def plan_lab(topology: Topology, *, prefix: str, folder: Path, topology_file: Pa
             a=PortRef(state.nodes[na].namespace, ia, na),
             b=PortRef(state.nodes[nb].namespace, ib, nb),
             link_index=i,
-            impairment=_impairment_dict(link.impairment),
+            impairment=impairment_dict(link.impairment),
         )
         if link.impairment.delay_ms > 0 or link.impairment.jitter_ms > 0:
             wire.relay = relay_spec(pfx, folder, f"link{i}", f"r{i}")

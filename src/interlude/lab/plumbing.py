@@ -3,8 +3,7 @@
 Both ``Lab.up`` (initial impairments) and a running lab (``lab impair``, the lab adapter's
 ``ImpairmentControl``) change links through :func:`apply_impairment`, which may insert a relay into a live
 link (:func:`insert_relay`) or signal a running one; the tc/nftables details (LAB-RECIPES: no netem) live
-here, apart from building and tearing down the lab (:mod:`interlude.lab.builder`), which re-exports
-every public name.
+here, apart from building and tearing down the lab (:mod:`interlude.lab.builder`).
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ from interlude.errors import LabError, NotFoundError, ValidationError
 from interlude.lab import shell
 from interlude.lab.agents.base import pid_alive
 from interlude.lab.processes import record_pid
+from interlude.lab.relay import RelayConfig, start_relay, write_control
 from interlude.lab.state import (
     LabState,
     PortRef,
@@ -65,8 +65,6 @@ def start_wire_relay(
 
     ``lock`` serialises the state update when several relays start in parallel threads.
     """
-    from interlude.lab.relay import RelayConfig, start_relay
-
     relay = wire.relay
     assert relay is not None
     for end in (wire.a, wire.b):  # LAB-RECIPES §1.5: relayed UDP/TCP needs tx checksums done in software
@@ -98,13 +96,12 @@ def resolve_target(state: LabState, target: str) -> tuple[WireState, PortRef | N
             return wire, None
     if ":" in target:
         node, ifname = target.split(":", 1)
-        wire = state.wire_of(node, ifname)
-        near = wire.a if (wire.a.node, wire.a.ifname) == (node, ifname) else wire.b
-        return wire, near
+        return state.end_of(node, ifname)
     raise NotFoundError(f"{target!r} is neither a link id ({', '.join(w.id for w in state.wires)}) nor NODE:IF")
 
 
-def _impairment_dict(imp: Impairment) -> dict[str, Any]:
+def impairment_dict(imp: Impairment) -> dict[str, Any]:
+    """How a wire records its impairment in the state file (and ``lab status`` shows it)."""
     return imp.model_dump()
 
 
@@ -176,8 +173,6 @@ def _set_loss(state: LabState, end: PortRef, loss_percent: float) -> None:
 
 
 def _signal_relay(state: LabState, relay: RelayState, imp: Impairment) -> None:
-    from interlude.lab.relay import RelayConfig, write_control
-
     write_control(Path(relay.control), RelayConfig(delay_ms=imp.delay_ms, jitter_ms=imp.jitter_ms))
     if relay.pid is None or not pid_alive(relay.pid):
         raise LabError(f"the delay relay in {relay.netns} is not running (see {relay.log})")
@@ -224,7 +219,7 @@ def apply_impairment(
         for ns, ifname in wire.cut:
             shell.ip_batch([f"link set {ifname} up"], ns)
         wire.cut = []
-    wire.impairment = _impairment_dict(imp)
+    wire.impairment = impairment_dict(imp)
 
 
 def insert_relay(state: LabState, wire: WireState, imp: Impairment) -> None:

@@ -2,7 +2,7 @@
 
 Relays (:mod:`interlude.lab.plumbing`), agents (:mod:`interlude.lab.supervisor`) and ``Lab.down``
 (:mod:`interlude.lab.builder`) all share these, and none of them may ever signal a reused PID; keeping the
-rules in one small module keeps them the same everywhere. Re-exported by :mod:`interlude.lab.builder`.
+rules in one small module keeps them the same everywhere.
 """
 
 from __future__ import annotations

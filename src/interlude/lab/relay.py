@@ -1,6 +1,6 @@
 """Userspace delay / jitter / loss relay between two interfaces (the kernel here has no netem).
 
-Cross-team interface (brief item 4), run inside a namespace that holds both interfaces::
+Command line, run inside a namespace that holds both interfaces::
 
     python -m interlude.lab.relay IF_A IF_B [--delay-ms F] [--jitter-ms F] [--loss-percent F]
                                             [--control FILE] [--down]

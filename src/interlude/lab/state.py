@@ -5,13 +5,15 @@ or right after (processes) creating it, so ``lab down`` removes exactly those ob
 still works when ``up`` crashed half-way. Nothing that is not recorded here (or does not live inside a
 namespace recorded here) is ever touched.
 
-Cross-team interface (brief item 2): ``interlude serve`` and the ``lab`` adapter find a running lab with
-:func:`load_lab_state` and read ``nodes[name].namespace`` and ``nodes[name].address`` (the management
-address the lab assigned when the topology gave none). The ``snmp`` and ``netconf`` adapters call
-:func:`lab_address_for` for a node without ``address`` (None when no lab is up).
+How a partner finds a running lab: ``interlude serve`` and the ``lab`` adapter read it with
+:func:`load_lab_state` (``nodes[name].namespace`` and ``nodes[name].address``, the management address the
+lab assigned when the topology gave none). The composition root hands :func:`lab_address_for` to the
+adapters (``AdapterContext.address_lookup``), so an ``snmp`` or ``netconf`` node without ``address`` reaches
+the agent the lab started for it without those adapters knowing about labs.
 
 Where the folder lives: an explicit ``state_dir`` argument (CLI ``--state-dir``), else
 ``$INTERLUDE_LAB_DIR/<topology name>``, else ``.interlude/labs/<topology name>`` under the current directory.
+A running partner also looks in its own state folder first (:func:`partner_lab_dir`).
 """
 
 from __future__ import annotations
@@ -44,6 +46,23 @@ def default_state_dir(topology: Topology) -> Path:
     root = os.environ.get("INTERLUDE_LAB_DIR")
     base = Path(root) if root else Path(".interlude") / "labs"
     return (base / topology.name).absolute()
+
+
+def partner_lab_dir(topology: Topology, partner_state_dir: Path, explicit: Path | None = None) -> Path:
+    """The lab folder a running partner drives.
+
+    ``explicit``, else ``<partner_state_dir>/labs/<topology>`` when a lab is recorded there, else
+    :func:`default_state_dir`.
+
+    The ``lab`` adapter and the lab's fault hook must agree on one folder, or a fault would be applied to a
+    lab the adapter does not read.
+    """
+    if explicit is not None:
+        return explicit
+    candidate = partner_state_dir / "labs" / topology.name
+    if (candidate / STATE_FILE).exists():
+        return candidate
+    return default_state_dir(topology)
 
 
 def default_prefix(topology: Topology) -> str:
@@ -154,6 +173,11 @@ class LabState:
                     return wire
         raise NotFoundError(f"lab {self.name!r}: no link attached to {node}:{ifname}")
 
+    def end_of(self, node: str, ifname: str) -> tuple[WireState, PortRef]:
+        """The wire attached to ``node:ifname`` and that node's end of it (impairments cut the other end)."""
+        wire = self.wire_of(node, ifname)
+        return wire, wire.a if (wire.a.node, wire.a.ifname) == (node, ifname) else wire.b
+
     def mep_port(self, node: str, ifname: str) -> PortRef:
         """Where a MEP on ``node:ifname`` sends and listens.
 
@@ -163,10 +187,8 @@ class LabState:
         port would only see those frames as outgoing. A MEP on a node-to-node link is a Down MEP on the
         interface itself.
         """
-        wire = self.wire_of(node, ifname)
-        if wire.kind == "edge":
-            return wire.b
-        return wire.a if (wire.a.node, wire.a.ifname) == (node, ifname) else wire.b
+        wire, end = self.end_of(node, ifname)
+        return wire.b if wire.kind == "edge" else end
 
     # ----------------------------------------------------------------- (de)serialisation
 
@@ -225,7 +247,7 @@ def read_state(state_dir: Path) -> LabState | None:
 
 
 def load_lab_state(topology: Topology, state_dir: Path | None = None) -> LabState:
-    """The running lab of ``topology`` (brief item 2); :class:`NotFoundError` when it is not up.
+    """The running lab of ``topology``; :class:`NotFoundError` when it is not up.
 
     ``state_dir`` overrides the default location (see the module docstring).
     """
@@ -242,10 +264,10 @@ def load_lab_state(topology: Topology, state_dir: Path | None = None) -> LabStat
 def lab_address_for(topology: Topology, node_name: str, state_dir: Path | str | None = None) -> str | None:
     """The management address a running lab assigned to ``node_name``; None when there is none to use.
 
-    The hook the ``snmp`` and ``netconf`` adapters call when a node has no ``address`` (brief item 2), so a lab
-    bundle need not hard-code addresses. None when no lab of ``topology`` is recorded (in ``state_dir``, else
-    the default folder), when it is not up, or when it has no such node or gave it no address. A corrupt
-    state file raises :class:`LabError`.
+    What the adapters' ``AdapterContext.address_lookup`` is when a partner may run on a lab, so a lab bundle
+    need not hard-code the addresses of its ``snmp`` and ``netconf`` nodes. None when no lab of ``topology``
+    is recorded (in ``state_dir``, else the default folder), when it is not up, or when it has no such node
+    or gave it no address. A corrupt state file raises :class:`LabError`.
     """
     folder = Path(state_dir) if state_dir is not None else default_state_dir(topology)
     state = read_state(folder)

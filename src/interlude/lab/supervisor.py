@@ -1,7 +1,6 @@
 """Start every agent a lab needs, in parallel, and record each PID the moment it is known.
 
-Per node kind (brief item 3; the agent modules are written by other teams and imported lazily, so a missing
-one gives a clear error for that node kind instead of breaking every lab):
+Per node kind (:data:`NODE_AGENTS` maps a kind to the function that prepares its agent's start):
 
 * ``snmp`` -> :func:`interlude.lab.agents.snmpd.start_snmpd` with communities and the v3 user resolved from
   the node's secret references, listening on the node's management address and 127.0.0.1;
@@ -17,7 +16,6 @@ Agent files (configs, logs, pid files) live in ``<state>/agents/<node>/...``.
 
 from __future__ import annotations
 
-import importlib
 import ipaddress
 import subprocess
 import threading
@@ -25,24 +23,20 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from itertools import zip_longest
 from pathlib import Path
-from typing import Any
 
 from interlude.errors import InterludeError, LabError, SecretError
 from interlude.lab.agents.base import AgentProcess
-from interlude.lab.state import LabState, NodeState
+from interlude.lab.agents.netconfd import start_netconf
+from interlude.lab.agents.oam_responder import start_responder
+from interlude.lab.agents.snmpd import SnmpdConfig, SnmpV3User, start_snmpd
+from interlude.lab.processes import record_pid
+from interlude.lab.state import LabState
 from interlude.topology.loader import resolve_secret
-from interlude.topology.model import NodeSpec, Topology
+from interlude.topology.model import MepDecl, NodeSpec, Topology
 
 Progress = Callable[[str], None]
-
-
-def _agent_module(name: str, kind: str) -> Any:
-    try:
-        return importlib.import_module(f"interlude.lab.agents.{name}")
-    except ModuleNotFoundError as exc:
-        if exc.name == f"interlude.lab.agents.{name}":
-            raise LabError(f"{kind} nodes need interlude.lab.agents.{name}, which is not part of this build") from exc
-        raise
+Start = Callable[[], list[AgentProcess]]
+"""Starts one node's agent(s) and returns what it started (run in a worker thread)."""
 
 
 def _secret(node: NodeSpec, key: str, base_dir: Path) -> str | None:
@@ -53,7 +47,7 @@ def _secret(node: NodeSpec, key: str, base_dir: Path) -> str | None:
 
 
 def _trap_target(topology: Topology, node: NodeSpec, state: LabState) -> str | None:
-    """Where the agent sends traps: the root-side management address (brief item 2) at the adapter's port."""
+    """Where the agent sends traps: the root-side management address at the adapter's port."""
     listen = node.settings.get("trap_listen")
     root = (state.mgmt_root_address or "").split("/")[0]
     if isinstance(listen, str) and listen:
@@ -64,9 +58,8 @@ def _trap_target(topology: Topology, node: NodeSpec, state: LabState) -> str | N
     return topology.lab.trap_target
 
 
-def snmpd_config(topology: Topology, node: NodeSpec, state: LabState, base_dir: Path) -> Any:
+def snmpd_config(topology: Topology, node: NodeSpec, state: LabState, base_dir: Path) -> SnmpdConfig:
     """The :class:`SnmpdConfig` for an ``snmp`` node (secrets resolved from its references)."""
-    mod = _agent_module("snmpd", "snmp")
     address = state.nodes[node.name].address
     port = node.port or 161
     users = []
@@ -76,7 +69,7 @@ def snmpd_config(topology: Topology, node: NodeSpec, state: LabState, base_dir: 
         if not auth or not priv:
             raise SecretError(f"node {node.name}: a v3_user needs v3_auth_key and v3_priv_key references")
         users.append(
-            mod.SnmpV3User(
+            SnmpV3User(
                 name=v3_user,
                 auth_key=auth,
                 priv_key=priv,
@@ -86,7 +79,7 @@ def snmpd_config(topology: Topology, node: NodeSpec, state: LabState, base_dir: 
         )
     ro = _secret(node, "community", base_dir)
     rw = _secret(node, "write_community", base_dir)
-    return mod.SnmpdConfig(
+    return SnmpdConfig(
         sys_name=node.name,
         listen=[f"{address}:{port}", f"127.0.0.1:{port}"],
         ro_community=ro if ro is not None or users else "public",
@@ -145,61 +138,74 @@ def _remote_meps(topology: Topology, mep_name: str) -> tuple[int, ...]:
     )
 
 
-def _jobs(
-    topology: Topology, state: LabState, base_dir: Path
-) -> list[tuple[str, str, Callable[[], list[AgentProcess]]]]:
+def _snmp_agent(topology: Topology, node: NodeSpec, state: LabState, base_dir: Path) -> tuple[str, Start]:
+    """Snmpd for an ``snmp`` node; its configuration (and any secret error) is resolved before anything starts."""
+    config = snmpd_config(topology, node, state, base_dir)
+    ns = state.nodes[node.name]
+    folder = state.path / "agents" / ns.name / "snmpd"
+
+    def start() -> list[AgentProcess]:
+        return [start_snmpd(ns.namespace, folder, config)]
+
+    return "snmpd", start
+
+
+def _netconf_agent(topology: Topology, node: NodeSpec, state: LabState, base_dir: Path) -> tuple[str, Start]:
+    """Sshd + netconfd for a ``netconf`` node, authorising the topology's client key."""
+    _, pub = netconf_client_key(node, state, base_dir)
+    port = node.port or 830
+    ns = state.nodes[node.name]
+    folder = state.path / "agents" / ns.name / "netconf"
+
+    def start() -> list[AgentProcess]:
+        return start_netconf(ns.namespace, folder, listen=[str(ns.address), "127.0.0.1"], port=port,
+                             authorized_keys=[pub])  # fmt: skip
+
+    return "sshd + netconfd", start
+
+
+NODE_AGENTS: dict[str, Callable[[Topology, NodeSpec, LabState, Path], tuple[str, Start]]] = {
+    "snmp": _snmp_agent,
+    "netconf": _netconf_agent,
+}
+"""Node kind -> what prepares the start of its agent (kinds without an entry run none)."""
+
+
+def _mep_agent(topology: Topology, mep_name: str, mep: MepDecl, state: LabState) -> Start:
+    """The OAM responder of a MEP, where it sends and listens (:meth:`LabState.mep_port`)."""
+    ns = state.nodes[mep.node]
+    where = state.mep_port(mep.node, mep.interface)
+    folder = state.path / "agents" / ns.name / f"oam-{mep_name}"
+    remote_meps = _remote_meps(topology, mep_name)
+
+    def start() -> list[AgentProcess]:
+        return [
+            start_responder(
+                where.netns,
+                folder,
+                interface=where.ifname,
+                level=mep.level,
+                mep_id=mep.mep_id,
+                vlan=mep.vlan,
+                ccm_interval_s=mep.ccm_interval_s,
+                meg_id=mep.meg_id or mep_name,
+                remote_meps=remote_meps,
+            )
+        ]
+
+    return start
+
+
+def _jobs(topology: Topology, state: LabState, base_dir: Path) -> list[tuple[str, str, Start]]:
     """(node, description, start function) for every agent of the lab."""
-    jobs: list[tuple[str, str, Callable[[], list[AgentProcess]]]] = []
-    folder = state.path / "agents"
+    jobs: list[tuple[str, str, Start]] = []
     for name, node in topology.nodes.items():
-        ns = state.nodes[name]
-        if node.kind == "snmp":
-            config = snmpd_config(topology, node, state, base_dir)
-            mod = _agent_module("snmpd", "snmp")
-
-            def start_snmp(ns: NodeState = ns, config: Any = config, mod: Any = mod) -> list[AgentProcess]:
-                return [mod.start_snmpd(ns.namespace, folder / ns.name / "snmpd", config)]
-
-            jobs.append((name, "snmpd", start_snmp))
-        elif node.kind == "netconf":
-            mod = _agent_module("netconfd", "netconf")
-            _, pub = netconf_client_key(node, state, base_dir)
-            port = node.port or 830
-
-            def start_nc(ns: NodeState = ns, mod: Any = mod, pub: str = pub, port: int = port) -> list[AgentProcess]:
-                started: list[AgentProcess] = mod.start_netconf(
-                    ns.namespace,
-                    folder / ns.name / "netconf",
-                    listen=[str(ns.address), "127.0.0.1"],
-                    port=port,
-                    authorized_keys=[pub],
-                )
-                return started
-
-            jobs.append((name, "sshd + netconfd", start_nc))
+        agent = NODE_AGENTS.get(node.kind)
+        if agent is not None:
+            what, start = agent(topology, node, state, base_dir)
+            jobs.append((name, what, start))
     for mep_name, mep in topology.meps.items():
-        mod = _agent_module("oam_responder", "MEP")
-        ns = state.nodes[mep.node]
-        where = state.mep_port(mep.node, mep.interface)
-
-        def start_mep(
-            ns: NodeState = ns, mep: Any = mep, mod: Any = mod, mep_name: str = mep_name, where: Any = where
-        ) -> list[AgentProcess]:
-            return [
-                mod.start_responder(
-                    where.netns,
-                    folder / ns.name / f"oam-{mep_name}",
-                    interface=where.ifname,
-                    level=mep.level,
-                    mep_id=mep.mep_id,
-                    vlan=mep.vlan,
-                    ccm_interval_s=mep.ccm_interval_s,
-                    meg_id=mep.meg_id or mep_name,
-                    remote_meps=_remote_meps(topology, mep_name),
-                )
-            ]
-
-        jobs.append((mep.node, f"OAM responder {mep_name}", start_mep))
+        jobs.append((mep.node, f"OAM responder {mep_name}", _mep_agent(topology, mep_name, mep, state)))
     return jobs
 
 
@@ -209,8 +215,6 @@ def start_agents(topology: Topology, state: LabState, base_dir: Path, *, progres
     All jobs run to completion even when one fails, so every started PID is recorded for ``down``; the first
     failure is then raised as a :class:`LabError` naming the node.
     """
-    from interlude.lab.builder import record_pid
-
     jobs = _jobs(topology, state, base_dir)
     if not jobs:
         return
@@ -222,7 +226,7 @@ def start_agents(topology: Topology, state: LabState, base_dir: Path, *, progres
     lock = threading.Lock()
     errors: list[str] = []
 
-    def run(job: tuple[str, str, Callable[[], list[AgentProcess]]]) -> None:
+    def run(job: tuple[str, str, Start]) -> None:
         node, what, start = job
         try:
             agents = start()

@@ -16,7 +16,7 @@ address):
 * SLM -> SLR with ResponderMEPID and TxFCb = SLMs received so far for (source MAC, source MEP, test id);
 * LMM -> LMR with RxFCf / TxFCb = frames of this MEG received from / sent to that peer (ours are the only
   counters a software MEP has: OAM frames, not service frames);
-* CCM -> :class:`~interlude.oam.sessions.ContinuityCheck` (LOC after 3.5 intervals, RDI); with ``send_ais``
+* CCM -> :class:`~interlude.oam.sessions.continuity.ContinuityCheck` (LOC after 3.5 intervals, RDI); with ``send_ais``
   it also sends AIS on level + 1 while a remote MEP is in LOC, and received AIS of its level is a defect.
 """
 
@@ -39,8 +39,9 @@ from typing import Any
 from interlude.errors import OamError
 from interlude.oam import codec
 from interlude.oam.codec import L2, Opcode
-from interlude.oam.sessions import CcmEvent, ContinuityCheck
-from interlude.oam.transport import _LINK_GONE, _MSG_DONTWAIT, ETH_P_CFM, RawTransport, Transport
+from interlude.oam.sessions.continuity import CcmEvent, ContinuityCheck
+from interlude.oam.threads import run_in_thread_until_done
+from interlude.oam.transport import ETH_P_CFM, LINK_GONE, MSG_DONTWAIT, RawTransport, Transport
 
 Reply = tuple[bytearray, int | None]
 # plain ints for the per-frame comparisons (IntEnum member lookups cost more on the hot path)
@@ -201,6 +202,55 @@ class MepResponder:
         return data
 
 
+class _Duties:
+    """What both serving loops do between frames: state snapshots, due CCM/AIS frames, CCM events.
+
+    ``on_state`` gets a snapshot at start, on every CCM state change, and at least every
+    :data:`STATE_REFRESH_NS`; the async loop and the blocking one must report the same way.
+    """
+
+    def __init__(
+        self,
+        responder: MepResponder,
+        transport: Transport | RawTransport,
+        on_event: Callable[[CcmEvent], None] | None,
+        on_state: Callable[[dict[str, Any]], None] | None,
+    ) -> None:
+        self.responder = responder
+        self.transport = transport
+        self.on_event = on_event
+        self.on_state = on_state
+        self.last_state = transport.now_ns()
+        if on_state is not None:
+            on_state(responder.state())
+
+    def refresh_state(self, now: int) -> None:
+        """A snapshot when the last one is older than :data:`STATE_REFRESH_NS`."""
+        if self.on_state is not None and now - self.last_state >= STATE_REFRESH_NS:
+            self.last_state = now
+            self.on_state(self.responder.state())
+
+    def send_due(self, now: int) -> None:
+        """Send the CCM and the AIS frame due at ``now``, if any."""
+        ccm_frame, _ = self.responder.poll_ccm(now)
+        if ccm_frame is not None:
+            self.transport.send(*ccm_frame)
+        ais_frame = self.responder.poll_ais(now)
+        if ais_frame is not None:
+            self.transport.send(*ais_frame)
+
+    def dispatch_events(self) -> None:
+        """Hand the CCM state changes to ``on_event`` and take a snapshot after them."""
+        if not self.responder.events:
+            return
+        events, self.responder.events = self.responder.events, []
+        for event in events:
+            if self.on_event is not None:
+                self.on_event(event)
+        if self.on_state is not None:
+            self.on_state(self.responder.state())
+
+
 async def serve(
     responder: MepResponder,
     transport: Transport,
@@ -214,31 +264,16 @@ async def serve(
     ``on_state`` gets a snapshot at start, on every CCM state change, and at least every
     :data:`STATE_REFRESH_NS` (so counters in a state file stay current without a write per frame).
     """
-    last_state = transport.now_ns()
-    if on_state is not None:
-        on_state(responder.state())
+    duties = _Duties(responder, transport, on_event, on_state)
     while not stop.is_set():
         now = transport.now_ns()
-        if on_state is not None and now - last_state >= STATE_REFRESH_NS:
-            last_state = now
-            on_state(responder.state())
-        ccm_frame, _ = responder.poll_ccm(now)
-        if ccm_frame is not None:
-            transport.send(*ccm_frame)
-        ais_frame = responder.poll_ais(now)
-        if ais_frame is not None:
-            transport.send(*ais_frame)
+        duties.refresh_state(now)
+        duties.send_due(now)
         got = await transport.receive(min(responder.wakeup_ns(now), now + 200_000_000))
         if got is not None:
             for reply, stamp_at in responder.handle(*got):
                 transport.send(reply, stamp_at)
-        if responder.events:
-            events, responder.events = responder.events, []
-            for event in events:
-                if on_event is not None:
-                    on_event(event)
-            if on_state is not None:
-                on_state(responder.state())
+        duties.dispatch_events()
 
 
 def serve_blocking(
@@ -257,14 +292,10 @@ def serve_blocking(
     other transports go through :meth:`RawTransport.read_until` frame by frame. ``stop`` is checked at least
     every 100 ms.
     """
-    last_state = transport.now_ns()
-    if on_state is not None:
-        on_state(responder.state())
+    duties = _Duties(responder, transport, on_event, on_state)
     while not stop.is_set():
         now = transport.now_ns()
-        if on_state is not None and now - last_state >= STATE_REFRESH_NS:
-            last_state = now
-            on_state(responder.state())
+        duties.refresh_state(now)
         if responder.ccm is not None:
             # frames already waiting go first: their kernel RX times predate `now`, and judging continuity
             # before reading them raised a false LOC (and AIS) after a slow start or a scheduling stall
@@ -275,16 +306,11 @@ def serve_blocking(
                 for reply, stamp_at in responder.handle(*waiting):
                     transport.send(reply, stamp_at)
             now = transport.now_ns()
-            ccm_frame, _ = responder.poll_ccm(now)
-            if ccm_frame is not None:
-                transport.send(*ccm_frame)
-            ais_frame = responder.poll_ais(now)
-            if ais_frame is not None:
-                transport.send(*ais_frame)
+            duties.send_due(now)
             until = min(responder.wakeup_ns(now), now + 100_000_000)
         else:
             until = now + 100_000_000
-        if transport.lean_rx and not transport._backlog:
+        if transport.lean_rx and not transport.backlogged:
             _answer_lean(responder, transport, until, stop)
             got = None
         else:
@@ -298,13 +324,7 @@ def serve_blocking(
             if responder.ccm is not None or responder.events or burst >= 1024 or stop.is_set():
                 break
             got = transport.read_until(until)
-        if responder.events:
-            events, responder.events = responder.events, []
-            for event in events:
-                if on_event is not None:
-                    on_event(event)
-            if on_state is not None:
-                on_state(responder.state())
+        duties.dispatch_events()
 
 
 _HEAD = struct.Struct("!I")
@@ -363,7 +383,7 @@ def _answer_lean(responder: MepResponder, transport: RawTransport, until_ns: int
             try:
                 n = recv_into(buf)  # blocking, bounded by SO_RCVTIMEO (the transport's spin)
             except OSError as exc:
-                if not isinstance(exc, (BlockingIOError, InterruptedError)) and exc.errno not in _LINK_GONE:
+                if not isinstance(exc, (BlockingIOError, InterruptedError)) and exc.errno not in LINK_GONE:
                     raise
                 now = time_ns()
                 if now >= until_ns or stop.is_set():
@@ -389,10 +409,10 @@ def _answer_lean(responder: MepResponder, transport: RawTransport, until_ns: int
                     put_ts(buf, 14 + codec.OFF_DM_TXB, time_ns())
                     n_dmm += 1
                 try:
-                    send(out, _MSG_DONTWAIT)
+                    send(out, MSG_DONTWAIT)
                 except OSError as exc:
                     if not isinstance(exc, (BlockingIOError, InterruptedError)) and exc.errno != errno.ENOBUFS \
-                            and exc.errno not in _LINK_GONE:
+                            and exc.errno not in LINK_GONE:
                         raise OamError(f"send on {transport.interface!r} failed: {exc}") from exc
                     transport.send_errors += 1
                 if frames >= limit:
@@ -435,8 +455,6 @@ async def run_responder(
     send_ais: bool = False,
 ) -> None:
     """Serve one MEP on a raw socket until ``stop`` is set or SIGTERM/SIGINT arrives (then return cleanly)."""
-    from interlude.oam.runner import run_in_thread_until_done
-
     transport = RawTransport(interface, netns, tagged=vlan is not None, lean_rx=True)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -514,8 +532,6 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m interlude.oam.responder``: the per-MEP process a lab starts."""
     import argparse
     import sys
-
-    from interlude.errors import OamError
 
     parser = argparse.ArgumentParser(prog="python -m interlude.oam.responder")
     parser.add_argument("--netns")

@@ -16,7 +16,7 @@ an in-process :class:`MepResponder`.
 One-way delay (1DM) needs both ends: :func:`run_one_way_delay` opens a receiver on the far interface (its
 namespace), sends ``request.count`` 1DMs from the near one and returns the receiver's view: an
 ``OamResult`` of kind ``DELAY`` whose ``delays_us`` are one-way delays (meaningful on one machine, where lab
-namespaces share the clock; see :class:`~interlude.oam.sessions.OneWayDelayReceiver`)::
+namespaces share the clock; see :class:`~interlude.oam.sessions.delay.OneWayDelayReceiver`)::
 
     result = await run_one_way_delay(request, netns="lab-pe1", interface="eth1",
                                      receiver_netns="lab-pe2", receiver_interface="eth1")
@@ -29,40 +29,46 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import TypeVar
 
 from interlude.domain.southbound import OamKind, OamRequest, OamResult
 from interlude.errors import OamError
 from interlude.oam import codec
 from interlude.oam.codec import L2
 from interlude.oam.responder import MepResponder
-from interlude.oam.sessions import (
-    DelaySession,
-    LinktraceSession,
-    LoopbackSession,
-    LossSession,
-    OneWayDelayReceiver,
-    OneWayDelaySession,
-    Progress,
-    Session,
-    SyntheticLossSession,
-)
+from interlude.oam.sessions.base import Progress, Session
+from interlude.oam.sessions.delay import DelaySession, OneWayDelayReceiver, OneWayDelaySession
+from interlude.oam.sessions.loopback import LinktraceSession, LoopbackSession
+from interlude.oam.sessions.loss import LossSession, SyntheticLossSession
+from interlude.oam.threads import run_in_thread_until_done
 from interlude.oam.transport import EmulatedLink, PathImpairment, RawTransport, Transport
 
 ProgressCallback = Callable[[Progress], None]
-T = TypeVar("T")
+
+
+def _target(request: OamRequest, target_mac: str | None) -> str | None:
+    """The far MEP's MAC: ``target_mac``, else the request's, else the remote MEP's (None: not known)."""
+    return target_mac or request.target_mac or (request.remote.mac if request.remote else None)
+
+
+def _addressing(request: OamRequest, own_mac: bytes, target_mac: str | None) -> tuple[L2, str | None]:
+    """The frame header of a request's session and its unicast target (None: the level's CFM group address).
+
+    Every session kind validates count and pacing the same way, so a bad request fails before any socket opens.
+    """
+    target = _target(request, target_mac)
+    if request.count < 1:
+        raise OamError("count must be >= 1")
+    if request.interval_s < 0 or request.timeout_s <= 0:
+        raise OamError("interval must be >= 0 and timeout > 0")
+    dst = codec.mac_to_bytes(target) if target else codec.class1_multicast(request.mep.level)
+    return L2(dst=dst, src=own_mac, vlan=request.mep.vlan, priority=request.priority), target
 
 
 def build_session(request: OamRequest, own_mac: bytes, target_mac: str | None = None) -> Session:
     """The sans-IO session for a request (addresses, level, VLAN, pacing, frame size)."""
     mep = request.mep
-    target = target_mac or request.target_mac or (request.remote.mac if request.remote else None)
-    if request.count < 1:
-        raise OamError("count must be >= 1")
-    if request.interval_s < 0 or request.timeout_s <= 0:
-        raise OamError("interval must be >= 0 and timeout > 0")
-    dst = codec.mac_to_bytes(target) if target else codec.class1_multicast(mep.level)
-    l2 = L2(dst=dst, src=own_mac, vlan=mep.vlan, priority=request.priority)
+    l2, target = _addressing(request, own_mac, target_mac)
+    dst = l2.dst
     interval_ns = int(request.interval_s * 1e9)
     timeout_ns = int(request.timeout_s * 1e9)
     level, count = mep.level, request.count
@@ -105,18 +111,11 @@ def build_session(request: OamRequest, own_mac: bytes, target_mac: str | None = 
 
 def build_one_way_session(request: OamRequest, own_mac: bytes, target_mac: str | None = None) -> OneWayDelaySession:
     """The 1DM sender for a ``DELAY`` request (target as in :func:`build_session`)."""
-    mep = request.mep
-    target = target_mac or request.target_mac or (request.remote.mac if request.remote else None)
-    if request.count < 1:
-        raise OamError("count must be >= 1")
-    if request.interval_s < 0 or request.timeout_s <= 0:
-        raise OamError("interval must be >= 0 and timeout > 0")
-    dst = codec.mac_to_bytes(target) if target else codec.class1_multicast(mep.level)
-    l2 = L2(dst=dst, src=own_mac, vlan=mep.vlan, priority=request.priority)
+    l2, _ = _addressing(request, own_mac, target_mac)
     try:
         return OneWayDelaySession(
             l2,
-            level=mep.level,
+            level=request.mep.level,
             count=request.count,
             interval_ns=int(request.interval_s * 1e9),
             timeout_ns=int(request.timeout_s * 1e9),
@@ -240,24 +239,6 @@ async def run_oam_session(
         transport.close()
 
 
-async def run_in_thread_until_done(stop: threading.Event, func: Callable[..., T], *args: object) -> T:
-    """``asyncio.to_thread`` that, when cancelled, sets ``stop`` and waits for the thread before returning.
-
-    The thread uses a socket the caller closes afterwards; closing it under a running thread would let the
-    descriptor be reused while the thread still reads from it.
-    """
-    worker = asyncio.ensure_future(asyncio.to_thread(func, *args))
-    try:
-        return await asyncio.shield(worker)
-    except asyncio.CancelledError:
-        stop.set()
-        with contextlib.suppress(BaseException):
-            await worker
-        raise
-    finally:
-        stop.set()
-
-
 async def run_one_way_delay(
     request: OamRequest,
     *,
@@ -282,8 +263,8 @@ async def run_one_way_delay(
     try:
         transport = RawTransport(interface, netns, tagged=tagged)
         try:
-            target = target_mac or request.target_mac or (request.remote.mac if request.remote else None)
-            session = build_one_way_session(request, transport.mac, target or codec.mac_to_str(receiver_transport.mac))
+            target = _target(request, target_mac) or codec.mac_to_str(receiver_transport.mac)
+            session = build_one_way_session(request, transport.mac, target)
             receiver = OneWayDelayReceiver(
                 receiver_transport.mac, level=request.mep.level, vlan=request.mep.vlan, source=transport.mac
             )

@@ -63,7 +63,7 @@ from typing import Protocol
 
 from interlude.errors import OamError
 from interlude.oam import codec
-from interlude.oam.sessions import PingPong
+from interlude.oam.sessions.base import PingPong
 
 ETH_P_CFM = 0x8902
 ETH_P_ALL = 0x0003
@@ -85,7 +85,7 @@ _AUXDATA = struct.Struct("IIIHHHH")
 _TIMESPEC = struct.Struct("qq")
 _TAG = struct.Struct("!HH")
 _SEQ = struct.Struct("!I")
-_MSG_DONTWAIT = socket.MSG_DONTWAIT
+MSG_DONTWAIT = socket.MSG_DONTWAIT
 _ANC_SIZE = socket.CMSG_SPACE(_TIMESPEC.size) + socket.CMSG_SPACE(_AUXDATA.size)
 NETNS_DIR = Path("/var/run/netns")
 
@@ -224,11 +224,11 @@ def open_cfm_socket(
     return sock
 
 
-_LINK_GONE = frozenset({errno.ENETDOWN, errno.ENXIO})
+LINK_GONE = frozenset({errno.ENETDOWN, errno.ENXIO})
 """Socket errors of an interface that is administratively down: a transient state, not a failure."""
 
 
-def _read_frame(sock: socket.socket, tagged: bool, flags: int = socket.MSG_DONTWAIT) -> tuple[bytes, int] | None:
+def read_frame(sock: socket.socket, tagged: bool, flags: int = socket.MSG_DONTWAIT) -> tuple[bytes, int] | None:
     """One CFM frame with its kernel RX timestamp (ns, realtime), tags restored; ``None`` if nothing waits.
 
     On an untagged (0x8902) socket, ``PACKET_OTHERHOST`` frames are dropped: that is how the kernel hands
@@ -242,7 +242,7 @@ def _read_frame(sock: socket.socket, tagged: bool, flags: int = socket.MSG_DONTW
         except OSError as exc:
             # the interface went down (a cut link): the kernel reports ENETDOWN once on the socket, which
             # keeps its binding and receives again once the interface is back up
-            if exc.errno in _LINK_GONE:
+            if exc.errno in LINK_GONE:
                 return None
             raise
         if addr[2] == PACKET_OUTGOING or (not tagged and addr[2] == PACKET_OTHERHOST):
@@ -292,6 +292,11 @@ class RawTransport:
         self._send = self.sock.send
         self._recvmsg = self.sock.recvmsg
 
+    @property
+    def backlogged(self) -> bool:
+        """Whether frames read ahead wait in the backlog (a lean read must not jump ahead of them)."""
+        return bool(self._backlog)
+
     def now_ns(self) -> int:
         """``CLOCK_REALTIME``: the clock of the kernel RX timestamps."""
         return time.time_ns()
@@ -315,7 +320,7 @@ class RawTransport:
             return
         with contextlib.suppress(OSError):  # ENOENT: nothing read yet; the call also enables stamping
             fcntl.ioctl(self.sock.fileno(), SIOCGSTAMPNS, bytes(_TIMESPEC.size))
-        while (got := _read_frame(self.sock, self.tagged)) is not None:
+        while (got := read_frame(self.sock, self.tagged)) is not None:
             self._backlog.append(got)
         self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 0)
         self.lean_rx = True
@@ -328,19 +333,19 @@ class RawTransport:
             return time.time_ns()
         return int(sec) * 1_000_000_000 + int(nsec)
 
-    def _read_lean(self, flags: int = _MSG_DONTWAIT) -> tuple[bytes, int] | None:
+    def _read_lean(self, flags: int = MSG_DONTWAIT) -> tuple[bytes, int] | None:
         try:
             data = self.sock.recv(9216, flags)
         except (BlockingIOError, InterruptedError):
             return None
         except OSError as exc:
-            if exc.errno in _LINK_GONE:
+            if exc.errno in LINK_GONE:
                 return None
             raise
         return data, self.last_rx_ns()
 
-    def _read_any(self, flags: int = _MSG_DONTWAIT) -> tuple[bytes, int] | None:
-        return self._read_lean(flags) if self.lean_rx else _read_frame(self.sock, self.tagged, flags)
+    def _read_any(self, flags: int = MSG_DONTWAIT) -> tuple[bytes, int] | None:
+        return self._read_lean(flags) if self.lean_rx else read_frame(self.sock, self.tagged, flags)
 
     def send(self, frame: bytearray, stamp_at: int | None = None) -> int:
         """Stamp right before ``send()`` and transmit."""
@@ -348,11 +353,11 @@ class RawTransport:
         if stamp_at is not None:
             codec.put_ts(frame, stamp_at, tx_ns)
         try:
-            self._send(frame, _MSG_DONTWAIT)
+            self._send(frame, MSG_DONTWAIT)
         except (BlockingIOError, InterruptedError):
             self.send_errors += 1  # socket queue full: the frame is lost, as on a congested port
         except OSError as exc:
-            if exc.errno == errno.ENOBUFS or exc.errno in _LINK_GONE:
+            if exc.errno == errno.ENOBUFS or exc.errno in LINK_GONE:
                 self.send_errors += 1  # a down interface loses the frame, like a cut port
             else:
                 raise OamError(f"send on {self.interface!r} failed: {exc}") from exc
@@ -380,7 +385,7 @@ class RawTransport:
                 except (BlockingIOError, InterruptedError):
                     pass
                 except OSError as exc:
-                    if exc.errno not in _LINK_GONE:
+                    if exc.errno not in LINK_GONE:
                         raise
                 else:
                     if addr[2] != PACKET_OUTGOING and addr[2] != PACKET_OTHERHOST:
@@ -389,7 +394,7 @@ class RawTransport:
                             return data, sec * 1_000_000_000 + nsec
                         return data, time.time_ns()
             else:
-                got = _read_frame(self.sock, self.tagged, 0)
+                got = read_frame(self.sock, self.tagged, 0)
                 if got is not None:
                     return got
         while True:
@@ -430,10 +435,10 @@ class RawTransport:
             sent_ns = time_ns()
             tx[i] = sent_ns
             try:
-                send(frame, _MSG_DONTWAIT)
+                send(frame, MSG_DONTWAIT)
             except OSError as exc:
                 if not isinstance(exc, (BlockingIOError, InterruptedError)) and exc.errno != errno.ENOBUFS \
-                        and exc.errno not in _LINK_GONE:
+                        and exc.errno not in LINK_GONE:
                     raise OamError(f"send on {self.interface!r} failed: {exc}") from exc
                 self.send_errors += 1
             deadline = sent_ns + timeout_ns
@@ -441,7 +446,7 @@ class RawTransport:
                 try:  # blocking, bounded by SO_RCVTIMEO (spin_ns)
                     n, ancdata, _flags, addr = recv_into(bufs, _ANC_SIZE)
                 except OSError as exc:
-                    if not isinstance(exc, (BlockingIOError, InterruptedError)) and exc.errno not in _LINK_GONE:
+                    if not isinstance(exc, (BlockingIOError, InterruptedError)) and exc.errno not in LINK_GONE:
                         raise
                     now = time_ns()
                     if now >= deadline:

@@ -9,13 +9,13 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Mapping
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import ValidationError as PydanticValidationError
 
+from interlude.data.search import bundled_dir
 from interlude.errors import SecretError, TopologyError
 from interlude.topology.model import SecretRef, Topology
 
@@ -24,7 +24,7 @@ DEFAULT_TOPOLOGY = "metro-partner"
 
 def bundled_topology_path(name: str = DEFAULT_TOPOLOGY) -> Path:
     """Path of a topology shipped inside the package (the default partner for ``interlude emulate``)."""
-    return Path(str(resources.files("interlude") / "data" / f"{name}.yaml"))
+    return bundled_dir() / f"{name}.yaml"
 
 
 def _loc(parts: Iterable[Any]) -> str:

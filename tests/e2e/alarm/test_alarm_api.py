@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient
 
 from interlude.domain.events import SouthboundReceived
 from interlude.domain.southbound import EventKind, SouthboundEvent
-from interlude.sp import SpListener
+from interlude.sp.listener import SpListener
 from tests.e2e.conftest import ORD, order_body, wait_order
 from tests.e2e.pm.support import (
     AL,

@@ -16,8 +16,7 @@ from interlude.adapters.emulated.adapter import shared_network
 from interlude.app.runtime import Runtime, RuntimeOptions
 from interlude.app.web import create_app
 from interlude.emulator.netconf_server import NetconfEmulatorServer
-from interlude.topology import bundled_topology_path, load_topology
-from interlude.topology.loader import parse_topology
+from interlude.topology.loader import bundled_topology_path, load_topology, parse_topology
 from tests.e2e.pm.support import AL, BETA, IP, PM, json_of, pm_job, wait_until
 
 PASSWORD = "pm-alarm-secret"

@@ -19,8 +19,8 @@ from interlude.app.web import create_app
 from interlude.domain.alarms import TCA_STATEFUL_SET, TCA_STATELESS
 from interlude.service.alarms.retention import AlarmRetention
 from interlude.service.alarms.service import AlarmService
-from interlude.sp import SpListener
-from interlude.topology import bundled_topology_path, load_topology
+from interlude.sp.listener import SpListener
+from interlude.topology.loader import bundled_topology_path, load_topology
 from tests.e2e.alarm.test_alarm_api import _validate_event
 from tests.e2e.pm.support import AL, ALPHA, FAULTS, alarm_api, ext, json_of, wait_until
 

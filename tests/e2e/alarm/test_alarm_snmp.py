@@ -14,8 +14,7 @@ from interlude.adapters.emulated.adapter import shared_network
 from interlude.app.runtime import Runtime, RuntimeOptions
 from interlude.app.web import create_app
 from interlude.emulator.snmp_agent import EmulatorSnmpAgent
-from interlude.topology import bundled_topology_path, load_topology
-from interlude.topology.loader import parse_topology
+from interlude.topology.loader import bundled_topology_path, load_topology, parse_topology
 from tests.e2e.pm.support import AL, ALPHA, IP, PM, json_of, pm_job, wait_until
 from tests.integration.snmp.labnode import free_udp_port
 

@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient
 from interlude.api.common import RUNTIME
 from interlude.domain.fm import ContinuityLost, ContinuityRestored
 from interlude.service.oamjobs.payloads import conforms
-from interlude.sp import SpListener
+from interlude.sp.listener import SpListener
 from tests.e2e.conftest import ALPHA
 from tests.e2e.sft.defs import fm_api, fm_notifications, validate_event
 

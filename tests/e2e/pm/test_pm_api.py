@@ -18,7 +18,7 @@ from jsonschema import Draft7Validator
 from interlude.api.common import RUNTIME
 from interlude.errors import DeviceConnectionError
 from interlude.service.performance.payloads import conforms
-from interlude.sp import SpListener
+from interlude.sp.listener import SpListener
 from tests.conformance.mef import mef_root
 from tests.e2e.pm.support import (
     AL,

@@ -27,9 +27,9 @@ from interlude.domain.model import iso
 from interlude.errors import ConfigError
 from interlude.service.performance.common import PM_API, REPORTS
 from interlude.service.performance.retention import PmRetention, PmRetentionSweeper
-from interlude.sp import SpListener
+from interlude.sp.listener import SpListener
 from interlude.store.base import Document
-from interlude.topology import bundled_topology_path, load_topology
+from interlude.topology.loader import bundled_topology_path, load_topology
 from tests.e2e.pm.support import ALPHA, BETA, CE, PM, ext, json_of, pm_api, pm_job, wait_until
 
 DAY = 86400.0

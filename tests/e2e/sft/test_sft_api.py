@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient
 from interlude.api.common import RUNTIME
 from interlude.domain.southbound import Capability
 from interlude.service.oamjobs.payloads import conforms
-from interlude.sp import SpListener
+from interlude.sp.listener import SpListener
 from tests.e2e.conftest import ALPHA, BETA
 from tests.e2e.sft.defs import sft_api, sft_notifications, validate_event
 

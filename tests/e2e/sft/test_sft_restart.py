@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from interlude.app.runtime import Runtime
 from interlude.app.web import create_app
-from interlude.topology import bundled_topology_path, load_topology
+from interlude.topology.loader import bundled_topology_path, load_topology
 from tests.e2e.conftest import ALPHA, fast_options
 from tests.e2e.sft.test_sft_api import SFT, job_body
 

@@ -17,7 +17,9 @@ from interlude.adapters.base import AdapterContext
 from interlude.adapters.lab import LabAdapter
 from interlude.domain.southbound import MepSpec, OamKind, OamRequest
 from interlude.lab.agents.base import pid_alive
-from interlude.lab.builder import Lab, process_running
+from interlude.lab.builder import Lab
+from interlude.lab.processes import process_running
+from interlude.lab.state import lab_address_for
 from tests.integration.lab.labkit import leftovers, make_lab, nsexec, wait_until
 from tests.support.lab import lab_unavailable, require_binaries, require_netns
 
@@ -145,7 +147,7 @@ async def test_snmp_and_netconf_adapters_use_the_lab_assigned_address(lab: Lab, 
 
     topo = lab.topology
     assert topo.node("acc-snmp").address is None and topo.node("acc-netconf").address is None
-    context = AdapterContext(topology=topo, base_dir=lab.base_dir, state_dir=tmp_path)
+    context = AdapterContext(topology=topo, base_dir=lab.base_dir, state_dir=tmp_path, address_lookup=lab_address_for)
     context.resources["lab-state-dir"] = lab.folder
     state = lab.require_state()
     for adapter in (SnmpAdapter(topo.node("acc-snmp"), context), NetconfAdapter(topo.node("acc-netconf"), context)):

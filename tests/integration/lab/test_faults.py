@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from interlude.adapters import lab as lab_adapter
 from interlude.adapters.base import AdapterContext
 from interlude.adapters.lab import LabAdapter
 from interlude.domain.southbound import EventKind, MepSpec, OamKind, OamRequest, SouthboundEvent
@@ -232,14 +233,14 @@ async def test_sessions_address_the_remote_mep_by_unicast(
 ) -> None:
     """A MEP spec without a MAC still reaches exactly the remote MEP: the lab resolves its port's MAC, so the
     session ends when every frame is answered instead of waiting out the group-address reply timeout."""
-    real = LabAdapter._oam_runner()
+    real = lab_adapter.run_oam_session
     seen: list[str | None] = []
 
     async def spy(request: OamRequest, **kw: object) -> object:
         seen.append(kw.get("target_mac"))  # type: ignore[arg-type]
         return await real(request, **kw)
 
-    monkeypatch.setattr(LabAdapter, "_oam_runner", staticmethod(lambda: spy))
+    monkeypatch.setattr(lab_adapter, "run_oam_session", spy)
     for kind in (OamKind.LOOPBACK, OamKind.DELAY, OamKind.SYNTHETIC_LOSS):
         request = OamRequest(kind=kind, mep=_mep(lab, "a1"), remote=_mep(lab, "b1"), count=5, interval_s=0.02)
         result = await asyncio.wait_for(pe1.run_oam(request), 20)

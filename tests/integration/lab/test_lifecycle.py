@@ -10,7 +10,8 @@ import pytest
 
 from interlude.errors import LabError
 from interlude.lab.agents.base import pid_alive
-from interlude.lab.builder import Lab, process_running
+from interlude.lab.builder import Lab
+from interlude.lab.processes import process_running
 from interlude.lab.state import read_state
 from tests.integration.lab.labkit import leftovers, make_lab, nsexec, sysfs
 

@@ -1,4 +1,4 @@
-"""``/interlude/v1/faults`` on a served lab reaches every node, not only ``lab`` nodes (issue 3).
+"""``/interlude/v1/faults`` on a served lab reaches every node, not only ``lab`` nodes.
 
 The ``labs/two-site-eline`` bundle is served as ``interlude serve`` does it: one adapter per node *kind*
 through the registry (``snmp`` over the management network to the lab's snmpd, ``netconf`` to its netconfd,
@@ -201,17 +201,16 @@ def _record(folder: Path, status: str) -> None:
 def test_the_hook_answers_only_for_a_recorded_running_lab(tmp_path: Path) -> None:
     from interlude.lab.impairments import LabImpairmentControl, impairment_control_for
 
-    context = AdapterContext(topology=_bundle_topology(), base_dir=BUNDLE, state_dir=tmp_path)
-    context.resources["lab-state-dir"] = tmp_path / "lab"
-    assert impairment_control_for("acc-snmp", context) is None  # no lab recorded
+    topology, lab_dir = _bundle_topology(), tmp_path / "lab"
+    assert impairment_control_for("acc-snmp", topology, tmp_path, lab_dir) is None  # no lab recorded
     _record(tmp_path / "lab", "failed")
-    assert impairment_control_for("acc-snmp", context) is None  # recorded, not up
+    assert impairment_control_for("acc-snmp", topology, tmp_path, lab_dir) is None  # recorded, not up
     _record(tmp_path / "lab", "up")
-    ctl = impairment_control_for("acc-snmp", context)
+    ctl = impairment_control_for("acc-snmp", topology, tmp_path, lab_dir)
     assert isinstance(ctl, LabImpairmentControl) and ctl.state_dir == tmp_path / "lab"
-    assert impairment_control_for("acc-netconf", context) is None  # not a node of that lab
+    assert impairment_control_for("acc-netconf", topology, tmp_path, lab_dir) is None  # not a node of that lab
     (tmp_path / "lab" / "state.json").write_text("{not json")
-    assert impairment_control_for("acc-snmp", context) is None  # unreadable: no impairments, no crash
+    assert impairment_control_for("acc-snmp", topology, tmp_path, lab_dir) is None  # unreadable: no crash
 
 
 async def test_faults_route_through_the_hook_and_keep_the_capability_error_without_it(tmp_path: Path) -> None:

@@ -20,7 +20,8 @@ from interlude.adapters.base import AdapterContext
 from interlude.domain.southbound import AdminState, OperState
 from interlude.lab.agents.base import AgentProcess
 from interlude.lab.agents.netconfd import start_netconf, stop_netconf
-from interlude.topology import Topology, parse_topology
+from interlude.topology.loader import parse_topology
+from interlude.topology.model import Topology
 from tests.support.lab import require_binaries, require_netns
 from tests.support.netns import RUN_ID, NetnsFactory
 

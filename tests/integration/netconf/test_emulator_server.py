@@ -15,15 +15,18 @@ from ncclient import manager
 
 from interlude.adapters.base import AdapterContext
 from interlude.adapters.emulated.network import EmulatedNetwork
-from interlude.adapters.netconf import HostKeyError, NetconfAdapter, NetconfRpcError, VerificationError
+from interlude.adapters.netconf.adapter import NetconfAdapter, VerificationError
+from interlude.adapters.netconf.session import HostKeyError, NetconfRpcError
+from interlude.data.search import bundled_dir
 from interlude.domain.southbound import AdminState, EventKind, OperState, SouthboundEvent
 from interlude.emulator.netconf_server import NetconfEmulatorServer
 from interlude.errors import DeviceAuthError, DeviceTimeoutError
-from interlude.topology import Topology, bundled_topology_path, load_topology
+from interlude.topology.loader import bundled_topology_path, load_topology
+from interlude.topology.model import Topology
 from tests.contract.test_netconf import emulator_topology
 
 PASSWORD = "emulator-secret"
-PROFILES = Path(__file__).resolve().parents[3] / "adapters" / "netconf"
+PROFILES = bundled_dir("netconf")
 
 
 @pytest.fixture

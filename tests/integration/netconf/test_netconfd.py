@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from interlude.adapters.netconf import HostKeyError, NetconfAdapter, NetconfRpcError
+from interlude.adapters.netconf.adapter import NetconfAdapter
+from interlude.adapters.netconf.session import HostKeyError, NetconfRpcError
 from interlude.domain.southbound import AdminState, EventKind, OperState, SouthboundEvent
 from interlude.errors import DeviceAuthError
-from interlude.topology import parse_topology
+from interlude.topology.loader import parse_topology
 from tests.contract.suite import eventually
 from tests.integration.netconf.lab import (
     NetconfLab,

@@ -16,7 +16,7 @@ import pytest
 from interlude.oam import codec
 from interlude.oam.codec import L2, Opcode
 from interlude.oam.responder import MepResponder, serve_blocking
-from interlude.oam.transport import RawTransport, _read_frame, open_cfm_socket
+from interlude.oam.transport import RawTransport, open_cfm_socket, read_frame
 from tests.integration.oam.conftest import make_pair
 from tests.support.netns import NetnsFactory
 
@@ -61,11 +61,11 @@ def test_lean_loop_answers_like_the_generic_path(netns_factory: NetnsFactory, le
         initiator.send(codec.build_lbm(L2(dst=codec.class1_multicast(3), src=initiator.mac), level=3))
         (lbr,) = _replies(initiator, 0.2)
         assert lbr[15] == Opcode.LBR and lbr[0:6] == initiator.mac and lbr[6:12] == served.mac
-        while _read_frame(witness, False) is not None:  # what the witness saw so far
+        while read_frame(witness, False) is not None:  # what the witness saw so far
             pass
         initiator.send(codec.build_dmm(unicast, level=3), 14 + codec.OFF_DM_TXF)
         (dmr,) = _replies(initiator, 0.2)
-        seen = _read_frame(witness, False)
+        seen = read_frame(witness, False)
         assert seen is not None and seen[0][15] == Opcode.DMM
         assert dmr[15] == Opcode.DMR
         rx_f = codec.ptp_to_ns(dmr, 14 + codec.OFF_DM_RXF)

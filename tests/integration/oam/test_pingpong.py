@@ -14,7 +14,7 @@ import pytest
 
 from interlude.domain.southbound import MepSpec, OamKind, OamRequest
 from interlude.oam.runner import run_session
-from interlude.oam.sessions import PingPong, Progress
+from interlude.oam.sessions.base import PingPong, Progress
 from interlude.oam.transport import RawTransport, open_cfm_socket
 from tests.integration.oam.conftest import make_pair
 from tests.support.netns import NetnsFactory

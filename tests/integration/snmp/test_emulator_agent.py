@@ -13,11 +13,12 @@ import pytest
 
 from interlude.adapters.base import AdapterContext
 from interlude.adapters.emulated.network import EmulatedNetwork
-from interlude.adapters.snmp import SnmpAdapter, SnmpStatusError
+from interlude.adapters.snmp.adapter import SnmpAdapter
+from interlude.adapters.snmp.session import SnmpStatusError
 from interlude.domain.southbound import AdminState, EventKind, OperState, SouthboundEvent
 from interlude.emulator.snmp_agent import EmulatorSnmpAgent, EmulatorV3User
 from interlude.errors import DeviceTimeoutError
-from interlude.topology import bundled_topology_path, load_topology
+from interlude.topology.loader import bundled_topology_path, load_topology
 from tests.contract.test_snmp import snmp_view_of
 from tests.integration.snmp.labnode import free_udp_port
 from tests.support.lab import require_binaries

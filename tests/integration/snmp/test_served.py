@@ -8,12 +8,11 @@ from pathlib import Path
 import pytest
 
 from interlude.adapters.emulated.adapter import shared_network
-from interlude.adapters.snmp import SnmpAdapter
+from interlude.adapters.snmp.adapter import SnmpAdapter
 from interlude.app.runtime import Runtime, RuntimeOptions
 from interlude.domain.model import OperStatus
 from interlude.emulator.snmp_agent import EmulatorSnmpAgent
-from interlude.topology import bundled_topology_path, load_topology
-from interlude.topology.loader import parse_topology
+from interlude.topology.loader import bundled_topology_path, load_topology, parse_topology
 from tests.contract.suite import eventually
 from tests.integration.snmp.labnode import free_udp_port
 

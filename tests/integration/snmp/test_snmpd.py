@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from interlude.adapters.base import AdapterContext
-from interlude.adapters.snmp import SnmpAdapter
+from interlude.adapters.snmp.adapter import SnmpAdapter
 from interlude.domain.southbound import AdminState, EventKind, SouthboundEvent
 from interlude.errors import DeviceAuthError, DeviceTimeoutError, NotFoundError
 from interlude.topology.loader import parse_topology
@@ -258,7 +258,8 @@ async def test_v2c_informs_become_events(
 
 
 def test_an_agent_that_cannot_start_is_reported_with_its_log(netns_factory: NetnsFactory, tmp_path: Path) -> None:
-    from interlude.lab.agents.snmpd import AgentStartError, SnmpdConfig, start_snmpd
+    from interlude.lab.agents.base import AgentStartError
+    from interlude.lab.agents.snmpd import SnmpdConfig, start_snmpd
 
     require_binaries("snmpd", "snmpget")
     ns = netns_factory.netns("sbad")

@@ -24,7 +24,7 @@ from interlude.domain.model import OperStatus, PortRef, Service
 from interlude.errors import ConfigError
 from interlude.service.alarms.retention import AlarmRetention
 from interlude.service.inventory.config import links_of, seed_services
-from interlude.topology import bundled_topology_path, load_topology
+from interlude.topology.loader import bundled_topology_path, load_topology
 from interlude.topology.model import Topology
 
 

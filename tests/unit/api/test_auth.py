@@ -8,7 +8,7 @@ import pytest
 
 from interlude.api.auth import OPERATOR, load_tokens
 from interlude.errors import ConfigError
-from interlude.topology import bundled_topology_path, load_topology
+from interlude.topology.loader import bundled_topology_path, load_topology
 from interlude.topology.model import Topology
 
 ALPHA_TOKEN = "alpha-0123456789abcdef"

@@ -19,7 +19,7 @@ from interlude.domain.model import (
 from interlude.domain.policy import check_change
 from interlude.errors import TransitionError
 from interlude.service.inventory.config import links_of, policy_of, seed_services
-from interlude.topology import bundled_topology_path, load_topology
+from interlude.topology.loader import bundled_topology_path, load_topology
 
 TOPO = load_topology(bundled_topology_path())
 LINKS = links_of(TOPO)

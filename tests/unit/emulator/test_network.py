@@ -7,7 +7,7 @@ import pytest
 from interlude.adapters.emulated.network import EmulatedNetwork, derived_mac
 from interlude.domain.southbound import AdminState, BandwidthProfile, EventKind, OperState
 from interlude.errors import NotFoundError
-from interlude.topology import bundled_topology_path, load_topology
+from interlude.topology.loader import bundled_topology_path, load_topology
 from interlude.topology.model import Impairment
 
 

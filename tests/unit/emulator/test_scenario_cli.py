@@ -10,7 +10,7 @@ from interlude.app.runtime import Runtime, RuntimeOptions
 from interlude.cli.main import main
 from interlude.emulator.scenario import load_scenario, run_scenario
 from interlude.errors import ConfigError
-from interlude.topology import bundled_topology_path, load_topology
+from interlude.topology.loader import bundled_topology_path, load_topology
 
 SCENARIOS = Path(__file__).resolve().parents[3] / "emulator" / "scenarios"
 

@@ -22,7 +22,7 @@ from interlude.service.oamjobs.oam import (
 )
 from interlude.service.oamjobs.payloads import schemas, technology_of, urn, validate
 from interlude.service.platform.network import Network
-from interlude.topology import bundled_topology_path, load_topology
+from interlude.topology.loader import bundled_topology_path, load_topology
 from interlude.topology.model import SlsSpec
 
 TOPO = load_topology(bundled_topology_path())

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from interlude.adapters.base import AdapterContext
-from interlude.adapters.netconf import NetconfAdapter
+from interlude.adapters.netconf.adapter import NetconfAdapter
 from interlude.domain.southbound import EventKind, OperState, SouthboundEvent
-from interlude.topology import parse_topology
+from interlude.topology.loader import parse_topology
 
 
 @pytest.fixture

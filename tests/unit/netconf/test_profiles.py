@@ -9,9 +9,10 @@ import yaml
 from lxml import etree
 
 from interlude.adapters.netconf.profile import available_profiles, load_profile, parse_profile, search_path
+from interlude.data.search import bundled_dir
 from interlude.errors import ConfigError
 
-SHIPPED = Path(__file__).resolve().parents[3] / "adapters" / "netconf"
+SHIPPED = bundled_dir("netconf")
 
 
 def test_shipped_profiles_load_and_say_what_they_do() -> None:
@@ -24,10 +25,9 @@ def test_shipped_profiles_load_and_say_what_they_do() -> None:
     assert {"ietf-interfaces", "ietf-interfaces-nmda", "yuma123"} <= set(available_profiles())
 
 
-def test_packaged_folder_is_the_top_level_data() -> None:
-    """The package's profiles folder is the top-level adapters/netconf (one copy of the data)."""
-    packaged = Path(__file__).resolve().parents[3] / "src" / "interlude" / "adapters" / "netconf" / "profiles"
-    assert packaged.resolve() == SHIPPED.resolve()
+def test_packaged_folder_is_on_the_search_path() -> None:
+    """The shipped profiles are package data (one copy), searched after the user's folders."""
+    assert (SHIPPED / "yuma123.yaml").is_file()
     assert any(d.resolve() == SHIPPED.resolve() for d in search_path())
 
 

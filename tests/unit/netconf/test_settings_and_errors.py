@@ -20,7 +20,7 @@ from interlude.errors import (
     SecretError,
     TopologyError,
 )
-from interlude.topology import parse_topology
+from interlude.topology.loader import parse_topology
 from interlude.topology.model import NodeSpec
 
 

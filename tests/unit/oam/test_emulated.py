@@ -14,7 +14,7 @@ from interlude.domain import metrics
 from interlude.domain.southbound import MepSpec, OamKind, OamRequest
 from interlude.oam.runner import run_emulated
 from interlude.oam.transport import PathImpairment
-from interlude.topology import bundled_topology_path, load_topology
+from interlude.topology.loader import bundled_topology_path, load_topology
 from interlude.topology.model import Impairment
 
 MEP = MepSpec(name="a", node="n1", interface="e0", mep_id=1)

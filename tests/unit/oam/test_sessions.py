@@ -6,17 +6,11 @@ from interlude.domain.southbound import OamKind
 from interlude.oam import codec
 from interlude.oam.codec import L2, Opcode
 from interlude.oam.responder import MepResponder
-from interlude.oam.sessions import (
-    ContinuityCheck,
-    DelaySession,
-    LinktraceSession,
-    LoopbackSession,
-    LossSession,
-    OneWayDelayReceiver,
-    OneWayDelaySession,
-    Outgoing,
-    SyntheticLossSession,
-)
+from interlude.oam.sessions.base import Outgoing
+from interlude.oam.sessions.continuity import ContinuityCheck
+from interlude.oam.sessions.delay import DelaySession, OneWayDelayReceiver, OneWayDelaySession
+from interlude.oam.sessions.loopback import LinktraceSession, LoopbackSession
+from interlude.oam.sessions.loss import LossSession, SyntheticLossSession
 
 A = codec.mac_to_bytes("02:00:00:00:00:01")
 B = codec.mac_to_bytes("02:00:00:00:00:02")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from interlude.domain.model import Link, PortRef, ServiceKind
 from interlude.domain.policy import Bounds, Policy
 from interlude.service.inventory.config import links_of, policies_of, policy_of, seed_services
-from interlude.topology import bundled_topology_path, load_topology
+from interlude.topology.loader import bundled_topology_path, load_topology
 
 TOPO = load_topology(bundled_topology_path())
 

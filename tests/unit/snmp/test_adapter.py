@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from interlude.adapters.base import AdapterContext
-from interlude.adapters.snmp import SnmpAdapter
+from interlude.adapters.snmp.adapter import SnmpAdapter
 from interlude.adapters.snmp.session import Missing, Value
 from interlude.adapters.snmp.traps import Notification, parse_listen
 from interlude.domain.southbound import Capability, EventKind, SouthboundEvent

@@ -1,4 +1,4 @@
-"""SNMP profiles: the shipped copy equals the top-level one, names resolve, bad files fail clearly."""
+"""SNMP profiles: the shipped one is package data, names resolve, bad files fail clearly."""
 
 from __future__ import annotations
 
@@ -7,19 +7,15 @@ from pathlib import Path
 import pytest
 
 from interlude.adapters.snmp.profile import format_oid, load_profile, profile_search_path
+from interlude.data.search import bundled_dir
 from interlude.errors import ConfigError
 
-ROOT = Path(__file__).resolve().parents[3]
+SHIPPED = bundled_dir("snmp")
 
 
-def test_packaged_profiles_equal_the_top_level_ones() -> None:
-    top = sorted((ROOT / "adapters" / "snmp").glob("*.yaml"))
-    assert top, "adapters/snmp/*.yaml is missing"
-    packaged = ROOT / "src" / "interlude" / "adapters" / "snmp" / "profiles"
-    for path in top:
-        copy = packaged / path.name
-        assert copy.is_file(), f"{path.name} is not shipped in {packaged}"
-        assert copy.read_bytes() == path.read_bytes(), f"{copy} differs from {path}: copy the top-level file"
+def test_the_shipped_profiles_are_package_data_on_the_search_path() -> None:
+    assert (SHIPPED / "if-mib.yaml").is_file(), f"if-mib.yaml is not shipped in {SHIPPED}"
+    assert profile_search_path()[-1] == SHIPPED
 
 
 def test_if_mib_profile_loads_with_numeric_oids() -> None:
@@ -34,7 +30,7 @@ def test_if_mib_profile_loads_with_numeric_oids() -> None:
 def test_search_path_prefers_the_topology_folder(tmp_path: Path) -> None:
     own = tmp_path / "adapters" / "snmp"
     own.mkdir(parents=True)
-    text = (ROOT / "adapters" / "snmp" / "if-mib.yaml").read_text().replace("cache_s: 3.0", "cache_s: 0.5")
+    text = (SHIPPED / "if-mib.yaml").read_text().replace("cache_s: 3.0", "cache_s: 0.5")
     (own / "if-mib.yaml").write_text(text)
     assert profile_search_path(tmp_path)[0] == own
     assert load_profile("if-mib", tmp_path).counters.cache_s == 0.5

@@ -29,6 +29,9 @@ from interlude.domain.southbound import (
     SouthboundEvent,
 )
 from interlude.errors import NotFoundError, OamError
+from interlude.oam.codec import mac_to_bytes
+from interlude.oam.runner import run_emulated
+from interlude.oam.transport import PathImpairment
 from interlude.topology.model import Impairment, NodeSpec
 
 NETWORK_KEY = "emulated.network"
@@ -131,10 +134,6 @@ class EmulatedAdapter:
         ~10 ms; loopback RTT includes ~20 µs of simulated responder processing. Bridges on the path answer
         a linktrace as MIPs. An unreachable path (cut link, port down) loses every frame.
         """
-        from interlude.oam.codec import mac_to_bytes as codec_mac  # scapy loads only when OAM is used
-        from interlude.oam.runner import run_emulated
-        from interlude.oam.transport import PathImpairment
-
         mep = request.mep
         if mep.node != self.node.name:
             raise OamError(f"MEP {mep.name!r} is on node {mep.node!r}, not {self.node.name!r}")
@@ -153,7 +152,7 @@ class EmulatedAdapter:
             current = mep.node
             for first, second in path.hops[:-1]:
                 current = second if first == current else first
-                mips.append(codec_mac(self.network.port(*self._hop_port(("", current))).mac))
+                mips.append(mac_to_bytes(self.network.port(*self._hop_port(("", current))).mac))
         return await run_emulated(request, impairment, seed=self._rng.randrange(1 << 30), mips=mips)
 
     def _hop_port(self, hop: tuple[str, str]) -> tuple[str, str]:

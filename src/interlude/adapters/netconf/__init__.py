@@ -2,22 +2,6 @@
 
 * :mod:`.adapter` - :class:`NetconfAdapter` (InterfaceControl, CounterSource, EventSource);
 * :mod:`.session` - one ncclient session in its own worker thread; every library error mapped here;
-* :mod:`.settings` - the node settings (brief item 1) and secret resolution;
-* :mod:`.profile` - device profiles: data under the top-level ``adapters/netconf/`` (see docs/netconf.md).
+* :mod:`.settings` - the node settings and secret resolution;
+* :mod:`.profile` - device profiles: package data under ``interlude/data/netconf/`` (see docs/netconf.md).
 """
-
-from interlude.adapters.netconf.adapter import NetconfAdapter, VerificationError
-from interlude.adapters.netconf.profile import Profile, available_profiles, load_profile
-from interlude.adapters.netconf.session import HostKeyError, NetconfRpcError
-from interlude.adapters.netconf.settings import NetconfSettings
-
-__all__ = [
-    "HostKeyError",
-    "NetconfAdapter",
-    "NetconfRpcError",
-    "NetconfSettings",
-    "Profile",
-    "VerificationError",
-    "available_profiles",
-    "load_profile",
-]

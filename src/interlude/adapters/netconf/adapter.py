@@ -144,15 +144,10 @@ def _sum(getters: list[TextGetter], element: etree._Element, flat: Flat) -> int:
 
 
 def _with_lab_address(node: NodeSpec, context: AdapterContext) -> NodeSpec:
-    """A node without ``address`` on a running lab gets the management address the lab assigned (brief item 2)."""
+    """A node without ``address`` gets the management address its environment (a running lab) assigned."""
     if node.address:
         return node
-    try:
-        from interlude.lab.state import lab_address_for
-    except ImportError:
-        return node
-    lab_dir = context.resources.get("lab-state-dir")
-    address = lab_address_for(context.topology, node.name, lab_dir if isinstance(lab_dir, str | Path) else None)
+    address = context.assigned_address(node.name)
     return node.model_copy(update={"address": address}) if address else node
 
 

@@ -1,6 +1,6 @@
 """NETCONF device profiles: the data that tells the adapter what XML to send and where values are in replies.
 
-A profile is a YAML file (see ``adapters/netconf/*.yaml`` and docs/netconf.md), validated here into
+A profile is a YAML file (see ``interlude/data/netconf/*.yaml`` and docs/netconf.md), validated here into
 :class:`Profile`. Device families differ in *data* (namespaces, templates, filters, XPath paths, value maps,
 notification names) and in a small closed set of *semantics* the adapter implements and a profile picks:
 ``admin.style`` (``enabled`` leaf vs. entry ``presence``), ``admin.read`` and ``admin.verify``.
@@ -9,21 +9,15 @@ Where profiles are found (first match wins), and why:
 
 1. directories in ``settings.profile_path`` (relative to the topology file) and in the ``INTERLUDE_NETCONF_PROFILES``
    environment variable (``os.pathsep``-separated): a partner's own families, no code change;
-2. ``interlude/adapters/netconf/profiles`` inside the package. In a source checkout that folder is a symlink to
-   the top-level ``adapters/netconf/`` (the single copy of the data, where the project layout puts it); when the
-   package is built, setuptools follows the symlink and ships the files as package data, so an installed wheel
-   finds the same profiles through :mod:`importlib.resources` without the checkout;
-3. the top-level ``adapters/netconf/`` of a checkout found next to ``src/`` (a safety net for checkouts where
-   symlinks are not materialised, e.g. some Windows clones).
+2. ``interlude/data/netconf/`` inside the package: the shipped profiles (their only copy, package data found
+   through :mod:`interlude.data.search` in a checkout and in an installed wheel alike).
 """
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping, Sequence
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Literal
 from xml.sax.saxutils import escape
@@ -32,6 +26,8 @@ import yaml
 from lxml import etree
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
+from interlude.data.search import find_file
+from interlude.data.search import search_path as data_search_path
 from interlude.errors import ConfigError
 
 ENV_PATH = "INTERLUDE_NETCONF_PROFILES"
@@ -205,29 +201,9 @@ def _compile(expr: str, namespaces: tuple[tuple[str, str], ...]) -> etree.XPath:
         raise ConfigError(f"invalid XPath {expr!r} in a NETCONF profile: {exc}") from exc
 
 
-def _packaged_dir() -> Path | None:
-    try:
-        path = Path(str(resources.files("interlude.adapters.netconf") / "profiles"))
-    except (ModuleNotFoundError, TypeError):
-        return None
-    return path if path.is_dir() else None
-
-
-def _checkout_dir() -> Path | None:
-    # src/interlude/adapters/netconf/profile.py -> repository root is parents[4]
-    path = Path(__file__).resolve().parents[4] / "adapters" / "netconf"
-    return path if path.is_dir() else None
-
-
 def search_path(extra: Sequence[Path | str] = (), env: Mapping[str, str] | None = None) -> list[Path]:
     """Directories searched for ``<name>.yaml``, in order (see the module docstring)."""
-    env = os.environ if env is None else env
-    dirs = [Path(d) for d in extra]
-    dirs += [Path(p) for p in env.get(ENV_PATH, "").split(os.pathsep) if p]
-    for found in (_packaged_dir(), _checkout_dir()):
-        if found is not None and found.resolve() not in {d.resolve() for d in dirs}:
-            dirs.append(found)
-    return dirs
+    return data_search_path("netconf", extra, ENV_PATH, env)
 
 
 def available_profiles(extra: Sequence[Path | str] = ()) -> list[str]:
@@ -252,10 +228,9 @@ def load_profile(name: str, extra: Sequence[Path | str] = ()) -> Profile:
     """Find and validate the profile called ``name``; the error lists the profiles that exist."""
     if not name or "/" in name or name.startswith("."):
         raise ConfigError(f"invalid NETCONF profile name {name!r}")
-    for directory in search_path(extra):
-        path = directory / f"{name}.yaml"
-        if path.is_file():
-            return _load_file(path)
+    found = find_file(f"{name}.yaml", search_path(extra))
+    if found is not None:
+        return _load_file(found)
     raise ConfigError(
         f"unknown NETCONF profile {name!r}. Available profiles are {available_profiles(extra)!r} "
         f"(searched {[str(d) for d in search_path(extra)]}; add directories with settings.profile_path "

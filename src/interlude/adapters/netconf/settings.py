@@ -1,11 +1,11 @@
-"""Node settings of ``kind: netconf`` (brief item 1), validated once at adapter creation.
+"""Node settings of ``kind: netconf``, validated once at adapter creation.
 
 Topology keys (inherited node -> ``kinds.netconf`` -> ``defaults``)::
 
     address: 10.0.0.1            # required
     port: 830
     settings:
-      profile: ietf-interfaces   # or yuma123, or a partner profile (adapters/netconf/*.yaml, settings.profile_path)
+      profile: ietf-interfaces   # or yuma123, or a partner profile (see profile.py)
       username: root
       hostkey_policy: known_hosts  # known_hosts | pinned | insecure (insecure only when written here)
       known_hosts: path            # default ~/.ssh/known_hosts; relative to the topology file

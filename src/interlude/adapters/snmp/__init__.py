@@ -3,20 +3,6 @@
 Modules: :mod:`.adapter` (the contract: interfaces, counters, events; node settings documented there),
 :mod:`.session` (the only pysnmp command-generator code; error mapping), :mod:`.fastv2c` (a small BER codec
 for SNMPv2c GET/GETBULK, 10x faster than pyasn1), :mod:`.traps` (the shared notification receiver),
-:mod:`.profile` (OID maps as data, ``adapters/snmp/*.yaml``). docs/snmp.md is the
-user guide.
+:mod:`.profile` (OID maps as data, ``interlude/data/snmp/*.yaml``), :mod:`.engine` (a pysnmp engine on a bound
+UDP socket). docs/snmp.md is the user guide.
 """
-
-from interlude.adapters.snmp.adapter import SnmpAdapter, SnmpSettings
-from interlude.adapters.snmp.profile import SnmpProfile, load_profile
-from interlude.adapters.snmp.session import SnmpCredentials, SnmpNoSuchObjectError, SnmpStatusError
-
-__all__ = [
-    "SnmpAdapter",
-    "SnmpCredentials",
-    "SnmpNoSuchObjectError",
-    "SnmpProfile",
-    "SnmpSettings",
-    "SnmpStatusError",
-    "load_profile",
-]

@@ -1,15 +1,15 @@
 """The ``snmp`` adapter: interfaces, counters and link events of one node over IF-MIB (or another profile).
 
-Node settings (cross-team interface, brief item 1; inherited node -> ``kinds.snmp`` -> ``defaults``)::
+Node settings (inherited node -> ``kinds.snmp`` -> ``defaults``)::
 
-    address: 10.0.0.5            # absent on a lab node: taken from the running lab's state
+    address: 10.0.0.5            # absent on a lab node: the address the running lab assigned
     port: 161
     settings:
       version: "2c"              # or "3" (USM authPriv)
       timeout_s: 1.0             # per request, pysnmp retransmits ``retries`` times
       retries: 1
       max_concurrency: 4         # requests in flight to this agent
-      profile: if-mib            # adapters/snmp/<profile>.yaml (see profile.py for the search path)
+      profile: if-mib            # <profile>.yaml on the profile search path (see profile.py)
       v3_auth_protocol: SHA-256  # MD5 SHA SHA-224 SHA-256 SHA-384 SHA-512
       v3_priv_protocol: AES      # DES 3DES AES(-128) AES-192 AES-256 AES-192/256-BLUMENTHAL
       trap_listen: "10.250.0.1:16200"   # enables events (one shared receiver per address)
@@ -44,7 +44,6 @@ import socket
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -205,14 +204,9 @@ class SnmpAdapter:
     def _address(self) -> str:
         if self.node.address:
             return self.node.address
-        try:  # a lab node without an address: the running lab assigned one (brief item 2)
-            from interlude.lab.state import lab_address_for
-
-            lab_dir = self.context.resources.get("lab-state-dir")
-            address = lab_address_for(
-                self.context.topology, self.node.name, lab_dir if isinstance(lab_dir, str | Path) else None
-            )
-        except (ImportError, KeyError, NotFoundError) as exc:
+        try:  # a node without an address: the environment (a running lab) may have assigned one
+            address = self.context.assigned_address(self.node.name)
+        except (KeyError, NotFoundError) as exc:
             raise ConfigError(f"nodes.{self.node.name}: no address (and no running lab assigns one)") from exc
         if not address:
             raise ConfigError(f"nodes.{self.node.name}: no address (and no running lab assigns one)")

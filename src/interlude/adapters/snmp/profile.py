@@ -1,4 +1,4 @@
-"""SNMP profiles: the numeric OID map of one MIB family, as data (``adapters/snmp/<name>.yaml``).
+"""SNMP profiles: the numeric OID map of one MIB family, as data (``<name>.yaml``).
 
 Keeping OIDs out of the code means another MIB family (a vendor's interface MIB, an ENTITY-MIB flavour) is a
 new YAML file plus ``settings.profile: <name>`` on the nodes, not a code change.
@@ -8,26 +8,20 @@ Where profiles are found, first match wins:
 1. ``settings.profile`` is a path (contains ``/`` or ends in ``.yaml``): that file, relative to the topology;
 2. ``<topology dir>/adapters/snmp/<name>.yaml`` (a partner's own profiles beside the topology);
 3. each folder in ``INTERLUDE_SNMP_PROFILES`` (``os.pathsep``-separated);
-4. the top-level ``adapters/snmp/`` folder of a source checkout (found from this file's location);
-5. the copy shipped as package data, ``interlude/adapters/snmp/profiles/<name>.yaml``.
-
-Why a packaged copy rather than only the top-level folder: an installed wheel has no checkout around it,
-and setuptools cannot map a folder outside ``src/`` into the package. The two copies are kept identical by
-a unit test (``tests/unit/snmp/test_profile.py``), so editing only one of them fails CI.
+4. the profiles shipped as package data, ``interlude/data/snmp/<name>.yaml`` (the only copy; see
+   :mod:`interlude.data.search`).
 """
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Annotated
 
-import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
-from pydantic import ValidationError as PydanticValidationError
 
+from interlude.data.search import find_file, search_path
+from interlude.data.yamlfile import load_model
 from interlude.errors import ConfigError
 
 Oid = tuple[int, ...]
@@ -138,43 +132,18 @@ class SnmpProfile(_Strict):
     engine_id: OidField = (1, 3, 6, 1, 6, 3, 10, 2, 1, 1, 0)
 
 
-def _source_checkout_dir() -> Path | None:
-    """``<repo>/adapters/snmp`` when running from a checkout (src layout: four levels above this file)."""
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        candidate = parent / "adapters" / "snmp"
-        if (parent / "pyproject.toml").is_file() and candidate.is_dir():
-            return candidate
-    return None
+SNMP_PROFILES_ENV = "INTERLUDE_SNMP_PROFILES"
 
 
 def profile_search_path(base_dir: Path | None = None) -> list[Path]:
     """Folders searched for ``<name>.yaml``, in order (see the module docstring)."""
-    dirs: list[Path] = []
-    if base_dir is not None:
-        dirs.append(base_dir / "adapters" / "snmp")
-    dirs += [Path(p) for p in os.environ.get("INTERLUDE_SNMP_PROFILES", "").split(os.pathsep) if p]
-    checkout = _source_checkout_dir()
-    if checkout is not None:
-        dirs.append(checkout)
-    dirs.append(Path(str(resources.files("interlude.adapters.snmp") / "profiles")))
-    return dirs
+    own = [base_dir / "adapters" / "snmp"] if base_dir is not None else []
+    return search_path("snmp", own, SNMP_PROFILES_ENV)
 
 
 @lru_cache(maxsize=64)
 def _load_file(path: Path) -> SnmpProfile:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read SNMP profile {path}: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"SNMP profile {path} is not valid YAML: {exc}") from exc
-    try:
-        return SnmpProfile.model_validate(raw)
-    except PydanticValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        raise ConfigError(f"SNMP profile {path}: {where}: {err['msg']}") from None
+    return load_model(path, SnmpProfile, "SNMP profile")
 
 
 def load_profile(name: str, base_dir: Path | None = None) -> SnmpProfile:
@@ -185,10 +154,9 @@ def load_profile(name: str, base_dir: Path | None = None) -> SnmpProfile:
             path = base_dir / path
         return _load_file(path.resolve())
     searched = profile_search_path(base_dir)
-    for folder in searched:
-        path = folder / f"{name}.yaml"
-        if path.is_file():
-            return _load_file(path.resolve())
+    found = find_file(f"{name}.yaml", searched)
+    if found is not None:
+        return _load_file(found.resolve())
     raise ConfigError(
         f"no SNMP profile named {name!r}; looked for {name}.yaml in: " + ", ".join(str(d) for d in searched)
     )

@@ -17,19 +17,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from interlude.adapters.snmp.engine import serving_engine
 from interlude.adapters.snmp.profile import Oid
 from interlude.adapters.snmp.session import AUTH_PROTOCOLS, PRIV_PROTOCOLS, SnmpCredentials, Value, to_python
 from interlude.errors import ConfigError
 
-from pysnmp.carrier.asyncio.dgram import udp  # isort: skip  (after session: it raises the extra's error)
 from pysnmp.entity import config as snmp_config  # isort: skip
-from pysnmp.entity import engine as snmp_engine  # isort: skip
 from pysnmp.entity.rfc3413 import ntfrcv  # isort: skip
 
 log = logging.getLogger(__name__)
@@ -90,19 +88,7 @@ class TrapReceiver:
 
     async def start(self) -> None:
         """Bind the socket now (so a port in use is reported here, not lost in a background task)."""
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_DGRAM)
-        try:
-            sock.bind((self.host, self.port))
-        except OSError as exc:
-            sock.close()
-            raise ConfigError(f"cannot listen for SNMP traps on {self.host}:{self.port}: {exc.strerror}") from exc
-        sock.setblocking(False)
-        self.port = sock.getsockname()[1]
-        self._engine = snmp_engine.SnmpEngine()
-        transport = udp.UdpAsyncioTransport().open_server_mode(sock=sock)
-        snmp_config.add_transport(self._engine, udp.DOMAIN_NAME, transport)
-        await transport._lport  # the datagram endpoint is created by a future; wait for it
+        self._engine, self.port = await serving_engine(self.host, self.port, "cannot listen for SNMP traps on")
         self._receiver = ntfrcv.NotificationReceiver(self._engine, self._on_notification)
 
     async def stop(self) -> None:

@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from interlude.errors import LabError
+
 AgentType = Literal["snmpd", "netconfd", "sshd", "oam-responder", "relay"]
 
 
@@ -33,6 +35,17 @@ class AgentProcess:
     def from_json(cls, data: dict[str, Any]) -> AgentProcess:
         """Inverse of :meth:`to_json`."""
         return cls(**data)
+
+
+class AgentStartError(LabError):
+    """A lab agent did not start or did not answer; the message carries the tail of its log."""
+
+
+def log_tail(log: Path, lines: int = 15) -> str:
+    """The last ``lines`` of an agent's log for an error message (``(no log)`` when it cannot be read)."""
+    with contextlib.suppress(OSError):
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    return "(no log)"
 
 
 def pid_alive(pid: int) -> bool:

@@ -1,6 +1,6 @@
 """Start a real NETCONF agent in a lab namespace: OpenSSH ``sshd`` in front of yuma123 ``netconfd``.
 
-Cross-team interface (brief item 3)::
+The interface the lab supervisor calls::
 
     start_netconf(netns, state_dir, *, listen, port=830, authorized_keys, interface_prefix=None)
         -> [AgentProcess(type="sshd", ...), AgentProcess(type="netconfd", ...)]
@@ -40,8 +40,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from interlude.errors import InterludeError
-from interlude.lab.agents.base import AgentProcess, read_pidfile, stop_pid
+from interlude.lab.agents.base import AgentProcess, AgentStartError, log_tail, pid_alive, read_pidfile, stop_pid
 
 SSHD = "/usr/sbin/sshd"
 NETCONFD = "/usr/sbin/netconfd"
@@ -66,22 +65,11 @@ HELLO = (
 _UNIX_PATH_MAX = 100  # sun_path is 108 bytes; keep a margin
 
 
-class AgentStartError(InterludeError):
-    """An agent did not come up; the message carries the tail of its log."""
-
-
 def _run(cmd: list[str], timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
         raise AgentStartError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.strip()}")
     return proc
-
-
-def _tail(path: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
 
 
 def _keygen(path: Path, comment: str) -> str:
@@ -262,39 +250,20 @@ def start_netconf(
         deadline = time.monotonic() + timeout_s
         reason: str | None = "not probed"
         while time.monotonic() < deadline:
-            if not _alive(netconfd.pid):
-                raise AgentStartError(f"netconfd exited during start-up; log tail:\n{_tail(netconfd_log)}")
+            if not pid_alive(netconfd.pid):
+                raise AgentStartError(f"netconfd exited during start-up; log tail:\n{log_tail(netconfd_log)}")
             reason = _probe_hello(netns, ssh_dir, listen[0], port, timeout=max(1.0, deadline - time.monotonic()))
             if reason is None:
                 return [started[1], started[0]]
             time.sleep(0.1)
         raise AgentStartError(
             f"no NETCONF hello from {listen[0]}:{port} in {netns} within {timeout_s} s ({reason}); "
-            f"sshd log:\n{_tail(sshd_log)}\nnetconfd log:\n{_tail(netconfd_log)}"
+            f"sshd log:\n{log_tail(sshd_log)}\nnetconfd log:\n{log_tail(netconfd_log)}"
         )
     except BaseException:
         for agent in started:
             stop_pid(agent.pid)
         raise
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _exited(pid: int) -> bool:
-    """Gone, or a zombie: a daemon is reparented to PID 1, which may take seconds to reap it."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return not _alive(pid)
-    return stat.rsplit(")", 1)[-1].split()[0] in ("Z", "X")
 
 
 def stop_netconf(agents: list[AgentProcess], timeout: float = 5.0) -> None:
@@ -307,10 +276,10 @@ def stop_netconf(agents: list[AgentProcess], timeout: float = 5.0) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(agent.pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not all(_exited(a.pid) for a in agents):
+    while time.monotonic() < deadline and any(pid_alive(a.pid) for a in agents):
         time.sleep(0.02)
     for agent in agents:
-        if not _exited(agent.pid):
+        if pid_alive(agent.pid):
             stop_pid(agent.pid, timeout=1.0)
     for agent in agents:
         sock = agent.extra.get("socket")

@@ -1,4 +1,4 @@
-"""Start the per-MEP OAM responder of a lab node (brief interface 3).
+"""Start the per-MEP OAM responder of a lab node (what the lab supervisor calls for every MEP).
 
 ``start_responder(netns, state_dir, *, interface, level, mep_id, vlan, ccm_interval_s)`` spawns
 ``python -m interlude.oam.responder`` (its raw socket is opened inside ``netns``) and returns once the

@@ -1,6 +1,6 @@
 """Start net-snmp's ``snmpd`` inside a lab namespace (the real SNMP agent behind ``snmp`` lab nodes).
 
-Cross-team interface (fixed in the helper brief, item 3)::
+The interface the lab supervisor calls::
 
     start_snmpd(netns: str, state_dir: Path, config: SnmpdConfig) -> AgentProcess
 
@@ -27,7 +27,6 @@ Why the generated configuration looks the way it does (each line was tried on th
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import subprocess
 import time
@@ -35,8 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from interlude.errors import ConfigError, LabError
-from interlude.lab.agents.base import AgentProcess, pid_alive, read_pidfile, stop_pid
+from interlude.errors import ConfigError
+from interlude.lab.agents.base import AgentProcess, AgentStartError, log_tail, pid_alive, read_pidfile, stop_pid
 
 SNMPD_BINARY = "/usr/sbin/snmpd"
 
@@ -50,10 +49,6 @@ _IF_OPER = ".1.3.6.1.2.1.2.2.1.8"
 _LINK_DOWN = ".1.3.6.1.6.3.1.1.5.3"
 _LINK_UP = ".1.3.6.1.6.3.1.1.5.4"
 _SYS_NAME_0 = "1.3.6.1.2.1.1.5.0"
-
-
-class AgentStartError(LabError):
-    """A lab agent did not start or did not answer; the message carries the tail of its log."""
 
 
 @dataclass(frozen=True)
@@ -203,12 +198,6 @@ def _probe_args(config: SnmpdConfig) -> list[str]:
     raise ConfigError("snmpd needs a community or a v3 user (nothing could query it)")
 
 
-def _log_tail(log: Path, lines: int = 15) -> str:
-    with contextlib.suppress(OSError):
-        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
-    return "(no log)"
-
-
 def start_snmpd(netns: str, state_dir: Path, config: SnmpdConfig, *, timeout_s: float = 10.0) -> AgentProcess:
     """Write snmpd.conf under ``state_dir``, start snmpd in ``netns`` and wait until it answers a GET.
 
@@ -237,22 +226,22 @@ def start_snmpd(netns: str, state_dir: Path, config: SnmpdConfig, *, timeout_s: 
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
     if proc.returncode != 0:
         raise AgentStartError(
-            f"snmpd in {netns} failed to start ({proc.returncode}): {proc.stderr.strip()}; log:\n{_log_tail(log)}"
+            f"snmpd in {netns} failed to start ({proc.returncode}): {proc.stderr.strip()}; log:\n{log_tail(log)}"
         )
     try:
         pid = read_pidfile(pidfile, timeout=timeout_s)
     except TimeoutError:
-        raise AgentStartError(f"snmpd in {netns} wrote no pid file; log:\n{_log_tail(log)}") from None
+        raise AgentStartError(f"snmpd in {netns} wrote no pid file; log:\n{log_tail(log)}") from None
     deadline = time.monotonic() + timeout_s
     while True:
         if not pid_alive(pid):
-            raise AgentStartError(f"snmpd in {netns} exited; log:\n{_log_tail(log)}")
+            raise AgentStartError(f"snmpd in {netns} exited; log:\n{log_tail(log)}")
         answer = subprocess.run(["ip", "netns", "exec", netns, *probe], capture_output=True, text=True, timeout=5)
         if answer.returncode == 0:
             break
         if time.monotonic() > deadline:
             stop_pid(pid)
-            raise AgentStartError(f"snmpd in {netns} does not answer a GET; log:\n{_log_tail(log)}")
+            raise AgentStartError(f"snmpd in {netns} does not answer a GET; log:\n{log_tail(log)}")
         time.sleep(0.05)
     first = _transport(config.listen[0], 161).split(":")
     return AgentProcess(

@@ -1,8 +1,8 @@
 """Connectivity sessions: loopback (LBM/LBR, ETH-LB) and linktrace (LTM/LTR, ETH-LT).
 
 They answer "is it there / which way does it go" rather than measuring performance, and only loopback
-offers the back-to-back :class:`~interlude.oam.session_base.PingPong` plan, so they live apart from the
-delay and loss families. Re-exported by :mod:`interlude.oam.sessions`.
+offers the back-to-back :class:`~interlude.oam.sessions.base.PingPong` plan, so they live apart from the
+delay and loss families.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from interlude.domain.southbound import LinktraceHop, OamKind, OamResult
 from interlude.oam import codec
 from interlude.oam.codec import L2, OamFrame, Opcode
-from interlude.oam.session_base import MATCHED, Outgoing, PingPong, Progress, Session, _Slot
+from interlude.oam.sessions.base import MATCHED, Outgoing, PingPong, Progress, Session, Slot
 
 
 class LoopbackSession(Session):
@@ -82,10 +82,10 @@ class LoopbackSession(Session):
         answered = 0
         for tx, rx in zip(plan.tx_ns[:sent], plan.rx_ns[:sent], strict=True):
             if rx:
-                slots.append(_Slot(tx, rx, rx - tx, True))
+                slots.append(Slot(tx, rx, rx - tx, True))
                 answered += 1
             else:
-                slots.append(_Slot(tx))
+                slots.append(Slot(tx))
         self._answered += answered
         if slots:
             self.started_ns = slots[0].tx_ns

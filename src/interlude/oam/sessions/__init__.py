@@ -23,39 +23,13 @@ every frame is answered or ``timeout_ns`` after the last send. With ``interval_n
 the next frame leaves as soon as the previous one is answered or timed out (like ``ping -f``), which is how
 the benchmark measures exchanges per second.
 
-The sessions live in one module per family, all re-exported here (import them from this module):
+The sessions live in one module per family (import each name from its module):
 
-* :mod:`interlude.oam.session_base` — :class:`Outgoing`, :class:`Progress`, :class:`PingPong`, ``MATCHED``
+* :mod:`interlude.oam.sessions.base` — :class:`Outgoing`, :class:`Progress`, :class:`PingPong`, ``MATCHED``
   and the pacing base :class:`Session`;
-* :mod:`interlude.oam.session_loopback` — :class:`LoopbackSession`, :class:`LinktraceSession`;
-* :mod:`interlude.oam.session_delay` — :class:`DelaySession`, :class:`OneWayDelaySession`,
+* :mod:`interlude.oam.sessions.loopback` — :class:`LoopbackSession`, :class:`LinktraceSession`;
+* :mod:`interlude.oam.sessions.delay` — :class:`DelaySession`, :class:`OneWayDelaySession`,
   :class:`OneWayDelayReceiver`;
-* :mod:`interlude.oam.session_loss` — :class:`SyntheticLossSession`, :class:`LossSession`;
-* :mod:`interlude.oam.session_continuity` — :class:`ContinuityCheck`, :class:`CcmEvent`, :class:`RemoteMep`.
+* :mod:`interlude.oam.sessions.loss` — :class:`SyntheticLossSession`, :class:`LossSession`;
+* :mod:`interlude.oam.sessions.continuity` — :class:`ContinuityCheck`, :class:`CcmEvent`, :class:`RemoteMep`.
 """
-
-from __future__ import annotations
-
-from interlude.oam.session_base import MATCHED, Outgoing, PingPong, Progress, Session
-from interlude.oam.session_continuity import CcmEvent, ContinuityCheck, RemoteMep
-from interlude.oam.session_delay import DelaySession, OneWayDelayReceiver, OneWayDelaySession
-from interlude.oam.session_loopback import LinktraceSession, LoopbackSession
-from interlude.oam.session_loss import LossSession, SyntheticLossSession
-
-__all__ = [
-    "MATCHED",
-    "CcmEvent",
-    "ContinuityCheck",
-    "DelaySession",
-    "LinktraceSession",
-    "LoopbackSession",
-    "LossSession",
-    "OneWayDelayReceiver",
-    "OneWayDelaySession",
-    "Outgoing",
-    "PingPong",
-    "Progress",
-    "RemoteMep",
-    "Session",
-    "SyntheticLossSession",
-]

@@ -1,7 +1,7 @@
 """Loss sessions: synthetic loss (SLM/SLR, ETH-SLM) and single-ended loss (LMM/LMR, ETH-LM).
 
 Both lock onto one responder and compute far-end/near-end loss from counters rather than timestamps, which
-is why they form their own family. Re-exported by :mod:`interlude.oam.sessions`.
+is why they form their own family.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 from interlude.domain.southbound import OamKind
 from interlude.oam import codec
 from interlude.oam.codec import L2, OamFrame, Opcode
-from interlude.oam.session_base import Outgoing, Progress, Session
+from interlude.oam.sessions.base import Outgoing, Progress, Session
 
 
 class SyntheticLossSession(Session):

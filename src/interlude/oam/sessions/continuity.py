@@ -1,9 +1,8 @@
 """Continuity check (CCM, ETH-CC) with AIS: a long-lived MEP state machine, not a request/reply session.
 
 It has its own poll/receive/check cycle and emits :class:`CcmEvent` changes instead of an
-:class:`~interlude.adapters.base.OamResult`, so it does not derive from
-:class:`~interlude.oam.session_base.Session`; the responder and the runner use it. Re-exported by
-:mod:`interlude.oam.sessions`.
+:class:`~interlude.domain.southbound.OamResult`, so it does not derive from
+:class:`~interlude.oam.sessions.base.Session`; the responder and the runner use it.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ from typing import Any
 
 from interlude.oam import codec
 from interlude.oam.codec import L2, OamFrame, Opcode
-from interlude.oam.session_base import Outgoing
+from interlude.oam.sessions.base import Outgoing
 
 # -- continuity check -------------------------------------------------------------------------------------
 

@@ -1,10 +1,10 @@
 """What every sans-IO OAM session shares: the frame/progress records and the pacing base class.
 
-Split out of :mod:`interlude.oam.sessions` (which re-exports everything and documents the driver
-contract) so the session families (:mod:`~interlude.oam.session_loopback`,
-:mod:`~interlude.oam.session_delay`, :mod:`~interlude.oam.session_loss`) build on one small, separately
-readable base: :class:`Outgoing`, :class:`Progress`, :class:`PingPong`, ``MATCHED`` and :class:`Session`
-(pacing, bookkeeping, reply filtering and result building).
+The package docstring (:mod:`interlude.oam.sessions`) documents the driver contract; the session families
+(:mod:`~interlude.oam.sessions.loopback`, :mod:`~interlude.oam.sessions.delay`,
+:mod:`~interlude.oam.sessions.loss`) build on this one small, separately readable base: :class:`Outgoing`,
+:class:`Progress`, :class:`PingPong`, ``MATCHED`` and :class:`Session` (pacing, bookkeeping, reply filtering
+and result building).
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ MATCHED = Progress(-1, None, "")
 
 
 @dataclass(slots=True)
-class _Slot:
+class Slot:
     tx_ns: int = 0
     rx_ns: int = 0
     delay_ns: int | None = None
@@ -91,7 +91,7 @@ class Session:
         self.count = count
         self.interval_ns = max(0, interval_ns)
         self.timeout_ns = max(1, timeout_ns)
-        self.slots: list[_Slot] = []
+        self.slots: list[Slot] = []
         self.peer: bytes | None = None
         self.report = True
         """Build detailed :class:`Progress` objects (off in the driver when nobody listens: the hot path)."""
@@ -153,7 +153,7 @@ class Session:
         else:
             self.started_ns = now_ns
         index = len(self.slots)
-        self.slots.append(_Slot(tx_ns=now_ns))
+        self.slots.append(Slot(tx_ns=now_ns))
         self._last_send_ns = now_ns
         if self.interval_ns:
             base = self._next_send_ns if self._next_send_ns is not None else now_ns

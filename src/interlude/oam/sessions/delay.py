@@ -1,7 +1,7 @@
 """Delay sessions: two-way (DMM/DMR) and one-way (1DM sender and receiver), ETH-DM.
 
 The timestamp arithmetic (Y.1731 section 8.2) and the one-way receiver's shared-clock assumption belong
-together and apart from the counter-based loss sessions. Re-exported by :mod:`interlude.oam.sessions`.
+together and apart from the counter-based loss sessions.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from interlude.domain.southbound import OamKind, OamResult
 from interlude.oam import codec
 from interlude.oam.codec import L2, OamFrame, Opcode
-from interlude.oam.session_base import MATCHED, Outgoing, Progress, Session
+from interlude.oam.sessions.base import MATCHED, Outgoing, Progress, Session
 
 
 class DelaySession(Session):
