@@ -16,7 +16,7 @@ from interlude.app.runtime import Runtime
 from interlude.app.web import create_app
 from interlude.topology import bundled_topology_path, load_topology
 from tests.conformance.mef import LATEST, MefApi, mef_root
-from tests.e2e.conftest import fast_options
+from tests.support.partner import fast_options
 
 pytestmark = pytest.mark.conformance
 

@@ -21,7 +21,7 @@ from interlude.app.web import create_app
 from interlude.sp import SpListener
 from interlude.topology import bundled_topology_path, load_topology
 from tests.conformance.mef import MefApi, mef_root, validate_service_configuration
-from tests.e2e.conftest import ALPHA, INV, ORD, fast_options, order_body, wait_order
+from tests.support.partner import ALPHA, INV, ORD, fast_options, order_body, wait_order
 
 pytestmark = pytest.mark.conformance
 

@@ -9,7 +9,6 @@ then assert what the adapter says against what really happened, so a fake that o
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -27,6 +26,7 @@ from interlude.domain.southbound import (
     SouthboundEvent,
 )
 from interlude.errors import InterludeError, NotFoundError
+from tests.support.wait import wait_until
 
 
 @dataclass
@@ -48,17 +48,6 @@ class ContractHarness:
     """How long oper state may take to follow admin state on this kind of device."""
     event_interfaces: set[str] = field(default_factory=set)
     """Interfaces whose link events the adapter reports when ``toggle_interface`` goes down (besides itself)."""
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float, interval: float = 0.05) -> bool:
-    """Poll ``check`` until true or ``timeout``; returns the last result."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if await check():
-            return True
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(interval)
 
 
 class AdapterContract:
@@ -92,7 +81,7 @@ class AdapterContract:
             async def oper_down() -> bool:
                 return await harness.observe_oper(name) is OperState.DOWN
 
-            assert await eventually(oper_down, harness.settle_s)
+            assert await wait_until(oper_down, timeout=harness.settle_s, what=f"{name} oper down out of band")
         finally:
             back = await ctl.set_admin_state(name, AdminState.UP)
         assert back.admin is AdminState.UP
@@ -101,7 +90,7 @@ class AdapterContract:
         async def oper_up_via_adapter() -> bool:
             return (await ctl.get_interface(name)).oper is OperState.UP
 
-        assert await eventually(oper_up_via_adapter, harness.settle_s)
+        assert await wait_until(oper_up_via_adapter, timeout=harness.settle_s, what=f"the adapter to report {name} up")
 
     async def test_counters_follow_traffic(self, adapter: Adapter, harness: ContractHarness) -> None:
         src = counter_source(adapter)
@@ -115,7 +104,7 @@ class AdapterContract:
             now = (await src.read_counters([name]))[name]
             return now.in_octets + now.out_octets > before.in_octets + before.out_octets
 
-        assert await eventually(moved, harness.settle_s, interval=0.2)
+        assert await wait_until(moved, timeout=harness.settle_s, interval=0.2, what="the adapter's counters to move")
         sample = (await src.read_counters([name]))[name]
         truth_in, truth_out = await harness.observe_counters(name)
         tolerance = harness.counter_tolerance_octets

@@ -26,9 +26,10 @@ from interlude.domain.southbound import (
 from interlude.errors import NotFoundError
 from interlude.lab.builder import Lab
 from interlude.topology.model import Impairment
-from tests.contract.suite import AdapterContract, ContractHarness, eventually
-from tests.integration.lab.labkit import addr, leftovers, make_lab, nsexec, sysfs, wait_until
+from tests.contract.suite import AdapterContract, ContractHarness
+from tests.integration.lab.labkit import addr, leftovers, make_lab, nsexec, sysfs
 from tests.support.lab import require_netns
+from tests.support.wait import wait_until, wait_until_sync
 
 pytestmark = pytest.mark.lab
 
@@ -130,7 +131,7 @@ async def test_admin_down_peer_loses_carrier_and_event_is_emitted(lab: Lab, cont
     async def carrier_back() -> bool:  # a previous test may just have brought up1 up again
         return (await agg1.get_interface("dn1")).oper is OperState.UP
 
-    assert await eventually(carrier_back, 3.0)
+    assert await wait_until(carrier_back, timeout=3.0, what="carrier back")
     seen: list[tuple[EventKind, str | None]] = []
 
     async def watch() -> None:
@@ -201,12 +202,12 @@ async def test_impairment_down_cuts_the_far_end(adapter: LabAdapter, lab: Lab) -
         async def carrier_lost() -> bool:
             return (await adapter.get_interface("up1")).oper is OperState.DOWN
 
-        assert await eventually(carrier_lost, 3.0)
+        assert await wait_until(carrier_lost, timeout=3.0, what="carrier lost")
         assert (await adapter.get_interface("up1")).admin is AdminState.UP
         assert sysfs(ns(lab, "agg1"), "dn1", "operstate") == "down"
     finally:
         await adapter.set_impairment("up1", Impairment())
-    assert wait_until(lambda: sysfs(ns(lab, "agg1"), "dn1", "operstate") == "up", 3.0)
+    assert wait_until_sync(lambda: sysfs(ns(lab, "agg1"), "dn1", "operstate") == "up", timeout=3.0)
 
 
 async def test_unknown_interface_counters_not_found(adapter: LabAdapter) -> None:

@@ -14,7 +14,7 @@ from interlude.api.auth import load_tokens
 from interlude.app.runtime import Runtime
 from interlude.app.web import create_app
 from interlude.topology import bundled_topology_path, load_topology
-from tests.e2e.conftest import ALPHA, BETA, INV, ORD, fast_options, order_body, wait_order
+from tests.support.partner import ALPHA, BETA, INV, ORD, fast_options, order_body, wait_order
 
 ALPHA_TOKEN = "alpha-token-0123456789"
 BETA_TOKEN = "beta-token-0123456789"

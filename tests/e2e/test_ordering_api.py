@@ -10,7 +10,7 @@ from interlude.adapters.emulated.adapter import shared_network
 from interlude.api.common import RUNTIME
 from interlude.domain.southbound import AdminState, OperState
 from interlude.sp import SpListener
-from tests.e2e.conftest import ALPHA, BETA, INV, ORD, order_body, wait_order
+from tests.support.partner import ALPHA, BETA, INV, ORD, order_body, wait_order
 
 OVC_EP = "urn:mef:lso:spec:legato:carrier-ethernet-ovc-end-point:v0.0.1:all"
 OVC = "urn:mef:lso:spec:legato:carrier-ethernet-ovc:v0.0.1:all"

@@ -9,7 +9,7 @@ from aiohttp.test_utils import TestClient
 from interlude.adapters.emulated.adapter import shared_network
 from interlude.api.common import RUNTIME
 from interlude.sp import SpListener
-from tests.e2e.conftest import INV
+from tests.support.partner import INV
 
 
 async def test_topology_shape(client: TestClient[Any, Any]) -> None:

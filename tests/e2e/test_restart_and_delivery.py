@@ -14,7 +14,7 @@ from interlude.app.web import create_app
 from interlude.domain.southbound import AdminState
 from interlude.sp import SpListener
 from interlude.topology import bundled_topology_path, load_topology
-from tests.e2e.conftest import ALPHA, INV, ORD, fast_options, order_body, wait_order
+from tests.support.partner import ALPHA, INV, ORD, fast_options, order_body, wait_order
 
 OP_UNI = "urn:mef:lso:spec:legato:carrier-ethernet-operator-uni:v0.0.1:all"
 LOCK = {

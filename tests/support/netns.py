@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -115,17 +114,6 @@ def netns_factory() -> Iterator[NetnsFactory]:
         yield factory
     finally:
         factory.cleanup()
-
-
-def wait_for(predicate: object, timeout: float = 5.0, interval: float = 0.05) -> bool:
-    """Poll a zero-argument callable until it returns truthy."""
-    assert callable(predicate)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return bool(predicate())
 
 
 def pid_alive(pid: int) -> bool:

@@ -16,8 +16,9 @@ from interlude.app.web import create_app
 from interlude.emulator.snmp_agent import EmulatorSnmpAgent
 from interlude.topology import bundled_topology_path, load_topology
 from interlude.topology.loader import parse_topology
-from tests.e2e.pm.support import AL, ALPHA, IP, PM, json_of, pm_job, wait_until
+from tests.e2e.pm.support import AL, ALPHA, IP, PM, json_of, pm_job
 from tests.integration.snmp.labnode import free_udp_port
+from tests.support.wait import wait_until
 
 
 async def test_trap_raises_one_alarm_and_pm_reads_snmp_counters(

@@ -15,20 +15,8 @@ from aiohttp.test_utils import TestClient
 
 from interlude.service.performance.payloads import conforms
 from interlude.sp import SpListener
-from tests.e2e.pm.support import (
-    ALPHA,
-    BETA,
-    CE,
-    FAULTS,
-    IP,
-    PM,
-    json_of,
-    pm_api,
-    pm_job,
-    pm_notification_api,
-    seconds,
-    wait_until,
-)
+from tests.e2e.pm.support import ALPHA, BETA, CE, FAULTS, IP, PM, json_of, pm_api, pm_job, pm_notification_api, seconds
+from tests.support.wait import wait_until
 
 
 def _items(report: dict[str, Any]) -> list[dict[str, Any]]:

@@ -11,8 +11,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from interlude.app.runtime import Runtime
 from interlude.app.web import create_app
 from interlude.topology import bundled_topology_path, load_topology
-from tests.e2e.conftest import fast_options
-from tests.e2e.pm.support import AL, ALPHA, CE, FAULTS, PM, json_of, pm_job, wait_until
+from tests.e2e.pm.support import AL, ALPHA, CE, FAULTS, PM, json_of, pm_job
+from tests.support.partner import fast_options
+from tests.support.wait import wait_until
 
 
 def make_runtime(db: Path) -> Runtime:

@@ -30,7 +30,8 @@ from interlude.service.performance.retention import PmRetention, PmRetentionSwee
 from interlude.sp import SpListener
 from interlude.store.base import Document
 from interlude.topology import bundled_topology_path, load_topology
-from tests.e2e.pm.support import ALPHA, BETA, CE, PM, ext, json_of, pm_api, pm_job, wait_until
+from tests.e2e.pm.support import ALPHA, BETA, CE, PM, ext, json_of, pm_api, pm_job
+from tests.support.wait import wait_until
 
 DAY = 86400.0
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from aiohttp.test_utils import TestClient
@@ -11,8 +10,9 @@ from interlude.api.common import RUNTIME
 from interlude.domain.southbound import Capability
 from interlude.service.oamjobs.payloads import conforms
 from interlude.sp import SpListener
-from tests.e2e.conftest import ALPHA, BETA
 from tests.e2e.sft.defs import sft_api, sft_notifications, validate_event
+from tests.support.partner import ALPHA, BETA
+from tests.support.wait import wait_until
 
 SFT = "/mefApi/interlude/serviceFunctionTesting/v3"
 CE_JOB = "urn:lso-interlude:sft:carrier-ethernet:test-job-configuration:v1"
@@ -48,14 +48,13 @@ async def create(client: Client, body: dict[str, Any], headers: dict[str, str] =
 
 
 async def wait_job(client: Client, job_id: str, states: tuple[str, ...], timeout: float = 15.0) -> dict[str, Any]:
-    async with asyncio.timeout(timeout):
-        while True:
-            resp = await client.get(f"{SFT}/testJob/{job_id}", headers=ALPHA)
-            body: dict[str, Any] = await resp.json()
-            if body["state"] in states:
-                sft_api().validate_response("/testJob/{id}", "get", 200, body)
-                return body
-            await asyncio.sleep(0.05)
+    async def reached() -> dict[str, Any] | None:
+        body: dict[str, Any] = await (await client.get(f"{SFT}/testJob/{job_id}", headers=ALPHA)).json()
+        return body if body["state"] in states else None
+
+    body = await wait_until(reached, timeout=timeout, what=f"test job {job_id} in {states}")
+    sft_api().validate_response("/testJob/{id}", "get", 200, body)
+    return body
 
 
 async def results_of(client: Client, job_id: str) -> list[dict[str, Any]]:

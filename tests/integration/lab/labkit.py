@@ -9,7 +9,6 @@ from __future__ import annotations
 import itertools
 import random
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -132,13 +131,3 @@ def python() -> str:
     import sys
 
     return sys.executable
-
-
-def wait_until(predicate: Any, timeout: float = 5.0) -> bool:
-    """Poll a callable until truthy."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return bool(predicate())

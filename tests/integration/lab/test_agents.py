@@ -18,8 +18,9 @@ from interlude.adapters.lab import LabAdapter
 from interlude.domain.southbound import MepSpec, OamKind, OamRequest
 from interlude.lab.agents.base import pid_alive
 from interlude.lab.builder import Lab, process_running
-from tests.integration.lab.labkit import leftovers, make_lab, nsexec, wait_until
+from tests.integration.lab.labkit import leftovers, make_lab, nsexec
 from tests.support.lab import lab_unavailable, require_binaries, require_netns
+from tests.support.wait import wait_until_sync
 
 pytestmark = pytest.mark.lab
 
@@ -136,7 +137,7 @@ def test_the_e_line_meps_exchange_ccms_across_the_bridges_and_the_relay(lab: Lab
         remotes = read_responder_state(agent).get("ccm", {}).get("remotes", {})
         return bool(remotes.get("1", {}).get("received")) and not remotes["1"]["loc"]
 
-    assert wait_until(seen, 3.0), read_responder_state(agent)
+    assert wait_until_sync(seen, timeout=3.0, what="the responder to see the frames")
 
 
 async def test_snmp_and_netconf_adapters_use_the_lab_assigned_address(lab: Lab, tmp_path: Path) -> None:

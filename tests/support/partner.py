@@ -1,0 +1,50 @@
+"""What the end-to-end and conformance tiers share about driving the partner over HTTP.
+
+The API prefixes and buyer headers are the ones a real SP uses; :func:`fast_options` shortens the
+notification back-off and polling so a test sees retries and claims within a second; :func:`wait_order`
+awaits an order's terminal state the way an SP polls it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+
+from interlude.app.runtime import RuntimeOptions
+from tests.support.wait import wait_until
+
+INV = "/mefApi/interlude/serviceInventory/v2"
+ORD = "/mefApi/interlude/serviceOrderingManagement/v1"
+ALPHA = {"X-Interlude-Buyer": "sp-alpha"}
+BETA = {"X-Interlude-Buyer": "sp-beta"}
+
+TERMINAL_ORDER_STATES = ("completed", "failed", "partial", "rejected")
+
+
+def fast_options() -> RuntimeOptions:
+    """Runtime options that make retries and job claims happen within a test's patience."""
+    return RuntimeOptions(notify_base_delay_s=0.05, notify_max_delay_s=0.2, poll_interval_s=0.5)
+
+
+def order_body(*items: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """A service order body with the given items (dates fixed so bodies compare)."""
+    return {
+        "requestedStartDate": "2026-01-01T00:00:00Z",
+        "requestedCompletionDate": "2026-01-02T00:00:00Z",
+        "serviceOrderItem": list(items),
+        **extra,
+    }
+
+
+async def wait_order(
+    client: TestClient[Any, Any], order_id: str, headers: dict[str, str] | None = None, timeout: float = 10.0
+) -> dict[str, Any]:
+    """The order's body once it reached a terminal state."""
+
+    async def terminal() -> dict[str, Any] | None:
+        resp = await client.get(f"{ORD}/serviceOrder/{order_id}", headers=headers or {})
+        body: dict[str, Any] = await resp.json()
+        return body if body["state"] in TERMINAL_ORDER_STATES else None
+
+    return await wait_until(terminal, timeout=timeout, what=f"order {order_id} to reach a terminal state")
