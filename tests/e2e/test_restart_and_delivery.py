@@ -96,12 +96,16 @@ async def test_delivery_retries_with_backoff(db_path: Path) -> None:
 
 async def test_unsubscribed_listener_gets_nothing(db_path: Path, listener: SpListener) -> None:
     runtime = make_runtime(db_path)
-    async with TestClient(TestServer(create_app(runtime))) as client:
+    async with TestClient(TestServer(create_app(runtime))) as client, SpListener() as witness:
         sub = await listener.register(f"{client.make_url('')}{ORD}")
         assert (await client.delete(f"{ORD}/hub/{sub}")).status == 204
+        await witness.register(f"{client.make_url('')}{ORD}")
         resp = await client.post(f"{ORD}/serviceOrder", json=order_body(LOCK), headers=ALPHA)
         await wait_order(client, (await resp.json())["id"])
-        await asyncio.sleep(0.2)
+        # The order's last event reached a listener that stayed subscribed: every delivery is done.
+        await witness.wait_for(
+            lambda e: e.event_type == "serviceOrderStateChangeEvent" and e.body["event"]["state"] == "completed"
+        )
         assert listener.events == []
 
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 
-from interlude.app.runtime import RuntimeOptions
+from interlude.api.common import RUNTIME
+from interlude.app.runtime import Runtime, RuntimeOptions
 from tests.support.wait import wait_until
 
 INV = "/mefApi/interlude/serviceInventory/v2"
@@ -48,3 +49,10 @@ async def wait_order(
         return body if body["state"] in TERMINAL_ORDER_STATES else None
 
     return await wait_until(terminal, timeout=timeout, what=f"order {order_id} to reach a terminal state")
+
+
+def runtime_of(client: TestClient[Any, Any]) -> Runtime:
+    """The runtime behind a test client, for the out-of-band checks an SP could not make."""
+    server = client.server
+    assert isinstance(server, TestServer)
+    return server.app[RUNTIME]

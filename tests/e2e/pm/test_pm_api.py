@@ -6,7 +6,6 @@ own schemas (``interlude/data/schemas/pm-*.json``).
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -170,7 +169,9 @@ async def test_job_lifecycle_suspend_resume_modify_cancel(client: TestClient[Any
     assert (await _state(client, jid, "suspended")) is True
     await json_of(client, "POST", f"{PM}/performanceJob/{jid}/suspend", 422, headers=BETA)
     before = len(await json_of(client, "GET", f"{PM}/performanceReport?performanceJobId={jid}", 200, headers=BETA))
-    await asyncio.sleep(1.6)
+    # A job left running shows that measuring went on meanwhile: two of its reports since the suspension.
+    witness = await json_of(client, "POST", f"{PM}/performanceJob", 201, json=pm_job(), headers=ALPHA)
+    await wait_until(lambda: _reports(client, witness["id"], 2), timeout=15, what="two reports of a running job")
     after = len(await json_of(client, "GET", f"{PM}/performanceReport?performanceJobId={jid}", 200, headers=BETA))
     assert after == before  # a suspended job does not measure
     await json_of(client, "POST", f"{PM}/performanceJob/{jid}/resume", 204, headers=BETA)

@@ -21,6 +21,7 @@ from interlude.emulator.netconf_server import NetconfEmulatorServer
 from interlude.errors import DeviceAuthError, DeviceTimeoutError
 from interlude.topology import Topology, bundled_topology_path, load_topology
 from tests.contract.test_netconf import emulator_topology
+from tests.support.wait import wait_until
 
 PASSWORD = "emulator-secret"
 PROFILES = Path(__file__).resolve().parents[3] / "adapters" / "netconf"
@@ -130,8 +131,8 @@ async def test_unconfirmed_commit_rolls_back_by_itself(server: NetconfEmulatorSe
 
     await asyncio.to_thread(confirmed_then_vanish)
     assert server.network.ports[("pe1", "uni4")].admin is AdminState.DOWN
-    await asyncio.sleep(1.3)
-    assert server.network.ports[("pe1", "uni4")].admin is AdminState.UP
+    port = server.network.ports[("pe1", "uni4")]
+    assert await wait_until(lambda: port.admin is AdminState.UP, timeout=5.0, what="the confirmed commit's rollback")
 
 
 async def test_unverified_change_is_undone(
