@@ -15,7 +15,7 @@ from interlude.api.auth import TokenTable, _digest
 from interlude.app.runtime import Runtime
 from interlude.app.web import create_app
 from interlude.topology import bundled_topology_path, load_topology
-from tests.conformance.mef import LATEST, MefApi, mef_root
+from tests.support.mef import LATEST, MefApi, mef_root
 from tests.support.partner import fast_options
 
 pytestmark = pytest.mark.conformance

@@ -20,7 +20,7 @@ from interlude.app.runtime import Runtime
 from interlude.app.web import create_app
 from interlude.sp import SpListener
 from interlude.topology import bundled_topology_path, load_topology
-from tests.conformance.mef import MefApi, mef_root, validate_service_configuration
+from tests.support.mef import MefApi, mef_root, validate_service_configuration
 from tests.support.partner import ALPHA, INV, ORD, fast_options, order_body, wait_order
 
 pytestmark = pytest.mark.conformance

@@ -27,8 +27,8 @@ from interlude.errors import NotFoundError
 from interlude.lab.builder import Lab
 from interlude.topology.model import Impairment
 from tests.contract.suite import AdapterContract, ContractHarness
-from tests.integration.lab.labkit import addr, leftovers, make_lab, nsexec, sysfs
 from tests.support.lab import require_netns
+from tests.support.labkit import addr, leftovers, make_lab, nsexec, sysfs
 from tests.support.wait import wait_until, wait_until_sync
 
 pytestmark = pytest.mark.lab

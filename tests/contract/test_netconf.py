@@ -18,9 +18,10 @@ from interlude.adapters.netconf import NetconfAdapter
 from interlude.adapters.registry import create_adapter
 from interlude.domain.southbound import AdminState, OperState
 from interlude.emulator.netconf_server import NetconfEmulatorServer
-from interlude.topology import Topology, bundled_topology_path, load_topology, parse_topology
+from interlude.topology import bundled_topology_path, load_topology, parse_topology
 from tests.contract.suite import AdapterContract, ContractHarness
-from tests.integration.netconf.lab import NetconfLab, build_netconf_lab, teardown_netconf_lab
+from tests.support.emulated_devices import emulator_topology
+from tests.support.netconf_lab import NetconfLab, build_netconf_lab, teardown_netconf_lab
 from tests.support.netns import NetnsFactory
 
 # --- emulator ----------------------------------------------------------------------------------------------
@@ -44,32 +45,6 @@ async def emulator(monkeypatch: pytest.MonkeyPatch, variant: tuple[str, str]) ->
     datastore = "running" if variant[0] == "running" else "candidate"
     async with NetconfEmulatorServer(network, password="emulator-secret", datastore=datastore) as server:
         yield server
-
-
-def emulator_topology(server: NetconfEmulatorServer, node: str = "pe1", **settings: object) -> Topology:
-    partner = server.network.topology
-    return parse_topology(
-        {
-            "name": "nc-emulated",
-            "nodes": {
-                node: {
-                    "kind": "netconf",
-                    "address": "127.0.0.1",
-                    "port": server.port,
-                    "settings": {
-                        "profile": "ietf-interfaces",
-                        "username": node,
-                        "hostkey_policy": "pinned",
-                        "pinned_key": server.host_key,
-                        "poll_interval_s": 0.1,
-                        **settings,
-                    },
-                    "credentials": {"password": {"env": "INTERLUDE_TEST_NC_PASSWORD"}},
-                    "interfaces": {name: {} for name in partner.nodes[node].interfaces},
-                }
-            },
-        }
-    )
 
 
 class TestNetconfEmulatorContract(AdapterContract):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -18,9 +17,10 @@ from interlude.emulator.snmp_agent import EmulatorSnmpAgent
 from interlude.topology import bundled_topology_path, load_topology
 from interlude.topology.loader import parse_topology
 from tests.contract.suite import AdapterContract, ContractHarness
-from tests.integration.snmp.labnode import SnmpLabNode, build_snmp_lab, free_udp_port
+from tests.support.emulated_devices import snmp_view_of
 from tests.support.lab import require_binaries
 from tests.support.netns import NetnsFactory
+from tests.support.snmp_lab import SnmpLabNode, build_snmp_lab, free_udp_port
 
 # --- (b) the emulator's SNMP agent ---------------------------------------------------------------------------
 
@@ -36,32 +36,6 @@ async def emu_agent(emu_network: EmulatedNetwork) -> AsyncIterator[EmulatorSnmpA
     async with EmulatorSnmpAgent(emu_network, "127.0.0.1", 0, trap_target=("127.0.0.1", trap_port)) as agent:
         agent.trap_port = trap_port  # type: ignore[attr-defined]
         yield agent
-
-
-def snmp_view_of(
-    network: EmulatedNetwork,
-    node: str,
-    agent: EmulatorSnmpAgent,
-    settings: dict[str, Any] | None = None,
-    credentials: dict[str, Any] | None = None,
-) -> Any:
-    """The bundled topology with ``node`` turned into an ``snmp`` node pointing at the emulator's agent."""
-    raw = network.topology.model_dump(mode="json", exclude_none=True)
-    spec = raw["nodes"][node]
-    default_settings = {"trap_listen": f"127.0.0.1:{agent.trap_port}", "counter_cache_s": 0}  # type: ignore[attr-defined]
-    spec.update(
-        kind="snmp",
-        address="127.0.0.1",
-        port=agent.port,
-        settings=default_settings if settings is None else settings,
-        credentials=credentials or {"community": {"env": "ILT_EMU_COMMUNITY"}},
-    )
-    for other in raw["nodes"].values():
-        other.pop("name", None)
-    for section in ("meps", "buyers", "policies"):
-        for item in raw.get(section, {}).values():
-            item.pop("name", None)
-    return parse_topology(raw)
 
 
 @pytest.fixture(params=["fast", "pysnmp"])

@@ -14,6 +14,7 @@ from interlude.api.auth import load_tokens
 from interlude.app.runtime import Runtime
 from interlude.app.web import create_app
 from interlude.topology import bundled_topology_path, load_topology
+from tests.e2e.pm.support import PM, pm_job
 from tests.support.partner import ALPHA, BETA, INV, ORD, fast_options, order_body, wait_order
 
 ALPHA_TOKEN = "alpha-token-0123456789"
@@ -137,7 +138,6 @@ async def test_without_tokens_the_buyer_header_still_works(client: TestClient[An
 
 async def test_pm_jobs_follow_the_token_buyer(secured: TestClient[Any, Any]) -> None:
     """An issue-7 API (PM) through the same middleware: jobs belong to the token's buyer."""
-    from tests.e2e.pm.support import PM, pm_job
 
     theirs = await secured.post(f"{PM}/performanceJob", json=pm_job("ovc-2001"), headers={**B, **ALPHA})
     assert theirs.status == 201, await theirs.text()

@@ -17,7 +17,7 @@ from interlude.emulator.snmp_agent import EmulatorSnmpAgent
 from interlude.topology import bundled_topology_path, load_topology
 from interlude.topology.loader import parse_topology
 from tests.e2e.pm.support import AL, ALPHA, IP, PM, json_of, pm_job
-from tests.integration.snmp.labnode import free_udp_port
+from tests.support.snmp_lab import free_udp_port
 from tests.support.wait import wait_until
 
 

@@ -1,7 +1,7 @@
 """Shared helpers of the alarm, PM and streaming end-to-end tests (emulator, no root).
 
 ``MEF`` gives the definitions each body is validated against (MEF-DIGEST G.1 defects are tolerated in
-:mod:`tests.conformance.mef`, never in the partner). ``pm_job`` builds a job body.
+:mod:`tests.support.mef`, never in the partner). ``pm_job`` builds a job body.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient
 
 from interlude.api.common import RUNTIME
 from interlude.app.runtime import Runtime
-from tests.conformance.mef import MefApi
+from tests.support.mef import MefApi
 
 AL = "/mefApi/interlude/alarmManagement/v3"
 PM = "/mefApi/interlude/performanceMonitoring/v5"

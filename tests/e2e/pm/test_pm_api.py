@@ -14,7 +14,23 @@ from aiohttp.test_utils import TestClient
 
 from interlude.service.performance.payloads import conforms
 from interlude.sp import SpListener
-from tests.e2e.pm.support import ALPHA, BETA, CE, FAULTS, IP, PM, json_of, pm_api, pm_job, pm_notification_api, seconds
+from tests.e2e.pm.support import (
+    AL,
+    ALPHA,
+    BETA,
+    CE,
+    FAULTS,
+    IP,
+    PM,
+    alarm_api,
+    ext,
+    json_of,
+    pm_api,
+    pm_job,
+    pm_notification_api,
+    seconds,
+)
+from tests.support.mef import mef_root
 from tests.support.wait import wait_until
 
 
@@ -76,7 +92,6 @@ async def test_job_reports_each_interval_with_the_injected_delay(
 
 
 async def test_threshold_crossing_alert_sets_and_clears(client: TestClient[Any, Any], listener: SpListener) -> None:
-    from tests.e2e.pm.support import AL, alarm_api
 
     await listener.register(
         f"{client.make_url('')}{AL}", buyer="sp-alpha", query="eventType=alarmCreateEvent,alarmStateChangeEvent"
@@ -122,7 +137,6 @@ def _validate_tca_payload(attrs: dict[str, Any]) -> None:
     import yaml
     from jsonschema import Draft7Validator
 
-    from tests.conformance.mef import mef_root
 
     name = {
         "urn:mef:lso:spec:service:tca-stateful-set-alarm:v0.0.1:all": "tcaStatefulSetAlarm.yaml",
@@ -135,7 +149,6 @@ def _validate_tca_payload(attrs: dict[str, Any]) -> None:
 
 
 async def test_stateless_tca_reports_once_per_damping(client: TestClient[Any, Any]) -> None:
-    from tests.e2e.pm.support import AL, ext
 
     await json_of(client, "POST", FAULTS, 201, json={"type": "delay", "node": "pe2", "interface": "up1", "delayMs": 4})
     config = {
@@ -426,7 +439,6 @@ async def test_port_counters_job_complex_queries_and_on_request_report(client: T
 
 
 async def test_cancelling_a_job_clears_its_threshold_alarms(client: TestClient[Any, Any]) -> None:
-    from tests.e2e.pm.support import AL
 
     await json_of(client, "POST", FAULTS, 201, json={"type": "delay", "node": "pe2", "interface": "up1", "delayMs": 5})
     config = {

@@ -18,8 +18,8 @@ from interlude.adapters.lab import LabAdapter
 from interlude.domain.southbound import MepSpec, OamKind, OamRequest
 from interlude.lab.agents.base import pid_alive
 from interlude.lab.builder import Lab, process_running
-from tests.integration.lab.labkit import leftovers, make_lab, nsexec
 from tests.support.lab import lab_unavailable, require_binaries, require_netns
+from tests.support.labkit import leftovers, make_lab, nsexec
 from tests.support.wait import wait_until_sync
 
 pytestmark = pytest.mark.lab

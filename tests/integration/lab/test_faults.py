@@ -21,8 +21,8 @@ from interlude.domain.southbound import EventKind, MepSpec, OamKind, OamRequest,
 from interlude.errors import ValidationError
 from interlude.lab.builder import Lab
 from interlude.topology.model import Impairment
-from tests.integration.lab.labkit import addr, leftovers, make_lab, nsexec
 from tests.support.lab import require_netns
+from tests.support.labkit import addr, leftovers, make_lab, nsexec
 
 pytestmark = pytest.mark.lab
 

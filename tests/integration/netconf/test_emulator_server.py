@@ -20,7 +20,7 @@ from interlude.domain.southbound import AdminState, EventKind, OperState, Southb
 from interlude.emulator.netconf_server import NetconfEmulatorServer
 from interlude.errors import DeviceAuthError, DeviceTimeoutError
 from interlude.topology import Topology, bundled_topology_path, load_topology
-from tests.contract.test_netconf import emulator_topology
+from tests.support.emulated_devices import emulator_topology
 from tests.support.wait import wait_until
 
 PASSWORD = "emulator-secret"

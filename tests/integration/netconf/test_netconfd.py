@@ -17,7 +17,7 @@ from interlude.adapters.netconf import HostKeyError, NetconfAdapter, NetconfRpcE
 from interlude.domain.southbound import AdminState, EventKind, OperState, SouthboundEvent
 from interlude.errors import DeviceAuthError
 from interlude.topology import parse_topology
-from tests.integration.netconf.lab import (
+from tests.support.netconf_lab import (
     NetconfLab,
     build_netconf_lab,
     confirmed_delete_then_vanish,

@@ -18,9 +18,9 @@ from interlude.domain.southbound import AdminState, EventKind, OperState, Southb
 from interlude.emulator.snmp_agent import EmulatorSnmpAgent, EmulatorV3User
 from interlude.errors import DeviceTimeoutError
 from interlude.topology import bundled_topology_path, load_topology
-from tests.contract.test_snmp import snmp_view_of
-from tests.integration.snmp.labnode import free_udp_port
+from tests.support.emulated_devices import snmp_view_of
 from tests.support.lab import require_binaries
+from tests.support.snmp_lab import free_udp_port
 
 USER = EmulatorV3User("emu", "emu-auth-key", "emu-priv-key")
 NETSNMP = ["-M", "/dev/null", "-m", "", "-On", "-r", "0", "-t", "2"]

@@ -17,9 +17,9 @@ from interlude.adapters.snmp import SnmpAdapter
 from interlude.domain.southbound import AdminState, EventKind, SouthboundEvent
 from interlude.errors import DeviceAuthError, DeviceTimeoutError, NotFoundError
 from interlude.topology.loader import parse_topology
-from tests.integration.snmp.labnode import V3_USER, SnmpLabNode, build_snmp_lab
 from tests.support.lab import require_binaries, require_netns
 from tests.support.netns import NetnsFactory
+from tests.support.snmp_lab import V3_USER, SnmpLabNode, build_snmp_lab
 from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.lab
