@@ -9,7 +9,7 @@ import pytest
 from interlude.adapters.snmp.profile import format_oid, load_profile, profile_search_path
 from interlude.errors import ConfigError
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[4]
 
 
 def test_packaged_profiles_equal_the_top_level_ones() -> None:

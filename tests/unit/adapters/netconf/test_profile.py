@@ -11,7 +11,7 @@ from lxml import etree
 from interlude.adapters.netconf.profile import available_profiles, load_profile, parse_profile, search_path
 from interlude.errors import ConfigError
 
-SHIPPED = Path(__file__).resolve().parents[3] / "adapters" / "netconf"
+SHIPPED = Path(__file__).resolve().parents[4] / "adapters" / "netconf"
 
 
 def test_shipped_profiles_load_and_say_what_they_do() -> None:
@@ -26,7 +26,7 @@ def test_shipped_profiles_load_and_say_what_they_do() -> None:
 
 def test_packaged_folder_is_the_top_level_data() -> None:
     """The package's profiles folder is the top-level adapters/netconf (one copy of the data)."""
-    packaged = Path(__file__).resolve().parents[3] / "src" / "interlude" / "adapters" / "netconf" / "profiles"
+    packaged = Path(__file__).resolve().parents[4] / "src" / "interlude" / "adapters" / "netconf" / "profiles"
     assert packaged.resolve() == SHIPPED.resolve()
     assert any(d.resolve() == SHIPPED.resolve() for d in search_path())
 
