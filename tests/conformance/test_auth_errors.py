@@ -48,7 +48,7 @@ async def secured(tmp_path: Path) -> AsyncIterator[TestClient[Any, Any]]:
 async def test_401_bodies_conform(secured: TestClient[Any, Any]) -> None:
     definitions = _definitions()
     checked: dict[str, int] = {}
-    for route in secured.app.router.routes():  # type: ignore[union-attr]
+    for route in secured.app.router.routes():
         path = route.resource.canonical if route.resource is not None else ""
         base = next((b for b in definitions if path.startswith(b + "/")), None)
         if base is None or route.method == "HEAD":

@@ -148,7 +148,7 @@ async def _interactions(rec: Recorder) -> None:
     }
     await c("POST", f"{ORD}/serviceOrder", json=order_body(too_much), headers=ALPHA)
     await c("POST", f"{ORD}/serviceOrder", data=b"{", headers=ALPHA)
-    items = [
+    items: list[dict[str, Any]] = [
         {"id": "ovc", "action": "add", "service": {"serviceConfiguration": {"@type": OVC}}},
         {
             "id": "u",

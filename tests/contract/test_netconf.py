@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
@@ -42,7 +43,7 @@ def variant(request: pytest.FixtureRequest) -> tuple[str, str]:
 async def emulator(monkeypatch: pytest.MonkeyPatch, variant: tuple[str, str]) -> AsyncIterator[NetconfEmulatorServer]:
     network = EmulatedNetwork.from_topology(load_topology(bundled_topology_path()))
     monkeypatch.setenv("INTERLUDE_TEST_NC_PASSWORD", "emulator-secret")
-    datastore = "running" if variant[0] == "running" else "candidate"
+    datastore: Literal["candidate", "running"] = "running" if variant[0] == "running" else "candidate"
     async with NetconfEmulatorServer(network, password="emulator-secret", datastore=datastore) as server:
         yield server
 

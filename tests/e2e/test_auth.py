@@ -39,7 +39,7 @@ async def secured(db_path: Path, tmp_path: Path) -> AsyncIterator[TestClient[Any
 def mef_routes(client: TestClient[Any, Any]) -> list[tuple[str, str]]:
     """(method, concrete path) of every MEF route the app serves, placeholders filled with 'x'."""
     out = []
-    for route in client.app.router.routes():  # type: ignore[union-attr]
+    for route in client.app.router.routes():
         path = route.resource.canonical if route.resource is not None else ""
         if path.startswith("/mefApi/") and route.method != "HEAD":
             out.append((route.method, re.sub(r"\{[^}]+\}", "x", path)))

@@ -11,6 +11,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from click.testing import CliRunner
 
@@ -48,7 +49,8 @@ def test_emulate_with_tokens(tmp_path: Path) -> None:
     try:
         url = f"http://127.0.0.1:{port}{INV}/service/ovc-1001"
         deadline = time.time() + 30
-        status, body = 0, {}
+        status = 0
+        body: dict[str, Any] = {}
         while time.time() < deadline:
             try:
                 status, body = _get(url, {"X-Interlude-Buyer": "sp-alpha"})

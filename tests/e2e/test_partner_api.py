@@ -50,7 +50,7 @@ async def test_link_fault_disables_services_and_notifies(client: TestClient[Any,
 
 
 async def test_delay_and_loss_faults_shape_the_path(client: TestClient[Any, Any]) -> None:
-    net = shared_network(client.app[RUNTIME].context)  # type: ignore[index]
+    net = shared_network(client.app[RUNTIME].context)
     r1 = await client.post(
         "/interlude/v1/faults", json={"type": "delay", "node": "pe1", "interface": "up1", "delayMs": 5}
     )
@@ -83,7 +83,7 @@ async def test_network_changes_reach_the_inventory_through_adapter_events(client
     """Nobody calls the API: the network changes by itself and the emulated adapters' events() report it."""
     import asyncio
 
-    net = shared_network(client.app[RUNTIME].context)  # type: ignore[index]
+    net = shared_network(client.app[RUNTIME].context)
 
     async def oper(service_id: str) -> str:
         body = await (await client.get(f"{INV}/service/{service_id}")).json()
@@ -102,7 +102,7 @@ async def test_network_changes_reach_the_inventory_through_adapter_events(client
 
 
 async def test_unexpected_errors_are_500_without_internals(client: TestClient[Any, Any]) -> None:
-    runtime = client.app[RUNTIME]  # type: ignore[index]
+    runtime = client.app[RUNTIME]
 
     async def boom(*_: Any) -> Any:
         raise RuntimeError("secret internals /etc/passwd")

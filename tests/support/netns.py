@@ -78,7 +78,7 @@ class NetnsFactory:
 
     def spawn(self, ns: str, cmd: Sequence[str], **kwargs: object) -> subprocess.Popen[bytes]:
         """Start a long-running process inside a namespace; it is terminated at cleanup (by PID)."""
-        proc = subprocess.Popen(["ip", "netns", "exec", ns, *cmd], **kwargs)  # type: ignore[call-overload]
+        proc: subprocess.Popen[bytes] = subprocess.Popen(["ip", "netns", "exec", ns, *cmd], **kwargs)  # type: ignore[call-overload]
         self.processes.append(proc)
         return proc
 

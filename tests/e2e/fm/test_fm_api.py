@@ -50,7 +50,7 @@ async def wait_state(client: Client, job_id: str, states: tuple[str, ...], timeo
         body: dict[str, Any] = await (await client.get(f"{FM}/faultManagementJob/{job_id}", headers=ALPHA)).json()
         return body if body["state"] in states else None
 
-    body = await wait_until(reached, timeout=timeout, what=f"FM job {job_id} in {states}")
+    body: dict[str, Any] = await wait_until(reached, timeout=timeout, what=f"FM job {job_id} in {states}")
     fm_api().validate_response("/faultManagementJob/{id}", "get", 200, body)
     return body
 

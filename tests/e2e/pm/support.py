@@ -10,9 +10,9 @@ from typing import Any, TypeVar
 
 from aiohttp.test_utils import TestClient
 
-from interlude.api.common import RUNTIME
 from interlude.app.runtime import Runtime
 from tests.support.mef import MefApi
+from tests.support.partner import runtime_of
 
 AL = "/mefApi/interlude/alarmManagement/v3"
 PM = "/mefApi/interlude/performanceMonitoring/v5"
@@ -43,7 +43,7 @@ def pm_notification_api() -> MefApi:
 
 
 def ext(client: TestClient[Any, Any]) -> Runtime:
-    return client.server.app[RUNTIME]
+    return runtime_of(client)
 
 
 def seconds(n: int) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from tests.e2e.pm.support import (
     seconds,
 )
 from tests.support.mef import mef_root
+from tests.support.partner import runtime_of
 from tests.support.wait import wait_until
 
 
@@ -473,14 +474,13 @@ async def test_unmeasurable_period_gives_a_failed_report_and_preparation_error(
     ``performanceJobReportPreparationErrorEvent`` instead of ``performanceJobReportReadyEvent``; once the node
     answers again, reports are ready again.
     """
-    from interlude.api.common import RUNTIME
     from interlude.errors import DeviceConnectionError
 
     await listener.register(f"{client.make_url('')}{PM}", buyer="sp-alpha")
     config = {"@type": CE, "tools": [{"tool": "DMM_DMR", "framesPerInterval": 3, "messagePeriodMs": 10}]}
     job = await json_of(client, "POST", f"{PM}/performanceJob", 201, json=pm_job("ovc-1001", config), headers=ALPHA)
     await listener.wait_for(lambda e: e.event_type == "performanceJobReportReadyEvent", timeout=15)
-    adapter = client.server.app[RUNTIME].adapters["pe1"]
+    adapter: Any = runtime_of(client).adapters["pe1"]  # run_oam is replaced by a recording wrapper
     original = adapter.run_oam
 
     async def unreachable(request: Any) -> Any:

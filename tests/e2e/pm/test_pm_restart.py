@@ -38,7 +38,7 @@ async def test_job_and_alarm_survive_restart(db_path: Path) -> None:
         reports = await wait_until(lambda: _reports(client, job["id"], before + 2), timeout=15)
         got = await json_of(client, "GET", f"{PM}/performanceJob/{job['id']}", 200, headers=ALPHA)
         assert got["state"] == "inProgress"
-        times = []
+        times: list[tuple[str, str]] = []
         for r in reports:
             full = await json_of(client, "GET", f"{PM}/performanceReport/{r['id']}", 200)
             for per in full["reportContent"]:

@@ -52,7 +52,7 @@ async def wait_job(client: Client, job_id: str, states: tuple[str, ...], timeout
         body: dict[str, Any] = await (await client.get(f"{SFT}/testJob/{job_id}", headers=ALPHA)).json()
         return body if body["state"] in states else None
 
-    body = await wait_until(reached, timeout=timeout, what=f"test job {job_id} in {states}")
+    body: dict[str, Any] = await wait_until(reached, timeout=timeout, what=f"test job {job_id} in {states}")
     sft_api().validate_response("/testJob/{id}", "get", 200, body)
     return body
 
@@ -352,7 +352,7 @@ async def test_consecutive_synthetic_loss_and_activation_runs_take_fresh_test_id
         seen.append(request.test_id)
         return await original(request)
 
-    adapter.run_oam = recording  # type: ignore[method-assign]
+    adapter.run_oam = recording
     try:
         for _ in range(2):
             job = await create(client, job_body("syntheticLoss", frameCount=50))
@@ -369,6 +369,6 @@ async def test_consecutive_synthetic_loss_and_activation_runs_take_fresh_test_id
         steps = sat["serviceSpecificTestResultConfiguration"]["steps"]
         assert all(s["frameLossRatio"] == 0.0 and s["backwardFrameLossRatio"] == 0.0 for s in steps), steps
     finally:
-        adapter.run_oam = original  # type: ignore[method-assign]
+        adapter.run_oam = original
     assert len(seen) == 2 + 2 * len(steps) and len(set(seen)) == len(seen), seen
     assert all(1 <= t < 2**31 for t in seen), seen

@@ -20,7 +20,7 @@ import re
 import statistics
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -165,7 +165,7 @@ async def test_an_unknown_interface_is_the_same_422_as_before(client: TestClient
 class _NoImpairment:
     """An adapter that can do nothing (as a real SNMP/NETCONF device cannot impair its links)."""
 
-    kind = "snmp"
+    kind: ClassVar[str] = "snmp"
 
     def __init__(self, node: NodeSpec, context: AdapterContext) -> None:
         self.node = node

@@ -299,7 +299,7 @@ async def test_writable_running_only_device(tmp_path: Path, monkeypatch: pytest.
             assert info.value.tag == "invalid-value"
             assert network.ports[("pe1", "uni1")].admin is AdminState.UP
             assert (await nc.set_admin_state("uni1", AdminState.DOWN)).admin is AdminState.DOWN
-            assert network.ports[("pe1", "uni1")].admin is AdminState.DOWN
+            assert network.ports[("pe1", "uni1")].admin is AdminState.DOWN  # type: ignore[comparison-overlap]
         finally:
             await nc.close()
 

@@ -161,7 +161,7 @@ async def test_nodes_share_one_trap_receiver_and_get_only_their_own_events(
         adapters.append(adapter)
     try:
         assert adapters[0]._receiver is adapters[1]._receiver is not None
-        assert adapters[0]._receiver.users == 2
+        assert adapters[0]._receiver.users == 2  # type: ignore[union-attr]
         seen: dict[str, list[SouthboundEvent]] = {"pe1": [], "pe2": []}
 
         async def collect(adapter: SnmpAdapter) -> None:

@@ -202,7 +202,7 @@ async def test_v3_traps_become_events(
     for key, value in lab.env.items():
         monkeypatch.setenv(key, value)
     spec = lab.node_spec(version="3")
-    spec["credentials"].pop("trap_community")  # type: ignore[union-attr]
+    spec["credentials"].pop("trap_community")  # type: ignore[attr-defined]
     topo = parse_topology({"name": "snmplab", "nodes": {"sa": spec}})
     ad = SnmpAdapter(topo.node("sa"), AdapterContext(topology=topo, base_dir=tmp_path, state_dir=tmp_path))
     await ad.open()
