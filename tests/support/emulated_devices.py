@@ -65,3 +65,49 @@ def emulator_topology(server: NetconfEmulatorServer, node: str = "pe1", **settin
             },
         }
     )
+
+
+class TrafficLedger:
+    """Traffic a test pushes through ports of an emulated network, counted by the test itself.
+
+    The emulated network gives seeded services a background load, so its counters drift with the wall clock;
+    a port the ledger serves is first made quiet, and from then on moves only by what the test sent. A
+    counter reading that matches the ledger shows the adapter reports the traffic, not merely whatever the
+    network says (which is where the adapter reads it from).
+    """
+
+    def __init__(self, network: EmulatedNetwork, node: str) -> None:
+        self.network = network
+        self.node = node
+        self._base: dict[str, int] = {}
+        self._sent: dict[str, int] = {}
+
+    def quiet(self, interface: str) -> None:
+        """Stop the port's background load and start counting from its present octets."""
+        self.network.set_load(self.node, interface, 0.0)
+        self._base[interface] = self.network.counters(self.node, interface).in_octets
+        self._sent[interface] = 0
+
+    def _flood(self, interface: str, seconds: float) -> int:
+        """Offer line rate for ``seconds`` of the network's time; the octets it let through."""
+        port = self.network.ports[(self.node, interface)]
+        before = self.network.counters(self.node, interface).in_octets
+        self.network.set_load(self.node, interface, port.speed_bps)
+        port.last_update -= seconds
+        after = self.network.counters(self.node, interface).in_octets
+        self.network.set_load(self.node, interface, 0.0)
+        return after - before
+
+    def send(self, interface: str, octets: int) -> None:
+        """Push about ``octets`` through the (quiet) port at line rate."""
+        speed = self.network.ports[(self.node, interface)].speed_bps
+        self._flood(interface, octets * 8 / speed)
+        self._sent[interface] += octets
+
+    def expected(self, interface: str) -> int:
+        """The octets the port has counted by the ledger's account."""
+        return self._base[interface] + self._sent[interface]
+
+    def rate_bps(self, interface: str, seconds: float = 1.0) -> float:
+        """The rate a line-rate flood actually gets through the port, by the network's own accounting."""
+        return self._flood(interface, seconds) * 8 / seconds
