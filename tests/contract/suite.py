@@ -76,6 +76,9 @@ class ContractHarness:
     """Whether the node really carries the connection, read out of band."""
     oam_meps: tuple[MepSpec, MepSpec] | None = None
     """A MEP on this node and a remote MEP that answers it (loopback and delay measurement)."""
+    impairment_interface: str | None = None
+    """Where the impairment test may impair the link (default ``toggle_interface``); a lab may leave a relay
+    behind on an impaired link, so it offers a link no other test relies on."""
     observe_link_delay_ms: Callable[[str], Awaitable[float]] | None = None
     """The one-way delay of the link at the interface, measured (or read from the device's own state)."""
     delay_tolerance_ms: float = 0.5
@@ -230,7 +233,7 @@ class AdapterContract:
         if harness.observe_link_delay_ms is None:
             pytest.skip(f"the {adapter.kind} harness cannot observe a link's delay")
         control = impairment_control(adapter)
-        name = harness.toggle_interface
+        name = harness.impairment_interface or harness.toggle_interface
         tolerance = harness.delay_tolerance_ms
         base = await harness.observe_link_delay_ms(name)
         try:

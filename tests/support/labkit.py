@@ -126,6 +126,19 @@ print((b1 - b0) * 8 / (t1 - t0))
 """
 
 
+def flood_rate_bps(src_ns: str, dst_ip: str, dst_ns: str, dst_if: str) -> float:
+    """The rate a UDP flood from ``src_ns`` to ``dst_ip`` achieves, measured as received on ``dst_if``.
+
+    The sender runs 3.5 s; the receiver side skips the first second (queues filling) and measures two.
+    """
+    flood = [python(), "-c", UDP_SEND, dst_ip, "9", "-3.5", "1400", "0"]
+    sender = subprocess.Popen(["ip", "netns", "exec", src_ns, *flood], stdout=subprocess.DEVNULL)
+    try:
+        return float(nsexec(dst_ns, python(), "-c", RX_RATE, dst_if, "1.0", "2.0").strip())
+    finally:
+        sender.wait(timeout=10)
+
+
 def python() -> str:
     """The interpreter running the tests (inside namespaces too)."""
     import sys
