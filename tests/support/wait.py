@@ -12,7 +12,8 @@ import asyncio
 import inspect
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar, overload
+from types import TracebackType
+from typing import TypeGuard, TypeVar, overload
 
 import pytest
 
@@ -21,12 +22,44 @@ T = TypeVar("T")
 _NOTHING = object()
 
 
-def _failure(what: str, timeout: float, last: object, error: BaseException | None) -> str:
-    seen = "nothing (every attempt raised)" if last is _NOTHING else repr(last)
-    message = f"timed out after {timeout:g} s waiting for {what}; last value seen: {seen}"
-    if error is not None:
-        message += f"; last error: {error!r}"
-    return message
+class _Poll:
+    """One wait's bookkeeping, shared by the async and the sync loop: last value, last error, deadline.
+
+    Used as a context manager around one attempt, it swallows the ``ignore`` exceptions (remembering the
+    last); :meth:`pause` fails the test once the deadline has passed.
+    """
+
+    def __init__(self, timeout: float, what: str, interval: float, ignore: tuple[type[BaseException], ...]) -> None:
+        self.timeout, self.what, self.interval, self.ignore = timeout, what, interval, ignore
+        self.deadline = time.monotonic() + timeout
+        self.last: object = _NOTHING
+        self.error: BaseException | None = None
+
+    def __enter__(self) -> _Poll:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> bool:
+        if exc is None or not isinstance(exc, self.ignore):
+            return False
+        self.error = exc
+        return True
+
+    def settled(self, value: T | None) -> TypeGuard[T]:
+        """Whether ``value`` ends the wait (it is truthy); otherwise it is the last value seen."""
+        if value:
+            return True
+        self.last = value
+        return False
+
+    def pause(self) -> float:
+        """How long to sleep before the next attempt; fails the test past the deadline."""
+        if time.monotonic() >= self.deadline:
+            seen = "nothing (every attempt raised)" if self.last is _NOTHING else repr(self.last)
+            message = f"timed out after {self.timeout:g} s waiting for {self.what}; last value seen: {seen}"
+            if self.error is not None:
+                message += f"; last error: {self.error!r}"
+            pytest.fail(message)
+        return self.interval
 
 
 @overload
@@ -63,22 +96,14 @@ async def wait_until(
 
     Exceptions of the ``ignore`` types count as "not yet" (a server still starting refuses connections).
     """
-    deadline = time.monotonic() + timeout
-    last: object = _NOTHING
-    error: BaseException | None = None
+    poll = _Poll(timeout, what, interval, ignore)
     while True:
-        try:
+        with poll:
             result = predicate()
             value = await result if inspect.isawaitable(result) else result
-        except ignore as exc:
-            error = exc
-        else:
-            if value:
+            if poll.settled(value):
                 return value
-            last = value
-        if time.monotonic() >= deadline:
-            pytest.fail(_failure(what, timeout, last, error))
-        await asyncio.sleep(interval)
+        await asyncio.sleep(poll.pause())
 
 
 def wait_until_sync(
@@ -90,18 +115,10 @@ def wait_until_sync(
     ignore: tuple[type[BaseException], ...] = (),
 ) -> T:
     """:func:`wait_until` for synchronous tests (subprocesses, namespaces, sockets)."""
-    deadline = time.monotonic() + timeout
-    last: object = _NOTHING
-    error: BaseException | None = None
+    poll = _Poll(timeout, what, interval, ignore)
     while True:
-        try:
+        with poll:
             value = predicate()
-        except ignore as exc:
-            error = exc
-        else:
-            if value:
+            if poll.settled(value):
                 return value
-            last = value
-        if time.monotonic() >= deadline:
-            pytest.fail(_failure(what, timeout, last, error))
-        time.sleep(interval)
+        time.sleep(poll.pause())
