@@ -38,17 +38,23 @@ def order_body(*items: dict[str, Any], **extra: Any) -> dict[str, Any]:
     }
 
 
+async def wait_for_state(
+    client: TestClient[Any, Any], path: str, states: tuple[str, ...], headers: dict[str, str], timeout: float
+) -> dict[str, Any]:
+    """The body at ``path`` once its ``state`` is one of ``states`` (orders, test and FM jobs alike)."""
+
+    async def reached() -> dict[str, Any] | None:
+        body: dict[str, Any] = await (await client.get(path, headers=headers)).json()
+        return body if body["state"] in states else None
+
+    return await wait_until(reached, timeout=timeout, what=f"{path} in state {' or '.join(states)}")
+
+
 async def wait_order(
     client: TestClient[Any, Any], order_id: str, headers: dict[str, str] | None = None, timeout: float = 10.0
 ) -> dict[str, Any]:
     """The order's body once it reached a terminal state."""
-
-    async def terminal() -> dict[str, Any] | None:
-        resp = await client.get(f"{ORD}/serviceOrder/{order_id}", headers=headers or {})
-        body: dict[str, Any] = await resp.json()
-        return body if body["state"] in TERMINAL_ORDER_STATES else None
-
-    return await wait_until(terminal, timeout=timeout, what=f"order {order_id} to reach a terminal state")
+    return await wait_for_state(client, f"{ORD}/serviceOrder/{order_id}", TERMINAL_ORDER_STATES, headers or {}, timeout)
 
 
 def runtime_of(client: TestClient[Any, Any]) -> Runtime:

@@ -12,8 +12,7 @@ from interlude.domain.fm import ContinuityLost, ContinuityRestored
 from interlude.service.oamjobs.payloads import conforms
 from interlude.sp import SpListener
 from tests.e2e.sft.defs import fm_api, fm_notifications, validate_event
-from tests.support.partner import ALPHA
-from tests.support.wait import wait_until
+from tests.support.partner import ALPHA, wait_for_state
 
 FM = "/mefApi/interlude/faultManagement/v3"
 CE_FM = "urn:lso-interlude:fm:carrier-ethernet:job-configuration:v1"
@@ -46,11 +45,7 @@ async def create(client: Client, body: dict[str, Any]) -> dict[str, Any]:
 
 
 async def wait_state(client: Client, job_id: str, states: tuple[str, ...], timeout: float = 15.0) -> dict[str, Any]:
-    async def reached() -> dict[str, Any] | None:
-        body: dict[str, Any] = await (await client.get(f"{FM}/faultManagementJob/{job_id}", headers=ALPHA)).json()
-        return body if body["state"] in states else None
-
-    body: dict[str, Any] = await wait_until(reached, timeout=timeout, what=f"FM job {job_id} in {states}")
+    body = await wait_for_state(client, f"{FM}/faultManagementJob/{job_id}", states, ALPHA, timeout)
     fm_api().validate_response("/faultManagementJob/{id}", "get", 200, body)
     return body
 

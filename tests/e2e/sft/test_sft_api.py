@@ -11,8 +11,7 @@ from interlude.domain.southbound import Capability
 from interlude.service.oamjobs.payloads import conforms
 from interlude.sp import SpListener
 from tests.e2e.sft.defs import sft_api, sft_notifications, validate_event
-from tests.support.partner import ALPHA, BETA
-from tests.support.wait import wait_until
+from tests.support.partner import ALPHA, BETA, wait_for_state
 
 SFT = "/mefApi/interlude/serviceFunctionTesting/v3"
 CE_JOB = "urn:lso-interlude:sft:carrier-ethernet:test-job-configuration:v1"
@@ -48,11 +47,7 @@ async def create(client: Client, body: dict[str, Any], headers: dict[str, str] =
 
 
 async def wait_job(client: Client, job_id: str, states: tuple[str, ...], timeout: float = 15.0) -> dict[str, Any]:
-    async def reached() -> dict[str, Any] | None:
-        body: dict[str, Any] = await (await client.get(f"{SFT}/testJob/{job_id}", headers=ALPHA)).json()
-        return body if body["state"] in states else None
-
-    body: dict[str, Any] = await wait_until(reached, timeout=timeout, what=f"test job {job_id} in {states}")
+    body = await wait_for_state(client, f"{SFT}/testJob/{job_id}", states, ALPHA, timeout)
     sft_api().validate_response("/testJob/{id}", "get", 200, body)
     return body
 
