@@ -18,13 +18,12 @@ from interlude.adapters.lab import LabAdapter
 from interlude.domain.southbound import MepSpec, OamKind, OamRequest
 from interlude.lab.agents.base import pid_alive
 from interlude.lab.builder import Lab, process_running
-from tests.support.lab import lab_unavailable, require_binaries, require_netns
+from tests.support.bundle import BUNDLE, bundle_lab_up
+from tests.support.lab import require_binaries
 from tests.support.labkit import leftovers, make_lab, nsexec
 from tests.support.wait import wait_until_sync
 
 pytestmark = pytest.mark.lab
-
-BUNDLE = Path(__file__).resolve().parents[3] / "labs" / "two-site-eline"
 
 
 def _require_agent_modules() -> None:
@@ -35,24 +34,8 @@ def _require_agent_modules() -> None:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    require_netns()
-    require_binaries("snmpd", "snmpget", "sshd", "netconfd", "ssh-keygen")
     _require_agent_modules()
-    tmp = tmp_path_factory.mktemp("agents-lab")
-    shutil.copytree(BUNDLE / "secrets", tmp / "secrets", ignore=shutil.ignore_patterns("netconf_ed25519*"))
-    raw = yaml.safe_load((BUNDLE / "topology.yaml").read_text())
-    for node in raw["nodes"].values():
-        node.pop("address", None)  # this run's lab gets its own subnet: let it assign the addresses
-    built = make_lab(raw, tmp)
-    try:
-        built.up()
-    except Exception as exc:  # an agent that cannot start on this box is an environment problem
-        lab_unavailable(f"the two-site-eline lab did not come up: {exc}")
-    try:
-        yield built
-    finally:
-        built.down()
-        assert leftovers(built.pfx) == []
+    yield from bundle_lab_up(tmp_path_factory.mktemp("agents-lab"), "snmpget")
 
 
 def test_status_lists_every_agent_alive(lab: Lab) -> None:
