@@ -15,8 +15,8 @@ from interlude.api.auth import TokenTable, token_digest
 from interlude.app.runtime import Runtime
 from interlude.app.web import create_app
 from interlude.topology.loader import bundled_topology_path, load_topology
-from tests.conformance.mef import LATEST, MefApi, mef_root
-from tests.e2e.conftest import fast_options
+from tests.support.mef import LATEST, MefApi, mef_root
+from tests.support.partner import fast_options
 
 pytestmark = pytest.mark.conformance
 
@@ -48,7 +48,7 @@ async def secured(tmp_path: Path) -> AsyncIterator[TestClient[Any, Any]]:
 async def test_401_bodies_conform(secured: TestClient[Any, Any]) -> None:
     definitions = _definitions()
     checked: dict[str, int] = {}
-    for route in secured.app.router.routes():  # type: ignore[union-attr]
+    for route in secured.app.router.routes():
         path = route.resource.canonical if route.resource is not None else ""
         base = next((b for b in definitions if path.startswith(b + "/")), None)
         if base is None or route.method == "HEAD":

@@ -20,8 +20,8 @@ from interlude.app.runtime import Runtime
 from interlude.app.web import create_app
 from interlude.sp.listener import SpListener
 from interlude.topology.loader import bundled_topology_path, load_topology
-from tests.conformance.mef import MefApi, mef_root, validate_service_configuration
-from tests.e2e.conftest import ALPHA, INV, ORD, fast_options, order_body, wait_order
+from tests.support.mef import MefApi, mef_root, validate_service_configuration
+from tests.support.partner import ALPHA, INV, ORD, fast_options, order_body, wait_order
 
 pytestmark = pytest.mark.conformance
 
@@ -148,7 +148,7 @@ async def _interactions(rec: Recorder) -> None:
     }
     await c("POST", f"{ORD}/serviceOrder", json=order_body(too_much), headers=ALPHA)
     await c("POST", f"{ORD}/serviceOrder", data=b"{", headers=ALPHA)
-    items = [
+    items: list[dict[str, Any]] = [
         {"id": "ovc", "action": "add", "service": {"serviceConfiguration": {"@type": OVC}}},
         {
             "id": "u",

@@ -2,31 +2,49 @@
 
 A concrete test module provides two fixtures: ``adapter`` (an opened adapter for one node) and ``harness``
 (a :class:`ContractHarness` that knows which interface may be toggled and can observe the truth out of band:
-the kernel's sysfs for a lab or an SNMP agent in a namespace, the in-memory model for the emulator). Tests
-then assert what the adapter says against what really happened, so a fake that only echoes its input fails.
+the kernel's sysfs, traffic and ``ping`` for a lab or an SNMP agent in a namespace, the in-memory network's
+own state for the emulator). Tests then assert what the adapter says against what really happened, so a fake
+that only echoes its input fails. A capability the adapter does not advertise, or that the harness cannot
+observe on its node, is skipped with the reason.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
+import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import pytest
 
-from interlude.adapters.base import Adapter, bandwidth_control, counter_source, event_source, interface_control
+from interlude.adapters.base import (
+    Adapter,
+    bandwidth_control,
+    capability_protocol,
+    connectivity,
+    counter_source,
+    event_source,
+    impairment_control,
+    interface_control,
+    oam_control,
+)
 from interlude.domain.southbound import (
     AdminState,
     BandwidthProfile,
     Capability,
+    ConnectionSpec,
     CounterSample,
     EventKind,
     InterfaceState,
+    MepSpec,
+    OamKind,
+    OamRequest,
     OperState,
     SouthboundEvent,
 )
 from interlude.errors import InterludeError, NotFoundError
+from interlude.topology.model import Impairment
+from tests.support.wait import wait_until
 
 
 @dataclass
@@ -48,17 +66,23 @@ class ContractHarness:
     """How long oper state may take to follow admin state on this kind of device."""
     event_interfaces: set[str] = field(default_factory=set)
     """Interfaces whose link events the adapter reports when ``toggle_interface`` goes down (besides itself)."""
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float, interval: float = 0.05) -> bool:
-    """Poll ``check`` until true or ``timeout``; returns the last result."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if await check():
-            return True
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(interval)
+    observe_rate_bps: Callable[[str], Awaitable[float]] | None = None
+    """The rate a flood of traffic out of the interface actually achieves, measured out of band."""
+    rate_tolerance: float = 0.05
+    """Relative error allowed between a bandwidth profile's CIR and the measured rate."""
+    connection: ConnectionSpec | None = None
+    """A connection this node can carry (one of its endpoints is on the node)."""
+    observe_connection: Callable[[ConnectionSpec], Awaitable[bool]] | None = None
+    """Whether the node really carries the connection, read out of band."""
+    oam_meps: tuple[MepSpec, MepSpec] | None = None
+    """A MEP on this node and a remote MEP that answers it (loopback and delay measurement)."""
+    impairment_interface: str | None = None
+    """Where the impairment test may impair the link (default ``toggle_interface``); a lab may leave a relay
+    behind on an impaired link, so it offers a link no other test relies on."""
+    observe_link_delay_ms: Callable[[str], Awaitable[float]] | None = None
+    """The one-way delay of the link at the interface, measured (or read from the device's own state)."""
+    delay_tolerance_ms: float = 0.5
+    """How far the observed delay may be from the impairment's."""
 
 
 class AdapterContract:
@@ -92,7 +116,7 @@ class AdapterContract:
             async def oper_down() -> bool:
                 return await harness.observe_oper(name) is OperState.DOWN
 
-            assert await eventually(oper_down, harness.settle_s)
+            assert await wait_until(oper_down, timeout=harness.settle_s, what=f"{name} oper down out of band")
         finally:
             back = await ctl.set_admin_state(name, AdminState.UP)
         assert back.admin is AdminState.UP
@@ -101,7 +125,7 @@ class AdapterContract:
         async def oper_up_via_adapter() -> bool:
             return (await ctl.get_interface(name)).oper is OperState.UP
 
-        assert await eventually(oper_up_via_adapter, harness.settle_s)
+        assert await wait_until(oper_up_via_adapter, timeout=harness.settle_s, what=f"the adapter to report {name} up")
 
     async def test_counters_follow_traffic(self, adapter: Adapter, harness: ContractHarness) -> None:
         src = counter_source(adapter)
@@ -115,7 +139,7 @@ class AdapterContract:
             now = (await src.read_counters([name]))[name]
             return now.in_octets + now.out_octets > before.in_octets + before.out_octets
 
-        assert await eventually(moved, harness.settle_s, interval=0.2)
+        assert await wait_until(moved, timeout=harness.settle_s, interval=0.2, what="the adapter's counters to move")
         sample = (await src.read_counters([name]))[name]
         truth_in, truth_out = await harness.observe_counters(name)
         tolerance = harness.counter_tolerance_octets
@@ -155,11 +179,94 @@ class AdapterContract:
     async def test_bandwidth_profile_apply_and_remove(self, adapter: Adapter, harness: ContractHarness) -> None:
         if Capability.BANDWIDTH not in adapter.capabilities:
             pytest.skip(f"{adapter.kind} does not offer bandwidth profiles")
+        if harness.observe_rate_bps is None:
+            pytest.skip(f"the {adapter.kind} harness cannot measure a rate")
         bw = bandwidth_control(adapter)
-        await bw.apply_bandwidth(harness.toggle_interface, BandwidthProfile(cir_bps=10_000_000, cbs_bytes=16_000))
-        await bw.remove_bandwidth(harness.toggle_interface)
-        await bw.remove_bandwidth(harness.toggle_interface)  # idempotent
+        name = harness.toggle_interface
+        cir = 10_000_000
+        await bw.apply_bandwidth(name, BandwidthProfile(cir_bps=cir, cbs_bytes=16_000))
+        try:
+            shaped = await harness.observe_rate_bps(name)
+        finally:
+            await bw.remove_bandwidth(name)
+        await bw.remove_bandwidth(name)  # idempotent
+        assert abs(shaped - cir) / cir <= harness.rate_tolerance, f"{shaped / 1e6:.2f} Mbit/s through a 10 Mbit/s CIR"
+        unshaped = await harness.observe_rate_bps(name)
+        assert unshaped > 2 * cir, f"{unshaped / 1e6:.2f} Mbit/s once the profile is removed"
+
+    async def test_connect_and_disconnect_are_idempotent(self, adapter: Adapter, harness: ContractHarness) -> None:
+        if Capability.CONNECTIVITY not in adapter.capabilities:
+            pytest.skip(f"{adapter.kind} does not offer connectivity")
+        spec, observe = harness.connection, harness.observe_connection
+        if spec is None or observe is None:
+            pytest.skip(f"the {adapter.kind} harness has no connection to observe")
+        conn = connectivity(adapter)
+        try:
+            await conn.connect(spec)
+            await conn.connect(spec)  # idempotent
+            assert await observe(spec)
+        finally:
+            await conn.disconnect(spec.id)
+        await conn.disconnect(spec.id)  # idempotent
+        assert not await observe(spec)
+
+    @pytest.mark.parametrize("kind", [OamKind.LOOPBACK, OamKind.DELAY])
+    async def test_oam_session_between_two_meps_counts_sanely(
+        self, adapter: Adapter, harness: ContractHarness, kind: OamKind
+    ) -> None:
+        if Capability.OAM not in adapter.capabilities:
+            pytest.skip(f"{adapter.kind} does not offer OAM")
+        if harness.oam_meps is None:
+            pytest.skip(f"the {adapter.kind} harness has no pair of MEPs")
+        local, remote = harness.oam_meps
+        request = OamRequest(kind=kind, mep=local, remote=remote, count=5, interval_s=0.05, timeout_s=2.0)
+        result = await oam_control(adapter).run_oam(request)
+        assert result.kind is kind
+        assert result.sent == 5
+        assert 0 < result.received <= result.sent
+        assert len(result.delays_us) == result.received
+        assert all(d >= 0 for d in result.delays_us)
+
+    async def test_impairment_set_and_clear(self, adapter: Adapter, harness: ContractHarness) -> None:
+        if Capability.IMPAIRMENT not in adapter.capabilities:
+            pytest.skip(f"{adapter.kind} does not offer impairments")
+        if harness.observe_link_delay_ms is None:
+            pytest.skip(f"the {adapter.kind} harness cannot observe a link's delay")
+        control = impairment_control(adapter)
+        name = harness.impairment_interface or harness.toggle_interface
+        tolerance = harness.delay_tolerance_ms
+        base = await harness.observe_link_delay_ms(name)
+        try:
+            await control.set_impairment(name, Impairment(delay_ms=20))
+            impaired = await harness.observe_link_delay_ms(name)
+        finally:
+            await control.set_impairment(name, Impairment())
+        assert abs(impaired - base - 20) <= tolerance, f"{impaired:.2f} ms one way with 20 ms set (base {base:.2f})"
+        await control.set_impairment(name, Impairment())  # clearing twice is fine
+        assert abs(await harness.observe_link_delay_ms(name) - base) <= tolerance
+
+    async def test_public_methods_match_the_capability_protocols(self, adapter: Adapter) -> None:
+        """A method whose signature drifts from its Protocol still type-checks at a cast; catch it here."""
+        for capability in adapter.capabilities:
+            protocol = capability_protocol(capability)
+            for name, member in vars(protocol).items():
+                if name.startswith("_") or not callable(member):
+                    continue
+                implemented = getattr(type(adapter), name, None)
+                assert callable(implemented), f"{type(adapter).__name__} lacks {name} ({capability})"
+                assert _shape(implemented) == _shape(member), f"{type(adapter).__name__}.{name} vs {protocol.__name__}"
 
     async def test_errors_are_interlude_errors(self, adapter: Adapter) -> None:
         with pytest.raises(InterludeError):
             await interface_control(adapter).set_admin_state("no-such-if0", AdminState.DOWN)
+
+
+def _shape(function: Callable[..., object]) -> tuple[object, ...]:
+    """A callable's signature as comparable data: names, kinds, defaults, annotations, whether it is awaited.
+
+    An async generator function and a plain ``def`` returning an ``AsyncIterator`` are called alike, so only
+    coroutine functions count as awaited.
+    """
+    signature = inspect.signature(function)
+    params = tuple((p.name, p.kind, p.default, str(p.annotation)) for p in signature.parameters.values())
+    return params, str(signature.return_annotation), inspect.iscoroutinefunction(function)

@@ -10,9 +10,10 @@ import pytest
 from interlude.adapters.base import AdapterContext
 from interlude.adapters.emulated.adapter import EmulatedAdapter, shared_network
 from interlude.adapters.registry import create_adapter
-from interlude.domain.southbound import AdminState, OperState
+from interlude.domain.southbound import AdminState, ConnectionSpec, Endpoint, MepSpec, OperState
 from interlude.topology.loader import bundled_topology_path, load_topology
 from tests.contract.suite import AdapterContract, ContractHarness
+from tests.support.emulated_devices import TrafficLedger
 
 
 @pytest.fixture
@@ -33,6 +34,8 @@ async def adapter(context: AdapterContext) -> AsyncIterator[EmulatedAdapter]:
 @pytest.fixture
 def harness(context: AdapterContext) -> ContractHarness:
     net = shared_network(context)
+    ledger = TrafficLedger(net, "pe1")
+    ledger.quiet("up1")
 
     async def observe_admin(name: str) -> AdminState:
         return net.ports[("pe1", name)].admin
@@ -41,14 +44,19 @@ def harness(context: AdapterContext) -> ContractHarness:
         return net.interface_state("pe1", name).oper
 
     async def observe_counters(name: str) -> tuple[int, int]:
-        port = net.ports[("pe1", name)]
-        return port.octets, port.octets
+        return ledger.expected(name), ledger.expected(name)
 
     async def generate_traffic(name: str, frames: int) -> None:
-        net.set_load("pe1", name, 1e9)
-        port = net.ports[("pe1", name)]
-        port.last_update -= 0.01  # 10 ms of line-rate traffic
-        net.counters("pe1", name)
+        ledger.send(name, frames * 1000)
+
+    async def observe_rate_bps(name: str) -> float:
+        return ledger.rate_bps(name)
+
+    async def observe_connection(spec: ConnectionSpec) -> bool:
+        return spec.id in net.connections.get("pe1", {})
+
+    async def observe_link_delay_ms(name: str) -> float:
+        return net.path(("pe1", name), ("agg1", "dn1")).delay_ms
 
     return ContractHarness(
         toggle_interface="up1",
@@ -57,9 +65,15 @@ def harness(context: AdapterContext) -> ContractHarness:
         observe_oper=observe_oper,
         observe_counters=observe_counters,
         generate_traffic=generate_traffic,
-        counter_tolerance_octets=2_000_000,
+        counter_tolerance_octets=64_000,  # the wall-clock moments between flooding and reading
         settle_s=1.0,
         event_interfaces={"dn1"},
+        observe_rate_bps=observe_rate_bps,
+        connection=ConnectionSpec(id="ovc-contract", a=Endpoint("pe1", "uni2", 100), b=Endpoint("agg1", "enni1", 1009)),
+        observe_connection=observe_connection,
+        oam_meps=(MepSpec("contract-a", "pe1", "up1", 1), MepSpec("contract-b", "agg1", "dn1", 2)),
+        observe_link_delay_ms=observe_link_delay_ms,
+        delay_tolerance_ms=0.001,
     )
 
 

@@ -6,6 +6,8 @@ The harness observes the truth out of band: ``/sys/class/net/IF/...`` read insid
 from __future__ import annotations
 
 import asyncio
+import re
+import statistics
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -21,14 +23,16 @@ from interlude.domain.southbound import (
     Direction,
     Endpoint,
     EventKind,
+    MepSpec,
     OperState,
 )
 from interlude.errors import NotFoundError
 from interlude.lab.builder import Lab
 from interlude.topology.model import Impairment
-from tests.contract.suite import AdapterContract, ContractHarness, eventually
-from tests.integration.lab.labkit import addr, leftovers, make_lab, nsexec, sysfs, wait_until
+from tests.contract.suite import AdapterContract, ContractHarness
 from tests.support.lab import require_netns
+from tests.support.labkit import addr, flood_rate_bps, leftovers, make_lab, nsexec, sysfs
+from tests.support.wait import wait_until, wait_until_sync
 
 pytestmark = pytest.mark.lab
 
@@ -38,11 +42,19 @@ TOPOLOGY = {
     "nodes": {
         "pe1": {
             "kind": "lab",
-            "interfaces": {"uni1": {"role": "uni", "buyer": "sp"}, "uni2": {"role": "uni", "buyer": "sp"}, "up1": {}},
+            "interfaces": {
+                "uni1": {"role": "uni", "buyer": "sp"},
+                "uni2": {"role": "uni", "buyer": "sp"},
+                "up1": {},
+                "up2": {},
+            },
         },
-        "agg1": {"kind": "lab", "interfaces": {"dn1": {}, "enni1": {"role": "enni", "buyer": "sp"}}},
+        "agg1": {"kind": "lab", "interfaces": {"dn1": {}, "dn2": {}, "enni1": {"role": "enni", "buyer": "sp"}}},
     },
-    "links": [{"endpoints": ["pe1:up1", "agg1:dn1"]}],
+    # up2-dn2 is the link the impairment test impairs (a delay leaves a relay on it).
+    "links": [{"endpoints": ["pe1:up1", "agg1:dn1"]}, {"endpoints": ["pe1:up2", "agg1:dn2"]}],
+    # A responder for the contract's OAM sessions from pe1:up1 (no CCMs: they would move the counters).
+    "meps": {"contract-b": {"node": "agg1", "interface": "dn1", "mep_id": 2, "meg_id": "contract"}},
 }
 
 
@@ -54,6 +66,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     try:
         addr(state.nodes["pe1"].namespace, "up1", "192.0.2.1/30")
         addr(state.nodes["agg1"].namespace, "dn1", "192.0.2.2/30")
+        addr(state.nodes["pe1"].namespace, "up2", "192.0.2.5/30")
+        addr(state.nodes["agg1"].namespace, "dn2", "192.0.2.6/30")
         yield built
     finally:
         built.down()
@@ -82,7 +96,7 @@ async def adapter(context: AdapterContext) -> AsyncIterator[LabAdapter]:
 
 @pytest.fixture
 def harness(lab: Lab) -> ContractHarness:
-    pe1 = ns(lab, "pe1")
+    pe1, agg1 = ns(lab, "pe1"), ns(lab, "agg1")
 
     async def observe_admin(name: str) -> AdminState:
         flags = int(await asyncio.to_thread(sysfs, pe1, name, "flags"), 16)
@@ -105,15 +119,35 @@ def harness(lab: Lab) -> ContractHarness:
             nsexec, pe1, "ping", "-q", "-c", str(frames // 2), "-i", "0.002", "-W", "1", "192.0.2.2"
         )
 
+    async def observe_rate_bps(name: str) -> float:
+        assert name == "up1"
+        return await asyncio.to_thread(flood_rate_bps, pe1, "192.0.2.2", agg1, "dn1")
+
+    async def observe_connection(spec: ConnectionSpec) -> bool:
+        return "master ilbr" in await asyncio.to_thread(nsexec, pe1, "ip", "-o", "link", "show", spec.a.interface)
+
+    async def observe_link_delay_ms(name: str) -> float:
+        assert name == "up2"
+        out = await asyncio.to_thread(nsexec, pe1, "ping", "-c", "10", "-i", "0.05", "-W", "2", "192.0.2.6")
+        return statistics.median(float(m) for m in re.findall(r"time=([0-9.]+) ms", out)) / 2
+
     return ContractHarness(
         toggle_interface="up1",
-        expected_interfaces={"uni1", "uni2", "up1"},
+        expected_interfaces={"uni1", "uni2", "up1", "up2"},
         observe_admin=observe_admin,
         observe_oper=observe_oper,
         observe_counters=observe_counters,
         generate_traffic=generate_traffic,
         counter_tolerance_octets=0,
         settle_s=3.0,
+        observe_rate_bps=observe_rate_bps,
+        rate_tolerance=0.10,
+        connection=ConnectionSpec(id="ovc-9", a=Endpoint("pe1", "uni2", 100), b=Endpoint("agg1", "enni1", 1009)),
+        observe_connection=observe_connection,
+        oam_meps=(MepSpec("contract-a", "pe1", "up1", 1), MepSpec("contract-b", "agg1", "dn1", 2)),
+        impairment_interface="up2",
+        observe_link_delay_ms=observe_link_delay_ms,
+        delay_tolerance_ms=3.0,
     )
 
 
@@ -130,7 +164,7 @@ async def test_admin_down_peer_loses_carrier_and_event_is_emitted(lab: Lab, cont
     async def carrier_back() -> bool:  # a previous test may just have brought up1 up again
         return (await agg1.get_interface("dn1")).oper is OperState.UP
 
-    assert await eventually(carrier_back, 3.0)
+    assert await wait_until(carrier_back, timeout=3.0, what="carrier back")
     seen: list[tuple[EventKind, str | None]] = []
 
     async def watch() -> None:
@@ -201,12 +235,12 @@ async def test_impairment_down_cuts_the_far_end(adapter: LabAdapter, lab: Lab) -
         async def carrier_lost() -> bool:
             return (await adapter.get_interface("up1")).oper is OperState.DOWN
 
-        assert await eventually(carrier_lost, 3.0)
+        assert await wait_until(carrier_lost, timeout=3.0, what="carrier lost")
         assert (await adapter.get_interface("up1")).admin is AdminState.UP
         assert sysfs(ns(lab, "agg1"), "dn1", "operstate") == "down"
     finally:
         await adapter.set_impairment("up1", Impairment())
-    assert wait_until(lambda: sysfs(ns(lab, "agg1"), "dn1", "operstate") == "up", 3.0)
+    assert wait_until_sync(lambda: sysfs(ns(lab, "agg1"), "dn1", "operstate") == "up", timeout=3.0)
 
 
 async def test_unknown_interface_counters_not_found(adapter: LabAdapter) -> None:

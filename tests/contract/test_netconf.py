@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
@@ -19,9 +20,9 @@ from interlude.adapters.registry import create_adapter
 from interlude.domain.southbound import AdminState, OperState
 from interlude.emulator.netconf_server import NetconfEmulatorServer
 from interlude.topology.loader import bundled_topology_path, load_topology, parse_topology
-from interlude.topology.model import Topology
 from tests.contract.suite import AdapterContract, ContractHarness
-from tests.integration.netconf.lab import NetconfLab, build_netconf_lab, teardown_netconf_lab
+from tests.support.emulated_devices import emulator_topology
+from tests.support.netconf_lab import NetconfLab, build_netconf_lab, teardown_netconf_lab
 from tests.support.netns import NetnsFactory
 
 # --- emulator ----------------------------------------------------------------------------------------------
@@ -42,35 +43,9 @@ def variant(request: pytest.FixtureRequest) -> tuple[str, str]:
 async def emulator(monkeypatch: pytest.MonkeyPatch, variant: tuple[str, str]) -> AsyncIterator[NetconfEmulatorServer]:
     network = EmulatedNetwork.from_topology(load_topology(bundled_topology_path()))
     monkeypatch.setenv("INTERLUDE_TEST_NC_PASSWORD", "emulator-secret")
-    datastore = "running" if variant[0] == "running" else "candidate"
+    datastore: Literal["candidate", "running"] = "running" if variant[0] == "running" else "candidate"
     async with NetconfEmulatorServer(network, password="emulator-secret", datastore=datastore) as server:
         yield server
-
-
-def emulator_topology(server: NetconfEmulatorServer, node: str = "pe1", **settings: object) -> Topology:
-    partner = server.network.topology
-    return parse_topology(
-        {
-            "name": "nc-emulated",
-            "nodes": {
-                node: {
-                    "kind": "netconf",
-                    "address": "127.0.0.1",
-                    "port": server.port,
-                    "settings": {
-                        "profile": "ietf-interfaces",
-                        "username": node,
-                        "hostkey_policy": "pinned",
-                        "pinned_key": server.host_key,
-                        "poll_interval_s": 0.1,
-                        **settings,
-                    },
-                    "credentials": {"password": {"env": "INTERLUDE_TEST_NC_PASSWORD"}},
-                    "interfaces": {name: {} for name in partner.nodes[node].interfaces},
-                }
-            },
-        }
-    )
 
 
 class TestNetconfEmulatorContract(AdapterContract):

@@ -14,7 +14,8 @@ from interlude.api.auth import load_tokens
 from interlude.app.runtime import Runtime
 from interlude.app.web import create_app
 from interlude.topology.loader import bundled_topology_path, load_topology
-from tests.e2e.conftest import ALPHA, BETA, INV, ORD, fast_options, order_body, wait_order
+from tests.e2e.pm.support import PM, pm_job
+from tests.support.partner import ALPHA, BETA, INV, ORD, fast_options, order_body, wait_order
 
 ALPHA_TOKEN = "alpha-token-0123456789"
 BETA_TOKEN = "beta-token-0123456789"
@@ -38,7 +39,7 @@ async def secured(db_path: Path, tmp_path: Path) -> AsyncIterator[TestClient[Any
 def mef_routes(client: TestClient[Any, Any]) -> list[tuple[str, str]]:
     """(method, concrete path) of every MEF route the app serves, placeholders filled with 'x'."""
     out = []
-    for route in client.app.router.routes():  # type: ignore[union-attr]
+    for route in client.app.router.routes():
         path = route.resource.canonical if route.resource is not None else ""
         if path.startswith("/mefApi/") and route.method != "HEAD":
             out.append((route.method, re.sub(r"\{[^}]+\}", "x", path)))
@@ -137,7 +138,6 @@ async def test_without_tokens_the_buyer_header_still_works(client: TestClient[An
 
 async def test_pm_jobs_follow_the_token_buyer(secured: TestClient[Any, Any]) -> None:
     """An issue-7 API (PM) through the same middleware: jobs belong to the token's buyer."""
-    from tests.e2e.pm.support import PM, pm_job
 
     theirs = await secured.post(f"{PM}/performanceJob", json=pm_job("ovc-2001"), headers={**B, **ALPHA})
     assert theirs.status == 201, await theirs.text()

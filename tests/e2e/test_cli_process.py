@@ -7,9 +7,10 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
+
+from tests.support.wait import wait_until_sync
 
 INV = "/mefApi/interlude/serviceInventory/v2"
 
@@ -34,14 +35,9 @@ def test_emulate_serves_and_stops(tmp_path: Path) -> None:
     )  # fmt: skip
     try:
         url = f"http://127.0.0.1:{port}{INV}/service/ovc-1001"
-        deadline = time.time() + 30
-        body: object = None
-        while time.time() < deadline:
-            try:
-                body = _get(url)
-                break
-            except OSError:
-                time.sleep(0.2)
+        body = wait_until_sync(
+            lambda: _get(url), timeout=30, interval=0.2, ignore=(OSError,), what="the partner to serve"
+        )
         assert isinstance(body, dict) and body["id"] == "ovc-1001"
     finally:
         proc.send_signal(signal.SIGINT)

@@ -7,7 +7,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from interlude.cli.serve import emulate, serve
+from tests.support.wait import wait_until_sync
 
 INV = "/mefApi/interlude/serviceInventory/v2"
 TOKEN = "alpha-token-0123456789"
@@ -47,14 +47,10 @@ def test_emulate_with_tokens(tmp_path: Path) -> None:
     )  # fmt: skip
     try:
         url = f"http://127.0.0.1:{port}{INV}/service/ovc-1001"
-        deadline = time.time() + 30
-        status, body = 0, {}
-        while time.time() < deadline:
-            try:
-                status, body = _get(url, {"X-Interlude-Buyer": "sp-alpha"})
-                break
-            except OSError:
-                time.sleep(0.2)
+        status, body = wait_until_sync(
+            lambda: _get(url, {"X-Interlude-Buyer": "sp-alpha"}),
+            timeout=30, interval=0.2, ignore=(OSError,), what="the partner to serve",
+        )  # fmt: skip
         assert status == 401 and body["code"] == "missingCredentials"
         status, body = _get(url, {"Authorization": f"Bearer {TOKEN}"})
         assert status == 200 and body["id"] == "ovc-1001"

@@ -12,7 +12,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from interlude.adapters.base import AdapterContext
 from interlude.adapters.registry import create_adapter
 from interlude.domain.southbound import AdminState
 from interlude.topology.loader import parse_topology
+from tests.support.wait import wait_until_sync
 
 API = "/mefApi/interlude"
 UNI = "urn:mef:lso:spec:legato:carrier-ethernet-operator-uni:v0.0.1:all"
@@ -44,20 +44,6 @@ def _http(url: str, body: dict[str, Any] | None = None) -> Any:
         return json.loads(resp.read())
 
 
-def _wait(check: Any, timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            value = check()
-            if value:
-                return value
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            return check()
-        time.sleep(0.2)
-
-
 @pytest.fixture
 def emulator(tmp_path: Path) -> Any:
     ports = {"http": _free_port(), "snmp": _free_port(socket.SOCK_DGRAM), "netconf": _free_port()}
@@ -69,7 +55,10 @@ def emulator(tmp_path: Path) -> Any:
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path)
     base = f"http://127.0.0.1:{ports['http']}{API}"
     try:
-        assert _wait(lambda: _http(f"{base}/serviceInventory/v2/service/pe1-uni1")), "emulator did not start"
+        assert wait_until_sync(
+            lambda: _http(f"{base}/serviceInventory/v2/service/pe1-uni1"),
+            timeout=15.0, interval=0.2, ignore=(OSError,), what="the emulator to serve",
+        )
         yield base, ports
     finally:
         proc.send_signal(signal.SIGINT)
@@ -117,16 +106,22 @@ async def test_one_device_model_three_ways_in(emulator: Any, tmp_path: Path, mon
     try:
         assert (await snmp.get_interface("uni1")).admin is AdminState.UP  # type: ignore[attr-defined]
         order = _http(f"{base}/serviceOrderingManagement/v1/serviceOrder", _uni_order("LOCKED"))
-        done = _wait(lambda: _http(f"{base}/serviceOrderingManagement/v1/serviceOrder/{order['id']}")["state"]
-                     == "completed")  # fmt: skip
+        url = f"{base}/serviceOrderingManagement/v1/serviceOrder/{order['id']}"
+        done = wait_until_sync(
+            lambda: _http(url)["state"] == "completed",
+            timeout=15.0, interval=0.2, ignore=(OSError,), what="the lock order to complete",
+        )  # fmt: skip
         assert done, "the lock order did not complete"
         assert (await snmp.get_interface("uni1")).admin is AdminState.DOWN  # type: ignore[attr-defined]
         assert (await snmp.get_interface("uni2")).admin is AdminState.UP  # type: ignore[attr-defined]
         assert _netconf_admin(ports["netconf"], "pe1", "uni1") == "false"
 
         order = _http(f"{base}/serviceOrderingManagement/v1/serviceOrder", _uni_order("UNLOCKED"))
-        done = _wait(lambda: _http(f"{base}/serviceOrderingManagement/v1/serviceOrder/{order['id']}")["state"]
-                     == "completed")  # fmt: skip
+        url = f"{base}/serviceOrderingManagement/v1/serviceOrder/{order['id']}"
+        done = wait_until_sync(
+            lambda: _http(url)["state"] == "completed",
+            timeout=15.0, interval=0.2, ignore=(OSError,), what="the unlock order to complete",
+        )  # fmt: skip
         assert done, "the unlock order did not complete"
         assert _netconf_admin(ports["netconf"], "pe1", "uni1") == "true"
         assert (await snmp.get_interface("uni1")).admin is AdminState.UP  # type: ignore[attr-defined]
@@ -139,8 +134,11 @@ async def test_one_device_model_three_ways_in(emulator: Any, tmp_path: Path, mon
         assert ia_oper() == "ENABLED"
         _netconf_set_enabled(ports["netconf"], "pe1", "uni3", False)
         assert (await snmp.get_interface("uni3")).admin is AdminState.DOWN  # type: ignore[attr-defined]
-        assert _wait(lambda: ia_oper() == "DISABLED"), "the inventory did not follow the device-side change"
+        assert wait_until_sync(
+            lambda: ia_oper() == "DISABLED",
+            timeout=15.0, interval=0.2, ignore=(OSError,), what="the inventory to follow the device-side change",
+        )
         _netconf_set_enabled(ports["netconf"], "pe1", "uni3", True)
-        assert _wait(lambda: ia_oper() == "ENABLED")
+        assert wait_until_sync(lambda: ia_oper() == "ENABLED", timeout=15.0, interval=0.2, ignore=(OSError,))
     finally:
         await snmp.close()

@@ -4,7 +4,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from tests.e2e.conftest import ALPHA, BETA, INV
+from tests.support.partner import ALPHA, BETA, INV
 
 JSON_CT = "application/json;charset=utf-8"
 

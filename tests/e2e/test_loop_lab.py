@@ -33,7 +33,10 @@ from interlude.domain.model import parse_iso
 from interlude.lab.builder import Lab
 from interlude.sp.listener import ReceivedEvent, SpListener
 from interlude.topology.model import Impairment
-from tests.integration.lab.bundle import bundle_lab_up, lab_runtime
+from tests.e2e.pm.support import CE, pm_job
+from tests.e2e.sft.test_sft_api import job_body
+from tests.support.bundle import bundle_lab_up, lab_runtime
+from tests.support.labkit import addr, python, sysfs
 
 pytestmark = pytest.mark.lab
 
@@ -128,7 +131,6 @@ def _decoded(pcap: Path, opcode: int) -> list[tuple[str, str]]:
 
 
 async def test_sft_delay_frames_are_real_and_counted(served: TestClient[Any, Any], lab: Lab, tmp_path: Path) -> None:
-    from tests.e2e.sft.test_sft_api import job_body
 
     mep = lab.topology.meps["ovc1001-enni"]
     port = lab.require_state().mep_port(mep.node, mep.interface)  # the edge side of agg1:enni1 (an Up MEP)
@@ -169,7 +171,6 @@ async def test_sft_delay_frames_are_real_and_counted(served: TestClient[Any, Any
 
 async def _sample(netns: str, ifname: str, seconds: float) -> list[tuple[float, list[int]]]:
     """Kernel statistics of ``ifname`` every few ms for ``seconds``, read inside ``netns`` (its own sysfs)."""
-    from tests.integration.lab.labkit import python
 
     proc = await asyncio.create_subprocess_exec(
         "ip", "netns", "exec", netns, python(), "-c", SAMPLER, ifname, str(seconds), stdout=asyncio.subprocess.PIPE
@@ -195,8 +196,6 @@ def _at(rows: list[tuple[float, list[int]]], t: float) -> list[int]:
 
 
 async def test_pm_counters_equal_the_kernel_statistics(served: TestClient[Any, Any], lab: Lab) -> None:
-    from tests.e2e.pm.support import CE, pm_job
-    from tests.integration.lab.labkit import addr
 
     state = lab.require_state()
     uni_edge = state.wire_of("acc-snmp", "uni1").b
@@ -259,7 +258,6 @@ def _cleared(event: ReceivedEvent) -> bool:
 async def test_a_real_link_cut_raises_one_alarm_and_one_clear_at_the_sp(
     served: TestClient[Any, Any], lab: Lab, listener: SpListener
 ) -> None:
-    from tests.integration.lab.labkit import sysfs
 
     await listener.register(f"{served.make_url('')}{AL}", buyer="sp-alpha")
     await asyncio.sleep(1.0)  # the first polls are in: nothing was alarmed before the cut

@@ -21,7 +21,8 @@ from interlude.app.web import create_app
 from interlude.domain.southbound import AdminState, BandwidthProfile, InterfaceState
 from interlude.topology.loader import bundled_topology_path, load_topology
 from interlude.topology.model import NodeSpec
-from tests.e2e.conftest import ALPHA, INV, ORD, fast_options, order_body, wait_order
+from tests.support.partner import ALPHA, INV, ORD, fast_options, order_body, runtime_of, wait_order
+from tests.support.wait import wait_until
 
 OP_UNI = "urn:mef:lso:spec:legato:carrier-ethernet-operator-uni:v0.0.1:all"
 
@@ -138,7 +139,8 @@ async def test_orders_on_one_port_apply_in_submission_order(gated: TestClient[An
     gate.calls.clear()  # seed provisioning at start-up applied bandwidth profiles
     # A CIR change on the OVC end point at the same port (pe1:uni1), submitted second.
     second = await post(gated, await cir_item(gated))
-    await asyncio.sleep(0.5)  # the runner has long claimed the second order; it must still wait
+    runner = runtime_of(gated).runner
+    await wait_until(lambda: runner.queue.holds(second), what="the runner to claim the second order")
     assert await state_of(gated, second) == "acknowledged"
     assert gate.calls == []
     gate.open.set()

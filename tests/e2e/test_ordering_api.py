@@ -10,7 +10,7 @@ from interlude.adapters.emulated.adapter import shared_network
 from interlude.api.common import RUNTIME
 from interlude.domain.southbound import AdminState, OperState
 from interlude.sp.listener import SpListener
-from tests.e2e.conftest import ALPHA, BETA, INV, ORD, order_body, wait_order
+from tests.support.partner import ALPHA, BETA, INV, ORD, order_body, wait_order
 
 OVC_EP = "urn:mef:lso:spec:legato:carrier-ethernet-ovc-end-point:v0.0.1:all"
 OVC = "urn:mef:lso:spec:legato:carrier-ethernet-ovc:v0.0.1:all"
@@ -18,7 +18,7 @@ OP_UNI = "urn:mef:lso:spec:legato:carrier-ethernet-operator-uni:v0.0.1:all"
 
 
 def net(client: TestClient[Any, Any]) -> Any:
-    return shared_network(client.app[RUNTIME].context)  # type: ignore[index]
+    return shared_network(client.app[RUNTIME].context)
 
 
 async def post_order(client: TestClient[Any, Any], *items: dict[str, Any], headers: dict[str, str] = ALPHA) -> Any:
@@ -263,7 +263,7 @@ async def test_order_list_filters_and_buyers(client: TestClient[Any, Any]) -> No
 
 
 async def test_failed_item_has_termination_error(client: TestClient[Any, Any]) -> None:
-    runtime = client.app[RUNTIME]  # type: ignore[index]
+    runtime = client.app[RUNTIME]
     adapter = runtime.adapters["pe1"]
 
     async def broken(*_: Any) -> Any:
@@ -282,7 +282,7 @@ async def test_failed_item_has_termination_error(client: TestClient[Any, Any]) -
 async def test_add_ipvc_and_change_its_cir(client: TestClient[Any, Any]) -> None:
     ipvc = "urn:mef:lso:spec:legato:ipvc:v0.0.4:all"
     ipvc_ep = "urn:mef:lso:spec:legato:ipvc-end-point:v0.0.4:all"
-    items = [
+    items: list[dict[str, Any]] = [
         {"id": "ia", "action": "add", "service": {"serviceConfiguration": {"@type": ipvc}}},
         {
             "id": "ep", "action": "add",
@@ -340,7 +340,7 @@ async def test_lock_ovc_takes_its_uni_port_down(client: TestClient[Any, Any]) ->
 async def test_hanging_or_crashing_adapter_fails_the_item(client: TestClient[Any, Any]) -> None:
     import asyncio
 
-    runtime = client.app[RUNTIME]  # type: ignore[index]
+    runtime = client.app[RUNTIME]
     runtime.runner.item_timeout_s = 0.2
 
     async def hang(*_: Any) -> Any:

@@ -9,7 +9,8 @@ from aiohttp.test_utils import TestClient
 from interlude.adapters.emulated.adapter import shared_network
 from interlude.api.common import RUNTIME
 from interlude.sp.listener import SpListener
-from tests.e2e.conftest import INV
+from tests.support.partner import INV
+from tests.support.wait import wait_until
 
 
 async def test_topology_shape(client: TestClient[Any, Any]) -> None:
@@ -50,7 +51,7 @@ async def test_link_fault_disables_services_and_notifies(client: TestClient[Any,
 
 
 async def test_delay_and_loss_faults_shape_the_path(client: TestClient[Any, Any]) -> None:
-    net = shared_network(client.app[RUNTIME].context)  # type: ignore[index]
+    net = shared_network(client.app[RUNTIME].context)
     r1 = await client.post(
         "/interlude/v1/faults", json={"type": "delay", "node": "pe1", "interface": "up1", "delayMs": 5}
     )
@@ -81,28 +82,26 @@ async def test_bad_faults(client: TestClient[Any, Any]) -> None:
 
 async def test_network_changes_reach_the_inventory_through_adapter_events(client: TestClient[Any, Any]) -> None:
     """Nobody calls the API: the network changes by itself and the emulated adapters' events() report it."""
-    import asyncio
 
-    net = shared_network(client.app[RUNTIME].context)  # type: ignore[index]
+    net = shared_network(client.app[RUNTIME].context)
 
     async def oper(service_id: str) -> str:
         body = await (await client.get(f"{INV}/service/{service_id}")).json()
         return str(body["serviceConfiguration"]["operationalState"]["state"])
 
+    async def ovc_2002_is(state: str) -> bool:
+        return await oper("ovc-2002") == state
+
     net.set_link_cut("pe2", "up1", True)
-    async with asyncio.timeout(5):
-        while await oper("ovc-2002") != "DISABLED":
-            await asyncio.sleep(0.02)
+    await wait_until(lambda: ovc_2002_is("DISABLED"), timeout=5, interval=0.02, what="ovc-2002 DISABLED")
     assert await oper("ovc-1001") == "ENABLED"
     net.set_carrier("pe2", "up1", True)
     net.set_link_cut("pe2", "up1", False)
-    async with asyncio.timeout(5):
-        while await oper("ovc-2002") != "ENABLED":
-            await asyncio.sleep(0.02)
+    await wait_until(lambda: ovc_2002_is("ENABLED"), timeout=5, interval=0.02, what="ovc-2002 ENABLED again")
 
 
 async def test_unexpected_errors_are_500_without_internals(client: TestClient[Any, Any]) -> None:
-    runtime = client.app[RUNTIME]  # type: ignore[index]
+    runtime = client.app[RUNTIME]
 
     async def boom(*_: Any) -> Any:
         raise RuntimeError("secret internals /etc/passwd")

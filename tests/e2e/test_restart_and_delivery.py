@@ -14,7 +14,8 @@ from interlude.app.web import create_app
 from interlude.domain.southbound import AdminState
 from interlude.sp.listener import SpListener
 from interlude.topology.loader import bundled_topology_path, load_topology
-from tests.e2e.conftest import ALPHA, INV, ORD, fast_options, order_body, wait_order
+from tests.support.partner import ALPHA, INV, ORD, fast_options, order_body, wait_order
+from tests.support.wait import wait_until
 
 OP_UNI = "urn:mef:lso:spec:legato:carrier-ethernet-operator-uni:v0.0.1:all"
 LOCK = {
@@ -59,6 +60,10 @@ async def test_order_in_flight_resumes_after_restart(db_path: Path) -> None:
         assert uni["serviceConfiguration"]["administrativeState"]["state"] == "LOCKED"
 
 
+async def _all_delivered(runtime: Runtime) -> bool:
+    return not await runtime.store.outbox_rows(delivered=False)
+
+
 async def test_undelivered_notifications_survive_restart(db_path: Path, listener: SpListener) -> None:
     first = make_runtime(db_path, run_notifier=False, run_orders=False)
     async with TestClient(TestServer(create_app(first))) as client:
@@ -74,9 +79,7 @@ async def test_undelivered_notifications_survive_restart(db_path: Path, listener
         [event] = await listener.wait_for(lambda e: e.event_type == "serviceOrderCreateEvent")
         assert event.body["event"]["id"] == order_id
         assert event.body["eventId"] and event.body["eventTime"]
-        async with asyncio.timeout(5):
-            while await second.store.outbox_rows(delivered=False):
-                await asyncio.sleep(0.02)
+        await wait_until(lambda: _all_delivered(second), timeout=5, interval=0.02, what="an empty outbox")
 
 
 async def test_delivery_retries_with_backoff(db_path: Path) -> None:
@@ -87,21 +90,25 @@ async def test_delivery_retries_with_backoff(db_path: Path) -> None:
             await client.post(f"{ORD}/serviceOrder", json=order_body(LOCK), headers=ALPHA)
             await sp.wait_for(lambda e: e.event_type == "serviceOrderCreateEvent")
             assert sp.attempts == 3
-            async with asyncio.timeout(5):
-                while not await runtime.store.outbox_rows(delivered=True):
-                    await asyncio.sleep(0.02)
+            await wait_until(
+                lambda: runtime.store.outbox_rows(delivered=True), timeout=5, interval=0.02, what="a delivered row"
+            )
             [row] = await runtime.store.outbox_rows(delivered=True)
             assert row.attempts == 3 and row.last_error and "500" in row.last_error
 
 
 async def test_unsubscribed_listener_gets_nothing(db_path: Path, listener: SpListener) -> None:
     runtime = make_runtime(db_path)
-    async with TestClient(TestServer(create_app(runtime))) as client:
+    async with TestClient(TestServer(create_app(runtime))) as client, SpListener() as witness:
         sub = await listener.register(f"{client.make_url('')}{ORD}")
         assert (await client.delete(f"{ORD}/hub/{sub}")).status == 204
+        await witness.register(f"{client.make_url('')}{ORD}")
         resp = await client.post(f"{ORD}/serviceOrder", json=order_body(LOCK), headers=ALPHA)
         await wait_order(client, (await resp.json())["id"])
-        await asyncio.sleep(0.2)
+        # The order's last event reached a listener that stayed subscribed: every delivery is done.
+        await witness.wait_for(
+            lambda e: e.event_type == "serviceOrderStateChangeEvent" and e.body["event"]["state"] == "completed"
+        )
         assert listener.events == []
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from interlude.sp.listener import SpListener
-from tests.e2e.conftest import ALPHA, INV, ORD, order_body, wait_order
+from tests.support.partner import ALPHA, INV, ORD, order_body, wait_order
 
 
 async def test_delete_sends_state_change_then_delete(client: TestClient[Any, Any], listener: SpListener) -> None:

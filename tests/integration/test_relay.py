@@ -13,7 +13,8 @@ import pytest
 from interlude.lab.agents.base import pid_alive, stop_pid
 from interlude.lab.relay import RelayConfig, start_relay, update_relay
 from tests.support.lab import require_binaries
-from tests.support.netns import NetnsFactory, wait_for
+from tests.support.netns import NetnsFactory
+from tests.support.wait import wait_until_sync
 
 pytestmark = pytest.mark.lab
 
@@ -60,12 +61,12 @@ def test_relay_adds_configured_delay_and_obeys_sighup(netns_factory: NetnsFactor
         assert 40.0 * 0.95 <= rtt_min <= rtt_median <= 40.0 * 1.05, (rtt_min, rtt_median)
 
         update_relay(agent, RelayConfig(delay_ms=20.0, down=True))
-        assert wait_for(lambda: "down': True" in Path(agent.log or "").read_text(), timeout=5)
+        assert wait_until_sync(lambda: "down': True" in Path(agent.log or "").read_text(), timeout=5)
         _sent, received, _, _ = _ping(netns_factory, a, 5)
         assert received == 0
 
         update_relay(agent, RelayConfig(delay_ms=10.0, jitter_ms=4.0))
-        assert wait_for(lambda: "'jitter_ms': 4.0" in Path(agent.log or "").read_text(), timeout=5)
+        assert wait_until_sync(lambda: "'jitter_ms': 4.0" in Path(agent.log or "").read_text(), timeout=5)
         out = netns_factory.exec(a, "ping", "-n", "-q", "-c", "30", "-i", "0.05", "10.253.10.2", timeout=60).stdout
         rtt_min, rtt_avg, _max, mdev = (float(x) for x in _RTT.search(out).groups())  # type: ignore[union-attr]
         # 2 x (10 +- 4) ms: never below 12 ms (frames are never sent early), spread out, centred near 20 ms
@@ -73,7 +74,7 @@ def test_relay_adds_configured_delay_and_obeys_sighup(netns_factory: NetnsFactor
         assert rtt_min >= 12.0 and mdev >= 0.8 and 16.0 <= rtt_avg <= 26.0, out
 
         update_relay(agent, RelayConfig(delay_ms=2.0, loss_percent=30.0))
-        assert wait_for(lambda: "'loss_percent': 30.0" in Path(agent.log or "").read_text(), timeout=5)
+        assert wait_until_sync(lambda: "'loss_percent': 30.0" in Path(agent.log or "").read_text(), timeout=5)
         sent, received, rtt_min, _avg = _ping(netns_factory, a, 200, interval=0.01)
         # each ping crosses twice: expected delivery 0.49; 99 % binomial band for n=200 is about +-0.09
         assert 0.40 <= received / sent <= 0.58, received
@@ -93,7 +94,7 @@ def test_relay_cli_rejects_unknown_interface_and_exits_cleanly_on_sigterm(
     with (tmp_path / "log").open("wb") as log:
         proc = netns_factory.spawn(r, [sys.executable, "-m", "interlude.lab.relay", "iltr0ra", "iltr0rb",
                                        "--delay-ms", "1"], stderr=log)
-    assert wait_for(lambda: "relay ready" in (tmp_path / "log").read_text(), timeout=10)
+    assert wait_until_sync(lambda: "relay ready" in (tmp_path / "log").read_text(), timeout=10)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=5) == 0
     assert "relay: stopped" in (tmp_path / "log").read_text()

@@ -7,13 +7,14 @@ import shutil
 import subprocess
 import uuid
 from functools import cache
+from typing import NoReturn
 
 import pytest
 
 REQUIRE_LAB = os.environ.get("INTERLUDE_REQUIRE_LAB", "") == "1"
 
 
-def lab_unavailable(reason: str) -> None:
+def lab_unavailable(reason: str) -> NoReturn:
     """Skip the test, or fail it when the lab is required."""
     if REQUIRE_LAB:
         pytest.fail(f"lab required (INTERLUDE_REQUIRE_LAB=1) but unavailable: {reason}")

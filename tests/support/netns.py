@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -79,7 +78,7 @@ class NetnsFactory:
 
     def spawn(self, ns: str, cmd: Sequence[str], **kwargs: object) -> subprocess.Popen[bytes]:
         """Start a long-running process inside a namespace; it is terminated at cleanup (by PID)."""
-        proc = subprocess.Popen(["ip", "netns", "exec", ns, *cmd], **kwargs)  # type: ignore[call-overload]
+        proc: subprocess.Popen[bytes] = subprocess.Popen(["ip", "netns", "exec", ns, *cmd], **kwargs)  # type: ignore[call-overload]
         self.processes.append(proc)
         return proc
 
@@ -115,17 +114,6 @@ def netns_factory() -> Iterator[NetnsFactory]:
         yield factory
     finally:
         factory.cleanup()
-
-
-def wait_for(predicate: object, timeout: float = 5.0, interval: float = 0.05) -> bool:
-    """Poll a zero-argument callable until it returns truthy."""
-    assert callable(predicate)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return bool(predicate())
 
 
 def pid_alive(pid: int) -> bool:

@@ -13,18 +13,9 @@ from aiohttp.test_utils import TestClient
 from interlude.domain.events import SouthboundReceived
 from interlude.domain.southbound import EventKind, SouthboundEvent
 from interlude.sp.listener import SpListener
-from tests.e2e.conftest import ORD, order_body, wait_order
-from tests.e2e.pm.support import (
-    AL,
-    ALPHA,
-    BETA,
-    FAULTS,
-    alarm_api,
-    alarm_notification_api,
-    ext,
-    json_of,
-    wait_until,
-)
+from tests.e2e.pm.support import AL, ALPHA, BETA, FAULTS, alarm_api, alarm_notification_api, ext, json_of
+from tests.support.partner import ORD, order_body, wait_order
+from tests.support.wait import wait_until
 
 
 def _validate_event(event: Any) -> None:
@@ -162,6 +153,7 @@ async def test_filters_pagination_errors_and_isolation(client: TestClient[Any, A
 
 async def test_a_locked_port_is_a_planned_outage(client: TestClient[Any, Any]) -> None:
     """An SP locking its own UNI (order item modify LOCKED) is not a fault: plannedOutageIndicator outOfService."""
+
     lock = {
         "id": "1",
         "action": "modify",

@@ -17,7 +17,8 @@ from interlude.app.runtime import Runtime, RuntimeOptions
 from interlude.app.web import create_app
 from interlude.emulator.netconf_server import NetconfEmulatorServer
 from interlude.topology.loader import bundled_topology_path, load_topology, parse_topology
-from tests.e2e.pm.support import AL, BETA, IP, PM, json_of, pm_job, wait_until
+from tests.e2e.pm.support import AL, BETA, IP, PM, json_of, pm_job
+from tests.support.wait import wait_until
 
 PASSWORD = "pm-alarm-secret"
 

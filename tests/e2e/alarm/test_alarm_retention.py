@@ -22,7 +22,8 @@ from interlude.service.alarms.service import AlarmService
 from interlude.sp.listener import SpListener
 from interlude.topology.loader import bundled_topology_path, load_topology
 from tests.e2e.alarm.test_alarm_api import _validate_event
-from tests.e2e.pm.support import AL, ALPHA, FAULTS, alarm_api, ext, json_of, wait_until
+from tests.e2e.pm.support import AL, ALPHA, FAULTS, alarm_api, ext, json_of
+from tests.support.wait import wait_until
 
 
 def _attrs(kind: str) -> dict[str, Any]:

@@ -15,8 +15,9 @@ from interlude.app.runtime import Runtime, RuntimeOptions
 from interlude.app.web import create_app
 from interlude.emulator.snmp_agent import EmulatorSnmpAgent
 from interlude.topology.loader import bundled_topology_path, load_topology, parse_topology
-from tests.e2e.pm.support import AL, ALPHA, IP, PM, json_of, pm_job, wait_until
-from tests.integration.snmp.labnode import free_udp_port
+from tests.e2e.pm.support import AL, ALPHA, IP, PM, json_of, pm_job
+from tests.support.snmp_lab import free_udp_port
+from tests.support.wait import wait_until
 
 
 async def test_trap_raises_one_alarm_and_pm_reads_snmp_counters(

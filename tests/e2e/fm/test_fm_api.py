@@ -11,8 +11,8 @@ from interlude.api.common import RUNTIME
 from interlude.domain.fm import ContinuityLost, ContinuityRestored
 from interlude.service.oamjobs.payloads import conforms
 from interlude.sp.listener import SpListener
-from tests.e2e.conftest import ALPHA
 from tests.e2e.sft.defs import fm_api, fm_notifications, validate_event
+from tests.support.partner import ALPHA, wait_for_state
 
 FM = "/mefApi/interlude/faultManagement/v3"
 CE_FM = "urn:lso-interlude:fm:carrier-ethernet:job-configuration:v1"
@@ -45,13 +45,9 @@ async def create(client: Client, body: dict[str, Any]) -> dict[str, Any]:
 
 
 async def wait_state(client: Client, job_id: str, states: tuple[str, ...], timeout: float = 15.0) -> dict[str, Any]:
-    async with asyncio.timeout(timeout):
-        while True:
-            body: dict[str, Any] = await (await client.get(f"{FM}/faultManagementJob/{job_id}", headers=ALPHA)).json()
-            if body["state"] in states:
-                fm_api().validate_response("/faultManagementJob/{id}", "get", 200, body)
-                return body
-            await asyncio.sleep(0.05)
+    body = await wait_for_state(client, f"{FM}/faultManagementJob/{job_id}", states, ALPHA, timeout)
+    fm_api().validate_response("/faultManagementJob/{id}", "get", 200, body)
+    return body
 
 
 async def reports(client: Client, job_id: str) -> list[dict[str, Any]]:

@@ -1,20 +1,18 @@
 """Shared helpers of the alarm, PM and streaming end-to-end tests (emulator, no root).
 
 ``MEF`` gives the definitions each body is validated against (MEF-DIGEST G.1 defects are tolerated in
-:mod:`tests.conformance.mef`, never in the partner). ``pm_job`` builds a job body; ``wait_until`` polls.
+:mod:`tests.support.mef`, never in the partner). ``pm_job`` builds a job body.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from aiohttp.test_utils import TestClient
 
-from interlude.api.common import RUNTIME
 from interlude.app.runtime import Runtime
-from tests.conformance.mef import MefApi
+from tests.support.mef import MefApi
+from tests.support.partner import runtime_of
 
 AL = "/mefApi/interlude/alarmManagement/v3"
 PM = "/mefApi/interlude/performanceMonitoring/v5"
@@ -45,7 +43,7 @@ def pm_notification_api() -> MefApi:
 
 
 def ext(client: TestClient[Any, Any]) -> Runtime:
-    return client.server.app[RUNTIME]
+    return runtime_of(client)
 
 
 def seconds(n: int) -> dict[str, Any]:
@@ -76,15 +74,6 @@ def pm_job(
         "scheduleDefinition": schedule if schedule is not None else {},
         **extra,
     }
-
-
-async def wait_until(fn: Callable[[], Awaitable[T | None]], timeout: float = 10.0, step: float = 0.05) -> T:
-    async with asyncio.timeout(timeout):
-        while True:
-            value = await fn()
-            if value:
-                return value
-            await asyncio.sleep(step)
 
 
 async def json_of(client: TestClient[Any, Any], method: str, path: str, status: int, **kw: Any) -> Any:

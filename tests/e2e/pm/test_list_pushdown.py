@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from interlude.api.common import RUNTIME
 from interlude.domain.alarms import AlarmRecord, AlarmState, FaultKind
 from interlude.service.oamjobs import common as oamjobs_common
 from interlude.store.base import Document
 from tests.e2e.pm.support import AL, ALPHA, PM, alarm_api, json_of, pm_api
+from tests.support.partner import runtime_of
 
 FM = "/mefApi/interlude/faultManagement/v3"
 
@@ -37,7 +37,7 @@ class Spy:
 
 @pytest.fixture
 def spy(client: TestClient[Any, Any]) -> Iterator[Spy]:
-    store = client.server.app[RUNTIME].store
+    store: Any = runtime_of(client).store  # the spy replaces a method
     s = Spy(store)
     store.list_documents = s
     yield s
@@ -45,7 +45,7 @@ def spy(client: TestClient[Any, Any]) -> Iterator[Spy]:
 
 
 async def _put(client: TestClient[Any, Any], docs: list[Document]) -> None:
-    async with client.server.app[RUNTIME].store.transaction() as tx:
+    async with runtime_of(client).store.transaction() as tx:
         for doc in docs:
             await tx.put_document(doc)
 
@@ -86,7 +86,7 @@ async def test_alarm_list_pages_in_the_store_and_filters_the_rest_over_every_ala
 
 
 async def test_pm_report_and_tracking_lists_push_their_filters_down(client: TestClient[Any, Any], spy: Spy) -> None:
-    report = {"id": "", "href": "", "creationDateTime": "2026-01-01T00:00:00Z", "state": "completed",
+    report: dict[str, Any] = {"id": "", "href": "", "creationDateTime": "2026-01-01T00:00:00Z", "state": "completed",
               "performanceJob": {"@type": "PerformanceJobRef", "performanceJobId": "job-a"},
               "monitoredObject": [{"@type": "ServiceRef", "serviceId": "ovc-1001"}], "outputFormat": "json",
               "resultFormat": "payload", "granularity": {"timeDurationValue": 1, "timeDurationUnits": "SEC"},

@@ -6,7 +6,6 @@ own schemas (``interlude/data/schemas/pm-*.json``).
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,11 +14,9 @@ import yaml
 from aiohttp.test_utils import TestClient
 from jsonschema import Draft7Validator
 
-from interlude.api.common import RUNTIME
 from interlude.errors import DeviceConnectionError
 from interlude.service.performance.payloads import conforms
 from interlude.sp.listener import SpListener
-from tests.conformance.mef import mef_root
 from tests.e2e.pm.support import (
     AL,
     ALPHA,
@@ -35,8 +32,10 @@ from tests.e2e.pm.support import (
     pm_job,
     pm_notification_api,
     seconds,
-    wait_until,
 )
+from tests.support.mef import mef_root
+from tests.support.partner import runtime_of
+from tests.support.wait import wait_until
 
 
 def _items(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -181,7 +180,9 @@ async def test_job_lifecycle_suspend_resume_modify_cancel(client: TestClient[Any
     assert (await _state(client, jid, "suspended")) is True
     await json_of(client, "POST", f"{PM}/performanceJob/{jid}/suspend", 422, headers=BETA)
     before = len(await json_of(client, "GET", f"{PM}/performanceReport?performanceJobId={jid}", 200, headers=BETA))
-    await asyncio.sleep(1.6)
+    # A job left running shows that measuring went on meanwhile: two of its reports since the suspension.
+    witness = await json_of(client, "POST", f"{PM}/performanceJob", 201, json=pm_job(), headers=ALPHA)
+    await wait_until(lambda: _reports(client, witness["id"], 2), timeout=15, what="two reports of a running job")
     after = len(await json_of(client, "GET", f"{PM}/performanceReport?performanceJobId={jid}", 200, headers=BETA))
     assert after == before  # a suspended job does not measure
     await json_of(client, "POST", f"{PM}/performanceJob/{jid}/resume", 204, headers=BETA)
@@ -473,7 +474,7 @@ async def test_unmeasurable_period_gives_a_failed_report_and_preparation_error(
     config = {"@type": CE, "tools": [{"tool": "DMM_DMR", "framesPerInterval": 3, "messagePeriodMs": 10}]}
     job = await json_of(client, "POST", f"{PM}/performanceJob", 201, json=pm_job("ovc-1001", config), headers=ALPHA)
     await listener.wait_for(lambda e: e.event_type == "performanceJobReportReadyEvent", timeout=15)
-    adapter = client.server.app[RUNTIME].adapters["pe1"]
+    adapter: Any = runtime_of(client).adapters["pe1"]  # run_oam is replaced by a recording wrapper
     original = adapter.run_oam
 
     async def unreachable(request: Any) -> Any:

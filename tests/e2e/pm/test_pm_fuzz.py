@@ -69,6 +69,7 @@ async def test_malformed_bodies_never_500(client: TestClient[Any, Any], path: st
 async def test_patch_profile_malformed(client: TestClient[Any, Any]) -> None:
     resp = await client.patch(f"{PM}/performanceProfile/nope", json={"description": "x"}, headers=ALPHA)
     assert resp.status == 404
+    body: Any
     for body in ([], {"granularity": "x"}, {"serviceSpecificConfiguration": {"@type": 1}}, {"id": "x"}):
         prof = await client.post(
             f"{PM}/performanceProfile",

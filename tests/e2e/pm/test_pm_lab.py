@@ -19,8 +19,9 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from interlude.app.web import create_app
 from interlude.lab.builder import Lab
-from tests.e2e.pm.support import AL, ALPHA, CE, FAULTS, PM, json_of, pm_job, wait_until
-from tests.integration.lab.bundle import bundle_lab_up, lab_runtime
+from tests.e2e.pm.support import AL, ALPHA, CE, FAULTS, PM, json_of, pm_job
+from tests.support.bundle import bundle_lab_up, lab_runtime
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.lab
 

@@ -11,8 +11,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from interlude.app.runtime import Runtime
 from interlude.app.web import create_app
 from interlude.topology.loader import bundled_topology_path, load_topology
-from tests.e2e.conftest import fast_options
-from tests.e2e.pm.support import AL, ALPHA, CE, FAULTS, PM, json_of, pm_job, wait_until
+from tests.e2e.pm.support import AL, ALPHA, CE, FAULTS, PM, json_of, pm_job
+from tests.support.partner import fast_options
+from tests.support.wait import wait_until
 
 
 def make_runtime(db: Path) -> Runtime:
@@ -37,7 +38,7 @@ async def test_job_and_alarm_survive_restart(db_path: Path) -> None:
         reports = await wait_until(lambda: _reports(client, job["id"], before + 2), timeout=15)
         got = await json_of(client, "GET", f"{PM}/performanceJob/{job['id']}", 200, headers=ALPHA)
         assert got["state"] == "inProgress"
-        times = []
+        times: list[tuple[str, str]] = []
         for r in reports:
             full = await json_of(client, "GET", f"{PM}/performanceReport/{r['id']}", 200)
             for per in full["reportContent"]:

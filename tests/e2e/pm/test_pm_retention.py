@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from interlude.api.common import RUNTIME
 from interlude.app.runtime import Runtime, RuntimeOptions
 from interlude.app.web import create_app
 from interlude.domain.model import iso
@@ -30,7 +29,9 @@ from interlude.service.performance.retention import PmRetention, PmRetentionSwee
 from interlude.sp.listener import SpListener
 from interlude.store.base import Document
 from interlude.topology.loader import bundled_topology_path, load_topology
-from tests.e2e.pm.support import ALPHA, BETA, CE, PM, ext, json_of, pm_api, pm_job, wait_until
+from tests.e2e.pm.support import ALPHA, BETA, CE, PM, ext, json_of, pm_api, pm_job
+from tests.support.partner import runtime_of
+from tests.support.wait import wait_until
 
 DAY = 86400.0
 
@@ -61,7 +62,7 @@ def _report(rid: str, job: str | None, at: float, buyer: str = "sp-alpha", state
 
 
 async def _put(client: TestClient[Any, Any], docs: list[Document]) -> None:
-    async with client.server.app[RUNTIME].store.transaction() as tx:
+    async with runtime_of(client).store.transaction() as tx:
         for doc in docs:
             await tx.put_document(doc)
 
@@ -118,7 +119,7 @@ async def test_old_reports_go_recent_ones_stay_in_bounded_batches(client: TestCl
 
     assert sweeper.retention == PmRetention()  # defaults: 7 days, no per-job count
     sweeper.retention = PmRetention(sweep_batch=64)
-    store = client.server.app[RUNTIME].store
+    store: Any = runtime_of(client).store  # the spy replaces a method
     spy = _DeleteSpy(store)
     store.transaction = spy
     try:
@@ -196,7 +197,7 @@ async def test_reports_with_undelivered_notifications_are_kept(unreachable_sp: T
 
     await wait_until(cancelled, timeout=15)
     total, reports = await _listing(client, f"performanceJobId={job['id']}&limit=100")
-    store = client.server.app[RUNTIME].store
+    store = runtime_of(client).store
     pending = [r for r in await store.outbox_rows(delivered=False)
                if r.api == PM_API.name and r.event_type == "performanceJobReportReadyEvent"]  # fmt: skip
     assert {r.body["event"]["reportId"] for r in pending} == {r["id"] for r in reports} and total >= 2

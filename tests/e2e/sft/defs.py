@@ -14,7 +14,7 @@ import copy
 from functools import cache
 from typing import Any
 
-from tests.conformance.mef import MefApi
+from tests.support.mef import MefApi
 
 SFT_API = "generated/security/sft/serviceFunctionTest.api.yaml"
 SFT_NOTIFICATIONS = "generated/security/sft/serviceFunctionTestNotification.api.yaml"

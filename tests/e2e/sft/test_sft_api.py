@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,8 +11,8 @@ from interlude.api.common import RUNTIME
 from interlude.domain.southbound import Capability
 from interlude.service.oamjobs.payloads import conforms
 from interlude.sp.listener import SpListener
-from tests.e2e.conftest import ALPHA, BETA
 from tests.e2e.sft.defs import sft_api, sft_notifications, validate_event
+from tests.support.partner import ALPHA, BETA, wait_for_state
 
 SFT = "/mefApi/interlude/serviceFunctionTesting/v3"
 CE_JOB = "urn:lso-interlude:sft:carrier-ethernet:test-job-configuration:v1"
@@ -49,14 +48,9 @@ async def create(client: Client, body: dict[str, Any], headers: dict[str, str] =
 
 
 async def wait_job(client: Client, job_id: str, states: tuple[str, ...], timeout: float = 15.0) -> dict[str, Any]:
-    async with asyncio.timeout(timeout):
-        while True:
-            resp = await client.get(f"{SFT}/testJob/{job_id}", headers=ALPHA)
-            body: dict[str, Any] = await resp.json()
-            if body["state"] in states:
-                sft_api().validate_response("/testJob/{id}", "get", 200, body)
-                return body
-            await asyncio.sleep(0.05)
+    body = await wait_for_state(client, f"{SFT}/testJob/{job_id}", states, ALPHA, timeout)
+    sft_api().validate_response("/testJob/{id}", "get", 200, body)
+    return body
 
 
 async def results_of(client: Client, job_id: str) -> list[dict[str, Any]]:
@@ -352,7 +346,7 @@ async def test_consecutive_synthetic_loss_and_activation_runs_take_fresh_test_id
         seen.append(request.test_id)
         return await original(request)
 
-    adapter.run_oam = recording  # type: ignore[method-assign]
+    adapter.run_oam = recording
     try:
         for _ in range(2):
             job = await create(client, job_body("syntheticLoss", frameCount=50))
@@ -369,6 +363,6 @@ async def test_consecutive_synthetic_loss_and_activation_runs_take_fresh_test_id
         steps = sat["serviceSpecificTestResultConfiguration"]["steps"]
         assert all(s["frameLossRatio"] == 0.0 and s["backwardFrameLossRatio"] == 0.0 for s in steps), steps
     finally:
-        adapter.run_oam = original  # type: ignore[method-assign]
+        adapter.run_oam = original
     assert len(seen) == 2 + 2 * len(steps) and len(set(seen)) == len(seen), seen
     assert all(1 <= t < 2**31 for t in seen), seen

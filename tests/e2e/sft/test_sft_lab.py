@@ -20,10 +20,10 @@ from interlude.api.common import RUNTIME as RUNTIME_KEY
 from interlude.app.web import create_app
 from interlude.domain.fm import ContinuityLost, ContinuityRestored
 from interlude.lab.builder import Lab
-from tests.e2e.conftest import ALPHA
 from tests.e2e.sft.defs import sft_api
 from tests.e2e.sft.test_sft_api import SFT, job_body
-from tests.integration.lab.bundle import bundle_lab_up, lab_runtime
+from tests.support.bundle import bundle_lab_up, lab_runtime
+from tests.support.partner import ALPHA
 
 pytestmark = pytest.mark.lab
 

@@ -12,8 +12,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from interlude.app.runtime import Runtime
 from interlude.app.web import create_app
 from interlude.topology.loader import bundled_topology_path, load_topology
-from tests.e2e.conftest import ALPHA, fast_options
 from tests.e2e.sft.test_sft_api import SFT, job_body
+from tests.support.partner import ALPHA, fast_options
 
 
 async def test_scheduled_job_runs_once_after_restart(db_path: Path) -> None:

@@ -14,8 +14,8 @@ import yaml
 from aiohttp import WSMsgType
 from aiohttp.test_utils import TestClient
 
-from tests.conformance.mef import MefApi, mef_root
 from tests.e2e.pm.support import ALPHA, BETA, FAULTS, PM, ST, ext, json_of, pm_job
+from tests.support.mef import MefApi, mef_root
 
 GRACE = "interlude-sdk-grace"
 DEFINITION = "serviceApi/pm/streamingManagement.api.yaml"

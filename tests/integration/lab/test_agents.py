@@ -20,12 +20,12 @@ from interlude.lab.agents.base import pid_alive
 from interlude.lab.builder import Lab
 from interlude.lab.processes import process_running
 from interlude.lab.state import lab_address_for
-from tests.integration.lab.labkit import leftovers, make_lab, nsexec, wait_until
-from tests.support.lab import lab_unavailable, require_binaries, require_netns
+from tests.support.bundle import BUNDLE, bundle_lab_up
+from tests.support.lab import require_binaries
+from tests.support.labkit import leftovers, make_lab, nsexec
+from tests.support.wait import wait_until_sync
 
 pytestmark = pytest.mark.lab
-
-BUNDLE = Path(__file__).resolve().parents[3] / "labs" / "two-site-eline"
 
 
 def _require_agent_modules() -> None:
@@ -36,24 +36,8 @@ def _require_agent_modules() -> None:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    require_netns()
-    require_binaries("snmpd", "snmpget", "sshd", "netconfd", "ssh-keygen")
     _require_agent_modules()
-    tmp = tmp_path_factory.mktemp("agents-lab")
-    shutil.copytree(BUNDLE / "secrets", tmp / "secrets", ignore=shutil.ignore_patterns("netconf_ed25519*"))
-    raw = yaml.safe_load((BUNDLE / "topology.yaml").read_text())
-    for node in raw["nodes"].values():
-        node.pop("address", None)  # this run's lab gets its own subnet: let it assign the addresses
-    built = make_lab(raw, tmp)
-    try:
-        built.up()
-    except Exception as exc:  # an agent that cannot start on this box is an environment problem
-        lab_unavailable(f"the two-site-eline lab did not come up: {exc}")
-    try:
-        yield built
-    finally:
-        built.down()
-        assert leftovers(built.pfx) == []
+    yield from bundle_lab_up(tmp_path_factory.mktemp("agents-lab"), "snmpget")
 
 
 def test_status_lists_every_agent_alive(lab: Lab) -> None:
@@ -138,7 +122,7 @@ def test_the_e_line_meps_exchange_ccms_across_the_bridges_and_the_relay(lab: Lab
         remotes = read_responder_state(agent).get("ccm", {}).get("remotes", {})
         return bool(remotes.get("1", {}).get("received")) and not remotes["1"]["loc"]
 
-    assert wait_until(seen, 3.0), read_responder_state(agent)
+    assert wait_until_sync(seen, timeout=3.0, what="the responder to see the frames")
 
 
 async def test_snmp_and_netconf_adapters_use_the_lab_assigned_address(lab: Lab, tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.integration.lab.labkit import leftovers, unique_prefix, unique_subnet
+from tests.support.labkit import leftovers, unique_prefix, unique_subnet
 
 pytestmark = pytest.mark.lab
 

@@ -12,18 +12,20 @@ import os
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from interlude.adapters import lab as lab_adapter
 from interlude.adapters.base import AdapterContext
 from interlude.adapters.lab import LabAdapter
-from interlude.domain.southbound import EventKind, MepSpec, OamKind, OamRequest, SouthboundEvent
+from interlude.domain.southbound import EventKind, MepSpec, OamKind, OamRequest, OamResult, SouthboundEvent
 from interlude.errors import ValidationError
 from interlude.lab.builder import Lab
+from interlude.oam.runner import run_oam_session
 from interlude.topology.model import Impairment
-from tests.integration.lab.labkit import addr, leftovers, make_lab, nsexec
 from tests.support.lab import require_netns
+from tests.support.labkit import addr, leftovers, make_lab, nsexec
 
 pytestmark = pytest.mark.lab
 
@@ -233,12 +235,11 @@ async def test_sessions_address_the_remote_mep_by_unicast(
 ) -> None:
     """A MEP spec without a MAC still reaches exactly the remote MEP: the lab resolves its port's MAC, so the
     session ends when every frame is answered instead of waiting out the group-address reply timeout."""
-    real = lab_adapter.run_oam_session
     seen: list[str | None] = []
 
-    async def spy(request: OamRequest, **kw: object) -> object:
-        seen.append(kw.get("target_mac"))  # type: ignore[arg-type]
-        return await real(request, **kw)
+    async def spy(request: OamRequest, **kw: Any) -> OamResult:
+        seen.append(kw.get("target_mac"))
+        return await run_oam_session(request, **kw)
 
     monkeypatch.setattr(lab_adapter, "run_oam_session", spy)
     for kind in (OamKind.LOOPBACK, OamKind.DELAY, OamKind.SYNTHETIC_LOSS):

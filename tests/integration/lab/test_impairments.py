@@ -12,8 +12,8 @@ import pytest
 
 from interlude.lab.builder import Lab
 from interlude.topology.model import Impairment
-from tests.integration.lab.labkit import RX_RATE, UDP_COUNT, UDP_SEND, addr, leftovers, make_lab, nsexec, python
 from tests.support.lab import require_binaries, require_netns
+from tests.support.labkit import RX_RATE, UDP_COUNT, UDP_SEND, addr, leftovers, make_lab, nsexec, python
 
 pytestmark = pytest.mark.lab
 

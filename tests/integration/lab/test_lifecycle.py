@@ -13,7 +13,7 @@ from interlude.lab.agents.base import pid_alive
 from interlude.lab.builder import Lab
 from interlude.lab.processes import process_running
 from interlude.lab.state import read_state
-from tests.integration.lab.labkit import leftovers, make_lab, nsexec, sysfs
+from tests.support.labkit import leftovers, make_lab, nsexec, sysfs
 
 pytestmark = pytest.mark.lab
 

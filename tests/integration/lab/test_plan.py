@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -35,7 +36,7 @@ def test_bundle_plan_names_and_addresses(tmp_path: Path) -> None:
 
 
 def test_assigned_addresses_follow_file_order_and_bad_ones_are_refused(tmp_path: Path) -> None:
-    raw = {
+    raw: dict[str, Any] = {
         "name": "addr",
         "lab": {"subnet": "10.250.7.0/24"},
         "nodes": {"s1": {"kind": "snmp"}, "l1": {"kind": "lab"}, "n1": {"kind": "netconf"}},

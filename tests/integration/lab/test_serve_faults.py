@@ -20,7 +20,7 @@ import re
 import statistics
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -33,7 +33,8 @@ from interlude.domain.model import OperStatus
 from interlude.domain.southbound import Capability
 from interlude.lab.builder import Lab
 from interlude.topology.model import NodeSpec
-from tests.integration.lab.bundle import BUNDLE, bundle_lab_up, lab_runtime
+from tests.support.bundle import BUNDLE, bundle_lab_up, lab_runtime
+from tests.support.labkit import addr, nsexec, sysfs
 
 FAULTS = "/interlude/v1/faults"
 INVENTORY = "/mefApi/interlude/serviceInventory/v2"
@@ -87,7 +88,6 @@ async def _api_oper(client: TestClient[Any, Any], service_id: str) -> set[str]:
 async def test_link_down_on_the_snmp_node_cuts_the_kernel_link_and_disables_the_eline(
     client: TestClient[Any, Any], lab: Lab
 ) -> None:
-    from tests.integration.lab.labkit import sysfs
 
     ns = lab.require_state().nodes["acc-snmp"].namespace
     assert sysfs(ns, "uni1", "carrier") == "1"
@@ -118,7 +118,6 @@ async def test_link_down_on_the_snmp_node_cuts_the_kernel_link_and_disables_the_
 
 
 def _ping_ms(src_ns: str, dst: str, count: int = 15) -> float:
-    from tests.integration.lab.labkit import nsexec
 
     out = nsexec(src_ns, "ping", "-c", str(count), "-i", "0.05", "-W", "2", dst, timeout=30)
     rtts = [float(m) for m in re.findall(r"time=([\d.]+) ms", out)]
@@ -128,7 +127,6 @@ def _ping_ms(src_ns: str, dst: str, count: int = 15) -> float:
 
 @pytest.mark.lab
 async def test_delay_on_the_netconf_node_measures_true(client: TestClient[Any, Any], lab: Lab) -> None:
-    from tests.integration.lab.labkit import addr
 
     state = lab.require_state()
     # ia-2001 bridges acc-netconf:uni1 through up1 (the link the fault delays) to agg1:inet0: ping between
@@ -167,7 +165,7 @@ async def test_an_unknown_interface_is_the_same_422_as_before(client: TestClient
 class _NoImpairment:
     """An adapter that can do nothing (as a real SNMP/NETCONF device cannot impair its links)."""
 
-    kind = "snmp"
+    kind: ClassVar[str] = "snmp"
 
     def __init__(self, node: NodeSpec, context: AdapterContext) -> None:
         self.node = node

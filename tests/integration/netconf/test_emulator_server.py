@@ -23,7 +23,8 @@ from interlude.emulator.netconf_server import NetconfEmulatorServer
 from interlude.errors import DeviceAuthError, DeviceTimeoutError
 from interlude.topology.loader import bundled_topology_path, load_topology
 from interlude.topology.model import Topology
-from tests.contract.test_netconf import emulator_topology
+from tests.support.emulated_devices import emulator_topology
+from tests.support.wait import wait_until
 
 PASSWORD = "emulator-secret"
 PROFILES = bundled_dir("netconf")
@@ -133,8 +134,8 @@ async def test_unconfirmed_commit_rolls_back_by_itself(server: NetconfEmulatorSe
 
     await asyncio.to_thread(confirmed_then_vanish)
     assert server.network.ports[("pe1", "uni4")].admin is AdminState.DOWN
-    await asyncio.sleep(1.3)
-    assert server.network.ports[("pe1", "uni4")].admin is AdminState.UP
+    port = server.network.ports[("pe1", "uni4")]
+    assert await wait_until(lambda: port.admin is AdminState.UP, timeout=5.0, what="the confirmed commit's rollback")
 
 
 async def test_unverified_change_is_undone(
@@ -301,7 +302,7 @@ async def test_writable_running_only_device(tmp_path: Path, monkeypatch: pytest.
             assert info.value.tag == "invalid-value"
             assert network.ports[("pe1", "uni1")].admin is AdminState.UP
             assert (await nc.set_admin_state("uni1", AdminState.DOWN)).admin is AdminState.DOWN
-            assert network.ports[("pe1", "uni1")].admin is AdminState.DOWN
+            assert network.ports[("pe1", "uni1")].admin is AdminState.DOWN  # type: ignore[comparison-overlap]
         finally:
             await nc.close()
 

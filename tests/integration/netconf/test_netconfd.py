@@ -18,8 +18,7 @@ from interlude.adapters.netconf.session import HostKeyError, NetconfRpcError
 from interlude.domain.southbound import AdminState, EventKind, OperState, SouthboundEvent
 from interlude.errors import DeviceAuthError
 from interlude.topology.loader import parse_topology
-from tests.contract.suite import eventually
-from tests.integration.netconf.lab import (
+from tests.support.netconf_lab import (
     NetconfLab,
     build_netconf_lab,
     confirmed_delete_then_vanish,
@@ -27,6 +26,7 @@ from tests.integration.netconf.lab import (
     teardown_netconf_lab,
 )
 from tests.support.netns import NetnsFactory
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.lab
 
@@ -77,7 +77,7 @@ async def test_admin_down_takes_the_kernel_link_down_and_up_again(adapter: Netco
     async def peer_has_carrier() -> bool:
         return lab.factory.sysfs(lab.peer, "p1", "carrier") == "1"
 
-    assert await eventually(peer_has_carrier, 3.0)
+    assert await wait_until(peer_has_carrier, timeout=3.0, what="the peer's carrier")
     assert "<name>e1</name>" in running_config(lab)  # admin up = the entry exists (yuma123 semantics)
 
 
@@ -126,13 +126,13 @@ async def test_admin_up_reasserts_after_a_confirmed_commit_rollback(adapter: Net
     async def rolled_back() -> bool:
         return "<name>e1</name>" in await asyncio.to_thread(running_config, lab)
 
-    assert await eventually(rolled_back, 8.0, interval=0.2)
+    assert await wait_until(rolled_back, timeout=8.0, interval=0.2, what="the rollback")
     assert lab.kernel_admin("e1") is AdminState.DOWN  # ... and the rollback did not bring the link back
 
     async def agent_sees_down() -> bool:  # the SIL refreshes oper-status on a ~1 s timer
         return (await adapter.get_interface("e1")).oper is OperState.DOWN
 
-    assert await eventually(agent_sees_down, 5.0, interval=0.1)
+    assert await wait_until(agent_sees_down, timeout=5.0, interval=0.1, what="the agent to see the port down")
     state = await adapter.set_admin_state("e1", AdminState.UP)
     assert state.admin is AdminState.UP
     assert lab.kernel_admin("e1") is AdminState.UP

@@ -20,7 +20,8 @@ from interlude.lab.relay import RelayConfig, start_relay, update_relay
 from interlude.oam.runner import run_session
 from tests.integration.oam.conftest import make_pair
 from tests.support.lab import require_binaries
-from tests.support.netns import NetnsFactory, wait_for
+from tests.support.netns import NetnsFactory
+from tests.support.wait import wait_until_sync
 
 pytestmark = pytest.mark.lab
 
@@ -132,11 +133,11 @@ def test_delay_through_relay_and_ccm_loss_of_continuity(netns_factory: NetnsFact
         def remote_state() -> dict[str, object]:
             return read_responder_state(local)["ccm"]["remotes"]["2"]  # type: ignore[no-any-return]
 
-        assert wait_for(lambda: remote_state()["received"] >= 3, timeout=3)  # type: ignore[operator]
+        assert wait_until_sync(lambda: remote_state()["received"] >= 3, timeout=3)  # type: ignore[operator]
         assert remote_state()["loc"] is False
         cut_at = time.monotonic()
         update_relay(relay, RelayConfig(delay_ms=5.0, down=True))
-        assert wait_for(lambda: remote_state()["loc"] is True, timeout=2, interval=0.005)
+        assert wait_until_sync(lambda: remote_state()["loc"] is True, timeout=2, interval=0.005)
         assert time.monotonic() - cut_at < 2.0
         # when the relay really cut the link (it logs the time it applied the change) -> when LOC was raised:
         # the last CCM passed at most one interval (+ 5 ms in flight) before the cut, LOC follows 3.5 intervals
@@ -147,10 +148,10 @@ def test_delay_through_relay_and_ccm_loss_of_continuity(netns_factory: NetnsFact
         assert 2.4 * interval <= loc[0]["at"] - cut_wall <= 3.5 * interval + 0.005 + 0.03, (loc, cut_wall)
         silent_ms = float(loc[0]["detail"].split()[3])
         assert 349 <= silent_ms <= 350 + 30, loc  # 3.5 x 100 ms without a CCM (detail is rounded to the ms)
-        assert wait_for(lambda: read_responder_state(remote)["ccm"]["remotes"]["1"]["loc"] is True, timeout=2)
+        assert wait_until_sync(lambda: read_responder_state(remote)["ccm"]["remotes"]["1"]["loc"] is True, timeout=2)
         update_relay(relay, RelayConfig(delay_ms=5.0))
-        assert wait_for(lambda: remote_state()["loc"] is False, timeout=1.5 * interval + 0.2, interval=0.005)
-        assert wait_for(lambda: remote_state()["rdi"] is False, timeout=3 * interval)
+        assert wait_until_sync(lambda: remote_state()["loc"] is False, timeout=1.5 * interval + 0.2, interval=0.005)
+        assert wait_until_sync(lambda: remote_state()["rdi"] is False, timeout=3 * interval)
     finally:
         for agent in (local, remote, relay):
             stop_pid(agent.pid)
@@ -177,7 +178,7 @@ def test_cli_json_shapes_and_errors(netns_factory: NetnsFactory, tmp_path: Path)
             responder = subprocess.Popen([*cli, "oam", "responder", "--netns", pair.a, "--interface", pair.if_a,
                                           "--mep-id", "9"], stdout=log, stderr=subprocess.STDOUT)
         try:
-            assert wait_for(lambda: '"ready"' in (tmp_path / "resp.log").read_text(), timeout=10)
+            assert wait_until_sync(lambda: '"ready"' in (tmp_path / "resp.log").read_text(), timeout=10)
             responder.send_signal(signal.SIGTERM)
             assert responder.wait(timeout=5) == 0
         finally:

@@ -21,7 +21,8 @@ from interlude.lab.relay import RelayConfig, start_relay, update_relay
 from interlude.oam.runner import run_one_way_delay
 from tests.integration.oam.conftest import make_pair
 from tests.support.lab import require_binaries
-from tests.support.netns import NetnsFactory, wait_for
+from tests.support.netns import NetnsFactory
+from tests.support.wait import wait_until_sync
 
 pytestmark = pytest.mark.lab
 
@@ -75,7 +76,7 @@ def test_ais_sent_on_client_level_when_ccm_link_is_cut(netns_factory: NetnsFacto
                                   pair.if_a, "--mep-id", "1", "--ccm-interval", "0.1", "--remote-mep", "2", "--ais",
                                   "--state", str(state)], stdout=log, stderr=subprocess.STDOUT)
     try:
-        assert wait_for(lambda: "Capturing on" in tshark_log.read_text(), timeout=20)
+        assert wait_until_sync(lambda: "Capturing on" in tshark_log.read_text(), timeout=20)
 
         def mep1() -> dict[str, Any]:
             try:
@@ -83,13 +84,13 @@ def test_ais_sent_on_client_level_when_ccm_link_is_cut(netns_factory: NetnsFacto
             except (OSError, ValueError, KeyError):
                 return {}
 
-        assert wait_for(lambda: mep1().get("remotes", {}).get("2", {}).get("received", 0) >= 3, timeout=10)
+        assert wait_until_sync(lambda: mep1().get("remotes", {}).get("2", {}).get("received", 0) >= 3, timeout=10)
         assert mep1()["ais"]["sent"] == 0  # continuity: no AIS
         update_relay(relay, RelayConfig(down=True))
         # LOC after 3.5 x 100 ms sends the first AIS at once, the next one a second later
-        assert wait_for(lambda: mep1()["ais"]["sent"] >= 2, timeout=3, interval=0.02)
+        assert wait_until_sync(lambda: mep1()["ais"]["sent"] >= 2, timeout=3, interval=0.02)
         update_relay(relay, RelayConfig())
-        assert wait_for(lambda: mep1()["remotes"]["2"]["loc"] is False, timeout=2, interval=0.02)
+        assert wait_until_sync(lambda: mep1()["remotes"]["2"]["loc"] is False, timeout=2, interval=0.02)
         sent = mep1()["ais"]["sent"]
         assert mep1()["ais"]["sending"] is False
         time.sleep(1.3)

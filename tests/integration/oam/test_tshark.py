@@ -19,7 +19,8 @@ from interlude.oam.runner import run_session
 from interlude.oam.transport import RawTransport
 from tests.integration.oam.conftest import make_pair
 from tests.support.lab import require_binaries
-from tests.support.netns import NetnsFactory, wait_for
+from tests.support.netns import NetnsFactory
+from tests.support.wait import wait_until_sync
 
 pytestmark = pytest.mark.lab
 
@@ -83,7 +84,7 @@ def test_every_frame_type_decodes_in_tshark(netns_factory: NetnsFactory, tmp_pat
     with log.open("wb") as err:
         capture = netns_factory.spawn(pair.a, ["tshark", "-q", "-i", pair.if_a, "-w", str(pcap)], stderr=err,
                                       stdout=subprocess.DEVNULL)
-    assert wait_for(lambda: "Capturing on" in log.read_text(), timeout=20)
+    assert wait_until_sync(lambda: "Capturing on" in log.read_text(), timeout=20)
     agent = start_responder(pair.b, tmp_path, interface=pair.if_b, level=3, mep_id=2, vlan=None, ccm_interval_s=None)
     try:
         target = netns_factory.sysfs(pair.b, pair.if_b, "address")

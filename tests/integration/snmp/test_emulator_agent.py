@@ -19,9 +19,9 @@ from interlude.domain.southbound import AdminState, EventKind, OperState, Southb
 from interlude.emulator.snmp_agent import EmulatorSnmpAgent, EmulatorV3User
 from interlude.errors import DeviceTimeoutError
 from interlude.topology.loader import bundled_topology_path, load_topology
-from tests.contract.test_snmp import snmp_view_of
-from tests.integration.snmp.labnode import free_udp_port
+from tests.support.emulated_devices import snmp_view_of
 from tests.support.lab import require_binaries
+from tests.support.snmp_lab import free_udp_port
 
 USER = EmulatorV3User("emu", "emu-auth-key", "emu-priv-key")
 NETSNMP = ["-M", "/dev/null", "-m", "", "-On", "-r", "0", "-t", "2"]
@@ -162,7 +162,7 @@ async def test_nodes_share_one_trap_receiver_and_get_only_their_own_events(
         adapters.append(adapter)
     try:
         assert adapters[0]._receiver is adapters[1]._receiver is not None
-        assert adapters[0]._receiver.users == 2
+        assert adapters[0]._receiver.users == 2  # type: ignore[union-attr]
         seen: dict[str, list[SouthboundEvent]] = {"pe1": [], "pe2": []}
 
         async def collect(adapter: SnmpAdapter) -> None:

@@ -13,8 +13,8 @@ from interlude.app.runtime import Runtime, RuntimeOptions
 from interlude.domain.model import OperStatus
 from interlude.emulator.snmp_agent import EmulatorSnmpAgent
 from interlude.topology.loader import bundled_topology_path, load_topology, parse_topology
-from tests.contract.suite import eventually
-from tests.integration.snmp.labnode import free_udp_port
+from tests.support.snmp_lab import free_udp_port
+from tests.support.wait import wait_until
 
 
 async def test_a_trap_changes_service_oper_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -50,7 +50,7 @@ async def test_a_trap_changes_service_oper_state(tmp_path: Path, monkeypatch: py
             async def port_down() -> bool:
                 return runtime.inventory.port_up.get(("pe1", "uni1")) is False
 
-            assert await eventually(port_down, 5.0), "the trap did not reach the inventory"
+            assert await wait_until(port_down, timeout=5.0, what="the trap to reach the inventory")
             pe1 = runtime.adapters["pe1"]
             assert isinstance(pe1, SnmpAdapter) and pe1._receiver is not None and pe1._receiver.received >= 1
             after = runtime.inventory.indexed("ovc-1001")

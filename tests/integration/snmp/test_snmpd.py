@@ -17,10 +17,10 @@ from interlude.adapters.snmp.adapter import SnmpAdapter
 from interlude.domain.southbound import AdminState, EventKind, SouthboundEvent
 from interlude.errors import DeviceAuthError, DeviceTimeoutError, NotFoundError
 from interlude.topology.loader import parse_topology
-from tests.contract.suite import eventually
-from tests.integration.snmp.labnode import V3_USER, SnmpLabNode, build_snmp_lab
 from tests.support.lab import require_binaries, require_netns
 from tests.support.netns import NetnsFactory
+from tests.support.snmp_lab import V3_USER, SnmpLabNode, build_snmp_lab
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.lab
 
@@ -70,11 +70,9 @@ def test_start_snmpd_records_the_daemon_pid(lab: SnmpLabNode) -> None:
 
 
 async def wait_event(events: list[SouthboundEvent], kind: EventKind, timeout: float = 10.0) -> SouthboundEvent:
-    async def seen() -> bool:
-        return any(e.kind is kind for e in events)
-
-    assert await eventually(seen, timeout), f"no {kind} event within {timeout} s; got {events}"
-    return next(e for e in events if e.kind is kind)
+    return await wait_until(
+        lambda: next((e for e in events if e.kind is kind), None), timeout=timeout, what=f"a {kind} event in {events}"
+    )
 
 
 async def test_set_admin_down_reaches_the_kernel_and_the_trap_becomes_an_event(
@@ -204,7 +202,7 @@ async def test_v3_traps_become_events(
     for key, value in lab.env.items():
         monkeypatch.setenv(key, value)
     spec = lab.node_spec(version="3")
-    spec["credentials"].pop("trap_community")  # type: ignore[union-attr]
+    spec["credentials"].pop("trap_community")  # type: ignore[attr-defined]
     topo = parse_topology({"name": "snmplab", "nodes": {"sa": spec}})
     ad = SnmpAdapter(topo.node("sa"), AdapterContext(topology=topo, base_dir=tmp_path, state_dir=tmp_path))
     await ad.open()

@@ -19,7 +19,8 @@ TAGGED = L2(dst=B, src=A, vlan=100, priority=5)
 def _oam(frame: bytes | bytearray) -> OAM:
     pkt = Ether(bytes(frame))
     assert OAM in pkt, pkt.summary()
-    return pkt[OAM]
+    layer: OAM = pkt[OAM]
+    return layer
 
 
 @pytest.mark.parametrize("l2", [UNTAGGED, TAGGED], ids=["untagged", "tagged"])

@@ -19,7 +19,7 @@ T0 = 1_700_000_000 * 1_000_000_000
 
 
 def _send(session: object, now: int) -> Outgoing:
-    out = session.poll(now)  # type: ignore[attr-defined]
+    out: Outgoing | None = session.poll(now)  # type: ignore[attr-defined]
     assert out is not None
     if out.stamp_at is not None:
         codec.put_ts(out.frame, out.stamp_at, now)

@@ -3,14 +3,12 @@
 :func:`bundle_lab` builds the bundle's :class:`Lab` with this run's prefix/subnet and the addresses left to the
 lab; :func:`bundle_lab_up` is the body of a module-scoped ``lab`` fixture (skip, or fail under
 ``INTERLUDE_REQUIRE_LAB=1``, when the lab cannot come up; always torn down, and nothing of it may be left);
-:func:`lab_runtime` is the runtime a served test talks to. ``labkit`` is imported where used, as the lab
-fixtures always did, so that collecting these modules imports nothing lab-specific.
+:func:`lab_runtime` is the runtime a served test talks to.
 """
 
 from __future__ import annotations
 
 import shutil
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,17 +19,12 @@ from interlude.app.runtime import Runtime, RuntimeOptions
 from interlude.lab.builder import Lab
 from interlude.topology.model import NodeSpec
 from tests.support.lab import lab_unavailable, require_binaries, require_netns
+from tests.support.labkit import leftovers, make_lab
+from tests.support.snmp_lab import free_udp_port
 
-BUNDLE = Path(__file__).resolve().parents[3] / "labs" / "two-site-eline"
+BUNDLE = Path(__file__).resolve().parents[2] / "labs" / "two-site-eline"
 LAB_AGENTS = ("snmpd", "sshd", "netconfd", "ssh-keygen")
 """The binaries the bundle's agents need (tests add their own tools, e.g. tshark or ping)."""
-
-
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("0.0.0.0", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def bundle_lab(tmp: Path, *, own_trap_port: bool = False) -> Lab:
@@ -41,14 +34,12 @@ def bundle_lab(tmp: Path, *, own_trap_port: bool = False) -> Lab:
     ``snmp`` adapter really serves the SNMP nodes (served as ``interlude serve`` does), not where every node
     runs through the ``lab`` adapter.
     """
-    from tests.integration.lab.labkit import make_lab
-
     shutil.copytree(BUNDLE / "secrets", tmp / "secrets", ignore=shutil.ignore_patterns("netconf_ed25519*"))
     raw = yaml.safe_load((BUNDLE / "topology.yaml").read_text())
     for node in raw["nodes"].values():
         node.pop("address", None)
     if own_trap_port:
-        raw["kinds"]["snmp"]["settings"]["trap_listen"] = f"0.0.0.0:{_free_udp_port()}"
+        raw["kinds"]["snmp"]["settings"]["trap_listen"] = f"0.0.0.0:{free_udp_port('0.0.0.0')}"
     return make_lab(raw, tmp)
 
 
@@ -59,8 +50,6 @@ def bundle_lab_up(tmp: Path, *tools: str, own_trap_port: bool = False) -> Iterat
     """
     require_netns()
     require_binaries(*LAB_AGENTS, *tools)
-    from tests.integration.lab.labkit import leftovers
-
     built = bundle_lab(tmp, own_trap_port=own_trap_port)
     try:
         built.up()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import itertools
 import random
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -127,18 +126,21 @@ print((b1 - b0) * 8 / (t1 - t0))
 """
 
 
+def flood_rate_bps(src_ns: str, dst_ip: str, dst_ns: str, dst_if: str) -> float:
+    """The rate a UDP flood from ``src_ns`` to ``dst_ip`` achieves, measured as received on ``dst_if``.
+
+    The sender runs 3.5 s; the receiver side skips the first second (queues filling) and measures two.
+    """
+    flood = [python(), "-c", UDP_SEND, dst_ip, "9", "-3.5", "1400", "0"]
+    sender = subprocess.Popen(["ip", "netns", "exec", src_ns, *flood], stdout=subprocess.DEVNULL)
+    try:
+        return float(nsexec(dst_ns, python(), "-c", RX_RATE, dst_if, "1.0", "2.0").strip())
+    finally:
+        sender.wait(timeout=10)
+
+
 def python() -> str:
     """The interpreter running the tests (inside namespaces too)."""
     import sys
 
     return sys.executable
-
-
-def wait_until(predicate: Any, timeout: float = 5.0) -> bool:
-    """Poll a callable until truthy."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return bool(predicate())

@@ -126,11 +126,11 @@ class FakeAgent:
 
 async def test_column_walk_reads_columns_side_by_side_in_few_round_trips() -> None:
     cols = [(1, 3, 6, 1, 9, 1, c) for c in (1, 2, 3)]
-    table = {(*col, row): col[-1] * 1000 + row for col in cols for row in range(1, 51)}
+    table: dict[tuple[int, ...], int] = {(*col, row): col[-1] * 1000 + row for col in cols for row in range(1, 51)}
     table[(1, 3, 6, 1, 9, 2, 1)] = 0  # something after the table
     agent = FakeAgent(table)
     s = session()
-    s.bulk = agent.bulk  # type: ignore[method-assign]
+    s.bulk = agent.bulk  # type: ignore[method-assign, assignment]
     result = await s.walk_columns(cols)
     assert all(len(result[col]) == 50 for col in cols)
     assert result[cols[1]][(7,)] == 2007
@@ -144,5 +144,5 @@ async def test_column_walk_stops_on_a_non_increasing_agent() -> None:
         return [((*col, 1), 5)]
 
     s = session()
-    s.bulk = stuck  # type: ignore[method-assign]
+    s.bulk = stuck  # type: ignore[method-assign, assignment]
     assert await s.walk_columns([col]) == {col: {(1,): 5}}

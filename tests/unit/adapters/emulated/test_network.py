@@ -78,7 +78,7 @@ def test_path_adds_link_impairments_and_sees_cuts(net: EmulatedNetwork) -> None:
     assert path.reachable and path.delay_ms == 0 and path.hops == (("pe1", "agg1"),)
     net.set_impairment("pe1", "up1", Impairment(delay_ms=5, jitter_ms=1, loss_percent=10))
     path = net.path(("pe1", "uni1"), ("agg1", "enni1"))
-    assert (path.delay_ms, path.jitter_ms, path.loss_ratio) == (5, 1, pytest.approx(0.1))
+    assert (path.delay_ms, path.jitter_ms, path.loss_ratio) == (5, 1, pytest.approx(0.1))  # type: ignore[comparison-overlap]
     two_hops = net.path(("pe1", "uni1"), ("pe2", "uni1"))
     assert two_hops.delay_ms == 5 and len(two_hops.hops) == 2
     net.set_link_cut("agg1", "dn1", True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from interlude.adapters.base import AdapterContext
 from interlude.domain.southbound import AdminState, OperState
@@ -125,14 +126,13 @@ def teardown_netconf_lab(lab: NetconfLab) -> None:
     lab.factory.cleanup()
 
 
-def running_config(lab: NetconfLab) -> str:
-    """The running datastore's /interfaces, read out of band with bare ncclient (canonicalised text)."""
+def raw_session(lab: NetconfLab) -> Any:
+    """A bare ncclient session to the lab's netconfd as root, for reads and writes behind the adapter's back."""
     import ncclient.transport.session as nc_session
-    from lxml import etree
     from ncclient import manager
 
     nc_session.TICK = 0.002
-    with manager.connect(
+    return manager.connect(
         host=lab.address,
         port=830,
         username="root",
@@ -140,7 +140,14 @@ def running_config(lab: NetconfLab) -> str:
         hostkey_verify=False,
         allow_agent=False,
         look_for_keys=False,
-    ) as m:
+    )
+
+
+def running_config(lab: NetconfLab) -> str:
+    """The running datastore's /interfaces, read out of band with bare ncclient (canonicalised text)."""
+    from lxml import etree
+
+    with raw_session(lab) as m:
         flt = '<interfaces xmlns="urn:ietf:params:xml:ns:yang:ietf-interfaces"/>'
         data = m.get_config(source="running", filter=("subtree", flt)).data_ele
         return str(etree.tostring(data, method="c14n").decode())
@@ -149,19 +156,7 @@ def running_config(lab: NetconfLab) -> str:
 def confirmed_delete_then_vanish(lab: NetconfLab, ifname: str, timeout_s: int = 1) -> None:
     """Delete an interface entry with a confirmed commit, never confirm it, and close the session (RFC 6241:
     the server restores the configuration when the session ends or the timeout passes)."""
-    import ncclient.transport.session as nc_session
-    from ncclient import manager
-
-    nc_session.TICK = 0.002
-    with manager.connect(
-        host=lab.address,
-        port=830,
-        username="root",
-        key_filename=str(lab.key_file),
-        hostkey_verify=False,
-        allow_agent=False,
-        look_for_keys=False,
-    ) as m:
+    with raw_session(lab) as m:
         m.edit_config(
             target="candidate",
             config=(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from pyasn1.codec.ber import decoder, encoder
+from pyasn1.codec.ber import decoder, encoder  # type: ignore[import-untyped]
 from pysnmp.proto import api, rfc1902, rfc1905
 
 from interlude.adapters.snmp.fastv2c import (

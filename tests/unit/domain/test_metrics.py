@@ -67,7 +67,7 @@ def test_availability_sliding_windows() -> None:
 def test_summary_shapes_match_issue() -> None:
     lb = metrics.summary(OamResult(kind=OamKind.LOOPBACK, sent=2, received=2, delays_us=(10.0, 20.0)))
     assert {"sent", "received", "loss_ratio", "rtt_us"} <= set(lb)
-    assert {"min", "median", "p99", "max"} <= set(lb["rtt_us"])  # type: ignore[arg-type]
+    assert {"min", "median", "p99", "max"} <= set(lb["rtt_us"])  # type: ignore[call-overload]
     dm = metrics.summary(OamResult(kind=OamKind.DELAY, sent=2, received=2, delays_us=(10.0, 20.0)))
     assert {"sent", "received", "fd_us", "ifdv_us"} <= set(dm)
     sl = metrics.summary(OamResult(kind=OamKind.SYNTHETIC_LOSS, sent=10, received=8, forward_lost=1, backward_lost=1))
