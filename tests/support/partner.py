@@ -61,4 +61,6 @@ def runtime_of(client: TestClient[Any, Any]) -> Runtime:
     """The runtime behind a test client, for the out-of-band checks an SP could not make."""
     server = client.server
     assert isinstance(server, TestServer)
-    return server.app[RUNTIME]
+    runtime = server.app[RUNTIME]
+    assert isinstance(runtime, Runtime)
+    return runtime

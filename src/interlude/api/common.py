@@ -18,7 +18,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel
@@ -37,10 +37,17 @@ from interlude.errors import (
     ValidationError,
     ValidationErrors,
 )
-from interlude.service.platform.hub import NotifyingApi
-
-if TYPE_CHECKING:
-    from interlude.app.runtime import Runtime
+from interlude.service.alarms.service import AlarmService
+from interlude.service.inventory.service import InventoryService
+from interlude.service.oamjobs.fm.service import FmService
+from interlude.service.oamjobs.sft.service import SftService
+from interlude.service.ordering.service import OrderingService
+from interlude.service.performance.service import PerformanceService
+from interlude.service.performance.streaming import StreamingService
+from interlude.service.platform.faults import FaultService
+from interlude.service.platform.hub import HubService, NotifyingApi
+from interlude.service.platform.network import Network
+from interlude.topology.model import Topology
 
 log = logging.getLogger(__name__)
 auth_log = logging.getLogger("interlude.api.auth")  # token rejections keep their historical logger name
@@ -50,7 +57,29 @@ BUYER_HEADER = "X-Interlude-Buyer"
 MAX_PAGE = 1000
 INT32_MAX = 2**31 - 1
 
-RUNTIME: web.AppKey[Runtime] = web.AppKey("runtime")
+
+
+class Partner(Protocol):
+    """What the REST layer needs of a running partner: the use cases, by name.
+
+    The composition root's ``Runtime`` has them all; declaring them here keeps the REST layer below it (it
+    never sees adapters, the store or the runners) and tells a reader exactly what handlers may call.
+    """
+
+    topology: Topology
+    inventory: InventoryService
+    ordering: OrderingService
+    hub: HubService
+    faults: FaultService
+    network: Network
+    alarms: AlarmService
+    performance: PerformanceService
+    streaming: StreamingService
+    sft: SftService
+    fm: FmService
+
+
+RUNTIME: web.AppKey[Partner] = web.AppKey("runtime")
 
 M = TypeVar("M", bound=BaseModel)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

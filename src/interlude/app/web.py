@@ -35,10 +35,10 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True, tokens: TokenTa
         app.router.add_routes(module.routes())
     if manage_runtime:
 
-        async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-            await app[RUNTIME].start()
+        async def lifecycle(_: web.Application) -> AsyncIterator[None]:
+            await runtime.start()
             yield
-            await app[RUNTIME].stop()
+            await runtime.stop()
 
         app.cleanup_ctx.append(lifecycle)
     return app

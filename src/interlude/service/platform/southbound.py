@@ -12,12 +12,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
 
 from interlude.domain.events import PortStateChanged, SouthboundReceived
 from interlude.domain.southbound import Capability, EventKind, SouthboundEvent
 from interlude.errors import AdapterError
-from interlude.service.inventory.service import InventoryService
 from interlude.service.platform.bus import EventBus
 from interlude.service.platform.network import Network
 
@@ -33,12 +33,26 @@ _STATE_EVENTS = {
 }
 
 
+class PortStates(Protocol):
+    """Where live port states go: the service inventory, which derives each service's oper state from them.
+
+    A Protocol rather than the inventory class, so the platform does not depend on a bounded context above it.
+    """
+
+    @property
+    def port_up(self) -> Mapping[tuple[str, str], bool]:
+        """The last known oper state of every port read so far."""
+        ...
+
+    async def update_ports(self, states: Mapping[tuple[str, str], bool]) -> Any:
+        """Take new port states (only changes matter to the receiver)."""
+        ...
+
+
 class SouthboundIngest:
     """Follows every adapter and keeps the inventory's port states current."""
 
-    def __init__(
-        self, network: Network, inventory: InventoryService, bus: EventBus, poll_interval_s: float = 5.0
-    ) -> None:
+    def __init__(self, network: Network, inventory: PortStates, bus: EventBus, poll_interval_s: float = 5.0) -> None:
         self.network = network
         self.inventory = inventory
         self.bus = bus
