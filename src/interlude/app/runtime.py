@@ -14,8 +14,6 @@ and the tests use this one object; the aiohttp app only holds it.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -28,7 +26,7 @@ from interlude.errors import AdapterError
 from interlude.lab.impairments import impairment_control_for
 from interlude.lab.state import lab_address_for
 from interlude.service.alarms.retention import AlarmRetention
-from interlude.service.alarms.service import AlarmService
+from interlude.service.alarms.service import AlarmDeps, AlarmService
 from interlude.service.inventory.config import policies_of
 from interlude.service.inventory.service import InventoryService
 from interlude.service.oamjobs.common import OamJobDeps
@@ -46,6 +44,7 @@ from interlude.service.platform.faults import FaultService
 from interlude.service.platform.hub import HubService, Notifier
 from interlude.service.platform.jobs import JobRunner
 from interlude.service.platform.network import Network
+from interlude.service.platform.periodic import Periodic
 from interlude.service.platform.southbound import SouthboundIngest
 from interlude.store.base import Store
 from interlude.store.postgres import PostgresStore
@@ -130,7 +129,8 @@ class Runtime:
         self.jobs = JobRunner(self.store)  # durable scheduled work (SFT, FM, PM); started once kinds are registered
         extra = self.options.extra
         self.alarms = AlarmService(
-            self.store, self.hub, self.bus, self.inventory, topology, self.network, AlarmRetention.from_settings(extra)
+            AlarmDeps(self.store, self.hub, self.bus, self.inventory, topology, self.network),
+            AlarmRetention.from_settings(extra),
         )
         self.alarms.attach()  # before start(): the alarm service sees the initial port read
         self.streaming = StreamingService(self.store)
@@ -140,7 +140,10 @@ class Runtime:
         self.pm_retention = PmRetentionSweeper(self.store, PmRetention.from_settings(extra))
         self.sft = SftService(OamJobDeps(self.store, self.hub, self.inventory, self.network, self.jobs, self.bus))
         self.fm = FmService(self.sft.deps)  # the same collaborators: one set of dependencies for both OAM job APIs
-        self._alarm_sweeper: asyncio.Task[None] | None = None
+        self.alarm_retention = Periodic(
+            "alarm-retention", self.alarms.expire, self.alarms.retention.sweep_interval_s,
+            "alarm retention sweep failed; retrying next interval",
+        )  # fmt: skip
 
     def _impairment_fallback(self) -> Callable[[str], ImpairmentControl | None] | None:
         """The lab's impairment control for nodes whose adapter lacks ImpairmentControl (None if all have it).
@@ -172,7 +175,7 @@ class Runtime:
                 await self.ordering.provision_active()
             await self.faults.reapply()
             self.performance.register()
-            self._alarm_sweeper = asyncio.create_task(self._sweep_alarms(), name="alarm-retention")
+            self.alarm_retention.start()
             self.pm_retention.start()
             await self.jobs.start()
             await self.southbound.start()
@@ -185,27 +188,10 @@ class Runtime:
             await self.stop()
             raise
 
-    async def _sweep_alarms(self) -> None:
-        """Apply the alarm retention every ``sweep_interval_s`` (first run at once: a restart catches up).
-
-        A plain task, not job-runner work: the sweep is idempotent and driven by the stored alarm times, so a
-        restart simply catches up, and it adds no work items to the store every minute.
-        """
-        while True:
-            try:
-                await self.alarms.expire()
-            except Exception:
-                log.exception("alarm retention sweep failed; retrying next interval")
-            await asyncio.sleep(self.alarms.retention.sweep_interval_s)
-
     async def stop(self) -> None:
         """Stop runners, close adapters and the store. Idempotent."""
         await self.jobs.stop()
-        if self._alarm_sweeper is not None:
-            self._alarm_sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._alarm_sweeper
-            self._alarm_sweeper = None
+        await self.alarm_retention.stop()
         await self.pm_retention.stop()
         await self.streaming.close()
         await self.runner.stop()

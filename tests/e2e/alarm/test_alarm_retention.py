@@ -18,7 +18,7 @@ from interlude.app.runtime import Runtime, RuntimeOptions
 from interlude.app.web import create_app
 from interlude.domain.alarms import TCA_STATEFUL_SET, TCA_STATELESS
 from interlude.service.alarms.retention import AlarmRetention
-from interlude.service.alarms.service import AlarmService
+from interlude.service.alarms.service import AlarmDeps, AlarmService
 from interlude.sp.listener import SpListener
 from interlude.topology.loader import bundled_topology_path, load_topology
 from tests.e2e.alarm.test_alarm_api import _validate_event
@@ -116,6 +116,6 @@ async def test_a_restart_does_not_make_stateless_tcas_active(client: TestClient[
     alarms = ext(client).alarms
     stateless = await _tca(alarms, "stateless", TCA_STATELESS)
     stateful = await _tca(alarms, "set", TCA_STATEFUL_SET, job="job-r2")
-    fresh = AlarmService(alarms.store, alarms.hub, alarms.bus, alarms.inventory, alarms.topology)
+    fresh = AlarmService(AlarmDeps(alarms.store, alarms.hub, alarms.bus, alarms.inventory, alarms.topology))
     active = {a.id for a in await fresh.active()}
     assert stateful in active and stateless not in active

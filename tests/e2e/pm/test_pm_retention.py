@@ -266,7 +266,7 @@ async def test_stopping_the_sweep_leaves_the_store_usable(tmp_path: Path) -> Non
             await asyncio.sleep(0.003)
             await sweeper.stop()
             await sweeper.stop()
-            assert sweeper._task is None
+            assert not sweeper.periodic.running
             async with store.transaction() as tx:  # would fail if a stop had left a transaction open
                 await tx.get_document(REPORTS, "r000")
         await sweeper.sweep(now)

@@ -44,6 +44,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from interlude.domain.alarms import (
@@ -92,27 +93,31 @@ _CONTINUITY = {
 _LINK_KINDS = {EventKind.LINK_DOWN, EventKind.LINK_UP, EventKind.ADMIN_DOWN, EventKind.ADMIN_UP}
 
 
+@dataclass(frozen=True, slots=True)
+class AlarmDeps:
+    """What the alarm service works with; ``network`` is None where nothing reads device state (tests)."""
+
+    store: Store
+    hub: HubService
+    bus: EventBus
+    inventory: InventoryService
+    topology: Topology
+    network: Network | None = None
+
+
 class AlarmService:
     """Raises, clears and serves alarms."""
 
-    def __init__(
-        self,
-        store: Store,
-        hub: HubService,
-        bus: EventBus,
-        inventory: InventoryService,
-        topology: Topology,
-        network: Network | None = None,
-        retention: AlarmRetention | None = None,
-    ) -> None:
-        self.store = store
+    def __init__(self, deps: AlarmDeps, retention: AlarmRetention | None = None) -> None:
+        self.deps = deps
+        self.store = deps.store
         self.retention = retention or AlarmRetention()
-        self.hub = hub
-        self.bus = bus
-        self.inventory = inventory
-        self.topology = topology
-        self._links = links_of(topology)
-        self.network = network
+        self.hub = deps.hub
+        self.bus = deps.bus
+        self.inventory = deps.inventory
+        self.topology = deps.topology
+        self._links = links_of(deps.topology)
+        self.network = deps.network
         self._lock = asyncio.Lock()
         self._loaded = False
         self._active: dict[tuple[str, str | None], AlarmRecord] = {}

@@ -50,7 +50,6 @@ stored creation times, so a restart simply catches up.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Mapping
@@ -60,6 +59,7 @@ from datetime import UTC, datetime
 from interlude.domain.model import iso
 from interlude.errors import ConfigError
 from interlude.service.performance.common import PM_API, REPORTS
+from interlude.service.platform.periodic import Periodic
 from interlude.service.platform.settings import given_settings
 from interlude.store.base import AgeQuery, DocumentStamp, Store
 
@@ -125,44 +125,18 @@ class PmRetentionSweeper:
     def __init__(self, store: Store, retention: PmRetention) -> None:
         self.store = store
         self.retention = retention
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = asyncio.Event()
+        self.periodic = Periodic(
+            "pm-report-retention", self.sweep, retention.sweep_interval_s,
+            "PM report retention sweep failed; retrying next interval",
+        )  # fmt: skip
 
     def start(self) -> None:
         """Sweep now and every ``sweep_interval_s`` (idempotent)."""
-        if self._task is None:
-            self._stopping = asyncio.Event()
-            self._task = asyncio.create_task(self._loop(), name="pm-report-retention")
+        self.periodic.start()
 
     async def stop(self, grace_s: float = 30.0) -> None:
-        """Stop the periodic sweep (idempotent), letting a batch in flight finish.
-
-        Why not a plain ``cancel()``: a cancellation landing while the store is still opening a transaction
-        (SQLite's ``BEGIN IMMEDIATE`` runs on the writer thread whatever happens to the awaiting task) would leave
-        the writer connection inside a transaction nobody rolls back. The sweep checks :attr:`_stopping` between
-        batches, which are bounded, so it ends quickly; it is cancelled only if it does not within ``grace_s``.
-        """
-        task, self._task = self._task, None
-        if task is None:
-            return
-        self._stopping.set()
-        try:
-            await asyncio.wait_for(asyncio.shield(task), grace_s)
-        except TimeoutError:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        finally:
-            self._stopping = asyncio.Event()  # a sweep called by hand afterwards runs to the end
-
-    async def _loop(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                await self.sweep()
-            except Exception:
-                log.exception("PM report retention sweep failed; retrying next interval")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self.retention.sweep_interval_s)
+        """Stop the periodic sweep (idempotent), letting a batch in flight finish (see :mod:`.periodic`)."""
+        await self.periodic.stop(grace_s)
 
     async def sweep(self, now: float | None = None) -> SweepResult:
         """Apply the retention once: delete finished reports past the age, then each job's oldest over the count."""
@@ -195,7 +169,7 @@ class PmRetentionSweeper:
         """
         deleted = 0
         cursor: DocumentStamp | None = None
-        while (limit is None or deleted < limit) and not self._stopping.is_set():
+        while (limit is None or deleted < limit) and not self.periodic.stopping.is_set():
             want = self.retention.sweep_batch if limit is None else min(self.retention.sweep_batch, limit - deleted)
             async with self.store.transaction() as tx:
                 batch = await tx.oldest_documents(query, cursor, want)
