@@ -112,12 +112,25 @@ def test_delay_through_relay_and_ccm_loss_of_continuity(netns_factory: NetnsFact
     try:
         mep = MepSpec(name="m1", node="a", interface=pair.if_a, mep_id=1)
         request = OamRequest(kind=OamKind.DELAY, mep=mep, count=100, interval_s=0.01, timeout_s=0.5)
-        result = run_session(request, netns=pair.a, interface=pair.if_a,
-                                       target_mac=_mac(netns_factory, pair.b, pair.if_b))
+        target = _mac(netns_factory, pair.b, pair.if_b)
+        result = run_session(request, netns=pair.a, interface=pair.if_a, target_mac=target)
         assert result.received == 100
         fd = metrics.frame_delay(result)
         assert abs(fd.median_us - 10_000) <= max(0.05 * 10_000, 50), fd
-        assert fd.min_us >= 10_000 and fd.p99_us <= 10_500, fd  # never early; a realtime relay keeps the tail
+        assert fd.min_us >= 10_000, fd  # never early
+        # A realtime relay keeps the tail: what it adds beyond its 10 ms is at most what the same path shows with
+        # no delay configured (the endpoints' own scheduling, measured side by side) plus 0.5 ms.
+        update_relay(relay, RelayConfig(delay_ms=0.0))
+        probe = OamRequest(kind=OamKind.DELAY, mep=mep, count=3, interval_s=0.01, timeout_s=0.5)
+
+        def undelayed() -> bool:
+            got = run_session(probe, netns=pair.a, interface=pair.if_a, target_mac=target)
+            return got.received == 3 and max(got.delays_us) < 5_000
+
+        wait_until_sync(undelayed, timeout=10, what="the relay forwarding without delay")
+        bare = metrics.frame_delay(run_session(request, netns=pair.a, interface=pair.if_a, target_mac=target))
+        assert fd.p99_us - 10_000 <= max(bare.p99_us - bare.min_us, 0.0) + 500, (fd, bare)
+        update_relay(relay, RelayConfig(delay_ms=5.0))
         # 802.1Q-tagged frames keep their tag through the relay
         tagged = start_responder(pair.b, tmp_path, interface=pair.if_b, level=3, mep_id=5, vlan=200,
                                  ccm_interval_s=None)
