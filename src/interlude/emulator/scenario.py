@@ -12,7 +12,7 @@ A scenario is YAML::
 
 ``at`` is seconds from the start; ``inject`` takes the body of ``POST /interlude/v1/faults``; ``clear`` names an
 earlier step. ``repeat: true`` starts over after the last step (a flapping link). Faults go through the same
-fault service as the API (:class:`FaultInjector` is the part of it a scenario uses), so subscribers are
+fault service as the API (:class:`~interlude.service.platform.faults.FaultService`), so subscribers are
 notified the same way.
 """
 
@@ -22,11 +22,12 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from interlude.data.yamlfile import load_model
+from interlude.service.platform.faults import FaultService
 
 log = logging.getLogger(__name__)
 
@@ -87,40 +88,9 @@ def load_scenario(path: str | Path) -> Scenario:
     return load_model(Path(path), Scenario, "scenario")
 
 
-class InjectedFault(Protocol):
-    """What a scenario keeps of a fault it injected: its id, to clear it later."""
-
-    @property
-    def id(self) -> str:
-        """The fault's id."""
-        ...
-
-
-class FaultInjector(Protocol):
-    """The fault operations a scenario plays (the runtime's fault service, as ``/interlude/v1/faults``)."""
-
-    async def inject(
-        self,
-        type: str,
-        node: str,
-        interface: str,
-        *,
-        delay_ms: float = 0.0,
-        jitter_ms: float = 0.0,
-        loss_percent: float = 0.0,
-        source: str = "api",
-    ) -> InjectedFault:
-        """Apply a fault and record it."""
-        ...
-
-    async def clear(self, fault_id: str) -> object:
-        """Remove one fault."""
-        ...
-
-
 async def run_scenario(
     scenario: Scenario,
-    faults: FaultInjector,
+    faults: FaultService,
     *,
     report: Callable[[str], None] | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
