@@ -522,37 +522,25 @@ class AlarmService:
         services = [s for s in (self.inventory.indexed(i) for i in service_ids) if s is not None]
         async with self._lock:
             await self._load()
-            if action == "set":
-                return await self._raise(
-                    key,
-                    FaultKind.TCA,
-                    "performanceJob",
-                    ((job_id, "PerformanceJob"),),
-                    details,
-                    services,
-                    None,
-                    ("pm",),
-                    attributes,
-                    buyers=[buyer],
-                )
             if action == "clear":
                 return await self._clear(key, buyer, attributes)
+            if action not in ("set", "stateless"):
+                raise ValueError(f"unknown TCA action {action!r}")
+            # A stateless crossing gets a key of its own: each one is a record, never de-duplicated.
+            created = await self._raise(
+                key if action == "set" else f"{key}|{uuid.uuid4().hex[:6]}",
+                FaultKind.TCA,
+                "performanceJob",
+                ((job_id, "PerformanceJob"),),
+                details,
+                services,
+                None,
+                ("pm",),
+                attributes,
+                buyers=[buyer],
+            )
             if action == "stateless":
-                skey = f"{key}|{uuid.uuid4().hex[:6]}"
-                created = await self._raise(
-                    skey,
-                    FaultKind.TCA,
-                    "performanceJob",
-                    ((job_id, "PerformanceJob"),),
-                    details,
-                    services,
-                    None,
-                    ("pm",),
-                    attributes,
-                    buyers=[buyer],
-                )
                 # A stateless TCA has no clear (MEF 35.1): it is a record of one crossing, not a standing condition.
                 for rec in created:
                     self._active.pop((rec.key, rec.buyer), None)
-                return created
-        raise ValueError(f"unknown TCA action {action!r}")
+            return created
