@@ -2,14 +2,14 @@
 
 Every use case is built here, once, as a typed field (``runtime.ordering``, ``.alarms``, ``.performance``,
 ``.streaming``, ``.sft``, ``.fm``, ...); nothing is installed lazily or looked up by a module name, so what a
-running partner consists of can be read in :meth:`Runtime.__init__`. ``Runtime.start()`` creates one adapter per node
-through the entry-point registry
-(:func:`interlude.adapters.registry.create_adapter`, one shared :class:`AdapterContext`), opens them, opens
-the store (migrations), seeds the inventory on first start, reads every port, provisions seed connectivity
-where the adapters can (idempotent), re-applies active faults, then starts the southbound followers, the
-order runner (which resumes orders left unfinished) and the notifier (which resumes undelivered
-notifications). ``stop()`` undoes it in reverse order. Both ``interlude emulate`` and ``interlude serve``
-and the tests use this one object; the aiohttp app only holds it.
+running partner consists of can be read in :meth:`Runtime.__init__`, which also creates one adapter per node
+through the entry-point registry (:func:`interlude.adapters.registry.create_adapter`, one shared
+:class:`AdapterContext`). ``Runtime.start()`` opens the adapters, opens the store (migrations), seeds the
+inventory on first start, reads every port, provisions seed connectivity where the adapters can
+(idempotent), re-applies active faults, then starts the southbound followers, the order runner (which
+resumes orders left unfinished) and the notifier (which resumes undelivered notifications). ``stop()``
+undoes it in reverse order. Both ``interlude emulate`` and ``interlude serve`` and the tests use this one
+object; the aiohttp app only holds it.
 """
 
 from __future__ import annotations

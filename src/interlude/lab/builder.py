@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from interlude.errors import InterludeError, LabError, NotFoundError
+from interlude.errors import LabError, NotFoundError
 from interlude.lab import shell
 from interlude.lab.agents.base import pid_alive
 from interlude.lab.bridges import seed_service_bridges
@@ -67,14 +67,6 @@ Progress = Callable[[str], None]
 
 def _noop(_: str) -> None:
     return None
-
-
-@dataclass
-class LabPaths:
-    """Where a lab lives: its state folder and the directory topology file references are relative to."""
-
-    state_dir: Path
-    base_dir: Path
 
 
 @dataclass
@@ -398,8 +390,3 @@ def status_document(state: LabState) -> dict[str, Any]:
         "nodes": nodes,
         "links": links,
     }
-
-
-def describe_error(exc: BaseException) -> str:
-    """A one-line message for the CLI."""
-    return str(exc) if isinstance(exc, InterludeError) else f"{type(exc).__name__}: {exc}"

@@ -16,7 +16,6 @@ Agent files (configs, logs, pid files) live in ``<state>/agents/<node>/...``.
 
 from __future__ import annotations
 
-import ipaddress
 import subprocess
 import threading
 from collections.abc import Callable
@@ -244,9 +243,3 @@ def start_agents(topology: Topology, state: LabState, base_dir: Path, *, progres
         list(pool.map(run, jobs))
     if errors:
         raise LabError("; ".join(errors))
-
-
-def management_address(state: LabState, node: str) -> str | None:
-    """The management address of a node, without prefix length."""
-    address = state.nodes[node].address
-    return str(ipaddress.ip_address(address)) if address else None

@@ -62,7 +62,6 @@ from interlude.domain.model import OperStatus, PortRef, Service, iso, utcnow
 from interlude.domain.southbound import AdminState, Capability, EventKind
 from interlude.errors import AdapterError, NotFoundError
 from interlude.service.alarms.retention import AlarmRetention, age_s, is_stateless_tca
-from interlude.service.inventory.config import links_of
 from interlude.service.inventory.service import InventoryService
 from interlude.service.platform.bus import EventBus
 from interlude.service.platform.hub import HubService, NotifyingApi, register_api
@@ -116,7 +115,6 @@ class AlarmService:
         self.bus = deps.bus
         self.inventory = deps.inventory
         self.topology = deps.topology
-        self._links = links_of(deps.topology)
         self.network = deps.network
         self._lock = asyncio.Lock()
         self._loaded = False
@@ -276,7 +274,7 @@ class AlarmService:
                 await self._clear(key, None)
 
     def _oper_of(self, service: Service, port_up: Mapping[tuple[str, str], bool], parent: Service | None) -> OperStatus:
-        return derive_oper(service, self._links, port_up, parent)
+        return derive_oper(service, self.inventory.links, port_up, parent)
 
     async def _locked(self, ports: Iterable[PortRef]) -> bool:
         """Whether every port is administratively down (an SP's LOCK or an operator's shutdown: a planned outage)."""

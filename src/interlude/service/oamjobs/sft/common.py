@@ -15,7 +15,6 @@ from typing import Any
 
 from interlude.domain.southbound import OamKind
 from interlude.errors import NotFoundError
-from interlude.service.inventory.service import service_href
 from interlude.service.oamjobs.common import ApiEvents, JobStates, TaskRecords, owned_document
 from interlude.service.oamjobs.payloads import checked
 from interlude.service.platform.hub import NotifyingApi, register_api
@@ -97,11 +96,6 @@ def merge_patch(target: Any, patch: Any) -> Any:
         else:
             out[key] = merge_patch(out.get(key), value)
     return out
-
-
-def service_ref(service_id: str) -> dict[str, str]:
-    """A MEF SFT ``ServiceRef``."""
-    return {"id": service_id, "href": service_href(service_id)}
 
 
 def check_profile_payload(cfg: Any, base: str = "/serviceSpecificTestProfileConfiguration") -> None:
