@@ -53,7 +53,11 @@ async def test_a_trap_changes_service_oper_state(tmp_path: Path, monkeypatch: py
             assert await wait_until(port_down, timeout=5.0, what="the trap to reach the inventory")
             pe1 = runtime.adapters["pe1"]
             assert isinstance(pe1, SnmpAdapter) and pe1._receiver is not None and pe1._receiver.received >= 1
-            after = runtime.inventory.indexed("ovc-1001")
-            assert after is not None and after.oper is not OperStatus.ENABLED
+
+            async def service_left_enabled() -> bool:  # the port state first, the service once it is stored
+                after = runtime.inventory.indexed("ovc-1001")
+                return after is not None and after.oper is not OperStatus.ENABLED
+
+            assert await wait_until(service_left_enabled, timeout=5.0, what="ovc-1001 to leave ENABLED")
         finally:
             await runtime.stop()
