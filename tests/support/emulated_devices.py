@@ -95,15 +95,18 @@ class TrafficLedger:
         before = self.network.counters(self.node, interface).in_octets
         self.network.set_load(self.node, interface, port.speed_bps)
         port.last_update -= seconds
-        after = self.network.counters(self.node, interface).in_octets
-        self.network.set_load(self.node, interface, 0.0)
-        return after - before
+        self.network.set_load(self.node, interface, 0.0)  # books the flood up to this moment, then stops it
+        return self.network.counters(self.node, interface).in_octets - before
 
     def send(self, interface: str, octets: int) -> None:
-        """Push about ``octets`` through the (quiet) port at line rate."""
+        """Push about ``octets`` through the (quiet) port at line rate.
+
+        The ledger books what the flood let through, not what was asked: the network's clock is the wall
+        clock, so the moments between starting and ending the flood add line-rate octets of their own (a
+        millisecond's stall at 10 Gb/s is over a megabyte).
+        """
         speed = self.network.ports[(self.node, interface)].speed_bps
-        self._flood(interface, octets * 8 / speed)
-        self._sent[interface] += octets
+        self._sent[interface] += self._flood(interface, octets * 8 / speed)
 
     def expected(self, interface: str) -> int:
         """The octets the port has counted by the ledger's account."""
