@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from interlude.api.common import RUNTIME, Query, buyer_of, hub_routes, json_response, page_response
+from interlude.api.common import RUNTIME, Query, buyer_of, hub_routes, json_response, operation, page_response
 from interlude.domain.alarms import AlarmRecord, FaultKind, profile
 from interlude.domain.model import iso, parse_iso
 from interlude.errors import NotFoundError
@@ -159,7 +159,7 @@ async def get_alarm(request: web.Request) -> web.StreamResponse:
 def routes() -> list[web.RouteDef]:
     """Every route of the API."""
     return [
-        web.get(f"{BASE}/alarm", list_alarms),
-        web.get(f"{BASE}/alarm/{{id}}", get_alarm),
+        web.get(f"{BASE}/alarm", list_alarms, name=operation(BASE, "listAlarms")),
+        web.get(f"{BASE}/alarm/{{id}}", get_alarm, name=operation(BASE, "retrieveAlarm")),
         *hub_routes(BASE, ALARM_API),
     ]

@@ -58,7 +58,6 @@ MAX_PAGE = 1000
 INT32_MAX = 2**31 - 1
 
 
-
 class Partner(Protocol):
     """What the REST layer needs of a running partner: the use cases, by name.
 
@@ -83,6 +82,25 @@ RUNTIME: web.AppKey[Partner] = web.AppKey("runtime")
 
 M = TypeVar("M", bound=BaseModel)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def operation(base: str, operation_id: str) -> str:
+    """The route name of one operation: ``<api>.<operationId>``, the API being its base path's name segment.
+
+    Every route carries one, so middleware and tools (metrics, scopes, request validation, API documents)
+    learn which operation of which definition a request is without a second table: ``operation_of``.
+    """
+    parts = base.strip("/").split("/")
+    return f"{parts[-2]}.{operation_id}"
+
+
+def operation_of(request: web.Request) -> tuple[str, str] | None:
+    """``(api, operationId)`` of the route a request matched, ``None`` where it matched none (a 404)."""
+    name = request.match_info.route.name
+    if name is None or "." not in name:
+        return None
+    api, _, operation_id = name.partition(".")
+    return api, operation_id
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -337,8 +355,12 @@ def subscription_body(sub: Any) -> dict[str, Any]:
     return body
 
 
-def hub_routes(base: str, api: NotifyingApi) -> list[web.RouteDef]:
-    """``POST {base}/hub``, ``GET {base}/hub/{id}``, ``DELETE {base}/hub/{id}`` for one notifying API."""
+def hub_routes(base: str, api: NotifyingApi, retrieve_id: str = "retrieveHub") -> list[web.RouteDef]:
+    """``POST {base}/hub``, ``GET {base}/hub/{id}``, ``DELETE {base}/hub/{id}`` for one notifying API.
+
+    ``retrieve_id`` is the definition's operationId for the ``GET`` (most name it ``retrieveHub``).
+    """
+
     async def register(request: web.Request) -> web.StreamResponse:
         body = parse_model(EventSubscriptionInput, await read_json(request), as_400=True)
         try:
@@ -356,7 +378,7 @@ def hub_routes(base: str, api: NotifyingApi) -> list[web.RouteDef]:
         return web.Response(status=204)
 
     return [
-        web.post(f"{base}/hub", register),
-        web.get(f"{base}/hub/{{id}}", retrieve),
-        web.delete(f"{base}/hub/{{id}}", unregister),
+        web.post(f"{base}/hub", register, name=operation(base, "registerListener")),
+        web.get(f"{base}/hub/{{id}}", retrieve, name=operation(base, retrieve_id)),
+        web.delete(f"{base}/hub/{{id}}", unregister, name=operation(base, "unregisterListener")),
     ]

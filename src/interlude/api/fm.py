@@ -15,7 +15,7 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import Field
 
-from interlude.api.common import RUNTIME, hub_routes
+from interlude.api.common import RUNTIME, hub_routes, operation
 from interlude.api.oamjobs import (
     Wire,
     action_handler,
@@ -100,18 +100,57 @@ def _task_routes(task: str) -> list[web.RouteDef]:
 def routes() -> list[web.RouteDef]:
     """Every route of the API."""
     return [
-        web.post(f"{BASE}/faultManagementJob", create_handler(FaultManagementJobIn, lambda r: _svc(r).create_job)),
-        web.get(f"{BASE}/faultManagementJob", list_handler(JOB_FILTERS, lambda r: _svc(r).list_jobs, JOB_ENUMS)),
-        web.get(f"{BASE}/faultManagementJob/{{id}}", get_handler(lambda r: _svc(r).get_job)),
-        web.post(f"{BASE}/faultManagementJob/{{id}}/suspend", action_handler(lambda r: _svc(r).tasks.suspend)),
-        web.post(f"{BASE}/faultManagementJob/{{id}}/resume", action_handler(lambda r: _svc(r).tasks.resume)),
-        web.post(f"{BASE}/faultManagementJobComplexQuery", query_handler(lambda r: _svc(r).query_jobs)),
+        web.post(
+            f"{BASE}/faultManagementJob",
+            create_handler(FaultManagementJobIn, lambda r: _svc(r).create_job),
+            name=operation(BASE, "createFaultManagementJob"),
+        ),
+        web.get(
+            f"{BASE}/faultManagementJob",
+            list_handler(JOB_FILTERS, lambda r: _svc(r).list_jobs, JOB_ENUMS),
+            name=operation(BASE, "listFaultManagementJob"),
+        ),
+        web.get(
+            f"{BASE}/faultManagementJob/{{id}}",
+            get_handler(lambda r: _svc(r).get_job),
+            name=operation(BASE, "retrieveFaultManagementJob"),
+        ),
+        web.post(
+            f"{BASE}/faultManagementJob/{{id}}/suspend",
+            action_handler(lambda r: _svc(r).tasks.suspend),
+            name=operation(BASE, "suspendFaultManagementJob"),
+        ),
+        web.post(
+            f"{BASE}/faultManagementJob/{{id}}/resume",
+            action_handler(lambda r: _svc(r).tasks.resume),
+            name=operation(BASE, "resumeFaultManagementJob"),
+        ),
+        web.post(
+            f"{BASE}/faultManagementJobComplexQuery",
+            query_handler(lambda r: _svc(r).query_jobs),
+            name=operation(BASE, "faultManagementJobComplexQuery"),
+        ),
         *_task_routes("cancel"),
         *_task_routes("modify"),
-        web.get(f"{BASE}/faultManagementReport",
-                list_handler(REPORT_FILTERS, lambda r: _svc(r).reports.list_reports, REPORT_ENUMS)),
-        web.get(f"{BASE}/faultManagementReport/{{id}}", get_handler(lambda r: _svc(r).reports.get_report)),
-        web.post(f"{BASE}/faultManagementReportComplexQuery", query_handler(lambda r: _svc(r).reports.query_reports)),
-        web.get(f"{BASE}/trackingRecord", list_handler(TRACKING_FILTERS, lambda r: _svc(r).reports.list_tracking)),
+        web.get(
+            f"{BASE}/faultManagementReport",
+            list_handler(REPORT_FILTERS, lambda r: _svc(r).reports.list_reports, REPORT_ENUMS),
+            name=operation(BASE, "listFaultManagementReport"),
+        ),
+        web.get(
+            f"{BASE}/faultManagementReport/{{id}}",
+            get_handler(lambda r: _svc(r).reports.get_report),
+            name=operation(BASE, "retrieveFaultManagementReport"),
+        ),
+        web.post(
+            f"{BASE}/faultManagementReportComplexQuery",
+            query_handler(lambda r: _svc(r).reports.query_reports),
+            name=operation(BASE, "faultManagementReportComplexQuery"),
+        ),
+        web.get(
+            f"{BASE}/trackingRecord",
+            list_handler(TRACKING_FILTERS, lambda r: _svc(r).reports.list_tracking),
+            name=operation(BASE, "listTrackingRecord"),
+        ),
         *hub_routes(BASE, FM),
     ]

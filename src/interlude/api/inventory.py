@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from interlude.api.common import JSON_CT, RUNTIME, Query, buyer_of, hub_routes, page_response
+from interlude.api.common import JSON_CT, RUNTIME, Query, buyer_of, hub_routes, operation, page_response
 from interlude.api.payloads import kind_of_urn, render_service
 from interlude.domain.model import Service, ServiceState
 from interlude.domain.queries import ServiceQuery
@@ -90,7 +90,7 @@ async def get_service(request: web.Request) -> web.StreamResponse:
 def routes() -> list[web.RouteDef]:
     """Every route of the API."""
     return [
-        web.get(f"{BASE}/service", list_services),
-        web.get(f"{BASE}/service/{{id}}", get_service),
+        web.get(f"{BASE}/service", list_services, name=operation(BASE, "serviceFind")),
+        web.get(f"{BASE}/service/{{id}}", get_service, name=operation(BASE, "serviceGet")),
         *hub_routes(BASE, SERVICE_INVENTORY),
     ]

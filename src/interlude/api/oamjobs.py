@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
-from interlude.api.common import Query, buyer_of, json_response, page_response, parse_model, read_json
+from interlude.api.common import Query, buyer_of, json_response, operation, page_response, parse_model, read_json
 from interlude.errors import RequestError
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -122,8 +122,12 @@ def task_routes(path: str, task: str, model: type[BaseModel], states: Sequence[s
                 service: Callable[[web.Request], TaskService]) -> list[web.RouteDef]:  # fmt: skip
     """``POST``/``GET path`` and ``GET path/{id}`` of one task kind (``cancel``, ``modify``...)."""
     listing = list_handler(names, lambda r: functools.partial(service(r).list_tasks, task), (("state", states),))
+    base, resource = path.rsplit("/", 1)
+    kind = resource[0].upper() + resource[1:]
     return [
-        web.post(path, create_handler(model, lambda r: functools.partial(service(r).create_task, task))),
-        web.get(path, listing),
-        web.get(f"{path}/{{id}}", get_handler(lambda r: functools.partial(service(r).get_task, task))),
-    ]
+        web.post(path, create_handler(model, lambda r: functools.partial(service(r).create_task, task)),
+                 name=operation(base, f"create{kind}")),
+        web.get(path, listing, name=operation(base, f"list{kind}")),
+        web.get(f"{path}/{{id}}", get_handler(lambda r: functools.partial(service(r).get_task, task)),
+                name=operation(base, f"retrieve{kind}")),
+    ]  # fmt: skip

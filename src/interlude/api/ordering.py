@@ -17,6 +17,7 @@ from interlude.api.common import (
     buyer_of,
     hub_routes,
     json_response,
+    operation,
     page_response,
     parse_model,
     read_json,
@@ -194,8 +195,8 @@ async def get_order(request: web.Request) -> web.StreamResponse:
 def routes() -> list[web.RouteDef]:
     """Every route of the API."""
     return [
-        web.post(f"{BASE}/serviceOrder", create_order),
-        web.get(f"{BASE}/serviceOrder", list_orders),
-        web.get(f"{BASE}/serviceOrder/{{id}}", get_order),
-        *hub_routes(BASE, SERVICE_ORDERING),
+        web.post(f"{BASE}/serviceOrder", create_order, name=operation(BASE, "createServiceOrder")),
+        web.get(f"{BASE}/serviceOrder", list_orders, name=operation(BASE, "listServiceOrder")),
+        web.get(f"{BASE}/serviceOrder/{{id}}", get_order, name=operation(BASE, "retrieveServiceOrder")),
+        *hub_routes(BASE, SERVICE_ORDERING, "retrieveEventSubscription"),
     ]

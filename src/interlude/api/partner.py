@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from interlude.api.common import RUNTIME, json_response, parse_model, read_json
+from interlude.api.common import RUNTIME, json_response, operation, parse_model, read_json
 from interlude.api.wire import FaultIn
 from interlude.errors import AdapterError
 
@@ -88,9 +88,9 @@ async def delete_fault(request: web.Request) -> web.StreamResponse:
 def routes() -> list[web.RouteDef]:
     """Every route of the partner API."""
     return [
-        web.get(f"{BASE}/topology", topology),
-        web.post(f"{BASE}/faults", create_fault),
-        web.get(f"{BASE}/faults", list_faults),
-        web.get(f"{BASE}/faults/{{id}}", get_fault),
-        web.delete(f"{BASE}/faults/{{id}}", delete_fault),
+        web.get(f"{BASE}/topology", topology, name=operation(BASE, "retrieveTopology")),
+        web.post(f"{BASE}/faults", create_fault, name=operation(BASE, "createFault")),
+        web.get(f"{BASE}/faults", list_faults, name=operation(BASE, "listFault")),
+        web.get(f"{BASE}/faults/{{id}}", get_fault, name=operation(BASE, "retrieveFault")),
+        web.delete(f"{BASE}/faults/{{id}}", delete_fault, name=operation(BASE, "deleteFault")),
     ]

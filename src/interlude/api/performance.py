@@ -22,7 +22,16 @@ from typing import Any
 
 from aiohttp import web
 
-from interlude.api.common import RUNTIME, Query, buyer_of, hub_routes, json_response, page_response, read_json
+from interlude.api.common import (
+    RUNTIME,
+    Query,
+    buyer_of,
+    hub_routes,
+    json_response,
+    operation,
+    page_response,
+    read_json,
+)
 from interlude.domain.model import iso, parse_iso
 from interlude.errors import RequestError, ValidationError, ValidationErrors
 from interlude.service.performance.common import (
@@ -355,9 +364,9 @@ def _task_routes(name: str, collection: str, create: TaskCreate) -> list[web.Rou
         return json_response(await _pm(request).tasks.task(collection, request.match_info["id"], buyer_of(request)))
 
     return [
-        web.get(f"{BASE}/{name}", list_tasks),
-        web.post(f"{BASE}/{name}", create_task),
-        web.get(f"{BASE}/{name}/{{id}}", get_task),
+        web.get(f"{BASE}/{name}", list_tasks, name=operation(BASE, f"list{name[0].upper()}{name[1:]}")),
+        web.post(f"{BASE}/{name}", create_task, name=operation(BASE, f"create{name[0].upper()}{name[1:]}")),
+        web.get(f"{BASE}/{name}/{{id}}", get_task, name=operation(BASE, f"retrieve{name[0].upper()}{name[1:]}")),
     ]
 
 
@@ -574,23 +583,31 @@ async def list_tracking(request: web.Request) -> web.StreamResponse:
 def routes() -> list[web.RouteDef]:
     """Every route of the API."""
     return [
-        web.get(f"{BASE}/performanceJob", list_jobs),
-        web.post(f"{BASE}/performanceJob", create_job),
-        web.get(f"{BASE}/performanceJob/{{id}}", get_job),
-        web.post(f"{BASE}/performanceJob/{{id}}/suspend", suspend_job),
-        web.post(f"{BASE}/performanceJob/{{id}}/resume", resume_job),
+        web.get(f"{BASE}/performanceJob", list_jobs, name=operation(BASE, "listPerformanceJob")),
+        web.post(f"{BASE}/performanceJob", create_job, name=operation(BASE, "createPerformanceJob")),
+        web.get(f"{BASE}/performanceJob/{{id}}", get_job, name=operation(BASE, "retrievePerformanceJob")),
+        web.post(f"{BASE}/performanceJob/{{id}}/suspend", suspend_job, name=operation(BASE, "suspendPerformanceJob")),
+        web.post(f"{BASE}/performanceJob/{{id}}/resume", resume_job, name=operation(BASE, "resumePerformanceJob")),
         *_task_routes("cancelPerformanceJob", CANCELS, lambda tasks: tasks.create_cancel),
         *_task_routes("modifyPerformanceJob", MODIFIES, lambda tasks: tasks.create_modify),
-        web.post(f"{BASE}/performanceJobComplexQuery", job_complex_query),
-        web.get(f"{BASE}/performanceProfile", list_profiles),
-        web.post(f"{BASE}/performanceProfile", create_profile),
-        web.get(f"{BASE}/performanceProfile/{{id}}", get_profile),
-        web.patch(f"{BASE}/performanceProfile/{{id}}", patch_profile),
-        web.delete(f"{BASE}/performanceProfile/{{id}}", delete_profile),
-        web.get(f"{BASE}/performanceReport", list_reports),
-        web.post(f"{BASE}/performanceReport", create_report),
-        web.get(f"{BASE}/performanceReport/{{id}}", get_report),
-        web.post(f"{BASE}/performanceReportComplexQuery", report_complex_query),
-        web.get(f"{BASE}/trackingRecord", list_tracking),
+        web.post(
+            f"{BASE}/performanceJobComplexQuery", job_complex_query, name=operation(BASE, "performanceJobComplexQuery")
+        ),
+        web.get(f"{BASE}/performanceProfile", list_profiles, name=operation(BASE, "listPerformanceProfile")),
+        web.post(f"{BASE}/performanceProfile", create_profile, name=operation(BASE, "createPerformanceProfile")),
+        web.get(f"{BASE}/performanceProfile/{{id}}", get_profile, name=operation(BASE, "retrievePerformanceProfile")),
+        web.patch(f"{BASE}/performanceProfile/{{id}}", patch_profile, name=operation(BASE, "modifyPerformanceProfile")),
+        web.delete(
+            f"{BASE}/performanceProfile/{{id}}", delete_profile, name=operation(BASE, "deletePerformanceProfile")
+        ),
+        web.get(f"{BASE}/performanceReport", list_reports, name=operation(BASE, "listPerformanceReport")),
+        web.post(f"{BASE}/performanceReport", create_report, name=operation(BASE, "createPerformanceReport")),
+        web.get(f"{BASE}/performanceReport/{{id}}", get_report, name=operation(BASE, "retrievePerformanceReport")),
+        web.post(
+            f"{BASE}/performanceReportComplexQuery",
+            report_complex_query,
+            name=operation(BASE, "performanceReportComplexQuery"),
+        ),
+        web.get(f"{BASE}/trackingRecord", list_tracking, name=operation(BASE, "listTrackingRecord")),
         *hub_routes(BASE, PM_API),
     ]

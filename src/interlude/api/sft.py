@@ -15,7 +15,7 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import AwareDatetime, Field
 
-from interlude.api.common import RUNTIME, buyer_of, hub_routes, json_response, parse_model, read_json
+from interlude.api.common import RUNTIME, buyer_of, hub_routes, json_response, operation, parse_model, read_json
 from interlude.api.oamjobs import (
     Wire,
     action_handler,
@@ -132,16 +132,50 @@ def _task_routes(task: str) -> list[web.RouteDef]:
 def routes() -> list[web.RouteDef]:
     """Every route of the API."""
     out = [
-        web.post(f"{BASE}/testProfile", create_handler(TestProfileIn, lambda r: _svc(r).create_profile)),
-        web.get(f"{BASE}/testProfile", list_handler(PROFILE_FILTERS, lambda r: _svc(r).list_profiles)),
-        web.get(f"{BASE}/testProfile/{{id}}", get_handler(lambda r: _svc(r).get_profile)),
-        web.patch(f"{BASE}/testProfile/{{id}}", patch_profile),
-        web.delete(f"{BASE}/testProfile/{{id}}", action_handler(lambda r: _svc(r).delete_profile)),
-        web.post(f"{BASE}/testJob", create_handler(TestJobIn, lambda r: _svc(r).create_job)),
-        web.get(f"{BASE}/testJob", list_handler(JOB_FILTERS, lambda r: _svc(r).list_jobs)),
-        web.get(f"{BASE}/testJob/{{id}}", get_handler(lambda r: _svc(r).get_job)),
-        web.get(f"{BASE}/testResult", list_handler(RESULT_FILTERS, lambda r: _svc(r).results.list_results)),
-        web.get(f"{BASE}/testResult/{{id}}", get_handler(lambda r: _svc(r).results.get_result)),
+        web.post(
+            f"{BASE}/testProfile",
+            create_handler(TestProfileIn, lambda r: _svc(r).create_profile),
+            name=operation(BASE, "createTestProfile"),
+        ),
+        web.get(
+            f"{BASE}/testProfile",
+            list_handler(PROFILE_FILTERS, lambda r: _svc(r).list_profiles),
+            name=operation(BASE, "listTestProfile"),
+        ),
+        web.get(
+            f"{BASE}/testProfile/{{id}}",
+            get_handler(lambda r: _svc(r).get_profile),
+            name=operation(BASE, "retrieveTestProfile"),
+        ),
+        web.patch(f"{BASE}/testProfile/{{id}}", patch_profile, name=operation(BASE, "modifyTestProfile")),
+        web.delete(
+            f"{BASE}/testProfile/{{id}}",
+            action_handler(lambda r: _svc(r).delete_profile),
+            name=operation(BASE, "deleteTestProfile"),
+        ),
+        web.post(
+            f"{BASE}/testJob",
+            create_handler(TestJobIn, lambda r: _svc(r).create_job),
+            name=operation(BASE, "createTestJob"),
+        ),
+        web.get(
+            f"{BASE}/testJob",
+            list_handler(JOB_FILTERS, lambda r: _svc(r).list_jobs),
+            name=operation(BASE, "listTestJob"),
+        ),
+        web.get(
+            f"{BASE}/testJob/{{id}}", get_handler(lambda r: _svc(r).get_job), name=operation(BASE, "retrieveTestJob")
+        ),
+        web.get(
+            f"{BASE}/testResult",
+            list_handler(RESULT_FILTERS, lambda r: _svc(r).results.list_results),
+            name=operation(BASE, "listTestResult"),
+        ),
+        web.get(
+            f"{BASE}/testResult/{{id}}",
+            get_handler(lambda r: _svc(r).results.get_result),
+            name=operation(BASE, "retrieveTestResult"),
+        ),
         *hub_routes(BASE, SFT),
     ]
     for task in TASK_TYPES:

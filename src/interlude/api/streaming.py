@@ -19,7 +19,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from interlude.api.common import RUNTIME, Query, buyer_of, json_response, page_response, read_json
+from interlude.api.common import RUNTIME, Query, buyer_of, json_response, operation, page_response, read_json
 from interlude.domain.pm import CE_SOAM_CONFIG
 from interlude.errors import RequestError, ValidationError, ValidationErrors
 from interlude.service.performance.streaming import ALL_JOBS, PROTOCOLS, StreamingService, topic_id
@@ -217,11 +217,11 @@ async def _drain(ws: web.WebSocketResponse) -> None:
 def routes() -> list[web.RouteDef]:
     """Every route of the API."""
     return [
-        web.get(f"{BASE}/topic", list_topics),
-        web.get(f"{BASE}/topic/{{id}}", get_topic),
-        web.get(f"{BASE}/subscription", list_subscriptions),
-        web.post(f"{BASE}/subscription", subscribe),
-        web.get(f"{BASE}/subscription/{{id}}", get_subscription),
-        web.delete(f"{BASE}/subscription/{{id}}", unsubscribe),
-        web.get(f"{BASE}/stream/{{id}}", stream),
+        web.get(f"{BASE}/topic", list_topics, name=operation(BASE, "topicList")),
+        web.get(f"{BASE}/topic/{{id}}", get_topic, name=operation(BASE, "topicById")),
+        web.get(f"{BASE}/subscription", list_subscriptions, name=operation(BASE, "subscriptionList")),
+        web.post(f"{BASE}/subscription", subscribe, name=operation(BASE, "subscribeTopic")),
+        web.get(f"{BASE}/subscription/{{id}}", get_subscription, name=operation(BASE, "subscriptionById")),
+        web.delete(f"{BASE}/subscription/{{id}}", unsubscribe, name=operation(BASE, "unsubscribeTopic")),
+        web.get(f"{BASE}/stream/{{id}}", stream, name=operation(BASE, "openStream")),
     ]
