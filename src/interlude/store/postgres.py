@@ -8,10 +8,17 @@ single-process SQLite store, nothing is released at start). ``--db postgresql://
 The statements shared with the SQLite store (:mod:`interlude.store.rows`) are written with ``?``
 placeholders and rewritten to ``$1, $2, ...`` by :func:`~interlude.store.rows.pg_sql`. A component that adds
 tables registers a ``dialect="postgresql"`` migration next to its SQLite one.
+
+A task never waits for a second pooled connection while it holds one: a read made by the task that has a
+transaction open runs on that transaction's connection (and sees its uncommitted writes), and a transaction
+opened inside another one by the same task becomes a savepoint on the same connection. Otherwise a pool
+whose every connection is held by a transaction waiting for one more (to list hub registrations, say)
+deadlocks for good.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -220,11 +227,26 @@ class PostgresStore:
         self._sizes = (min_size, max_size)
         self._outbox_added = False
         self.on_outbox: Callable[[], None] | None = None
+        self._held: dict[asyncio.Task[Any], Any] = {}  # task -> the connection of its open transaction
 
     def _p(self) -> Any:
+        """What a statement runs on: the calling task's transaction connection, else the pool."""
         if self._pool is None:
             raise StoreError("the store is not open")
-        return self._pool
+        task = asyncio.current_task()
+        held = self._held.get(task) if task is not None else None
+        return held if held is not None else self._pool
+
+    @asynccontextmanager
+    async def _conn(self) -> AsyncIterator[Any]:
+        """One connection for several statements: the calling task's transaction one, or one from the pool."""
+        task = asyncio.current_task()
+        held = self._held.get(task) if task is not None else None
+        if held is not None:
+            yield held
+            return
+        async with self._p().acquire() as conn:
+            yield conn
 
     async def open(self) -> None:
         """Connect and apply pending migrations (serialised across processes by an advisory lock)."""
@@ -258,16 +280,29 @@ class PostgresStore:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
-        """A transaction on one pooled connection; the notifier is woken after commit."""
+        """A transaction on one pooled connection; the notifier is woken after commit.
+
+        While it is open, the task's other statements run on its connection (see the module docstring).
+        """
+        task = asyncio.current_task()
+        if task is not None and task in self._held:
+            async with self._held[task].transaction():  # nested: a savepoint on the same connection
+                yield _PgTx(self, self._held[task])
+            return
         async with self._p().acquire() as conn:
             tx = conn.transaction()
             await tx.start()
             self._outbox_added = False
+            if task is not None:
+                self._held[task] = conn
             try:
                 yield _PgTx(self, conn)
             except BaseException:
                 await tx.rollback()
                 raise
+            finally:
+                if task is not None:
+                    self._held.pop(task, None)
             await tx.commit()
             added = self._outbox_added
         if added and self.on_outbox is not None:
@@ -282,7 +317,7 @@ class PostgresStore:
         self, table: str, where: rows.Where, order_by: str, offset: int, limit: int, columns: str = "*"
     ) -> tuple[list[Any], int]:
         """One page of a filtered table and the number of all matching rows, on one connection."""
-        async with self._p().acquire() as conn:
+        async with self._conn() as conn:
             total = await conn.fetchval(pg_sql(f"SELECT count(*) FROM {table}{where.clause}"), *where.params)
             found = await conn.fetch(
                 pg_sql(f"SELECT {columns} FROM {table}{where.clause} ORDER BY {order_by} LIMIT ? OFFSET ?"),
@@ -365,7 +400,7 @@ class PostgresStore:
 
     async def delete_subscription(self, api: str, sub_id: str) -> bool:
         """Remove a registration and drop its undelivered rows."""
-        async with self._p().acquire() as conn, conn.transaction():
+        async with self._conn() as conn, conn.transaction():
             status = await conn.execute("DELETE FROM subscriptions WHERE api = $1 AND id = $2", api, sub_id)
             await conn.execute(
                 "UPDATE outbox SET gave_up = 1, last_error = 'unsubscribed' WHERE subscription_id = $1"

@@ -6,7 +6,7 @@ import asyncio
 import time
 
 from interlude.domain.model import ItemAction, OrderItem, ServiceOrder, iso, utcnow
-from interlude.store.base import Document, OutboxMessage
+from interlude.store.base import Document, OutboxMessage, Subscription
 from interlude.store.postgres import PostgresStore
 from tests.support.store import StoreCases
 
@@ -44,3 +44,29 @@ async def test_postgres_claims_are_exclusive_across_processes(pg_dsn: str) -> No
     finally:
         await one.close()
         await two.close()
+
+
+async def test_reads_inside_a_transaction_use_its_connection(pg_dsn: str) -> None:
+    """With a one-connection pool, a task's reads and nested transaction inside its transaction still run."""
+    store = PostgresStore(pg_dsn, min_size=1, max_size=1)
+    await store.open()
+    try:
+        sub = Subscription("s1", "serviceInventory", "http://cb", None, None, iso(utcnow()) or "")
+        async with asyncio.timeout(10), store.transaction() as tx:
+            await tx.put_document(Document("jobs", "j1", {"x": 1}))
+            assert await store.list_subscriptions("serviceInventory") == []
+            assert (await store.get_document("jobs", "j1")) is not None  # its own uncommitted write
+            assert (await store.list_documents("jobs"))[1] == 1
+            async with store.transaction() as inner:  # a savepoint on the same connection
+                await inner.put_document(Document("jobs", "j2", {"x": 2}))
+            await store.add_subscription(sub)
+        assert [s.id for s in await store.list_subscriptions("serviceInventory")] == ["s1"]
+        assert (await store.list_documents("jobs"))[1] == 2
+        # Another task does not borrow the transaction's connection: it waits for it to come back.
+        async with store.transaction():
+            other = asyncio.ensure_future(store.count_services())
+            await asyncio.sleep(0)
+            assert not other.done()
+        assert await asyncio.wait_for(other, 10) == 0
+    finally:
+        await store.close()
