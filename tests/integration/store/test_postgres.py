@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from interlude.domain.model import ItemAction, OrderItem, ServiceOrder, iso, utcnow
 from interlude.store.base import Document, OutboxMessage, Subscription
 from interlude.store.postgres import PostgresStore
 from tests.support.store import StoreCases
+from tests.support.wait import wait_until
 
 
 class TestPostgresStore(StoreCases):
@@ -70,3 +73,39 @@ async def test_reads_inside_a_transaction_use_its_connection(pg_dsn: str) -> Non
         assert await asyncio.wait_for(other, 10) == 0
     finally:
         await store.close()
+
+
+async def test_announced_changes_reach_the_other_processes_after_commit(pg_dsn: str) -> None:
+    """What one store announces in a transaction reaches the other store's watchers once committed, not its own."""
+    one, two = PostgresStore(pg_dsn), PostgresStore(pg_dsn)
+    await one.open()
+    await two.open()
+    heard_one: list[list[str]] = []
+    heard_two: list[list[str]] = []
+    one.watch("services", heard_one.append)
+    two.watch("services", heard_two.append)
+    try:
+        with pytest.raises(RuntimeError):
+            async with one.transaction() as tx:
+                await tx.announce("services", ["rolled-back"])
+                raise RuntimeError("abort")
+        many = [f"svc-{i:05d}" for i in range(3000)]  # more than one notice can carry
+        async with one.transaction() as tx:
+            await tx.announce("services", many)
+        await wait_until(lambda: sum(len(ids) for ids in heard_two) == len(many), what="every id at the other store")
+        assert [i for ids in heard_two for i in ids] == many
+        assert heard_one == []
+        # Hub registrations are cached per API: a registration made through one store is listed by the other.
+        assert await two.list_subscriptions("serviceInventory") == []
+        await one.add_subscription(Subscription("s9", "serviceInventory", "http://cb", None, None, iso(utcnow()) or ""))
+        listed = await wait_until(lambda: two.list_subscriptions("serviceInventory"), what="the registration at two")
+        assert [s.id for s in listed] == ["s9"]
+        assert await one.delete_subscription("serviceInventory", "s9")
+        await wait_until(lambda: _none_listed(two), what="the registration gone at two")
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def _none_listed(store: PostgresStore) -> bool:
+    return await store.list_subscriptions("serviceInventory") == []

@@ -36,6 +36,7 @@ from interlude.service.ordering.deps import OrderingDeps
 from interlude.service.ordering.items import ItemExecutor
 from interlude.service.ordering.plan import order_href
 from interlude.service.platform.hub import SERVICE_ORDERING
+from interlude.service.platform.jobs import wake_or_timeout
 from interlude.store.base import OutboxMessage, Transaction
 
 # The runner logs under the historical module name so log filters (and tests) keep working.
@@ -222,15 +223,17 @@ class OrderRunner:
             if not self._running:
                 self.idle.set()
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+            await wake_or_timeout(self._wake, 1.0)
 
     async def _dispatch(self, ids: list[str]) -> int:
         """Queue claimed orders (claim order = submission order) and start a task for each."""
         orders = [o for o in [await self.store.get_order(i) for i in ids] if o is not None]
         orders.sort(key=lambda o: (o.order_date or "", o.id))
         batch = {o.id for o in orders}
-        others = [o for o in await self._held_elsewhere() if o[1] not in batch] if orders else []
+        # Only a shared database has orders another process holds (with SQLite every unfinished order not
+        # queued here is unclaimed, and claims go in submission order): skip the scan there.
+        elsewhere = await self._held_elsewhere() if orders and self.store.shared else []
+        others = [o for o in elsewhere if o[1] not in batch]
         started = 0
         for order in orders:
             if self.queue.holds(order.id):
