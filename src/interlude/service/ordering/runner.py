@@ -103,7 +103,7 @@ class OrderRunner:
         deps: OrderingDeps,
         refresh: Callable[[Iterable[str] | None], Awaitable[None]],
         *,
-        lease_s: float = 120.0,
+        lease_s: float = 5.0,
         item_timeout_s: float = 120.0,
         concurrency: int = 8,
         refresh_timeout_s: float = 10.0,

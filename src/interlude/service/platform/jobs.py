@@ -160,7 +160,7 @@ class JobRunner:
         store: Store,
         *,
         poll_interval_s: float = 1.0,
-        lease_s: float = 30.0,
+        lease_s: float = 10.0,
         concurrency: int = 8,
     ) -> None:
         self.store = store
