@@ -113,8 +113,8 @@ async def test_hub_registrations_and_stream_subscriptions_made_through_b_are_hon
     await seen_through(a, f"{ORD}/hub/{hub}", lambda h: h["id"] == hub, "hub registration through A", t0)
     resp = await a.post(f"{ORD}/serviceOrder", json=order_body(lock("pe1-uni1", "UNLOCKED")), headers=ALPHA)
     second = (await resp.json())["id"]
-    events = await listener.wait_for(lambda e: e.body["event"]["id"] == second)
-    assert events[0].body["event"]["state"] == "completed"
+    done = {"id": second, "state": "completed"}
+    assert await listener.wait_for(lambda e: e.body["event"] == {**e.body["event"], **done})
     resp = await b.post(STREAMS, json={"topicId": "performanceJob:*", "protocol": "http-stream"}, headers=ALPHA)
     assert resp.status == 201, await resp.text()
     sub = (await resp.json())["id"]
