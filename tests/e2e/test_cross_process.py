@@ -9,6 +9,8 @@ change is printed; the figure itself is a benchmark's business (benchmarks/order
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -20,7 +22,8 @@ from interlude.app.runtime import Runtime
 from interlude.app.web import create_app
 from interlude.sp.listener import SpListener
 from interlude.topology.loader import bundled_topology_path, load_topology
-from tests.support.partner import ALPHA, INV, ORD, fast_options, order_body, wait_order
+from tests.e2e.pm.support import CE, PM, pm_job
+from tests.support.partner import ALPHA, INV, ORD, fast_options, order_body, runtime_of, wait_order
 from tests.support.wait import wait_until
 
 OP_UNI = "urn:mef:lso:spec:legato:carrier-ethernet-operator-uni:v0.0.1:all"
@@ -120,3 +123,24 @@ async def test_hub_registrations_and_stream_subscriptions_made_through_b_are_hon
     sub = (await resp.json())["id"]
     t0 = time.perf_counter()
     await seen_through(a, f"{STREAMS}/{sub}", lambda s: s["id"] == sub, "stream subscription through A", t0)
+
+
+async def test_pm_results_measured_by_a_reach_a_stream_subscriber_connected_to_b(
+    pair: tuple[TestClient[Any, Any], TestClient[Any, Any]],
+) -> None:
+    a, b = pair
+    await runtime_of(b).jobs.stop()  # B only serves the APIs: A runs every job, so A measures
+    resp = await b.post(STREAMS, json={"topicId": "performanceJob:*", "protocol": "http-stream"}, headers=ALPHA)
+    assert resp.status == 201, await resp.text()
+    stream = await b.get((await resp.json())["connectionConfig"]["channel"]["name"], headers=ALPHA)
+    assert stream.status == 200
+    config = {"@type": CE, "tools": [{"tool": "DMM_DMR", "framesPerInterval": 5, "messagePeriodMs": 20}]}
+    resp = await a.post(f"{PM}/performanceJob", json=pm_job(config=config), headers=ALPHA)
+    assert resp.status == 201, await resp.text()
+    job = (await resp.json())["id"]
+    async with asyncio.timeout(30):
+        line = b""
+        while not line.strip():
+            line = await stream.content.readline()
+    assert json.loads(line)["event"]["performanceJobId"] == job
+    stream.close()
