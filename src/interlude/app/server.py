@@ -82,10 +82,12 @@ async def serve(
     devices: tuple[int | None, int | None] = (None, None),
     netconf_password: str = "interlude",
     scenario: Scenario | None = None,
+    reuse_port: bool = False,
 ) -> None:
     """Serve the APIs on ``host:port`` until ``stop`` is set; the app starts and stops the runtime.
 
-    ``devices`` are the (SNMP, NETCONF) ports of the emulated devices (None: not served).
+    ``devices`` are the (SNMP, NETCONF) ports of the emulated devices (None: not served). With
+    ``reuse_port`` several processes listen on one port (``SO_REUSEPORT``) and the kernel spreads connections.
     """
     app = create_app(runtime, tokens=tokens)
     runner = web.AppRunner(app, access_log=None)
@@ -97,7 +99,7 @@ async def serve(
                 agents = device_agents(runtime.context, host, *devices, netconf_password)
                 endpoints = await stack.enter_async_context(agents)
             events.started(endpoints)
-            site = web.TCPSite(runner, host, port)
+            site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None)
             await site.start()
             events.listening(f"http://{host}:{port}")
             task: asyncio.Task[None] | None = None
