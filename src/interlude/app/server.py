@@ -19,6 +19,7 @@ from aiohttp import web
 
 from interlude.adapters.emulated.adapter import EmulatedAdapter
 from interlude.api.auth import TokenTable
+from interlude.api.limits import HardenedRunner
 from interlude.app.runtime import Runtime
 from interlude.app.web import create_app
 from interlude.emulator.devices import DeviceEndpoints, device_agents
@@ -88,7 +89,7 @@ async def serve(
     ``devices`` are the (SNMP, NETCONF) ports of the emulated devices (None: not served).
     """
     app = create_app(runtime, tokens=tokens)
-    runner = web.AppRunner(app, access_log=None)
+    runner = HardenedRunner(app, access_log=None)
     await runner.setup()  # starts the runtime (cleanup_ctx)
     try:
         async with contextlib.AsyncExitStack() as stack:

@@ -17,6 +17,7 @@ from aiohttp import web
 from interlude.api import alarms, fm, inventory, ordering, partner, performance, sft, streaming
 from interlude.api.auth import TOKENS, TokenTable
 from interlude.api.common import RUNTIME, auth_middleware, errors_middleware
+from interlude.api.limits import limits_middleware
 from interlude.app.runtime import Runtime
 
 API_MODULES: tuple[ModuleType, ...] = (inventory, ordering, partner, alarms, performance, streaming, sft, fm)
@@ -27,7 +28,7 @@ MAX_BODY = 1024 * 1024
 
 def create_app(runtime: Runtime, *, manage_runtime: bool = True, tokens: TokenTable | None = None) -> web.Application:
     """The partner's web application; ``tokens`` turns on bearer-token authentication (:mod:`interlude.api.auth`)."""
-    app = web.Application(middlewares=[errors_middleware, auth_middleware], client_max_size=MAX_BODY)
+    app = web.Application(middlewares=[errors_middleware, auth_middleware, limits_middleware], client_max_size=MAX_BODY)
     app[RUNTIME] = runtime
     if tokens is not None:
         app[TOKENS] = tokens
