@@ -24,7 +24,7 @@ from aiohttp import web
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
-from interlude.api.auth import CALLER, MEF_PREFIX, OPERATOR, PARTNER_PREFIX, TOKENS, Caller
+from interlude.api.auth import CALLER, MEF_PREFIX, OPERATOR, PARTNER_PREFIX, SECURED, TOKENS, Caller
 from interlude.api.limits import parse_json
 from interlude.api.payloads import unpack
 from interlude.api.wire import EventSubscriptionInput
@@ -352,7 +352,7 @@ def buyer_of(request: web.Request) -> str | None:
     """
     if CALLER in request:
         return request[CALLER].buyer
-    if request.app.get(TOKENS) is not None:
+    if request.app.get(TOKENS) is not None or request.app.get(SECURED, False):
         # Tokens are on but the middleware did not admit this request (a path outside its prefixes).
         raise RequestError(401, "missingCredentials", "send 'Authorization: Bearer <token>'")
     buyer = request.headers.get(BUYER_HEADER)
