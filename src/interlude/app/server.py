@@ -83,14 +83,16 @@ async def serve(
     *,
     tokens: TokenTable | None = None,
     devices: tuple[int | None, int | None] = (None, None),
-    netconf_password: str = "interlude",
+    netconf_password: str | None = None,
     scenario: Scenario | None = None,
     oauth: OAuthSetup | None = None,
     tls: ssl.SSLContext | None = None,
+    device_host: str = "127.0.0.1",
 ) -> None:
     """Serve the APIs on ``host:port`` until ``stop`` is set; the app starts and stops the runtime.
 
-    ``devices`` are the (SNMP, NETCONF) ports of the emulated devices (None: not served); ``oauth`` the OAuth2
+    ``devices`` are the (SNMP, NETCONF) ports of the emulated devices (None: not served), bound to
+    ``device_host`` (loopback unless told otherwise, whatever ``host`` the APIs use); ``oauth`` the OAuth2
     validator (and built-in authorization server), ``tls`` the server's TLS context (:mod:`interlude.app.security`).
     """
     validator, auth_server = (oauth.validator, oauth.server) if oauth is not None else (None, None)
@@ -101,7 +103,7 @@ async def serve(
         async with contextlib.AsyncExitStack() as stack:
             endpoints = None
             if devices != (None, None):
-                agents = device_agents(runtime.context, host, *devices, netconf_password)
+                agents = device_agents(runtime.context, device_host, *devices, netconf_password)
                 endpoints = await stack.enter_async_context(agents)
             events.started(endpoints)
             site = web.TCPSite(runner, host, port, ssl_context=tls)

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import signal
 import ssl
 from collections.abc import Callable
@@ -81,12 +82,19 @@ class _ConsoleEvents:
 
     def started(self, devices: DeviceEndpoints | None) -> None:
         if devices is not None and devices.snmp:
-            console.print(f"devices over SNMP v2c at [bold]{devices.snmp}[/bold] (community = node name)")
+            console.print(f"devices over SNMP v2c and v3 at [bold]{devices.snmp}[/bold]")
+            if "community" in devices.generated:  # drawn for this run: shown here, once
+                listed = ", ".join(f"{node}={c}" for node, c in devices.communities.items())
+                console.print(f"  v2c communities for this run: {listed}")
+            if devices.snmp_v3 is not None:
+                v3 = devices.snmp_v3
+                console.print(f"  v3 user {v3.name} ({v3.auth_protocol}/{v3.priv_protocol}, context = node name): "
+                              f"auth key {v3.auth_key}, priv key {v3.priv_key}")  # fmt: skip
         if devices is not None and devices.netconf:
-            console.print(
-                f"devices over NETCONF at [bold]{devices.netconf}[/bold] "
-                "(username = node name, password from --netconf-password)"
-            )
+            source = "drawn for this run" if "password" in devices.generated else "from the topology or environment"
+            shown = f": {devices.netconf_password}" if "password" in devices.generated else ""
+            console.print(f"devices over NETCONF at [bold]{devices.netconf}[/bold] (username = node name, "
+                          f"password {source}{shown})")  # fmt: skip
         if self.oauth is not None:
             v = self.oauth.validator
             console.print(f"OAuth2 access tokens required (issuer {v.issuer}, audience {v.audience}); "
@@ -118,21 +126,23 @@ class _ConsoleEvents:
 
 async def _serve_until_signalled(runtime: Runtime, host: str, port: int, events: _ConsoleEvents, *,
                                  tokens: TokenTable | None, devices: tuple[int | None, int | None],
-                                 netconf_password: str, scenario: Scenario | None, oauth: OAuthSetup | None = None,
-                                 tls: ssl.SSLContext | None = None) -> None:  # fmt: skip
+                                 netconf_password: str | None, scenario: Scenario | None,
+                                 oauth: OAuthSetup | None = None, tls: ssl.SSLContext | None = None,
+                                 device_host: str = "127.0.0.1") -> None:  # fmt: skip
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     await serve_partner(runtime, host, port, stop, events, tokens=tokens, devices=devices,
-                        netconf_password=netconf_password, scenario=scenario, oauth=oauth, tls=tls)  # fmt: skip
+                        netconf_password=netconf_password, scenario=scenario, oauth=oauth, tls=tls,
+                        device_host=device_host)  # fmt: skip
 
 
 def _run(topology: Topology, topo_path: Path, host: str, port: int, db: str | None, scenario: Path | None,
          mode: str, verbose: bool, devices: tuple[int | None, int | None] = (None, None),
-         netconf_password: str = "interlude", tokens_file: Path | None = None,
-         security: SecurityOptions | None = None) -> None:  # fmt: skip
+         netconf_password: str | None = None, tokens_file: Path | None = None,
+         security: SecurityOptions | None = None, device_host: str = "127.0.0.1") -> None:  # fmt: skip
     _setup_logging(verbose)
     db_path, state_dir = state_location(topology, db)
     sec = security or SecurityOptions()
@@ -148,7 +158,7 @@ def _run(topology: Topology, topo_path: Path, host: str, port: int, db: str | No
         events = _ConsoleEvents(runtime, db_path, mode, tokens, oauth)
         asyncio.run(_serve_until_signalled(runtime, host, port, events, tokens=tokens, devices=devices,
                                            netconf_password=netconf_password, scenario=scen,
-                                           oauth=oauth, tls=tls))  # fmt: skip
+                                           oauth=oauth, tls=tls, device_host=device_host))  # fmt: skip
     except InterludeError as exc:
         console.print(f"[red]error[/red]: {exc}")
         raise SystemExit(1) from None
@@ -237,18 +247,23 @@ def _security_options(command: Callable[..., None]) -> Callable[..., None]:
     help="Scenario file: faults over time (see emulator/scenarios/).",
 )  # fmt: skip
 @click.option("--snmp-port", default=16100, show_default=True, type=click.IntRange(0, 65535),
-              help="UDP port of the emulated devices' SNMP agent (community = node name; 0: any free port).")
+              help="UDP port of the emulated devices' SNMP agent (communities from the topology, else drawn "
+              "per run and printed once; SNMPv3 user 'interlude'; 0: any free port).")
 @click.option("--netconf-port", default=18300, show_default=True, type=click.IntRange(0, 65535),
               help="TCP port of the emulated devices' NETCONF server (SSH username = node name).")
-@click.option("--netconf-password", default="interlude", show_default=True,
-              help="Password of every node on the emulated NETCONF server (a test bench on loopback).")
+@click.option("--netconf-password-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="File holding the NETCONF password of the emulated devices (or INTERLUDE_NETCONF_PASSWORD; "
+              "default: a node's topology credentials, else drawn per run and printed once).")
+@click.option("--device-host", default="127.0.0.1", show_default=True,
+              help="Address the emulated devices' SNMP and NETCONF agents listen on (independent of --host).")
 @click.option("--no-device-agents", is_flag=True, help="Do not serve the emulated devices over SNMP and NETCONF.")
 @_tokens
 @_security_options
 @_verbose
 def emulate(topology_file: Path | None, host: str, port: int, db: str | None, scenario: Path | None,
-            snmp_port: int, netconf_port: int, netconf_password: str, no_device_agents: bool,
-            tokens_file: Path | None, verbose: bool, security: SecurityOptions) -> None:  # fmt: skip
+            snmp_port: int, netconf_port: int, netconf_password_file: Path | None, device_host: str,
+            no_device_agents: bool, tokens_file: Path | None, verbose: bool,
+            security: SecurityOptions) -> None:  # fmt: skip
     """Run the partner emulator: the MEF Interlude APIs over an in-memory network.
 
     The emulated devices are also reachable over SNMP and NETCONF on the same host (loopback by default), so
@@ -256,8 +271,11 @@ def emulate(topology_file: Path | None, host: str, port: int, db: str | None, sc
     """
     path = topology_file or bundled_topology_path()
     devices: tuple[int | None, int | None] = (None, None) if no_device_agents else (snmp_port, netconf_port)
+    netconf_password = os.environ.get("INTERLUDE_NETCONF_PASSWORD")
+    if netconf_password_file is not None:
+        netconf_password = netconf_password_file.read_text(encoding="utf-8").strip()
     _run(_load(path, None), path, host, port, db, scenario, "emulate", verbose, devices, netconf_password, tokens_file,
-         security)  # fmt: skip
+         security, device_host)  # fmt: skip
 
 
 @click.command("serve")
