@@ -435,7 +435,8 @@ class SqliteStore:
     # Hub --------------------------------------------------------------------------------------------------
 
     async def add_subscription(self, sub: Subscription) -> None:
-        """Store a registration."""
+        """Store a registration (never one whose callback carries credentials)."""
+        sub = rows.storable_subscription(sub)
         await self._write_locked(
             "INSERT INTO subscriptions VALUES (?,?,?,?,?,?)",
             (sub.id, sub.api, sub.callback, sub.query, sub.buyer, sub.created_at),
