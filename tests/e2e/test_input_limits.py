@@ -16,9 +16,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from interlude.api import common
-from interlude.api.limits import MAX_BODY, MAX_DEPTH, HardenedRunner, json_depth
+from interlude.api.limits import MAX_DEPTH, HardenedRunner, json_depth
 from interlude.app.runtime import Runtime
-from interlude.app.web import create_app
+from interlude.app.web import MAX_BODY, create_app
 from interlude.topology.loader import bundled_topology_path, load_topology
 from tests.e2e.pm.support import PM
 from tests.support.partner import ALPHA, ORD, fast_options, order_body

@@ -30,8 +30,6 @@ from interlude.errors import RequestError
 
 log = logging.getLogger(__name__)
 
-MAX_BODY = 1024 * 1024
-"""Largest request body in bytes (a 413 beyond); the biggest MEF body we take, an order, is far smaller."""
 MAX_DEPTH = 64
 """Deepest JSON nesting accepted in a body (MEF bodies nest < 15 levels)."""
 BODY_TIMEOUT_S = 30.0
