@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from interlude.api import common
+from interlude.api import common, ordering
 from interlude.api.limits import MAX_DEPTH, HardenedRunner, json_depth
 from interlude.app.runtime import Runtime
 from interlude.app.web import MAX_BODY, create_app
@@ -139,6 +139,20 @@ async def test_a_list_of_large_resources_is_paged_by_size(
     assert resp.headers["X-Pagination-Throttled"] == "true"
     rest = await client.get(f"{ORD}/serviceOrder", params={"offset": str(len(items))}, headers=ALPHA)
     assert len(await rest.json()) >= 1
+
+
+async def test_an_order_list_reads_a_bounded_number_of_orders(
+    client: TestClient[Any, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ordering, "MAX_ORDER_PAGE", 2)
+    config = {"@type": OVC, "administrativeState": {"state": "LOCKED"}}
+    item = {"id": "1", "action": "modify", "service": {"id": "ovc-1001", "serviceConfiguration": config}}
+    for i in range(3):
+        resp = await client.post(f"{ORD}/serviceOrder", json=order_body(item, externalId=f"p{i}"), headers=ALPHA)
+        assert resp.status == 201, await resp.text()
+    resp = await client.get(f"{ORD}/serviceOrder", params={"limit": "10"}, headers=ALPHA)
+    assert len(await resp.json()) == 2
+    assert (resp.headers["X-Total-Count"], resp.headers["X-Pagination-Throttled"]) == ("3", "true")
 
 
 class HardenedTestServer(TestServer):
