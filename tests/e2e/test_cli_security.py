@@ -16,6 +16,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from click.testing import CliRunner
+
+from interlude.cli.serve import emulate
 from interlude.service.platform.authz import hash_secret
 from tests.support.tlscerts import TestCa
 from tests.support.wait import wait_until_sync
@@ -80,3 +83,8 @@ def test_emulate_over_https_with_the_built_in_authorization_server(tmp_path: Pat
     text = out.decode()
     assert proc.returncode == 0, text
     assert "OAuth2 access tokens required" in text and SECRET not in text
+
+
+def test_a_netconf_password_on_the_command_line_is_refused() -> None:
+    result = CliRunner().invoke(emulate, ["--netconf-password", "visible-in-ps"])
+    assert result.exit_code == 2 and "INTERLUDE_NETCONF_PASSWORD" in result.output

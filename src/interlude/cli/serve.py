@@ -254,6 +254,8 @@ def _security_options(command: Callable[..., None]) -> Callable[..., None]:
 @click.option("--netconf-password-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="File holding the NETCONF password of the emulated devices (or INTERLUDE_NETCONF_PASSWORD; "
               "default: a node's topology credentials, else drawn per run and printed once).")
+@click.option("--netconf-password", "netconf_password_arg", default=None, hidden=True,
+              help="Refused: a password on the command line is visible in ps.")
 @click.option("--device-host", default="127.0.0.1", show_default=True,
               help="Address the emulated devices' SNMP and NETCONF agents listen on (independent of --host).")
 @click.option("--no-device-agents", is_flag=True, help="Do not serve the emulated devices over SNMP and NETCONF.")
@@ -261,7 +263,8 @@ def _security_options(command: Callable[..., None]) -> Callable[..., None]:
 @_security_options
 @_verbose
 def emulate(topology_file: Path | None, host: str, port: int, db: str | None, scenario: Path | None,
-            snmp_port: int, netconf_port: int, netconf_password_file: Path | None, device_host: str,
+            snmp_port: int, netconf_port: int, netconf_password_file: Path | None, netconf_password_arg: str | None,
+            device_host: str,
             no_device_agents: bool, tokens_file: Path | None, verbose: bool,
             security: SecurityOptions) -> None:  # fmt: skip
     """Run the partner emulator: the MEF Interlude APIs over an in-memory network.
@@ -271,6 +274,9 @@ def emulate(topology_file: Path | None, host: str, port: int, db: str | None, sc
     """
     path = topology_file or bundled_topology_path()
     devices: tuple[int | None, int | None] = (None, None) if no_device_agents else (snmp_port, netconf_port)
+    if netconf_password_arg is not None:
+        raise click.UsageError("--netconf-password would show the password in ps: set INTERLUDE_NETCONF_PASSWORD "
+                               "or give --netconf-password-file")  # fmt: skip
     netconf_password = os.environ.get("INTERLUDE_NETCONF_PASSWORD")
     if netconf_password_file is not None:
         netconf_password = netconf_password_file.read_text(encoding="utf-8").strip()
