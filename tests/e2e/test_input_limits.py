@@ -118,17 +118,28 @@ async def test_a_body_over_the_limit_is_a_413_in_the_mef_shape(client: TestClien
     assert (await resp.json())["code"] == "invalidBody"
 
 
+async def place_orders(client: TestClient[Any, Any], count: int, note_chars: int = 0) -> None:
+    """``count`` accepted orders of sp-alpha locking or unlocking one OVC (whichever changes it when placed)."""
+    state, placed = "LOCKED", 0
+    while placed < count:
+        config = {"@type": OVC, "administrativeState": {"state": state}}
+        item = {"id": "1", "action": "modify", "service": {"id": "ovc-1001", "serviceConfiguration": config}}
+        body = order_body(item, externalId=f"x{placed}")
+        if note_chars:
+            body["note"] = [{"id": "1", "text": "n" * note_chars, "author": "t", "date": "2026-01-01T00:00:00Z"}]
+        resp = await client.post(f"{ORD}/serviceOrder", json=body, headers=ALPHA)
+        if resp.status == 201:
+            placed += 1
+        else:  # the OVC is already in that state: "nothing to change"
+            assert resp.status == 422, await resp.text()
+            state = "UNLOCKED" if state == "LOCKED" else "LOCKED"
+
+
 async def test_a_list_of_large_resources_is_paged_by_size(
     client: TestClient[Any, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(common, "MAX_PAGE_BYTES", 6000)
-    config = {"@type": OVC, "administrativeState": {"state": "LOCKED"}}
-    item = {"id": "1", "action": "modify", "service": {"id": "ovc-1001", "serviceConfiguration": config}}
-    for i in range(6):
-        body = order_body(item, externalId=f"x{i}")
-        body["note"] = [{"id": str(i), "text": "n" * 1500, "author": "t", "date": "2026-01-01T00:00:00Z"}]
-        resp = await client.post(f"{ORD}/serviceOrder", json=body, headers=ALPHA)
-        assert resp.status == 201, await resp.text()
+    await place_orders(client, 6, note_chars=1500)
     resp = await client.get(f"{ORD}/serviceOrder", headers=ALPHA)
     assert resp.status == 200
     items = await resp.json()
@@ -145,11 +156,7 @@ async def test_an_order_list_reads_a_bounded_number_of_orders(
     client: TestClient[Any, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(ordering, "MAX_ORDER_PAGE", 2)
-    config = {"@type": OVC, "administrativeState": {"state": "LOCKED"}}
-    item = {"id": "1", "action": "modify", "service": {"id": "ovc-1001", "serviceConfiguration": config}}
-    for i in range(3):
-        resp = await client.post(f"{ORD}/serviceOrder", json=order_body(item, externalId=f"p{i}"), headers=ALPHA)
-        assert resp.status == 201, await resp.text()
+    await place_orders(client, 3)
     resp = await client.get(f"{ORD}/serviceOrder", params={"limit": "10"}, headers=ALPHA)
     assert len(await resp.json()) == 2
     assert (resp.headers["X-Total-Count"], resp.headers["X-Pagination-Throttled"]) == ("3", "true")
