@@ -513,7 +513,8 @@ class PostgresStore:
     # Hub --------------------------------------------------------------------------------------------------
 
     async def add_subscription(self, sub: Subscription) -> None:
-        """Store a registration (and tell the other processes: they cache registrations)."""
+        """Store a registration (never one whose callback carries credentials; other processes are told)."""
+        sub = rows.storable_subscription(sub)
         async with self._conn() as conn, conn.transaction():
             await conn.execute(
                 "INSERT INTO subscriptions VALUES ($1,$2,$3,$4,$5,$6)",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -254,6 +255,20 @@ def _commit(conn: sqlite3.Connection) -> None:
         raise
 
 
+def private_file(path: Path) -> None:
+    """Create ``path`` readable by its owner only (0600, whatever the umask), or tighten an existing one.
+
+    The database holds every buyer's orders and subscriptions; SQLite gives its WAL and shared-memory files
+    the database file's permissions, so they follow.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
 def _rollback_if_open(conn: sqlite3.Connection) -> None:
     """Roll back whatever transaction the connection is in (none: nothing to do)."""
     if conn.in_transaction:
@@ -344,6 +359,7 @@ class SqliteStore:
     async def open(self) -> None:
         """Create the file, apply pending migrations, release claims left by a previous process."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(self.path)
         self._wexec = ThreadPoolExecutor(1, thread_name_prefix="interlude-db-w")
         self._rexec = ThreadPoolExecutor(1, thread_name_prefix="interlude-db-r")
         loop = asyncio.get_running_loop()
@@ -520,7 +536,8 @@ class SqliteStore:
     # Hub --------------------------------------------------------------------------------------------------
 
     async def add_subscription(self, sub: Subscription) -> None:
-        """Store a registration."""
+        """Store a registration (never one whose callback carries credentials)."""
+        sub = rows.storable_subscription(sub)
         self._subscriptions.pop(sub.api, None)
         await self._write_locked(
             "INSERT INTO subscriptions VALUES (?,?,?,?,?,?)",
