@@ -23,24 +23,17 @@ from interlude.app.web import create_app
 from interlude.sp.listener import SpListener
 from interlude.topology.loader import bundled_topology_path, load_topology
 from tests.e2e.pm.support import CE, PM, pm_job
+from tests.e2e.test_order_concurrency import admin_item
 from tests.support.partner import ALPHA, INV, ORD, fast_options, order_body, runtime_of, wait_order
 from tests.support.wait import wait_until
 
-OP_UNI = "urn:mef:lso:spec:legato:carrier-ethernet-operator-uni:v0.0.1:all"
 FAULTS = "/interlude/v1/faults"
 ALARMS = "/mefApi/interlude/alarmManagement/v3/alarm"
 STREAMS = "/mefApi/interlude/streamingManagement/v1/subscription"
 
 
 def lock(service_id: str, state: str = "LOCKED") -> dict[str, Any]:
-    return {
-        "id": "1",
-        "action": "modify",
-        "service": {
-            "id": service_id,
-            "serviceConfiguration": {"@type": OP_UNI, "administrativeState": {"state": state}},
-        },
-    }
+    return admin_item(service_id, state)
 
 
 @pytest.fixture
