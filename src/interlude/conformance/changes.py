@@ -89,10 +89,11 @@ def _needs(check: Check, family: str) -> ServedApi:
 
 
 async def _order_and_wait(check: Check, body: dict[str, Any], *, restoring: bool = False) -> dict[str, Any] | None:
+    """Place an order and follow it to its final state; the rules are the same when the kit restores a service."""
     ordering = check.api
+    prefix = "putting the partner back: " if restoring else ""
     created = await check.call("POST", "/serviceOrder", json_body=body)
-    rule = "the kit puts the partner back as it was" if restoring else "an order is created with 201"
-    if not check.expect_status(created, 201, rule=rule):
+    if not check.expect_status(created, 201, rule="an order is created with 201"):
         return None
     made = created.response_body if isinstance(created.response_body, dict) else {}
     if not restoring:
@@ -103,18 +104,17 @@ async def _order_and_wait(check: Check, body: dict[str, Any], *, restoring: bool
     final, seen = await poll_state(check, f"/serviceOrder/{made.get('id')}", ORDER_FINAL, ordering.base)
     done = final.response_body if isinstance(final.response_body, dict) else {}
     if done.get("state") not in ORDER_FINAL:
-        check.fail(rule if restoring else "an order reaches a final state",
-                   f"order {made.get('id')} stayed {' -> '.join(seen) or 'unreadable'} for {check.patience:.0f} s",
-                   final)  # fmt: skip
+        check.fail("an order reaches a final state", f"{prefix}order {made.get('id')} stayed "
+                   f"{' -> '.join(seen) or 'unreadable'} for {check.patience:.0f} s", final)  # fmt: skip
         return None
-    if not check.expect(done.get("state") == "completed", rule if restoring else "a valid order completes",
-                        f"order {made.get('id')} ended {done.get('state')} (states seen: {' -> '.join(seen)})",
+    if not check.expect(done.get("state") == "completed", "a valid order completes",
+                        f"{prefix}order {made.get('id')} ended {done.get('state')} (states seen: {' -> '.join(seen)})",
                         final):  # fmt: skip
         return None
     items = [i for i in done.get("serviceOrderItem", []) if isinstance(i, dict)]
     open_items = [f"{i.get('id')}={i.get('state')}" for i in items if i.get("state") != "completed"]
     check.expect(not open_items, "every item of a completed order is completed",
-                 f"items not completed: {open_items}", final)  # fmt: skip
+                 f"{prefix}items not completed: {open_items}", final)  # fmt: skip
     return done
 
 

@@ -28,6 +28,7 @@ from openapi_schema_validator import OAS30Validator
 
 from interlude.errors import ConfigError
 
+SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when built with it: MEF's files are large
 JSON_MEDIA = "application/json;charset=utf-8"
 LISTENER = re.compile(r"^/listener/[^/]+$")
 
@@ -96,13 +97,31 @@ def _pointer(parts: Iterator[Any] | list[Any]) -> str:
 
 
 class Definition:
-    """One OpenAPI file: its operations, and validation of what crosses the wire against them."""
+    """One OpenAPI file: its operations, and validation of what crosses the wire against them.
 
-    def __init__(self, spec: dict[str, Any], name: str, base_path: str) -> None:
-        self.spec = spec
+    The file is parsed on first use (``spec``): a run reads only the definitions of what the partner serves.
+    """
+
+    def __init__(self, name: str, base_path: str, path: Path, on_load: Callable[[dict[str, Any], str], None]) -> None:
         self.name = name
         self.base_path = base_path
+        self.path = path
+        self._on_load = on_load
         self._validators: dict[str, Any] = {}
+
+    @cached_property
+    def spec(self) -> dict[str, Any]:
+        """The parsed document, its sibling-file references inlined and known defects patched."""
+        try:
+            spec: dict[str, Any] = yaml.load(self.path.read_text(encoding="utf-8"), Loader=SafeLoader)
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read the MEF definition {self.path}: {exc}") from None
+        if not isinstance(spec, dict):
+            raise ConfigError(f"the MEF definition {self.path} is not an OpenAPI document")
+        if _has_external_refs(spec):
+            spec = _inline_external(spec, self.path.parent)
+        self._on_load(spec, self.name)
+        return spec
 
     @property
     def title(self) -> str:
@@ -230,11 +249,13 @@ class Definition:
         location: list[str] = ["#"]
         text = ""
         for part in error.absolute_schema_path:
-            if isinstance(node, dict) and part == "$ref" and isinstance(node.get("$ref"), str):
-                ref = node["$ref"]
-                node = self._resolve({"$ref": ref})
-                location = [ref]
-            elif isinstance(node, dict | list):
+            # The validator's path steps through references without naming them: follow each one here.
+            while isinstance(node, dict) and part not in node and isinstance(node.get("$ref"), str):
+                location = [node["$ref"]]
+                node = self._resolve({"$ref": node["$ref"]})
+            if part == "$ref":
+                continue
+            if isinstance(node, dict | list):
                 try:
                     node = node[part]
                 except (KeyError, IndexError, TypeError):
@@ -258,13 +279,23 @@ def _media_schema(content: Any) -> dict[str, Any] | None:
     return schema if isinstance(schema, dict) else None
 
 
-def _base_path(spec: dict[str, Any]) -> str | None:
-    for server in spec.get("servers", []) or []:
-        url = str(server.get("url", "")).strip()
-        path = urlsplit(url.replace("{", "").replace("}", "")).path if "://" in url else url
-        found = re.search(r"(/mefApi/.+?)/?$", path)
-        if found:
-            return found.group(1)
+def _base_path(text: str) -> str | None:
+    """The path of the first ``servers`` URL, read from the file's text (no YAML parse: a run scans many files)."""
+    lines = text.splitlines()
+    for number, line in enumerate(lines):
+        if line.rstrip() != "servers:":
+            continue
+        for following in lines[number + 1 : number + 6]:
+            key, _, value = following.strip().lstrip("- ").partition(":")
+            if key.strip() != "url":
+                continue
+            value = value.strip()
+            if value in (">-", ">", "|", "|-") and number + 2 < len(lines):
+                value = lines[lines.index(following, number) + 1].strip()
+            url = value.strip("'\"")
+            path = urlsplit(url.replace("{", "").replace("}", "")).path if "://" in url else url
+            found = re.search(r"(/mefApi/.+?)/?$", path)
+            return found.group(1) if found else None
     return None
 
 
@@ -274,7 +305,7 @@ def _inline_external(spec: Any, folder: Path) -> Any:
 
     def load(path: Path) -> Any:
         if path not in cache:
-            cache[path] = yaml.safe_load(path.read_text(encoding="utf-8"))
+            cache[path] = yaml.load(path.read_text(encoding="utf-8"), Loader=SafeLoader)
         return cache[path]
 
     def resolve(node: Any, here: Path, doc: Any, depth: int) -> Any:
@@ -332,20 +363,12 @@ class Definitions:
         files.sort(key=lambda p: ("latest" not in str(p.relative_to(root)).lower(), str(p)))
         for path in files:
             try:
-                spec = yaml.safe_load(path.read_text(encoding="utf-8"))
-            except (OSError, yaml.YAMLError) as exc:
-                found.defects.append(DefinitionDefect(str(path.relative_to(root)), "<file>", f"unreadable: {exc}"))
+                base = _base_path(path.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError):
                 continue
-            if not isinstance(spec, dict):
-                continue
-            base = _base_path(spec)
             if base is None or base in found.by_base:
                 continue
-            name = str(path.relative_to(root))
-            if _has_external_refs(spec):
-                spec = _inline_external(spec, path.parent)
-            found._patch(spec, name)
-            found.by_base[base] = Definition(spec, name, base)
+            found.by_base[base] = Definition(str(path.relative_to(root)), base, path, found._patch)
         if not found.by_base:
             raise ConfigError(f"no MEF API definitions (*.api.yaml with a /mefApi/ server URL) under {root}")
         return found
