@@ -15,11 +15,12 @@ token is fetched from the token URL and renewed before it expires).
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote_plus, urlencode, urlsplit
 
 import aiohttp
 
@@ -100,14 +101,19 @@ class ClientCredentials:
     _token: str | None = None
     _expires: float = 0.0
 
+    @property
+    def basic(self) -> str:
+        """The client's ``Authorization: Basic`` value (RFC 6749 §2.3.1: id and secret form-encoded first)."""
+        pair = f"{quote_plus(self.client_id)}:{quote_plus(self.client_secret)}"
+        return "Basic " + base64.b64encode(pair.encode()).decode()
+
     async def headers(self, session: aiohttp.ClientSession) -> dict[str, str]:
         """``Authorization: Bearer`` with a valid access token."""
         if self._token is None or time.monotonic() > self._expires - 30:
             form = {"grant_type": "client_credentials"}
             if self.scope:
                 form["scope"] = self.scope
-            auth = aiohttp.BasicAuth(self.client_id, self.client_secret)
-            async with session.post(self.token_url, data=form, auth=auth) as resp:
+            async with session.post(self.token_url, data=form, headers={"Authorization": self.basic}) as resp:
                 body = await resp.json(content_type=None)
                 if resp.status != 200 or not isinstance(body, dict) or "access_token" not in body:
                     raise ConfigError(f"token endpoint {self.token_url} answered HTTP {resp.status}: {body}")
