@@ -30,7 +30,10 @@ async def test_every_scenario_passes_with_changes(tmp_path: Path) -> None:
     # The lifecycle saw its notifications, each validated against the ordering notification definition.
     lifecycle = outcome["ordering.lifecycle"]
     assert any(e.event_type == "serviceOrderStateChangeEvent" for e in lifecycle.notifications)
-    assert all(e.api_base == "/mefApi/interlude/serviceOrderingNotification/v1" for e in lifecycle.notifications)
+    assert any(e.event_type == "serviceAttributeValueChangeEvent" for e in lifecycle.notifications)
+    bases = {"/mefApi/interlude/serviceOrderingNotification/v1", "/mefApi/interlude/serviceInventoryNotification/v2"}
+    assert {e.api_base for e in lifecycle.notifications} <= bases
+    assert outcome["ordering.redelivery"].outcome is Outcome.PASSED
     # Every exchange was tied to its definition, and the kit's own requests matched theirs.
     exchanges = [x for r in run.results for x in r.exchanges]
     assert exchanges and all(x.definition is not None for x in exchanges)
@@ -49,7 +52,7 @@ async def test_read_only_run_skips_changes_and_reports(tmp_path: Path) -> None:
         run = await kit(url, tmp_path, apis=("inventory", "ordering"))
     assert failures(run) == {}
     changes = [r for r in run.results if r.scenario.changes]
-    assert {r.scenario.id for r in changes} == {"ordering.lifecycle", "ordering.policyRefusal"}
+    assert {r.scenario.id for r in changes} == {"ordering.lifecycle", "ordering.redelivery", "ordering.policyRefusal"}
     assert all(r.outcome is Outcome.SKIPPED and "--allow-changes" in r.reason for r in changes)
     suites = ET.fromstring(junit_xml(run))
     cases = suites.findall(".//testcase")

@@ -2,8 +2,10 @@
 
 - ``ordering.lifecycle``: lock an Operator UNI with a ``modify`` order and unlock it again. The order is
   created ``acknowledged``, reaches ``completed`` with every item ``completed``, the inventory shows the
-  change, and the ordering notifications arrive (path, body, at least once). The second order restores
-  the service.
+  change, and the ordering and inventory notifications arrive (path, body, at least once). The second order
+  restores the service.
+- ``ordering.redelivery``: the same with the kit's listener refusing the first delivery (HTTP 500): the events
+  must come again (delivery is at-least-once).
 - ``ordering.policyRefusal``: an order asking far more bandwidth than any policy allows is refused with a
   422 whose every error names a ``propertyPath``.
 - ``sft.testJob``: a test job (from the profile) is acknowledged, completes, and its result can be listed
@@ -28,6 +30,7 @@ JOB_FINAL = ("completed", "cancelled", "rejected")
 OPERATOR_UNI = "operator-uni"
 OVC_END_POINT = "ovc-end-point"
 POLL_S = 0.3
+SERVICE_CHANGE_EVENTS = ("serviceAttributeValueChangeEvent", "serviceStateChangeEvent")
 
 
 def order(*items: dict[str, Any], external: str) -> dict[str, Any]:
@@ -126,6 +129,16 @@ def _admin_state(service: dict[str, Any]) -> str | None:
 
 async def run_lifecycle(check: Check) -> None:
     """Lock an Operator UNI and unlock it, watching states, items, inventory and notifications."""
+    await _lock_unlock(check, redelivery=False)
+
+
+async def run_redelivery(check: Check) -> None:
+    """The listener refuses the first delivery with a 500: the order's event must come again (at-least-once)."""
+    await _lock_unlock(check, redelivery=True)
+
+
+async def _lock_unlock(check: Check, *, redelivery: bool) -> None:
+    """Lock then unlock; with ``redelivery`` only the ordering events are watched, the first one refused."""
     inventory = _needs(check, "inventory")
     uni = await _pick(check, inventory, "lock", OPERATOR_UNI)
     urn = uni["serviceConfiguration"]["@type"]
@@ -137,7 +150,11 @@ async def run_lifecycle(check: Check) -> None:
         return {"id": "1", "action": "modify", "service": {"id": uni["id"], "serviceConfiguration": config}}
 
     await subscribe(check, check.api)
+    if not redelivery:
+        await subscribe(check, inventory)
     since = now()
+    if check.listener is not None and redelivery:
+        check.listener.fail_first = 1
 
     async def restore() -> None:
         current = _admin_state(await _service(check, inventory, str(uni["id"])))
@@ -156,6 +173,10 @@ async def run_lifecycle(check: Check) -> None:
     await await_event(check, check.api, "serviceOrderStateChangeEvent for the order",
                       lambda e: e.event_type == "serviceOrderStateChangeEvent"
                       and e.body.get("event", {}).get("id") == order_id, since)  # fmt: skip
+    if not redelivery:
+        await await_event(check, inventory, f"service event for {uni['id']}",
+                          lambda e: e.event_type in SERVICE_CHANGE_EVENTS
+                          and e.body.get("event", {}).get("id") == uni["id"], since)  # fmt: skip
 
 
 async def run_refusal(check: Check) -> None:
@@ -253,6 +274,10 @@ def change_scenarios(served: dict[str, ServedApi]) -> list[Scenario]:
                      "A modify order goes acknowledged -> completed with completed items, the inventory shows it, "
                      "notifications arrive; a second order restores the service.", run_lifecycle, api, refs,
                      changes=True),
+            Scenario("ordering.redelivery", "at-least-once delivery (a refused event comes again)",
+                     "The kit's listener answers the first notification with a 500; the same lock/unlock lifecycle "
+                     "must still deliver the order's event.", run_redelivery, api, refs, changes=True,
+                     requires=("ordering.lifecycle",)),
             Scenario("ordering.policyRefusal", "policy refusal (422 with propertyPath)",
                      "An order beyond any bandwidth policy is refused with 422 naming the propertyPath.",
                      run_refusal, api, refs, changes=True),

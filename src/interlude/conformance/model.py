@@ -66,7 +66,11 @@ class ServedApi:
 
 @dataclass(frozen=True)
 class Scenario:
-    """A named check. ``changes``: it alters the partner's state (run only with ``--allow-changes``)."""
+    """A named check. ``changes``: it alters the partner's state (run only with ``--allow-changes``).
+
+    ``requires``: scenarios that must have passed for this one to be judged (it builds on what they check, so a
+    partner breaking their rule is flagged there, not a second time here).
+    """
 
     id: str
     title: str
@@ -76,6 +80,8 @@ class Scenario:
     refs: tuple[str, ...] = ()
     changes: bool = False
     skip_reason: str | None = None
+    requires: tuple[str, ...] = ()
+    """Scenarios that must pass first (this one judges something beyond them, and skips when they fail)."""
 
 
 @dataclass

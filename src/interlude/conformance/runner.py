@@ -164,9 +164,15 @@ class Runner:
 
     async def run(self, scenarios: Sequence[Scenario], served: dict[str, ServedApi]) -> list[ScenarioResult]:
         """Run each scenario in turn."""
-        results = []
+        results: list[ScenarioResult] = []
         for scenario in scenarios:
-            result = await self.run_one(scenario, served)
+            done = {r.scenario.id: r.outcome for r in results}
+            blocked = [r for r in scenario.requires if done.get(r) is not Outcome.PASSED]
+            if blocked:
+                reason = "; ".join(f"needs {r} to pass ({done[r].value if r in done else 'not run'})" for r in blocked)
+                result = ScenarioResult(scenario, Outcome.SKIPPED, reason)
+            else:
+                result = await self.run_one(scenario, served)
             results.append(result)
             if self.on_result is not None:
                 self.on_result(result)
@@ -190,6 +196,8 @@ class Runner:
                 check.fail("the kit puts the partner back as it was", str(exc))
             except Exception as exc:
                 check.fail("the kit puts the partner back as it was", f"{type(exc).__name__}: {exc}")
+        if self.listener is not None:
+            self.listener.fail_first = 0
         findings = list(check.findings)
         notes: list[Finding] = []
         for exchange in check.exchanges:
