@@ -25,7 +25,7 @@ DEFAULT_ADDRESS = {
     "instantSyncValidation": True,
     "submittedGeographicAddress": {
         "@type": "GeographicAddress_Query",
-        "formattedAddress": [{"formattedAddress": "1 Main Street, Springfield"}],
+        "formattedAddressRepresentation": [{"formattedAddress": "1 Main Street, Springfield"}],
     },
 }
 FINAL = {
