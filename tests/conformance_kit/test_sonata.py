@@ -30,8 +30,12 @@ def _error(status: int, code: str, reason: str) -> web.Response:
 
 
 @asynccontextmanager
-async def seller(state: str = "ready") -> AsyncIterator[str]:
-    """A Sonata seller answering address validations at once (``state``), with a hub; 404 for everything else."""
+async def seller(state: str = "ready", prefix: str = "") -> AsyncIterator[str]:
+    """A Sonata seller answering address validations at once (``state``), with a hub; 404 for everything else.
+
+    ``prefix``: the seller serves MEF's paths below it (``https://host/prefix/mefApi/...``).
+    """
+    gam = prefix + GAM
     hubs: dict[str, dict[str, Any]] = {}
 
     async def validate(request: web.Request) -> web.Response:
@@ -65,15 +69,15 @@ async def seller(state: str = "ready") -> AsyncIterator[str]:
         return _error(404, "notFound", f"nothing at {request.path}")
 
     app = web.Application()
-    app.router.add_post(f"{GAM}/geographicAddressValidation", validate)
-    app.router.add_get(f"{GAM}/geographicAddress/{{id}}", address)
-    app.router.add_post(f"{GAM}/hub", register)
-    app.router.add_route("*", f"{GAM}/hub/{{id}}", hub)
+    app.router.add_post(f"{gam}/geographicAddressValidation", validate)
+    app.router.add_get(f"{gam}/geographicAddress/{{id}}", address)
+    app.router.add_post(f"{gam}/hub", register)
+    app.router.add_route("*", f"{gam}/hub/{{id}}", hub)
     app.router.add_route("*", "/{tail:.*}", unknown)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     try:
-        yield str(server.make_url("")).rstrip("/")
+        yield str(server.make_url(prefix)).rstrip("/")
     finally:
         await server.close()
 
@@ -96,8 +100,11 @@ async def test_address_validation_passes_and_unserved_families_skip(tmp_path: Pa
 
 
 async def test_a_state_outside_the_definition_fails_the_validation(tmp_path: Path) -> None:
-    async with seller(state="validated") as url:
+    async with seller(state="validated", prefix="/partner-prefix") as url:
         run = await kit(url, tmp_path, apis=("address",))
     found = failures(run)
     assert set(found) == {"address.validate"}
     assert "response body matches the definition" in found["address.validate"]
+    (result,) = [r for r in run.results if r.scenario.id == "address.validate"]
+    assert result.exchanges[0].path.startswith("/partner-prefix/mefApi/sonata/")
+    assert result.exchanges[0].template == "/geographicAddressValidation", "validated below the prefix"

@@ -184,7 +184,7 @@ class KitHttp:
     async def request(self, method: str, path: str, *, params: dict[str, str] | None = None, json_body: Any = None,
                       raw: bytes | None = None, headers: dict[str, str] | None = None, deliberate: bool = False,
                       authenticate: bool = True) -> Exchange:  # fmt: skip
-        """Send one request (``path`` from the server root, without the prefix) and record it.
+        """Send one request (``path`` below the base URL, i.e. without its path prefix) and record it.
 
         ``deliberate`` marks a request the kit makes invalid on purpose (its body is not checked);
         ``authenticate=False`` sends no credentials (to see the 401).
@@ -202,7 +202,8 @@ class KitHttp:
         query = f"?{urlencode(params)}" if params else ""
         url = f"{self.base_url}{path}{query}"
         shown = json_body if json_body is not None else (raw.decode(errors="replace") if raw else None)
-        exchange = Exchange(len(self.exchanges) + 1, method.upper(), url, f"{path}{query}", _mask(sent), shown)
+        shown_path = f"{self.prefix}{path}{query}"
+        exchange = Exchange(len(self.exchanges) + 1, method.upper(), url, shown_path, _mask(sent), shown)
         self.exchanges.append(exchange)
         started = time.perf_counter()
         try:
@@ -226,6 +227,8 @@ class KitHttp:
     def validate(self, exchange: Exchange, *, deliberate: bool) -> None:
         """Check the exchange against the operation its path names (see the module's docstring)."""
         path = exchange.path.split("?", 1)[0]
+        if self.prefix and path.startswith(self.prefix + "/"):
+            path = path[len(self.prefix) :]
         found = self.definitions.find(path)
         if found is None:
             return

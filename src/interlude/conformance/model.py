@@ -122,7 +122,7 @@ class Check:
 
     async def call(self, method: str, path: str, *, base: str | None = None, **kwargs: Any) -> Exchange:
         """A request below the API's base path (or ``base``), recorded for this scenario."""
-        full = f"{self.http.prefix}{base if base is not None else self.api.base}{path}"
+        full = f"{base if base is not None else self.api.base}{path}"
         exchange = await self.http.request(method, full, **kwargs)
         self.exchanges.append(exchange)
         if exchange.transport_error is not None:

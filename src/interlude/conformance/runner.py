@@ -86,7 +86,7 @@ async def discover(http: KitHttp, families: Sequence[Family]) -> tuple[dict[str,
             continue
         tried = []
         for definition in candidates:
-            path = f"{http.prefix}{definition.base_path}{family.probe}"
+            path = f"{definition.base_path}{family.probe}"
             body: dict[str, str] | None = {} if family.probe_method == "POST" else None
             exchange = await http.request(family.probe_method, path, params={"limit": "1"} if body is None else None,
                                           json_body=body, deliberate=True)  # fmt: skip
