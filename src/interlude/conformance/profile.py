@@ -12,7 +12,7 @@ profile key would let it run. Keys (all optional)::
     sft: {testJob: {...}}       # a TestJob_Create body
     pm: {performanceJob: {...}} # a PerformanceJob_Create body
     fm: {faultManagementJob: {...}}
-    sonata: {address: {...}, poq: {...}, quote: {...}, order: {...}}
+    sonata: {address: {...}, poq: {...}, quote: {...}, order: {...}, orderUndo: {...}}
     patience: 30                # seconds to wait for a state or a notification
 """
 

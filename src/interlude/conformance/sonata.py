@@ -10,7 +10,9 @@ the address validation, which defaults to a formatted address and accepts any an
   ``GET /geographicAddress/{id}``;
 - ``poq.qualify``, ``quote.request``: created ``acknowledged`` (or answered at once) and followed to a final
   state;
-- ``order.place`` (``--allow-changes``): a product order created ``acknowledged`` and followed to a final state.
+- ``order.place`` (``--allow-changes``): a product order created ``acknowledged`` and followed to a final state;
+  each product it added is then deleted with the profile's ``sonata.orderUndo`` order (``'{product}'`` in it
+  becomes the product's id), without which the scenario does not run.
 """
 
 from __future__ import annotations
@@ -60,26 +62,51 @@ async def run_address(check: Check) -> None:
         check.expect_status(got, 200, rule="a validated address can be retrieved")
 
 
+def _substitute(node: Any, product: str) -> Any:
+    if isinstance(node, dict):
+        return {k: _substitute(v, product) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_substitute(v, product) for v in node]
+    return product if node == "{product}" else node
+
+
+async def _create_and_follow(check: Check, kind: str, body: dict[str, Any], rule_prefix: str = "") -> dict[str, Any]:
+    """POST ``body``; follow the result to a final state; the last body seen."""
+    collection = COLLECTION[kind]
+    created = await check.call("POST", collection, json_body=copy.deepcopy(body))
+    if not check.expect_status(created, 201, rule=f"a {kind} is created with 201"):
+        return {}
+    made = created.response_body if isinstance(created.response_body, dict) else {}
+    state = made.get("state")
+    if state in FINAL[kind]:
+        check.expect(state in GOOD[kind], f"a {kind} reaches a good final state", f"{rule_prefix}state {state!r}",
+                     created)  # fmt: skip
+        return made
+    check.expect(state == "acknowledged", f"a new {kind} is acknowledged", f"{rule_prefix}state {state!r}", created)
+    final, seen = await poll_state(check, f"{collection}/{made.get('id')}", FINAL[kind], check.api.base)
+    done = final.response_body if isinstance(final.response_body, dict) else {}
+    check.expect(done.get("state") in GOOD[kind], f"a {kind} reaches a good final state",
+                 f"{rule_prefix}{kind} {made.get('id')} states: {' -> '.join(seen)}", final)  # fmt: skip
+    return done
+
+
 def _follow(kind: str) -> Any:
     async def run(check: Check) -> None:
         body = check.profile.get(f"sonata.{kind}")
         if not isinstance(body, dict):
             check.skip(f"give a {kind} body as sonata.{kind} in the profile (product offering and configuration "
                        "are the Seller's)")  # fmt: skip
-        collection = COLLECTION[kind]
-        created = await check.call("POST", collection, json_body=copy.deepcopy(body))
-        if not check.expect_status(created, 201, rule=f"a {kind} is created with 201"):
+        undo = check.profile.get("sonata.orderUndo")
+        if kind == "order" and not isinstance(undo, dict):
+            check.skip("the kit puts back what it orders: give sonata.orderUndo in the profile, a delete order "
+                       "whose product id is the string '{product}'")  # fmt: skip
+        done = await _create_and_follow(check, kind, body)
+        if kind != "order" or done.get("state") != "completed":
             return
-        made = created.response_body if isinstance(created.response_body, dict) else {}
-        state = made.get("state")
-        if state not in FINAL[kind]:
-            check.expect(state == "acknowledged", f"a new {kind} is acknowledged", f"state {state!r}", created)
-            final, seen = await poll_state(check, f"{collection}/{made.get('id')}", FINAL[kind], check.api.base)
-            state = final.response_body.get("state") if isinstance(final.response_body, dict) else None
-            check.expect(state in GOOD[kind], f"a {kind} reaches a good final state",
-                         f"{kind} {made.get('id')} states: {' -> '.join(seen)}", final)  # fmt: skip
-        else:
-            check.expect(state in GOOD[kind], f"a {kind} reaches a good final state", f"state {state!r}", created)
+        for item in done.get("productOrderItem", []):
+            product = item.get("product", {}).get("id") if isinstance(item, dict) else None
+            if item.get("action") == "add" and product:
+                await _create_and_follow(check, kind, _substitute(undo, str(product)), "putting the partner back: ")
 
     return run
 
