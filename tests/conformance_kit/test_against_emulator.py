@@ -21,7 +21,8 @@ async def test_every_scenario_passes_with_changes(tmp_path: Path) -> None:
         run = await kit(url, tmp_path, allow_changes=True)
     assert failures(run) == {}
     outcome = {r.scenario.id: r for r in run.results}
-    for scenario in ("ordering.lifecycle", "ordering.policyRefusal", "sft.testJob", "pm.performanceJob",
+    for scenario in ("ordering.lifecycle", "ordering.policyRefusal", "sft.testJob", "fm.faultManagementJob",
+                     "pm.performanceJob", "fm.faultManagementReport.retrieve",
                      "inventory.service.list", "inventory.service.retrieve", "inventory.service.filters",
                      "inventory.service.notFound", "inventory.service.badQuery", "inventory.hub", "ordering.hub",
                      "ordering.serviceOrder.retrieve", "ordering.serviceOrder.filters", "alarms.alarm.list",

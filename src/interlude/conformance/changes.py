@@ -8,8 +8,8 @@
   must come again (delivery is at-least-once).
 - ``ordering.policyRefusal``: an order asking far more bandwidth than any policy allows is refused with a
   422 whose every error names a ``propertyPath``.
-- ``sft.testJob``: a test job (from the profile) is acknowledged, completes, and its result can be listed
-  and read; the job's notifications arrive.
+- ``sft.testJob``, ``fm.faultManagementJob``: a test job / FM job (from the profile) is acknowledged,
+  completes, and its result (report) can be listed and read; the job's state change notification arrives.
 - ``pm.performanceJob``: a performance job (from the profile) produces a report that can be read; the job
   is cancelled afterwards.
 """
@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import copy
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -204,32 +206,55 @@ async def run_refusal(check: Check) -> None:
                  "each 422 error names the propertyPath", f"errors: {errors}", refused)  # fmt: skip
 
 
-async def run_test_job(check: Check) -> None:
-    """Test job → result."""
-    body = check.profile.get("sft.testJob")
-    if not isinstance(body, dict):
-        check.skip("give a TestJob body as sft.testJob in the profile (its configuration is partner-specific)")
-    await subscribe(check, check.api)
-    since = now()
-    created = await check.call("POST", "/testJob", json_body=copy.deepcopy(body))
-    if not check.expect_status(created, 201, rule="a test job is created with 201"):
-        return
-    job = created.response_body if isinstance(created.response_body, dict) else {}
-    check.expect(job.get("state") == "acknowledged", "a new test job is acknowledged",
-                 f"the new job's state is {job.get('state')!r}", created)  # fmt: skip
-    final, seen = await poll_state(check, f"/testJob/{job.get('id')}", JOB_FINAL, check.api.base)
-    state = final.response_body.get("state") if isinstance(final.response_body, dict) else None
-    if not check.expect(state == "completed", "a test job completes",
-                        f"job {job.get('id')} states: {' -> '.join(seen)}", final):  # fmt: skip
-        return
-    results = await check.call("GET", "/testResult", params={"testJobId": str(job.get("id"))})
-    listed = results.response_body if isinstance(results.response_body, list) else []
-    if check.expect(bool(listed), "a completed test job has a result", "GET /testResult lists none", results):
-        one = await check.call("GET", f"/testResult/{listed[0].get('id')}")
-        check.expect_status(one, 200, rule="a listed result can be retrieved")
-    await await_event(check, check.api, "testJobStateChangeEvent for the job",
-                      lambda e: e.event_type == "testJobStateChangeEvent"
-                      and e.body.get("event", {}).get("id") == job.get("id"), since)  # fmt: skip
+@dataclass(frozen=True)
+class JobFlow:
+    """An OAM job API's create → complete → result flow (SFT test jobs, FM jobs)."""
+
+    label: str
+    profile_key: str
+    jobs: str
+    results: str
+    result_filter: str
+    event: str
+
+
+TEST_JOB = JobFlow("test job", "sft.testJob", "/testJob", "/testResult", "testJobId", "testJobStateChangeEvent")
+FM_JOB = JobFlow("fault management job", "fm.faultManagementJob", "/faultManagementJob", "/faultManagementReport",
+                 "faultManagementJobId", "faultManagementJobStateChangeEvent")  # fmt: skip
+
+
+def job_flow(flow: JobFlow) -> Callable[[Check], Awaitable[None]]:
+    """The scenario of one job flow: the profile's job is acknowledged, completes, has a readable result."""
+
+    async def run(check: Check) -> None:
+        body = check.profile.get(flow.profile_key)
+        if not isinstance(body, dict):
+            check.skip(f"give a {flow.label} body as {flow.profile_key} in the profile (its configuration is "
+                       "partner-specific)")  # fmt: skip
+        await subscribe(check, check.api)
+        since = now()
+        created = await check.call("POST", flow.jobs, json_body=copy.deepcopy(body))
+        if not check.expect_status(created, 201, rule=f"a {flow.label} is created with 201"):
+            return
+        job = created.response_body if isinstance(created.response_body, dict) else {}
+        check.expect(job.get("state") == "acknowledged", f"a new {flow.label} is acknowledged",
+                     f"the new job's state is {job.get('state')!r}", created)  # fmt: skip
+        final, seen = await poll_state(check, f"{flow.jobs}/{job.get('id')}", JOB_FINAL, check.api.base)
+        state = final.response_body.get("state") if isinstance(final.response_body, dict) else None
+        if not check.expect(state == "completed", f"a {flow.label} completes",
+                            f"job {job.get('id')} states: {' -> '.join(seen)}", final):  # fmt: skip
+            return
+        results = await check.call("GET", flow.results, params={flow.result_filter: str(job.get("id"))})
+        listed = results.response_body if isinstance(results.response_body, list) else []
+        if check.expect(bool(listed), f"a completed {flow.label} has a result", f"GET {flow.results} lists none",
+                        results):  # fmt: skip
+            one = await check.call("GET", f"{flow.results}/{listed[0].get('id')}")
+            check.expect_status(one, 200, rule="a listed result can be retrieved")
+        await await_event(check, check.api, f"{flow.event} for the job",
+                          lambda e: e.event_type == flow.event and e.body.get("event", {}).get("id") == job.get("id"),
+                          since)  # fmt: skip
+
+    return run
 
 
 async def run_pm_job(check: Check) -> None:
@@ -282,12 +307,13 @@ def change_scenarios(served: dict[str, ServedApi]) -> list[Scenario]:
                      "An order beyond any bandwidth policy is refused with 422 naming the propertyPath.",
                      run_refusal, api, refs, changes=True),
         ]  # fmt: skip
-    if "sft" in served:
-        api = served["sft"]
-        out.append(Scenario("sft.testJob", "test job -> result",
-                            "A test job from the profile completes; its result is listed and readable; its state "
-                            "change notification arrives.", run_test_job, api,
-                            tuple(api.definition.requirement_refs("/testJob", "post")), changes=True))  # fmt: skip
+    for family, name, flow in (("sft", "sft.testJob", TEST_JOB), ("fm", "fm.faultManagementJob", FM_JOB)):
+        if family in served:
+            api = served[family]
+            out.append(Scenario(name, f"{flow.label} -> result",
+                                f"A {flow.label} from the profile completes; its result is listed and readable; its "
+                                "state change notification arrives.", job_flow(flow), api,
+                                tuple(api.definition.requirement_refs(flow.jobs, "post")), changes=True))  # fmt: skip
     if "pm" in served:
         api = served["pm"]
         out.append(Scenario("pm.performanceJob", "performance job -> report",

@@ -11,7 +11,7 @@ profile key would let it run. Keys (all optional)::
     refusal: {...}              # or a whole order body the partner must refuse with a 422
     sft: {testJob: {...}}       # a TestJob_Create body
     pm: {performanceJob: {...}} # a PerformanceJob_Create body
-    fm: {faultManagementJob: {...}}
+    fm: {faultManagementJob: {...}} # a FaultManagementJob body
     sonata: {address: {...}, poq: {...}, quote: {...}, order: {...}, orderUndo: {...}}
     patience: 30                # seconds to wait for a state or a notification
 """
