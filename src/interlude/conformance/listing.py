@@ -9,7 +9,9 @@ For each path whose ``GET`` answers an array (``/service``, ``/alarm``, ``/perfo
 - ``notFound``: an unknown id is a 404 with the definition's error body;
 - ``filters``: a query parameter naming an attribute of the items returns only (and all) matching items;
 - ``badQuery``: a malformed ``limit`` is a 400, and an out-of-enumeration filter value is refused or matches
-  nothing, never a 5xx.
+  nothing, never a 5xx;
+- ``badBody`` (listings that also take a ``POST``): a body that is not JSON is a 400;
+- ``unauthenticated`` (once per API, when the kit was given credentials): without them, a 401.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from interlude.conformance.http import Exchange
+from interlude.conformance.http import Exchange, NoAuth
 from interlude.conformance.model import Check, Scenario, ServedApi
 
 PAGING = ("offset", "limit", "fields")
@@ -149,6 +151,21 @@ async def run_bad_query(check: Check, collection: str) -> None:
                      f"{name}=kitNotAValue answered {bad.status}: {bad.response_text[:200]}", bad)  # fmt: skip
 
 
+async def run_bad_body(check: Check, collection: str) -> None:
+    """A body that is not JSON is a 400."""
+    exchange = await check.call("POST", collection, raw=b"{not json", deliberate=True,
+                                headers={"Content-Type": "application/json;charset=utf-8"})  # fmt: skip
+    check.expect_status(exchange, 400, rule="a body that is not JSON is a 400")
+
+
+async def run_unauthenticated(check: Check, collection: str) -> None:
+    """Without credentials: a 401 with the definition's error body."""
+    if isinstance(check.http.auth, NoAuth):
+        check.skip("the kit runs without credentials (--auth none): nothing to withhold")
+    exchange = await check.call("GET", collection, authenticate=False)
+    check.expect_status(exchange, 401, rule="a request without credentials is a 401")
+
+
 KINDS: tuple[tuple[str, str, ListingRun], ...] = (
     ("list", "answers 200 with a valid array, consistent pagination headers and pages", run_list),
     ("retrieve", "retrieves the first listed item by its id", run_retrieve),
@@ -166,9 +183,25 @@ def _bind(run: ListingRun, collection: str) -> Callable[[Check], Awaitable[None]
 
 
 def listing_scenarios(api: ServedApi) -> list[Scenario]:
-    """The read-only scenarios of every listing of ``api``."""
+    """The read-only scenarios of every listing of ``api``, and of its creations' and credentials' errors."""
     out = []
+    collections = api.definition.collections()
+    if collections:
+        first = collections[0]
+        out.append(Scenario(
+            id=f"{api.family}.unauthenticated", title=f"GET {first} without credentials",
+            doc=f"GET {api.base}{first} without the credentials the kit was given answers 401 with the definition's "
+                "error body.", run=_bind(run_unauthenticated, first), api=api,
+            refs=tuple(api.definition.requirement_refs(first, "get")),
+        ))  # fmt: skip
     for collection in api.definition.collections():
+        if api.definition.operation(collection, "post") is not None:
+            out.append(Scenario(
+                id=f"{api.family}.{collection.strip('/')}.badBody", title=f"POST {collection} with a body not JSON",
+                doc=f"POST {api.base}{collection} with a body that is not JSON answers 400 with the definition's "
+                    "error body (nothing is created).", run=_bind(run_bad_body, collection), api=api,
+                refs=tuple(api.definition.requirement_refs(collection, "post")),
+            ))  # fmt: skip
         refs = tuple(api.definition.requirement_refs(collection, "get"))
         for kind, doc, run in KINDS:
             out.append(Scenario(
