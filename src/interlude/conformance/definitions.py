@@ -265,10 +265,11 @@ class Definition:
                 text = node["description"].strip()
         if isinstance(error.schema, dict) and isinstance(error.schema.get("description"), str):
             text = error.schema["description"].strip()
+        text = text if len(text) <= 1500 else text[:1500] + "..."
         keyword = error.validator
         if keyword in ("enum", "type", "required", "format", "pattern", "maxLength", "minimum", "maximum"):
-            text = f"{text} ({keyword}: {error.validator_value})".strip()
-        return "/".join(location), text[:1000]
+            text = f"{text}\n({keyword}: {error.validator_value})".strip()
+        return "/".join(location), text
 
 
 def _media_schema(content: Any) -> dict[str, Any] | None:

@@ -107,7 +107,7 @@ body{font-family:system-ui,sans-serif;margin:2em;max-width:110em;color:#222}
 pre{background:#f6f6f6;padding:.6em;overflow:auto;max-height:30em;font-size:85%}
 .pair{display:grid;grid-template-columns:1fr 1fr;gap:1em}
 section{border-top:1px solid #ddd;padding:.4em 0}
-blockquote{margin:.3em 0 .3em 1em;color:#444;border-left:3px solid #ccc;padding-left:.6em}
+blockquote{margin:.3em 0 .3em 1em;color:#444;border-left:3px solid #ccc;padding-left:.6em;white-space:pre-wrap}
 table{border-collapse:collapse}td,th{padding:.2em .8em;text-align:left}
 li.note{color:#555}
 """
