@@ -165,6 +165,17 @@ class LostOrderEvents(Passthrough):
             exchange.answer = {**exchange.answer, "callback": self.given}
 
 
+class BadPayload(Passthrough):
+    """A service's ``administrativeState`` outside the MEF service schema's enumeration (the API definition leaves
+    ``serviceConfiguration`` open, so only the service schema catches it)."""
+
+    def response(self, exchange: Exchange) -> None:
+        if exchange.method == "GET" and exchange.path.startswith(f"{INV}/service/") and exchange.status == 200:
+            config = exchange.answer.get("serviceConfiguration", {})
+            if "administrativeState" in config:
+                config["administrativeState"] = {"state": "HALF_LOCKED"}
+
+
 class CrashOnUnknownState(Passthrough):
     """A 500 (with a proper error body) when the order listing is filtered by a state that does not exist."""
 

@@ -24,7 +24,8 @@ async def test_every_scenario_passes_with_changes(tmp_path: Path) -> None:
     for scenario in ("ordering.lifecycle", "ordering.policyRefusal", "sft.testJob", "fm.faultManagementJob",
                      "pm.performanceJob", "fm.faultManagementReport.retrieve",
                      "inventory.service.list", "inventory.service.retrieve", "inventory.service.filters",
-                     "inventory.service.notFound", "inventory.service.badQuery", "inventory.hub", "ordering.hub",
+                     "inventory.service.notFound", "inventory.service.badQuery", "inventory.service.payload",
+                     "inventory.hub", "ordering.hub",
                      "ordering.serviceOrder.retrieve", "ordering.serviceOrder.filters", "alarms.alarm.list",
                      "pm.performanceReport.retrieve", "sft.testResult.retrieve", "fm.hub", "streaming.topic.list"):
         assert outcome[scenario].outcome is Outcome.PASSED, (scenario, outcome[scenario].reason)  # fmt: skip

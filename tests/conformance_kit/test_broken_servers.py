@@ -8,6 +8,7 @@ import pytest
 
 from interlude.conformance.model import Outcome
 from tests.conformance_kit.support import (
+    BadPayload,
     Breaker,
     CrashOnUnknownState,
     InvalidState,
@@ -36,13 +37,16 @@ async def test_the_proxy_alone_breaks_nothing(tmp_path: Path) -> None:
         (WrongResultCount(), ("inventory",), False, "inventory.service.list",
          "X-Result-Count is the number of items returned"),
         (InvalidState(), ("inventory",), False, "inventory.service.retrieve", "response body matches the definition"),
+        (BadPayload(), ("inventory",), False, "inventory.service.payload",
+         "serviceConfiguration matches the MEF service schema its @type names"),
         (CrashOnUnknownState(), ("ordering",), False, "ordering.serviceOrder.badQuery",
          "a filter value outside its enumeration is refused or matches nothing"),
         (LostOrderEvents(), ("inventory", "ordering"), True, "ordering.lifecycle",
          "every event is delivered at least once"),
         (StuckOrders(), ("inventory", "ordering"), True, "ordering.lifecycle", "an order reaches a final state"),
     ],
-    ids=["pagination-header", "invalid-body-field", "500-on-bad-filter", "missing-hub-event", "stuck-order"],
+    ids=["pagination-header", "invalid-body-field", "invalid-payload", "500-on-bad-filter", "missing-hub-event",
+         "stuck-order"],
 )  # fmt: skip
 async def test_one_broken_rule_is_flagged_alone(
     tmp_path: Path, breaker: Breaker, apis: tuple[str, ...], changes: bool, scenario: str, rule: str

@@ -20,6 +20,7 @@ from interlude.conformance.http import Auth, KitHttp
 from interlude.conformance.model import Scenario, ScenarioResult
 from interlude.conformance.profile import Profile
 from interlude.conformance.runner import FAMILIES, Run, Runner, catalogue, discover
+from interlude.conformance.schemas import ServiceSchemas
 from interlude.errors import ConfigError
 from interlude.sp.listener import SpListener
 
@@ -58,6 +59,7 @@ async def run_kit(options: KitOptions, on_start: Callable[[list[Scenario]], None
     families = [f for f in FAMILIES if not options.apis or f.key in options.apis]
     definitions = Definitions.load(options.mef_sdk)
     profile = Profile.load(options.profile)
+    schemas = ServiceSchemas(options.mef_sdk)
     started = time.perf_counter()
     run = Run(options.target)
     async with KitHttp(options.target, definitions, auth=options.auth, buyer=options.buyer) as http, \
@@ -69,9 +71,9 @@ async def run_kit(options: KitOptions, on_start: Callable[[list[Scenario]], None
         if on_start is not None:
             on_start(scenarios)
         run.served = served
-        run.results = await Runner(http, profile, listener, on_result).run(scenarios, served)
+        run.results = await Runner(http, profile, listener, on_result, schemas).run(scenarios, served)
     used = {api.definition.name for api in served.values()}
     used |= {api.notifications.name for api in served.values() if api.notifications is not None}
-    run.defects = [d for d in definitions.defects if d.file in used]
+    run.defects = [d for d in definitions.defects if d.file in used] + schemas.defects
     run.seconds = time.perf_counter() - started
     return run

@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 from interlude.conformance.definitions import Definition, Violation
 from interlude.conformance.http import Exchange, KitHttp
 from interlude.conformance.profile import Profile
+from interlude.conformance.schemas import ServiceSchemas
 from interlude.sp.listener import ReceivedEvent, SpListener
 
 
@@ -108,7 +109,9 @@ class Check:
     profile: Profile
     served: dict[str, ServedApi]
     patience: float
+    service_schemas: ServiceSchemas | None = None
     findings: list[Finding] = field(default_factory=list)
+    notes: list[Finding] = field(default_factory=list)
     exchanges: list[Exchange] = field(default_factory=list)
     notifications: list[ReceivedEvent] = field(default_factory=list)
     cleanups: list[Callable[[], Awaitable[None]]] = field(default_factory=list)

@@ -21,7 +21,9 @@ from interlude.conformance.http import KitHttp
 from interlude.conformance.listing import listing_scenarios
 from interlude.conformance.model import Check, Finding, Outcome, Scenario, ScenarioResult, ServedApi, SkipScenario
 from interlude.conformance.notify import hub_scenario
+from interlude.conformance.payloads import payload_scenario
 from interlude.conformance.profile import Profile
+from interlude.conformance.schemas import ServiceSchemas
 from interlude.conformance.sonata import sonata_scenarios
 from interlude.sp.listener import SpListener
 
@@ -119,6 +121,8 @@ def catalogue(families: Sequence[Family], served: dict[str, ServedApi], missing:
         if family.sonata:
             out += sonata_scenarios(api)
         out += listing_scenarios(api)
+        if family.key == "inventory":
+            out.append(payload_scenario(api))
         if "/hub" in api.definition.spec.get("paths", {}):
             out.append(hub_scenario(api))
     if allow_changes:  # changes first: the listings after them then have orders, jobs and reports to look at
@@ -156,8 +160,10 @@ class Runner:
     """Runs scenarios against one partner."""
 
     def __init__(self, http: KitHttp, profile: Profile, listener: SpListener | None,
-                 on_result: Callable[[ScenarioResult], None] | None = None) -> None:  # fmt: skip
+                 on_result: Callable[[ScenarioResult], None] | None = None,
+                 service_schemas: ServiceSchemas | None = None) -> None:  # fmt: skip
         self.http = http
+        self.service_schemas = service_schemas
         self.profile = profile
         self.listener = listener
         self.on_result = on_result
@@ -180,7 +186,8 @@ class Runner:
 
     async def run_one(self, scenario: Scenario, served: dict[str, ServedApi]) -> ScenarioResult:
         """Run one scenario, its clean-ups, and judge it."""
-        check = Check(scenario, self.http, self.listener, self.profile, served, self.profile.patience)
+        check = Check(scenario, self.http, self.listener, self.profile, served, self.profile.patience,
+                      self.service_schemas)  # fmt: skip
         started = time.perf_counter()
         skipped: str | None = None
         try:
@@ -199,7 +206,7 @@ class Runner:
         if self.listener is not None:
             self.listener.fail_first = 0
         findings = list(check.findings)
-        notes: list[Finding] = []
+        notes: list[Finding] = list(check.notes)
         for exchange in check.exchanges:
             findings += [Finding.of(v, exchange.index) for v in exchange.violations]
             notes += [Finding.of(v, exchange.index) for v in exchange.notes]
