@@ -176,6 +176,25 @@ class BadPayload(Passthrough):
                 config["administrativeState"] = {"state": "HALF_LOCKED"}
 
 
+class IgnoredQuery(Passthrough):
+    """Ordering subscriptions get every event whatever their query, while the hub still shows the query given."""
+
+    def __init__(self) -> None:
+        self.queries: dict[str, str] = {}
+
+    def request(self, exchange: Exchange) -> None:
+        if exchange.method == "POST" and exchange.path == f"{ORD}/hub" and isinstance(exchange.body, dict) \
+                and "query" in exchange.body and "callback" in exchange.body:  # fmt: skip
+            self.queries[exchange.body["callback"]] = exchange.body["query"]
+            exchange.body = {"callback": exchange.body["callback"]}
+
+    def response(self, exchange: Exchange) -> None:
+        answer = exchange.answer
+        ours = isinstance(answer, dict) and answer.get("callback") in self.queries
+        if exchange.path.startswith(f"{ORD}/hub") and ours:
+            exchange.answer = {**answer, "query": self.queries[answer["callback"]]}
+
+
 class CrashOnUnknownState(Passthrough):
     """A 500 (with a proper error body) when the order listing is filtered by a state that does not exist."""
 

@@ -36,6 +36,7 @@ async def test_every_scenario_passes_with_changes(tmp_path: Path) -> None:
     bases = {"/mefApi/interlude/serviceOrderingNotification/v1", "/mefApi/interlude/serviceInventoryNotification/v2"}
     assert {e.api_base for e in lifecycle.notifications} <= bases
     assert outcome["ordering.redelivery"].outcome is Outcome.PASSED
+    assert outcome["ordering.hubQuery"].outcome is Outcome.PASSED
     # Every exchange was tied to its definition, and the kit's own requests matched theirs.
     exchanges = [x for r in run.results for x in r.exchanges]
     assert exchanges and all(x.definition is not None for x in exchanges)
@@ -54,7 +55,8 @@ async def test_read_only_run_skips_changes_and_reports(tmp_path: Path) -> None:
         run = await kit(url, tmp_path, apis=("inventory", "ordering"))
     assert failures(run) == {}
     changes = [r for r in run.results if r.scenario.changes]
-    assert {r.scenario.id for r in changes} == {"ordering.lifecycle", "ordering.redelivery", "ordering.policyRefusal"}
+    assert {r.scenario.id for r in changes} == {"ordering.lifecycle", "ordering.redelivery", "ordering.hubQuery",
+                                                 "ordering.policyRefusal"}
     assert all(r.outcome is Outcome.SKIPPED and "--allow-changes" in r.reason for r in changes)
     suites = ET.fromstring(junit_xml(run))
     cases = suites.findall(".//testcase")

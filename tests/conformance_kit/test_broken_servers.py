@@ -11,6 +11,7 @@ from tests.conformance_kit.support import (
     BadPayload,
     Breaker,
     CrashOnUnknownState,
+    IgnoredQuery,
     InvalidState,
     LostOrderEvents,
     Passthrough,
@@ -44,11 +45,13 @@ async def test_the_proxy_alone_breaks_nothing(tmp_path: Path) -> None:
          "a filter value outside its enumeration is refused or matches nothing", 8),
         (LostOrderEvents(), ("inventory", "ordering"), True, "ordering.lifecycle",
          "every event is delivered at least once", 8),
+        (IgnoredQuery(), ("inventory", "ordering"), True, "ordering.hubQuery",
+         "a subscription's query selects the events delivered", 8),
         (StuckOrders(), ("inventory", "ordering"), True, "ordering.lifecycle", "an order reaches a final state",
          3),  # never reached, whatever the patience: a short one keeps the test short
     ],
     ids=["pagination-header", "invalid-body-field", "invalid-payload", "500-on-bad-filter", "missing-hub-event",
-         "stuck-order"],
+         "ignored-hub-query", "stuck-order"],
 )  # fmt: skip
 async def test_one_broken_rule_is_flagged_alone(
     tmp_path: Path, breaker: Breaker, apis: tuple[str, ...], changes: bool, scenario: str, rule: str, patience: float

@@ -6,6 +6,8 @@
   restores the service.
 - ``ordering.redelivery``: the same with the kit's listener refusing the first delivery (HTTP 500): the events
   must come again (delivery is at-least-once).
+- ``ordering.hubQuery``: the same through a subscription whose ``query`` names the order state change only:
+  no other event type may arrive there.
 - ``ordering.policyRefusal``: an order asking far more bandwidth than any policy allows is refused with a
   422 whose every error names a ``propertyPath``.
 - ``sft.testJob``, ``fm.faultManagementJob``: a test job / FM job (from the profile) is acknowledged,
@@ -25,7 +27,7 @@ from typing import Any
 
 from interlude.conformance.http import Exchange
 from interlude.conformance.model import Check, Scenario, ServedApi
-from interlude.conformance.notify import await_event, now, subscribe
+from interlude.conformance.notify import QUERY_CALLBACK, await_event, now, subscribe
 
 ORDER_FINAL = ("completed", "failed", "partial", "rejected")
 JOB_FINAL = ("completed", "cancelled", "rejected")
@@ -33,6 +35,7 @@ OPERATOR_UNI = "operator-uni"
 OVC_END_POINT = "ovc-end-point"
 POLL_S = 0.3
 SERVICE_CHANGE_EVENTS = ("serviceAttributeValueChangeEvent", "serviceStateChangeEvent")
+ORDER_STATE_EVENT = "serviceOrderStateChangeEvent"
 
 
 def order(*items: dict[str, Any], external: str) -> dict[str, Any]:
@@ -131,16 +134,26 @@ def _admin_state(service: dict[str, Any]) -> str | None:
 
 async def run_lifecycle(check: Check) -> None:
     """Lock an Operator UNI and unlock it, watching states, items, inventory and notifications."""
-    await _lock_unlock(check, redelivery=False)
+    await _lock_unlock(check)
 
 
 async def run_redelivery(check: Check) -> None:
     """The listener refuses the first delivery with a 500: the order's event must come again (at-least-once)."""
-    await _lock_unlock(check, redelivery=True)
+    await _lock_unlock(check, mode="redelivery")
 
 
-async def _lock_unlock(check: Check, *, redelivery: bool) -> None:
-    """Lock then unlock; with ``redelivery`` only the ordering events are watched, the first one refused."""
+async def run_hub_query(check: Check) -> None:
+    """A subscription whose query names one event type receives that type only."""
+    await _lock_unlock(check, mode="query")
+
+
+async def _lock_unlock(check: Check, *, mode: str = "lifecycle") -> None:
+    """Lock then unlock an Operator UNI, following the orders, the inventory and the notifications.
+
+    ``mode``: ``lifecycle`` watches every event; ``redelivery`` the order's, the first delivery refused;
+    ``query`` the order's, through a subscription filtered to its state changes only.
+    """
+    redelivery = mode != "lifecycle"
     inventory = _needs(check, "inventory")
     uni = await _pick(check, inventory, "lock", OPERATOR_UNI)
     urn = uni["serviceConfiguration"]["@type"]
@@ -151,11 +164,14 @@ async def _lock_unlock(check: Check, *, redelivery: bool) -> None:
         config = {"@type": urn, "administrativeState": {"state": state}}
         return {"id": "1", "action": "modify", "service": {"id": uni["id"], "serviceConfiguration": config}}
 
-    await subscribe(check, check.api)
+    if mode == "query":
+        await subscribe(check, check.api, path=QUERY_CALLBACK, query=f"eventType={ORDER_STATE_EVENT}")
+    else:
+        await subscribe(check, check.api)
     if not redelivery:
         await subscribe(check, inventory)
     since = now()
-    if check.listener is not None and redelivery:
+    if check.listener is not None and mode == "redelivery":
         check.listener.fail_first = 1
 
     async def restore() -> None:
@@ -172,9 +188,15 @@ async def _lock_unlock(check: Check, *, redelivery: bool) -> None:
                  f"{uni['id']} administrativeState is {_admin_state(after)!r} after the order set {target}",
                  check.exchanges[-1])  # fmt: skip
     order_id = done.get("id")
-    await await_event(check, check.api, "serviceOrderStateChangeEvent for the order",
-                      lambda e: e.event_type == "serviceOrderStateChangeEvent"
-                      and e.body.get("event", {}).get("id") == order_id, since)  # fmt: skip
+    await await_event(check, check.api, f"{ORDER_STATE_EVENT} for the order",
+                      lambda e: e.event_type == ORDER_STATE_EVENT and e.body.get("event", {}).get("id") == order_id
+                      and e.body.get("event", {}).get("state") == "completed", since)  # fmt: skip
+    if mode == "query" and check.listener is not None:
+        others = sorted({e.event_type for e in check.listener.events
+                         if e.received_at >= since and e.path.startswith(QUERY_CALLBACK + "/")
+                         and e.event_type != ORDER_STATE_EVENT})  # fmt: skip
+        check.expect(not others, "a subscription's query selects the events delivered",
+                     f"a subscription to eventType={ORDER_STATE_EVENT} also received {others}")  # fmt: skip
     if not redelivery:
         await await_event(check, inventory, f"service event for {uni['id']}",
                           lambda e: e.event_type in SERVICE_CHANGE_EVENTS
@@ -302,6 +324,11 @@ def change_scenarios(served: dict[str, ServedApi]) -> list[Scenario]:
             Scenario("ordering.redelivery", "at-least-once delivery (a refused event comes again)",
                      "The kit's listener answers the first notification with a 500; the same lock/unlock lifecycle "
                      "must still deliver the order's event.", run_redelivery, api, refs, changes=True,
+                     requires=("ordering.lifecycle",)),
+            Scenario("ordering.hubQuery", "a subscription's query selects its events",
+                     f"A subscription with query eventType={ORDER_STATE_EVENT} (at its own callback path) receives "
+                     "the lock/unlock lifecycle's order state changes and no other event type.", run_hub_query, api,
+                     tuple(api.definition.requirement_refs("/hub", "post")), changes=True,
                      requires=("ordering.lifecycle",)),
             Scenario("ordering.policyRefusal", "policy refusal (422 with propertyPath)",
                      "An order beyond any bandwidth policy is refused with 422 naming the propertyPath.",

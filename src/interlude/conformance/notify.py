@@ -63,11 +63,20 @@ def hub_scenario(api: ServedApi) -> Scenario:
     )  # fmt: skip
 
 
-async def subscribe(check: Check, api: ServedApi) -> None:
-    """Register the listener for every event of ``api`` (deleted when the scenario ends)."""
+QUERY_CALLBACK = "/kit-query"
+"""A callback path of the kit's listener for a filtered subscription (its events are told apart by it)."""
+
+
+async def subscribe(check: Check, api: ServedApi, *, path: str = "", query: str | None = None) -> None:
+    """Register the listener for the events of ``api``; the subscription is deleted when the scenario ends.
+
+    ``path``: a callback path below the listener (to tell this subscription's events apart); ``query``: the
+    events it selects (all by default).
+    """
     if check.listener is None:
         check.skip("no listener to receive events")
-    created = await check.call("POST", "/hub", base=api.base, json_body={"callback": check.listener.url})
+    body = {"callback": check.listener.url + path, **({"query": query} if query is not None else {})}
+    created = await check.call("POST", "/hub", base=api.base, json_body=body)
     if not check.expect_status(created, 201, rule="a subscription is created with 201"):
         check.skip(f"{api.base}/hub did not register the listener")
     sub_id = created.response_body.get("id") if isinstance(created.response_body, dict) else None
@@ -90,11 +99,12 @@ def _examine(check: Check, api: ServedApi, event: ReceivedEvent) -> None:
     # Any published version of the API's notification definition will do: the event is checked against the one
     # whose base path it arrived under.
     name = api.notifications.base_path.split("/")[-2]
-    found = check.http.definitions.find(event.path)
+    path = event.path.removeprefix(QUERY_CALLBACK)
+    found = check.http.definitions.find(path)
     if found is None or found[0].base_path.split("/")[-2] != name:
         expected = f"{api.notifications.base_path}/listener/{event.event_type}"
         check.findings.append(Finding("events arrive at the notification API's listener path",
-                                      f"an event arrived at {event.path}, the definition's path is {expected}",
+                                      f"an event arrived at {path}, the definition's path is {expected}",
                                       notification=number))  # fmt: skip
         return
     definition = found[0]
