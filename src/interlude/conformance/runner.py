@@ -25,6 +25,7 @@ from interlude.conformance.payloads import payload_scenario
 from interlude.conformance.profile import Profile
 from interlude.conformance.schemas import ServiceSchemas
 from interlude.conformance.sonata import sonata_scenarios
+from interlude.conformance.streaming import streaming_scenarios
 from interlude.sp.listener import SpListener
 
 NOT_SERVED = (404, 405, 501)
@@ -123,6 +124,8 @@ def catalogue(families: Sequence[Family], served: dict[str, ServedApi], missing:
         out += listing_scenarios(api)
         if family.key == "inventory":
             out.append(payload_scenario(api))
+        if family.key == "streaming":
+            out += streaming_scenarios(api)
         if "/hub" in api.definition.spec.get("paths", {}):
             out.append(hub_scenario(api))
     if allow_changes:  # changes first: the listings after them then have orders, jobs and reports to look at
