@@ -23,6 +23,7 @@ import copy
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 from interlude.conformance.http import Exchange
@@ -30,6 +31,8 @@ from interlude.conformance.model import Check, Scenario, ServedApi
 from interlude.conformance.notify import QUERY_CALLBACK, await_event, now, subscribe
 
 ORDER_FINAL = ("completed", "failed", "partial", "rejected")
+ORDER_RANK = {"acknowledged": 0, "pending": 1, "held": 1, "inProgress": 2, **dict.fromkeys(ORDER_FINAL, 3)}
+"""Where each state of MEF's order state machine stands: a later reading never ranks lower."""
 JOB_FINAL = ("completed", "cancelled", "rejected")
 OPERATOR_UNI = "operator-uni"
 OVC_END_POINT = "ovc-end-point"
@@ -107,9 +110,18 @@ async def _order_and_wait(check: Check, body: dict[str, Any], *, restoring: bool
     if not restoring:
         check.expect(made.get("state") == "acknowledged", "a new order is acknowledged",
                      f"the new order's state is {made.get('state')!r}", created)  # fmt: skip
-        check.expect(made.get("externalId") == body["externalId"], "the order echoes what the buyer sent",
-                     f"externalId {body['externalId']!r} came back as {made.get('externalId')!r}", created)  # fmt: skip
+        sent = [(i["id"], i["action"]) for i in body["serviceOrderItem"]]
+        echoed = [(i.get("id"), i.get("action")) for i in made.get("serviceOrderItem", []) if isinstance(i, dict)]
+        check.expect(made.get("externalId") == body["externalId"] and echoed == sent,
+                     "the order echoes what the buyer sent",
+                     f"sent externalId {body['externalId']!r} and items {sent}, got {made.get('externalId')!r} and "
+                     f"{echoed}", created)  # fmt: skip
     final, seen = await poll_state(check, f"/serviceOrder/{made.get('id')}", ORDER_FINAL, ordering.base)
+    backwards = [f"{a} -> {b}" for a, b in pairwise(seen)
+                 if ORDER_RANK.get(b, 0) < ORDER_RANK.get(a, 0)]  # fmt: skip
+    check.expect(not backwards, "an order's state only moves forward",
+                 f"{prefix}order {made.get('id')} went {', '.join(backwards)} (states seen: {' -> '.join(seen)})",
+                 final)  # fmt: skip
     done = final.response_body if isinstance(final.response_body, dict) else {}
     if done.get("state") not in ORDER_FINAL:
         check.fail("an order reaches a final state", f"{prefix}order {made.get('id')} stayed "
