@@ -203,6 +203,10 @@ class Definition:
         op = self.operation(template, method) or {}
         return {str(k): self._resolve(v) for k, v in op.get("responses", {}).items()}
 
+    def lists(self, template: str, method: str, status: int) -> bool:
+        """Whether the operation names ``status`` itself (``501`` marks an operation a server may not offer)."""
+        return str(status) in self._responses(template, method)
+
     def declares(self, template: str, method: str, status: int) -> bool:
         """Whether the operation lists ``status`` (or a ``default`` / ``5XX`` class)."""
         responses = self._responses(template, method)

@@ -131,7 +131,14 @@ class Check:
         if exchange.transport_error is not None:
             self.fail("the server answers", f"{method} {path}: {exchange.transport_error}", exchange)
             raise SkipScenario(f"the server did not answer {method} {path}: {exchange.transport_error}")
+        if exchange.status == 501 and self._optional(exchange):
+            raise SkipScenario(f"{method} {path} answered 501: an optional operation this server does not offer")
         return exchange
+
+    def _optional(self, exchange: Exchange) -> bool:
+        """The definition lists 501 for the exchange's operation: a server may decline to implement it."""
+        found = self.http.definitions.find(exchange.path.split("?", 1)[0].removeprefix(self.http.prefix))
+        return found is not None and found[0].lists(found[1], exchange.method.lower(), 501)
 
     def fail(self, rule: str, message: str, exchange: Exchange | None = None, *, definition_text: str = "",
              schema_path: str = "") -> None:  # fmt: skip
