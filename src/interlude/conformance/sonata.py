@@ -12,7 +12,8 @@ the address validation, which defaults to a formatted address and accepts any an
   state;
 - ``order.place`` (``--allow-changes``): a product order created ``acknowledged`` and followed to a final state;
   each product it added is then deleted with the profile's ``sonata.orderUndo`` order (``'{product}'`` in it
-  becomes the product's id), without which the scenario does not run.
+  becomes the product's id), without which the scenario does not run. An order naming ``'{quote}'`` is preceded
+  by the profile's quote, whose id replaces it.
 """
 
 from __future__ import annotations
@@ -62,18 +63,29 @@ async def run_address(check: Check) -> None:
         check.expect_status(got, 200, rule="a validated address can be retrieved")
 
 
-def _substitute(node: Any, product: str) -> Any:
+def _substitute(node: Any, values: dict[str, str]) -> Any:
+    """``node`` with each string that is a placeholder of ``values`` (``"{quote}"``) replaced by its value."""
     if isinstance(node, dict):
-        return {k: _substitute(v, product) for k, v in node.items()}
+        return {k: _substitute(v, values) for k, v in node.items()}
     if isinstance(node, list):
-        return [_substitute(v, product) for v in node]
-    return product if node == "{product}" else node
+        return [_substitute(v, values) for v in node]
+    return values.get(node, node) if isinstance(node, str) else node
 
 
-async def _create_and_follow(check: Check, kind: str, body: dict[str, Any], rule_prefix: str = "") -> dict[str, Any]:
-    """POST ``body``; follow the result to a final state; the last body seen."""
+def _mentions(node: Any, placeholder: str) -> bool:
+    if isinstance(node, dict):
+        return any(_mentions(v, placeholder) for v in node.values())
+    if isinstance(node, list):
+        return any(_mentions(v, placeholder) for v in node)
+    return bool(node == placeholder)
+
+
+async def _create_and_follow(check: Check, kind: str, body: dict[str, Any], rule_prefix: str = "",
+                             base: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """POST ``body`` (to the API at ``base``, the scenario's by default); follow it to a final state."""
     collection = COLLECTION[kind]
-    created = await check.call("POST", collection, json_body=copy.deepcopy(body))
+    base = base or check.api.base
+    created = await check.call("POST", collection, base=base, json_body=copy.deepcopy(body))
     if not check.expect_status(created, 201, rule=f"a {kind} is created with 201"):
         return {}
     made = created.response_body if isinstance(created.response_body, dict) else {}
@@ -83,11 +95,29 @@ async def _create_and_follow(check: Check, kind: str, body: dict[str, Any], rule
                      created)  # fmt: skip
         return made
     check.expect(state == "acknowledged", f"a new {kind} is acknowledged", f"{rule_prefix}state {state!r}", created)
-    final, seen = await poll_state(check, f"{collection}/{made.get('id')}", FINAL[kind], check.api.base)
+    final, seen = await poll_state(check, f"{collection}/{made.get('id')}", FINAL[kind], base)
     done = final.response_body if isinstance(final.response_body, dict) else {}
     check.expect(done.get("state") in GOOD[kind], f"a {kind} reaches a good final state",
                  f"{rule_prefix}{kind} {made.get('id')} states: {' -> '.join(seen)}", final)  # fmt: skip
     return done
+
+
+async def _added_products(check: Check, order: dict[str, Any]) -> list[str]:
+    """The products a completed order added: named in its items, else listed by the inventory for the order."""
+    items = [i for i in order.get("productOrderItem", []) if isinstance(i, dict) and i.get("action") == "add"]
+    named = [str(i["product"]["id"]) for i in items if isinstance(i.get("product"), dict) and i["product"].get("id")]
+    inventory = check.served.get("productInventory")
+    if named or not items or inventory is None:
+        if items and not named:
+            check.fail("the kit puts the partner back as it was", "the order names no product it added and the "
+                       "product inventory is not served: nothing to delete")  # fmt: skip
+        return named
+    listed = await check.call("GET", "/product", base=inventory.base, params={"productOrderId": str(order.get("id"))})
+    found = [str(p["id"]) for p in listed.response_body or [] if isinstance(p, dict) and p.get("id")] \
+        if listed.status == 200 else []  # fmt: skip
+    check.expect(bool(found), "the kit puts the partner back as it was",
+                 f"GET /product?productOrderId={order.get('id')} lists no product to delete", listed)  # fmt: skip
+    return found
 
 
 def _follow(kind: str) -> Any:
@@ -100,13 +130,21 @@ def _follow(kind: str) -> Any:
         if kind == "order" and not isinstance(undo, dict):
             check.skip("the kit puts back what it orders: give sonata.orderUndo in the profile, a delete order "
                        "whose product id is the string '{product}'")  # fmt: skip
+        if _mentions(body, "{quote}"):
+            quote_body = check.profile.get("sonata.quote")
+            quotes = check.served.get("quote")
+            if not isinstance(quote_body, dict) or quotes is None:
+                check.skip("the profile's order names '{quote}': it needs sonata.quote and a served Quote API")
+            quote = await _create_and_follow(check, "quote", quote_body, base=quotes.base)
+            if quote.get("state") not in GOOD["quote"]:
+                return
+            body = _substitute(body, {"{quote}": str(quote.get("id"))})
         done = await _create_and_follow(check, kind, body)
         if kind != "order" or done.get("state") != "completed":
             return
-        for item in done.get("productOrderItem", []):
-            product = item.get("product", {}).get("id") if isinstance(item, dict) else None
-            if item.get("action") == "add" and product:
-                await _create_and_follow(check, kind, _substitute(undo, str(product)), "putting the partner back: ")
+        for product in await _added_products(check, done):
+            await _create_and_follow(check, kind, _substitute(undo, {"{product}": product}),
+                                     "putting the partner back: ")  # fmt: skip
 
     return run
 
