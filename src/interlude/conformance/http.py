@@ -83,7 +83,7 @@ class NoAuth:
 class BearerToken:
     """A static bearer token issued by the partner."""
 
-    token: str
+    token: str = field(repr=False)
 
     async def headers(self, session: aiohttp.ClientSession) -> dict[str, str]:
         """``Authorization: Bearer``."""
@@ -96,10 +96,10 @@ class ClientCredentials:
 
     token_url: str
     client_id: str
-    client_secret: str
+    client_secret: str = field(repr=False)
     scope: str | None = None
-    _token: str | None = None
-    _expires: float = 0.0
+    token: str | None = field(default=None, init=False, repr=False)
+    expires: float = field(default=0.0, init=False, repr=False)
 
     @property
     def basic(self) -> str:
@@ -109,7 +109,7 @@ class ClientCredentials:
 
     async def headers(self, session: aiohttp.ClientSession) -> dict[str, str]:
         """``Authorization: Bearer`` with a valid access token."""
-        if self._token is None or time.monotonic() > self._expires - 30:
+        if self.token is None or time.monotonic() > self.expires - 30:
             form = {"grant_type": "client_credentials"}
             if self.scope:
                 form["scope"] = self.scope
@@ -117,9 +117,9 @@ class ClientCredentials:
                 body = await resp.json(content_type=None)
                 if resp.status != 200 or not isinstance(body, dict) or "access_token" not in body:
                     raise ConfigError(f"token endpoint {self.token_url} answered HTTP {resp.status}: {body}")
-            self._token = str(body["access_token"])
-            self._expires = time.monotonic() + float(body.get("expires_in", 300))
-        return {"Authorization": f"Bearer {self._token}"}
+            self.token = str(body["access_token"])
+            self.expires = time.monotonic() + float(body.get("expires_in", 300))
+        return {"Authorization": f"Bearer {self.token}"}
 
 
 def _mask(headers: dict[str, str]) -> dict[str, str]:
