@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import socket
 import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -97,3 +98,11 @@ def test_oauth2_client_credentials(secured_partner: str, tmp_path: Path) -> None
     assert code == 0, output
     code, output = _invoke(secured_partner, tmp_path, *oauth, "--client-secret", "wrong-secret-0123456789")
     assert code == 2 and "token endpoint" in output, output
+
+
+def test_a_server_serving_nothing_is_exit_2(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    code, output = _invoke(dead, tmp_path)
+    assert code == 2 and "serves none of the APIs" in output, output

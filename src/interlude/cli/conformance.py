@@ -3,7 +3,7 @@
 Prints each scenario's verdict as it ends under a live progress bar, then a summary (per API family, every
 failure with its first finding, every skip with its reason); writes JUnit XML and a self-contained HTML
 report when asked. Exit status: 0 when nothing failed, 1 when a scenario failed, 2 when the run could not
-start (bad options, no definitions, token endpoint refusing).
+start (bad options, no definitions, token endpoint refusing, nothing served at the URL).
 """
 
 from __future__ import annotations
