@@ -114,8 +114,13 @@ def conformance(target: str, auth_mode: str, token: str | None, token_url: str |
     def started(scenarios: list[Scenario]) -> None:
         progress.update(task, total=len(scenarios), description="scenarios")
 
+    counts: Counter[Outcome] = Counter()
+
     def finished(result: ScenarioResult) -> None:
         outcome = result.outcome
+        counts[outcome] += 1
+        tally = " ".join(f"[{STYLE[o]}]{counts[o]} {o.value}[/]" for o in Outcome)
+        progress.update(task, description=tally)
         line = f"[{STYLE[outcome]}]{outcome.value.upper():8}[/] {result.scenario.id}"
         if result.reason:
             line += f" [dim]{escape(result.reason[:150])}[/]"

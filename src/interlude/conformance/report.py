@@ -121,6 +121,8 @@ def html_report(run: Run) -> str:
         f"<tr><td>{e(api.family)}</td><td>{e(api.base)}</td><td>{e(api.definition.title)}</td>"
         f"<td>{e(api.definition.name)}</td></tr>" for api in run.served.values()
     )
+    failed = "".join(f"<li><a href='#{e(r.scenario.id)}'>{e(r.scenario.id)}</a>: {e(r.reason)}</li>"
+                     for r in run.results if r.outcome is Outcome.FAILED)  # fmt: skip
     sections = []
     for result in run.results:
         exchanges = {x.index: x for x in result.exchanges}
@@ -146,6 +148,7 @@ def html_report(run: Run) -> str:
         f"<p>{when}, {run.seconds:.1f} s. <b class=passed>{run.count(Outcome.PASSED)} passed</b>, "
         f"<b class=failed>{run.count(Outcome.FAILED)} failed</b>, "
         f"<b class=skipped>{run.count(Outcome.SKIPPED)} skipped</b>.</p>"
+        f"{'<h2>Failed</h2><ul>' + failed + '</ul>' if failed else ''}"
         f"<h2>APIs served</h2><table><tr><th>family</th><th>base path</th><th>definition</th><th>file</th></tr>{rows}"
         f"</table><h2>Scenarios</h2>{''.join(sections)}"
         f"<h2>Definition defects tolerated</h2><p>Defects of MEF's files, patched by the kit and never held against "
