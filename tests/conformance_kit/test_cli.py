@@ -15,9 +15,11 @@ from aiohttp import web
 from click.testing import CliRunner
 
 from interlude.api.auth import TokenTable, token_digest
+from interlude.api.oauth import StaticJwks, TokenValidator
 from interlude.app.runtime import Runtime
-from interlude.app.web import create_app
+from interlude.app.web import create_app, served_scopes
 from interlude.cli.main import main
+from interlude.service.platform.authz import AuthorizationServer, Client, hash_secret
 from interlude.topology.loader import bundled_topology_path, load_topology
 from tests.support.mef import mef_root
 from tests.support.partner import fast_options
@@ -25,6 +27,7 @@ from tests.support.partner import fast_options
 pytestmark = pytest.mark.conformance
 
 TOKEN = "alpha-token-0123456789"
+ISSUER = "http://partner.test"
 CLIENT, SECRET = "kit-client", "kit-secret-0123456789"
 
 
@@ -44,6 +47,21 @@ def secured_partner(tmp_path: Path) -> Iterator[str]:
     runtime = Runtime(load_topology(bundled_topology_path()), tmp_path / "p.db", options=fast_options())
     app = create_app(runtime, tokens=TokenTable({token_digest(TOKEN): "sp-alpha"}))
     app.router.add_post("/oauth/token", _issue)
+    yield from _serve(app)
+
+
+@pytest.fixture
+def oauth_partner(tmp_path: Path) -> Iterator[str]:
+    """Our partner running its built-in OAuth2 authorization server (client credentials, ES256 JWTs)."""
+    clients = {CLIENT: Client(CLIENT, "sp-alpha", ("*",), hash_secret(SECRET))}
+    server = AuthorizationServer(ISSUER, ISSUER, clients, served_scopes())
+    validator = TokenValidator(ISSUER, ISSUER, StaticJwks(server.jwks), server.buyers())
+    runtime = Runtime(load_topology(bundled_topology_path()), tmp_path / "p.db", options=fast_options())
+    yield from _serve(create_app(runtime, oauth=validator, auth_server=server))
+
+
+def _serve(app: web.Application) -> Iterator[str]:
+    """Serve ``app`` from its own thread and loop (the CLI runs its own loop); its root URL."""
     loop = asyncio.new_event_loop()
     runner = web.AppRunner(app)
     ready = threading.Event()
@@ -98,6 +116,13 @@ def test_oauth2_client_credentials(secured_partner: str, tmp_path: Path) -> None
     assert code == 0, output
     code, output = _invoke(secured_partner, tmp_path, *oauth, "--client-secret", "wrong-secret-0123456789")
     assert code == 2 and "token endpoint" in output, output
+
+
+def test_oauth2_against_the_partners_own_authorization_server(oauth_partner: str, tmp_path: Path) -> None:
+    oauth = ["--auth", "oauth2", "--token-url", f"{oauth_partner}/oauth2/token", "--client-id", CLIENT]
+    code, output = _invoke(oauth_partner, tmp_path, *oauth, "--client-secret", SECRET, "--apis", "inventory,ordering")
+    assert code == 0, output
+    assert "PASSED" in output
 
 
 def test_a_server_serving_nothing_is_exit_2(tmp_path: Path) -> None:
