@@ -184,6 +184,21 @@ class StoreCases:
         await store.release_order("o1", "w1")
         assert await store.claim_orders("w2", 60) == ["o1"]
 
+    async def test_a_lease_has_one_holder_until_released_or_expired(self, store: Store) -> None:
+        assert await store.lease_holder("southbound:pe1") is None
+        assert await store.acquire_lease("southbound:pe1", "a", 60)
+        assert await store.acquire_lease("southbound:pe1", "a", 60)  # renewal
+        assert not await store.acquire_lease("southbound:pe1", "b", 60)
+        assert await store.lease_holder("southbound:pe1") == "a"
+        assert await store.acquire_lease("southbound:pe2", "b", 60)  # leases are independent
+        await store.release_lease("southbound:pe1", "b")  # not b's: nothing changes
+        assert await store.lease_holder("southbound:pe1") == "a"
+        await store.release_lease("southbound:pe1", "a")
+        assert await store.lease_holder("southbound:pe1") is None
+        assert await store.acquire_lease("southbound:pe1", "b", -1)  # granted, but already expired
+        assert await store.lease_holder("southbound:pe1") is None
+        assert await store.acquire_lease("southbound:pe1", "a", 60)  # an expired lease passes on
+
     async def test_renew_document_claims_of_one_worker(self, store: Store) -> None:
         async with store.transaction() as tx:
             for doc_id in ("j1", "j2"):

@@ -65,6 +65,7 @@ class RuntimeOptions:
     notify_max_attempts: int = 20
     notify_timeout_s: float = 5.0
     poll_interval_s: float = 5.0
+    southbound_lease_s: float = 5.0  # a node's follower lease (shared store): a dead process's nodes move on after it
     order_item_timeout_s: float = 120.0
     order_concurrency: int = 8  # orders applied at once (orders sharing a service or port still queue)
     order_lease_s: float = 5.0  # claim lease of an order (renewed 4 times a lease: a dead process's resume elsewhere)
@@ -108,7 +109,10 @@ class Runtime:
         self.network = Network(topology, self.adapters)
         self.hub = HubService(self.store)
         self.inventory = InventoryService(self.store, topology, self.hub, self.bus)
-        self.southbound = SouthboundIngest(self.network, self.inventory, self.bus, self.options.poll_interval_s)
+        self.southbound = SouthboundIngest(
+            self.network, self.inventory, self.bus, self.options.poll_interval_s,
+            leases=self.store if self.store.shared else None, lease_s=self.options.southbound_lease_s,
+        )  # fmt: skip
         ordering = OrderingDeps(self.store, self.inventory, self.hub, self.network, self.bus, policies_of(topology))
         self.runner = OrderRunner(
             ordering, self.refresh,

@@ -345,3 +345,19 @@ class Store(Protocol):
     async def count_documents_by_key1(self, collection: str, states: Sequence[str], *, above: int) -> dict[str, int]:
         """How many documents in ``states`` each ``key1`` has, for the keys with more than ``above``."""
         ...
+
+    async def acquire_lease(self, name: str, holder: str, ttl_s: float) -> bool:
+        """Take or renew the named lease for ``ttl_s`` seconds; False while another holder's is unexpired.
+
+        The exclusive-ownership primitive (one process follows a node's events): a holder that dies stops
+        renewing, and its lease passes to the next caller once it has expired.
+        """
+        ...
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        """Give the lease up at once if ``holder`` holds it, so another process need not wait for expiry."""
+        ...
+
+    async def lease_holder(self, name: str) -> str | None:
+        """Who holds the named lease now (None when nobody or expired)."""
+        ...

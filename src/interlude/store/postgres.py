@@ -125,6 +125,13 @@ register_migration(
     " WHERE delivered_at IS NULL AND gave_up = 0",
     dialect=PG,
 )
+register_migration(
+    "core",
+    4,
+    "named leases (southbound ownership)",
+    "CREATE TABLE leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at DOUBLE PRECISION NOT NULL)",
+    dialect=PG,
+)
 
 _SERVICE_COLUMNS = (
     "id, buyer, kind, state, service_type, external_id, service_date, start_date, end_date, start_mode, site_id,"
@@ -502,6 +509,28 @@ class PostgresStore:
             "UPDATE orders SET claimed_by = NULL, claimed_until = NULL WHERE id = $1 AND claimed_by = $2",
             order_id, worker,
         )  # fmt: skip
+
+    async def acquire_lease(self, name: str, holder: str, ttl_s: float) -> bool:
+        """Take or renew a lease in one upsert: the row lock serialises processes racing for it."""
+        now = time.time()
+        got = await self._p().fetchval(
+            "INSERT INTO leases VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE"
+            " SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at"
+            " WHERE leases.holder = EXCLUDED.holder OR leases.expires_at < $4 RETURNING holder",
+            name, holder, now + ttl_s, now,
+        )  # fmt: skip
+        return got is not None
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        """Drop the lease row if ``holder`` holds it."""
+        await self._p().execute("DELETE FROM leases WHERE name = $1 AND holder = $2", name, holder)
+
+    async def lease_holder(self, name: str) -> str | None:
+        """The unexpired holder, if any."""
+        found: str | None = await self._p().fetchval(
+            "SELECT holder FROM leases WHERE name = $1 AND expires_at >= $2", name, time.time()
+        )
+        return found
 
     async def renew_order_claims(self, worker: str, until: float) -> None:
         """Extend the claims ``worker`` holds on unfinished orders."""

@@ -108,6 +108,13 @@ register_migration(
     """,
 )
 
+register_migration(
+    "core",
+    4,
+    "named leases (southbound ownership)",
+    "CREATE TABLE leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at REAL NOT NULL);",
+)
+
 
 class _Tx:
     """The write side of one transaction (runs on the writer thread)."""
@@ -519,6 +526,35 @@ class SqliteStore:
             "UPDATE orders SET claimed_by = NULL, claimed_until = NULL WHERE id = ? AND claimed_by = ?",
             (order_id, worker),
         )
+
+    async def acquire_lease(self, name: str, holder: str, ttl_s: float) -> bool:
+        """Take or renew a lease (one process per file, so it is normally always granted; kept exact anyway)."""
+        now = time.time()
+
+        def op(c: sqlite3.Connection) -> bool:
+            got = c.execute(
+                "INSERT INTO leases VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE"
+                " SET holder = excluded.holder, expires_at = excluded.expires_at"
+                " WHERE leases.holder = excluded.holder OR leases.expires_at < ? RETURNING holder",
+                (name, holder, now + ttl_s, now),
+            ).fetchall()
+            return bool(got)
+
+        async with self._lock:
+            return await self._write(op)
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        """Drop the lease row if ``holder`` holds it."""
+        await self._write_locked("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))
+
+    async def lease_holder(self, name: str) -> str | None:
+        """The unexpired holder, if any."""
+        row = await self._point(
+            lambda c: c.execute(
+                "SELECT holder FROM leases WHERE name = ? AND expires_at >= ?", (name, time.time())
+            ).fetchone()
+        )
+        return str(row[0]) if row is not None else None
 
     async def renew_order_claims(self, worker: str, until: float) -> None:
         """Extend the claims ``worker`` holds on unfinished orders."""

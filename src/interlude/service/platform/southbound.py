@@ -4,6 +4,12 @@ At start the port states of every node are read once (``list_interfaces``). Then
 ``events`` is followed; adapters without it are polled every ``poll_interval_s``. Every raw event is
 published on the bus as :class:`~interlude.domain.events.SouthboundReceived` (alarms, PM subscribe to that);
 link/admin/reachability events re-read the node and its link neighbours and feed the inventory.
+
+With several processes on one shared store, each node's follower or poller runs in exactly one of them: the
+holder of the node's lease (``southbound:<node>``), renewed every quarter lease. A process that dies stops
+renewing and another takes the node over once the lease has expired, re-reading its ports first to catch up;
+a process that cannot renew in time stops its follower before its lease can pass on, so no two processes
+follow one node (events and alarms are not ingested twice, devices are not polled N times).
 """
 
 from __future__ import annotations
@@ -11,7 +17,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import time
+import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
@@ -49,34 +58,62 @@ class PortStates(Protocol):
         ...
 
 
-class SouthboundIngest:
-    """Follows every adapter and keeps the inventory's port states current."""
+class Leases(Protocol):
+    """Named, expiring leases in the shared store (a Protocol: the platform needs only these two calls)."""
 
-    def __init__(self, network: Network, inventory: PortStates, bus: EventBus, poll_interval_s: float = 5.0) -> None:
+    async def acquire_lease(self, name: str, holder: str, ttl_s: float) -> bool:
+        """Take or renew; False while another holder's lease is unexpired."""
+        ...
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        """Give the lease up at once."""
+        ...
+
+
+def lease_name(node: str) -> str:
+    """The lease that makes a process the one following ``node``."""
+    return f"southbound:{node}"
+
+
+class SouthboundIngest:
+    """Follows every adapter (those whose lease this process holds) and keeps the inventory's port states current."""
+
+    def __init__(
+        self, network: Network, inventory: PortStates, bus: EventBus, poll_interval_s: float = 5.0,
+        leases: Leases | None = None, lease_s: float = 5.0,
+    ) -> None:  # fmt: skip
         self.network = network
         self.inventory = inventory
         self.bus = bus
         self.poll_interval_s = poll_interval_s
+        self.leases = leases  # None: the only process (SQLite), owner of every node
+        self.lease_s = lease_s
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:southbound:{uuid.uuid4().hex[:6]}"
+        self.owned: set[str] = set()  # nodes followed here now
         self._tasks: list[asyncio.Task[None]] = []
         self._refresh_lock = asyncio.Lock()
 
     async def start(self) -> None:
-        """Initial read of every port, then one follower task per node."""
+        """Initial read of every port, then one owner task per node (follower or poller while owned)."""
         await self.refresh()
         for name in self.network.nodes():
-            if self.network.has(name, Capability.EVENTS):
-                self._tasks.append(asyncio.create_task(self._follow(name), name=f"interlude-events-{name}"))
-            else:
-                self._tasks.append(asyncio.create_task(self._poll(name), name=f"interlude-poll-{name}"))
+            self._tasks.append(asyncio.create_task(self._own(name), name=f"interlude-southbound-{name}"))
 
     async def stop(self) -> None:
-        """Cancel the followers."""
+        """Cancel the followers and give their leases back, so another process takes over without waiting."""
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        if self.leases is not None:
+            for node in sorted(self.owned):
+                try:
+                    await self.leases.release_lease(lease_name(node), self.holder)
+                except Exception as exc:  # the store may be gone already: the lease then simply expires
+                    log.warning("releasing the southbound lease of %s: %s", node, exc)
+        self.owned.clear()
 
     async def refresh(self, nodes: Iterable[str] | None = None) -> None:
         """Re-read ports of ``nodes`` (and their link neighbours), push changes to the inventory."""
@@ -94,6 +131,48 @@ class SouthboundIngest:
         await self.bus.publish(SouthboundReceived(event.at, event))
         if event.kind in _STATE_EVENTS:
             await self.refresh([event.node])
+
+    def _work(self, node: str) -> asyncio.Task[None]:
+        if self.network.has(node, Capability.EVENTS):
+            return asyncio.create_task(self._follow(node), name=f"interlude-events-{node}")
+        return asyncio.create_task(self._poll(node), name=f"interlude-poll-{node}")
+
+    async def _own(self, node: str) -> None:
+        """Run the node's follower while this process holds its lease (always, without a shared store)."""
+        if self.leases is None:
+            self.owned.add(node)
+            await self._work(node)
+            return
+        worker: asyncio.Task[None] | None = None
+        renewed = 0.0  # monotonic time of the last successful take or renewal
+        try:
+            while True:
+                try:
+                    held = await self.leases.acquire_lease(lease_name(node), self.holder, self.lease_s)
+                    if held:
+                        renewed = time.monotonic()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # keep following only while the last renewal is surely still valid
+                    log.warning("renewing the southbound lease of %s: %s", node, exc)
+                    held = worker is not None and time.monotonic() - renewed < self.lease_s / 2
+                if held and worker is None:
+                    log.info("following %s (lease holder %s)", node, self.holder)
+                    self.owned.add(node)
+                    try:  # catch up on what changed while another process followed it
+                        await self.refresh([node])
+                    except Exception as exc:
+                        log.warning("reading %s on taking it over: %s", node, exc)
+                    worker = self._work(node)
+                elif not held and worker is not None:
+                    log.warning("lost the southbound lease of %s: stopping its follower", node)
+                    await _cancel(worker)
+                    worker = None
+                    self.owned.discard(node)
+                await asyncio.sleep(self.lease_s / 4)
+        finally:
+            if worker is not None:
+                await _cancel(worker)
 
     async def _follow(self, node: str) -> None:
         backoff = 1.0
@@ -122,3 +201,9 @@ class SouthboundIngest:
                 raise
             except Exception:
                 log.exception("polling %s failed", node)
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
