@@ -27,6 +27,7 @@ from interlude.topology.loader import bundled_topology_path, load_topology
 from tests.e2e.test_takeover import ENDPOINTS, order_states, start_partner, wait_serving
 from tests.support.haproxy import free_port, haproxy_front
 from tests.support.partner import ALPHA, BETA, INV, ORD, TERMINAL_ORDER_STATES, order_body
+from tests.support.processes import stop_process
 from tests.support.wait import wait_until
 
 ORDERS = 36
@@ -46,13 +47,7 @@ def partners(pg_dsn: str, tmp_path: Path) -> Iterator[list[tuple[int, subprocess
         yield started
     finally:
         for _, proc in started:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-                try:
-                    proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            stop_process(proc)
 
 
 async def lease_pids(store: PostgresStore, nodes: list[str]) -> set[int]:

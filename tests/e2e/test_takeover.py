@@ -23,6 +23,7 @@ import pytest
 
 import interlude
 from tests.support.partner import ALPHA, BETA, INV, ORD, TERMINAL_ORDER_STATES, order_body
+from tests.support.processes import stop_process
 from tests.support.wait import wait_until
 
 ORDERS = 60
@@ -57,13 +58,7 @@ def partners(pg_dsn: str, tmp_path: Path) -> Iterator[tuple[str, str, subprocess
         yield urls[0], urls[1], procs[0]
     finally:
         for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-                try:
-                    proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            stop_process(proc)
 
 
 async def wait_serving(url: str) -> None:

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tests.support.lab import lab_unavailable
+from tests.support.processes import stop_process
 
 CHECK_INTERVAL_MS = 200
 
@@ -73,9 +74,4 @@ def haproxy_front(
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, signal.SIGTERM, 10)
