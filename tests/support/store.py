@@ -215,7 +215,10 @@ class StoreCases:
     async def test_outbox_claims_whole_queues_in_order(self, store: Store) -> None:
         async with store.transaction() as tx:
             await tx.add_outbox(
-                [OutboxMessage("a", "e", {"n": i}, "http://x", subscription_id="s1" if i < 5 else "s2") for i in range(7)]
+                [
+                    OutboxMessage("a", "e", {"n": i}, "http://x", subscription_id="s1" if i < 5 else "s2")
+                    for i in range(7)
+                ]
                 + [OutboxMessage("a", "e", {"n": 7}, "http://x")]
             )
         now = time.time()
@@ -253,7 +256,7 @@ class StoreCases:
 
     async def test_purge_outbox_keeps_pending_rows(self, store: Store) -> None:
         async with store.transaction() as tx:
-            await tx.add_outbox([OutboxMessage("a", "e", {"n": i}, "http://x", subscription_id=f"s{i}") for i in range(3)])
+            await tx.add_outbox([OutboxMessage("a", "e", {"n": i}, "http://x", f"s{i}") for i in range(3)])
         now = time.time()
         claimed = await store.claim_outbox("w", now, 30)
         await store.settle_outbox("s0", [claimed[0].id], now - 100)
@@ -264,4 +267,3 @@ class StoreCases:
         assert [r.body["n"] for r in await store.outbox_rows()] == [2]
         backlog = await store.outbox_backlog()
         assert backlog.pending == 1 and backlog.oldest_created_at is not None
-

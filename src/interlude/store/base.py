@@ -317,9 +317,11 @@ class Store(Protocol):
     async def claim_outbox(
         self, worker: str, now: float, lease_s: float, limit: int = 50, per_subscription: int = 1
     ) -> list[OutboxRow]:
-        """Claim due undelivered rows in delivery order: of at most ``limit`` subscriptions whose oldest pending
-        row is due and nobody holds, their ``per_subscription`` oldest pending rows (rows without a
-        subscription count as one-row queues). No one else can claim a subscription while any of it is held.
+        """Claim due undelivered rows in delivery order, a batch of each of at most ``limit`` subscriptions.
+
+        Of each subscription whose oldest pending row is due and nobody holds, its ``per_subscription`` oldest
+        pending rows (rows without a subscription count as one-row queues). No one else can claim a
+        subscription while any of it is held.
         """
         ...
 

@@ -40,7 +40,7 @@ OUTBOX_INSERT = (
 
 
 def insert_params(
-    api: str, event_type: str, body: str, url: str, subscription_id: str | None, now: float, created: str
+    api: str, event_type: str, body: str, url: str, subscription_id: str | None, now: float, created: str | None
 ) -> tuple[object, ...]:
     """The parameters of :data:`OUTBOX_INSERT`."""
     return (api, event_type, body, url, subscription_id, subscription_id, now, now, created)
