@@ -46,18 +46,27 @@ def insert_params(
     return (api, event_type, body, url, subscription_id, subscription_id, now, now, created)
 
 
-def claim_sql(*, skip_locked: bool) -> str:
+def claim_sql(*, skip_locked: bool, pending_index: str = "") -> str:
     """Claim queues (parameters: now, now, limit, per_subscription, worker, claimed_until).
 
-    ``skip_locked`` (PostgreSQL) lets concurrent claimers pass over heads another transaction is claiming.
+    The heads are found by walking the pending-rows index one subscription at a time (a loose index scan:
+    one seek per subscription with undelivered rows, whatever their number), then filtered for due and
+    unheld. ``skip_locked`` (PostgreSQL) lets concurrent claimers pass over heads another one is claiming;
+    ``pending_index`` names the pending-rows index for a planner that needs telling (SQLite's
+    ``INDEXED BY``). The unary ``+`` keeps SQLite from scanning the due-rows index for the heads.
     """
     lock = " FOR UPDATE SKIP LOCKED" if skip_locked else ""
+    walk = f"outbox{pending_index}"
     return (
-        "WITH heads AS (SELECT o.id, o.subscription_id FROM outbox o"
-        f" WHERE o.{_PENDING} AND o.next_attempt_at <= ?"
-        " AND (o.claimed_until IS NULL OR o.claimed_until < ?)"
-        " AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.subscription_id = o.subscription_id"
-        f" AND p.id < o.id AND p.{_PENDING})"
+        f"WITH RECURSIVE subs(s) AS (SELECT min(subscription_id) FROM {walk} WHERE {_PENDING}"
+        f" UNION ALL SELECT (SELECT min(subscription_id) FROM {walk} WHERE {_PENDING} AND subscription_id > subs.s)"
+        " FROM subs WHERE subs.s IS NOT NULL),"
+        " firsts AS (SELECT (SELECT f.id FROM outbox f WHERE f.subscription_id = subs.s"
+        f" AND f.{_PENDING} ORDER BY f.id LIMIT 1) AS id FROM subs WHERE subs.s IS NOT NULL"
+        f" UNION ALL SELECT id FROM {walk} WHERE subscription_id IS NULL AND {_PENDING}),"
+        " heads AS (SELECT o.id, o.subscription_id FROM outbox o"
+        " WHERE o.id IN (SELECT id FROM firsts) AND +o.delivered_at IS NULL AND +o.gave_up = 0"
+        " AND +o.next_attempt_at <= ? AND (o.claimed_until IS NULL OR o.claimed_until < ?)"
         f" ORDER BY o.id LIMIT ?{lock}),"
         " batch AS (SELECT id FROM heads UNION SELECT q.id FROM heads h JOIN outbox q"
         f" ON q.subscription_id = h.subscription_id AND q.{_PENDING}"

@@ -476,7 +476,7 @@ class SqliteStore:
         So a listener receives its events in the order they happened (an item's ``inProgress`` before its
         ``completed``), and a listener that is down holds back only its own queue.
         """
-        sql = outbox_sql.claim_sql(skip_locked=False)
+        sql = outbox_sql.claim_sql(skip_locked=False, pending_index=" INDEXED BY outbox_subscription_pending")
         params = (now, now, limit, max(1, per_subscription), worker, now + lease_s)
 
         def op(c: sqlite3.Connection) -> list[OutboxRow]:

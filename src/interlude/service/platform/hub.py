@@ -234,6 +234,7 @@ class Notifier:
         self._queues: dict[str, asyncio.Task[None]] = {}
         self._hosts: dict[str, asyncio.Semaphore] = {}
         self._buyers: dict[str, str | None] = {}
+        self._literals: dict[str, str | None] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -395,9 +396,7 @@ class Notifier:
         """Send one notification; None on success, else why it failed (one line, no traceback)."""
         assert self._session is not None
         parts = urlsplit(row.callback_url)
-        host = parts.hostname or ""
-        address = host_address(host)
-        refused = self.policy.refusal(address) if address is not None else None
+        refused = self._literal_refusal(parts.hostname or "")
         if refused is not None:
             return f"callback host is {refused}"
         data = json.dumps(row.body).encode()
@@ -426,6 +425,13 @@ class Notifier:
             self.failed[parts.netloc] += 1
             return f"listener answered HTTP {status}" + (" (redirects are not followed)" if status < 400 else "")
         return None  # pragma: no cover - the loop always returns
+
+    def _literal_refusal(self, host: str) -> str | None:
+        """Why a host written as an IP address is refused (names are checked after resolution); cached."""
+        if host not in self._literals:
+            address = host_address(host)
+            self._literals[host] = self.policy.refusal(address) if address is not None else None
+        return self._literals[host]
 
     async def _failed(self, row: OutboxRow, error: str) -> None:
         """Back the listener's queue off, log it summarised, and record it."""
