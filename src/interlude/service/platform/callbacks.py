@@ -81,10 +81,12 @@ class CallbackPolicy:
             return None
         if address.is_link_local:
             return "a link-local address (cloud metadata lives there)"
-        if address.is_unspecified or address.is_multicast or address.is_reserved:
+        if address.is_unspecified or address.is_multicast:
             return "not a unicast address"
         if any(address in net for net in _PRIVATE) or address.is_loopback or address.is_private:
             return None if self.allow_private else "a loopback or private address (not allowed here)"
+        if address.is_reserved:
+            return "a reserved address"
         return None
 
     def check(self, callback: str) -> None:

@@ -202,6 +202,14 @@ class HubService:
         return out
 
 
+def _describe(exc: BaseException) -> str:
+    """One line saying why a request failed (the resolver's refusal, not aiohttp's wrapper of it)."""
+    cause = exc.os_error if isinstance(exc, aiohttp.ClientConnectorError) else None
+    if isinstance(exc, aiohttp.ClientConnectorDNSError) and cause is not None and str(cause):
+        return f"{type(exc).__name__}: {cause}"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
 class Notifier:
     """Background delivery of the outbox: one queue per subscription, backoff per listener (module docstring)."""
 
@@ -415,7 +423,7 @@ class Notifier:
                 return str(exc)
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                 self.failed[parts.netloc] += 1
-                return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                return _describe(exc)
             if status == 401 and retry_token and self.tokens is not None and self.tokens.configured(buyer):
                 self.tokens.invalidate(buyer)  # revoked or rotated: one fresh token, one more try
                 continue
