@@ -28,7 +28,6 @@ import json
 import os
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -213,29 +212,17 @@ def report(name: str, result: dict[str, Any], events: int, listeners: int) -> No
           f" duplicates {b['duplicates'] + p['duplicates']}")  # fmt: skip
 
 
-async def main_async(args: argparse.Namespace) -> None:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, __file__, "--listen", str(port)])
-    listener = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            with contextlib.suppress(OSError):
-                get(f"{listener}/reset")
-                break
-            await asyncio.sleep(0.1)
-        print(f"{args.listeners} listeners, {args.events} events each ({args.events * args.listeners} deliveries)"
-              f" per phase; {os.cpu_count()} cores; source {args.src or 'this tree'}")  # fmt: skip
-        with tempfile.TemporaryDirectory(prefix="interlude-bench-notify-") as tmp:
-            result = await measure(str(Path(tmp) / "notify.db"), listener, args.events, args.listeners)
-            report("SQLite", result, args.events, args.listeners)
-        if not args.no_postgres:
-            with postgres() as dsn:
-                if dsn is not None:
-                    result = await measure(dsn, listener, args.events, args.listeners)
-                    report("PostgreSQL", result, args.events, args.listeners)
-    finally:
-        proc.terminate()
-        proc.wait(10)
+async def main_async(args: argparse.Namespace, listener: str) -> None:
+    print(f"{args.listeners} listeners, {args.events} events each ({args.events * args.listeners} deliveries)"
+          f" per phase; {os.cpu_count()} cores; source {args.src or 'this tree'}")  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="interlude-bench-notify-") as tmp:
+        result = await measure(str(Path(tmp) / "notify.db"), listener, args.events, args.listeners)
+        report("SQLite", result, args.events, args.listeners)
+    if not args.no_postgres:
+        with postgres() as dsn:
+            if dsn is not None:
+                result = await measure(dsn, listener, args.events, args.listeners)
+                report("PostgreSQL", result, args.events, args.listeners)
 
 
 def main() -> None:
@@ -254,7 +241,19 @@ def main() -> None:
     import logging
 
     logging.basicConfig(level=logging.WARNING)
-    asyncio.run(main_async(args))
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, __file__, "--listen", str(port)])
+    listener = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            with contextlib.suppress(OSError):
+                get(f"{listener}/reset")
+                break
+            time.sleep(0.1)
+        asyncio.run(main_async(args, listener))
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 if __name__ == "__main__":
