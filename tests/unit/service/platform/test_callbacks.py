@@ -15,6 +15,7 @@ from interlude.errors import ConfigError, RequestError, ValidationError
 from interlude.service.platform.callbacks import MAX_CALLBACK_LENGTH, CallbackPolicy
 from interlude.service.platform.hub import SERVICE_INVENTORY, SERVICE_ORDERING, HubService, Notifier
 from interlude.service.platform.hub_settings import HubSettings
+from interlude.store.base import ListenerHealth
 from interlude.store.sqlite import SqliteStore
 from interlude.topology.loader import bundled_topology_path, load_topology
 from tests.support.delivery import Listener, publish, subscribe
@@ -96,7 +97,7 @@ async def test_delivery_checks_the_resolved_address(tmp_path: Path) -> None:
     assert "loopback or private" in errors["literal"]
 
 
-async def _both_failed(store: SqliteStore) -> list[object] | None:
+async def _both_failed(store: SqliteStore) -> list[ListenerHealth] | None:
     health = await store.listener_health()
     return health if len(health) == 2 else None
 
