@@ -42,7 +42,10 @@ class Listener:
         return f"http://127.0.0.1:{self.port}"
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        body = await request.json()
+        try:
+            body = await request.json() if request.content_type == "application/json" else {}
+        except ValueError:
+            body = {}
         self.got.append(Received(request.path, body, dict(request.headers)))
         if self.respond is not None:
             return await self.respond(request)

@@ -386,6 +386,8 @@ class Notifier:
             self._recovered(sub_id)
         except StoreError as exc:  # the claim's lease expires and the rows are delivered again: at-least-once
             log.warning("notifier could not record deliveries to subscription %s: %s", sub_id, exc)
+        except Exception:  # a defect: the claim's lease expires and the rows are tried again
+            log.exception("notifier failed delivering to subscription %s", sub_id)
         finally:
             self._queues.pop(key, None)
             self.wake()

@@ -2,7 +2,8 @@
 
 An SP protects its notification listeners like any API: it runs an authorization server and gives the
 partner a client id and secret. For each buyer configured here the notifier obtains a token from that
-buyer's token endpoint (``grant_type=client_credentials``, ``client_secret_basic``, optional ``scope``),
+buyer's token endpoint (``grant_type=client_credentials``, ``client_secret_basic`` with the id and secret
+form-encoded as RFC 6749 §2.3.1 says, optional ``scope``),
 keeps it until shortly before it expires, and sends it as ``Authorization: Bearer`` with every
 notification to that buyer's listeners. A listener answering 401 makes the notifier drop the cached token
 and fetch a fresh one once (the SP may have revoked or rotated it).
@@ -27,6 +28,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import aiohttp
 import yaml
@@ -132,9 +134,10 @@ class ListenerTokens:
         if cred.scope:
             form["scope"] = cred.scope
         try:
+            basic = aiohttp.encode_basic_auth(quote(cred.client_id, safe=""), quote(cred.client_secret, safe=""))
             async with self._session.post(
-                cred.token_url, data=form, auth=aiohttp.BasicAuth(cred.client_id, cred.client_secret),
-                allow_redirects=False, headers={"Accept": "application/json"},
+                cred.token_url, data=form, allow_redirects=False,
+                headers={"Accept": "application/json", "Authorization": basic},
             ) as resp:  # fmt: skip
                 if resp.status != 200:
                     raise TokenError(f"token endpoint of {buyer} answered HTTP {resp.status}")
