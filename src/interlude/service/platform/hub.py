@@ -234,7 +234,9 @@ class Notifier:
         self.policy = self.settings.policy
         self.tokens = tokens
         self.max_queues = max_queues
-        self.lease_s = max(timeout_s * 4, 10.0)
+        # A queue's claim lasts long enough for its last request started in time to end (timeout_s), and is
+        # short enough that a dead process's queues are taken over within seconds.
+        self.lease_s = 2 * timeout_s + 2.0
         self.worker = f"{socket.gethostname()}:{os.getpid()}:notifier:{uuid.uuid4().hex[:6]}"
         self.delivered: Counter[str] = Counter()  # deliveries per listener host (metrics)
         self.failed: Counter[str] = Counter()  # failed attempts per listener host (metrics)
@@ -367,7 +369,7 @@ class Notifier:
     async def _deliver_queue(self, key: str, batch: list[OutboxRow]) -> None:
         sub_id = batch[0].subscription_id
         delivered: list[int] = []
-        deadline = time.monotonic() + self.lease_s / 2
+        deadline = time.monotonic() + self.lease_s - self.timeout_s - 1.0
         try:
             buyer = await self._buyer(batch[0])
             for i, row in enumerate(batch):
