@@ -47,18 +47,23 @@ def insert_params(
 
 
 def claim_sql(*, skip_locked: bool, pending_index: str = "") -> str:
-    """Claim queues (parameters: now, now, limit, per_subscription, worker, claimed_until).
+    """Claim queues (parameters: now, now, now, now, limit, per_subscription, worker, claimed_until).
 
     The heads are found by walking the pending-rows index one subscription at a time (a loose index scan:
     one seek per subscription with undelivered rows, whatever their number), then filtered for due and
-    unheld. ``skip_locked`` (PostgreSQL) lets concurrent claimers pass over heads another one is claiming;
+    unheld. The walk only starts if some pending row is due at all (one probe of the due-rows index), so
+    an idle partner whose queues all wait for a retry spends nothing on them.
+
+    ``skip_locked`` (PostgreSQL) lets concurrent claimers pass over heads another one is claiming;
     ``pending_index`` names the pending-rows index for a planner that needs telling (SQLite's
     ``INDEXED BY``). The unary ``+`` keeps SQLite from scanning the due-rows index for the heads.
     """
     lock = " FOR UPDATE SKIP LOCKED" if skip_locked else ""
     walk = f"outbox{pending_index}"
     return (
-        f"WITH RECURSIVE subs(s) AS (SELECT min(subscription_id) FROM {walk} WHERE {_PENDING}"
+        f"WITH RECURSIVE subs(s) AS (SELECT (SELECT min(subscription_id) FROM {walk} WHERE {_PENDING})"
+        f" WHERE EXISTS (SELECT 1 FROM outbox d WHERE d.{_PENDING} AND d.next_attempt_at <= ?"
+        " AND (d.claimed_until IS NULL OR d.claimed_until < ?))"
         f" UNION ALL SELECT (SELECT min(subscription_id) FROM {walk} WHERE {_PENDING} AND subscription_id > subs.s)"
         " FROM subs WHERE subs.s IS NOT NULL),"
         " firsts AS (SELECT (SELECT f.id FROM outbox f WHERE f.subscription_id = subs.s"

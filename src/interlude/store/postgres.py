@@ -412,7 +412,7 @@ class PostgresStore:
     ) -> list[OutboxRow]:
         """Claim queues whose head is due and unheld (``SKIP LOCKED``: concurrent claimers take other queues)."""
         found = await self._p().fetch(
-            _OUTBOX_CLAIM, float(now), float(now), limit, max(1, per_subscription), worker, float(now + lease_s)
+            _OUTBOX_CLAIM, *[float(now)] * 4, limit, max(1, per_subscription), worker, float(now + lease_s)
         )
         return sorted((rows.outbox_row(r) for r in found), key=lambda r: r.id)
 

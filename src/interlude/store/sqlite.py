@@ -477,7 +477,7 @@ class SqliteStore:
         ``completed``), and a listener that is down holds back only its own queue.
         """
         sql = outbox_sql.claim_sql(skip_locked=False, pending_index=" INDEXED BY outbox_subscription_pending")
-        params = (now, now, limit, max(1, per_subscription), worker, now + lease_s)
+        params = (now, now, now, now, limit, max(1, per_subscription), worker, now + lease_s)
 
         def op(c: sqlite3.Connection) -> list[OutboxRow]:
             found = c.execute(sql, params).fetchall()
