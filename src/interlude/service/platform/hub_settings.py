@@ -9,7 +9,7 @@ setting                                   default     meaning
 ``max_pending_per_subscription``          10000       undelivered events kept for a failing listener
 ``outbox_retention_s``                    86400       delivered (or abandoned) rows kept this long
 ``listener_credentials``                  (none)      per-buyer client credentials file (secured listeners)
-``delivery_batch``                        32          events sent to one listener per claim, in order
+``delivery_batch``                        64          events sent to one listener per claim, in order
 ``per_host_concurrency``                  32          requests in flight to one listener host
 ``mark_failing_after``                    5           failed attempts before a listener is reported failing
 ========================================  ==========  =================================================
@@ -69,7 +69,7 @@ class HubSettings:
     max_pending_per_subscription: int | None = 10_000
     outbox_retention_s: float | None = 86_400.0
     listener_credentials: Path | None = None
-    delivery_batch: int = 32
+    delivery_batch: int = 64
     per_host_concurrency: int = 32
     mark_failing_after: int = 5
 
