@@ -15,7 +15,8 @@ ordering, alarm, SFT, FM, PM) registers the same way and reuses everything here:
   off (``base_delay_s * 2**(failures-1)`` capped at ``max_delay_s``, counted per listener, not per event: a
   dead listener costs one attempt per backoff step whatever its backlog). A row is abandoned after
   ``max_attempts``, and a failing listener keeps at most ``max_pending_per_subscription`` undelivered events.
-  Redirects are never followed and no cookie is kept; addresses are checked after DNS resolution
+  Redirects are never followed, no cookie is kept, https listeners' certificates are always verified
+  (against the system CAs or ``listener_ca_file``); addresses are checked after DNS resolution
   (:mod:`~interlude.service.platform.callbacks`); a buyer with listener credentials gets bearer tokens
   (:mod:`~interlude.service.platform.listener_tokens`). The notifier wakes when a transaction queues rows
   (in this process, and through PostgreSQL ``NOTIFY`` in every process sharing the database), and rows
@@ -260,7 +261,7 @@ class Notifier:
 
     async def start(self) -> None:
         """Start the delivery loop and the retention purge."""
-        connector = aiohttp.TCPConnector(limit=0, resolver=PolicyResolver(self.policy))
+        connector = aiohttp.TCPConnector(limit=0, resolver=PolicyResolver(self.policy), ssl=self.settings.tls())
         self._session = aiohttp.ClientSession(
             connector=connector, cookie_jar=aiohttp.DummyCookieJar(),
             timeout=aiohttp.ClientTimeout(total=self.timeout_s),

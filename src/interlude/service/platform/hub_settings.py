@@ -12,6 +12,8 @@ setting                                   default     meaning
 ``delivery_batch``                        64          events sent to one listener per claim, in order
 ``per_host_concurrency``                  32          requests in flight to one listener host
 ``mark_failing_after``                    5           failed attempts before a listener is reported failing
+``listener_ca_file``                      (system)    CA bundle that https listeners' certificates are checked
+                                                      against (labs with their own CA); never unchecked
 ========================================  ==========  =================================================
 
 ``allow_private_callbacks`` defaults to on when every node of the topology is emulated or part of a lab
@@ -21,6 +23,7 @@ bound off.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +39,7 @@ _VARIABLES = {
     for name in (
         "allow_private_callbacks", "allowed_callback_networks", "max_registrations_per_buyer",
         "max_pending_per_subscription", "outbox_retention_s", "listener_credentials", "delivery_batch",
-        "per_host_concurrency", "mark_failing_after",
+        "per_host_concurrency", "mark_failing_after", "listener_ca_file",
     )
 }  # fmt: skip
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -72,6 +75,7 @@ class HubSettings:
     delivery_batch: int = 64
     per_host_concurrency: int = 32
     mark_failing_after: int = 5
+    listener_ca_file: Path | None = None
 
     @property
     def policy(self) -> CallbackPolicy:
@@ -82,7 +86,14 @@ class HubSettings:
         """The token source for secured listeners (None: no credentials file configured)."""
         if self.listener_credentials is None:
             return None
-        return ListenerTokens(load_credentials(self.listener_credentials))
+        return ListenerTokens(load_credentials(self.listener_credentials), ssl=self.tls())
+
+    def tls(self) -> ssl.SSLContext:
+        """How https listeners (and token endpoints) are verified: the system CAs, or ``listener_ca_file``."""
+        try:
+            return ssl.create_default_context(cafile=str(self.listener_ca_file) if self.listener_ca_file else None)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"hub.listener_ca_file {self.listener_ca_file}: {exc}") from None
 
     @classmethod
     def for_topology(cls, topology: Topology, extra: Mapping[str, object] | None = None) -> HubSettings:
@@ -105,7 +116,7 @@ class HubSettings:
                 values[s.name] = _flag(s)
             elif s.name == "allowed_callback_networks":
                 values[s.name] = _networks(s)
-            elif s.name == "listener_credentials":
+            elif s.name in ("listener_credentials", "listener_ca_file"):
                 values[s.name] = None if s.disabled else Path(str(s.raw))
             elif s.name == "outbox_retention_s":
                 values[s.name] = None if s.disabled else s.seconds(above_zero=True, strict=True)

@@ -28,6 +28,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from ssl import SSLContext
 from urllib.parse import quote
 
 import aiohttp
@@ -88,9 +89,12 @@ class _Cached:
 class ListenerTokens:
     """Per-buyer bearer tokens, fetched on first use, cached and refreshed before they expire."""
 
-    def __init__(self, credentials: Mapping[str, ClientCredentials], timeout_s: float = 10.0) -> None:
+    def __init__(
+        self, credentials: Mapping[str, ClientCredentials], timeout_s: float = 10.0, ssl: SSLContext | None = None
+    ) -> None:
         self.credentials = dict(credentials)
         self.timeout_s = timeout_s
+        self.ssl = ssl
         self.fetched = 0  # tokens obtained (operations, tests)
         self._cache: dict[str, _Cached] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -128,8 +132,9 @@ class ListenerTokens:
     async def _fetch(self, buyer: str, cred: ClientCredentials) -> _Cached:
         if self._session is None:
             self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self.timeout_s), cookie_jar=aiohttp.DummyCookieJar()
-            )
+                connector=aiohttp.TCPConnector(ssl=self.ssl if self.ssl is not None else True),
+                timeout=aiohttp.ClientTimeout(total=self.timeout_s), cookie_jar=aiohttp.DummyCookieJar(),
+            )  # fmt: skip
         form = {"grant_type": "client_credentials"}
         if cred.scope:
             form["scope"] = cred.scope
