@@ -56,10 +56,24 @@ def claim_sql(*, skip_locked: bool, pending_index: str = "") -> str:
 
     ``skip_locked`` (PostgreSQL) lets concurrent claimers pass over heads another one is claiming;
     ``pending_index`` names the pending-rows index for a planner that needs telling (SQLite's
-    ``INDEXED BY``). The unary ``+`` keeps SQLite from scanning the due-rows index for the heads.
+    ``INDEXED BY``; there, a unary ``+`` also keeps the heads from being looked for in the due-rows index).
     """
-    lock = " FOR UPDATE SKIP LOCKED" if skip_locked else ""
+    lock = " FOR UPDATE OF o SKIP LOCKED" if skip_locked else ""
     walk = f"outbox{pending_index}"
+    plus = "+" if pending_index else ""  # SQLite: look heads up by id, never by the due-rows index
+    if skip_locked:  # PostgreSQL: heads by primary key whatever the statistics say; the rest with LATERAL
+        heads_from = "outbox o WHERE o.id = ANY(ARRAY(SELECT id FROM firsts)) AND"
+        rest = (
+            "SELECT q.id FROM heads h CROSS JOIN LATERAL (SELECT r.id FROM outbox r"
+            f" WHERE r.subscription_id = h.subscription_id AND r.{_PENDING} ORDER BY r.id LIMIT ?) q"
+        )
+    else:
+        heads_from = "firsts f JOIN outbox o ON o.id = f.id WHERE"
+        rest = (
+            f"SELECT q.id FROM heads h JOIN outbox q ON q.subscription_id = h.subscription_id AND q.{_PENDING}"
+            " AND q.id <= COALESCE((SELECT r.id FROM outbox r WHERE r.subscription_id = h.subscription_id"
+            f" AND r.{_PENDING} ORDER BY r.id LIMIT 1 OFFSET ? - 1), 9223372036854775807)"
+        )
     return (
         f"WITH RECURSIVE subs(s) AS (SELECT (SELECT min(subscription_id) FROM {walk} WHERE {_PENDING})"
         f" WHERE EXISTS (SELECT 1 FROM outbox d WHERE d.{_PENDING} AND d.next_attempt_at <= ?"
@@ -69,14 +83,11 @@ def claim_sql(*, skip_locked: bool, pending_index: str = "") -> str:
         " firsts AS (SELECT (SELECT f.id FROM outbox f WHERE f.subscription_id = subs.s"
         f" AND f.{_PENDING} ORDER BY f.id LIMIT 1) AS id FROM subs WHERE subs.s IS NOT NULL"
         f" UNION ALL SELECT id FROM {walk} WHERE subscription_id IS NULL AND {_PENDING}),"
-        " heads AS (SELECT o.id, o.subscription_id FROM outbox o"
-        " WHERE o.id IN (SELECT id FROM firsts) AND +o.delivered_at IS NULL AND +o.gave_up = 0"
-        " AND +o.next_attempt_at <= ? AND (o.claimed_until IS NULL OR o.claimed_until < ?)"
+        f" heads AS (SELECT o.id, o.subscription_id FROM {heads_from}"
+        f" {plus}o.delivered_at IS NULL AND {plus}o.gave_up = 0"
+        f" AND {plus}o.next_attempt_at <= ? AND (o.claimed_until IS NULL OR o.claimed_until < ?)"
         f" ORDER BY o.id LIMIT ?{lock}),"
-        " batch AS (SELECT id FROM heads UNION SELECT q.id FROM heads h JOIN outbox q"
-        f" ON q.subscription_id = h.subscription_id AND q.{_PENDING}"
-        " AND q.id <= COALESCE((SELECT r.id FROM outbox r WHERE r.subscription_id = h.subscription_id"
-        f" AND r.{_PENDING} ORDER BY r.id LIMIT 1 OFFSET ? - 1), 9223372036854775807))"
+        f" batch AS (SELECT id FROM heads UNION {rest})"
         " UPDATE outbox SET claimed_by = ?, claimed_until = ? WHERE id IN (SELECT id FROM batch) RETURNING *"
     )
 
