@@ -9,7 +9,9 @@ subscription). Two phases per store:
    from the first commit to the last arrival (goal >= 5,000/s) and the lag;
 2. **paced**: 1,000 events over about 2 s (five per commit every 10 ms); prints lag p50/p99 (goal p99 < 100 ms).
 
-The listener checks that each subscription receives its events in order and counts duplicates.
+The listener checks that each subscription receives its events in order and counts duplicates. A first line
+measures the ceiling on this machine at this moment: a bare aiohttp client sending the same events to the same
+listener, one request at a time per listener, with no store at all.
 PostgreSQL runs on a throwaway cluster (initdb/pg_ctl as the ``postgres`` user; needs root) and is skipped
 with a message otherwise. ``--src DIR`` runs the same measurement against another source tree (a checkout of
 an older commit's ``src``), for before/after figures. This machine has 2 cores shared with other work:
@@ -212,9 +214,30 @@ def report(name: str, result: dict[str, Any], events: int, listeners: int) -> No
           f" duplicates {b['duplicates'] + p['duplicates']}")  # fmt: skip
 
 
+async def bare_client(listener: str, events: int, listeners: int) -> float:
+    """Deliveries/s of plain aiohttp POSTs, sequential per listener, all listeners at once."""
+    import aiohttp
+
+    await asyncio.to_thread(get, f"{listener}/reset")
+    async with aiohttp.ClientSession() as session:
+
+        async def one(i: int) -> None:
+            for n in range(events):
+                body = json.dumps({"event": {"sub": f"s{i}", "n": n, "t": time.time()}}).encode()
+                async with session.post(f"{listener}/l{i}{LISTENER_BASE}", data=body,
+                                        headers={"Content-Type": "application/json"}) as resp:  # fmt: skip
+                    resp.raise_for_status()
+
+        started = time.time()
+        await asyncio.gather(*(one(i) for i in range(listeners)))
+        return events * listeners / (time.time() - started)
+
+
 async def main_async(args: argparse.Namespace, listener: str) -> None:
     print(f"{args.listeners} listeners, {args.events} events each ({args.events * args.listeners} deliveries)"
           f" per phase; {os.cpu_count()} cores; source {args.src or 'this tree'}")  # fmt: skip
+    ceiling = await bare_client(listener, args.events, args.listeners)
+    print(f"{'ceiling':<11} bare aiohttp client, no store: {ceiling:,.0f} deliveries/s")
     with tempfile.TemporaryDirectory(prefix="interlude-bench-notify-") as tmp:
         result = await measure(str(Path(tmp) / "notify.db"), listener, args.events, args.listeners)
         report("SQLite", result, args.events, args.listeners)
