@@ -1,11 +1,9 @@
 """https listeners: certificates are verified, against the system CAs or a configured CA bundle (a lab's own
-CA); a listener with a certificate nobody vouches for gets nothing. The CA and certificate are made here."""
+CA); a listener with a certificate nobody vouches for gets nothing."""
 
 from __future__ import annotations
 
-import shutil
 import ssl
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,31 +14,19 @@ from interlude.service.platform.hub import Notifier
 from interlude.service.platform.hub_settings import HubSettings
 from interlude.store.sqlite import SqliteStore
 from tests.support.delivery import Received, publish, subscribe
+from tests.support.tlscerts import Issued, TestCa
 from tests.support.wait import wait_until
 
 
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
 @pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def pki(tmp_path_factory: pytest.TempPathFactory) -> tuple[TestCa, Issued]:
     """A CA and a certificate for 127.0.0.1 signed by it."""
-    if shutil.which("openssl") is None:
-        pytest.skip("needs the openssl command")
-    d = tmp_path_factory.mktemp("ilt-pki")
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=interlude test CA",
-             "-keyout", "ca.key", "-out", "ca.pem", cwd=d)  # fmt: skip
-    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "server.key",
-             "-out", "server.csr", cwd=d)  # fmt: skip
-    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-             "-days", "2", "-extfile", "san.ext", "-out", "server.pem", cwd=d)  # fmt: skip
-    return d
+    ca = TestCa(tmp_path_factory.mktemp("ilt-pki"))
+    return ca, ca.issue("listener", server=True)
 
 
 @pytest.fixture
-async def https_listener(pki: Path) -> AsyncIterator[tuple[str, list[Received]]]:
+async def https_listener(pki: tuple[TestCa, Issued]) -> AsyncIterator[tuple[str, list[Received]]]:
     got: list[Received] = []
 
     async def listen(request: web.Request) -> web.StreamResponse:
@@ -52,7 +38,7 @@ async def https_listener(pki: Path) -> AsyncIterator[tuple[str, list[Received]]]
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(pki / "server.pem", pki / "server.key")
+    context.load_cert_chain(pki[1].cert, pki[1].key)
     site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
@@ -62,12 +48,12 @@ async def https_listener(pki: Path) -> AsyncIterator[tuple[str, list[Received]]]
 
 @pytest.mark.parametrize("trusted", [False, True])
 async def test_https_listener_certificates_are_verified(
-    tmp_path: Path, pki: Path, https_listener: tuple[str, list[Received]], trusted: bool
+    tmp_path: Path, pki: tuple[TestCa, Issued], https_listener: tuple[str, list[Received]], trusted: bool
 ) -> None:
     url, got = https_listener
     store = SqliteStore(tmp_path / "tls.db")
     await store.open()
-    settings = HubSettings(allow_private_callbacks=True, listener_ca_file=pki / "ca.pem" if trusted else None)
+    settings = HubSettings(allow_private_callbacks=True, listener_ca_file=pki[0].cert_path if trusted else None)
     notifier = Notifier(store, base_delay_s=60, settings=settings)
     store.on_outbox = notifier.wake
     await notifier.start()
