@@ -346,10 +346,13 @@ class Notifier:
                     if store_failing:
                         log.info("notifier: the store answers again")
                     store_failing = False
-                except StoreError as exc:
+                except (StoreError, OSError) as exc:  # the database is away (a PostgreSQL restart, a full disk)
                     if not store_failing:
                         log.warning("notifier cannot claim notifications (%s); retrying", exc)
                     store_failing, rows = True, []
+                except Exception:  # a driver error or a defect: logged, and the loop goes on
+                    log.exception("notifier claim failed; retrying")
+                    rows = []
                 claimed = self._dispatch(rows)
             if claimed and claimed >= free:
                 continue  # more queues may be due
@@ -387,7 +390,7 @@ class Notifier:
                 return
             await self.store.settle_outbox(sub_id, delivered, time.time())
             self._recovered(sub_id)
-        except StoreError as exc:  # the claim's lease expires and the rows are delivered again: at-least-once
+        except (StoreError, OSError) as exc:  # the claim's lease expires and the rows are sent again: at-least-once
             log.warning("notifier could not record deliveries to subscription %s: %s", sub_id, exc)
         except Exception:  # a defect: the claim's lease expires and the rows are tried again
             log.exception("notifier failed delivering to subscription %s", sub_id)

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from interlude.errors import StoreError
 from interlude.service.platform.hub import Notifier
 from interlude.service.platform.hub_settings import HubSettings
 from interlude.store.sqlite import SqliteStore
@@ -157,3 +158,23 @@ async def test_retention_purges_delivered_rows(store: SqliteStore) -> None:
         assert await notifier.purge() == 3
         assert await store.outbox_rows() == []
         assert (await notifier.backlog()).pending == 0
+
+
+async def test_the_loop_survives_a_store_outage(store: SqliteStore, caplog: pytest.LogCaptureFixture) -> None:
+    real = store.claim_outbox
+    failures = 3
+
+    async def flaky(*args: Any, **kwargs: Any) -> Any:
+        nonlocal failures
+        if failures:
+            failures -= 1
+            raise StoreError("database is locked")
+        return await real(*args, **kwargs)
+
+    store.claim_outbox = flaky  # type: ignore[method-assign]
+    async with Listener() as listener, running(store, base_delay_s=0.01):
+        await subscribe(store, "s", listener.url)
+        await publish(store, "s", listener.url, range(3))
+        await wait_until(lambda: len(listener.got) == 3, what="delivery once the store answers")
+    warnings = [r for r in caplog.records if "cannot claim" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].exc_info is None  # one line for the outage, no traceback
