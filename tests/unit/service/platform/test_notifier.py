@@ -172,6 +172,7 @@ async def test_the_loop_survives_a_store_outage(store: SqliteStore, caplog: pyte
         return await real(*args, **kwargs)
 
     store.claim_outbox = flaky  # type: ignore[method-assign]
+    caplog.set_level(logging.WARNING, logger="interlude.service.platform.hub")
     async with Listener() as listener, running(store, base_delay_s=0.01):
         await subscribe(store, "s", listener.url)
         await publish(store, "s", listener.url, range(3))
