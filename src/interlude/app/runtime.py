@@ -42,6 +42,7 @@ from interlude.service.performance.streaming import StreamingService
 from interlude.service.platform.bus import EventBus
 from interlude.service.platform.faults import FaultService
 from interlude.service.platform.hub import HubService, Notifier
+from interlude.service.platform.hub_settings import HubSettings
 from interlude.service.platform.jobs import JobRunner
 from interlude.service.platform.network import Network
 from interlude.service.platform.periodic import Periodic
@@ -106,7 +107,8 @@ class Runtime:
         self.store: Store = store
         self.bus = EventBus()
         self.network = Network(topology, self.adapters)
-        self.hub = HubService(self.store)
+        hub_settings = HubSettings.for_topology(topology, self.options.extra)
+        self.hub = HubService(self.store, hub_settings)
         self.inventory = InventoryService(self.store, topology, self.hub, self.bus)
         self.southbound = SouthboundIngest(self.network, self.inventory, self.bus, self.options.poll_interval_s)
         ordering = OrderingDeps(self.store, self.inventory, self.hub, self.network, self.bus, policies_of(topology))
@@ -123,6 +125,8 @@ class Runtime:
             max_delay_s=self.options.notify_max_delay_s,
             max_attempts=self.options.notify_max_attempts,
             timeout_s=self.options.notify_timeout_s,
+            settings=hub_settings,
+            tokens=hub_settings.listener_tokens(),
         )
         self._opened: list[Adapter] = []
         self.started = False
