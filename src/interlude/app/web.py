@@ -4,11 +4,13 @@
 module there). With ``manage_runtime=True`` (the CLI) the runtime is started and stopped by the app's
 ``cleanup_ctx``; tests may start it themselves. Every request passes
 :func:`~interlude.api.common.auth_middleware` (the caller's identity) inside
-:func:`~interlude.api.common.errors_middleware` (the MEF error model).
+:func:`~interlude.api.common.errors_middleware` (the MEF error model), then
+:func:`~interlude.api.validation.validation_middleware` (its body and query against the operation's schema).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from types import ModuleType
 
@@ -17,6 +19,8 @@ from aiohttp import web
 from interlude.api import alarms, fm, inventory, ordering, partner, performance, sft, streaming
 from interlude.api.auth import TOKENS, TokenTable
 from interlude.api.common import RUNTIME, auth_middleware, errors_middleware
+from interlude.api.links import PUBLIC_URL_ENV, absolute_links_middleware
+from interlude.api.validation import compile_requests, validation_middleware
 from interlude.app.runtime import Runtime
 
 API_MODULES: tuple[ModuleType, ...] = (inventory, ordering, partner, alarms, performance, streaming, sft, fm)
@@ -25,9 +29,21 @@ API_MODULES: tuple[ModuleType, ...] = (inventory, ordering, partner, alarms, per
 MAX_BODY = 1024 * 1024
 
 
-def create_app(runtime: Runtime, *, manage_runtime: bool = True, tokens: TokenTable | None = None) -> web.Application:
-    """The partner's web application; ``tokens`` turns on bearer-token authentication (:mod:`interlude.api.auth`)."""
-    app = web.Application(middlewares=[errors_middleware, auth_middleware], client_max_size=MAX_BODY)
+def create_app(
+    runtime: Runtime,
+    *,
+    manage_runtime: bool = True,
+    tokens: TokenTable | None = None,
+    public_url: str | None = None,
+) -> web.Application:
+    """The partner's web application; ``tokens`` turns on bearer-token authentication (:mod:`interlude.api.auth`).
+
+    ``public_url`` (default ``$INTERLUDE_PUBLIC_URL``) is the base of absolute ``href`` values behind a proxy
+    (:mod:`interlude.api.links`); without it they are built from each request's scheme and host.
+    """
+    links = absolute_links_middleware(public_url or os.environ.get(PUBLIC_URL_ENV) or None)
+    middlewares = [errors_middleware, links, auth_middleware, validation_middleware(compile_requests())]
+    app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY)
     app[RUNTIME] = runtime
     if tokens is not None:
         app[TOKENS] = tokens
