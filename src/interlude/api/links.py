@@ -57,7 +57,7 @@ def absolute_links_middleware(public_url: str | None = None) -> Middleware:
         base = base_url(request, public_url)
         if base is None:
             return response
-        prefix = b'"href":' + json.dumps(base).encode()[:-1] + b'/mefApi/'
+        prefix = b'"href":' + json.dumps(base).encode()[:-1] + b"/mefApi/"
         response.body = body.replace(_RELATIVE, prefix)
         return response
 

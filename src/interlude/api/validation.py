@@ -34,6 +34,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SCHEMA_FILE = "requests.json"
 BODY_METHODS = frozenset({"POST", "PATCH", "PUT"})
 
+
 def _date_time(value: object) -> bool:
     """RFC 3339 date-time with a zone (what MEF's ``format: date-time`` means); other types pass (``type`` says)."""
     if not isinstance(value, str):
