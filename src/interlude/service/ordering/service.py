@@ -74,15 +74,23 @@ class OrderingService:
         self.on_created = on_created
 
     async def get(self, order_id: str, buyer: str | None) -> ServiceOrder:
-        """One order of the buyer."""
-        order = await self.store.get_order(order_id, buyer)
+        """One order of the buyer.
+
+        Orders are read under the inventory's write lock: an item's effect and its order's new state are
+        committed together, and the inventory's index takes the effect just after the commit under that lock;
+        a read in between would show a ``completed`` order whose change the inventory does not show yet (the
+        buyer's next order would then be judged against the old state).
+        """
+        async with self.inventory.lock:
+            order = await self.store.get_order(order_id, buyer)
         if order is None:
             raise NotFoundError(f"no service order {order_id!r}")
         return order
 
     async def find(self, query: OrderQuery, offset: int, limit: int) -> tuple[list[ServiceOrder], int]:
-        """A filtered page and the total."""
-        return await self.store.list_orders(query, offset, limit)
+        """A filtered page and the total (read under the inventory's write lock, as :meth:`get`)."""
+        async with self.inventory.lock:
+            return await self.store.list_orders(query, offset, limit)
 
     def _owned(self, service_id: str, buyer: str, path: str) -> Service:
         svc = self.inventory.indexed(service_id)
