@@ -49,6 +49,13 @@ def create_app(
         app[TOKENS] = tokens
     for module in API_MODULES:
         app.router.add_routes(module.routes())
+
+    async def close_streams(_: web.Application) -> None:
+        # Streams and websockets never end by themselves: close them (a proper close frame / end of the
+        # chunked body) before the server waits for its handlers, or shutdown would wait for them.
+        await runtime.streaming.close()
+
+    app.on_shutdown.append(close_streams)
     if manage_runtime:
 
         async def lifecycle(_: web.Application) -> AsyncIterator[None]:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -98,6 +100,32 @@ class _ConsoleEvents:
         console.print("stopping...")
 
 
+STOP_LIMIT_S = 5.0
+"""A stop that has not finished after this long ends the process anyway (exit status 1)."""
+
+
+def on_signal(stop: asyncio.Event, loop: asyncio.AbstractEventLoop,
+              exit_now: Callable[[int], object] = os._exit) -> Callable[[], None]:  # fmt: skip
+    """The SIGINT/SIGTERM handler: the first asks for a clean stop, the second exits at once (status 130).
+
+    The clean stop is bounded by :data:`STOP_LIMIT_S`, whatever is connected or still running.
+    """
+
+    def overdue() -> None:
+        console.print(f"[red]the stop did not finish within {STOP_LIMIT_S:g} s: exiting[/red]")
+        exit_now(1)
+
+    def handler() -> None:
+        if stop.is_set():
+            console.print("interrupted again: exiting now")
+            exit_now(130)
+            return
+        stop.set()
+        loop.call_later(STOP_LIMIT_S, overdue)
+
+    return handler
+
+
 async def _serve_until_signalled(runtime: Runtime, host: str, port: int, events: _ConsoleEvents, *,
                                  tokens: TokenTable | None, devices: tuple[int | None, int | None],
                                  netconf_password: str, scenario: Scenario | None) -> None:  # fmt: skip
@@ -105,7 +133,7 @@ async def _serve_until_signalled(runtime: Runtime, host: str, port: int, events:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_signal(stop, loop))
     await serve_partner(runtime, host, port, stop, events, tokens=tokens, devices=devices,
                         netconf_password=netconf_password, scenario=scenario)  # fmt: skip
 
