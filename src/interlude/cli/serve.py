@@ -28,7 +28,7 @@ from interlude.app.server import build_runtime, state_location
 from interlude.app.server import serve as serve_partner
 from interlude.app.web import API_MODULES
 from interlude.emulator.devices import DeviceEndpoints
-from interlude.emulator.scenario import Scenario, load_scenario
+from interlude.emulator.scenario import Scenario, check_scenario, load_scenario
 from interlude.errors import InterludeError
 from interlude.topology.loader import bundled_topology_path, load_topology
 from interlude.topology.model import Topology
@@ -145,6 +145,8 @@ def _run(topology: Topology, topo_path: Path, host: str, port: int, db: str | No
     db_path, state_dir = state_location(topology, db)
     try:
         scen = load_scenario(scenario) if scenario is not None else None
+        if scen is not None:
+            check_scenario(scen, topology)
         tokens = load_tokens(tokens_file, topology) if tokens_file is not None else None
         runtime = build_runtime(topology, topo_path, db_path, state_dir, emulate=mode == "emulate")
         events = _ConsoleEvents(runtime, db_path, mode, tokens)
