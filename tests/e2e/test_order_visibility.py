@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from interlude.domain.model import Service
+from interlude.domain.model import ORDER_ITEM_HISTORY, Service
 from tests.support.partner import ALPHA, INV, ORD, order_body, runtime_of
 from tests.support.wait import wait_until
 
@@ -36,7 +36,7 @@ async def test_lock_unlock_orders_in_a_row_each_see_the_previous_one(client: Tes
         await remember(saved)
 
     inventory.remember = slow_remember  # type: ignore[method-assign]
-    for i in range(16):
+    for i in range(ORDER_ITEM_HISTORY + 2):
         state = "LOCKED" if i % 2 == 0 else "UNLOCKED"
         resp = await client.post(f"{ORD}/serviceOrder", json=order_body(_admin(state)), headers=ALPHA)
         created = await resp.json()
@@ -50,3 +50,5 @@ async def test_lock_unlock_orders_in_a_row_each_see_the_previous_one(client: Tes
         await wait_until(completed, timeout=15, interval=0.005, what=f"order {i} completed")
         uni = await (await client.get(f"{INV}/service/pe1-uni1", headers=ALPHA)).json()
         assert uni["serviceConfiguration"]["administrativeState"]["state"] == state, i
+    assert len(uni["serviceOrderItem"]) == ORDER_ITEM_HISTORY  # the history is bounded
+    assert uni["serviceOrderItem"][-1]["serviceOrderId"] == created["id"]
