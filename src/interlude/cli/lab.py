@@ -93,7 +93,12 @@ def down(file: Path, state_dir: Path | None, prefix: str | None) -> None:
     except InterludeError as exc:
         _fail(exc)
         return
-    _console.print(f"[green]down[/green]: removed {len(removed)} objects" if removed else "nothing to remove")
+    processes = sum(1 for r in removed if r.startswith("process "))
+    _console.print(
+        f"[green]down[/green]: removed {len(removed)} objects; {processes} processes stopped, every one has exited"
+        if removed
+        else "nothing to remove"
+    )
 
 
 @lab_group.command("status")

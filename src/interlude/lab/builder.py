@@ -294,7 +294,12 @@ class Lab:
             ours = [ns for ns in state.namespaces if ns in existing]
             for ns in ours:  # anything still running inside our namespaces was started by this lab
                 ours_now += [pid for pid in shell.netns_pids(ns) if pid != os.getpid()]
-            removed += [f"process {pid}" for pid in terminate(list(dict.fromkeys(ours_now)))]
+            stopped = terminate(list(dict.fromkeys(ours_now)))
+            # A process may have started another one inside our namespaces meanwhile (an SSH session's NETCONF
+            # subsystem, a daemon's worker): stop what is still there, so that nothing this lab started survives.
+            late = [pid for ns in ours for pid in shell.netns_pids(ns) if pid != os.getpid() and pid not in stopped]
+            stopped += terminate(late)
+            removed += [f"process {pid}" for pid in stopped]
             if ours:
                 shell.ip_batch([f"netns del {ns}" for ns in ours], force=True)
                 removed += [f"namespace {ns}" for ns in ours]
@@ -307,7 +312,8 @@ class Lab:
                 raise LabError(f"could not delete namespaces {', '.join(sorted(left))}; state kept in {self.folder}")
             (self.folder / "state.json").unlink(missing_ok=True)
             journal.unlink(missing_ok=True)
-        progress(f"removed {len(removed)} objects")
+        processes = sum(1 for r in removed if r.startswith("process "))
+        progress(f"removed {len(removed)} objects; {processes} processes stopped, every one has exited")
         return removed
 
     # ------------------------------------------------------------------ status / impair
