@@ -42,7 +42,7 @@ _common = [
     click.option(
         "--state-dir",
         type=click.Path(file_okay=False, path_type=Path),
-        help="The lab's state folder (default: $INTERLUDE_LAB_DIR/NAME or .interlude/labs/NAME).",
+        help="The lab's state folder (default: $INTERLUDE_LAB_DIR/NAME or /run/interlude/labs/NAME).",
     ),
     click.option("--prefix", help="Object-name prefix (default: lab.prefix or the topology name's first letters)."),
 ]

@@ -53,10 +53,12 @@ from interlude.lab.state import (
     PID_JOURNAL,
     LabState,
     WireState,
+    claim_lab_name,
     default_prefix,
-    default_state_dir,
+    find_lab_dir,
     process_start_time,
     read_state,
+    release_lab_name,
     state_lock,
 )
 from interlude.lab.supervisor import start_agents
@@ -86,7 +88,7 @@ class Lab:
     def __post_init__(self) -> None:
         self.prefix = self.prefix or default_prefix(self.topology)
         if self.state_dir is None:
-            self.state_dir = default_state_dir(self.topology)
+            self.state_dir = find_lab_dir(self.topology)
         self.state_dir = self.state_dir.absolute()
 
     @property
@@ -136,6 +138,7 @@ class Lab:
                     f"lab {self.topology.name!r} is already recorded in {self.folder} (status {existing.status}); "
                     "run 'interlude lab down' first"
                 )
+            claim_lab_name(self.topology, self.folder)
             state = self.plan()
             clash = {ns for ns in self._all_namespaces(state)} & shell.list_netns()
             if clash:
@@ -312,6 +315,7 @@ class Lab:
                 raise LabError(f"could not delete namespaces {', '.join(sorted(left))}; state kept in {self.folder}")
             (self.folder / "state.json").unlink(missing_ok=True)
             journal.unlink(missing_ok=True)
+            release_lab_name(self.topology, self.folder)
         processes = sum(1 for r in removed if r.startswith("process "))
         progress(f"removed {len(removed)} objects; {processes} processes stopped, every one has exited")
         return removed
