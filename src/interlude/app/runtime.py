@@ -177,7 +177,7 @@ class Runtime:
             if self.options.provision_seed:
                 await self.ordering.provision_active()
             await self.faults.reapply()
-            await self.reconciler.reconcile()  # admin state and what provisioning does not cover, per node policy
+            await self.reconciler.reconcile(connectivity=False)  # provisioning covered connectivity and bandwidth
             self.performance.register()
             self.alarm_retention.start()
             self.pm_retention.start()

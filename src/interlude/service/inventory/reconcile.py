@@ -126,8 +126,12 @@ class Reconciler:
             ports[port] = (up and svc.admin is not AdminStatus.LOCKED, (*ids, svc.id))
         return ports
 
-    async def reconcile(self) -> ReconcileReport:
-        """One full pass over every node; the report is also kept as :attr:`last`."""
+    async def reconcile(self, *, connectivity: bool = True) -> ReconcileReport:
+        """One full pass over every node; the report is also kept as :attr:`last`.
+
+        ``connectivity=False`` compares administrative state only (at start-up, where provisioning has just
+        re-applied connectivity and bandwidth, or deliberately not).
+        """
         began = time.monotonic()
         report = ReconcileReport(started=iso(utcnow()) or "")
         touched: set[str] = set()
@@ -145,7 +149,8 @@ class Reconciler:
                 continue
             if await self._admin(node, wanted_ports, actual, report):
                 touched.add(node)
-        touched |= await self._connectivity(report)
+        if connectivity:
+            touched |= await self._connectivity(report)
         if touched:
             await self.refresh(sorted(self.network.linked_nodes(touched)))
         report.duration_s = time.monotonic() - began
