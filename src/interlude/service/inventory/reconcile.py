@@ -100,6 +100,14 @@ def admin_port(network: Network, service: Service) -> PortRef:
     return network.uni_port(service) if service.kind.is_connectivity else service.ports[0]
 
 
+async def reapply_service(network: Network, service: Service) -> None:
+    """Connect a connectivity service again (with its VLAN map) and apply its bandwidth at its UNI; idempotent."""
+    await network.connect(network.connection_spec(service))
+    uni = network.uni_port(service)
+    if service.cir_bps and network.has(uni.node, Capability.BANDWIDTH):
+        await network.apply_bandwidth(uni, service.cir_bps, service.cbs_bytes, service.eir_bps)
+
+
 class Reconciler:
     """Compares devices with the inventory and re-applies or alarms per node (see the module docstring)."""
 
@@ -210,10 +218,7 @@ class Reconciler:
             if not all(self.network.has(n, Capability.CONNECTIVITY) for n in nodes):
                 continue
             try:
-                await self.network.connect(self.network.connection_spec(svc))
-                uni = self.network.uni_port(svc)
-                if svc.cir_bps and self.network.has(uni.node, Capability.BANDWIDTH):
-                    await self.network.apply_bandwidth(uni, svc.cir_bps, svc.cbs_bytes, svc.eir_bps)
+                await reapply_service(self.network, svc)
             except AdapterError as exc:
                 log.warning("reconciliation cannot re-apply %s: %s", svc.id, exc)
                 continue

@@ -51,6 +51,7 @@ from interlude.domain.policy import check_change, check_new_connectivity
 from interlude.domain.queries import OrderQuery
 from interlude.domain.southbound import Capability
 from interlude.errors import AdapterError, NotFoundError, ValidationError, ValidationErrors
+from interlude.service.inventory.reconcile import reapply_service
 from interlude.service.ordering.deps import OrderingDeps
 from interlude.service.ordering.plan import ItemRequest, OrderRequest, item_plan, new_policy, order_href
 from interlude.service.platform.hub import SERVICE_ORDERING
@@ -257,10 +258,7 @@ class OrderingService:
             if not all(self.network.has(n, Capability.CONNECTIVITY) for n in nodes):
                 continue
             try:
-                await self.network.connect(self.network.connection_spec(svc))
-                uni = self.network.uni_port(svc)
-                if svc.cir_bps and self.network.has(uni.node, Capability.BANDWIDTH):
-                    await self.network.apply_bandwidth(uni, svc.cir_bps, svc.cbs_bytes, svc.eir_bps)
+                await reapply_service(self.network, svc)
             except AdapterError as exc:
                 log.warning("cannot provision %s: %s", svc.id, exc)
 
