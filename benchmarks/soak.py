@@ -85,6 +85,7 @@ def db_mb(db: Path) -> float:
 class Window:
     started: float
     latencies: list[float] = field(default_factory=list)
+    by_request: dict[str, list[float]] = field(default_factory=dict)
     errors: int = 0
 
     def line(self, pid: int, db: Path, elapsed: float, orders: int, notes: int) -> dict[str, float]:
@@ -148,7 +149,10 @@ class Driver:
             self.window.errors += 1
             print(f"  {method} {path}: {exc}", flush=True)
             return None
-        self.window.latencies.append(time.monotonic() - began)
+        spent = time.monotonic() - began
+        self.window.latencies.append(spent)
+        name = f"{method} {path.split('?')[0].rsplit('/', 1)[-1] if '/serviceOrder/' not in path else 'order by id'}"
+        self.window.by_request.setdefault(name, []).append(spent)
         return body
 
     async def order(self) -> None:
@@ -202,6 +206,7 @@ async def soak(args: argparse.Namespace) -> None:
     rng = random.Random(1)
     first: dict[str, float] | None = None
     last: dict[str, float] = {}
+    first_window: Window | None = None
     try:
         async with aiohttp.ClientSession() as session, SpListener() as sp:
             for _ in range(300):
@@ -228,7 +233,7 @@ async def soak(args: argparse.Namespace) -> None:
                     figures = driver.window.line(server.pid, db, now - began, driver.orders, len(sp.events))
                     sp.events.clear()
                     if first is None and now - began >= args.warmup:
-                        first = figures
+                        first, first_window = figures, driver.window
                     last = figures
                     driver.window = Window(now)
                 task = asyncio.create_task(driver.one(rng.choice(MIX), rng))
@@ -247,6 +252,11 @@ async def soak(args: argparse.Namespace) -> None:
     for key in ("rss_mb", "fds", "db_mb", "p50_ms", "p99_ms"):
         change = (last[key] - first[key]) / first[key] * 100 if first[key] else 0.0
         print(f"  {key:7s} {first[key]:9.2f} -> {last[key]:9.2f}  ({change:+.1f} %)")
+    if first_window is not None:
+        print("p50 by request, after warm-up -> end (ms):")
+        for name, before in sorted(first_window.by_request.items()):
+            after = driver.window.by_request.get(name) or [0.0]
+            print(f"  {name:32s} {statistics.median(before) * 1000:8.2f} -> {statistics.median(after) * 1000:8.2f}")
 
 
 def main() -> None:
