@@ -466,7 +466,8 @@ async def test_cancelling_a_job_clears_its_threshold_alarms(client: TestClient[A
         return True if got["state"] == "cleared" else None
 
     await wait_until(cleared)
-    assert await _state(client, job["id"], "cancelled")
+    # The TCAs are cleared first, the job is cancelled in the task's commit just after: await that state.
+    assert await wait_until(lambda: _state(client, job["id"], "cancelled"), timeout=10)
 
 
 async def test_unmeasurable_period_gives_a_failed_report_and_preparation_error(
