@@ -39,6 +39,7 @@ from interlude.errors import (
     ValidationErrors,
 )
 from interlude.service.alarms.service import AlarmService
+from interlude.service.inventory.reconcile import Reconciler
 from interlude.service.inventory.service import InventoryService
 from interlude.service.oamjobs.fm.service import FmService
 from interlude.service.oamjobs.sft.service import SftService
@@ -78,6 +79,7 @@ class Partner(Protocol):
     streaming: StreamingService
     sft: SftService
     fm: FmService
+    reconciler: Reconciler
 
 
 RUNTIME: web.AppKey[Partner] = web.AppKey("runtime")

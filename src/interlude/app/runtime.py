@@ -6,7 +6,8 @@ running partner consists of can be read in :meth:`Runtime.__init__`, which also 
 through the entry-point registry (:func:`interlude.adapters.registry.create_adapter`, one shared
 :class:`AdapterContext`). ``Runtime.start()`` opens the adapters, opens the store (migrations), seeds the
 inventory on first start, reads every port, provisions seed connectivity where the adapters can
-(idempotent), re-applies active faults, then starts the southbound followers, the order runner (which
+(idempotent), re-applies active faults, reconciles the devices with the inventory (re-applying or alarming
+per node: :mod:`interlude.service.inventory.reconcile`), then starts the southbound followers, the order runner (which
 resumes orders left unfinished) and the notifier (which resumes undelivered notifications). ``stop()``
 undoes it in reverse order. Both ``interlude emulate`` and ``interlude serve`` and the tests use this one
 object; the aiohttp app only holds it.
@@ -28,6 +29,7 @@ from interlude.lab.state import lab_address_for
 from interlude.service.alarms.retention import AlarmRetention
 from interlude.service.alarms.service import AlarmDeps, AlarmService
 from interlude.service.inventory.config import policies_of
+from interlude.service.inventory.reconcile import Reconciler
 from interlude.service.inventory.service import InventoryService
 from interlude.service.oamjobs.common import OamJobDeps
 from interlude.service.oamjobs.fm.service import FmService
@@ -119,6 +121,7 @@ class Runtime:
         )  # fmt: skip
         self.ordering = OrderingService(ordering, on_created=self.runner.wake)
         self.faults = FaultService(self.store, self.network, self.bus, self.refresh, self._impairment_fallback())
+        self.reconciler = Reconciler(self.inventory, self.network, self.bus, self.refresh)
         self.notifier = Notifier(
             self.store,
             base_delay_s=self.options.notify_base_delay_s,
@@ -178,6 +181,7 @@ class Runtime:
             if self.options.provision_seed:
                 await self.ordering.provision_active()
             await self.faults.reapply()
+            await self.reconciler.reconcile(connectivity=False)  # provisioning covered connectivity and bandwidth
             self.performance.register()
             self.alarm_retention.start()
             self.pm_retention.start()
