@@ -6,6 +6,7 @@ Every problem is reported as one :class:`TopologyError` whose ``path`` is dotted
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 from collections.abc import Iterable, Mapping
@@ -123,6 +124,49 @@ def _check_references(topo: Topology, known_kinds: list[str] | None) -> None:
         for k, mep_name in enumerate(svc.meps):
             if mep_name not in topo.meps:
                 raise TopologyError(f"unknown MEP {mep_name!r}", f"{base}.meps.{k}")
+    _check_products(topo)
+
+
+def _check_products(topo: Topology) -> None:
+    """The selling section names existing policies, PEs, free UNI ports and pools, each port once."""
+    products = topo.products
+    if products is None:
+        return
+    for oid, offering in products.offerings.items():
+        if offering.policy is not None and offering.policy not in topo.policies:
+            raise TopologyError(f"unknown policy {offering.policy!r}", f"products.offerings.{oid}.policy")
+        for j, price in enumerate(offering.prices):
+            if price.mbps not in offering.tiers_mbps:
+                raise TopologyError(
+                    f"{price.mbps} Mbit/s is not a tier of {oid!r}", f"products.offerings.{oid}.prices.{j}"
+                )
+    for name, pool in products.address_pools.items():
+        try:
+            net = ipaddress.IPv4Network(pool.prefix)
+        except ValueError as exc:
+            raise TopologyError(str(exc), f"products.address_pools.{name}.prefix") from None
+        if pool.subnet_length < net.prefixlen:
+            raise TopologyError("subnets must be smaller than the pool", f"products.address_pools.{name}.subnet_length")
+    seen_ids: set[str] = set()
+    seen_ports: set[str] = set()
+    for i, place in enumerate(products.footprint):
+        base = f"products.footprint.{i}"
+        if place.id in seen_ids:
+            raise TopologyError(f"duplicate footprint id {place.id!r}", f"{base}.id")
+        seen_ids.add(place.id)
+        if place.node not in topo.nodes:
+            raise TopologyError(f"unknown node {place.node!r}", f"{base}.node")
+        if place.pool not in products.address_pools:
+            raise TopologyError(f"unknown address pool {place.pool!r}", f"{base}.pool")
+        for j, port in enumerate(place.ports):
+            iface = topo.nodes[place.node].interfaces.get(port)
+            if iface is None or iface.role != "uni" or iface.buyer is not None:
+                raise TopologyError(
+                    f"{place.node}:{port} is not a UNI free of any buyer", f"{base}.ports.{j}"
+                )
+            if f"{place.node}:{port}" in seen_ports:
+                raise TopologyError(f"{place.node}:{port} is in the footprint twice", f"{base}.ports.{j}")
+            seen_ports.add(f"{place.node}:{port}")
 
 
 def parse_topology(raw: object, *, known_kinds: list[str] | None = None) -> Topology:

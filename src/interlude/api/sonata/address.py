@@ -1,0 +1,53 @@
+"""Geographic Address Management v8: validate an address against the footprint, retrieve a served address.
+
+Validation is always immediate (200, ``ready``); deferred validations and the hub are not offered (501, as
+the definition allows).
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from interlude.api.common import Query, json_response, operation, read_json
+from interlude.api.sonata.common import TENANCY, buyer, not_implemented, sonata
+from interlude.errors import RequestError
+from interlude.service.sonata.notify import ADDRESS_BASE
+
+BASE = ADDRESS_BASE
+
+
+async def validate(request: web.Request) -> web.StreamResponse:
+    Query(request, TENANCY)
+    buyer(request)
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise RequestError(400, "invalidBody", "the body must be a JSON object")
+    return json_response(sonata(request).validate_address(body))
+
+
+async def get_validation(_: web.Request) -> web.StreamResponse:
+    return not_implemented("deferred address validation")
+
+
+async def get_address(request: web.Request) -> web.StreamResponse:
+    Query(request, TENANCY)
+    buyer(request)
+    return json_response(sonata(request).address(request.match_info["id"]))
+
+
+async def hub_not_offered(_: web.Request) -> web.StreamResponse:
+    return not_implemented("address validation notification")
+
+
+def routes() -> list[web.RouteDef]:
+    """Geographic Address Management v8 routes."""
+    return [
+        web.post(f"{BASE}/geographicAddressValidation", validate,
+                 name=operation(BASE, "createGeographicAddressValidation")),
+        web.get(f"{BASE}/geographicAddressValidation/{{id}}", get_validation,
+                name=operation(BASE, "retrieveGeographicAddressValidation")),
+        web.get(f"{BASE}/geographicAddress/{{id}}", get_address, name=operation(BASE, "retrieveGeographicAddress")),
+        web.post(f"{BASE}/hub", hub_not_offered, name=operation(BASE, "registerListener")),
+        web.get(f"{BASE}/hub/{{id}}", hub_not_offered, name=operation(BASE, "retrieveHub")),
+        web.delete(f"{BASE}/hub/{{id}}", hub_not_offered, name=operation(BASE, "unregisterListener")),
+    ]  # fmt: skip

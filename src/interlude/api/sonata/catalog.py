@@ -1,0 +1,158 @@
+"""Product Catalog v4 (read-only): the Internet Access offerings, their specifications and one category.
+
+Everything comes from the topology's ``products`` section. The catalog changes only with the topology, so
+the hub answers the definition's 501.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from interlude.api.common import Query, json_response, operation, page_response
+from interlude.api.sonata.common import TENANCY, not_implemented, sonata
+from interlude.errors import NotFoundError
+from interlude.service.sonata.catalog import CATEGORY_ID, SPEC_NAMES, Catalog
+from interlude.service.sonata.notify import CATALOG_BASE
+from interlude.topology.model import OfferingSpec
+
+BASE = CATALOG_BASE
+SINCE = "2026-01-01T00:00:00.000000Z"
+SCHEMA_LOCATIONS = {
+    "urn:mef:lso:spec:cantata-sonata:internet-access:v1.0.0:all":
+        "https://github.com/MEF-GIT/MEF-LSO-Sonata-SDK/blob/working-draft/schema/productSchema/ip/internetAccess/internetAccess.yaml",
+    "urn:mef:lso:spec:cantata-sonata:basic-internet-access:v1.0.0:all":
+        "https://github.com/MEF-GIT/MEF-LSO-Sonata-SDK/blob/working-draft/productSchema/ip/internetAccess/basicInternetAccess/basicInternetAccess.yaml",
+}  # fmt: skip
+
+
+def _ref(kind: str, ident: str) -> dict[str, Any]:
+    return {"id": ident, "href": f"{BASE}/{kind}/{ident}"}
+
+
+def offering_body(catalog: Catalog, o: OfferingSpec) -> dict[str, Any]:
+    """The MEF ``ProductOffering`` (list prices per tier and term included)."""
+    terms = sorted({p.term_months for p in o.prices})
+    body: dict[str, Any] = {
+        "id": o.id, "href": f"{BASE}/productOffering/{o.id}", "name": o.name,
+        "description": o.description or o.name, "lastUpdate": SINCE, "lifecycleStatus": o.lifecycle,
+        "statusTransition": [{"transitionDate": SINCE, "lifecycleStatus": o.lifecycle}],
+        "isBundle": False, "isSellable": True,
+        "productSpecification": _ref("productSpecification", o.specifications[0]),
+        "category": [_ref("category", CATEGORY_ID)], "channel": [], "marketSegment": [],
+        "region": [{"countryCode": c} for c in sorted({p.spec.country_code for p in catalog.places.values()})],
+        "placeRelationshipConstraint": [{"relationshipRole": "INSTALL_LOCATION", "isModifiable": False,
+                                         "minCardinality": 1, "maxCardinality": 1}],
+        "productOfferingTerm": [
+            {"name": f"{m} months", "duration": {"amount": m, "units": "calendarMonths"}, "endOfTermAction": "roll",
+             "productOfferingPrice": [
+                 {"description": f"{p.mbps} Mbit/s {kind}", "priceType": kind, **extra, "lastUpdate": SINCE,
+                  "price": {"dutyFreeAmount": {"unit": catalog.currency, "value": value}}}
+                 for p in o.prices if p.term_months == m
+                 for kind, value, extra in (("nonRecurring", p.nrc, {}),
+                                            ("recurring", p.mrc, {"recurringChargePeriod": "month"}))
+             ]}
+            for m in terms
+        ],
+    }  # fmt: skip
+    return body
+
+
+def specification_body(urn: str) -> dict[str, Any]:
+    """The MEF ``ProductSpecification`` of an accepted URN."""
+    return {
+        "id": urn, "href": f"{BASE}/productSpecification/{urn}", "name": SPEC_NAMES.get(urn, urn),
+        "description": SPEC_NAMES.get(urn, urn), "lastUpdate": SINCE, "lifecycleStatus": "published",
+        "sourceSchema": {"schemaLocation": SCHEMA_LOCATIONS.get(urn, urn)},
+    }  # fmt: skip
+
+
+def category_body(catalog: Catalog) -> dict[str, Any]:
+    """The one category, holding every offering."""
+    return {
+        "id": CATEGORY_ID, "href": f"{BASE}/category/{CATEGORY_ID}", "name": "Internet Access",
+        "description": "Wholesale Internet Access", "lastUpdate": SINCE,
+        "productOffering": [_ref("productOffering", o) for o in catalog.offerings],
+    }  # fmt: skip
+
+
+def _filtered(items: list[dict[str, Any]], q: Query, fields: dict[str, Any]) -> list[dict[str, Any]]:
+    for name, get in fields.items():
+        value = q.text(name)
+        if value is not None:
+            items = [b for b in items if value in get(b)]
+    return items
+
+
+async def list_offerings(request: web.Request) -> web.StreamResponse:
+    fields = {
+        "name": lambda b: [b["name"]], "lifecycleStatus": lambda b: [b["lifecycleStatus"]],
+        "productSpecification.id": lambda b: [b["productSpecification"]["id"]],
+        "category.id": lambda b: [c["id"] for c in b["category"]], "isBundle": lambda b: [str(b["isBundle"]).lower()],
+        "isSellable": lambda b: [str(b["isSellable"]).lower()],
+        "region.countryCode": lambda b: [r["countryCode"] for r in b["region"]],
+    }  # fmt: skip
+    q = Query(request, [*fields, "agreement", "channel", "marketSegment", "lastUpdate.gt", "lastUpdate.lt", *TENANCY])
+    catalog = sonata(request).catalog
+    items = _filtered([offering_body(catalog, o) for o in catalog.offerings.values()], q, fields)
+    offset, limit, throttled = q.page()
+    return page_response(items[offset : offset + limit], len(items), offset, throttled)
+
+
+async def get_offering(request: web.Request) -> web.StreamResponse:
+    catalog = sonata(request).catalog
+    offering = catalog.offering(request.match_info["id"])
+    if offering is None:
+        raise NotFoundError(f"no product offering {request.match_info['id']!r}")
+    return json_response(offering_body(catalog, offering))
+
+
+async def list_specifications(request: web.Request) -> web.StreamResponse:
+    fields = {"name": lambda b: [b["name"]], "lifecycleStatus": lambda b: [b["lifecycleStatus"]]}
+    q = Query(request, [*fields, "agreement", "lastUpdate.gt", "lastUpdate.lt", *TENANCY])
+    items = _filtered([specification_body(u) for u in sonata(request).catalog.specifications()], q, fields)
+    offset, limit, throttled = q.page()
+    return page_response(items[offset : offset + limit], len(items), offset, throttled)
+
+
+async def get_specification(request: web.Request) -> web.StreamResponse:
+    urn = request.match_info["id"]
+    if urn not in sonata(request).catalog.specifications():
+        raise NotFoundError(f"no product specification {urn!r}")
+    return json_response(specification_body(urn))
+
+
+async def list_categories(request: web.Request) -> web.StreamResponse:
+    q = Query(request, ["parentCategory.id", "lastUpdate.gt", "lastUpdate.lt", *TENANCY])
+    catalog = sonata(request).catalog
+    items = [] if q.text("parentCategory.id") is not None or not catalog.offerings else [category_body(catalog)]
+    offset, limit, throttled = q.page()
+    return page_response(items[offset : offset + limit], len(items), offset, throttled)
+
+
+async def get_category(request: web.Request) -> web.StreamResponse:
+    catalog = sonata(request).catalog
+    if request.match_info["id"] != CATEGORY_ID or not catalog.offerings:
+        raise NotFoundError(f"no category {request.match_info['id']!r}")
+    return json_response(category_body(catalog))
+
+
+async def hub_not_offered(_: web.Request) -> web.StreamResponse:
+    return not_implemented("catalog notification")
+
+
+def routes() -> list[web.RouteDef]:
+    """Product Catalog v4 routes."""
+    return [
+        web.get(f"{BASE}/category", list_categories, name=operation(BASE, "listCategory")),
+        web.get(f"{BASE}/category/{{id}}", get_category, name=operation(BASE, "retrieveCategory")),
+        web.get(f"{BASE}/productOffering", list_offerings, name=operation(BASE, "listProductOffering")),
+        web.get(f"{BASE}/productOffering/{{id}}", get_offering, name=operation(BASE, "retrieveProductOffering")),
+        web.get(f"{BASE}/productSpecification", list_specifications, name=operation(BASE, "listProductSpecification")),
+        web.get(f"{BASE}/productSpecification/{{id}}", get_specification,
+                name=operation(BASE, "retrieveProductSpecification")),
+        web.post(f"{BASE}/hub", hub_not_offered, name=operation(BASE, "registerListener")),
+        web.get(f"{BASE}/hub/{{id}}", hub_not_offered, name=operation(BASE, "retrieveHub")),
+        web.delete(f"{BASE}/hub/{{id}}", hub_not_offered, name=operation(BASE, "unregisterListener")),
+    ]  # fmt: skip

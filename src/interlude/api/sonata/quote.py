@@ -1,0 +1,61 @@
+"""Quote Management v10: create (priced from the price book), list, retrieve, cancel, decline, hub."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from interlude.api.common import Query, hub_routes, json_response, operation, read_json
+from interlude.api.sonata.common import TENANCY, buyer, creating_buyer, listed, sonata
+from interlude.errors import RequestError
+from interlude.service.sonata.notify import QUOTE_BASE, SONATA_QUOTE
+
+BASE = QUOTE_BASE
+
+
+async def _body(request: web.Request) -> dict[str, object]:
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise RequestError(400, "invalidBody", "the body must be a JSON object")
+    return body
+
+
+async def create(request: web.Request) -> web.StreamResponse:
+    Query(request, TENANCY)
+    who = creating_buyer(request)
+    quote = await sonata(request).create_quote(await _body(request), who)
+    return json_response(quote, status=201, headers={"Location": quote["href"]})
+
+
+async def find(request: web.Request) -> web.StreamResponse:
+    return await listed(request, ["state", "quoteLevel", "externalId", "projectId"], sonata(request).list_quotes,
+                        ["quoteDate", "requestedQuoteCompletionDate", "expectedQuoteCompletionDate",
+                         "effectiveQuoteCompletionDate"])  # fmt: skip
+
+
+async def get(request: web.Request) -> web.StreamResponse:
+    Query(request, TENANCY)
+    return json_response(await sonata(request).get_quote(request.match_info["id"], buyer(request)))
+
+
+async def cancel(request: web.Request) -> web.StreamResponse:
+    Query(request, TENANCY)
+    await sonata(request).end_quote(await _body(request), buyer(request), "cancelled")
+    return web.Response(status=200)
+
+
+async def decline(request: web.Request) -> web.StreamResponse:
+    Query(request, TENANCY)
+    await sonata(request).end_quote(await _body(request), buyer(request), "declined")
+    return web.Response(status=200)
+
+
+def routes() -> list[web.RouteDef]:
+    """Quote Management v10 routes."""
+    return [
+        web.post(f"{BASE}/quote", create, name=operation(BASE, "createQuote")),
+        web.get(f"{BASE}/quote", find, name=operation(BASE, "listQuote")),
+        web.get(f"{BASE}/quote/{{id}}", get, name=operation(BASE, "retrieveQuote")),
+        web.post(f"{BASE}/cancelQuote", cancel, name=operation(BASE, "cancelQuote")),
+        web.post(f"{BASE}/declineQuote", decline, name=operation(BASE, "declineQuote")),
+        *hub_routes(BASE, SONATA_QUOTE),
+    ]
