@@ -106,7 +106,7 @@ def quote_body(
     item: dict[str, Any] = {
         "id": "1", "action": act, "product": product,
         "requestedQuoteItemTerm": {"name": f"{term_months} months", "endOfTermAction": "roll",
-                                   "duration": {"amount": term_months, "units": "calendarMonths"}},
+                                   "duration": {"amount": term_months, "units": "months"}},
     }  # fmt: skip
     if poq_id is not None:
         item["productOfferingQualificationItem"] = {"productOfferingQualificationId": poq_id, "id": "1"}
@@ -297,6 +297,5 @@ class SonataBuyer:
         flow.order = await self.wait_order(order["id"], timeout)
         flow.seconds["order"] = time.perf_counter() - t0
         if flow.order["state"] == "completed":
-            product_id = flow.order["productOrderItem"][0]["product"]["id"]
-            flow.product = await self.product(product_id)
+            flow.product = (await self.products(productOrderId=flow.order["id"]))[0]
         return flow

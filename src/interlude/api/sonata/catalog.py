@@ -19,6 +19,7 @@ from interlude.topology.model import OfferingSpec
 
 BASE = CATALOG_BASE
 SINCE = "2026-01-01T00:00:00.000000Z"
+MONTH = {"amount": 1, "units": "months"}
 SCHEMA_LOCATIONS = {
     "urn:mef:lso:spec:cantata-sonata:internet-access:v1.0.0:all":
         "https://github.com/MEF-GIT/MEF-LSO-Sonata-SDK/blob/working-draft/schema/productSchema/ip/internetAccess/internetAccess.yaml",
@@ -45,13 +46,13 @@ def offering_body(catalog: Catalog, o: OfferingSpec) -> dict[str, Any]:
         "placeRelationshipConstraint": [{"relationshipRole": "INSTALL_LOCATION", "isModifiable": False,
                                          "minCardinality": 1, "maxCardinality": 1}],
         "productOfferingTerm": [
-            {"name": f"{m} months", "duration": {"amount": m, "units": "calendarMonths"}, "endOfTermAction": "roll",
+            {"name": f"{m} months", "duration": {"amount": m, "units": "months"}, "endOfTermAction": "roll",
              "productOfferingPrice": [
-                 {"description": f"{p.mbps} Mbit/s {kind}", "priceType": kind, **extra, "lastUpdate": SINCE,
+                 {"description": f"{p.mbps} Mbit/s {kind}", "priceType": kind, **extra, "lastUpdate": SINCE, "validFor": {"startDateTime": SINCE},
                   "price": {"dutyFreeAmount": {"unit": catalog.currency, "value": value}}}
                  for p in o.prices if p.term_months == m
                  for kind, value, extra in (("nonRecurring", p.nrc, {}),
-                                            ("recurring", p.mrc, {"recurringChargePeriod": "month"}))
+                                            ("recurring", p.mrc, {"recurringChargePeriod": MONTH}))
              ]}
             for m in terms
         ],

@@ -19,6 +19,11 @@ async def _body(request: web.Request) -> dict[str, object]:
     return body
 
 
+def _operation_data(body: dict[str, object]) -> dict[str, object]:
+    """The ``QuoteOperationData`` echoed by cancel and decline."""
+    return {k: body[k] for k in ("quoteId", "reason") if k in body}
+
+
 async def create(request: web.Request) -> web.StreamResponse:
     Query(request, TENANCY)
     who = creating_buyer(request)
@@ -39,14 +44,16 @@ async def get(request: web.Request) -> web.StreamResponse:
 
 async def cancel(request: web.Request) -> web.StreamResponse:
     Query(request, TENANCY)
-    await sonata(request).end_quote(await _body(request), buyer(request), "cancelled")
-    return web.Response(status=200)
+    body = await _body(request)
+    await sonata(request).end_quote(body, buyer(request), "cancelled")
+    return json_response(_operation_data(body))
 
 
 async def decline(request: web.Request) -> web.StreamResponse:
     Query(request, TENANCY)
-    await sonata(request).end_quote(await _body(request), buyer(request), "declined")
-    return web.Response(status=200)
+    body = await _body(request)
+    await sonata(request).end_quote(body, buyer(request), "declined")
+    return json_response(_operation_data(body))
 
 
 def routes() -> list[web.RouteDef]:

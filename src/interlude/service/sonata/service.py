@@ -460,7 +460,7 @@ class SonataService:
                 out["terminationError"] = [{"code": "otherIssue", "value": reason[:255]}]
             term = item.get("requestedQuoteItemTerm")
             if isinstance(term, Mapping):
-                out["quoteItemTerm"] = copy.deepcopy(dict(term))
+                out["quoteItemTerm"] = [copy.deepcopy(dict(term))]
             orderable = orderable or state == "ok"
         offering_days = min((o.quote_valid_days for o in self.catalog.offerings.values()), default=30)
         quote["state"] = item_state if orderable else "unableToProvide"
@@ -511,7 +511,7 @@ class SonataService:
         def money(value: float) -> dict[str, Any]:
             return {"dutyFreeAmount": {"unit": self.catalog.currency, "value": value}}
 
-        prices = [{"name": "Monthly charge", "priceType": "recurring", "recurringChargePeriod": "month",
+        prices = [{"name": "Monthly charge", "priceType": "recurring", "recurringChargePeriod": {"amount": 1, "units": "months"},
                    "price": money(price.mrc)}]  # fmt: skip
         if item["action"] == "add":
             prices.insert(0, {"name": "Installation", "priceType": "nonRecurring", "price": money(price.nrc)})
@@ -718,7 +718,6 @@ class SonataService:
             if ok:
                 item["completionDate"] = now
                 item["milestone"] = [{"name": "serviceActivated", "date": now}]
-                item["product"]["id"] = product_id
             else:
                 item["terminationError"] = [{"code": "otherIssue", "value": (reason or "failed")[:255]}]
             events = [("productOrderItemStateChangeEvent", {"id": order_id, "orderItemId": item["id"], "state": state})]
@@ -874,12 +873,15 @@ class SonataService:
         if errors:
             raise ValidationErrors(errors)
         ref = _object(body["productOrder"], "/productOrder")
-        doc = await self.store.get_document(ORDER, str(ref.get("id", "")))
+        doc = await self.store.get_document(ORDER, str(ref.get("productOrderId", "")))
         if doc is None or (buyer is not None and doc.buyer != buyer):
-            raise ValidationErrors([ValidationError("no such product order", "/productOrder/id", "referenceNotFound")])
+            raise ValidationErrors([ValidationError("no such product order", "/productOrder/productOrderId",
+                                                    "referenceNotFound")])  # fmt: skip
         now = _now()
         order = copy.deepcopy(doc.body["resource"])
-        cancel: dict[str, Any] = {**copy.deepcopy(dict(body)), "id": uuid.uuid4().hex}
+        # The list form requires a reason type; a buyer that gives none is taken to cancel for commercial reasons.
+        cancel: dict[str, Any] = {"cancellationReasonType": "commercial", **copy.deepcopy(dict(body)),
+                                  "id": uuid.uuid4().hex}  # fmt: skip
         cancel["href"] = f"{ORDER_BASE}/cancelProductOrder/{cancel['id']}"
         order_events: list[tuple[str, dict[str, Any]]] = []
         if order["state"] == "acknowledged":
@@ -896,6 +898,7 @@ class SonataService:
                                  {"id": order["id"], "href": order["href"], "state": "cancelled"}))  # fmt: skip
         else:
             cancel["state"] = "done.declined"
+            cancel["cancellationDeniedReason"] = f"the order is {order['state']}: delivery has begun"
         events = [*order_events, ("cancelProductOrderStateChangeEvent",
                                   {"id": cancel["id"], "href": cancel["href"], "state": cancel["state"]})]  # fmt: skip
         async with self.store.transaction() as tx:
@@ -953,7 +956,7 @@ def _months(duration: Any) -> int | None:
     units = str(duration.get("units", ""))
     if not isinstance(amount, int):
         return None
-    return amount * 12 if units.startswith("calendarYear") else amount if units.startswith("calendarMonth") else None
+    return amount * 12 if units == "years" else amount if units == "months" else None
 
 
 def _matcher(filters: Mapping[str, str]) -> Callable[[dict[str, Any]], bool]:
