@@ -168,8 +168,8 @@ async def _interactions(rec: Recorder) -> None:
     await c("GET", f"{QUOTE}/quote", params={"state": "cancelled"}, headers=ALPHA)
     await c("GET", f"{QUOTE}/quote/{quote['id']}", headers=ALPHA)
     # Orders: add, PATCH, cancellation (declined: delivery began), modify, delete.
-    _, order = await c("POST", f"{ORDER}/productOrder", json=order_body(OFFERING, MAIN_ID, 100,
-                                                                       quote=(quote["id"], "1")), headers=ALPHA)  # fmt: skip
+    first = order_body(OFFERING, MAIN_ID, 100, quote=(quote["id"], "1"))
+    _, order = await c("POST", f"{ORDER}/productOrder", json=first, headers=ALPHA)
     done = await wait_order_done(rec.client, order["id"], ALPHA)
     assert done["state"] == "completed"
     _, products = await c("GET", f"{INVENTORY}/product", params={"productOrderId": order["id"]}, headers=ALPHA)
@@ -179,8 +179,9 @@ async def _interactions(rec: Recorder) -> None:
             "author": "buyer", "date": "2026-12-01T00:00:00Z", "source": "buyer", "text": "hello"}]},
             headers=ALPHA)  # fmt: skip
     await c("PATCH", f"{ORDER}/productOrder/{order['id']}", json={"state": "completed"}, headers=ALPHA)
-    _, cancel = await c("POST", f"{ORDER}/cancelProductOrder", json={"productOrder": {"productOrderId": order["id"]},
-                        "relatedContactInformation": order["relatedContactInformation"][:1]}, headers=ALPHA)  # fmt: skip
+    cancel_req = {"productOrder": {"productOrderId": order["id"]},
+                  "relatedContactInformation": order["relatedContactInformation"][:1]}  # fmt: skip
+    _, cancel = await c("POST", f"{ORDER}/cancelProductOrder", json=cancel_req, headers=ALPHA)
     await c("GET", f"{ORDER}/cancelProductOrder/{cancel['id']}", headers=ALPHA)
     await c("GET", f"{ORDER}/cancelProductOrder", headers=ALPHA)
     await c("GET", f"{ORDER}/productOrder", params={"externalId": "po-7"}, headers=ALPHA)

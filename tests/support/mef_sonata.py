@@ -48,7 +48,9 @@ def sonata_root() -> Path:
     """The Sonata definitions folder, or skip saying how to provide it."""
     root = mef_sdk_dir() / SONATA
     if not root.is_dir():
-        pytest.skip(f"MEF Sonata definitions not found at {root} (set INTERLUDE_MEF_SDK to the folder holding {SONATA}/)")
+        pytest.skip(
+            f"MEF Sonata definitions not found at {root} (set INTERLUDE_MEF_SDK to the folder holding {SONATA}/)"
+        )
     return root
 
 

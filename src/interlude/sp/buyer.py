@@ -47,7 +47,9 @@ BUYER_CONTACT = {"name": "SD-WAN provisioning", "emailAddress": "noc@buyer.examp
 PLACE_ROLE = "INSTALL_LOCATION"
 
 
-def ia_configuration(mbps: float, *, routing: str = "STATIC", variant: str = "DEDICATED_WITHOUT_ROUTER") -> dict[str, Any]:
+def ia_configuration(
+    mbps: float, *, routing: str = "STATIC", variant: str = "DEDICATED_WITHOUT_ROUTER"
+) -> dict[str, Any]:
     """A W139.1 Internet Access ``productConfiguration`` of ``mbps`` Mbit/s, symmetric."""
     rate = {"irValue": mbps, "irUnits": "MBPS"}
     return {

@@ -45,19 +45,23 @@ def offering_body(catalog: Catalog, o: OfferingSpec) -> dict[str, Any]:
         "region": [{"countryCode": c} for c in sorted({p.spec.country_code for p in catalog.places.values()})],
         "placeRelationshipConstraint": [{"relationshipRole": "INSTALL_LOCATION", "isModifiable": False,
                                          "minCardinality": 1, "maxCardinality": 1}],
-        "productOfferingTerm": [
-            {"name": f"{m} months", "duration": {"amount": m, "units": "months"}, "endOfTermAction": "roll",
-             "productOfferingPrice": [
-                 {"description": f"{p.mbps} Mbit/s {kind}", "priceType": kind, **extra, "lastUpdate": SINCE, "validFor": {"startDateTime": SINCE},
-                  "price": {"dutyFreeAmount": {"unit": catalog.currency, "value": value}}}
-                 for p in o.prices if p.term_months == m
-                 for kind, value, extra in (("nonRecurring", p.nrc, {}),
-                                            ("recurring", p.mrc, {"recurringChargePeriod": MONTH}))
-             ]}
-            for m in terms
-        ],
+        "productOfferingTerm": [_term(catalog, o, m) for m in terms],
     }  # fmt: skip
     return body
+
+
+def _term(catalog: Catalog, o: OfferingSpec, months: int) -> dict[str, Any]:
+    """One term of an offering with the list prices (installation and monthly) of every tier."""
+    prices = []
+    for p in (p for p in o.prices if p.term_months == months):
+        for kind, value, extra in (("nonRecurring", p.nrc, {}), ("recurring", p.mrc, {"recurringChargePeriod": MONTH})):
+            prices.append({
+                "description": f"{p.mbps} Mbit/s {kind}", "priceType": kind, **extra, "lastUpdate": SINCE,
+                "validFor": {"startDateTime": SINCE},
+                "price": {"dutyFreeAmount": {"unit": catalog.currency, "value": value}},
+            })  # fmt: skip
+    return {"name": f"{months} months", "duration": {"amount": months, "units": "months"}, "endOfTermAction": "roll",
+            "productOfferingPrice": prices}  # fmt: skip
 
 
 def specification_body(urn: str) -> dict[str, Any]:

@@ -482,8 +482,15 @@ class SonataService:
         path = f"{base}/productOfferingQualificationItem"
         doc = await self.store.get_document(POQ, str(ref.get("productOfferingQualificationId", "")))
         if doc is None or doc.buyer != buyer:
-            raise ValidationErrors([ValidationError("no such productOfferingQualification",
-                                                    f"{path}/productOfferingQualificationId", "referenceNotFound")])
+            raise ValidationErrors(
+                [
+                    ValidationError(
+                        "no such productOfferingQualification",
+                        f"{path}/productOfferingQualificationId",
+                        "referenceNotFound",
+                    )
+                ]
+            )
         poq_items = {it["id"]: it for it in doc.body["resource"]["productOfferingQualificationItem"]}
         if ref.get("id") not in poq_items:
             raise ValidationErrors([ValidationError("no such item in the productOfferingQualification",
@@ -511,7 +518,8 @@ class SonataService:
         def money(value: float) -> dict[str, Any]:
             return {"dutyFreeAmount": {"unit": self.catalog.currency, "value": value}}
 
-        prices = [{"name": "Monthly charge", "priceType": "recurring", "recurringChargePeriod": {"amount": 1, "units": "months"},
+        month = {"amount": 1, "units": "months"}
+        prices = [{"name": "Monthly charge", "priceType": "recurring", "recurringChargePeriod": month,
                    "price": money(price.mrc)}]  # fmt: skip
         if item["action"] == "add":
             prices.insert(0, {"name": "Installation", "priceType": "nonRecurring", "price": money(price.nrc)})
@@ -631,8 +639,15 @@ class SonataService:
             offering_id = (product.get("productOffering") or {}).get("id")
             offering = self.catalog.offering(offering_id)
             if offering is None:
-                raise ValidationErrors([ValidationError(f"unknown product offering {offering_id!r}",
-                                                        f"{base}/product/productOffering/id", "referenceNotFound")])
+                raise ValidationErrors(
+                    [
+                        ValidationError(
+                            f"unknown product offering {offering_id!r}",
+                            f"{base}/product/productOffering/id",
+                            "referenceNotFound",
+                        )
+                    ]
+                )
         assert offering is not None
         problem = self._offering_problem(offering, config, bps)
         if problem is not None:
@@ -745,7 +760,11 @@ class SonataService:
                 product_doc = self._new_product(product_id, order_id, item, plan, place)
                 offering = self.catalog.offering(plan["offering"])
                 await self.provisioner.add(
-                    product_id, buyer, place, int(plan["bps"]), offering.policy if offering else None,
+                    product_id,
+                    buyer,
+                    place,
+                    int(plan["bps"]),
+                    offering.policy if offering else None,
                     lambda tx: commit(tx, True, None),
                 )
             elif plan["action"] == "modify":
@@ -770,15 +789,32 @@ class SonataService:
         product = item["product"]
         role = next((p.get("role") for p in product.get("place") or [] if isinstance(p, Mapping)), "INSTALL_LOCATION")
         return {
-            "id": product_id, "href": f"{INVENTORY_BASE}/product/{product_id}", "status": "active",
-            "statusChange": [{"status": "active", "changeDate": now}], "startDate": now, "lastUpdateDate": now,
+            "id": product_id,
+            "href": f"{INVENTORY_BASE}/product/{product_id}",
+            "status": "active",
+            "statusChange": [{"status": "active", "changeDate": now}],
+            "startDate": now,
+            "lastUpdateDate": now,
             "productConfiguration": copy.deepcopy(product["productConfiguration"]),
             "productOffering": {"id": plan["offering"]},
             "productSpecification": {"id": product["productConfiguration"]["@type"]},
-            "place": [{"role": role, "place": {"@type": "GeographicAddressRef", "id": place.id,
-                                               "href": f"{ADDRESS_BASE}/geographicAddress/{place.id}"}}],
-            "productOrderItem": [{"productOrderId": order_id, "productOrderItemId": item["id"],
-                                  "productOrderHref": f"{ORDER_BASE}/productOrder/{order_id}"}],
+            "place": [
+                {
+                    "role": role,
+                    "place": {
+                        "@type": "GeographicAddressRef",
+                        "id": place.id,
+                        "href": f"{ADDRESS_BASE}/geographicAddress/{place.id}",
+                    },
+                }
+            ],
+            "productOrderItem": [
+                {
+                    "productOrderId": order_id,
+                    "productOrderItemId": item["id"],
+                    "productOrderHref": f"{ORDER_BASE}/productOrder/{order_id}",
+                }
+            ],
             "productRelationship": [],
         }
 
