@@ -229,7 +229,7 @@ class SonataBuyer:
         order: dict[str, Any] = await self.call("POST", f"{ORDER}/productOrder", body)
         return order
 
-    async def wait_order(self, order_id: str, timeout: float = 30.0, interval: float = 0.02) -> dict[str, Any]:
+    async def wait_order(self, order_id: str, timeout: float = 30.0, interval: float = 0.01) -> dict[str, Any]:
         """Poll an order until it is final."""
         deadline = time.monotonic() + timeout
         while True:

@@ -52,6 +52,11 @@ def accepted_schema() -> dict[str, Any]:
     return schema
 
 
+@cache
+def _accepted_validator() -> jsonschema.Draft7Validator:
+    return jsonschema.Draft7Validator(accepted_schema())
+
+
 def _pointer(base: str, path: Sequence[Any]) -> str:
     parts = [str(p).replace("~", "~0").replace("/", "~1") for p in path]
     return base + ("/" + "/".join(parts) if parts else "")
@@ -74,7 +79,7 @@ def check_configuration(config: Any, base_path: str) -> list[ValidationError]:
         return [ValidationError(f"@type {urn!r} is not a product specification this partner sells; use "
                                 f"{sorted(SPEC_NAMES)}", f"{base_path}/@type", "invalidValue")]  # fmt: skip
     errors: list[ValidationError] = []
-    validator = jsonschema.Draft7Validator(accepted_schema())
+    validator = _accepted_validator()
     for err in sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path)):
         code = {"required": "missingProperty", "type": "invalidFormat"}.get(str(err.validator), "invalidValue")
         path = list(err.absolute_path)
