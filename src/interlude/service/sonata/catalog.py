@@ -91,16 +91,36 @@ def check_configuration(config: Any, base_path: str) -> list[ValidationError]:
     return errors
 
 
+def _rate_bps(rate: Any) -> int | None:
+    if isinstance(rate, Mapping) and isinstance(rate.get("irValue"), int | float):
+        return int(rate["irValue"] * UNITS_BPS.get(str(rate.get("irUnits")), 1))
+    return None
+
+
+def _basic_bps(config: Mapping[str, Any]) -> int | None:
+    """MEF 139 Basic IA: the CIR of the IP UNI's (else the IPVC end point's) ingress envelope."""
+    ipvc = config.get("ipvc")
+    end_point = ipvc.get("ipvcEndPoint") if isinstance(ipvc, Mapping) else None
+    for holder in (config.get("ipUni"), end_point):
+        envelopes = holder.get("ingressBandwidthProfileEnvelope") if isinstance(holder, Mapping) else None
+        if isinstance(envelopes, list) and envelopes and isinstance(envelopes[0], Mapping):
+            bps = _rate_bps(envelopes[0].get("cir"))
+            if bps is not None:
+                return bps
+    return None
+
+
 def requested_bps(config: Mapping[str, Any]) -> int | None:
-    """The ordered bandwidth in bit/s (the larger direction of a W139.1 ``bandwidth``; None if absent)."""
+    """The ordered bandwidth in bit/s (None if absent).
+
+    W139.1: the larger direction of ``bandwidth``; MEF 139 Basic IA: the CIR of the ingress envelope.
+    """
+    if config.get("@type") == MEF139_BASIC_IA_URN:
+        return _basic_bps(config)
     bandwidth = config.get("bandwidth")
     if not isinstance(bandwidth, Mapping):
         return None
-    rates = []
-    for direction in ("downstream", "upstream"):
-        rate = bandwidth.get(direction)
-        if isinstance(rate, Mapping) and isinstance(rate.get("irValue"), int | float):
-            rates.append(int(rate["irValue"] * UNITS_BPS.get(str(rate.get("irUnits")), 1)))
+    rates = [bps for d in ("downstream", "upstream") if (bps := _rate_bps(bandwidth.get(d))) is not None]
     return max(rates) if rates else None
 
 
