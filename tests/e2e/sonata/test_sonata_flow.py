@@ -242,3 +242,39 @@ async def test_restart_resumes_an_acknowledged_order(tmp_path: Path) -> None:
 
 async def _no_jobs() -> None:
     """A job runner that never starts: the process 'crashes' before running the order."""
+
+
+async def test_background_quote_expiry_and_cancelling_an_order_not_yet_begun(tmp_path: Path) -> None:
+    runtime = Runtime(load_topology(bundled_topology_path()), tmp_path / "q.db", options=fast_options())
+    async with TestClient(TestServer(create_app(runtime))) as client, SpListener() as sp:
+        await sp.register(str(client.make_url(QUOTE)), buyer="sp-alpha")
+        body = quote_body(OFFERING, MAIN_ID, 100)
+        body["instantSyncQuote"] = False
+        quote = await (await client.post(f"{QUOTE}/quote", json=body, headers=ALPHA)).json()
+        assert quote["state"] == "acknowledged" and "quoteItemPrice" not in quote["quoteItem"][0]
+        await sp.wait_for(lambda e: e.body["event"].get("state") == "approved.orderable", count=2)
+        priced = await (await client.get(f"{QUOTE}/quote/{quote['id']}", headers=ALPHA)).json()
+        assert [p["price"]["dutyFreeAmount"]["value"] for p in priced["quoteItem"][0]["quoteItemPrice"]] == [750, 400]
+        # Past validFor: read as expired, and an order referencing it is refused.
+        doc = await runtime.store.get_document("sonata.quote", quote["id"])
+        assert doc is not None
+        doc.body["resource"]["validFor"]["endDateTime"] = "2020-01-01T00:00:00.000000Z"
+        async with runtime.store.transaction() as tx:
+            await tx.put_document(doc)
+        assert (await (await client.get(f"{QUOTE}/quote/{quote['id']}", headers=ALPHA)).json())["state"] == "expired"
+        resp = await client.post(f"{ORDER}/productOrder", json=order_body(OFFERING, MAIN_ID, 100,
+                                 quote=(quote["id"], "1")), headers=ALPHA)  # fmt: skip
+        assert resp.status == 422 and "expired" in (await resp.json())[0]["reason"]
+        # An order the job runner has not begun can be cancelled; nothing is provisioned.
+        await runtime.jobs.stop()
+        fresh = await (await client.post(f"{QUOTE}/quote", json=quote_body(OFFERING, MAIN_ID, 100),
+                                         headers=ALPHA)).json()  # fmt: skip
+        order = await (await client.post(f"{ORDER}/productOrder", json=order_body(OFFERING, MAIN_ID, 100,
+                                         quote=(fresh["id"], "1")), headers=ALPHA)).json()  # fmt: skip
+        cancel = {"productOrder": {"productOrderId": order["id"]}, "cancellationReason": "changed our mind",
+                  "relatedContactInformation": order["relatedContactInformation"][:1]}  # fmt: skip
+        resp = await client.post(f"{ORDER}/cancelProductOrder", json=cancel, headers=ALPHA)
+        assert resp.status == 201 and (await resp.json())["state"] == "done"
+        now = await (await client.get(f"{ORDER}/productOrder/{order['id']}", headers=ALPHA)).json()
+        assert now["state"] == "cancelled" and now["productOrderItem"][0]["state"] == "cancelled"
+        assert not [s for s in runtime.inventory.services() if s.ports and s.ports[0].interface == "uni5"]

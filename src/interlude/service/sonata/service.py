@@ -130,6 +130,7 @@ class SonataService:
     def register(self) -> None:
         """Declare the durable job kinds (before the job runner starts)."""
         self.jobs.register(POQ, self._run_poq, max_attempts=3, retry_delay_s=1.0, on_failure=self._poq_failed)
+        self.jobs.register(QUOTE, self._run_quote, max_attempts=3, retry_delay_s=1.0, on_failure=self._quote_failed)
         self.jobs.register(ORDER, self._run_order, max_attempts=3, retry_delay_s=1.0, on_failure=self._order_failed)
 
     # Documents ---------------------------------------------------------------------------------------------
@@ -436,12 +437,10 @@ class SonataService:
             raise ValidationErrors([ValidationError("must be budgetary or firm", "/buyerRequestedQuoteLevel",
                                                     "invalidValue")])  # fmt: skip
         items = _items(body, "quoteItem")
-        firm = body["buyerRequestedQuoteLevel"] == "firm"
         now = _now()
         quote: dict[str, Any] = {**copy.deepcopy(dict(body)), "id": uuid.uuid4().hex, "quoteDate": now}
         quote["href"] = f"{QUOTE_BASE}/quote/{quote['id']}"
-        item_state = "approved.orderable" if firm else "answered"
-        orderable = False
+        quote["relatedContactInformation"] = [*body.get("relatedContactInformation", []), SELLER_CONTACT]
         for i, item in enumerate(items):
             base = f"/quoteItem/{i}"
             problems = _missing(item, ("id", "action", "product"), base)
@@ -450,29 +449,88 @@ class SonataService:
                                                 "invalidValue"))  # fmt: skip
             if problems:
                 raise ValidationErrors(problems)
-            out = quote["quoteItem"][i]
             await self._check_poq_ref(item, base, buyer)
-            state, prices, reason = await self._price_item(item, base, buyer)
+            if item["action"] != "add":
+                await self._own_product(item, base, buyer)
+            if item["action"] != "delete":
+                errors = check_configuration(item["product"].get("productConfiguration"),
+                                             f"{base}/product/productConfiguration")  # fmt: skip
+                if errors:
+                    raise ValidationErrors(errors)
+        instant = bool(body["instantSyncQuote"])
+        if instant:
+            events = await self._price_quote(quote, buyer)
+        else:
+            quote["state"] = "acknowledged"
+            quote["stateChange"] = [_state_change("acknowledged", now)]
+            for item in quote["quoteItem"]:
+                item["state"] = "acknowledged"
+                item["stateChange"] = [_state_change("acknowledged", now)]
+            events = [("quoteStateChangeEvent", {"id": quote["id"], "state": "acknowledged"})]
+        async with self.store.transaction() as tx:
+            await self._save(tx, QUOTE, quote, buyer, {"created": now}, SONATA_QUOTE, events)
+            if not instant:
+                await self.jobs.schedule(QUOTE, None, {"quote": quote["id"]}, key=quote["id"], tx=tx)
+        if not instant:
+            self.jobs.wake()
+        return quote
+
+    async def _price_quote(self, quote: dict[str, Any], buyer: str) -> list[tuple[str, dict[str, Any]]]:
+        """Price every item in place; the quote's final state and the events it implies."""
+        firm = quote["buyerRequestedQuoteLevel"] == "firm"
+        now = _now()
+        item_state = "approved.orderable" if firm else "answered"
+        orderable = False
+        events: list[tuple[str, dict[str, Any]]] = []
+        for i, out in enumerate(quote["quoteItem"]):
+            try:
+                state, prices, reason = await self._price_item(out, f"/quoteItem/{i}", buyer)
+            except ValidationErrors as exc:
+                state, prices, reason = "unableToProvide", [], "; ".join(str(e) for e in exc.errors)
             out["state"] = state if state != "ok" else item_state
-            out["stateChange"] = [_state_change(out["state"], now)]
+            out.setdefault("stateChange", []).append(_state_change(out["state"], now))
             out["quoteItemPrice"] = prices
             if reason:
                 out["terminationError"] = [{"code": "otherIssue", "value": reason[:255]}]
-            term = item.get("requestedQuoteItemTerm")
+            term = out.get("requestedQuoteItemTerm")
             if isinstance(term, Mapping):
                 out["quoteItemTerm"] = [copy.deepcopy(dict(term))]
             orderable = orderable or state == "ok"
+            events.append(("quoteItemStateChangeEvent", {"id": quote["id"], "quoteItemId": out["id"],
+                                                         "state": out["state"]}))  # fmt: skip
         offering_days = min((o.quote_valid_days for o in self.catalog.offerings.values()), default=30)
         quote["state"] = item_state if orderable else "unableToProvide"
-        quote["stateChange"] = [_state_change(quote["state"], now)]
+        quote.setdefault("stateChange", []).append(_state_change(quote["state"], now))
         quote["quoteLevel"] = "firm" if firm else "budgetary"
         quote["validFor"] = {"startDateTime": now, "endDateTime": iso(utcnow() + timedelta(days=offering_days))}
         quote["effectiveQuoteCompletionDate"] = now
-        quote["relatedContactInformation"] = [*body.get("relatedContactInformation", []), SELLER_CONTACT]
-        events = [("quoteStateChangeEvent", {"id": quote["id"], "state": quote["state"]})]
+        events.append(("quoteStateChangeEvent", {"id": quote["id"], "state": quote["state"]}))
+        return events
+
+    async def _run_quote(self, ctx: JobContext) -> None:
+        doc = await self.store.get_document(QUOTE, str(ctx.item.payload["quote"]))
+        if doc is None or doc.body["resource"]["state"] != "acknowledged":
+            return
+        quote = copy.deepcopy(doc.body["resource"])
+        quote["state"] = "inProgress"
+        quote["stateChange"].append(_state_change("inProgress"))
+        events = [("quoteStateChangeEvent", {"id": quote["id"], "state": "inProgress"})]
+        events += await self._price_quote(quote, doc.buyer or "")
         async with self.store.transaction() as tx:
-            await self._save(tx, QUOTE, quote, buyer, {"created": now}, SONATA_QUOTE, events)
-        return quote
+            await self._save(tx, QUOTE, quote, doc.buyer, doc.body["internal"], SONATA_QUOTE, events)
+
+    async def _quote_failed(self, tx: Transaction, item: JobItem, error: str) -> None:
+        doc = await tx.get_document(QUOTE, str(item.payload["quote"]))
+        if doc is None or doc.body["resource"]["state"] not in ("acknowledged", "inProgress"):
+            return
+        quote = copy.deepcopy(doc.body["resource"])
+        quote["state"] = "rejected"
+        quote["stateChange"].append(_state_change("rejected"))
+        for it in quote["quoteItem"]:
+            it["state"] = "rejected"
+            it["terminationError"] = [{"code": "otherIssue", "value": error[:255]}]
+        await self._save(tx, QUOTE, quote, doc.buyer, doc.body["internal"], SONATA_QUOTE,
+                         [("quoteStateChangeEvent", {"id": quote["id"], "state": "rejected"})])  # fmt: skip
 
     async def _check_poq_ref(self, item: Mapping[str, Any], base: str, buyer: str) -> None:
         ref = item.get("productOfferingQualificationItem")
