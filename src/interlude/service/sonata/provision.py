@@ -82,9 +82,13 @@ class Provisioner:
         return None
 
     def headroom_bps(self, node: str) -> int:
-        """Uplink capacity of a PE not yet committed to live connectivity services on its UNIs."""
+        """Uplink capacity of a PE not yet committed to live connectivity services on its UNIs.
+
+        The uplink is the PE's internal ports towards the network (or, on a PE that is its own internet edge,
+        its internet ports).
+        """
         spec = self.network.topology.nodes[node]
-        uplink = sum(i.speed_mbps for i in spec.interfaces.values() if i.role == "internal") * 1_000_000
+        uplink = sum(i.speed_mbps for i in spec.interfaces.values() if i.role in ("internal", "internet")) * 1_000_000
         committed = sum(
             s.cir_bps or 0 for s in self._live() if s.kind.is_connectivity and self.network.uni_port(s).node == node
         )
