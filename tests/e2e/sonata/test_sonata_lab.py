@@ -32,8 +32,9 @@ from interlude.app.web import create_app
 from interlude.lab.builder import Lab
 from interlude.sp.buyer import INVENTORY, ORDER, QUOTE, order_body, quote_body
 from interlude.topology.model import NodeSpec
-from tests.support.lab import lab_unavailable, require_binaries, require_netns
-from tests.support.labkit import addr, leftovers, make_lab, nsexec
+from tests.support.bundle import lab_up
+from tests.support.lab import require_binaries, require_netns
+from tests.support.labkit import addr, make_lab, nsexec
 from tests.support.partner import ALPHA, runtime_of
 from tests.support.sonata import wait_order_done
 
@@ -50,16 +51,7 @@ MEASURED: dict[str, float] = {}
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     require_netns()
     require_binaries("iperf3", "ping")
-    built = make_lab(yaml.safe_load(BUNDLE.read_text()), tmp_path_factory.mktemp("ia-lab"))
-    try:
-        built.up()
-    except Exception as exc:
-        lab_unavailable(f"the internet-access lab did not come up: {exc}")
-    try:
-        yield built
-    finally:
-        built.down()
-        assert leftovers(built.pfx) == []
+    yield from lab_up(make_lab(yaml.safe_load(BUNDLE.read_text()), tmp_path_factory.mktemp("ia-lab")))
 
 
 @pytest.fixture

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from interlude.api.common import Query, json_response, operation, read_json
-from interlude.api.sonata.common import TENANCY, buyer, not_implemented, sonata
-from interlude.errors import RequestError
+from interlude.api.common import Query, json_response, operation
+from interlude.api.sonata.common import TENANCY, buyer, json_object, not_implemented, sonata
 from interlude.service.sonata.notify import ADDRESS_BASE
 
 BASE = ADDRESS_BASE
@@ -19,9 +18,7 @@ BASE = ADDRESS_BASE
 async def validate(request: web.Request) -> web.StreamResponse:
     Query(request, TENANCY)
     buyer(request)
-    body = await read_json(request)
-    if not isinstance(body, dict):
-        raise RequestError(400, "invalidBody", "the body must be a JSON object")
+    body = await json_object(request)
     return json_response(sonata(request).validate_address(body))
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from interlude.api.common import RUNTIME, Query, buyer_of, error_body, json_response, page_response
+from interlude.api.common import RUNTIME, Query, buyer_of, error_body, json_response, page_response, read_json
 from interlude.errors import RequestError
 from interlude.service.sonata.service import SonataService
 
@@ -43,6 +43,14 @@ def creating_buyer(request: web.Request) -> str:
     if who is None:
         raise RequestError(400, "missingQueryParameter", "name the buyer: a buyer's token or header, or 'buyerId'")
     return who
+
+
+async def json_object(request: web.Request) -> dict[str, Any]:
+    """The request body, which must be a JSON object (400 ``invalidBody`` otherwise)."""
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise RequestError(400, "invalidBody", "the body must be a JSON object")
+    return body
 
 
 def not_implemented(what: str) -> web.Response:

@@ -8,25 +8,18 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from interlude.api.common import Query, hub_routes, json_response, operation, page_response, read_json
-from interlude.api.sonata.common import TENANCY, buyer, creating_buyer, listed, not_implemented, sonata
-from interlude.errors import NotFoundError, RequestError
+from interlude.api.common import Query, hub_routes, json_response, operation, page_response
+from interlude.api.sonata.common import TENANCY, buyer, creating_buyer, json_object, listed, not_implemented, sonata
+from interlude.errors import NotFoundError
 from interlude.service.sonata.notify import ORDER_BASE, SONATA_ORDER
 
 BASE = ORDER_BASE
 
 
-async def _body(request: web.Request) -> dict[str, object]:
-    body = await read_json(request)
-    if not isinstance(body, dict):
-        raise RequestError(400, "invalidBody", "the body must be a JSON object")
-    return body
-
-
 async def create(request: web.Request) -> web.StreamResponse:
     Query(request, TENANCY)
     who = creating_buyer(request)
-    order = await sonata(request).create_order(await _body(request), who)
+    order = await sonata(request).create_order(await json_object(request), who)
     return json_response(order, status=201, headers={"Location": order["href"]})
 
 
@@ -42,13 +35,13 @@ async def get(request: web.Request) -> web.StreamResponse:
 
 async def patch(request: web.Request) -> web.StreamResponse:
     Query(request, TENANCY)
-    body = await _body(request)
+    body = await json_object(request)
     return json_response(await sonata(request).patch_order(request.match_info["id"], body, buyer(request)))
 
 
 async def create_cancel(request: web.Request) -> web.StreamResponse:
     Query(request, TENANCY)
-    cancel = await sonata(request).cancel_order(await _body(request), buyer(request))
+    cancel = await sonata(request).cancel_order(await json_object(request), buyer(request))
     return json_response(cancel, status=201, headers={"Location": cancel["href"]})
 
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from interlude.api.common import Query, hub_routes, json_response, operation, read_json
-from interlude.api.sonata.common import TENANCY, buyer, creating_buyer, listed, sonata
-from interlude.errors import RequestError
+from interlude.api.common import Query, hub_routes, json_response, operation
+from interlude.api.sonata.common import TENANCY, buyer, creating_buyer, json_object, listed, sonata
 from interlude.service.sonata.notify import POQ_BASE, SONATA_POQ
 
 BASE = POQ_BASE
@@ -15,9 +14,7 @@ BASE = POQ_BASE
 async def create(request: web.Request) -> web.StreamResponse:
     Query(request, TENANCY)
     who = creating_buyer(request)
-    body = await read_json(request)
-    if not isinstance(body, dict):
-        raise RequestError(400, "invalidBody", "the body must be a JSON object")
+    body = await json_object(request)
     poq = await sonata(request).create_poq(body, who)
     return json_response(poq, status=201, headers={"Location": poq["href"]})
 

@@ -4,19 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from interlude.api.common import Query, hub_routes, json_response, operation, read_json
-from interlude.api.sonata.common import TENANCY, buyer, creating_buyer, listed, sonata
-from interlude.errors import RequestError
+from interlude.api.common import Query, hub_routes, json_response, operation
+from interlude.api.sonata.common import TENANCY, buyer, creating_buyer, json_object, listed, sonata
 from interlude.service.sonata.notify import QUOTE_BASE, SONATA_QUOTE
 
 BASE = QUOTE_BASE
-
-
-async def _body(request: web.Request) -> dict[str, object]:
-    body = await read_json(request)
-    if not isinstance(body, dict):
-        raise RequestError(400, "invalidBody", "the body must be a JSON object")
-    return body
 
 
 def _operation_data(body: dict[str, object]) -> dict[str, object]:
@@ -27,7 +19,7 @@ def _operation_data(body: dict[str, object]) -> dict[str, object]:
 async def create(request: web.Request) -> web.StreamResponse:
     Query(request, TENANCY)
     who = creating_buyer(request)
-    quote = await sonata(request).create_quote(await _body(request), who)
+    quote = await sonata(request).create_quote(await json_object(request), who)
     return json_response(quote, status=201, headers={"Location": quote["href"]})
 
 
@@ -44,14 +36,14 @@ async def get(request: web.Request) -> web.StreamResponse:
 
 async def cancel(request: web.Request) -> web.StreamResponse:
     Query(request, TENANCY)
-    body = await _body(request)
+    body = await json_object(request)
     await sonata(request).end_quote(body, buyer(request), "cancelled")
     return json_response(_operation_data(body))
 
 
 async def decline(request: web.Request) -> web.StreamResponse:
     Query(request, TENANCY)
-    body = await _body(request)
+    body = await json_object(request)
     await sonata(request).end_quote(body, buyer(request), "declined")
     return json_response(_operation_data(body))
 

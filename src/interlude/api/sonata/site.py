@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from interlude.api.common import Query, json_response, operation, page_response, read_json
-from interlude.api.sonata.common import TENANCY, buyer, sonata
-from interlude.errors import NotFoundError, RequestError, ValidationError
+from interlude.api.common import Query, json_response, operation, page_response
+from interlude.api.sonata.common import TENANCY, buyer, json_object, sonata
+from interlude.errors import NotFoundError, ValidationError
 from interlude.service.sonata.notify import SITE_BASE
 
 BASE = SITE_BASE
@@ -15,9 +15,7 @@ BASE = SITE_BASE
 async def find_sites(request: web.Request) -> web.StreamResponse:
     q = Query(request, TENANCY)
     buyer(request)
-    body = await read_json(request)
-    if not isinstance(body, dict):
-        raise RequestError(400, "invalidBody", "the body must be a JSON object")
+    body = await json_object(request)
     if "place" not in body:
         raise ValidationError("'place' is a required property", "/place", "missingProperty")
     sites = sonata(request).sites(body)
