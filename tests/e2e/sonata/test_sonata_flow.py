@@ -278,3 +278,24 @@ async def test_background_quote_expiry_and_cancelling_an_order_not_yet_begun(tmp
         now = await (await client.get(f"{ORDER}/productOrder/{order['id']}", headers=ALPHA)).json()
         assert now["state"] == "cancelled" and now["productOrderItem"][0]["state"] == "cancelled"
         assert not [s for s in runtime.inventory.services() if s.ports and s.ports[0].interface == "uni5"]
+
+
+async def test_the_flow_on_postgresql_survives_a_restart(pg_dsn: str, tmp_path: Path) -> None:
+    topology = load_topology(bundled_topology_path())
+    first = Runtime(topology, pg_dsn, options=fast_options(), state_dir=tmp_path / "a")
+    async with TestClient(TestServer(create_app(first))) as client:
+        done = await buy(client, 100)
+        assert done["state"] == "completed"
+        product = await product_of(client, done, ALPHA)
+    second = Runtime(topology, pg_dsn, options=fast_options(), state_dir=tmp_path / "b")
+    async with TestClient(TestServer(create_app(second))) as client:
+        again = await product_of(client, done, ALPHA)
+        assert again["status"] == "active" and again["productConfiguration"] == product["productConfiguration"]
+        found = await client.get(f"{INV}/service", params={"externalId": product["id"]}, headers=ALPHA)
+        assert len(await found.json()) == 3
+        assert (await buy(client, 10))["state"] == "completed"
+        full = await client.post(f"{POQ}/productOfferingQualification", json=poq_body(OFFERING, MAIN_ID, 10),
+                                 headers=ALPHA)  # fmt: skip
+        item = (await full.json())["productOfferingQualificationItem"][0]  # both pe1 ports taken, across the restart
+        assert item["serviceabilityConfidence"] == "red"
+        assert "no free UNI port" in item["serviceabilityConfidenceReason"]
