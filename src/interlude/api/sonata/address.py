@@ -1,16 +1,16 @@
 """Geographic Address Management v8: validate an address against the footprint, retrieve a served address.
 
-Validation is always immediate (200, ``ready``); deferred validations and the hub are not offered (501, as
-the definition allows).
+Validation is always immediate (200, ``ready``), so deferred validations are not offered (501, as the
+definition allows) and the hub, which takes registrations, has no event to send.
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from interlude.api.common import Query, json_response, operation
+from interlude.api.common import Query, hub_routes, json_response, operation
 from interlude.api.sonata.common import TENANCY, buyer, json_object, not_implemented, sonata
-from interlude.service.sonata.notify import ADDRESS_BASE
+from interlude.service.sonata.notify import ADDRESS_BASE, SONATA_ADDRESS
 
 BASE = ADDRESS_BASE
 
@@ -32,10 +32,6 @@ async def get_address(request: web.Request) -> web.StreamResponse:
     return json_response(sonata(request).address(request.match_info["id"]))
 
 
-async def hub_not_offered(_: web.Request) -> web.StreamResponse:
-    return not_implemented("address validation notification")
-
-
 def routes() -> list[web.RouteDef]:
     """Geographic Address Management v8 routes."""
     return [
@@ -44,7 +40,5 @@ def routes() -> list[web.RouteDef]:
         web.get(f"{BASE}/geographicAddressValidation/{{id}}", get_validation,
                 name=operation(BASE, "retrieveGeographicAddressValidation")),
         web.get(f"{BASE}/geographicAddress/{{id}}", get_address, name=operation(BASE, "retrieveGeographicAddress")),
-        web.post(f"{BASE}/hub", hub_not_offered, name=operation(BASE, "registerListener")),
-        web.get(f"{BASE}/hub/{{id}}", hub_not_offered, name=operation(BASE, "retrieveHub")),
-        web.delete(f"{BASE}/hub/{{id}}", hub_not_offered, name=operation(BASE, "unregisterListener")),
+        *hub_routes(BASE, SONATA_ADDRESS),
     ]  # fmt: skip

@@ -1,7 +1,7 @@
 """Product Catalog v4 (read-only): the Internet Access offerings, their specifications and one category.
 
-Everything comes from the topology's ``products`` section. The catalog changes only with the topology, so
-the hub answers the definition's 501.
+Everything comes from the topology's ``products`` section. The hub takes registrations; the catalog changes
+only with the topology, so no catalog event is sent while the partner runs.
 """
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ from typing import Any
 
 from aiohttp import web
 
-from interlude.api.common import Query, json_response, operation, page_response
-from interlude.api.sonata.common import TENANCY, not_implemented, sonata
+from interlude.api.common import Query, hub_routes, json_response, operation, page_response
+from interlude.api.sonata.common import TENANCY, sonata
 from interlude.errors import NotFoundError
 from interlude.service.sonata.catalog import CATEGORY_ID, SPEC_NAMES, Catalog
-from interlude.service.sonata.notify import CATALOG_BASE
+from interlude.service.sonata.notify import CATALOG_BASE, SONATA_CATALOG
 from interlude.topology.model import OfferingSpec
 
 BASE = CATALOG_BASE
@@ -143,10 +143,6 @@ async def get_category(request: web.Request) -> web.StreamResponse:
     return json_response(category_body(catalog))
 
 
-async def hub_not_offered(_: web.Request) -> web.StreamResponse:
-    return not_implemented("catalog notification")
-
-
 def routes() -> list[web.RouteDef]:
     """Product Catalog v4 routes."""
     return [
@@ -157,7 +153,5 @@ def routes() -> list[web.RouteDef]:
         web.get(f"{BASE}/productSpecification", list_specifications, name=operation(BASE, "listProductSpecification")),
         web.get(f"{BASE}/productSpecification/{{id}}", get_specification,
                 name=operation(BASE, "retrieveProductSpecification")),
-        web.post(f"{BASE}/hub", hub_not_offered, name=operation(BASE, "registerListener")),
-        web.get(f"{BASE}/hub/{{id}}", hub_not_offered, name=operation(BASE, "retrieveHub")),
-        web.delete(f"{BASE}/hub/{{id}}", hub_not_offered, name=operation(BASE, "unregisterListener")),
+        *hub_routes(BASE, SONATA_CATALOG),
     ]  # fmt: skip

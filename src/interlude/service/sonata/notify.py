@@ -2,6 +2,9 @@
 
 The buyer serves the notification APIs; the seller posts each event to
 ``{callback}{listener_base}/listener/{eventType}`` from the same durable outbox as the Interlude events.
+The catalog and address hubs take registrations like the others; their events would report a catalog that
+changed (it changes only with the topology) and deferred address validations (every validation is
+immediate), so none is sent today.
 """
 
 from __future__ import annotations
@@ -47,5 +50,30 @@ SONATA_ORDER = register_api(
                 "modifyProductOrderItemRequestedDeliveryDateStateChangeEvent",
             }
         ),
+    )
+)
+SONATA_CATALOG = register_api(
+    NotifyingApi(
+        "sonataCatalog",
+        "/mefApi/sonata/productCatalogNotifications/v4",
+        frozenset(
+            {
+                "categoryCreateEvent",
+                "categoryAttributeValueChangeEvent",
+                "productOfferingCreateEvent",
+                "productOfferingAttributeValueChangeEvent",
+                "productOfferingStateChangeEvent",
+                "productSpecificationCreateEvent",
+                "productSpecificationAttributeValueChangeEvent",
+                "productSpecificationStateChangeEvent",
+            }
+        ),
+    )
+)
+SONATA_ADDRESS = register_api(
+    NotifyingApi(
+        "sonataAddress",
+        "/mefApi/sonata/geographicAddressNotification/v8",
+        frozenset({"geographicAddressValidationStateChangeEvent"}),
     )
 )
