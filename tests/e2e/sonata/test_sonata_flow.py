@@ -11,11 +11,13 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from interlude.adapters.emulated.adapter import EmulatedAdapter
 from interlude.app.runtime import Runtime
 from interlude.app.web import create_app
+from interlude.domain.model import PortRef
 from interlude.errors import DeviceOperationError
 from interlude.sp.buyer import (
     ADDRESS,
@@ -299,3 +301,19 @@ async def test_the_flow_on_postgresql_survives_a_restart(pg_dsn: str, tmp_path: 
         item = (await full.json())["productOfferingQualificationItem"][0]  # both pe1 ports taken, across the restart
         assert item["serviceabilityConfidence"] == "red"
         assert "no free UNI port" in item["serviceabilityConfidenceReason"]
+
+
+async def test_a_failed_commit_undoes_the_device_work(client: TestClient[Any, Any]) -> None:
+    runtime = runtime_of(client)
+    place = runtime.sonata.catalog.place(MAIN_ID)
+    assert place is not None
+
+    async def store_fails(_: Any) -> None:
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        await runtime.sonata.provisioner.add("p-1", "sp-alpha", place, 100_000_000, None, store_fails)
+    network = emulated(client, "pe1").network
+    assert "ia-p-1" not in network.connections.get("pe1", {}) and "ia-p-1" not in network.connections.get("agg1", {})
+    assert network.ports[("pe1", "uni5")].bandwidth is None
+    assert runtime.sonata.provisioner.free_ports(place) == [PortRef("pe1", "uni5"), PortRef("pe1", "uni6")]

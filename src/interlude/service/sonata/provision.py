@@ -159,7 +159,12 @@ class Provisioner:
             )  # fmt: skip
             await self._configure(ipvc, port, bps)
             services = [uni, ipvc, ep]
-            await self._commit(services, [("serviceCreateEvent", s) for s in services], extra)
+            try:
+                await self._commit(services, [("serviceCreateEvent", s) for s in services], extra)
+            except BaseException:
+                # Nothing was recorded: the device must not keep a service nobody knows of.
+                await self._undo(ipvc.id, {p.node for p in ipvc.ports}, port)
+                raise
             return Realisation(ipvc, ep, uni)
 
     async def _configure(self, ipvc: Service, port: PortRef, bps: int) -> None:
