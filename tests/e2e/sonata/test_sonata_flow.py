@@ -36,8 +36,10 @@ from interlude.topology.loader import bundled_topology_path, load_topology
 from tests.support.partner import ALPHA, BETA, INV, ORD, fast_options, runtime_of, wait_order
 from tests.support.partner import order_body as service_order
 from tests.support.sonata import HARBOUR_ID, MAIN, MAIN_ID, OFFERING, wait_order_done
+from tests.support.wait import wait_until
 
 IPVC_EP = "urn:mef:lso:spec:legato:ipvc-end-point:v0.0.4:all"
+ALARMS = "/mefApi/interlude/alarmManagement/v3"
 
 
 def emulated(client: TestClient[Any, Any], node: str) -> EmulatedAdapter:
@@ -317,3 +319,23 @@ async def test_a_failed_commit_undoes_the_device_work(client: TestClient[Any, An
     assert "ia-p-1" not in network.connections.get("pe1", {}) and "ia-p-1" not in network.connections.get("agg1", {})
     assert network.ports[("pe1", "uni5")].bandwidth is None
     assert runtime.sonata.provisioner.free_ports(place) == [PortRef("pe1", "uni5"), PortRef("pe1", "uni6")]
+
+
+async def test_a_fault_on_a_sold_port_alarms_the_buyer_on_the_products_services(client: TestClient[Any, Any]) -> None:
+    product = await product_of(client, await buy(client, 100), ALPHA)
+    ipvc = next(s for s in runtime_of(client).inventory.services()
+                if s.external_id == product["id"] and s.kind.value == "ipvc")  # fmt: skip
+    fault = await client.post("/interlude/v1/faults", json={"type": "linkDown", "node": "pe1", "interface": "uni5"})
+    assert fault.status == 201, await fault.text()
+
+    async def alarmed() -> list[dict[str, Any]] | None:
+        alarms: list[dict[str, Any]] = await (await client.get(f"{ALARMS}/alarm", headers=ALPHA)).json()
+        hit = [a for a in alarms if ipvc.id in {s["id"] for s in a.get("affectedService", [])}]
+        return hit or None
+
+    [alarm] = await wait_until(alarmed, timeout=10, what="an alarm naming the product's IPVC")
+    assert alarm["serviceAffecting"] is True
+    beta: list[dict[str, Any]] = await (await client.get(f"{ALARMS}/alarm", headers=BETA)).json()
+    assert all(ipvc.id not in {s["id"] for s in a.get("affectedService", [])} for a in beta)
+    ipvc_now = await (await client.get(f"{INV}/service/{ipvc.id}", headers=ALPHA)).json()
+    assert ipvc_now["serviceConfiguration"]["operationalState"]["state"] == "DISABLED"
