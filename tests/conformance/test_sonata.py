@@ -228,4 +228,5 @@ async def test_every_sonata_body_conforms(session: tuple[Recorder, SpListener]) 
         types.add(event.event_type)
     assert {"poqStateChangeEvent", "poqItemStateChangeEvent", "quoteStateChangeEvent", "quoteItemStateChangeEvent",
             "productOrderStateChangeEvent", "productOrderItemStateChangeEvent",
+            "productOrderItemExpectedCompletionDateSetEvent", "productSpecificProductOrderItemMilestoneEvent",
             "cancelProductOrderStateChangeEvent"} <= types  # fmt: skip

@@ -766,6 +766,8 @@ class SonataService:
                 item["stateChange"].append(_state_change("inProgress"))
                 events.append(("productOrderItemStateChangeEvent",
                                {"id": order_id, "orderItemId": item["id"], "state": "inProgress"}))  # fmt: skip
+                events.append(("productOrderItemExpectedCompletionDateSetEvent",
+                               {"id": order_id, "href": order["href"], "orderItemId": item["id"]}))  # fmt: skip
             async with self.store.transaction() as tx:
                 await self._save(tx, ORDER, order, buyer, internal, SONATA_ORDER, events)
         for item, plan in zip(order["productOrderItem"], internal["plans"], strict=True):
@@ -794,6 +796,10 @@ class SonataService:
             else:
                 item["terminationError"] = [{"code": "otherIssue", "value": (reason or "failed")[:255]}]
             events = [("productOrderItemStateChangeEvent", {"id": order_id, "orderItemId": item["id"], "state": state})]
+            if ok:
+                milestone = {"id": order_id, "href": order["href"], "orderItemId": item["id"],
+                             "milestoneName": "serviceActivated"}  # fmt: skip
+                events.insert(0, ("productSpecificProductOrderItemMilestoneEvent", milestone))
             states = [it["state"] for it in order["productOrderItem"]]
             if all(s not in ("acknowledged", "inProgress") for s in states):
                 final = ("completed" if all(s == "completed" for s in states) else
