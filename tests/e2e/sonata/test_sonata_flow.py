@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from aiohttp.test_utils import TestClient, TestServer
 
 from interlude.adapters.emulated.adapter import EmulatedAdapter
@@ -32,7 +33,7 @@ from interlude.sp.buyer import (
     quote_body,
 )
 from interlude.sp.listener import SpListener
-from interlude.topology.loader import bundled_topology_path, load_topology
+from interlude.topology.loader import bundled_topology_path, load_topology, parse_topology
 from tests.support.partner import ALPHA, BETA, INV, ORD, fast_options, runtime_of, wait_order
 from tests.support.partner import order_body as service_order
 from tests.support.sonata import HARBOUR_ID, MAIN, MAIN_ID, OFFERING, wait_order_done
@@ -339,3 +340,24 @@ async def test_a_fault_on_a_sold_port_alarms_the_buyer_on_the_products_services(
     assert all(ipvc.id not in {s["id"] for s in a.get("affectedService", [])} for a in beta)
     ipvc_now = await (await client.get(f"{INV}/service/{ipvc.id}", headers=ALPHA)).json()
     assert ipvc_now["serviceConfiguration"]["operationalState"]["state"] == "DISABLED"
+
+
+async def test_the_uplink_headroom_bounds_new_products_and_modifies(tmp_path: Path) -> None:
+    raw = yaml.safe_load(bundled_topology_path().read_text())
+    raw["nodes"]["pe2"]["interfaces"]["up1"]["speed_mbps"] = 1000  # 320 Mbit/s of it already sold (seed services)
+    runtime = Runtime(parse_topology(raw), tmp_path / "h.db", options=fast_options())
+    async with TestClient(TestServer(create_app(runtime))) as client:
+        product = await product_of(client, await buy(client, 500, address_id=HARBOUR_ID), ALPHA)
+        more = await (await client.post(f"{POQ}/productOfferingQualification",
+                                        json=poq_body(OFFERING, HARBOUR_ID, 500), headers=ALPHA)).json()  # fmt: skip
+        item = more["productOfferingQualificationItem"][0]
+        assert item["serviceabilityConfidence"] == "red" and "180 Mbit/s left" in item["serviceabilityConfidenceReason"]
+        alternate = item["alternateProductOfferingProposal"][0]["alternateProduct"]["productConfiguration"]
+        assert alternate["bandwidth"] == ia_configuration(100)["bandwidth"]
+        up = poq_body(OFFERING, HARBOUR_ID, 1000, product_id=product["id"])
+        poq = await (await client.post(f"{POQ}/productOfferingQualification", json=up, headers=ALPHA)).json()
+        item = poq["productOfferingQualificationItem"][0]
+        assert item["serviceabilityConfidence"] == "red" and "180 Mbit/s left" in item["serviceabilityConfidenceReason"]
+        down = poq_body(OFFERING, HARBOUR_ID, 100, product_id=product["id"])
+        poq = await (await client.post(f"{POQ}/productOfferingQualification", json=down, headers=ALPHA)).json()
+        assert poq["productOfferingQualificationItem"][0]["serviceabilityConfidence"] == "green"

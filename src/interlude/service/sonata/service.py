@@ -274,6 +274,13 @@ class SonataService:
             return Verdict("red", problem, self._fitting_tier(offering, bps, None))
         assert bps is not None
         if action == "modify":
+            real = self.provisioner.realisation(str(product.get("id", "")))
+            if real is None:
+                return Verdict("red", f"product {product.get('id')!r} has no live service to change")
+            more = bps - (real.ipvc.cir_bps or 0)
+            room = self.provisioner.headroom_bps(real.port.node)
+            if more > room:
+                return Verdict("red", f"the uplink of {real.port.node} has {room // 1_000_000} Mbit/s left", bps=bps)
             return Verdict("green", None, None, None, bps)
         place = self._place_of(product, base)
         if place is None:
