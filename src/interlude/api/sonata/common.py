@@ -7,7 +7,7 @@ buyer it acts for, and a buyer naming another buyer is refused.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -51,6 +51,16 @@ async def json_object(request: web.Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise RequestError(400, "invalidBody", "the body must be a JSON object")
     return body
+
+
+async def created(
+    request: web.Request, create: Callable[[dict[str, Any], str], Awaitable[dict[str, Any]]]
+) -> web.Response:
+    """A create operation: the buyer, the JSON body, the use case, ``201`` with ``Location``."""
+    Query(request, TENANCY)
+    who = creating_buyer(request)
+    resource = await create(await json_object(request), who)
+    return json_response(resource, status=201, headers={"Location": resource["href"]})
 
 
 def not_implemented(what: str) -> web.Response:

@@ -9,7 +9,15 @@ from __future__ import annotations
 from aiohttp import web
 
 from interlude.api.common import Query, hub_routes, json_response, operation, page_response
-from interlude.api.sonata.common import TENANCY, buyer, creating_buyer, json_object, listed, not_implemented, sonata
+from interlude.api.sonata.common import (
+    TENANCY,
+    buyer,
+    created,
+    json_object,
+    listed,
+    not_implemented,
+    sonata,
+)
 from interlude.errors import NotFoundError
 from interlude.service.sonata.notify import ORDER_BASE, SONATA_ORDER
 
@@ -17,10 +25,7 @@ BASE = ORDER_BASE
 
 
 async def create(request: web.Request) -> web.StreamResponse:
-    Query(request, TENANCY)
-    who = creating_buyer(request)
-    order = await sonata(request).create_order(await json_object(request), who)
-    return json_response(order, status=201, headers={"Location": order["href"]})
+    return await created(request, sonata(request).create_order)
 
 
 async def find(request: web.Request) -> web.StreamResponse:

@@ -5,18 +5,14 @@ from __future__ import annotations
 from aiohttp import web
 
 from interlude.api.common import Query, hub_routes, json_response, operation
-from interlude.api.sonata.common import TENANCY, buyer, creating_buyer, json_object, listed, sonata
+from interlude.api.sonata.common import TENANCY, buyer, created, listed, sonata
 from interlude.service.sonata.notify import POQ_BASE, SONATA_POQ
 
 BASE = POQ_BASE
 
 
 async def create(request: web.Request) -> web.StreamResponse:
-    Query(request, TENANCY)
-    who = creating_buyer(request)
-    body = await json_object(request)
-    poq = await sonata(request).create_poq(body, who)
-    return json_response(poq, status=201, headers={"Location": poq["href"]})
+    return await created(request, sonata(request).create_poq)
 
 
 async def find(request: web.Request) -> web.StreamResponse:

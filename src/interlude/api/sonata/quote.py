@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from interlude.api.common import Query, hub_routes, json_response, operation
-from interlude.api.sonata.common import TENANCY, buyer, creating_buyer, json_object, listed, sonata
+from interlude.api.sonata.common import TENANCY, buyer, created, json_object, listed, sonata
 from interlude.service.sonata.notify import QUOTE_BASE, SONATA_QUOTE
 
 BASE = QUOTE_BASE
@@ -17,10 +17,7 @@ def _operation_data(body: dict[str, object]) -> dict[str, object]:
 
 
 async def create(request: web.Request) -> web.StreamResponse:
-    Query(request, TENANCY)
-    who = creating_buyer(request)
-    quote = await sonata(request).create_quote(await json_object(request), who)
-    return json_response(quote, status=201, headers={"Location": quote["href"]})
+    return await created(request, sonata(request).create_quote)
 
 
 async def find(request: web.Request) -> web.StreamResponse:
