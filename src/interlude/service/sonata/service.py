@@ -145,9 +145,12 @@ class SonataService:
         self, collection: str, buyer: str | None, keep: Callable[[dict[str, Any]], bool], offset: int, limit: int
     ) -> tuple[list[dict[str, Any]], int]:
         docs, _ = await self.store.list_documents(collection, buyer=buyer, offset=0, limit=MAX_SCAN)
-        bodies = [self._fresh(collection, d) for d in docs]
-        kept = [b for b in bodies if keep(b)]
-        return kept[offset : offset + limit], len(kept)
+        if collection == QUOTE:  # a quote's state depends on the clock: judge the filters on its fresh body
+            kept = [b for b in (self._fresh(collection, d) for d in docs) if keep(b)]
+            return kept[offset : offset + limit], len(kept)
+        # Filters see the stored body; only the page returned is copied and completed with live values.
+        matching = [d for d in docs if keep(d.body["resource"])]
+        return [self._fresh(collection, d) for d in matching[offset : offset + limit]], len(matching)
 
     def _fresh(self, collection: str, doc: Document) -> dict[str, Any]:
         body: dict[str, Any] = copy.deepcopy(doc.body["resource"])
