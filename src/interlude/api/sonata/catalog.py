@@ -83,10 +83,16 @@ def category_body(catalog: Catalog) -> dict[str, Any]:
 
 
 def _filtered(items: list[dict[str, Any]], q: Query, fields: dict[str, Any]) -> list[dict[str, Any]]:
+    """The items matching the equality ``fields`` and ``lastUpdate.gt``/``.lt``."""
     for name, get in fields.items():
         value = q.text(name)
         if value is not None:
             items = [b for b in items if value in get(b)]
+    after, before = q.date("lastUpdate.gt"), q.date("lastUpdate.lt")
+    if after is not None:
+        items = [b for b in items if b["lastUpdate"] > after]
+    if before is not None:
+        items = [b for b in items if b["lastUpdate"] < before]
     return items
 
 
@@ -131,7 +137,9 @@ async def get_specification(request: web.Request) -> web.StreamResponse:
 async def list_categories(request: web.Request) -> web.StreamResponse:
     q = Query(request, ["parentCategory.id", "lastUpdate.gt", "lastUpdate.lt", *TENANCY])
     catalog = sonata(request).catalog
-    items = [] if q.text("parentCategory.id") is not None or not catalog.offerings else [category_body(catalog)]
+    items = _filtered([category_body(catalog)] if catalog.offerings else [], q, {})
+    if q.text("parentCategory.id") is not None:
+        items = []  # the one category has no parent
     offset, limit, throttled = q.page()
     return page_response(items[offset : offset + limit], len(items), offset, throttled)
 

@@ -64,6 +64,8 @@ async def find_charges(request: web.Request) -> web.StreamResponse:
     q = Query(request, ["productOrderId", "productOrderItemId", "state", "creationDate.gt", "creationDate.lt",
                         "responseDueDate.gt", "responseDueDate.lt", *TENANCY])  # fmt: skip
     buyer(request)
+    for name in ("creationDate.gt", "creationDate.lt", "responseDueDate.gt", "responseDueDate.lt"):
+        q.date(name)  # checked like every date filter, though no charge is ever raised
     offset, _, throttled = q.page()
     return page_response([], 0, offset, throttled)
 
