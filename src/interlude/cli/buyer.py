@@ -141,12 +141,16 @@ def validate_cmd(settings: Settings, address: str) -> None:
     _run(settings, step)
 
 
+def _line(address: dict[str, Any]) -> str:
+    return str(address["formattedAddressRepresentation"][0]["formattedAddress"])
+
+
 def _print_validation(found: dict[str, Any]) -> None:
     best = found.get("bestMatchGeographicAddress")
     if best is not None:
-        console.print(f"[green]best match[/green] {best['id']}: {best['formattedAddress'][0]['formattedAddress']}")
+        console.print(f"[green]best match[/green] {best['id']}: {_line(best)}")
     for alt in found.get("alternateGeographicAddress", []):
-        console.print(f"[yellow]alternate[/yellow] {alt['id']}: {alt['formattedAddress'][0]['formattedAddress']}")
+        console.print(f"[yellow]alternate[/yellow] {alt['id']}: {_line(alt)}")
     if best is None and not found.get("alternateGeographicAddress"):
         console.print("[red]outside the seller's footprint[/red]")
 

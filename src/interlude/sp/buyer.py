@@ -65,7 +65,7 @@ def address_validation_body(address: str) -> dict[str, Any]:
     return {
         "instantSyncValidation": True,
         "submittedGeographicAddress": {"@type": "GeographicAddress_Query",
-                                       "formattedAddress": [{"formattedAddress": address}]},
+                                       "formattedAddressRepresentation": [{"formattedAddress": address}]},
     }  # fmt: skip
 
 

@@ -171,14 +171,14 @@ class Place:
 
 def _fields_of(query: Mapping[str, Any]) -> dict[str, str] | None:
     """The comparable fields of a ``GeographicAddress_Query`` (fielded or formatted), None if neither."""
-    fielded = query.get("fieldedAddress")
+    fielded = query.get("fieldedAddressRepresentation")
     if isinstance(fielded, list) and fielded and isinstance(fielded[0], Mapping):
         f = fielded[0]
         return {
             "nr": _norm(f.get("streetNr")), "street": _norm(f"{f.get('streetName', '')} {f.get('streetType', '')}"),
             "city": _norm(f.get("city")), "postcode": _norm(f.get("postcode")), "country": _norm(f.get("countryCode")),
         }  # fmt: skip
-    formatted = query.get("formattedAddress")
+    formatted = query.get("formattedAddressRepresentation")
     if isinstance(formatted, list) and formatted and isinstance(formatted[0], Mapping):
         return parse_formatted(str(formatted[0].get("formattedAddress", "")))
     return None

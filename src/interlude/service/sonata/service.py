@@ -190,9 +190,10 @@ class SonataService:
             raise ValidationErrors(errors)
         submitted = _object(body["submittedGeographicAddress"], "/submittedGeographicAddress")
         if not any(isinstance(submitted.get(k), list) and submitted.get(k) for k in
-                   ("fieldedAddress", "formattedAddress", "geographicPoint", "labelAddress")):  # fmt: skip
+                   ("fieldedAddressRepresentation", "formattedAddressRepresentation",
+                    "geographicPointRepresentation", "labelRepresentation")):  # fmt: skip
             raise ValidationErrors([ValidationError(
-                "give at least one of fieldedAddress, formattedAddress, geographicPoint, labelAddress",
+                "give at least one of the fielded, formatted, geographic point or label address representations",
                 "/submittedGeographicAddress", "missingProperty")])  # fmt: skip
         best, alternates = self.catalog.match(submitted)
         out: dict[str, Any] = {
@@ -210,7 +211,8 @@ class SonataService:
         return {
             "id": place.id, "@type": "GeographicAddress", "href": f"{ADDRESS_BASE}/geographicAddress/{place.id}",
             "hasPublicSite": "false", "allowsNewSite": "true",
-            "fieldedAddress": [place.fielded()], "formattedAddress": [{"formattedAddress": place.formatted()}],
+            "fieldedAddressRepresentation": [place.fielded()],
+            "formattedAddressRepresentation": [{"formattedAddress": place.formatted()}],
         }  # fmt: skip
 
     def address(self, address_id: str) -> dict[str, Any]:

@@ -24,7 +24,7 @@ def catalog() -> Catalog:
 
 
 def _formatted(line: str) -> dict[str, Any]:
-    return {"@type": "GeographicAddress_Query", "formattedAddress": [{"formattedAddress": line}]}
+    return {"@type": "GeographicAddress_Query", "formattedAddressRepresentation": [{"formattedAddress": line}]}
 
 
 def test_the_default_partner_sells_what_the_docs_promise(catalog: Catalog) -> None:
@@ -42,7 +42,7 @@ def test_the_default_partner_sells_what_the_docs_promise(catalog: Catalog) -> No
 def test_address_matching_best_alternates_and_outside(catalog: Catalog) -> None:
     best, alternates = catalog.match(_formatted("100 main st., Springfield, 12345, US"))
     assert best is not None and best.id == "addr-springfield-main-100" and alternates == []
-    fielded = {"fieldedAddress": [{"streetNr": "200", "streetName": "Harbour", "streetType": "Rd",
+    fielded = {"fieldedAddressRepresentation": [{"streetNr": "200", "streetName": "Harbour", "streetType": "Rd",
                                    "city": "Springfield", "postcode": "12346", "countryCode": "US"}]}  # fmt: skip
     assert catalog.match(fielded)[0] is not None
     best, alternates = catalog.match(_formatted("100 Mian Street, Springfield, 12345, US"))
