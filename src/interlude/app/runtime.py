@@ -49,6 +49,8 @@ from interlude.service.platform.jobs import JobRunner
 from interlude.service.platform.network import Network
 from interlude.service.platform.periodic import Periodic
 from interlude.service.platform.southbound import SouthboundIngest
+from interlude.service.sonata.catalog import Catalog
+from interlude.service.sonata.service import SonataDeps, SonataService
 from interlude.store.base import Store
 from interlude.store.postgres import PostgresStore
 from interlude.store.sqlite import SqliteStore
@@ -147,6 +149,9 @@ class Runtime:
         self.pm_retention = PmRetentionSweeper(self.store, PmRetention.from_settings(extra))
         self.sft = SftService(OamJobDeps(self.store, self.hub, self.inventory, self.network, self.jobs, self.bus))
         self.fm = FmService(self.sft.deps)  # the same collaborators: one set of dependencies for both OAM job APIs
+        self.sonata = SonataService(
+            SonataDeps(self.store, self.inventory, self.hub, self.network, self.jobs, Catalog(topology))
+        )
         self.alarm_retention = Periodic(
             "alarm-retention", self.alarms.expire, self.alarms.retention.sweep_interval_s,
             "alarm retention sweep failed; retrying next interval",
@@ -183,6 +188,7 @@ class Runtime:
             await self.faults.reapply()
             await self.reconciler.reconcile(connectivity=False)  # provisioning covered connectivity and bandwidth
             self.performance.register()
+            self.sonata.register()
             self.alarm_retention.start()
             self.pm_retention.start()
             await self.jobs.start()

@@ -23,11 +23,21 @@ from interlude.api.common import RUNTIME, auth_middleware, errors_middleware
 from interlude.api.limits import limits_middleware
 from interlude.api.links import PUBLIC_URL_ENV, absolute_links_middleware
 from interlude.api.oauth import ADMIN_SCOPE, OAUTH, TokenValidator, oauth_middleware
+from interlude.api.sonata import address as sonata_address
+from interlude.api.sonata import catalog as sonata_catalog
+from interlude.api.sonata import inventory as sonata_inventory
+from interlude.api.sonata import order as sonata_order
+from interlude.api.sonata import poq as sonata_poq
+from interlude.api.sonata import quote as sonata_quote
+from interlude.api.sonata import site as sonata_site
 from interlude.api.validation import compile_requests, validation_middleware
 from interlude.app.runtime import Runtime
 from interlude.service.platform.authz import AuthorizationServer, operation_scopes
 
-API_MODULES: tuple[ModuleType, ...] = (inventory, ordering, partner, alarms, performance, streaming, sft, fm)
+API_MODULES: tuple[ModuleType, ...] = (
+    inventory, ordering, partner, alarms, performance, streaming, sft, fm,
+    sonata_catalog, sonata_address, sonata_site, sonata_poq, sonata_quote, sonata_order, sonata_inventory,
+)  # fmt: skip
 """Each exposes ``routes()`` and, where it has one base path, ``BASE`` (shown in the start-up banner)."""
 
 MAX_BODY = 1024 * 1024

@@ -6,6 +6,7 @@ Every problem is reported as one :class:`TopologyError` whose ``path`` is dotted
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 from collections.abc import Iterable, Mapping
@@ -140,6 +141,57 @@ def reference_problems(topo: Topology, known_kinds: list[str] | None) -> list[To
         for k, mep_name in enumerate(svc.meps):
             if mep_name not in topo.meps:
                 problems.append(TopologyError(f"unknown MEP {mep_name!r}", f"{base}.meps.{k}"))
+    problems.extend(_product_problems(topo))
+    return problems
+
+
+def _product_problems(topo: Topology) -> list[TopologyError]:
+    """The selling section names existing policies, PEs, free UNI ports and pools, each port once."""
+    products = topo.products
+    problems: list[TopologyError] = []
+    if products is None:
+        return problems
+    for oid, offering in products.offerings.items():
+        if offering.policy is not None and offering.policy not in topo.policies:
+            problems.append(TopologyError(f"unknown policy {offering.policy!r}", f"products.offerings.{oid}.policy"))
+        for j, price in enumerate(offering.prices):
+            if price.mbps not in offering.tiers_mbps:
+                problems.append(
+                    TopologyError(
+                        f"{price.mbps} Mbit/s is not a tier of {oid!r}", f"products.offerings.{oid}.prices.{j}"
+                    )
+                )
+    for name, pool in products.address_pools.items():
+        try:
+            net = ipaddress.IPv4Network(pool.prefix)
+        except ValueError as exc:
+            problems.append(TopologyError(str(exc), f"products.address_pools.{name}.prefix"))
+            continue
+        if pool.subnet_length < net.prefixlen:
+            problems.append(
+                TopologyError("subnets must be smaller than the pool", f"products.address_pools.{name}.subnet_length")
+            )
+    seen_ids: set[str] = set()
+    seen_ports: set[str] = set()
+    for i, place in enumerate(products.footprint):
+        base = f"products.footprint.{i}"
+        if place.id in seen_ids:
+            problems.append(TopologyError(f"duplicate footprint id {place.id!r}", f"{base}.id"))
+        seen_ids.add(place.id)
+        if place.node not in topo.nodes:
+            problems.append(TopologyError(f"unknown node {place.node!r}", f"{base}.node"))
+            continue
+        if place.pool not in products.address_pools:
+            problems.append(TopologyError(f"unknown address pool {place.pool!r}", f"{base}.pool"))
+        for j, port in enumerate(place.ports):
+            iface = topo.nodes[place.node].interfaces.get(port)
+            if iface is None or iface.role != "uni" or iface.buyer is not None:
+                problems.append(
+                    TopologyError(f"{place.node}:{port} is not a UNI free of any buyer", f"{base}.ports.{j}")
+                )
+            if f"{place.node}:{port}" in seen_ports:
+                problems.append(TopologyError(f"{place.node}:{port} is in the footprint twice", f"{base}.ports.{j}"))
+            seen_ports.add(f"{place.node}:{port}")
     return problems
 
 
