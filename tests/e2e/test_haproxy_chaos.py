@@ -1,5 +1,6 @@
 """Two partner processes behind haproxy on one PostgreSQL; one is killed with SIGKILL while orders arrive.
 
+haproxy checks each process's readiness endpoint (``/ready``, else ``/health``, else an inventory read).
 Orders from two buyers go through haproxy (round robin, so both processes take some); once a third of them
 were accepted, process A is killed outright. haproxy's health check takes A out; requests in flight to A at
 that moment may fail (not acknowledged: nothing to keep), but every order that got a 201 must end in a final
@@ -50,6 +51,16 @@ def partners(pg_dsn: str, tmp_path: Path) -> Iterator[list[tuple[int, subprocess
             stop_process(proc)
 
 
+async def health_check(url: str) -> tuple[str, dict[str, str]]:
+    """What haproxy asks a partner: its readiness endpoint where it has one, else a cheap inventory read."""
+    async with aiohttp.ClientSession() as session:
+        for path in ("/ready", "/health"):
+            async with session.get(f"{url}{path}") as resp:
+                if resp.status == 200:
+                    return path, {}
+    return f"{INV}/service/ovc-1001", ALPHA
+
+
 async def lease_pids(store: PostgresStore, nodes: list[str]) -> set[int]:
     """The PIDs holding the nodes' southbound leases (holders are ``host:pid:southbound:tag``)."""
     holders = [await store.lease_holder(lease_name(node)) for node in nodes]
@@ -68,7 +79,8 @@ async def test_accepted_orders_end_through_the_survivor_when_one_process_is_kill
     nodes = list(load_topology(bundled_topology_path()).nodes)
     store = PostgresStore(pg_dsn)
     await store.open()
-    with haproxy_front(tmp_path, [port_a, port_b], f"{INV}/service/ovc-1001", ALPHA) as front:
+    check_path, check_headers = await health_check(f"http://127.0.0.1:{port_a}")
+    with haproxy_front(tmp_path, [port_a, port_b], check_path, check_headers) as front:
         async with aiohttp.ClientSession() as session:
             await wait_serving(front)
             await wait_until(lambda: followed_by(store, nodes, {proc_a.pid, proc_b.pid}), what="every node followed")
@@ -116,7 +128,8 @@ async def test_accepted_orders_end_through_the_survivor_when_one_process_is_kill
                 return now if all(s in TERMINAL_ORDER_STATES for s in now.values()) else None
 
             final: dict[str, Any] = await wait_until(all_final, timeout=60, interval=0.2, what="accepted orders to end")
-            print(f"killed A with {len(unfinished)} of {len(accepted)} accepted orders unfinished"
+            print(f"haproxy checking GET {check_path}: killed A with {len(unfinished)} of {len(accepted)} accepted"
+                  f" orders unfinished"
                   f" ({dict(refused)} not accepted); B followed every node after {southbound:.2f} s,"
                   f" every accepted order final after {time.perf_counter() - killed:.2f} s: {Counter(final.values())}")
             assert len(accepted) + sum(refused.values()) == ORDERS
