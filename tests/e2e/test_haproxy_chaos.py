@@ -128,10 +128,12 @@ async def test_accepted_orders_end_through_the_survivor_when_one_process_is_kill
                 return now if all(s in TERMINAL_ORDER_STATES for s in now.values()) else None
 
             final: dict[str, Any] = await wait_until(all_final, timeout=60, interval=0.2, what="accepted orders to end")
-            print(f"haproxy checking GET {check_path}: killed A with {len(unfinished)} of {len(accepted)} accepted"
-                  f" orders unfinished"
-                  f" ({dict(refused)} not accepted); B followed every node after {southbound:.2f} s,"
-                  f" every accepted order final after {time.perf_counter() - killed:.2f} s: {Counter(final.values())}")
+            print(
+                f"haproxy checking GET {check_path}: killed A with {len(unfinished)} of {len(accepted)} accepted"
+                f" orders unfinished"
+                f" ({dict(refused)} not accepted); B followed every node after {southbound:.2f} s,"
+                f" every accepted order final after {time.perf_counter() - killed:.2f} s: {Counter(final.values())}"
+            )
             assert len(accepted) + sum(refused.values()) == ORDERS
             assert set(final.values()) == {"completed"}, final
     await store.close()
