@@ -1,8 +1,8 @@
 """A node's follower stops when its lease can no longer be renewed, before the lease could pass on.
 
 The leases live in the shared database; when it becomes unreachable the holder cannot tell whether another
-process has taken the node, so it must stop following within half a lease of its last renewal, and start
-again once a renewal succeeds.
+process has taken the node, so it stops following (half a lease after its last renewal, before that lease
+could pass on), keeps trying, and follows again once a renewal succeeds.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class FlakyLeases:
             raise StoreError("connection refused")
 
 
-async def test_follower_stops_within_half_a_lease_of_the_last_renewal_and_resumes() -> None:
+async def test_follower_stops_when_renewals_fail_and_resumes_when_one_succeeds() -> None:
     topo = parse_topology({"name": "t", "nodes": {"pe1": {"kind": "snmp", "interfaces": {"uni1": {}}}}})
     leases = FlakyLeases()
     agent = CachingAgent(topo.node("pe1"), [1000.0])
