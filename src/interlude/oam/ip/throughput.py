@@ -1,0 +1,191 @@
+"""Bandwidth verification of an IP service: UDP test packets at and above the committed rate, in steps.
+
+RFC 2544 / Y.1564 style: for each step (a multiple of the committed rate) STAMP packets of one size are
+sent for ``duration_s`` at that rate to a reflector; the step reports the rate offered, the rate that
+*reached the far end* and the loss and two-way delay of the packets.
+
+The achieved rate is measured at the reflector, with the reflector's own clock: the reflector numbers the
+packets it received (its sequence number) and stamps when (T2), so between two reflected packets ``i < j``
+it received ``rseq_j - rseq_i`` packets in ``T2_j - T2_i``. That is the forward rate whatever happens on the
+way back (a lost reply only removes a sample) and needs no clock shared with the sender. Rates are given at
+the IP layer (``achieved_mbps``: IP header, UDP header and test packet, what an IP service's bandwidth
+counts) and as UDP payload (``goodput_mbps``: what iperf3 reports).
+
+Pacing is by schedule, not by sleep: packet ``n`` is due at ``start + n / pps``, and after a stall the
+sender catches up at once, so the offered rate is exact over the step even on a loaded host.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import select
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from interlude.domain.metrics import delay_stats
+from interlude.oam.ip import codec
+from interlude.oam.ip.udp import family_of, open_sender, read_into
+
+UDP_HEADER = 8
+DEFAULT_STEPS = (0.5, 1.0, 1.25)
+DEFAULT_SIZE = 1472
+"""UDP payload filling a 1500-byte IPv4 packet, like iperf3's default UDP length on Ethernet."""
+
+
+def ip_overhead(target: str) -> int:
+    """IP + UDP header bytes for ``target``'s family."""
+    return (40 if family_of(target) == socket.AF_INET6 else 20) + UDP_HEADER
+
+
+@dataclass(frozen=True, slots=True)
+class ThroughputStep:
+    """One step's outcome (rates in Mbit/s, delays in µs)."""
+
+    ratio: float
+    offered_mbps: float
+    sent: int
+    reached: int | None
+    received: int
+    achieved_mbps: float | None
+    goodput_mbps: float | None
+    loss_ratio: float
+    forward_loss_ratio: float | None
+    rtt_us: dict[str, float | int | None]
+    duration_s: float
+
+    def to_json(self) -> dict[str, object]:
+        """The CLI / SFT shape of a step."""
+        def r(x: float | None) -> float | None:
+            return None if x is None or math.isnan(x) else round(x, 3)
+
+        return {"ratio": self.ratio, "offered_mbps": r(self.offered_mbps), "sent": self.sent,
+                "reached": self.reached, "received": self.received, "achieved_mbps": r(self.achieved_mbps),
+                "goodput_mbps": r(self.goodput_mbps), "loss_ratio": r(self.loss_ratio),
+                "forward_loss_ratio": r(self.forward_loss_ratio), "rtt_us": self.rtt_us,
+                "duration_s": r(self.duration_s)}
+
+
+@dataclass(frozen=True, slots=True)
+class ThroughputResult:
+    """Every step and the verdict: the committed rate was delivered (within ``tolerance``) without loss
+    beyond ``loss_objective`` at the committed step."""
+
+    target: str
+    committed_mbps: float
+    size: int
+    steps: tuple[ThroughputStep, ...]
+    tolerance: float
+    loss_objective: float
+
+    @property
+    def committed_step(self) -> ThroughputStep | None:
+        """The step at exactly the committed rate, if it ran."""
+        return next((s for s in self.steps if math.isclose(s.ratio, 1.0)), None)
+
+    @property
+    def verified(self) -> bool | None:
+        """Whether the committed rate got through (``None`` without a committed step)."""
+        step = self.committed_step
+        if step is None or step.achieved_mbps is None:
+            return None if step is None else False
+        return (step.achieved_mbps >= (1 - self.tolerance) * self.committed_mbps
+                and step.loss_ratio <= self.loss_objective)
+
+    def to_json(self) -> dict[str, object]:
+        """The CLI ``--json`` object."""
+        return {"target": self.target, "committed_mbps": self.committed_mbps, "size": self.size,
+                "verified": self.verified, "tolerance": self.tolerance, "loss_objective": self.loss_objective,
+                "steps": [s.to_json() for s in self.steps]}
+
+
+def _step(sock: socket.socket, target: str, *, ratio: float, rate_mbps: float, size: int, duration_s: float,
+          drain_s: float, first_seq: int, cancelled: threading.Event | None) -> ThroughputStep:
+    ip_bytes = size + ip_overhead(target)
+    offered_bps = rate_mbps * 1e6 * ratio
+    pps = offered_bps / (ip_bytes * 8)
+    total = max(2, int(pps * duration_s))
+    gap_ns = 1e9 / pps
+    packet = codec.build_sender(size)
+    tx: list[int] = []
+    t2: list[int] = []
+    rseq: list[int] = []
+    rtt: list[float] = []
+    buf = bytearray(codec.MAX_SIZE + 64)
+    view = memoryview(buf)
+    clock = time.time_ns
+    start = clock()
+
+    def drain() -> None:
+        while (got := read_into(sock, buf, socket.MSG_DONTWAIT)) is not None:
+            reply = codec.parse_reflected(view[:got.size])
+            if reply is None:
+                continue
+            index = reply.sender_seq - first_seq
+            if not 0 <= index < len(tx) or abs(tx[index] - reply.sender_tx_ns) > 1:
+                continue
+            t2.append(reply.rx_ns)
+            rseq.append(reply.seq)
+            rtt.append(((got.rx_ns - tx[index]) - (reply.tx_ns - reply.rx_ns)) / 1000.0)
+
+    while len(tx) < total and not (cancelled is not None and cancelled.is_set()):
+        now = clock()
+        due = min(total, int((now - start) / gap_ns) + 1)
+        while len(tx) < due:
+            codec.set_seq(packet, first_seq + len(tx))
+            stamp_ns = clock()
+            codec.put_ts(packet, codec.OFF_TS, stamp_ns)
+            tx.append(stamp_ns)
+            with contextlib.suppress(OSError):  # a full socket buffer: offered, not sent (counted as loss)
+                sock.send(packet)
+        drain()
+        wait = (start + len(tx) * gap_ns - clock()) / 1e9
+        if wait > 0.0002:
+            with contextlib.suppress(InterruptedError):
+                select.select([sock], [], [], wait)
+    end_send = clock()
+    deadline = end_send + int(drain_s * 1e9)
+    while clock() < deadline:
+        with contextlib.suppress(InterruptedError):
+            select.select([sock], [], [], max(0.0, (deadline - clock()) / 1e9))
+        drain()
+    offered = len(tx)
+    received = len(rtt)
+    achieved = goodput = None
+    reached: int | None = None
+    forward_loss: float | None = None
+    if len(t2) >= 2:
+        order = sorted(range(len(t2)), key=lambda i: rseq[i])
+        first, last = order[0], order[-1]
+        span = (t2[last] - t2[first]) / 1e9
+        if span > 0:
+            packets = rseq[last] - rseq[first]
+            achieved = packets * ip_bytes * 8 / span / 1e6
+            goodput = packets * size * 8 / span / 1e6
+        reached = max(rseq) + 1
+        forward_loss = max(0, offered - reached) / offered
+    return ThroughputStep(ratio, offered_bps / 1e6, offered, reached, received, achieved, goodput,
+                          (offered - received) / offered if offered else 0.0, forward_loss,
+                          delay_stats(rtt).to_json(), (end_send - start) / 1e9)
+
+
+def run_throughput(netns: str | None, target: str, port: int, *, rate_mbps: float,
+                   steps: Sequence[float] = DEFAULT_STEPS, duration_s: float = 2.0, size: int = DEFAULT_SIZE,
+                   dscp: int = 0, drain_s: float = 0.3, tolerance: float = 0.05, loss_objective: float = 0.01,
+                   cancelled: threading.Event | None = None) -> ThroughputResult:
+    """Run every step against the reflector at ``target``:``port`` (blocking; one socket per step, so the
+    reflector starts a new session, and its sequence numbers count from zero, at each step)."""
+    if rate_mbps <= 0:
+        raise ValueError("rate must be positive")
+    done = []
+    for ratio in steps:
+        sock = open_sender(netns, target, port, dscp=dscp)
+        try:
+            done.append(_step(sock, target, ratio=ratio, rate_mbps=rate_mbps, size=size, duration_s=duration_s,
+                              drain_s=drain_s, first_seq=0, cancelled=cancelled))
+        finally:
+            sock.close()
+    return ThroughputResult(target, rate_mbps, size, tuple(done), tolerance, loss_objective)
