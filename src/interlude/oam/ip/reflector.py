@@ -128,7 +128,7 @@ class Reflector:
         sock = self.sock
         while not (stop is not None and stop.is_set()):
             try:
-                ready, _, _ = select.select([sock, self._stop_r], [], [], 0.5)
+                ready, _, _ = select.select([sock.fileno(), self._stop_r], [], [], 0.5)
             except InterruptedError:
                 continue
             if self._stop_r in ready:

@@ -71,8 +71,11 @@ class ThroughputStep:
 
 @dataclass(frozen=True, slots=True)
 class ThroughputResult:
-    """Every step and the verdict: the committed rate was delivered (within ``tolerance``) without loss
-    beyond ``loss_objective`` at the committed step."""
+    """Every step and the verdict.
+
+    Verified means the committed rate was delivered (within ``tolerance``) with no more loss than
+    ``loss_objective`` at the committed step.
+    """
 
     target: str
     committed_mbps: float
@@ -176,8 +179,10 @@ def run_throughput(netns: str | None, target: str, port: int, *, rate_mbps: floa
                    steps: Sequence[float] = DEFAULT_STEPS, duration_s: float = 2.0, size: int = DEFAULT_SIZE,
                    dscp: int = 0, drain_s: float = 0.3, tolerance: float = 0.05, loss_objective: float = 0.01,
                    cancelled: threading.Event | None = None) -> ThroughputResult:
-    """Run every step against the reflector at ``target``:``port`` (blocking; one socket per step, so the
-    reflector starts a new session, and its sequence numbers count from zero, at each step)."""
+    """Run every step against the reflector at ``target``:``port`` (blocking).
+
+    One socket per step, so the reflector starts a new session, counting from zero, at each step.
+    """
     if rate_mbps <= 0:
         raise ValueError("rate must be positive")
     done = []
