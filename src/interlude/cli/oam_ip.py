@@ -22,7 +22,7 @@ import json
 import signal
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -33,6 +33,12 @@ from interlude.oam.ip.icmp import EchoSession, run_echo
 from interlude.oam.ip.reflector import open_reflector
 from interlude.oam.ip.throughput import DEFAULT_SIZE, run_throughput
 from interlude.oam.ip.udp import DEFAULT_PORT, run_probe, session_for
+
+
+def _fail(exc: Exception) -> NoReturn:
+    """Errors (no such namespace, bad address, no permission) exit 2, as the module docstring says."""
+    click.echo(f"Error: {exc}", err=True)
+    sys.exit(2)
 
 
 def _probe_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -79,7 +85,7 @@ def _udp(protocol: IpProtocol, opts: dict[str, Any]) -> None:
     except KeyboardInterrupt:
         sys.exit(130)
     except OamError as exc:
-        raise click.ClickException(str(exc)) from exc
+        _fail(exc)
     _report(result, opts["as_json"])
 
 
@@ -125,7 +131,7 @@ def icmp_cmd(**opts: Any) -> None:
     except KeyboardInterrupt:
         sys.exit(130)
     except OamError as exc:
-        raise click.ClickException(str(exc)) from exc
+        _fail(exc)
     _report(result, opts["as_json"])
 
 
@@ -150,7 +156,7 @@ def throughput_cmd(netns: str | None, target: str, port: int, rate: float, steps
     except KeyboardInterrupt:
         sys.exit(130)
     except (OamError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from exc
+        _fail(exc)
     if as_json:
         click.echo(json.dumps(result.to_json()))
     else:
@@ -174,7 +180,7 @@ def reflector_cmd(netns: str | None, address: str | None, port: int) -> None:
     try:
         reflector = open_reflector(netns, address, port)
     except OamError as exc:
-        raise click.ClickException(str(exc)) from exc
+        _fail(exc)
     signal.signal(signal.SIGTERM, lambda *_: reflector.stop())
     signal.signal(signal.SIGINT, lambda *_: reflector.stop())
     click.echo(json.dumps({"event": "ready", "port": reflector.port, "address": address, "netns": netns}))
