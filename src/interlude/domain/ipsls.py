@@ -44,6 +44,35 @@ class IpProtocol(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class MeasurementPoint:
+    """Where IP test packets start or are reflected: a node's port and the test address there."""
+
+    name: str
+    node: str
+    interface: str
+    address: str
+    port: int = 862
+
+
+@dataclass(frozen=True, slots=True)
+class IpProbeRequest:
+    """One IP measurement session from ``source`` to the reflector at ``target`` (what adapters run)."""
+
+    protocol: IpProtocol
+    source: MeasurementPoint
+    target: MeasurementPoint
+    count: int = 100
+    interval_s: float = 0.1
+    size: int = 44
+    dscp: int = 0
+    timeout_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.count < 1 or self.interval_s < 0 or self.timeout_s <= 0 or not 0 <= self.dscp <= 63:
+            raise ValueError("count >= 1, interval >= 0, timeout > 0 and DSCP 0..63 are required")
+
+
+@dataclass(frozen=True, slots=True)
 class IpPacket:
     """One test packet. ``rx_ns`` None = lost; reflector times None for ICMP or a lost packet."""
 

@@ -6,6 +6,7 @@ Every problem is reported as one :class:`TopologyError` whose ``path`` is dotted
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 from collections.abc import Iterable, Mapping
@@ -54,7 +55,7 @@ def _merge_inherited(raw: dict[str, Any]) -> dict[str, Any]:
         merged_nodes[name] = node
     out = dict(raw)
     out["nodes"] = merged_nodes
-    for section in ("meps", "buyers", "policies"):
+    for section in ("meps", "buyers", "policies", "measurement_points"):
         if isinstance(raw.get(section), dict):
             out[section] = {k: {**(v or {}), "name": k} for k, v in raw[section].items()}
     return out
@@ -92,6 +93,13 @@ def _check_references(topo: Topology, known_kinds: list[str] | None) -> None:
                 raise TopologyError(f"unknown buyer {spec.buyer!r}", path)
     for mname, mep in topo.meps.items():
         check_endpoint(mep.node, mep.interface, f"meps.{mname}")
+    for pname, point in topo.measurement_points.items():
+        check_endpoint(point.node, point.interface, f"measurement_points.{pname}")
+        try:
+            ipaddress.ip_address(point.address)
+        except ValueError:
+            raise TopologyError(f"{point.address!r} is not an IP address",
+                                f"measurement_points.{pname}.address") from None
     seen_ids: set[str] = set()
     for i, svc in enumerate(topo.services):
         base = f"services.{i}"
@@ -123,6 +131,11 @@ def _check_references(topo: Topology, known_kinds: list[str] | None) -> None:
         for k, mep_name in enumerate(svc.meps):
             if mep_name not in topo.meps:
                 raise TopologyError(f"unknown MEP {mep_name!r}", f"{base}.meps.{k}")
+        for k, point_name in enumerate(svc.measurement_points):
+            if point_name not in topo.measurement_points:
+                raise TopologyError(f"unknown measurement point {point_name!r}", f"{base}.measurement_points.{k}")
+            if svc.type != "internetAccess":
+                raise TopologyError("measurement points belong to IP services", f"{base}.measurement_points.{k}")
 
 
 def parse_topology(raw: object, *, known_kinds: list[str] | None = None) -> Topology:
