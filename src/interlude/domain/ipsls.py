@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -356,3 +356,88 @@ def evaluate(result: IpProbeResult, objectives: Sequence[SlsObjective]) -> list[
         else:
             verdicts.append(SlsVerdict(objective, value, value <= objective.threshold))
     return verdicts
+
+
+IP_SLS_RESULT = "urn:lso-interlude:pm:ip:sls-result:v1"
+"""``@type`` of a PM report item with the IP SLS metrics of one ordered pair of measurement points."""
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None or math.isnan(value) else round(value / 1000.0, 6)
+
+
+def _delay_ms(values: Sequence[float], p: float) -> dict[str, object] | None:
+    if not values:
+        return None
+    stats = delay_stats(values)
+    return {"min": _ms(stats.min_us), "mean": _ms(stats.mean_us), "max": _ms(stats.max_us), "percentile": p,
+            "percentileValue": _ms(percentile(values, p))}
+
+
+def pm_result(result: IpProbeResult, *, from_point: str, to_point: str, percentile_p: float = 99.0,
+              packets_per_window: int = 10) -> dict[str, object]:
+    """One PM interval's IP SLS metrics between two measurement points (delays in ms, like the CE results).
+
+    ``reflectorReachable`` is false when not one packet came back (the reflector, its address or the path is
+    gone), which the reachability TCA watches; the delay metrics are then absent rather than zero.
+    """
+    lost = loss(result)
+    two_way = two_way_delays_us(result)
+    forward = one_way_delays_us(result, "forward")
+    ipdv_series = ipdv_us(result, "forward") if forward is not None else ipdv_us(result)
+    up = uptime(result, packets_per_interval=max(1, min(packets_per_window, result.sent or 1)))
+    item: dict[str, object] = {
+        "@type": IP_SLS_RESULT,
+        "fromEndPoint": from_point,
+        "toEndPoint": to_point,
+        "protocol": result.protocol.value,
+        "clocksShared": result.clocks_shared,
+        "packetsSent": result.sent,
+        "packetsReceived": result.received,
+        "reflectorReachable": result.received > 0,
+        "packetLossRatio": {"twoWay": lost.loss_ratio, "forward": lost.loss_forward_ratio,
+                            "backward": lost.loss_backward_ratio},
+        "twoWayPacketDelay": _delay_ms(two_way, percentile_p),
+        "oneWayPacketDelay": _delay_ms(forward, percentile_p) if forward is not None else None,
+        "interPacketDelayVariation": _delay_ms(ipdv_series, percentile_p),
+        "packetDelayRange": _ms(delay_range_us(forward if forward else two_way, percentile_p)),
+        "serviceUptime": None if math.isnan(up.availability_ratio) else round(100.0 * up.availability_ratio, 3),
+    }
+    if result.error:
+        item["error"] = result.error[:500]
+    return item
+
+
+IP_TCA_METRICS: dict[str, str] = {
+    "ipOneWayPacketDelayPercentile": "above",
+    "ipTwoWayPacketDelayPercentile": "above",
+    "ipMeanPacketDelay": "above",
+    "ipInterPacketDelayVariation": "above",
+    "ipPacketDelayRange": "above",
+    "ipPacketLossRatio": "above",
+    "ipServiceUptime": "below",
+    "ipReflectorReachable": "below",
+}
+"""Threshold-crossing metrics of :func:`pm_result` items and the side that crosses (``below``: too low)."""
+
+
+def pm_metric_values(item: Mapping[str, object]) -> dict[str, float]:
+    """Flat values of one :func:`pm_result` item keyed by :data:`IP_TCA_METRICS` names (absent = unmeasured)."""
+    out: dict[str, float] = {}
+
+    def take(name: str, block: object, key: str) -> None:
+        if isinstance(block, Mapping) and isinstance(block.get(key), int | float):
+            out[name] = float(block[key])
+
+    take("ipOneWayPacketDelayPercentile", item.get("oneWayPacketDelay"), "percentileValue")
+    take("ipTwoWayPacketDelayPercentile", item.get("twoWayPacketDelay"), "percentileValue")
+    take("ipMeanPacketDelay", item.get("twoWayPacketDelay"), "mean")
+    take("ipInterPacketDelayVariation", item.get("interPacketDelayVariation"), "percentileValue")
+    take("ipPacketLossRatio", item.get("packetLossRatio"), "twoWay")
+    rng, up = item.get("packetDelayRange"), item.get("serviceUptime")
+    if isinstance(rng, int | float):
+        out["ipPacketDelayRange"] = float(rng)
+    if isinstance(up, int | float):
+        out["ipServiceUptime"] = float(up)
+    out["ipReflectorReachable"] = 1.0 if item.get("reflectorReachable") else 0.0
+    return out
