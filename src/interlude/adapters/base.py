@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, cast, runtime_checkable
 
-from interlude.domain.ipsls import IpProbeRequest, IpProbeResult
+from interlude.domain.ipsls import IpProbeRequest, IpProbeResult, IpThroughputRequest, ThroughputResult
 from interlude.domain.southbound import (
     AdminState,
     BandwidthProfile,
@@ -187,6 +187,10 @@ class IpMeasurement(Protocol):
 
     async def run_ip_probe(self, request: IpProbeRequest) -> IpProbeResult:
         """Run one session to completion and return the raw per-packet result."""
+        ...
+
+    async def run_ip_throughput(self, request: IpThroughputRequest) -> ThroughputResult:
+        """Run a stepped bandwidth verification to the target's reflector."""
         ...
 
 

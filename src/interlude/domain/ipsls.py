@@ -441,3 +441,88 @@ def pm_metric_values(item: Mapping[str, object]) -> dict[str, float]:
         out["ipServiceUptime"] = float(up)
     out["ipReflectorReachable"] = 1.0 if item.get("reflectorReachable") else 0.0
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class IpThroughputRequest:
+    """A bandwidth verification from ``source`` to the reflector at ``target``: steps of ``rate_mbps``."""
+
+    source: MeasurementPoint
+    target: MeasurementPoint
+    rate_mbps: float
+    steps: tuple[float, ...] = (0.5, 1.0, 1.25)
+    duration_s: float = 2.0
+    size: int = 1472
+    dscp: int = 0
+    tolerance: float = 0.05
+    loss_objective: float = 0.01
+
+    def __post_init__(self) -> None:
+        if self.rate_mbps <= 0 or not self.steps or self.duration_s <= 0 or not 44 <= self.size <= 9000:
+            raise ValueError("a positive rate and duration, at least one step and a 44..9000-byte size are required")
+
+
+@dataclass(frozen=True, slots=True)
+class ThroughputStep:
+    """One step's outcome (rates in Mbit/s, delays in µs)."""
+
+    ratio: float
+    offered_mbps: float
+    sent: int
+    reached: int | None
+    received: int
+    achieved_mbps: float | None
+    goodput_mbps: float | None
+    loss_ratio: float
+    forward_loss_ratio: float | None
+    rtt_us: dict[str, float | int | None]
+    duration_s: float
+
+    def to_json(self) -> dict[str, object]:
+        """The CLI / SFT shape of a step."""
+        def r(x: float | None) -> float | None:
+            return None if x is None or math.isnan(x) else round(x, 3)
+
+        return {"ratio": self.ratio, "offered_mbps": r(self.offered_mbps), "sent": self.sent,
+                "reached": self.reached, "received": self.received, "achieved_mbps": r(self.achieved_mbps),
+                "goodput_mbps": r(self.goodput_mbps), "loss_ratio": r(self.loss_ratio),
+                "forward_loss_ratio": r(self.forward_loss_ratio), "rtt_us": self.rtt_us,
+                "duration_s": r(self.duration_s)}
+
+
+@dataclass(frozen=True, slots=True)
+class ThroughputResult:
+    """Every step and the verdict.
+
+    Verified means the committed rate was delivered (within ``tolerance``) with no more loss than
+    ``loss_objective`` at the committed step.
+    """
+
+    target: str
+    committed_mbps: float
+    size: int
+    steps: tuple[ThroughputStep, ...]
+    tolerance: float
+    loss_objective: float
+
+    @property
+    def committed_step(self) -> ThroughputStep | None:
+        """The step at exactly the committed rate, if it ran."""
+        return next((s for s in self.steps if math.isclose(s.ratio, 1.0)), None)
+
+    @property
+    def verified(self) -> bool | None:
+        """Whether the committed rate got through (``None`` without a committed step)."""
+        step = self.committed_step
+        if step is None or step.achieved_mbps is None:
+            return None if step is None else False
+        return (step.achieved_mbps >= (1 - self.tolerance) * self.committed_mbps
+                and step.loss_ratio <= self.loss_objective)
+
+    def to_json(self) -> dict[str, object]:
+        """The CLI ``--json`` object."""
+        return {"target": self.target, "committed_mbps": self.committed_mbps, "size": self.size,
+                "verified": self.verified, "tolerance": self.tolerance, "loss_objective": self.loss_objective,
+                "steps": [s.to_json() for s in self.steps]}
+
+

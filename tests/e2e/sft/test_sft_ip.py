@@ -7,10 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 
+from interlude.adapters.emulated.adapter import EmulatedAdapter
+from interlude.domain.southbound import BandwidthProfile
 from tests.e2e.sft.test_sft_api import create, fault, results_of, wait_job
-from tests.support.partner import ALPHA
+from tests.support.partner import ALPHA, runtime_of
 
 IP_JOB = "urn:lso-interlude:sft:ip:test-job-configuration:v1"
 SFT = "/mefApi/interlude/serviceFunctionTesting/v3"
@@ -98,3 +101,21 @@ async def test_ip_test_types_are_checked(client: Client) -> None:
         data = await resp.json()
         assert resp.status == 422, data
         assert any(e["propertyPath"] == pointer for e in (data if isinstance(data, list) else [data])), data
+
+
+async def test_ip_throughput_verifies_the_committed_rate_through_the_bandwidth_profile(client: Client) -> None:
+    network = runtime_of(client).network
+    uni = network.adapter("pe1")
+    assert isinstance(uni, EmulatedAdapter)
+    uni.network.apply_bandwidth("pe1", "uni3", BandwidthProfile(cir_bps=100_000_000, cbs_bytes=64_000))
+    payload = await run_job(client, ip_job("ipThroughput", throughput={"stepsPercent": [100, 125]}))
+    assert payload["committedRateMbps"] == 100.0  # the service's CIR
+    at_rate, above = payload["throughputSteps"]
+    assert at_rate["achievedRateMbps"] == pytest.approx(100.0, rel=0.005) and at_rate["packetLossRatio"] == 0.0
+    assert above["offeredRateMbps"] == 125.0 and above["achievedRateMbps"] == pytest.approx(100.0, rel=0.005)
+    # 1 s at 125 Mbit/s into 100 Mbit/s: 25 Mbit too many, of which the 50 ms queue holds 5 Mbit
+    assert above["forwardPacketLossRatio"] == pytest.approx((25 - 5) / 125, abs=0.005)
+    assert payload["verdict"] == "pass"
+    narrow = await run_job(client, ip_job("ipThroughput", throughput={"rateMbps": 150, "stepsPercent": [100]}))
+    assert narrow["verdict"] == "fail" and narrow["throughputSteps"][0]["achievedRateMbps"] == pytest.approx(
+        100.0, rel=0.005)

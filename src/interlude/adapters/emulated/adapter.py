@@ -15,7 +15,7 @@ from typing import ClassVar
 
 from interlude.adapters.base import AdapterContext
 from interlude.adapters.emulated.network import EmulatedNetwork
-from interlude.domain.ipsls import IpProbeRequest, IpProbeResult
+from interlude.domain.ipsls import IpProbeRequest, IpProbeResult, IpThroughputRequest, ThroughputResult
 from interlude.domain.southbound import (
     AdminState,
     BandwidthProfile,
@@ -31,7 +31,7 @@ from interlude.domain.southbound import (
 )
 from interlude.errors import NotFoundError, OamError
 from interlude.oam.codec import mac_to_bytes
-from interlude.oam.ip.emulated import IpPathImpairment, run_emulated_probe
+from interlude.oam.ip.emulated import IpPathImpairment, run_emulated_probe, run_emulated_throughput
 from interlude.oam.runner import run_emulated
 from interlude.oam.transport import PathImpairment
 from interlude.topology.model import Impairment, NodeSpec
@@ -172,6 +172,27 @@ class EmulatedAdapter:
         impairment = IpPathImpairment(delay_ms=path.delay_ms, jitter_ms=path.jitter_ms,
                                       loss_ratio=path.loss_ratio, down=not path.reachable)
         return run_emulated_probe(request, impairment, seed=self._rng.randrange(1 << 30))
+
+    async def run_ip_throughput(self, request: IpThroughputRequest) -> ThroughputResult:
+        """The stepped throughput test over the in-memory path, on the virtual clock.
+
+        The shaper runs at the tightest of the two ports' bandwidth profiles (CIR + EIR) and speeds.
+        """
+        source, target = request.source, request.target
+        if source.node != self.node.name:
+            raise OamError(f"measurement point {source.name!r} is on node {source.node!r}, not {self.node.name!r}")
+        self._check(source.interface)
+        path = self.network.path((source.node, source.interface), (target.node, target.interface))
+        limits = []
+        for node, interface in ((source.node, source.interface), (target.node, target.interface)):
+            port = self.network.port(node, interface)
+            limits.append(port.speed_bps / 1e6)
+            if port.bandwidth is not None:
+                limits.append((port.bandwidth.cir_bps + port.bandwidth.eir_bps) / 1e6)
+        impairment = IpPathImpairment(delay_ms=path.delay_ms, jitter_ms=path.jitter_ms,
+                                      loss_ratio=path.loss_ratio, down=not path.reachable)
+        return run_emulated_throughput(request, impairment, limit_mbps=min(limits),
+                                       seed=self._rng.randrange(1 << 30))
 
     def _hop_port(self, hop: tuple[str, str]) -> tuple[str, str]:
         node = hop[1]

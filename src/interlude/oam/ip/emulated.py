@@ -19,7 +19,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from interlude.domain.ipsls import IpProbeRequest, IpProbeResult, IpProtocol
+from interlude.domain.ipsls import (
+    IpProbeRequest,
+    IpProbeResult,
+    IpProtocol,
+    IpThroughputRequest,
+    ThroughputResult,
+    ThroughputStep,
+)
+from interlude.domain.metrics import delay_stats
 from interlude.oam.ip import codec
 from interlude.oam.ip.icmp import ICMP6_ECHO_REPLY, ICMP_ECHO_REPLY, EchoSession
 from interlude.oam.ip.session import ProbeSession, stamp
@@ -119,3 +127,59 @@ def _advance(events: list[tuple[int, int, str, bytes]], now: int, wakeup: int,
         deliver(data, at)
         return now
     return max(now, due)
+
+
+SHAPER_QUEUE_NS = 50_000_000
+"""How long a packet may wait at the emulated shaper before it is dropped (a tbf's ``latency 50ms``)."""
+
+
+def run_emulated_throughput(request: IpThroughputRequest, impairment: IpPathImpairment, *,
+                            limit_mbps: float | None, seed: int = 0, start_ns: int | None = None) -> ThroughputResult:
+    """The stepped throughput test over the virtual path, through a shaper at ``limit_mbps`` (IP layer).
+
+    Each packet waits at the shaper for the one before it to be serialised at the limit, and is dropped
+    when it would wait longer than :data:`SHAPER_QUEUE_NS`; then the path's delay, jitter and loss apply.
+    The achieved rate is computed as the real test does, from the reflector's receive times and its
+    sequence numbers (:mod:`interlude.oam.ip.throughput`), so a shaped step reports the limit exactly.
+    """
+    path = _Path(impairment, seed)
+    ip_bytes = request.size + (48 if ":" in request.target.address else 28)
+    bits = ip_bytes * 8
+    now = time.time_ns() if start_ns is None else start_ns
+    steps: list[ThroughputStep] = []
+    for ratio in request.steps:
+        offered_bps = request.rate_mbps * 1e6 * ratio
+        total = max(2, int(offered_bps / bits * request.duration_s))
+        gap_ns = bits / offered_bps * 1e9
+        serialise_ns = bits / (limit_mbps * 1e6) * 1e9 if limit_mbps else 0.0
+        free_at = 0.0
+        reflected: list[tuple[int, int]] = []
+        rtt_us: list[float] = []
+        for n in range(total):
+            t1 = now + round(n * gap_ns)
+            depart = float(t1)
+            if serialise_ns:
+                depart = max(float(t1), free_at)
+                if depart - t1 > SHAPER_QUEUE_NS:
+                    continue
+                free_at = depart + serialise_ns
+            out = path.transit_ns()
+            if out is None:
+                continue
+            t2 = round(depart) + out
+            reflected.append((t2, len(reflected)))
+            back = path.transit_ns()
+            if back is not None:
+                rtt_us.append((t2 + impairment.residence_ns + back - t1 - impairment.residence_ns) / 1000.0)
+        achieved = goodput = None
+        if len(reflected) >= 2 and reflected[-1][0] > reflected[0][0]:
+            span_s = (reflected[-1][0] - reflected[0][0]) / 1e9
+            packets = reflected[-1][1] - reflected[0][1]
+            achieved = packets * bits / span_s / 1e6
+            goodput = packets * request.size * 8 / span_s / 1e6
+        steps.append(ThroughputStep(ratio, offered_bps / 1e6, total, len(reflected), len(rtt_us), achieved, goodput,
+                                    (total - len(rtt_us)) / total, (total - len(reflected)) / total,
+                                    delay_stats(rtt_us).to_json(), request.duration_s))
+        now += round(request.duration_s * 1e9) + SHAPER_QUEUE_NS
+    return ThroughputResult(request.target.address, request.rate_mbps, request.size, tuple(steps), request.tolerance,
+                            request.loss_objective)

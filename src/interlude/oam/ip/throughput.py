@@ -18,14 +18,13 @@ sender catches up at once, so the offered rate is exact over the step even on a 
 from __future__ import annotations
 
 import contextlib
-import math
 import select
 import socket
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 
+from interlude.domain.ipsls import ThroughputResult, ThroughputStep
 from interlude.domain.metrics import delay_stats
 from interlude.oam.ip import codec
 from interlude.oam.ip.udp import family_of, open_sender, read_into
@@ -39,70 +38,6 @@ DEFAULT_SIZE = 1472
 def ip_overhead(target: str) -> int:
     """IP + UDP header bytes for ``target``'s family."""
     return (40 if family_of(target) == socket.AF_INET6 else 20) + UDP_HEADER
-
-
-@dataclass(frozen=True, slots=True)
-class ThroughputStep:
-    """One step's outcome (rates in Mbit/s, delays in µs)."""
-
-    ratio: float
-    offered_mbps: float
-    sent: int
-    reached: int | None
-    received: int
-    achieved_mbps: float | None
-    goodput_mbps: float | None
-    loss_ratio: float
-    forward_loss_ratio: float | None
-    rtt_us: dict[str, float | int | None]
-    duration_s: float
-
-    def to_json(self) -> dict[str, object]:
-        """The CLI / SFT shape of a step."""
-        def r(x: float | None) -> float | None:
-            return None if x is None or math.isnan(x) else round(x, 3)
-
-        return {"ratio": self.ratio, "offered_mbps": r(self.offered_mbps), "sent": self.sent,
-                "reached": self.reached, "received": self.received, "achieved_mbps": r(self.achieved_mbps),
-                "goodput_mbps": r(self.goodput_mbps), "loss_ratio": r(self.loss_ratio),
-                "forward_loss_ratio": r(self.forward_loss_ratio), "rtt_us": self.rtt_us,
-                "duration_s": r(self.duration_s)}
-
-
-@dataclass(frozen=True, slots=True)
-class ThroughputResult:
-    """Every step and the verdict.
-
-    Verified means the committed rate was delivered (within ``tolerance``) with no more loss than
-    ``loss_objective`` at the committed step.
-    """
-
-    target: str
-    committed_mbps: float
-    size: int
-    steps: tuple[ThroughputStep, ...]
-    tolerance: float
-    loss_objective: float
-
-    @property
-    def committed_step(self) -> ThroughputStep | None:
-        """The step at exactly the committed rate, if it ran."""
-        return next((s for s in self.steps if math.isclose(s.ratio, 1.0)), None)
-
-    @property
-    def verified(self) -> bool | None:
-        """Whether the committed rate got through (``None`` without a committed step)."""
-        step = self.committed_step
-        if step is None or step.achieved_mbps is None:
-            return None if step is None else False
-        return (step.achieved_mbps >= (1 - self.tolerance) * self.committed_mbps
-                and step.loss_ratio <= self.loss_objective)
-
-    def to_json(self) -> dict[str, object]:
-        """The CLI ``--json`` object."""
-        return {"target": self.target, "committed_mbps": self.committed_mbps, "size": self.size,
-                "verified": self.verified, "tolerance": self.tolerance, "loss_objective": self.loss_objective,
-                "steps": [s.to_json() for s in self.steps]}
 
 
 def _step(sock: socket.socket, target: str, *, ratio: float, rate_mbps: float, size: int, duration_s: float,

@@ -21,14 +21,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from interlude.domain import ipsls
-from interlude.domain.ipsls import IpProbeRequest, IpProbeResult, IpProtocol, MeasurementPoint
+from interlude.domain.ipsls import (
+    IpProbeRequest,
+    IpProbeResult,
+    IpProtocol,
+    IpThroughputRequest,
+    MeasurementPoint,
+    ThroughputResult,
+)
 from interlude.domain.metrics import delay_stats
 from interlude.domain.model import PortRef, Service
 from interlude.errors import ValidationError
 from interlude.service.platform.network import Network
 from interlude.topology.model import SlsSpec, Topology
 
-IP_TEST_TYPES = ("ipDelay", "ipLoss", "ipJitter", "ipActivation")
+IP_TEST_TYPES = ("ipDelay", "ipLoss", "ipJitter", "ipActivation", "ipThroughput")
 """SFT test types measured with IP test packets (the others run Y.1731 between MEPs)."""
 ACTIVATION_PHASES = ("ipDelay", "ipLoss", "ipJitter")
 
@@ -185,11 +192,56 @@ def sls_json(sls: SlsSpec | None) -> dict[str, Any]:
     return {"packetDelayUs": sls.fd_us, "interPacketDelayVariationUs": sls.ifdv_us, "packetLossRatio": sls.flr_ratio}
 
 
+def throughput_request(src: MeasurementPoint, dst: MeasurementPoint, cfg: dict[str, Any],
+                       committed_mbps: float | None, sls: SlsSpec | None) -> IpThroughputRequest:
+    """The bandwidth verification a job asks for.
+
+    ``throughput.rateMbps`` (default: the service's CIR), ``stepsPercent`` (50, 100, 125), ``durationMs``
+    (1000), ``packetSize`` (1472), and ``dscp``; the loss objective is the SLS's packet loss ratio (1 %).
+    """
+    tp = dict(cfg.get("throughput") or {})
+    rate = float(tp.get("rateMbps") or committed_mbps or 0)
+    if rate <= 0:
+        raise ValidationError("no rate to verify: the service has no CIR and throughput.rateMbps is not set",
+                              "/serviceSpecificTestJobConfiguration/throughput/rateMbps", "missingProperty")
+    loss_objective = sls.flr_ratio if sls is not None and sls.flr_ratio is not None else 0.01
+    return IpThroughputRequest(source=src, target=dst, rate_mbps=rate,
+                               steps=tuple(float(p) / 100 for p in tp.get("stepsPercent", (50, 100, 125))),
+                               duration_s=float(tp.get("durationMs", 1000)) / 1000,
+                               size=int(tp.get("packetSize", 1472)), dscp=int(cfg.get("dscp", 0)),
+                               loss_objective=loss_objective)
+
+
+def throughput_json(result: ThroughputResult) -> dict[str, Any]:
+    """The outcome of a bandwidth verification: the steps and the verdict on the committed step."""
+    verified = result.verified
+    steps = [{"percentOfRate": round(s.ratio * 100, 3), "offeredRateMbps": _num(s.offered_mbps),
+              "achievedRateMbps": _num(s.achieved_mbps), "goodputMbps": _num(s.goodput_mbps),
+              "packetsSent": s.sent, "packetsReached": s.reached, "packetsReceived": s.received,
+              "packetLossRatio": _num(s.loss_ratio), "forwardPacketLossRatio": _num(s.forward_loss_ratio),
+              "twoWayPacketDelay": s.rtt_us} for s in result.steps]
+    failures = []
+    step = result.committed_step
+    if verified is False and step is not None:
+        failures.append(f"at the committed rate {result.committed_mbps} Mbit/s: achieved {_num(step.achieved_mbps)} "
+                        f"Mbit/s, loss {_num(step.loss_ratio)} (objective {result.loss_objective})")
+    return {"protocol": "stamp", "committedRateMbps": result.committed_mbps, "packetSize": result.size,
+            "packetsSent": sum(s.sent for s in result.steps),
+            "packetsReceived": sum(s.received for s in result.steps), "throughputSteps": steps,
+            "verdict": {True: "pass", False: "fail", None: "notEvaluated"}[verified], "failures": failures,
+            "delayUnits": "us"}
+
+
 async def measure(network: Network, test_type: str, src: MeasurementPoint, dst: MeasurementPoint,
-                  params: IpParams, sls: SlsSpec | None) -> dict[str, Any]:
+                  params: IpParams, sls: SlsSpec | None, *, config: dict[str, Any] | None = None,
+                  committed_mbps: float | None = None) -> dict[str, Any]:
     """One IP test run (every phase of ``ipActivation`` in sequence); the result payload without ``@type``."""
     out: dict[str, Any] = {"testType": test_type, "sourceMeasurementPoint": point_json(src),
                            "remoteMeasurementPoint": point_json(dst), "sls": sls_json(sls)}
+    if test_type == "ipThroughput":
+        request = throughput_request(src, dst, config or {}, committed_mbps, sls)
+        out.update(throughput_json(await network.ip_measurement(src.node).run_ip_throughput(request)))
+        return out
     if test_type != "ipActivation":
         result = await run_ip_session(network, src, dst, params)
         out.update(result_json(result))

@@ -82,6 +82,10 @@ class SftPlanner:
                                   f"{cfg_path}/testType", "invalidValue") from None  # fmt: skip
         except NotFoundError as exc:
             raise ValidationError(str(exc), f"{cfg_path}/sourceMep", "referenceNotFound") from None
+        if merged["testType"] == "ipThroughput" and not svc_from.cir_bps \
+                and not (merged.get("throughput") or {}).get("rateMbps"):
+            raise ValidationError(f"service {svc_from.id!r} has no CIR; give throughput.rateMbps",
+                                  f"{cfg_path}/throughput/rateMbps", "missingProperty")  # fmt: skip
         if merged["testType"] == "serviceActivation" and not svc_from.cir_bps:
             raise ValidationError(f"service {svc_from.id!r} has no CIR for a service activation test",
                                   f"{cfg_path}/testType", "invalidValue")  # fmt: skip

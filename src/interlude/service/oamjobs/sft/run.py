@@ -133,8 +133,11 @@ class SftExecution:
         if plan.test_type in IP_TEST_TYPES:
             src_point = point(self.deps.topology, plan.source)
             dst_point = point(self.deps.topology, plan.remote)
+            service = await self.deps.inventory.get(service_id, None)
+            committed = service.cir_bps / 1e6 if service.cir_bps else None
             return await ip_measure(self.deps.network, plan.test_type, src_point, dst_point,
-                                    IpParams.from_config(plan.config), self._sls(service_id))
+                                    IpParams.from_config(plan.config), self._sls(service_id), config=plan.config,
+                                    committed_mbps=committed)
         src = mep_spec(self.deps.topology, plan.source)
         dst = mep_spec(self.deps.topology, plan.remote)
         params = SessionParams.from_config(plan.config)
