@@ -16,6 +16,8 @@ socket set-up excluded on both sides):
   full RFC 8762 reply with T2/T3, per-sender state);
 * ``raw <-> raw``: a minimal blocking ``send``/``recv`` loop against a minimal ``recvfrom``/``sendto`` echo:
   the reference (no timestamps, no parsing);
+* ``engine <-> raw`` and ``raw <-> engine``: one side each (the raw reflector answers in the reflector's
+  layout, with no timestamps), to tell the sender's cost from the reflector's;
 * ``delay floor``: the engine's two-way delay (residence removed) over the veth: min and median;
 * ``throughput``: the engine's throughput test at ``--rate`` (step 1.25x) vs ``iperf3 -u`` on the same
   tbf-limited path, both as UDP payload rate, and the tbf rate itself.
@@ -47,9 +49,10 @@ import socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind((sys.argv[1], 0))
 print(s.getsockname()[1], flush=True)
+shaped = len(sys.argv) > 2  # answer in the reflector layout: sender seq/timestamp/error at 24/28/36
 while True:
     data, addr = s.recvfrom(2048)
-    s.sendto(data, addr)
+    s.sendto(data[:24] + data[:14] + data[38:] if shaped else data, addr)
 """
 
 
@@ -118,28 +121,33 @@ def main() -> int:
         procs.append(echo)
         assert echo.stdout is not None
         echo_port = int(echo.stdout.readline())
+        shaped = spawn(ns_b, [sys.executable, "-c", RAW_ECHO, "10.62.1.2", "shaped"])
+        procs.append(shaped)
+        assert shaped.stdout is not None
+        shaped_port = int(shaped.stdout.readline())
         target = "10.62.1.2"
         floors: list[float] = []
         medians: list[float] = []
 
-        def engine() -> float:
-            session = session_for(IpProtocol.TWAMP, target=target, port=port, count=args.count, interval_s=0)
-            sock = open_sender(ns_a, target, port)
+        def engine(to_port: int = port) -> float:
+            session = session_for(IpProtocol.TWAMP, target=target, port=to_port, count=args.count, interval_s=0)
+            sock = open_sender(ns_a, target, to_port)
             try:
                 start = time.perf_counter()
                 result = drive(session, sock)
                 rate = result.received / (time.perf_counter() - start)
             finally:
                 sock.close()
-            rtt = ipsls.two_way_delays_us(result)
-            floors.append(min(rtt))
-            medians.append(statistics.median(rtt))
+            if to_port == port:
+                rtt = ipsls.two_way_delays_us(result)
+                floors.append(min(rtt))
+                medians.append(statistics.median(rtt))
             return rate
 
-        def raw() -> float:
+        def raw(to_port: int = echo_port) -> float:
             def make() -> socket.socket:
                 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                s.connect((target, echo_port))
+                s.connect((target, to_port))
                 return s
 
             sock = in_netns(ns_a, make, "a UDP socket")
@@ -152,7 +160,10 @@ def main() -> int:
             finally:
                 sock.close()
 
-        cases: dict[str, Callable[[], float]] = {"engine <-> engine": engine, "raw <-> raw": raw}
+        cases: dict[str, Callable[[], float]] = {
+            "engine <-> engine": engine, "raw <-> raw": raw,
+            "engine <-> raw": lambda: engine(shaped_port), "raw <-> engine": lambda: raw(port),
+        }
         rates: dict[str, list[float]] = {name: [] for name in cases}
         names = list(cases)
         for round_no in range(args.rounds):
@@ -164,6 +175,9 @@ def main() -> int:
         ratio = statistics.median(rates["engine <-> engine"]) / statistics.median(rates["raw <-> raw"])
         best = max(rates["engine <-> engine"]) / max(rates["raw <-> raw"])
         print(f"engine/raw exchanges: median {ratio:.2f}x  best {best:.2f}x  (goal >= 0.8x)")
+        sender = statistics.median(rates["engine <-> raw"]) / statistics.median(rates["raw <-> raw"])
+        reflector = statistics.median(rates["raw <-> engine"]) / statistics.median(rates["raw <-> raw"])
+        print(f"  sender alone (engine <-> raw): {sender:.2f}x   reflector alone (raw <-> engine): {reflector:.2f}x")
         print(f"delay floor over veth: min {min(floors):.1f} us  median {statistics.median(medians):.1f} us "
               "(goal median <= 30 us)")
 

@@ -125,6 +125,26 @@ class ProbeSession:
         self.answered += 1
         return True
 
+    def record_pingpong(self, started_ns: int, tx: list[int], rx: list[int], replies: list[bytes | None],
+                        ttls: list[int | None]) -> None:
+        """Take a back-to-back run a driver did without a session call per packet (see ``udp.drive``).
+
+        ``replies[i]`` is the start of the reflector packet that echoed sequence number ``first_seq + i``;
+        it counts only when it also echoes that packet's transmit timestamp.
+        """
+        self.started_ns = started_ns
+        self.slots = [_Slot(t) for t in tx]
+        self.answered = 0
+        for slot, got_ns, raw, ttl in zip(self.slots, rx, replies, ttls, strict=True):
+            reply = codec.parse_reflected(raw) if raw is not None else None
+            if reply is None or abs(slot.tx_ns - reply.sender_tx_ns) > 1:
+                continue
+            slot.rx_ns, slot.reflector_rx_ns, slot.reflector_tx_ns = got_ns, reply.rx_ns, reply.tx_ns
+            slot.reflector_seq, slot.ttl = reply.seq, ttl
+            self.answered += 1
+        if self.slots:
+            self._last_ns = self.slots[-1].tx_ns
+
     def result(self, ended_ns: int, error: str | None = None) -> IpProbeResult:
         """The finished session's record."""
         packets = tuple(IpPacket(self.first_seq + i, s.tx_ns, s.rx_ns, s.reflector_rx_ns, s.reflector_tx_ns,

@@ -50,6 +50,8 @@ DEFAULT_PORT = 862
 """The TWAMP / STAMP well-known receiver port (RFC 8762 §4.1 and RFC 8545)."""
 _TIMESPEC = struct.Struct("qq")
 _INT = struct.Struct("i")
+_U32 = struct.Struct("!I")
+_U64 = struct.Struct("!Q")
 
 
 @functools.cache
@@ -200,44 +202,77 @@ def read_into(sock: socket.socket, buf: bytearray, flags: int = 0) -> Received |
 
 
 def _pingpong(session: ProbeSession, sock: socket.socket, cancelled: threading.Event | None) -> IpProbeResult:
-    """Back-to-back exchanges (``interval 0``): one blocking read per reply, bounded by ``SO_RCVTIMEO``.
+    """Back-to-back exchanges (``interval 0``) with as little per-packet work as the measurement allows.
 
-    No ``select`` between a send and its reply: the thread sleeps in ``recvmsg_into`` itself and the kernel
-    wakes it with the datagram, which roughly doubles the exchange rate on a loaded host. The read timeout
-    is checked against the session's own deadline, so a late reply still counts and a lost one costs one
-    timeout.
+    One packet in flight: patch the sequence number and the transmit timestamp into the one packet buffer
+    (the timestamp taken right before ``send``), then read replies blocking, one ``recvmsg_into`` each into
+    one preallocated buffer (the thread sleeps in the kernel and is woken by the datagram itself; the read
+    is bounded by ``SO_RCVTIMEO``), keeping only the kernel receive time and the reply's first 41 bytes.
+    Decoding, matching the echoed sender timestamp and every statistic happen after the run
+    (:meth:`ProbeSession.record_pingpong`). A late reply to an earlier packet still counts; a lost one costs
+    one timeout.
     """
+    count, first, timeout_ns = session.count, session.first_seq, session.timeout_ns
+    packet = session.template
+    tx = [0] * count
+    rx = [0] * count
+    replies: list[bytes | None] = [None] * count
+    ttls: list[int | None] = [None] * count
     buf = bytearray(codec.MAX_SIZE + 64)
     view = memoryview(buf)
     clock = time.time_ns
+    to_ntp = codec.ns_to_ntp
+    pack_seq, pack_ts, unpack_seq = _U32.pack_into, _U64.pack_into, _U32.unpack_from
+    send, recv = sock.send, sock.recvmsg_into
     error: str | None = None
-    slice_s = min(session.timeout_ns / 1e9, 0.2)
+    slice_s = min(timeout_ns / 1e9, 0.2)
+    sent = 0
     sock.setblocking(True)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", int(slice_s), int(slice_s % 1 * 1e6)))
+    started = clock()
     try:
-        while not (cancelled is not None and cancelled.is_set()):
-            now = clock()
-            if session.finished(now):
+        for i in range(count):
+            if cancelled is not None and cancelled.is_set():
                 break
-            packet = session.poll(now)
-            if packet is not None:
-                tx = clock()
-                stamp(packet, tx)
+            pack_seq(packet, 0, first + i)
+            now = clock()
+            pack_ts(packet, codec.OFF_TS, to_ntp(now))
+            try:
+                send(packet)
+            except OSError as exc:
+                error = str(exc)
+            tx[i] = now
+            sent = i + 1
+            deadline = now + timeout_ns
+            while True:
                 try:
-                    sock.send(packet)
-                except OSError as exc:
-                    error = str(exc)
-                session.sent(tx)
-            answered = session.answered
-            while session.answered == answered and clock() < session.wakeup_ns():
-                if cancelled is not None and cancelled.is_set():
+                    size, ancdata, _flags, _addr = recv([buf], ANCILLARY_SIZE)
+                except (BlockingIOError, InterruptedError):
+                    if clock() >= deadline:
+                        break
+                    continue
+                got_ns = 0
+                ttl = None
+                for level, kind, data in ancdata:
+                    if kind == SO_TIMESTAMPNS and level == socket.SOL_SOCKET:
+                        sec, nsec = _TIMESPEC.unpack_from(data)
+                        got_ns = sec * 1_000_000_000 + nsec
+                    elif (level, kind) in ((socket.IPPROTO_IP, IP_TTL), (socket.IPPROTO_IPV6, IPV6_HOPLIMIT)):
+                        ttl = _INT.unpack_from(data)[0] if len(data) >= 4 else data[0]
+                if size > codec.OFF_SENDER_TTL:
+                    index = unpack_seq(buf, codec.OFF_SENDER_SEQ)[0] - first
+                    if 0 <= index < sent and replies[index] is None:
+                        rx[index] = got_ns or clock()
+                        replies[index] = bytes(view[:codec.OFF_SENDER_TTL + 1])
+                        ttls[index] = ttl
+                        if index == i:
+                            break
+                if clock() >= deadline:
                     break
-                got = read_into(sock, buf)
-                if got is not None:
-                    session.receive(view[:got.size], got.rx_ns, got.ttl)
     finally:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 0, 0))
         sock.setblocking(False)
+    session.record_pingpong(started, tx[:sent], rx[:sent], replies[:sent], ttls[:sent])
     return session.result(clock(), error)
 
 
