@@ -45,6 +45,7 @@ STOP_CHECK_S = 0.2
 class _Peer:
     next_seq: int = 0
     last_ns: int = 0
+    reflected: int = 0
 
 
 @dataclass(slots=True)
@@ -90,10 +91,23 @@ class Reflector:
     def _peer(self, address: tuple[object, ...], seq: int, now: int) -> _Peer:
         peer = self._peers.get(address)
         if peer is None or seq == 0 or now - peer.last_ns > SESSION_IDLE_NS:
+            if peer is not None:
+                self._count(address, peer)
             peer = self._peers[address] = _Peer()
             self.stats.sessions += 1
         peer.last_ns = now
         return peer
+
+    def _count(self, address: tuple[object, ...], peer: _Peer) -> None:
+        key = str(address[0])
+        self.stats.peers[key] = self.stats.peers.get(key, 0) + peer.reflected
+        peer.reflected = 0
+
+    def counters(self) -> ReflectorStats:
+        """The statistics so far, per-peer counts included."""
+        for address, peer in self._peers.items():
+            self._count(address, peer)
+        return self.stats
 
     def handle(self, view: memoryview, address: tuple[object, ...], rx_ns: int, ttl: int | None,
                tclass: int | None) -> None:
@@ -115,8 +129,7 @@ class Reflector:
         except OSError:
             return  # the way back is gone (route, neighbour): the packet is lost like on a wire
         self.stats.reflected += 1
-        key = str(address[0])
-        self.stats.peers[key] = self.stats.peers.get(key, 0) + 1
+        peer.reflected += 1
 
     def run(self, stop: threading.Event | None = None) -> ReflectorStats:
         """Reflect until :meth:`stop` is called (or ``stop`` is set).
@@ -134,7 +147,7 @@ class Reflector:
             got = read_into(sock, buf)
             if got is not None:
                 self.handle(view[:got.size], got.address, got.rx_ns, got.ttl, got.tclass)
-        return self.stats
+        return self.counters()
 
 
 def open_reflector(netns: str | None, address: str | None = None, port: int = DEFAULT_PORT) -> Reflector:
