@@ -10,16 +10,14 @@ Echo has no reflector timestamps: the delay is the plain round trip and loss has
 
 from __future__ import annotations
 
-import contextlib
 import random
-import select
 import socket
 import struct
 import threading
 import time
 
 from interlude.domain.ipsls import IpPacket, IpProbeResult, IpProtocol
-from interlude.oam.ip.udp import family_of, in_netns, read_into, set_dscp
+from interlude.oam.ip.udp import Received, family_of, in_netns, paced_loop, set_dscp
 
 ICMP_ECHO_REQUEST = 8
 ICMP_ECHO_REPLY = 0
@@ -166,35 +164,19 @@ def open_icmp(netns: str | None, target: str, dscp: int = 0) -> socket.socket:
 
 def drive_echo(session: EchoSession, sock: socket.socket, cancelled: threading.Event | None = None) -> IpProbeResult:
     """Run ``session`` over ``sock`` in the calling thread."""
-    buf = bytearray(65536)
-    view = memoryview(buf)
-    clock = time.time_ns
-    error: str | None = None
-    while not (cancelled is not None and cancelled.is_set()):
-        now = clock()
-        if session.finished(now):
-            break
+
+    def transmit(now: int) -> None:
         index = session.poll(now)
         if index is not None:
-            tx = clock()
-            packet = session.build(index, tx)
-            try:
-                sock.send(packet)
-            except OSError as exc:
-                error = str(exc)
-        while (got := read_into(sock, buf, socket.MSG_DONTWAIT)) is not None:
-            start = 0
-            if not session.v6:  # raw IPv4 sockets deliver the IP header too
-                start = (buf[0] & 0x0F) * 4
-                ttl = buf[8]
-            else:
-                ttl = got.ttl if got.ttl is not None else 0
-            session.receive(view[start:got.size], got.rx_ns, ttl)
-        wait = (session.wakeup_ns() - clock()) / 1e9
-        if wait > 0:
-            with contextlib.suppress(InterruptedError):
-                select.select([sock], [], [], min(wait, 0.2))
-    return session.result(clock(), error)
+            sock.send(session.build(index, time.time_ns()))
+
+    def deliver(data: memoryview, got: Received) -> None:
+        if session.v6:
+            session.receive(data, got.rx_ns, got.ttl if got.ttl is not None else 0)
+        else:  # raw IPv4 sockets deliver the IP header too
+            session.receive(data[(data[0] & 0x0F) * 4:], got.rx_ns, data[8])
+
+    return paced_loop(session, sock, cancelled, transmit, deliver)
 
 
 def run_echo(session: EchoSession, netns: str | None, cancelled: threading.Event | None = None) -> IpProbeResult:

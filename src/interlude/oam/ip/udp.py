@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from interlude.domain.ipsls import IpProbeResult, IpProtocol
 from interlude.errors import OamError
@@ -276,11 +277,34 @@ def _pingpong(session: ProbeSession, sock: socket.socket, cancelled: threading.E
     return session.result(clock(), error)
 
 
-def drive(session: ProbeSession, sock: socket.socket, cancelled: threading.Event | None = None) -> IpProbeResult:
-    """Run ``session`` over the connected ``sock`` in the calling thread until it finishes or is cancelled."""
-    if session.interval_ns == 0:
-        return _pingpong(session, sock, cancelled)
-    buf = bytearray(codec.MAX_SIZE + 64)
+class Paced(Protocol):
+    """What :func:`paced_loop` needs from a session (STAMP / TWAMP-Light and ICMP echo alike)."""
+
+    def finished(self, now_ns: int) -> bool:
+        """All sent and answered, or the last timeout passed."""
+        ...
+
+    def wakeup_ns(self) -> int:
+        """When the next packet is due (0 = now)."""
+        ...
+
+    def result(self, ended_ns: int, error: str | None = None) -> IpProbeResult:
+        """The finished session's record."""
+        ...
+
+
+def paced_loop(session: Paced, sock: socket.socket, cancelled: threading.Event | None,
+               transmit: Callable[[int], None], deliver: Callable[[memoryview, Received], None]) -> IpProbeResult:
+    """Drive a paced session in the calling thread.
+
+    ``transmit(now)`` sends what is due (taking its own timestamp right before ``send``), ``deliver`` gets
+    every datagram with its kernel receive time; between the two the thread sleeps in ``select`` until the
+    next packet is due or a datagram arrives.
+
+    A send error (unreachable network, refused port) loses that packet, not the session; it is reported in
+    the result's ``error``.
+    """
+    buf = bytearray(65536)
     view = memoryview(buf)
     clock = time.time_ns
     error: str | None = None
@@ -288,24 +312,39 @@ def drive(session: ProbeSession, sock: socket.socket, cancelled: threading.Event
         now = clock()
         if session.finished(now):
             break
-        packet = session.poll(now)
-        if packet is not None:
-            tx = clock()
-            stamp(packet, tx)
-            try:
-                sock.send(packet)
-            except OSError as exc:  # unreachable network, refused port: the packet is lost, not the session
-                error = str(exc)
-            session.sent(tx)
-        # drain what has arrived, then sleep until the next send or the next datagram
+        try:
+            transmit(now)
+        except OSError as exc:
+            error = str(exc)
         while (got := read_into(sock, buf, socket.MSG_DONTWAIT)) is not None:
-            session.receive(view[:got.size], got.rx_ns, got.ttl)
-        wake = session.wakeup_ns()
-        wait = (wake - clock()) / 1e9
+            deliver(view[:got.size], got)
+        wait = (session.wakeup_ns() - clock()) / 1e9
         if wait > 0:
             with contextlib.suppress(InterruptedError):
                 select.select([sock], [], [], min(wait, 0.2))
     return session.result(clock(), error)
+
+
+def drive(session: ProbeSession, sock: socket.socket, cancelled: threading.Event | None = None) -> IpProbeResult:
+    """Run ``session`` over the connected ``sock`` in the calling thread until it finishes or is cancelled."""
+    if session.interval_ns == 0:
+        return _pingpong(session, sock, cancelled)
+
+    def transmit(now: int) -> None:
+        packet = session.poll(now)
+        if packet is None:
+            return
+        tx = time.time_ns()
+        stamp(packet, tx)
+        try:
+            sock.send(packet)
+        finally:
+            session.sent(tx)
+
+    def deliver(data: memoryview, got: Received) -> None:
+        session.receive(data, got.rx_ns, got.ttl)
+
+    return paced_loop(session, sock, cancelled, transmit, deliver)
 
 
 def run_probe(session: ProbeSession, netns: str | None, target: str, port: int,
