@@ -39,6 +39,7 @@ from interlude.errors import (
     ValidationErrors,
 )
 from interlude.service.alarms.service import AlarmService
+from interlude.service.inventory.reconcile import Reconciler
 from interlude.service.inventory.service import InventoryService
 from interlude.service.oamjobs.fm.service import FmService
 from interlude.service.oamjobs.sft.service import SftService
@@ -48,6 +49,7 @@ from interlude.service.performance.streaming import StreamingService
 from interlude.service.platform.faults import FaultService
 from interlude.service.platform.hub import HubService, NotifyingApi
 from interlude.service.platform.network import Network
+from interlude.service.sonata.service import SonataService
 from interlude.topology.model import Topology
 
 log = logging.getLogger(__name__)
@@ -78,6 +80,8 @@ class Partner(Protocol):
     streaming: StreamingService
     sft: SftService
     fm: FmService
+    reconciler: Reconciler
+    sonata: SonataService
 
 
 RUNTIME: web.AppKey[Partner] = web.AppKey("runtime")

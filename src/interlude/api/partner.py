@@ -3,7 +3,9 @@
 ``GET /interlude/v1/topology`` → nodes with interface admin/oper state, links, services with end points.
 ``POST /interlude/v1/faults`` ``{"type": "linkDown"|"delay"|"loss"|"jitter", "node", "interface",
 "delayMs", "jitterMs", "lossPercent"}`` → 201 with the fault; ``GET /interlude/v1/faults``;
-``GET``/``DELETE /interlude/v1/faults/{id}`` (204 clears it). Errors use the same shapes as the MEF APIs.
+``GET``/``DELETE /interlude/v1/faults/{id}`` (204 clears it). ``POST /interlude/v1/reconcile`` compares every
+device with the inventory now and re-applies or alarms per node (200 with what it found and did). Errors use the
+same shapes as the MEF APIs.
 """
 
 from __future__ import annotations
@@ -85,6 +87,12 @@ async def delete_fault(request: web.Request) -> web.StreamResponse:
     return web.Response(status=204)
 
 
+async def reconcile(request: web.Request) -> web.StreamResponse:
+    """Reconcile the devices with the inventory now (:mod:`interlude.service.inventory.reconcile`)."""
+    report = await request.app[RUNTIME].reconciler.reconcile()
+    return json_response(report.to_dict())
+
+
 def routes() -> list[web.RouteDef]:
     """Every route of the partner API."""
     return [
@@ -93,4 +101,5 @@ def routes() -> list[web.RouteDef]:
         web.get(f"{BASE}/faults", list_faults, name=operation(BASE, "listFault")),
         web.get(f"{BASE}/faults/{{id}}", get_fault, name=operation(BASE, "retrieveFault")),
         web.delete(f"{BASE}/faults/{{id}}", delete_fault, name=operation(BASE, "deleteFault")),
+        web.post(f"{BASE}/reconcile", reconcile, name=operation(BASE, "reconcile")),
     ]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import click
 
 from interlude import __version__
+from interlude.cli.buyer import buyer_group
+from interlude.cli.conformance import conformance
 from interlude.cli.lab import lab_group
 from interlude.cli.oam import oam_group
 from interlude.cli.serve import emulate, serve
@@ -17,5 +19,5 @@ def main() -> None:
     """lso-interlude: a runnable MEF LSO Interlude partner (APIs, adapters, OAM, emulator, labs)."""
 
 
-for _command in (topology_group, emulate, serve, lab_group, oam_group):
+for _command in (topology_group, emulate, serve, lab_group, oam_group, conformance, buyer_group):
     main.add_command(_command)

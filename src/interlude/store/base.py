@@ -8,6 +8,11 @@ Rules every implementation keeps:
 - **Work is claimed, not assumed**: orders, outbox rows and generic documents are claimed with a lease
   (``claim_*``): SQLite does it with one ``UPDATE ... WHERE claimed_until < now``; PostgreSQL maps it to
   ``SELECT ... FOR UPDATE SKIP LOCKED`` so several processes never run one item twice.
+- **Other processes hear of changes**: a transaction announces the ids it changed under a topic
+  (``services``, ...); once it commits, every *other* process sharing the database gets them through the
+  callbacks it gave :meth:`Store.watch` (PostgreSQL: ``NOTIFY`` on commit, one ``LISTEN`` connection per
+  process), so in-memory indexes follow changes made anywhere within milliseconds. With SQLite only one
+  process uses the database, so there is nobody to tell and a watcher is never called.
 - **No SQL outside the store**: subsystems (jobs, reports, alarms) keep their entities in the generic document
   table (``put_document``/``get_document``/``list_documents``/``claim_documents``; each document has a
   ``collection``, ``id``, ``buyer``, ``state``, indexed ``key1``/``key2``, ``due_at`` and a JSON body) and
@@ -17,7 +22,7 @@ Rules every implementation keeps:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
@@ -100,6 +105,47 @@ class OutboxRow:
     next_attempt_at: float
     delivered_at: float | None
     last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerHealth:
+    """How a subscription's listener has been failing since its last successful delivery.
+
+    ``retry_at`` is when its queue may be tried again: rows added meanwhile wait for it too, so a dead
+    listener costs one attempt per backoff step whatever the number of its undelivered events.
+    """
+
+    subscription_id: str
+    failures: int
+    first_failure_at: float
+    last_failure_at: float
+    last_error: str
+    retry_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxFailure:
+    """A failed delivery of the head row of a subscription's queue (see :meth:`Store.fail_outbox`).
+
+    ``give_up`` abandons that row; ``keep_pending`` bounds the subscription's undelivered rows (the oldest
+    beyond it are abandoned with a reason); every claim the worker holds on the subscription is released.
+    """
+
+    row_id: int
+    subscription_id: str | None
+    error: str
+    at: float
+    retry_at: float
+    give_up: bool = False
+    keep_pending: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxBacklog:
+    """What is waiting in the outbox: undelivered rows (neither delivered nor given up) and the oldest's age."""
+
+    pending: int
+    oldest_created_at: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,9 +251,25 @@ class Transaction(Protocol):
         """Remove documents of a collection by id; returns how many existed."""
         ...
 
+    async def announce(self, topic: str, ids: Sequence[str]) -> None:
+        """Tell the other processes, when this transaction commits, that these ids of ``topic`` changed."""
+        ...
+
 
 class Store(Protocol):
     """Persistence for every subsystem. Implementations: :class:`~interlude.store.sqlite.SqliteStore`."""
+
+    shared: bool
+    """Whether other processes may use the database at the same time (PostgreSQL) or not (SQLite)."""
+
+    def watch(self, topic: str, callback: Callable[[list[str]], None]) -> None:
+        """Call ``callback`` with the ids another process announced on ``topic``, after its commit.
+
+        Called on the event loop, in commit order per announcing process; keep it short (schedule any I/O).
+        An empty list means that anything of the topic may have changed (this process missed notices while
+        its connection to the database was down): reload it all.
+        """
+        ...
 
     async def open(self) -> None:
         """Create/upgrade the schema (migrations) and release stale claims."""
@@ -273,8 +335,37 @@ class Store(Protocol):
         """Every registration of an API."""
         ...
 
-    async def claim_outbox(self, worker: str, now: float, lease_s: float, limit: int = 50) -> list[OutboxRow]:
-        """Claim due undelivered rows, at most the oldest pending one per subscription (delivery order)."""
+    async def claim_outbox(
+        self, worker: str, now: float, lease_s: float, limit: int = 50, per_subscription: int = 1
+    ) -> list[OutboxRow]:
+        """Claim due undelivered rows in delivery order, a batch of each of at most ``limit`` subscriptions.
+
+        Of each subscription whose oldest pending row is due and nobody holds, its ``per_subscription`` oldest
+        pending rows (rows without a subscription count as one-row queues). No one else can claim a
+        subscription while any of it is held.
+        """
+        ...
+
+    async def settle_outbox(
+        self, subscription_id: str | None, delivered: Sequence[int], at: float, release: Sequence[int] = ()
+    ) -> None:
+        """Mark rows delivered (the subscription's listener is healthy again) and release the claims on others."""
+        ...
+
+    async def fail_outbox(self, failure: OutboxFailure) -> None:
+        """Record a failed delivery: the row's attempt, the listener's health, and the queue waits until retry_at."""
+        ...
+
+    async def listener_health(self) -> list[ListenerHealth]:
+        """The health of every subscription whose listener failed since its last successful delivery."""
+        ...
+
+    async def purge_outbox(self, before: float, limit: int = 1000) -> int:
+        """Delete at most ``limit`` rows delivered (or given up) before ``before``; returns how many."""
+        ...
+
+    async def outbox_backlog(self) -> OutboxBacklog:
+        """How many rows wait for delivery and since when."""
         ...
 
     async def mark_delivered(self, row_id: int, at: float) -> None:
