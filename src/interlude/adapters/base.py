@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, cast, runtime_checkable
 
+from interlude.domain.ipsls import IpProbeRequest, IpProbeResult, IpThroughputRequest, ThroughputResult
 from interlude.domain.southbound import (
     AdminState,
     BandwidthProfile,
@@ -180,6 +181,19 @@ class ImpairmentControl(Protocol):
         ...
 
 
+@runtime_checkable
+class IpMeasurement(Protocol):
+    """Run TWAMP-Light / STAMP / ICMP sessions from IP measurement points on this node."""
+
+    async def run_ip_probe(self, request: IpProbeRequest) -> IpProbeResult:
+        """Run one session to completion and return the raw per-packet result."""
+        ...
+
+    async def run_ip_throughput(self, request: IpThroughputRequest) -> ThroughputResult:
+        """Run a stepped bandwidth verification to the target's reflector."""
+        ...
+
+
 _CAPABILITY_PROTOCOLS: dict[Capability, type[Any]] = {
     Capability.INTERFACES: InterfaceControl,
     Capability.COUNTERS: CounterSource,
@@ -188,6 +202,7 @@ _CAPABILITY_PROTOCOLS: dict[Capability, type[Any]] = {
     Capability.OAM: OamControl,
     Capability.EVENTS: EventSource,
     Capability.IMPAIRMENT: ImpairmentControl,
+    Capability.IP_MEASUREMENT: IpMeasurement,
 }
 
 
@@ -252,3 +267,9 @@ def impairment_control(adapter: Adapter) -> ImpairmentControl:
     """``adapter`` as :class:`ImpairmentControl`, or :class:`CapabilityError`."""
     _check(adapter, Capability.IMPAIRMENT)
     return cast(ImpairmentControl, adapter)
+
+
+def ip_measurement(adapter: Adapter) -> IpMeasurement:
+    """``adapter`` as :class:`IpMeasurement`, or :class:`CapabilityError`."""
+    _check(adapter, Capability.IP_MEASUREMENT)
+    return cast(IpMeasurement, adapter)

@@ -43,6 +43,14 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from interlude.adapters.base import AdapterContext
+from interlude.domain.ipsls import (
+    IpProbeRequest,
+    IpProbeResult,
+    IpProtocol,
+    IpThroughputRequest,
+    MeasurementPoint,
+    ThroughputResult,
+)
 from interlude.domain.southbound import (
     AdminState,
     BandwidthProfile,
@@ -64,10 +72,14 @@ from interlude.errors import (
     InterludeError,
     MissingDependencyError,
     NotFoundError,
+    OamError,
 )
 from interlude.lab import bridges, shell
 from interlude.lab.plumbing import apply_impairment
 from interlude.lab.state import LabState, PortRef, load_lab_state, partner_lab_dir, state_lock
+from interlude.oam.ip.icmp import EchoSession, run_echo
+from interlude.oam.ip.throughput import run_throughput
+from interlude.oam.ip.udp import probe, session_for
 from interlude.oam.runner import run_oam_session
 from interlude.topology.model import Impairment, MepDecl, NodeSpec, Topology
 
@@ -90,6 +102,7 @@ _CAPABILITIES = frozenset(
         Capability.EVENTS,
         Capability.IMPAIRMENT,
         Capability.OAM,
+    Capability.IP_MEASUREMENT,
     }
 )
 _OPER = {"UP": OperState.UP, "DOWN": OperState.DOWN, "LOWERLAYERDOWN": OperState.DOWN, "NOTPRESENT": OperState.DOWN}
@@ -487,6 +500,52 @@ class LabAdapter:
             raise
         except (OSError, ValueError) as exc:
             raise DeviceOperationError(f"OAM session failed: {exc}", node=self.node.name) from exc
+
+    # ------------------------------------------------------------------ IpMeasurement
+
+    async def _point_netns(self, point: MeasurementPoint) -> str:
+        """The namespace a measurement point of this node sends from (where the lab put its address)."""
+        if point.node != self.node.name:
+            raise OamError(f"measurement point {point.name!r} is on node {point.node!r}, not {self.node.name!r}")
+        self._check_name(point.interface)
+        state = await asyncio.to_thread(self._load_state)
+        return state.mep_port(self.node.name, point.interface).netns
+
+    async def run_ip_probe(self, request: IpProbeRequest) -> IpProbeResult:
+        """A STAMP / TWAMP-Light / ICMP session from a measurement point of this node (kernel timestamps).
+
+        Every namespace of a lab reads the host's clock, so one-way delays are valid (``clocks_shared``).
+        """
+        netns = await self._point_netns(request.source)
+        target = request.target
+        try:
+            if request.protocol is IpProtocol.ICMP:
+                echo = EchoSession(target=target.address, count=request.count,
+                                   interval_ns=round(request.interval_s * 1e9),
+                                   timeout_ns=round(request.timeout_s * 1e9), size=max(16, request.size),
+                                   dscp=request.dscp)
+                return await asyncio.to_thread(run_echo, echo, netns)
+            session = session_for(request.protocol, target=target.address, port=target.port, count=request.count,
+                                  interval_s=request.interval_s, timeout_s=request.timeout_s, size=request.size,
+                                  dscp=request.dscp, clocks_shared=True)
+            return await probe(session, netns, target.address, target.port)
+        except InterludeError:
+            raise
+        except (OSError, ValueError) as exc:
+            raise DeviceOperationError(f"IP measurement failed: {exc}", node=self.node.name) from exc
+
+    async def run_ip_throughput(self, request: IpThroughputRequest) -> ThroughputResult:
+        """The stepped throughput test from a measurement point of this node to the target's reflector."""
+        netns = await self._point_netns(request.source)
+        try:
+            return await asyncio.to_thread(
+                run_throughput, netns, request.target.address, request.target.port, rate_mbps=request.rate_mbps,
+                steps=request.steps, duration_s=request.duration_s, size=request.size, dscp=request.dscp,
+                tolerance=request.tolerance, loss_objective=request.loss_objective)
+        except InterludeError:
+            raise
+        except (OSError, ValueError) as exc:
+            raise DeviceOperationError(f"throughput test failed: {exc}", node=self.node.name) from exc
 
 
 _CCM_KINDS = {"loc": EventKind.CCM_LOSS, "loc-cleared": EventKind.CCM_RESTORED}

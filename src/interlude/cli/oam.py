@@ -29,6 +29,7 @@ from typing import Any
 
 import click
 
+from interlude.cli.oam_ip import IP_COMMANDS
 from interlude.domain import metrics
 from interlude.domain.southbound import MepSpec, OamKind, OamRequest, OamResult
 from interlude.errors import OamError
@@ -219,7 +220,11 @@ def _print_summary(
 
 @click.group("oam")
 def oam_group() -> None:
-    """Ethernet OAM (Y.1731 / 802.1ag): loopback, linktrace, delay, loss, continuity check, responder."""
+    """Ethernet OAM (Y.1731 / 802.1ag) and IP service measurement (TWAMP-Light, STAMP, ICMP, throughput)."""
+
+
+for _ip_command in IP_COMMANDS:
+    oam_group.add_command(_ip_command)
 
 
 @oam_group.command("loopback")

@@ -20,6 +20,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from interlude.domain.ipsls import IP_SLS_RESULT, IP_TCA_METRICS, pm_metric_values
 from interlude.domain.metrics import (
     frame_delay,
     frame_delay_range_us,
@@ -65,6 +66,7 @@ TCA_METRICS: dict[str, str] = {
     "outDiscards": "above",
     "utilizationIn": "above",
     "utilizationOut": "above",
+    **IP_TCA_METRICS,
 }
 
 
@@ -223,6 +225,8 @@ def counters_result(
 
 def metric_values(result: Mapping[str, Any]) -> dict[str, float]:
     """Flat metric values of one result item, keyed by the names a TCA uses (:data:`TCA_METRICS`)."""
+    if result.get("@type") == IP_SLS_RESULT:
+        return pm_metric_values(result)
     out: dict[str, float] = {}
     one = result.get("oneWayFrameDelay") or {}
     two = result.get("twoWayFrameDelay") or {}

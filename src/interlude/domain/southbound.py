@@ -23,6 +23,7 @@ class Capability(enum.StrEnum):
     OAM = "oam"
     EVENTS = "events"
     IMPAIRMENT = "impairment"
+    IP_MEASUREMENT = "ipMeasurement"
 
 
 class AdminState(enum.StrEnum):

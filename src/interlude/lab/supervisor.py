@@ -9,7 +9,10 @@ Per node kind (:data:`NODE_AGENTS` maps a kind to the function that prepares its
   otherwise the lab generates an ed25519 key *at that path* (or at ``<state>/keys/netconf_ed25519`` without a
   reference), so the topology's reference works unchanged for ``interlude serve``;
 * every MEP -> :func:`interlude.lab.agents.oam_responder.start_responder` where the MEP sends and listens
-  (:meth:`LabState.mep_port`: the edge side of a UNI/ENNI, the interface itself on a node-to-node link).
+  (:meth:`LabState.mep_port`: the edge side of a UNI/ENNI, the interface itself on a node-to-node link);
+* every IP measurement point -> its test address on that same port (with on-link routes to every other
+  point's address, so points of different subnets reach each other across the lab's bridges) and
+  :func:`interlude.lab.agents.ip_reflector.start_reflector` on the point's UDP port.
 
 Agent files (configs, logs, pid files) live in ``<state>/agents/<node>/...``.
 """
@@ -24,14 +27,16 @@ from itertools import zip_longest
 from pathlib import Path
 
 from interlude.errors import InterludeError, LabError, SecretError
+from interlude.lab import shell
 from interlude.lab.agents.base import AgentProcess
+from interlude.lab.agents.ip_reflector import start_reflector
 from interlude.lab.agents.netconfd import start_netconf
 from interlude.lab.agents.oam_responder import start_responder
 from interlude.lab.agents.snmpd import SnmpdConfig, SnmpV3User, start_snmpd
 from interlude.lab.processes import record_pid
 from interlude.lab.state import LabState
 from interlude.topology.loader import resolve_secret
-from interlude.topology.model import MepDecl, NodeSpec, Topology
+from interlude.topology.model import MeasurementPointDecl, MepDecl, NodeSpec, Topology
 
 Progress = Callable[[str], None]
 Start = Callable[[], list[AgentProcess]]
@@ -195,6 +200,30 @@ def _mep_agent(topology: Topology, mep_name: str, mep: MepDecl, state: LabState)
     return start
 
 
+def _point_agent(topology: Topology, point_name: str, point: MeasurementPointDecl, state: LabState) -> Start:
+    """The reflector of an IP measurement point, on the port where its MEP would sit, with its address."""
+    ns = state.nodes[point.node]
+    where = state.mep_port(point.node, point.interface)
+    folder = state.path / "agents" / ns.name / f"ip-{point_name}"
+    others = sorted({p.address for n, p in topology.measurement_points.items() if n != point_name
+                     and p.address != point.address})
+
+    def start() -> list[AgentProcess]:
+        v6 = ":" in point.address
+        family = ["-6"] if v6 else []
+        exists = shell.netns_exec(where.netns, ["ip", *family, "-o", "addr", "show", "dev", where.ifname],
+                                  check=False)
+        if f" {point.address}/" not in exists:
+            shell.netns_exec(where.netns, ["ip", *family, "addr", "add", f"{point.address}/{128 if v6 else 32}",
+                                           "dev", where.ifname, *(["nodad"] if v6 else [])])
+        for other in others:
+            if (":" in other) == v6:
+                shell.netns_exec(where.netns, ["ip", *family, "route", "replace", other, "dev", where.ifname])
+        return [start_reflector(where.netns, folder, port=point.port)]
+
+    return start
+
+
 def _jobs(topology: Topology, state: LabState, base_dir: Path) -> list[tuple[str, str, Start]]:
     """(node, description, start function) for every agent of the lab."""
     jobs: list[tuple[str, str, Start]] = []
@@ -205,6 +234,8 @@ def _jobs(topology: Topology, state: LabState, base_dir: Path) -> list[tuple[str
             jobs.append((name, what, start))
     for mep_name, mep in topology.meps.items():
         jobs.append((mep.node, f"OAM responder {mep_name}", _mep_agent(topology, mep_name, mep, state)))
+    for point_name, point in topology.measurement_points.items():
+        jobs.append((point.node, f"OAM reflector {point_name}", _point_agent(topology, point_name, point, state)))
     return jobs
 
 

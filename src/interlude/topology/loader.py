@@ -55,7 +55,7 @@ def merge_inherited(raw: dict[str, Any]) -> dict[str, Any]:
         merged_nodes[name] = node
     out = dict(raw)
     out["nodes"] = merged_nodes
-    for section in ("meps", "buyers", "policies"):
+    for section in ("meps", "buyers", "policies", "measurement_points"):
         if isinstance(raw.get(section), dict):
             out[section] = {k: {**(v or {}), "name": k} for k, v in raw[section].items()}
     return out
@@ -104,6 +104,13 @@ def reference_problems(topo: Topology, known_kinds: list[str] | None) -> list[To
                 problems.append(TopologyError(f"unknown buyer {spec.buyer!r}", path))
     for mname, mep in topo.meps.items():
         endpoint_ok(mep.node, mep.interface, f"meps.{mname}")
+    for pname, point in topo.measurement_points.items():
+        endpoint_ok(point.node, point.interface, f"measurement_points.{pname}")
+        try:
+            ipaddress.ip_address(point.address)
+        except ValueError:
+            problems.append(TopologyError(f"{point.address!r} is not an IP address",
+                                          f"measurement_points.{pname}.address"))
     seen_ids: set[str] = set()
     for i, svc in enumerate(topo.services):
         base = f"services.{i}"
@@ -141,6 +148,13 @@ def reference_problems(topo: Topology, known_kinds: list[str] | None) -> list[To
         for k, mep_name in enumerate(svc.meps):
             if mep_name not in topo.meps:
                 problems.append(TopologyError(f"unknown MEP {mep_name!r}", f"{base}.meps.{k}"))
+        for k, point_name in enumerate(svc.measurement_points):
+            if point_name not in topo.measurement_points:
+                problems.append(TopologyError(f"unknown measurement point {point_name!r}",
+                                              f"{base}.measurement_points.{k}"))
+            elif svc.type != "internetAccess":
+                problems.append(TopologyError("measurement points belong to IP services",
+                                              f"{base}.measurement_points.{k}"))
     problems.extend(_product_problems(topo))
     return problems
 

@@ -123,6 +123,23 @@ class MepDecl(_Strict):
     """Send and check CCMs at this interval (a lab's responder; LOC after 3.5 intervals); None: no CCM."""
 
 
+class MeasurementPointDecl(_Strict):
+    """An IP measurement point: a TWAMP-Light / STAMP reflector (and sender) on a node's port.
+
+    IP services name two (``services[].measurement_points``): the customer-facing side (``role: customer``,
+    at the UNI) and the internet edge (``role: internet``). ``address`` is the test address the reflector
+    listens on (IPv4 or IPv6; a lab puts it on the port's namespace), ``port`` its UDP port (862 is the
+    TWAMP / STAMP well-known port).
+    """
+
+    name: str = ""
+    node: str
+    interface: str
+    address: str = Field(pattern=r"^[0-9A-Fa-f:.]+$")
+    port: int = Field(862, gt=0, lt=65536)
+    role: Literal["customer", "internet"] = "customer"
+
+
 class BuyerSpec(_Strict):
     """A Service Provider buying from this partner."""
 
@@ -205,6 +222,7 @@ class ServiceSpec(_Strict):
     bandwidth: BandwidthSpec
     sls: SlsSpec = Field(default_factory=SlsSpec)
     meps: list[str] = Field(default_factory=list)
+    measurement_points: list[str] = Field(default_factory=list)
 
 
 class LabSpec(_Strict):
@@ -229,6 +247,7 @@ class Topology(_Strict):
     policies: dict[Name, PolicySpec] = Field(default_factory=dict)
     services: list[ServiceSpec] = Field(default_factory=list)
     lab: LabSpec = Field(default_factory=LabSpec)
+    measurement_points: dict[Name, MeasurementPointDecl] = Field(default_factory=dict)
     products: ProductsSpec | None = None
 
     def node(self, name: str) -> NodeSpec:

@@ -153,6 +153,8 @@ def test_down_stops_every_agent(tmp_path: Path) -> None:
     raw["nodes"] = {k: {**v, "address": None} for k, v in raw["nodes"].items() if k != "acc-netconf"}
     raw["links"] = [raw["links"][0]]
     raw["services"] = [raw["services"][0]]
+    raw["measurement_points"] = {k: v for k, v in raw.get("measurement_points", {}).items()
+                                 if v["node"] != "acc-netconf"}
     built = make_lab(raw, tmp_path)
     state = built.up()
     pids = [a.pid for n in state.nodes.values() for a in n.agents]

@@ -15,6 +15,7 @@ from typing import ClassVar
 
 from interlude.adapters.base import AdapterContext
 from interlude.adapters.emulated.network import EmulatedNetwork
+from interlude.domain.ipsls import IpProbeRequest, IpProbeResult, IpThroughputRequest, ThroughputResult
 from interlude.domain.southbound import (
     AdminState,
     BandwidthProfile,
@@ -30,6 +31,7 @@ from interlude.domain.southbound import (
 )
 from interlude.errors import NotFoundError, OamError
 from interlude.oam.codec import mac_to_bytes
+from interlude.oam.ip.emulated import IpPathImpairment, run_emulated_probe, run_emulated_throughput
 from interlude.oam.runner import run_emulated
 from interlude.oam.transport import PathImpairment
 from interlude.topology.model import Impairment, NodeSpec
@@ -154,6 +156,43 @@ class EmulatedAdapter:
                 current = second if first == current else first
                 mips.append(mac_to_bytes(self.network.port(*self._hop_port(("", current))).mac))
         return await run_emulated(request, impairment, seed=self._rng.randrange(1 << 30), mips=mips)
+
+    async def run_ip_probe(self, request: IpProbeRequest) -> IpProbeResult:
+        """Run a TWAMP-Light / STAMP / ICMP session over the in-memory path on a virtual clock.
+
+        The path between the two measurement points' ports carries the network's one-way delay, jitter and
+        loss in each direction (:mod:`interlude.oam.ip.emulated`); both ends read one clock, so one-way
+        figures are valid. An unreachable path (cut link, port down) loses every packet.
+        """
+        source, target = request.source, request.target
+        if source.node != self.node.name:
+            raise OamError(f"measurement point {source.name!r} is on node {source.node!r}, not {self.node.name!r}")
+        self._check(source.interface)
+        path = self.network.path((source.node, source.interface), (target.node, target.interface))
+        impairment = IpPathImpairment(delay_ms=path.delay_ms, jitter_ms=path.jitter_ms,
+                                      loss_ratio=path.loss_ratio, down=not path.reachable)
+        return run_emulated_probe(request, impairment, seed=self._rng.randrange(1 << 30))
+
+    async def run_ip_throughput(self, request: IpThroughputRequest) -> ThroughputResult:
+        """The stepped throughput test over the in-memory path, on the virtual clock.
+
+        The shaper runs at the tightest of the two ports' bandwidth profiles (CIR + EIR) and speeds.
+        """
+        source, target = request.source, request.target
+        if source.node != self.node.name:
+            raise OamError(f"measurement point {source.name!r} is on node {source.node!r}, not {self.node.name!r}")
+        self._check(source.interface)
+        path = self.network.path((source.node, source.interface), (target.node, target.interface))
+        limits = []
+        for node, interface in ((source.node, source.interface), (target.node, target.interface)):
+            port = self.network.port(node, interface)
+            limits.append(port.speed_bps / 1e6)
+            if port.bandwidth is not None:
+                limits.append((port.bandwidth.cir_bps + port.bandwidth.eir_bps) / 1e6)
+        impairment = IpPathImpairment(delay_ms=path.delay_ms, jitter_ms=path.jitter_ms,
+                                      loss_ratio=path.loss_ratio, down=not path.reachable)
+        return run_emulated_throughput(request, impairment, limit_mbps=min(limits),
+                                       seed=self._rng.randrange(1 << 30))
 
     def _hop_port(self, hop: tuple[str, str]) -> tuple[str, str]:
         node = hop[1]

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from interlude.errors import LabError
 
-AgentType = Literal["snmpd", "netconfd", "sshd", "oam-responder", "relay"]
+AgentType = Literal["snmpd", "netconfd", "sshd", "oam-responder", "relay", "ip-reflector"]
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from interlude.domain.alarms import TcaSpec, TcaState, evaluate_tca, parse_tca_specs
+from interlude.domain.ipsls import IP_SLS_RESULT, IpProtocol, pm_result
 from interlude.domain.model import iso
 from interlude.domain.pm import (
     counters_result,
@@ -24,6 +25,7 @@ from interlude.domain.pm import (
 )
 from interlude.domain.southbound import CounterSample, MepSpec, OamKind, OamRequest, OamResult
 from interlude.errors import AdapterError, InterludeError, OamError
+from interlude.service.oamjobs.ipmeasure import IpParams, point, run_ip_session
 from interlude.service.oamjobs.oam import new_test_id
 from interlude.service.performance.common import (
     JOBS,
@@ -176,6 +178,23 @@ class PmMeasurement:
             results.append(item)
         return results
 
+    async def _run_ip(self, plan: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """One TWAMP-Light / STAMP / ICMP session per ordered pair of measurement points (IP SLS metrics)."""
+        ip = plan["ip"]
+        params = IpParams(protocol=IpProtocol(ip["protocol"]), packet_count=int(ip["count"]),
+                          interval_s=float(ip["period_s"]), packet_size=int(ip["size"]), dscp=int(ip["dscp"]))
+        results: list[dict[str, Any]] = []
+        for a, b in plan["ip_pairs"]:
+            try:
+                measured = await run_ip_session(self.network, point(self.topology, a), point(self.topology, b), params)
+            except (InterludeError, OSError) as exc:
+                results.append({"@type": IP_SLS_RESULT, "fromEndPoint": a, "toEndPoint": b,
+                                "protocol": params.protocol.value, "packetsSent": 0, "packetsReceived": 0,
+                                "reflectorReachable": False, "suspectFlag": True, "error": str(exc)[:500]})
+                continue
+            results.append(pm_result(measured, from_point=a, to_point=b, percentile_p=float(plan["percentile"])))
+        return results
+
     async def run_interval(self, ctx: JobContext) -> JobOutcome | None:
         """``pm.interval``: measure one interval, evaluate thresholds; store, report and stream the result."""
         jid = str(ctx.item.payload["job"])
@@ -187,6 +206,8 @@ class PmMeasurement:
         meta = doc.body["meta"]
         started = float(meta.get("last_at", time.time()))
         data = await self._run_oam(plan) if plan["pairs"] else []
+        if plan.get("ip_pairs"):
+            data += await self._run_ip(plan)
         samples, error = await self._read_counters(plan["ports"])
         ended = time.time()
         previous = {k: _sample_from(v) for k, v in (meta.get("counters") or {}).items()}

@@ -7,10 +7,13 @@
 =================================================  ===========================================================
 ``urn:lso-interlude:pm:carrier-ethernet:configuration:v1``  ``serviceSpecificConfiguration``: DMM/SLM on MEPs,
                                                    counters, TCAs
-``urn:lso-interlude:pm:ip:configuration:v1``       ``serviceSpecificConfiguration``: counters, TCAs
+``urn:lso-interlude:pm:ip:configuration:v1``       ``serviceSpecificConfiguration``: counters, IP SLS
+                                                   measurement, TCAs
 ``urn:lso-interlude:pm:carrier-ethernet:result:v1``  report ``measurementData`` item (FD, IFDV, FDR, FLR,
                                                    availability of one ordered MEP pair)
 ``urn:lso-interlude:pm:interface-counters:result:v1``  report ``measurementData`` item (counter deltas of a port)
+``urn:lso-interlude:pm:ip:sls-result:v1``          report ``measurementData`` item (MEF 61.1 IP SLS metrics of
+                                                   one ordered pair of measurement points)
 =================================================  ===========================================================
 
 The URN style follows the SFT/FM payloads of :mod:`interlude.service.oamjobs.payloads`.

@@ -10,13 +10,14 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from interlude.domain.model import parse_iso
+from interlude.domain.model import Service, parse_iso
 from interlude.domain.pm import (
     CE_SOAM_CONFIG,
     TCA_METRICS,
     seconds,
 )
 from interlude.domain.southbound import Capability
+from interlude.service.oamjobs.ipmeasure import IpParams, service_points
 from interlude.service.performance.common import (
     DEFAULT_FRAMES,
     DEFAULT_PERIOD_MS,
@@ -322,6 +323,8 @@ class PmPlanner:
             if config.get("counters"):
                 plan["ports"] = [f"{p.node}:{p.interface}" for p in service.ports]
         else:
+            if config.get("ipMeasurement") is not None:
+                self._plan_ip_measurement(plan, config, service, base, errors)
             if config.get("interfaces"):
                 plan["ports"] = list(config["interfaces"])
             elif service is not None:
@@ -347,9 +350,44 @@ class PmPlanner:
             if int(t.get("windowThreshold", 1)) > int(t.get("windowSize", 1)):
                 errors.add("windowThreshold cannot exceed windowSize", f"{base}/tca/{i}/windowThreshold")
         plan["tca"] = [{**t, "direction": TCA_METRICS.get(t["metric"], "above")} for t in tcas]
-        if not plan["pairs"] and not plan["ports"]:
+        if not plan["pairs"] and not plan["ports"] and not plan.get("ip_pairs"):
             errors.add("nothing to measure: no MEP pair and no port", "/monitoredObject", "otherIssue")
         return plan
+
+    def _plan_ip_measurement(self, plan: dict[str, Any], config: Mapping[str, Any], service: Service | None,
+                             base: str, errors: Problems) -> None:
+        """IP SLS measurement between two measurement points of the monitored IP service, every interval."""
+        ip = dict(config["ipMeasurement"])
+        where = f"{base}/ipMeasurement"
+        if service is None:
+            errors.add("IP SLS measurements need a service (ServiceRef), not a port", "/monitoredObject/@type")
+            return
+        points = service_points(self.topology, service)
+        source = ip.get("fromMeasurementPoint") or (points[0] if points else None)
+        remote = ip.get("toMeasurementPoint") or next((p for p in points if p != source), None)
+        for side, name in (("fromMeasurementPoint", source), ("toMeasurementPoint", remote)):
+            if name is None or name not in points:
+                errors.add(f"service {service.id!r} has no measurement point {name!r} (it has {points})",
+                           f"{where}/{side}", "referenceNotFound")
+                return
+        if source == remote:
+            errors.add("the two measurement points must differ", f"{where}/toMeasurementPoint")
+            return
+        params = IpParams.from_config({"protocol": ip.get("protocol", "stamp"), "packetCount":
+                                       ip.get("packetsPerInterval", 20), "intervalMs": ip.get("messagePeriodMs", 10),
+                                       "packetSize": ip.get("packetSize", 44), "dscp": ip.get("dscp", 0)})
+        budget = params.packet_count * params.interval_s
+        if plan.get("granularity_s") and budget > 0.9 * plan["granularity_s"]:
+            errors.add(f"the IP sessions take {budget:.2f} s, more than 90% of the granularity; send fewer packets "
+                       "or use a longer granularity", f"{where}/packetsPerInterval")
+        node = self.topology.measurement_points[str(source)].node
+        if not self.network.has(node, Capability.IP_MEASUREMENT):
+            errors.add(f"node {node!r} ({self.network.kind(node)} adapter) cannot run IP measurements",
+                       "/monitoredObject", "otherIssue")
+        plan["ip_pairs"] = [[source, remote]]
+        plan["ip"] = {"protocol": params.protocol.value, "count": params.packet_count, "period_s": params.interval_s,
+                      "size": params.packet_size, "dscp": params.dscp}
+        plan["percentile"] = float(ip.get("percentile", 99.0))
 
     def _mep_of(self, ident: str) -> str | None:
         """A MEP name from a MEP name or an end point service id (its port's MEP)."""

@@ -17,6 +17,7 @@ from interlude.adapters.base import (
     CounterSource,
     EventSource,
     InterfaceControl,
+    IpMeasurement,
     OamControl,
     bandwidth_control,
     connectivity,
@@ -24,6 +25,7 @@ from interlude.adapters.base import (
     event_source,
     impairment_control,
     interface_control,
+    ip_measurement,
     oam_control,
 )
 from interlude.domain.model import PortRef, Service
@@ -80,6 +82,10 @@ class Network:
     def oam(self, node: str) -> OamControl:
         """The node's OAM control, or :class:`CapabilityError`."""
         return oam_control(self.adapter(node))
+
+    def ip_measurement(self, node: str) -> IpMeasurement:
+        """The node's IP measurement (TWAMP-Light / STAMP / ICMP), or :class:`CapabilityError`."""
+        return ip_measurement(self.adapter(node))
 
     def events(self, node: str) -> EventSource:
         """The node's event source, or :class:`CapabilityError`."""

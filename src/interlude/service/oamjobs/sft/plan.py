@@ -19,6 +19,7 @@ from interlude.service.oamjobs.common import (
     referenced_service,
     sft_duration_s,
 )
+from interlude.service.oamjobs.ipmeasure import IP_TEST_TYPES, pick_points
 from interlude.service.oamjobs.oam import pick_meps
 from interlude.service.oamjobs.payloads import checked, technology_of, urn
 from interlude.service.oamjobs.sft.common import Plan, check_profile_payload, profile_document
@@ -59,14 +60,32 @@ class SftPlanner:
                           technology=tech, base_path=cfg_path)  # fmt: skip
         merged = {k: v for k, v in profile_cfg.items() if k != "@type"}
         merged.update({k: v for k, v in job_cfg.items() if k != "@type"})
-        src, dst = pick_meps(self.deps.topology, svc_from, svc_to, merged.get("sourceMep"), merged.get("remoteMep"), "")
+        if merged["testType"] in IP_TEST_TYPES:
+            if tech != "ip":
+                raise ValidationError(f"{merged['testType']!r} tests IP services; {svc_from.id!r} is not one",
+                                      f"{cfg_path}/testType", "invalidValue")  # fmt: skip
+            src_point, dst_point = pick_points(self.deps.topology, svc_from, svc_to,
+                                               merged.get("sourceMeasurementPoint"),
+                                               merged.get("remoteMeasurementPoint"), "")  # fmt: skip
+            source, remote, node = src_point.name, dst_point.name, src_point.node
+        else:
+            src, dst = pick_meps(self.deps.topology, svc_from, svc_to, merged.get("sourceMep"),
+                                 merged.get("remoteMep"), "")  # fmt: skip
+            source, remote, node = src.name, dst.name, src.node
         try:
-            self.deps.network.oam(src.node)
+            if merged["testType"] in IP_TEST_TYPES:
+                self.deps.network.ip_measurement(node)
+            else:
+                self.deps.network.oam(node)
         except CapabilityError as exc:
-            raise ValidationError(f"cannot run {merged['testType']!r} tests from {src.name!r}: {exc}",
+            raise ValidationError(f"cannot run {merged['testType']!r} tests from {source!r}: {exc}",
                                   f"{cfg_path}/testType", "invalidValue") from None  # fmt: skip
         except NotFoundError as exc:
             raise ValidationError(str(exc), f"{cfg_path}/sourceMep", "referenceNotFound") from None
+        if merged["testType"] == "ipThroughput" and not svc_from.cir_bps \
+                and not (merged.get("throughput") or {}).get("rateMbps"):
+            raise ValidationError(f"service {svc_from.id!r} has no CIR; give throughput.rateMbps",
+                                  f"{cfg_path}/throughput/rateMbps", "missingProperty")  # fmt: skip
         if merged["testType"] == "serviceActivation" and not svc_from.cir_bps:
             raise ValidationError(f"service {svc_from.id!r} has no CIR for a service activation test",
                                   f"{cfg_path}/testType", "invalidValue")  # fmt: skip
@@ -75,5 +94,5 @@ class SftPlanner:
         period = None
         if body.get("recurrencePeriod") is not None:
             period = sft_duration_s(body["recurrencePeriod"], "/recurrencePeriod")
-        plan = Plan(str(merged["testType"]), src.name, dst.name, merged, due, end, period, tech)
+        plan = Plan(str(merged["testType"]), source, remote, merged, due, end, period, tech)
         return plan, svc_from, svc_to, profile_id

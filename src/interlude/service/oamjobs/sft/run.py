@@ -15,6 +15,8 @@ from interlude.errors import (
     ValidationError,
 )
 from interlude.service.oamjobs.common import ApiEvents, JobStates, OamJobDeps, next_run, now_iso
+from interlude.service.oamjobs.ipmeasure import IP_TEST_TYPES, IpParams, point
+from interlude.service.oamjobs.ipmeasure import measure as ip_measure
 from interlude.service.oamjobs.oam import (
     SatConfig,
     SessionParams,
@@ -128,6 +130,14 @@ class SftExecution:
 
     async def _measure(self, plan: Plan, service_id: str) -> dict[str, Any]:
         """Run the sessions of one test run; the result payload without ``@type``."""
+        if plan.test_type in IP_TEST_TYPES:
+            src_point = point(self.deps.topology, plan.source)
+            dst_point = point(self.deps.topology, plan.remote)
+            service = await self.deps.inventory.get(service_id, None)
+            committed = service.cir_bps / 1e6 if service.cir_bps else None
+            return await ip_measure(self.deps.network, plan.test_type, src_point, dst_point,
+                                    IpParams.from_config(plan.config), self._sls(service_id), config=plan.config,
+                                    committed_mbps=committed)
         src = mep_spec(self.deps.topology, plan.source)
         dst = mep_spec(self.deps.topology, plan.remote)
         params = SessionParams.from_config(plan.config)
