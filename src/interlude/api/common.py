@@ -47,6 +47,7 @@ from interlude.service.performance.streaming import StreamingService
 from interlude.service.platform.faults import FaultService
 from interlude.service.platform.hub import HubService, NotifyingApi
 from interlude.service.platform.network import Network
+from interlude.service.platform.readiness import Readiness
 from interlude.topology.model import Topology
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ class Partner(Protocol):
     streaming: StreamingService
     sft: SftService
     fm: FmService
+    readiness: Readiness
 
 
 RUNTIME: web.AppKey[Partner] = web.AppKey("runtime")

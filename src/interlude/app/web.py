@@ -4,7 +4,9 @@
 module there). With ``manage_runtime=True`` (the CLI) the runtime is started and stopped by the app's
 ``cleanup_ctx``; tests may start it themselves. Every request passes
 :func:`~interlude.api.common.auth_middleware` (the caller's identity) inside
-:func:`~interlude.api.common.errors_middleware` (the MEF error model).
+:func:`~interlude.api.common.errors_middleware` (the MEF error model), inside the metrics and the access log
+(:mod:`interlude.app.metrics`, :mod:`interlude.api.access`), which see the status the caller got. Besides the
+APIs the app serves ``/health`` and ``/ready`` (:mod:`interlude.api.health`) and ``/metrics``.
 """
 
 from __future__ import annotations
@@ -14,9 +16,12 @@ from types import ModuleType
 
 from aiohttp import web
 
-from interlude.api import alarms, fm, inventory, ordering, partner, performance, sft, streaming
+from interlude.api import alarms, fm, health, inventory, ordering, partner, performance, sft, streaming
+from interlude.api.access import access_middleware
 from interlude.api.auth import TOKENS, TokenTable
 from interlude.api.common import RUNTIME, auth_middleware, errors_middleware
+from interlude.app.logs import StateLog
+from interlude.app.metrics import Metrics
 from interlude.app.runtime import Runtime
 
 API_MODULES: tuple[ModuleType, ...] = (inventory, ordering, partner, alarms, performance, streaming, sft, fm)
@@ -27,12 +32,19 @@ MAX_BODY = 1024 * 1024
 
 def create_app(runtime: Runtime, *, manage_runtime: bool = True, tokens: TokenTable | None = None) -> web.Application:
     """The partner's web application; ``tokens`` turns on bearer-token authentication (:mod:`interlude.api.auth`)."""
-    app = web.Application(middlewares=[errors_middleware, auth_middleware], client_max_size=MAX_BODY)
+    metrics = Metrics(runtime)
+    app = web.Application(
+        middlewares=[access_middleware, metrics.middleware, errors_middleware, auth_middleware],
+        client_max_size=MAX_BODY,
+    )
     app[RUNTIME] = runtime
+    StateLog(runtime.bus)
     if tokens is not None:
         app[TOKENS] = tokens
     for module in API_MODULES:
         app.router.add_routes(module.routes())
+    app.router.add_routes(health.routes())
+    app.router.add_routes(metrics.routes())
     if manage_runtime:
 
         async def lifecycle(_: web.Application) -> AsyncIterator[None]:

@@ -12,35 +12,28 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 from pathlib import Path
 
 import click
-from rich.console import Console
-from rich.logging import RichHandler
 from rich.table import Table
 
 from interlude.adapters.registry import available_kinds
 from interlude.api.auth import TokenTable, load_tokens
+from interlude.app.logs import LOG_FORMATS, configure_logging
 from interlude.app.runtime import Runtime
-from interlude.app.server import build_runtime, state_location
+from interlude.app.server import build_runtime, reset_state, state_location
 from interlude.app.server import serve as serve_partner
 from interlude.app.web import API_MODULES
+from interlude.cli.output import make_console
 from interlude.emulator.devices import DeviceEndpoints
 from interlude.emulator.scenario import Scenario, load_scenario
 from interlude.errors import InterludeError
 from interlude.topology.loader import bundled_topology_path, load_topology
 from interlude.topology.model import Topology
 
-console = Console()
-
-
-def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(message)s",
-        handlers=[RichHandler(console=console, show_path=False, rich_tracebacks=False)],
-    )
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+console = make_console()
+log = logging.getLogger(__name__)
 
 
 def _banner(runtime: Runtime, url: str, db: Path | str, mode: str) -> None:
@@ -60,6 +53,15 @@ def _banner(runtime: Runtime, url: str, db: Path | str, mode: str) -> None:
         f"{len(runtime.topology.nodes)} nodes ({', '.join(kinds) if mode == 'serve' else 'emulated'}), "
         f"{sum(1 for _ in runtime.inventory.services())} services, state in [bold]{db}[/bold]. Ctrl-C stops."
     )
+    console.print(f"console  [bold]{url}/console/[/bold]   API documents  [bold]{url}/docs[/bold]")
+    console.print(f"metrics  {url}/metrics   health  {url}/health   readiness  {url}/ready")
+    console.print(f"as an SP: [bold]{_interlude()} client --url {url} --buyer sp-alpha services[/bold]")
+
+
+def _interlude() -> str:
+    """How to run this very command again without activating its virtualenv."""
+    exe = Path(sys.argv[0])
+    return str(exe) if exe.name == "interlude" and exe.parent != Path() else "interlude"
 
 
 class _ConsoleEvents:
@@ -112,10 +114,14 @@ async def _serve_until_signalled(runtime: Runtime, host: str, port: int, events:
 
 def _run(topology: Topology, topo_path: Path, host: str, port: int, db: str | None, scenario: Path | None,
          mode: str, verbose: bool, devices: tuple[int | None, int | None] = (None, None),
-         netconf_password: str = "interlude", tokens_file: Path | None = None) -> None:  # fmt: skip
-    _setup_logging(verbose)
+         netconf_password: str = "interlude", tokens_file: Path | None = None,
+         log_format: str = "text", reset: bool = False) -> None:  # fmt: skip
+    configure_logging(log_format, verbose)
     db_path, state_dir = state_location(topology, db)
     try:
+        if reset:
+            removed = reset_state(db_path)
+            console.print(f"reset: removed {', '.join(map(str, removed))}" if removed else f"reset: none at {db_path}")
         scen = load_scenario(scenario) if scenario is not None else None
         tokens = load_tokens(tokens_file, topology) if tokens_file is not None else None
         runtime = build_runtime(topology, topo_path, db_path, state_dir, emulate=mode == "emulate")
@@ -146,6 +152,10 @@ _db = click.option(
     "(several processes sharing one database; needs the 'postgres' extra).",
 )  # fmt: skip
 _verbose = click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+_log_format = click.option(
+    "--log-format", type=click.Choice(LOG_FORMATS), default="text", show_default=True,
+    help="Log lines as text (ISO-8601 time, level, logger, message) or as one JSON object each.",
+)  # fmt: skip
 _tokens = click.option(
     "--tokens", "tokens_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
     help="Bearer-token file (YAML: 'token: buyer' lines, or a list of {buyer, token: {env|file}}; buyer "
@@ -174,11 +184,13 @@ _tokens = click.option(
 @click.option("--netconf-password", default="interlude", show_default=True,
               help="Password of every node on the emulated NETCONF server (a test bench on loopback).")
 @click.option("--no-device-agents", is_flag=True, help="Do not serve the emulated devices over SNMP and NETCONF.")
+@click.option("--reset", is_flag=True, help="Start from the topology again: delete the SQLite state first.")
 @_tokens
 @_verbose
+@_log_format
 def emulate(topology_file: Path | None, host: str, port: int, db: str | None, scenario: Path | None,
-            snmp_port: int, netconf_port: int, netconf_password: str, no_device_agents: bool,
-            tokens_file: Path | None, verbose: bool) -> None:  # fmt: skip
+            snmp_port: int, netconf_port: int, netconf_password: str, no_device_agents: bool, reset: bool,
+            tokens_file: Path | None, verbose: bool, log_format: str) -> None:  # fmt: skip
     """Run the partner emulator: the MEF Interlude APIs over an in-memory network.
 
     The emulated devices are also reachable over SNMP and NETCONF on the same host (loopback by default), so
@@ -186,7 +198,8 @@ def emulate(topology_file: Path | None, host: str, port: int, db: str | None, sc
     """
     path = topology_file or bundled_topology_path()
     devices: tuple[int | None, int | None] = (None, None) if no_device_agents else (snmp_port, netconf_port)
-    _run(_load(path, None), path, host, port, db, scenario, "emulate", verbose, devices, netconf_password, tokens_file)
+    _run(_load(path, None), path, host, port, db, scenario, "emulate", verbose, devices, netconf_password, tokens_file,
+         log_format, reset)
 
 
 @click.command("serve")
@@ -199,11 +212,13 @@ def emulate(topology_file: Path | None, host: str, port: int, db: str | None, sc
 @_db
 @_tokens
 @_verbose
-def serve(topology_file: Path, host: str, port: int, db: str | None, tokens_file: Path | None, verbose: bool) -> None:
+@_log_format
+def serve(topology_file: Path, host: str, port: int, db: str | None, tokens_file: Path | None, verbose: bool,
+          log_format: str) -> None:
     """Serve the MEF Interlude APIs in front of real network elements (adapter per node kind).
 
     Give --tokens FILE whenever anyone but you can reach the port: without it the caller picks its buyer.
     """
     _run(_load(topology_file, available_kinds()), topology_file, host, port, db, None, "serve", verbose,
-         tokens_file=tokens_file)  # fmt: skip
+         tokens_file=tokens_file, log_format=log_format)  # fmt: skip
 

@@ -196,6 +196,11 @@ class Notifier:
         """New rows were committed: deliver now rather than at the next poll."""
         self._wake.set()
 
+    @property
+    def running(self) -> bool:
+        """Whether the delivery loop is alive (started and not crashed): what readiness reports."""
+        return self._task is not None and not self._task.done()
+
     async def start(self) -> None:
         """Start the delivery loop."""
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout_s))
