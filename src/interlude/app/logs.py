@@ -8,8 +8,8 @@ width, so ``grep`` and log shippers see one line per record); ``json`` writes on
 (aiohttp's own access log, asyncssh's per-connection lines) is kept out unless ``--verbose``.
 
 :class:`StateLog` turns the domain events of the bus into the operator's narrative: an order or item
-entering a state, a service's operational state changing, a port going up or down, a fault injected or
-cleared (work items log their own changes in the job runner).
+entering a state, a port going up or down, a fault injected or cleared (the inventory logs services' operational
+state changes, one line per change; work items log their own changes in the job runner).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import IO
 
 from pythonjsonlogger.json import JsonFormatter
 
-from interlude.domain.events import FaultChanged, OrderStateChanged, PortStateChanged, ServiceOperChanged
+from interlude.domain.events import FaultChanged, OrderStateChanged, PortStateChanged
 from interlude.service.platform.bus import EventBus
 
 LOG_FORMATS = ("text", "json")
@@ -77,7 +77,6 @@ class StateLog:
     def __init__(self, bus: EventBus) -> None:
         self.ports: set[tuple[str, str]] = set()  # ports whose first reading was seen (logged at DEBUG only)
         bus.subscribe(OrderStateChanged, self.order)
-        bus.subscribe(ServiceOperChanged, self.service)
         bus.subscribe(PortStateChanged, self.port)
         bus.subscribe(FaultChanged, self.fault)
 
@@ -87,11 +86,6 @@ class StateLog:
         log.info("%s %s (buyer %s)", what, event.state.value, event.buyer,
                  extra={"order": event.order_id, "item": event.item_id, "state": event.state.value,
                         "buyer": event.buyer})  # fmt: skip
-
-    async def service(self, event: ServiceOperChanged) -> None:
-        """A service's live operational state changed."""
-        log.info("service %s %s (buyer %s)", event.service_id, event.oper.value, event.buyer,
-                 extra={"service": event.service_id, "state": event.oper.value, "buyer": event.buyer})  # fmt: skip
 
     async def port(self, event: PortStateChanged) -> None:
         """A port went up or down (its first reading after start is no change: DEBUG)."""

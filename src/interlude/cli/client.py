@@ -83,7 +83,7 @@ def _dig(*keys: str) -> Callable[[JsonObject], Any]:
 
 
 SERVICE_COLUMNS = [("id", _dig("id")), ("type", _dig("serviceType")), ("state", _dig("state")),
-                   ("operational", _dig("serviceConfiguration", "operationalState")),
+                   ("operational", _dig("serviceConfiguration", "operationalState", "state")),
                    ("administrative", _dig("serviceConfiguration", "administrativeState", "state"))]  # fmt: skip
 ORDER_COLUMNS = [("id", _dig("id")), ("state", _dig("state")), ("externalId", _dig("externalId")),
                  ("items", lambda o: ", ".join(f"{i.get('id')}:{i.get('action')}:{i.get('state')}"
