@@ -6,7 +6,8 @@ module there). With ``manage_runtime=True`` (the CLI) the runtime is started and
 :func:`~interlude.api.common.auth_middleware` (the caller's identity) inside
 :func:`~interlude.api.common.errors_middleware` (the MEF error model), inside the metrics and the access log
 (:mod:`interlude.app.metrics`, :mod:`interlude.api.access`), which see the status the caller got. Besides the
-APIs the app serves ``/health`` and ``/ready`` (:mod:`interlude.api.health`) and ``/metrics``.
+APIs the app serves ``/health`` and ``/ready`` (:mod:`interlude.api.health`), ``/metrics``, each API's
+``openapi.json`` (:mod:`interlude.api.documents`), the console and the docs page (:mod:`interlude.app.site`).
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ from types import ModuleType
 
 from aiohttp import web
 
-from interlude.api import alarms, fm, health, inventory, ordering, partner, performance, sft, streaming
+from interlude.api import alarms, documents, fm, health, inventory, ordering, partner, performance, sft, streaming
 from interlude.api.access import access_middleware
 from interlude.api.auth import TOKENS, TokenTable
 from interlude.api.common import RUNTIME, auth_middleware, errors_middleware
 from interlude.app.logs import StateLog
 from interlude.app.metrics import Metrics
 from interlude.app.runtime import Runtime
+from interlude.app.site import routes as site_routes
 
 API_MODULES: tuple[ModuleType, ...] = (inventory, ordering, partner, alarms, performance, streaming, sft, fm)
 """Each exposes ``routes()`` and, where it has one base path, ``BASE`` (shown in the start-up banner)."""
@@ -43,8 +45,11 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True, tokens: TokenTa
         app[TOKENS] = tokens
     for module in API_MODULES:
         app.router.add_routes(module.routes())
+    bases = [str(module.BASE) for module in API_MODULES if getattr(module, "BASE", "")]
+    app.router.add_routes(documents.routes(bases))
     app.router.add_routes(health.routes())
     app.router.add_routes(metrics.routes())
+    app.router.add_routes(site_routes(bases))
     if manage_runtime:
 
         async def lifecycle(_: web.Application) -> AsyncIterator[None]:
