@@ -54,6 +54,15 @@ async def test_a_delay_test_result_is_awaited_not_polled_too_early(sp: Interlude
         await operator.close()
 
 
+async def test_a_pm_report_is_awaited_until_completed(sp: InterludeClient) -> None:
+    job = await sp.create_pm_job("ovc-1001", granularity_s=1)
+    report = await sp.wait_for_report(job["id"], timeout_s=30)
+    assert report["state"] == "completed"
+    assert report["performanceJob"]["performanceJobId"] == job["id"]
+    assert report["reportContent"]
+    assert any(t["id"] == f"performanceJob:{job['id']}" for t in await sp.topics())
+
+
 async def test_an_unknown_service_is_a_404(sp: InterludeClient) -> None:
     with pytest.raises(ApiError) as caught:
         await sp.service("nope")

@@ -314,12 +314,11 @@ class InterludeClient:
         """The job's first completed report (a proactive job reports once per reporting period)."""
 
         async def completed() -> JsonObject:
-            for report in await self.pm_reports(limit=100):
-                job = report.get("performanceJob") or {}
-                if job.get("id") == job_id and report.get("state") == "completed":
-                    found: JsonObject = await self.request("GET", f"{PM}/performanceReport/{report['id']}")
-                    return found
-            return {}
+            reports = await self.pm_reports(performanceJobId=job_id, state="completed", limit=1)
+            if not reports:
+                return {}
+            found: JsonObject = await self.request("GET", f"{PM}/performanceReport/{reports[0]['id']}")
+            return found
 
         return await self._poll(completed, bool, timeout_s, f"a completed report of performance job {job_id}")
 
