@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
@@ -17,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from interlude.api.common import RUNTIME
 from interlude.domain.southbound import InterfaceState
 from interlude.errors import AdapterError
+from interlude.sp.client import STREAMING, InterludeClient
 from interlude.sp.listener import SpListener
 from tests.support.partner import ALPHA, INV, ORD, order_body
 from tests.support.wait import wait_until
@@ -147,3 +149,25 @@ async def test_access_log_and_request_id(client: TestClient[Any, Any], caplog: p
     assert lines["sp-trace-42"].operation == "serviceInventory.serviceGet"  # type: ignore[attr-defined]
     assert lines[rid].status == 404  # type: ignore[attr-defined]
     assert f"GET {INV}/service/nope 404 " in lines[rid].getMessage() and f"id={rid}" in lines[rid].getMessage()
+
+
+async def test_a_stream_consumer_going_away_is_one_info_line(
+    client: TestClient[Any, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    async with InterludeClient(str(client.make_url("")), buyer="sp-alpha") as sp:
+        job = await sp.create_pm_job("ovc-1001", granularity_s=1)
+        sub = await sp.request("POST", f"{STREAMING}/subscription",
+                               body={"topicId": f"performanceJob:{job['id']}", "protocol": "http-stream"})  # fmt: skip
+    async with aiohttp.ClientSession() as session:
+        response = await session.get(str(client.make_url(f"{STREAMING}/stream/{sub['id']}")), headers=ALPHA)
+        first = await response.content.readline()
+        assert b"performanceMeasurement" in first
+        response.close()  # the consumer goes away mid-stream
+
+    def disconnected() -> bool:
+        return any("disconnected" in r.getMessage() for r in caplog.records if r.name == "interlude.api.streaming")
+
+    await wait_until(disconnected, timeout=20, what="the partner to notice the consumer left")
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert all(r.exc_info is None for r in caplog.records if r.name == "interlude.api.streaming")

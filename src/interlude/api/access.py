@@ -11,6 +11,7 @@ The line goes to the ``interlude.access`` logger: text ``GET /path 200 3.1ms buy
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -24,6 +25,8 @@ from interlude.api.common import BUYER_HEADER, Handler, operation_of
 log = logging.getLogger("interlude.access")
 
 REQUEST_ID_HEADER = "X-Request-ID"
+CLIENT_CLOSED = 499
+"""Logged (and counted) for a request whose caller went away before the answer (nginx's convention)."""
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -57,6 +60,9 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
     except web.HTTPException as exc:
         status = exc.status
         exc.headers[REQUEST_ID_HEADER] = rid
+        raise
+    except asyncio.CancelledError:
+        status = CLIENT_CLOSED
         raise
     finally:
         ms = (time.perf_counter() - started) * 1000

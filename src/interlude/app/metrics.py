@@ -18,6 +18,7 @@ tests) never mix their numbers.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter as Tally
 from collections.abc import Iterable, Iterator
@@ -37,6 +38,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from interlude.api.access import CLIENT_CLOSED
 from interlude.api.common import Handler, operation_of
 from interlude.app.runtime import Runtime
 from interlude.domain.alarms import AlarmState
@@ -204,6 +206,9 @@ class Metrics:
             return response
         except web.HTTPException as exc:
             status = exc.status
+            raise
+        except asyncio.CancelledError:
+            status = CLIENT_CLOSED
             raise
         finally:
             api, operation = operation_of(request) or ("-", "-")
