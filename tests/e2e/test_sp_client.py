@@ -63,6 +63,28 @@ async def test_a_pm_report_is_awaited_until_completed(sp: InterludeClient) -> No
     assert any(t["id"] == f"performanceJob:{job['id']}" for t in await sp.topics())
 
 
+async def test_an_alarm_is_acknowledged_then_cleared_by_hand(sp: InterludeClient) -> None:
+    operator = InterludeClient(sp.url)
+    try:
+        fault = await operator.inject_fault("pe1", "up1")
+        [alarm] = await sp.alarms(state="unAcknowledged")
+        assert (await sp.acknowledge_alarm(alarm["id"]))["state"] == "acknowledged"
+        assert (await sp.alarm(alarm["id"]))["state"] == "acknowledged"
+        with pytest.raises(ApiError) as twice:
+            await sp.acknowledge_alarm(alarm["id"])
+        assert twice.value.status == 422
+        cleared = await sp.clear_alarm(alarm["id"])
+        assert cleared["state"] == "cleared" and cleared["alarmClearedTime"]
+        assert await sp.alarms(state="acknowledged") == []
+        async with InterludeClient(sp.url, buyer="sp-beta") as beta:
+            with pytest.raises(ApiError) as other:  # another buyer's alarm does not exist for sp-beta
+                await beta.clear_alarm(alarm["id"])
+        assert other.value.status == 404
+        await operator.clear_fault(fault["id"])
+    finally:
+        await operator.close()
+
+
 async def test_an_unknown_service_is_a_404(sp: InterludeClient) -> None:
     with pytest.raises(ApiError) as caught:
         await sp.service("nope")

@@ -246,6 +246,22 @@ def alarms(ctx: click.Context, state: str | None, watch: bool, every: float) -> 
         _run(ctx, follow)
 
 
+@client_group.command("ack")
+@click.argument("alarm_id")
+@click.pass_context
+def ack(ctx: click.Context, alarm_id: str) -> None:
+    """Acknowledge an alarm."""
+    _show(ctx, _run(ctx, lambda c: c.acknowledge_alarm(alarm_id)), ALARM_COLUMNS)
+
+
+@client_group.command("clear-alarm")
+@click.argument("alarm_id")
+@click.pass_context
+def clear_alarm(ctx: click.Context, alarm_id: str) -> None:
+    """Clear an alarm by hand (its cause may persist)."""
+    _show(ctx, _run(ctx, lambda c: c.clear_alarm(alarm_id)), ALARM_COLUMNS)
+
+
 @client_group.command("topology")
 @click.pass_context
 def topology(ctx: click.Context) -> None:

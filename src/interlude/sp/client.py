@@ -286,6 +286,16 @@ class InterludeClient:
         found: JsonObject = await self.request("GET", f"{ALARMS}/alarm/{alarm_id}")
         return found
 
+    async def acknowledge_alarm(self, alarm_id: str) -> JsonObject:
+        """Acknowledge an alarm (the partner operations API)."""
+        done: JsonObject = await self.request("POST", f"{PARTNER}/alarms/{alarm_id}/acknowledge")
+        return done
+
+    async def clear_alarm(self, alarm_id: str) -> JsonObject:
+        """Clear an alarm by hand (the partner operations API)."""
+        done: JsonObject = await self.request("POST", f"{PARTNER}/alarms/{alarm_id}/clear")
+        return done
+
     # Performance Monitoring, streaming ------------------------------------------------------------------
 
     async def create_pm_job(self, service_id: str, *, granularity_s: int = 5, counters: bool = True,

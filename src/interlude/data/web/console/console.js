@@ -251,7 +251,19 @@ async function refreshAlarms() {
     cell(tr, a.id); cell(tr, a.state, a.state); cell(tr, a.perceivedSeverity, a.perceivedSeverity);
     cell(tr, a.alarmType); cell(tr, a.alarmRaisedTime); cell(tr, a.alarmClearedTime);
     cell(tr, (a.affectedService || []).map((s) => s.id).join(", "));
+    const actions = tr.appendChild(document.createElement("td"));
+    if (a.state === "unAcknowledged") actions.appendChild(alarmButton("Acknowledge", "ack-alarm", a.id, "acknowledge"));
+    if (a.state !== "cleared") actions.appendChild(alarmButton("Clear", "clear-alarm", a.id, "clear"));
   });
+}
+
+function alarmButton(label, cls, id, action) {
+  const button = document.createElement("button");
+  button.textContent = label;
+  button.className = cls;
+  button.dataset.id = id;
+  button.onclick = (ev) => { ev.stopPropagation(); act(() => call("POST", `${API.partner}/alarms/${id}/${action}`)); };
+  return button;
 }
 
 // Tests ------------------------------------------------------------------------------------------------------
