@@ -2,8 +2,9 @@
 
 A link cut injected from the console turns its ports red, the services over it DISABLED and raises an alarm
 (acknowledged from there), all without reloading the page; clearing it brings them back; a PM job started
-from the console streams points into its chart; a buyer sees only its own services. The partner is the e2e tier's test server on a
-free loopback port; the browser is driven from a worker thread so the server's event loop keeps serving.
+from the console streams points into its chart; a buyer sees only its own services. The partner is the e2e
+tier's test server on a free loopback port; the browser is driven from a worker thread so the server's event
+loop keeps serving.
 
 ``INTERLUDE_SCREENSHOTS=DIR`` saves a screenshot of each view there (how docs/img/ is made).
 """
