@@ -133,6 +133,20 @@ async def test_metrics_move_as_work_happens(client: TestClient[Any, Any]) -> Non
     assert value(after, "interlude_notifier_deliveries_total", host=host) >= 2
     assert value(during, "interlude_notifier_oldest_undelivered_age_seconds") >= 0
     assert value(after, "interlude_work_items", kind="pm.interval", state="succeeded") == 0
+    assert total(after, "interlude_pm_jobs") == 0
+
+
+async def test_pm_and_test_work_is_counted(client: TestClient[Any, Any]) -> None:
+    async with InterludeClient(str(client.make_url("")), buyer="sp-alpha") as sp:
+        job = await sp.create_pm_job("ovc-1001", granularity_s=1)
+        await sp.wait_for_report(job["id"], timeout_s=30)
+        test = await sp.create_test_job("ovc-1001", "loopback", frame_count=5, interval_ms=5)
+        await sp.wait_for_result(test["id"], timeout_s=30)
+        reports = await sp.pm_reports(performanceJobId=job["id"])
+    samples = await scrape(client)
+    assert total(samples, "interlude_pm_jobs") == 1
+    assert value(samples, "interlude_work_items", kind="pm.interval", state="succeeded") >= len(reports) >= 1
+    assert value(samples, "interlude_work_items", kind="sft.run", state="succeeded") == 1
 
 
 async def test_access_log_and_request_id(client: TestClient[Any, Any], caplog: pytest.LogCaptureFixture) -> None:

@@ -8,8 +8,8 @@ Two kinds of numbers, each from where it is true:
   calls by node and capability with their latency and failures (the ``Network`` gateway's observer).
 - **State read at scrape time** (:class:`StateCollector`): the notifier's outbox (undelivered depth, age of
   the oldest undelivered event, deliveries and failed attempts per listener host), alarms by state and the
-  total raised, injected impairments active by type, and durable work items by kind and state (PM jobs
-  starting, PM intervals measured, SFT/FM tests running). Reading the store on a scrape keeps these right
+  total raised, injected impairments active by type, PM jobs by state, and durable work items by kind and
+  state (PM intervals measured, SFT/FM tests running). Reading the store on a scrape keeps these right
   across restarts and across several processes sharing one database, where an in-process counter would not.
 
 Each app has its own :class:`~prometheus_client.CollectorRegistry`, so several partners in one process (the
@@ -70,7 +70,8 @@ class StateCollector(Collector):
 
     async def refresh(self) -> None:
         """Read every state family now."""
-        self.families = [*await self._outbox(), *await self._alarms(), *await self._faults(), await self._work()]
+        self.families = [*await self._outbox(), *await self._alarms(), *await self._faults(), await self._work(),
+                         await self._pm_jobs()]
 
     async def _outbox(self) -> list[GaugeMetricFamily | CounterMetricFamily]:
         rows = await self.runtime.store.outbox_rows()
@@ -128,6 +129,15 @@ class StateCollector(Collector):
             counts = await self.runtime.store.count_documents_by_key1(JOBS, [state], above=0)
             for kind, count in sorted(counts.items()):
                 family.add_metric([kind, state], count)
+        return family
+
+
+    async def _pm_jobs(self) -> GaugeMetricFamily:
+        family = GaugeMetricFamily("interlude_pm_jobs", "Performance jobs by MEF state (every buyer).",
+                                   labels=["state"])  # fmt: skip
+        jobs = await self.runtime.performance.jobs_of(None)
+        for state, count in sorted(Tally(str(job.get("state")) for job in jobs).items()):
+            family.add_metric([state], count)
         return family
 
 
