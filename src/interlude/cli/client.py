@@ -92,6 +92,8 @@ ALARM_COLUMNS = [("id", _dig("id")), ("state", _dig("state")), ("severity", _dig
                  ("type", _dig("alarmType")), ("raised", _dig("alarmRaisedTime")),
                  ("affected services", lambda a: ", ".join(str(s.get("id")) for s in a.get("affectedService") or []))]
 
+FAULT_COLUMNS = [("id", _dig("id")), ("type", _dig("type")), ("node", _dig("node")), ("interface", _dig("interface"))]
+
 
 @click.group("client")
 @click.option("--url", envvar="INTERLUDE_URL", default="http://127.0.0.1:8080", show_default=True,
@@ -279,8 +281,7 @@ def topology(ctx: click.Context) -> None:
 @click.pass_context
 def faults(ctx: click.Context) -> None:
     """Injected faults in force (operator)."""
-    _show(ctx, _run(ctx, lambda c: c.faults()), [("id", _dig("id")), ("type", _dig("type")), ("node", _dig("node")),
-                                                  ("interface", _dig("interface"))])  # fmt: skip
+    _show(ctx, _run(ctx, lambda c: c.faults()), FAULT_COLUMNS)
 
 
 @client_group.command("fault")
@@ -294,8 +295,7 @@ def fault(ctx: click.Context, fault_type: str, port: str, ms: float | None, perc
     node, _, interface = port.partition(":")
     values = {"delay": {"delayMs": ms}, "jitter": {"jitterMs": ms}, "loss": {"lossPercent": percent}}
     given = {k: v for k, v in values.get(fault_type, {}).items() if v is not None}
-    _show(ctx, _run(ctx, lambda c: c.inject_fault(node, interface, fault_type, **given)),
-          [("id", _dig("id")), ("type", _dig("type")), ("node", _dig("node")), ("interface", _dig("interface"))])
+    _show(ctx, _run(ctx, lambda c: c.inject_fault(node, interface, fault_type, **given)), FAULT_COLUMNS)
 
 
 @client_group.command("clear")
