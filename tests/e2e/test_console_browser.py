@@ -137,6 +137,15 @@ def console_session(driver: WebDriver, url: str) -> None:
     view(driver, "alarms")
     until(driver, "the alarms cleared", lambda d: not {"unAcknowledged", "acknowledged"} & set(alarm_states(d)))
 
+    view(driver, "network")
+    Select(driver.find_element(By.ID, "scenario-name")).select_by_value("cut-pe2-now")
+    click(driver, "#scenario-play")
+    until(driver, "the scenario's cut drawn red", lambda d: "down" in port_class(d, "pe2:up1").split())
+    until(driver, "the scenario's log",
+          lambda d: "inject linkDown on pe2:up1" in d.find_element(By.ID, "scenario-log").text)
+    click(driver, "#scenario-stop")
+    until(driver, "pe2:up1 up once the scenario stopped", lambda d: "up" in port_class(d, "pe2:up1").split())
+
     view(driver, "orders")
     click(driver, "#orders tbody tr[data-order]")
     until(driver, "its item timeline",

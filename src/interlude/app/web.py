@@ -7,7 +7,8 @@ module there). With ``manage_runtime=True`` (the CLI) the runtime is started and
 :func:`~interlude.api.common.errors_middleware` (the MEF error model), inside the metrics and the access log
 (:mod:`interlude.app.metrics`, :mod:`interlude.api.access`), which see the status the caller got. Besides the
 APIs the app serves ``/health`` and ``/ready`` (:mod:`interlude.api.health`), ``/metrics``, each API's
-``openapi.json`` (:mod:`interlude.api.documents`), the console and the docs page (:mod:`interlude.app.site`).
+``openapi.json`` (:mod:`interlude.api.documents`), the console and the docs page (:mod:`interlude.app.site`),
+and scenario control (:mod:`interlude.app.scenarios`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from interlude.api.common import RUNTIME, auth_middleware, errors_middleware
 from interlude.app.logs import StateLog
 from interlude.app.metrics import Metrics
 from interlude.app.runtime import Runtime
+from interlude.app.scenarios import ScenarioPlayer
 from interlude.app.site import routes as site_routes
 
 API_MODULES: tuple[ModuleType, ...] = (inventory, ordering, partner, alarms, performance, streaming, sft, fm)
@@ -50,6 +52,13 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True, tokens: TokenTa
     app.router.add_routes(health.routes())
     app.router.add_routes(metrics.routes())
     app.router.add_routes(site_routes(bases))
+    player = ScenarioPlayer(runtime.faults)
+    app.router.add_routes(player.routes())
+
+    async def stop_scenario(_: web.Application) -> None:
+        await player.stop()
+
+    app.on_shutdown.append(stop_scenario)
     if manage_runtime:
 
         async def lifecycle(_: web.Application) -> AsyncIterator[None]:

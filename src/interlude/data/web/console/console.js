@@ -152,6 +152,7 @@ async function refreshNetwork() {
   state.topology = topology;
   $("#partner-name").textContent = topology.name;
   drawTopology(topology);
+  await refreshScenario();
   const faults = await call("GET", `${API.partner}/faults`);
   fillTable("#faults", faults, (tr, f) => {
     tr.dataset.fault = f.id;
@@ -177,6 +178,29 @@ async function injectFault(ev) {
   if (type === "jitter") body.jitterMs = value;
   if (type === "loss") body.lossPercent = value;
   await act(() => call("POST", `${API.partner}/faults`, body));
+}
+
+// Scenarios: faults over time, played by the partner (the shipped examples of emulator/scenarios/)
+const SCENARIOS = {
+  "uplink-trouble": { name: "uplink-trouble", description: "5 ms on pe1-agg1, cut at t=10 s, repaired at t=20 s",
+    steps: [{ at: 0, name: "slow", inject: { type: "delay", node: "pe1", interface: "up1", delayMs: 5 } },
+      { at: 10, name: "cut", inject: { type: "linkDown", node: "pe1", interface: "up1" } }, { at: 20, clear: "cut" }] },
+  "flapping-uni": { name: "flapping-uni", description: "pe1:uni1 down for 5 s every 30 s", repeat: true,
+    steps: [{ at: 25, name: "down", inject: { type: "linkDown", node: "pe1", interface: "uni1" } }, { at: 30, clear: "down" }] },
+  "lossy-metro": { name: "lossy-metro", description: "2 % loss and 3 ms +/- 1 ms on pe2-agg1 for a minute",
+    steps: [{ at: 5, name: "loss", inject: { type: "loss", node: "pe2", interface: "up1", lossPercent: 2 } },
+      { at: 5, name: "delay", inject: { type: "jitter", node: "pe2", interface: "up1", delayMs: 3, jitterMs: 1 } },
+      { at: 65, clear: "loss" }, { at: 65, clear: "delay" }] },
+  "cut-pe2-now": { name: "cut-pe2-now", description: "pe2's uplink down for a minute",
+    steps: [{ at: 0, name: "cut", inject: { type: "linkDown", node: "pe2", interface: "up1" } }, { at: 60, clear: "cut" }] },
+};
+
+async function refreshScenario() {
+  const status = await call("GET", `${API.partner}/scenario`);
+  const name = status.scenario ? status.scenario.name : "";
+  $("#scenario-log").textContent = status.log.length
+    ? `${status.playing ? "playing" : "stopped"} ${name}\n${status.log.join("\n")}` : "(none playing)";
+  $("#scenario-log").dataset.playing = String(status.playing);
 }
 
 // Services, orders, alarms ---------------------------------------------------------------------------------
@@ -411,6 +435,10 @@ async function init() {
   $("#fault-form").onsubmit = injectFault;
   $("#test-form").onsubmit = runTest;
   $("#pm-form").onsubmit = startPm;
+  fillSelect("#scenario-name", Object.keys(SCENARIOS));
+  $("#scenario-form").onsubmit = (ev) => { ev.preventDefault();
+    act(() => call("POST", `${API.partner}/scenario`, SCENARIOS[$("#scenario-name").value])); };
+  $("#scenario-stop").onclick = () => act(() => call("DELETE", `${API.partner}/scenario`));
   $("#buyer").onchange = () => { state.service = null; refresh().catch((err) => say(err.message)); };
   try {
     const topology = await call("GET", `${API.partner}/topology`);
