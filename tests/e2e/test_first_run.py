@@ -83,7 +83,9 @@ def test_client_commands_as_the_readme_shows_them(partner: Partner) -> None:
     result = partner.client("--buyer", "sp-alpha", "--json", "test", "delay", "ovc-1001", "--wait")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["serviceSpecificTestResultConfiguration"]["verdict"] in ("pass", "fail")
+    report = partner.client("--buyer", "sp-alpha", "pm", "ovc-1001", "--every", "1", "--wait")
+    assert report.returncode == 0 and "(completed)" in report.stdout and "pe1:uni1" in report.stdout, report.stdout
     unknown = partner.client("--buyer", "sp-alpha", "service", "nope")
     assert unknown.returncode == 1 and "404" in unknown.stdout
-    for done in (services, locked, table, result, unknown):
+    for done in (services, locked, table, result, report, unknown):
         assert done.stderr == ""

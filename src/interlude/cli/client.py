@@ -220,6 +220,36 @@ def test(ctx: click.Context, test_type: str, service_id: str, frames: int, inter
     ])  # fmt: skip
 
 
+@client_group.command("pm")
+@click.argument("service_id")
+@click.option("--every", "granularity_s", default=5, show_default=True, help="Measurement interval, seconds.")
+@click.option("--wait", is_flag=True, help="Wait for the first completed report and print its measurements.")
+@click.pass_context
+def pm(ctx: click.Context, service_id: str, granularity_s: int, wait: bool) -> None:
+    """Start a proactive PM job on a service, e.g. ``pm ovc-1001 --every 1 --wait``."""
+
+    async def go(client: InterludeClient) -> JsonObject:
+        job = await client.create_pm_job(service_id, granularity_s=granularity_s, buyer_job_id=f"cli-{service_id}")
+        return await client.wait_for_report(str(job["id"]), timeout_s=max(60.0, 4 * granularity_s)) if wait else job
+
+    found = _run(ctx, go)
+    if not wait:
+        _show(ctx, found, [("performance job", _dig("id")), ("state", _dig("state"))])
+        return
+    rows = [data for content in found.get("reportContent") or [] for item in content.get("reportContentItem") or []
+            for data in item.get("measurementData") or []]
+    if ctx.obj.as_json:
+        click.echo(json.dumps(found, indent=2))
+        return
+    _show(ctx, rows, [
+        ("measured", lambda r: (str(r.get("@type", "")).split(":") + [""] * 4)[3]),
+        ("from", _dig("fromEndPoint")), ("to", _dig("toEndPoint")),
+        ("two-way FD mean (ms)", _dig("twoWayFrameDelay", "mean")),
+        ("FLR forward (%)", _dig("oneWayFrameLossRatio", "forward")),
+        ("suspect", _dig("suspectFlag")), ("interface", _dig("interface")), ("in octets", _dig("inOctets")),
+    ], title=f"report {found.get('id')} ({found.get('state')})")  # fmt: skip
+
+
 @client_group.command("alarms")
 @click.option("--state", default=None, help="unAcknowledged, acknowledged or cleared.")
 @click.option("--watch", is_flag=True, help="Keep printing alarms that appear or change (Ctrl-C stops).")
