@@ -411,7 +411,13 @@ async function act(fn) {
 }
 
 async function refresh() {
-  const jobs = [refreshNetwork().catch(() => null), refreshServices(), refreshAlarms()];
+  // What the open view shows, plus the alarms (their count is on the tab): every request is in the access log.
+  const jobs = [refreshAlarms()];
+  if (state.view === "network") jobs.push(refreshNetwork());
+  if (["services", "performance", "tests"].includes(state.view) || !state.listed) {
+    state.listed = true;
+    jobs.push(refreshServices());
+  }
   if (state.view === "orders") jobs.push(refreshOrders());
   if (state.view === "tests") jobs.push(refreshTests());
   if (state.view === "services" && state.service) jobs.push(showService());
