@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import click
-from rich.console import Console
 
 from interlude.adapters.registry import available_kinds
+from interlude.cli.output import make_console
 from interlude.errors import TopologyError
 from interlude.topology.loader import json_schema, load_topology
 
@@ -22,7 +22,7 @@ def topology_group() -> None:
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 def validate(file: Path) -> None:
     """Validate FILE against the topology schema and cross-references; exit 1 with the error path."""
-    console = Console()
+    console = make_console()
     try:
         topo = load_topology(file, known_kinds=available_kinds())
     except TopologyError as exc:
