@@ -89,3 +89,23 @@ def test_client_commands_as_the_readme_shows_them(partner: Partner) -> None:
     assert unknown.returncode == 1 and "404" in unknown.stdout
     for done in (services, locked, table, result, report, unknown):
         assert done.stderr == ""
+
+
+def test_listen_prints_notifications_and_unregisters_on_ctrl_c(partner: Partner) -> None:
+    out = partner.cwd / "listen.out"
+    with out.open("w") as sink:
+        proc = subprocess.Popen([INTERLUDE, "client", "--url", partner.url, "--buyer", "sp-alpha", "listen", "--api",
+                                 "alarms"], stdout=sink, stderr=subprocess.STDOUT, cwd=partner.cwd)  # fmt: skip
+        try:
+            wait_until_sync(lambda: "listening at" in out.read_text(), timeout=30, what="the listener to register")
+            cut = partner.client("--json", "fault", "linkDown", "pe1:up1")
+            assert cut.returncode == 0, cut.stderr
+            wait_until_sync(lambda: "alarmCreateEvent" in out.read_text(), timeout=30, what="the alarm notification")
+            assert partner.client("clear", json.loads(cut.stdout)["id"]).returncode == 0
+        finally:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=30)
+    assert proc.returncode == 0, out.read_text()
+    unregistered = "DELETE /mefApi/interlude/alarmManagement/v3/hub/"
+    wait_until_sync(lambda: unregistered in (partner.cwd / "emulate.out").read_text(), timeout=10,
+                    what="the hub registration removed on Ctrl-C")  # fmt: skip

@@ -22,7 +22,8 @@ import click
 from rich.table import Table
 
 from interlude.cli.output import make_console
-from interlude.sp.client import ApiError, InterludeClient, JsonObject, WaitTimeout
+from interlude.sp.client import NOTIFYING_APIS, ApiError, InterludeClient, JsonObject, WaitTimeout
+from interlude.sp.listener import SpListener
 
 console = make_console()
 T = TypeVar("T")
@@ -292,6 +293,40 @@ def ack(ctx: click.Context, alarm_id: str) -> None:
 def clear_alarm(ctx: click.Context, alarm_id: str) -> None:
     """Clear an alarm by hand (its cause may persist)."""
     _show(ctx, _run(ctx, lambda c: c.clear_alarm(alarm_id)), ALARM_COLUMNS)
+
+
+@client_group.command("listen")
+@click.option("--api", "apis", multiple=True, type=click.Choice(sorted(NOTIFYING_APIS)),
+              help="An API whose hub to register on (repeatable; default: every one).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address the partner reaches the listener at.")
+@click.option("--port", default=0, show_default=True, help="Listener port (0: any free one).")
+@click.pass_context
+def listen(ctx: click.Context, apis: tuple[str, ...], host: str, port: int) -> None:
+    """Receive the partner's notifications and print each one (registers on the hubs; Ctrl-C unregisters)."""
+
+    async def go(client: InterludeClient) -> None:
+        async with SpListener(host, port) as sp:
+            registered = [(api, (await client.register_listener(api, sp.url))["id"]) for api in apis or NOTIFYING_APIS]
+            console.print(f"listening at {sp.url} for {', '.join(api for api, _ in registered)} (Ctrl-C stops)")
+            try:
+                seen = 0
+                while True:
+                    with contextlib.suppress(TimeoutError):
+                        await sp.wait_for(lambda _: True, timeout=3600, count=seen + 1)
+                    for event in sp.events[seen:]:
+                        if ctx.obj.as_json:
+                            click.echo(json.dumps(event.body))
+                        else:
+                            console.print(f"{event.body.get('eventTime', '')}  {event.event_type}  "
+                                          f"{json.dumps(event.body.get('event', {}), separators=(',', ':'))[:160]}")
+                    seen = len(sp.events)
+            finally:
+                for api, sub_id in registered:
+                    with contextlib.suppress(ApiError, aiohttp.ClientError):
+                        await asyncio.shield(client.unregister_listener(api, str(sub_id)))
+
+    with contextlib.suppress(KeyboardInterrupt):
+        _run(ctx, go)
 
 
 @client_group.command("topology")
