@@ -8,6 +8,7 @@ disabled on the device itself over NETCONF takes the Internet Access on it DISAB
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -17,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from ncclient import manager
 
 from interlude.adapters.base import AdapterContext
 from interlude.adapters.registry import create_adapter
 from interlude.domain.southbound import AdminState
-from interlude.topology.loader import parse_topology
+from interlude.topology.loader import bundled_topology_path, parse_topology
 from tests.support.wait import wait_until_sync
 
 API = "/mefApi/interlude"
@@ -50,9 +52,13 @@ def emulator(tmp_path: Path) -> Any:
     cmd = [
         str(Path(sys.executable).parent / "interlude"), "emulate", "--port", str(ports["http"]),
         "--db", str(tmp_path / "emu.db"), "--snmp-port", str(ports["snmp"]),
-        "--netconf-port", str(ports["netconf"]), "--netconf-password", "bench",
+        "--netconf-port", str(ports["netconf"]), "--topology", str(tmp_path / "topology.yaml"),
     ]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path)
+    raw = yaml.safe_load(bundled_topology_path().read_text(encoding="utf-8"))
+    raw["nodes"]["pe1"]["credentials"] = {"community": {"env": "ILT_DEVICES_COMMUNITY"}}
+    (tmp_path / "topology.yaml").write_text(yaml.safe_dump(raw))
+    env = {**os.environ, "INTERLUDE_NETCONF_PASSWORD": "bench", "ILT_DEVICES_COMMUNITY": "pe1-c0mmunity"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path, env=env)
     base = f"http://127.0.0.1:{ports['http']}{API}"
     try:
         assert wait_until_sync(
@@ -96,7 +102,7 @@ def _netconf_set_enabled(port: int, node: str, interface: str, enabled: bool) ->
 
 async def test_one_device_model_three_ways_in(emulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     base, ports = emulator
-    monkeypatch.setenv("ILT_DEVICES_COMMUNITY", "pe1")
+    monkeypatch.setenv("ILT_DEVICES_COMMUNITY", "pe1-c0mmunity")
     topo = parse_topology({"name": "view", "nodes": {"pe1": {
         "kind": "snmp", "address": "127.0.0.1", "port": ports["snmp"], "settings": {"version": "2c"},
         "credentials": {"community": {"env": "ILT_DEVICES_COMMUNITY"}},

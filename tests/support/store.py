@@ -9,6 +9,7 @@ import pytest
 
 from interlude.domain.model import ItemAction, OrderItem, ServiceOrder, ServiceState, iso, utcnow
 from interlude.domain.queries import ServiceQuery
+from interlude.errors import ValidationError
 from interlude.service.inventory.config import seed_services
 from interlude.store.base import AgeQuery, Document, DocumentStamp, OutboxMessage, Store, Subscription
 from interlude.topology.loader import bundled_topology_path, load_topology
@@ -80,6 +81,12 @@ class StoreCases:
         assert [d.id for d in claimed] == ["j1"]
         docs, total = await store.list_documents("jobs", state="done")
         assert total == 1 and docs[0].body == {"x": 2}
+
+    async def test_a_callback_with_credentials_is_never_stored(self, store: Store) -> None:
+        for i, callback in enumerate(["http://user:secret@sp.example/cb", "https://token@sp.example/cb"]):
+            with pytest.raises(ValidationError, match="credentials"):
+                await store.add_subscription(Subscription(f"c{i}", "serviceInventory", callback, None, None, "t"))
+            assert await store.get_subscription("serviceInventory", f"c{i}") is None
 
     async def test_outbox_hands_out_one_row_per_subscription_in_order(self, store: Store) -> None:
         async with store.transaction() as tx:

@@ -77,6 +77,8 @@ class Caller:
 
 # TOKENS is set on the app only when tokens are configured; CALLER on every request the middleware admitted.
 TOKENS: web.AppKey[TokenTable] = web.AppKey("interlude_tokens", TokenTable)
+# SECURED is true when a middleware (bearer tokens or OAuth2) must have established the caller of MEF requests.
+SECURED: web.AppKey[bool] = web.AppKey("interlude_secured", bool)
 CALLER: web.RequestKey[Caller] = web.RequestKey("interlude_caller", Caller)
 
 

@@ -24,7 +24,8 @@ from aiohttp import web
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
-from interlude.api.auth import CALLER, MEF_PREFIX, OPERATOR, PARTNER_PREFIX, TOKENS, Caller
+from interlude.api.auth import CALLER, MEF_PREFIX, OPERATOR, PARTNER_PREFIX, SECURED, TOKENS, Caller
+from interlude.api.limits import parse_json
 from interlude.api.payloads import unpack
 from interlude.api.wire import EventSubscriptionInput
 from interlude.domain.model import iso
@@ -56,6 +57,7 @@ auth_log = logging.getLogger("interlude.api.auth")  # token rejections keep thei
 JSON_CT = "application/json;charset=utf-8"
 BUYER_HEADER = "X-Interlude-Buyer"
 MAX_PAGE = 1000
+MAX_PAGE_BYTES = 8 * 1024 * 1024
 INT32_MAX = 2**31 - 1
 
 
@@ -166,7 +168,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
                 headers={"Allow": exc.headers.get("Allow", "")},
             )
         if exc.status == 413:
-            return json_response(error_body("invalidBody", "request body too large"), status=400)
+            return json_response(error_body("invalidBody", "request body too large"), status=413)
         if exc.status >= 400:
             return json_response(error_body(None, exc.reason or "error"), status=exc.status)
         raise
@@ -222,10 +224,7 @@ async def read_json(request: web.Request) -> Any:
     raw = await request.read()
     if not raw:
         raise RequestError(400, "invalidBody", "the request needs a JSON body")
-    try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RequestError(400, "invalidBody", f"the body is not valid JSON: {exc}") from None
+    return parse_json(raw)
 
 
 def pointer(loc: Sequence[int | str]) -> str:
@@ -293,7 +292,10 @@ class Query:
             raise RequestError(400, "invalidQuery", f"{name}={value!r} is not an ISO-8601 date-time") from None
         if dt.tzinfo is None:
             raise RequestError(400, "invalidQuery", f"{name}={value!r} needs a time zone (e.g. 'Z')")
-        return iso(dt)
+        try:
+            return iso(dt)
+        except OverflowError:  # the offset moves it outside years 1..9999 in UTC
+            raise RequestError(400, "invalidQuery", f"{name}={value!r} is outside the representable dates") from None
 
     def page(self) -> tuple[int, int, bool]:
         """``offset``, ``limit`` (capped at :data:`MAX_PAGE`) and whether the cap applied."""
@@ -316,13 +318,28 @@ class Query:
 
 
 def page_response(items: list[Any], total: int, offset: int, throttled: bool) -> web.Response:
-    """A list answer with ``X-Total-Count``, ``X-Result-Count`` and ``X-Pagination-Throttled``."""
-    more = offset + len(items) < total
-    return json_response(
-        items,
+    """A list answer with ``X-Total-Count``, ``X-Result-Count`` and ``X-Pagination-Throttled``.
+
+    The page also stops before it exceeds :data:`MAX_PAGE_BYTES` (at least one item is always sent): a list
+    of large resources (orders carry their request) is answered in several pages instead of one response
+    big enough to hurt every other client; ``X-Pagination-Throttled: true`` tells the client to page on.
+    """
+    chunks: list[bytes] = []
+    size = 2
+    for item in items:
+        chunk = json.dumps(item, separators=(",", ":")).encode()
+        if chunks and size + len(chunk) + 1 > MAX_PAGE_BYTES:
+            throttled = True
+            break
+        chunks.append(chunk)
+        size += len(chunk) + 1
+    more = offset + len(chunks) < total
+    return web.Response(
+        body=b"[" + b",".join(chunks) + b"]",
         headers={
+            "Content-Type": JSON_CT,
             "X-Total-Count": str(total),
-            "X-Result-Count": str(len(items)),
+            "X-Result-Count": str(len(chunks)),
             "X-Pagination-Throttled": "true" if throttled and more else "false",
         },
     )
@@ -337,7 +354,7 @@ def buyer_of(request: web.Request) -> str | None:
     """
     if CALLER in request:
         return request[CALLER].buyer
-    if request.app.get(TOKENS) is not None:
+    if request.app.get(TOKENS) is not None or request.app.get(SECURED, False):
         # Tokens are on but the middleware did not admit this request (a path outside its prefixes).
         raise RequestError(401, "missingCredentials", "send 'Authorization: Bearer <token>'")
     buyer = request.headers.get(BUYER_HEADER)

@@ -32,6 +32,9 @@ from interlude.service.ordering.plan import ItemRequest, NewEndPoint, OrderReque
 from interlude.service.platform.hub import SERVICE_ORDERING
 
 BASE = "/mefApi/interlude/serviceOrderingManagement/v1"
+MAX_ORDER_PAGE = 100
+"""Most orders one list page reads: an order keeps its request (up to the 1 MiB body limit), so a page of
+them is bounded in memory by this many bodies; more pages follow with ``X-Pagination-Throttled: true``."""
 
 _RANGES = {
     "orderDate": "order_date",
@@ -181,7 +184,8 @@ async def list_orders(request: web.Request) -> web.StreamResponse:
         ranges={k: v for k, v in ranges.items() if v != (None, None)},
     )
     offset, limit, throttled = q.page()
-    orders, total = await runtime.ordering.find(query, offset, limit)
+    throttled = throttled or limit > MAX_ORDER_PAGE
+    orders, total = await runtime.ordering.find(query, offset, min(limit, MAX_ORDER_PAGE))
     return page_response([render_order(o) for o in orders], total, offset, throttled)
 
 

@@ -70,7 +70,7 @@ async def _object_body(request: web.Request) -> dict[str, Any]:
 def _date(value: Any) -> str | None:
     try:
         return iso(parse_iso(str(value))) if value else None
-    except ValueError:
+    except (ValueError, OverflowError):  # not a date, or one outside years 1..9999 once in UTC
         return None
 
 

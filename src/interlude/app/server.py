@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from pathlib import Path
 from typing import Protocol
 
@@ -19,7 +20,9 @@ from aiohttp import web
 
 from interlude.adapters.emulated.adapter import EmulatedAdapter
 from interlude.api.auth import TokenTable
+from interlude.api.limits import HardenedRunner
 from interlude.app.runtime import Runtime
+from interlude.app.security import OAuthSetup
 from interlude.app.web import create_app
 from interlude.emulator.devices import DeviceEndpoints, device_agents
 from interlude.emulator.scenario import Scenario, run_scenario
@@ -96,26 +99,32 @@ async def serve(
     *,
     tokens: TokenTable | None = None,
     devices: tuple[int | None, int | None] = (None, None),
-    netconf_password: str = "interlude",
+    netconf_password: str | None = None,
     scenario: Scenario | None = None,
+    oauth: OAuthSetup | None = None,
+    tls: ssl.SSLContext | None = None,
+    device_host: str = "127.0.0.1",
 ) -> None:
     """Serve the APIs on ``host:port`` until ``stop`` is set; the app starts and stops the runtime.
 
-    ``devices`` are the (SNMP, NETCONF) ports of the emulated devices (None: not served).
+    ``devices`` are the (SNMP, NETCONF) ports of the emulated devices (None: not served), bound to
+    ``device_host`` (loopback unless told otherwise, whatever ``host`` the APIs use); ``oauth`` the OAuth2
+    validator (and built-in authorization server), ``tls`` the server's TLS context (:mod:`interlude.app.security`).
     """
-    app = create_app(runtime, tokens=tokens)
-    runner = web.AppRunner(app, access_log=None)
+    validator, auth_server = (oauth.validator, oauth.server) if oauth is not None else (None, None)
+    app = create_app(runtime, tokens=tokens, oauth=validator, auth_server=auth_server)
+    runner = HardenedRunner(app, access_log=None)
     await runner.setup()  # starts the runtime (cleanup_ctx)
     try:
         async with contextlib.AsyncExitStack() as stack:
             endpoints = None
             if devices != (None, None):
-                agents = device_agents(runtime.context, host, *devices, netconf_password)
+                agents = device_agents(runtime.context, device_host, *devices, netconf_password)
                 endpoints = await stack.enter_async_context(agents)
             events.started(endpoints)
-            site = web.TCPSite(runner, host, port)
+            site = web.TCPSite(runner, host, port, ssl_context=tls)
             await site.start()
-            events.listening(f"http://{host}:{port}")
+            events.listening(f"{'https' if tls is not None else 'http'}://{host}:{port}")
             task: asyncio.Task[None] | None = None
             if scenario is not None:
                 events.scenario_started(scenario)

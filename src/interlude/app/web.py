@@ -18,15 +18,31 @@ from types import ModuleType
 
 from aiohttp import web
 
-from interlude.api import alarms, documents, fm, health, inventory, ordering, partner, performance, sft, streaming
+from interlude.api import (
+    alarms,
+    authserver,
+    documents,
+    fm,
+    health,
+    inventory,
+    ordering,
+    partner,
+    performance,
+    sft,
+    streaming,
+)
 from interlude.api.access import access_middleware
-from interlude.api.auth import TOKENS, TokenTable
+from interlude.api.auth import SECURED, TOKENS, TokenTable
+from interlude.api.authserver import AUTH_SERVER
 from interlude.api.common import RUNTIME, auth_middleware, errors_middleware
+from interlude.api.limits import limits_middleware
+from interlude.api.oauth import ADMIN_SCOPE, OAUTH, TokenValidator, oauth_middleware
 from interlude.app.logs import StateLog
 from interlude.app.metrics import Metrics
 from interlude.app.runtime import Runtime
 from interlude.app.scenarios import ScenarioPlayer
 from interlude.app.site import routes as site_routes
+from interlude.service.platform.authz import AuthorizationServer, operation_scopes
 
 API_MODULES: tuple[ModuleType, ...] = (inventory, ordering, partner, alarms, performance, streaming, sft, fm)
 """Each exposes ``routes()`` and, where it has one base path, ``BASE`` (shown in the start-up banner)."""
@@ -34,17 +50,39 @@ API_MODULES: tuple[ModuleType, ...] = (inventory, ordering, partner, alarms, per
 MAX_BODY = 1024 * 1024
 
 
-def create_app(runtime: Runtime, *, manage_runtime: bool = True, tokens: TokenTable | None = None) -> web.Application:
-    """The partner's web application; ``tokens`` turns on bearer-token authentication (:mod:`interlude.api.auth`)."""
+def served_scopes() -> set[str]:
+    """Every OAuth2 scope the served APIs can require: one per operation (route name), plus the admin scope."""
+    return operation_scopes((route.kwargs.get("name") for m in API_MODULES for route in m.routes()), ADMIN_SCOPE)
+
+
+def create_app(
+    runtime: Runtime,
+    *,
+    manage_runtime: bool = True,
+    tokens: TokenTable | None = None,
+    oauth: TokenValidator | None = None,
+    auth_server: AuthorizationServer | None = None,
+) -> web.Application:
+    """The partner's web application.
+
+    ``tokens`` turns on static bearer tokens (:mod:`interlude.api.auth`), ``oauth`` JWT access tokens with
+    per-operation scopes (:mod:`interlude.api.oauth`); ``auth_server`` also serves the built-in authorization
+    server's endpoints (:mod:`interlude.api.authserver`).
+    """
     metrics = Metrics(runtime)
-    app = web.Application(
-        middlewares=[access_middleware, metrics.middleware, errors_middleware, auth_middleware],
-        client_max_size=MAX_BODY,
-    )
+    middlewares = [access_middleware, metrics.middleware, errors_middleware, auth_middleware, oauth_middleware,
+                   limits_middleware]  # fmt: skip
+    app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY)
     app[RUNTIME] = runtime
     StateLog(runtime.bus)
     if tokens is not None:
         app[TOKENS] = tokens
+    if oauth is not None:
+        app[OAUTH] = oauth
+        app[SECURED] = True
+    if auth_server is not None:
+        app[AUTH_SERVER] = auth_server
+        app.router.add_routes(authserver.routes())
     for module in API_MODULES:
         app.router.add_routes(module.routes())
     bases = [str(module.BASE) for module in API_MODULES if getattr(module, "BASE", "")]

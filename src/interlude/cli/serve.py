@@ -10,10 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import os
 import signal
+import ssl
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.table import Table
@@ -22,13 +28,14 @@ from interlude.adapters.registry import available_kinds
 from interlude.api.auth import TokenTable, load_tokens
 from interlude.app.logs import LOG_FORMATS, configure_logging
 from interlude.app.runtime import Runtime
+from interlude.app.security import OAuthSetup, oauth_setup, tls_context
 from interlude.app.server import build_runtime, reset_state, state_location
 from interlude.app.server import serve as serve_partner
 from interlude.app.web import API_MODULES
 from interlude.cli.output import make_console
 from interlude.emulator.devices import DeviceEndpoints
 from interlude.emulator.scenario import Scenario, load_scenario
-from interlude.errors import InterludeError
+from interlude.errors import ConfigError, InterludeError
 from interlude.topology.loader import bundled_topology_path, load_topology
 from interlude.topology.model import Topology
 
@@ -67,23 +74,42 @@ def _interlude() -> str:
 class _ConsoleEvents:
     """Prints what the server reports (:class:`interlude.app.server.ServerEvents`) on the terminal."""
 
-    def __init__(self, runtime: Runtime, db: Path | str, mode: str, tokens: TokenTable | None) -> None:
+    def __init__(self, runtime: Runtime, db: Path | str, mode: str, tokens: TokenTable | None,
+                 oauth: OAuthSetup | None = None) -> None:  # fmt: skip
         self.runtime = runtime
         self.db = db
         self.mode = mode
         self.tokens = tokens
+        self.oauth = oauth
 
     def started(self, devices: DeviceEndpoints | None) -> None:
         if devices is not None and devices.snmp:
-            console.print(f"devices over SNMP v2c at [bold]{devices.snmp}[/bold] (community = node name)")
+            console.print(f"devices over SNMP v2c and v3 at [bold]{devices.snmp}[/bold]")
+            if "community" in devices.generated:  # drawn for this run: shown here, once
+                listed = ", ".join(f"{node}={c}" for node, c in devices.communities.items())
+                console.print(f"  v2c communities for this run: {listed}")
+            if devices.snmp_v3 is not None:
+                v3 = devices.snmp_v3
+                console.print(f"  v3 user {v3.name} ({v3.auth_protocol}/{v3.priv_protocol}, context = node name): "
+                              f"auth key {v3.auth_key}, priv key {v3.priv_key}")  # fmt: skip
         if devices is not None and devices.netconf:
-            console.print(
-                f"devices over NETCONF at [bold]{devices.netconf}[/bold] "
-                "(username = node name, password from --netconf-password)"
-            )
-        if self.tokens is not None:
+            source = "drawn for this run" if "password" in devices.generated else "from the topology or environment"
+            shown = f": {devices.netconf_password}" if "password" in devices.generated else ""
+            console.print(f"devices over NETCONF at [bold]{devices.netconf}[/bold] (username = node name, "
+                          f"password {source}{shown})")  # fmt: skip
+        if self.oauth is not None:
+            v = self.oauth.validator
+            console.print(f"OAuth2 access tokens required (issuer {v.issuer}, audience {v.audience}); "
+                          "one scope per operation; X-Interlude-Buyer is ignored")  # fmt: skip
+            if self.oauth.server is not None:
+                console.print(f"built-in authorization server: {self.oauth.server.token_endpoint} "
+                              f"({len(self.oauth.server.clients)} clients)")  # fmt: skip
+        elif self.tokens is not None:
             console.print(f"bearer tokens required ({len(self.tokens)} configured); X-Interlude-Buyer is ignored")
         else:
+            logging.getLogger("interlude.api.auth").warning(
+                "NO AUTHENTICATION: any client is whatever buyer X-Interlude-Buyer names; local development only"
+            )
             console.print("[yellow]no authentication[/yellow]: the buyer is whatever X-Interlude-Buyer says "
                           "(use --tokens FILE beyond a test bench)")  # fmt: skip
 
@@ -102,32 +128,43 @@ class _ConsoleEvents:
 
 async def _serve_until_signalled(runtime: Runtime, host: str, port: int, events: _ConsoleEvents, *,
                                  tokens: TokenTable | None, devices: tuple[int | None, int | None],
-                                 netconf_password: str, scenario: Scenario | None) -> None:  # fmt: skip
+                                 netconf_password: str | None, scenario: Scenario | None,
+                                 oauth: OAuthSetup | None = None, tls: ssl.SSLContext | None = None,
+                                 device_host: str = "127.0.0.1") -> None:  # fmt: skip
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     await serve_partner(runtime, host, port, stop, events, tokens=tokens, devices=devices,
-                        netconf_password=netconf_password, scenario=scenario)  # fmt: skip
+                        netconf_password=netconf_password, scenario=scenario, oauth=oauth, tls=tls,
+                        device_host=device_host)  # fmt: skip
 
 
 def _run(topology: Topology, topo_path: Path, host: str, port: int, db: str | None, scenario: Path | None,
          mode: str, verbose: bool, devices: tuple[int | None, int | None] = (None, None),
-         netconf_password: str = "interlude", tokens_file: Path | None = None,
-         log_format: str = "text", reset: bool = False) -> None:  # fmt: skip
+         netconf_password: str | None = None, tokens_file: Path | None = None,
+         security: SecurityOptions | None = None, device_host: str = "127.0.0.1", log_format: str = "text",
+         reset: bool = False) -> None:  # fmt: skip
     configure_logging(log_format, verbose)
     db_path, state_dir = state_location(topology, db)
+    sec = security or SecurityOptions()
     try:
         if reset:
             removed = reset_state(db_path)
             console.print(f"reset: removed {', '.join(map(str, removed))}" if removed else f"reset: none at {db_path}")
         scen = load_scenario(scenario) if scenario is not None else None
         tokens = load_tokens(tokens_file, topology) if tokens_file is not None else None
+        tls = tls_context(sec.tls_cert, sec.tls_key, sec.tls_client_ca)
+        url = f"{'https' if tls is not None else 'http'}://{host}:{port}"
+        oauth = oauth_setup(topology, sec.issuer_url or url, sec.oauth_file, sec.clients_file)
+        if oauth is not None and tokens is not None:
+            raise ConfigError("give --tokens or OAuth2 (--oauth / --oauth-clients), not both")
         runtime = build_runtime(topology, topo_path, db_path, state_dir, emulate=mode == "emulate")
-        events = _ConsoleEvents(runtime, db_path, mode, tokens)
+        events = _ConsoleEvents(runtime, db_path, mode, tokens, oauth)
         asyncio.run(_serve_until_signalled(runtime, host, port, events, tokens=tokens, devices=devices,
-                                           netconf_password=netconf_password, scenario=scen))  # fmt: skip
+                                           netconf_password=netconf_password, scenario=scen,
+                                           oauth=oauth, tls=tls, device_host=device_host))  # fmt: skip
     except InterludeError as exc:
         console.print(f"[red]error[/red]: {exc}")
         raise SystemExit(1) from None
@@ -164,6 +201,48 @@ _tokens = click.option(
     "authentication: the buyer is whatever X-Interlude-Buyer says. See README 'Security'.",
 )  # fmt: skip
 
+_file = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+@dataclass(frozen=True)
+class SecurityOptions:
+    """OAuth2 and TLS options shared by ``emulate`` and ``serve`` (:mod:`interlude.app.security`)."""
+
+    oauth_file: Path | None = None
+    clients_file: Path | None = None
+    issuer_url: str | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+
+
+def _security_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Adds the OAuth2/TLS options; the command receives them as one ``security`` argument."""
+    options = [
+        click.option("--oauth", "oauth_file", type=_file, default=None,
+                     help="OAuth2 resource-server file (issuer, audience, jwks_uri, subjects → buyers): JWT access "
+                     "tokens with one scope per operation. See docs/security.md."),
+        click.option("--oauth-clients", "clients_file", type=_file, default=None,
+                     help="Run the built-in authorization server (/oauth2/token) for the clients of this file "
+                     "(hashed secrets or public keys) and require its tokens."),
+        click.option("--oauth-issuer", "issuer_url", default=None, metavar="URL",
+                     help="Issuer URL of the built-in authorization server (default: the served URL)."),
+        click.option("--tls-cert", type=_file, default=None, help="Serve HTTPS with this certificate (PEM)."),
+        click.option("--tls-key", type=_file, default=None, help="Private key of --tls-cert (PEM)."),
+        click.option("--tls-client-ca", type=_file, default=None,
+                     help="Require client certificates signed by this CA (mutual TLS)."),
+    ]  # fmt: skip
+
+    @functools.wraps(command)
+    def wrapper(**kwargs: Any) -> None:
+        fields = ("oauth_file", "clients_file", "issuer_url", "tls_cert", "tls_key", "tls_client_ca")
+        security = SecurityOptions(**{name: kwargs.pop(name) for name in fields})
+        command(security=security, **kwargs)
+
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper
+
 
 @click.command("emulate")
 @click.option(
@@ -178,19 +257,28 @@ _tokens = click.option(
     help="Scenario file: faults over time (see emulator/scenarios/).",
 )  # fmt: skip
 @click.option("--snmp-port", default=16100, show_default=True, type=click.IntRange(0, 65535),
-              help="UDP port of the emulated devices' SNMP agent (community = node name; 0: any free port).")
+              help="UDP port of the emulated devices' SNMP agent (communities from the topology, else drawn "
+              "per run and printed once; SNMPv3 user 'interlude'; 0: any free port).")
 @click.option("--netconf-port", default=18300, show_default=True, type=click.IntRange(0, 65535),
               help="TCP port of the emulated devices' NETCONF server (SSH username = node name).")
-@click.option("--netconf-password", default="interlude", show_default=True,
-              help="Password of every node on the emulated NETCONF server (a test bench on loopback).")
+@click.option("--netconf-password-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="File holding the NETCONF password of the emulated devices (or INTERLUDE_NETCONF_PASSWORD; "
+              "default: a node's topology credentials, else drawn per run and printed once).")
+@click.option("--netconf-password", "netconf_password_arg", default=None, hidden=True,
+              help="Refused: a password on the command line is visible in ps.")
+@click.option("--device-host", default="127.0.0.1", show_default=True,
+              help="Address the emulated devices' SNMP and NETCONF agents listen on (independent of --host).")
 @click.option("--no-device-agents", is_flag=True, help="Do not serve the emulated devices over SNMP and NETCONF.")
 @click.option("--reset", is_flag=True, help="Start from the topology again: delete the SQLite state first.")
 @_tokens
+@_security_options
 @_verbose
 @_log_format
 def emulate(topology_file: Path | None, host: str, port: int, db: str | None, scenario: Path | None,
-            snmp_port: int, netconf_port: int, netconf_password: str, no_device_agents: bool, reset: bool,
-            tokens_file: Path | None, verbose: bool, log_format: str) -> None:  # fmt: skip
+            snmp_port: int, netconf_port: int, netconf_password_file: Path | None, netconf_password_arg: str | None,
+            device_host: str,
+            no_device_agents: bool, reset: bool, tokens_file: Path | None, verbose: bool,
+            security: SecurityOptions, log_format: str) -> None:  # fmt: skip
     """Run the partner emulator: the MEF Interlude APIs over an in-memory network.
 
     The emulated devices are also reachable over SNMP and NETCONF on the same host (loopback by default), so
@@ -198,8 +286,14 @@ def emulate(topology_file: Path | None, host: str, port: int, db: str | None, sc
     """
     path = topology_file or bundled_topology_path()
     devices: tuple[int | None, int | None] = (None, None) if no_device_agents else (snmp_port, netconf_port)
+    if netconf_password_arg is not None:
+        raise click.UsageError("--netconf-password would show the password in ps: set INTERLUDE_NETCONF_PASSWORD "
+                               "or give --netconf-password-file")  # fmt: skip
+    netconf_password = os.environ.get("INTERLUDE_NETCONF_PASSWORD")
+    if netconf_password_file is not None:
+        netconf_password = netconf_password_file.read_text(encoding="utf-8").strip()
     _run(_load(path, None), path, host, port, db, scenario, "emulate", verbose, devices, netconf_password, tokens_file,
-         log_format, reset)
+         security, device_host, log_format, reset)  # fmt: skip
 
 
 @click.command("serve")
@@ -211,14 +305,15 @@ def emulate(topology_file: Path | None, host: str, port: int, db: str | None, sc
 @_port
 @_db
 @_tokens
+@_security_options
 @_verbose
 @_log_format
 def serve(topology_file: Path, host: str, port: int, db: str | None, tokens_file: Path | None, verbose: bool,
-          log_format: str) -> None:
+          security: SecurityOptions, log_format: str) -> None:  # fmt: skip
     """Serve the MEF Interlude APIs in front of real network elements (adapter per node kind).
 
     Give --tokens FILE whenever anyone but you can reach the port: without it the caller picks its buyer.
     """
     _run(_load(topology_file, available_kinds()), topology_file, host, port, db, None, "serve", verbose,
-         tokens_file=tokens_file, log_format=log_format)  # fmt: skip
+         tokens_file=tokens_file, security=security, log_format=log_format)  # fmt: skip
 

@@ -227,7 +227,9 @@ class LabState:
         """Write ``state.json`` atomically (a crash never leaves a half-written file)."""
         self.path.mkdir(parents=True, exist_ok=True)
         tmp = self.path / f".{STATE_FILE}.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(self.to_json(), separators=(",", ":")), encoding="utf-8")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # owner only, whatever the umask
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(self.to_json(), separators=(",", ":")))
         os.replace(tmp, self.path / STATE_FILE)
 
 

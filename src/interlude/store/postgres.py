@@ -352,7 +352,8 @@ class PostgresStore:
     # Hub --------------------------------------------------------------------------------------------------
 
     async def add_subscription(self, sub: Subscription) -> None:
-        """Store a registration."""
+        """Store a registration (never one whose callback carries credentials)."""
+        sub = rows.storable_subscription(sub)
         await self._p().execute(
             "INSERT INTO subscriptions VALUES ($1,$2,$3,$4,$5,$6)",
             sub.id, sub.api, sub.callback, sub.query, sub.buyer, sub.created_at,

@@ -13,10 +13,11 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from interlude.domain.model import Service, ServiceOrder
 from interlude.domain.queries import OrderQuery, ServiceQuery
-from interlude.errors import StoreError
+from interlude.errors import StoreError, ValidationError
 from interlude.store.base import AgeQuery, Document, DocumentStamp, OutboxRow, Subscription
 
 UNFINISHED_ORDER_STATES = ("acknowledged", "inProgress")
@@ -154,6 +155,18 @@ def document(r: Row) -> Document:
         collection=r["collection"], id=r["id"], body=json.loads(r["body"]), buyer=r["buyer"], state=r["state"],
         key1=r["key1"], key2=r["key2"], due_at=r["due_at"], created_at=r["created_at"], updated_at=r["updated_at"],
     )  # fmt: skip
+
+
+def storable_subscription(sub: Subscription) -> Subscription:
+    """``sub`` if its callback carries no credentials; :class:`ValidationError` otherwise (400 at registration).
+
+    A ``user:password@`` in a callback would be kept in clear in the database (and in every outbox row copied
+    from it); whatever the hub accepts, the store never writes one.
+    """
+    parts = urlsplit(sub.callback)
+    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+        raise ValidationError("callback must not carry credentials (user:password@)", "/callback", "invalidValue")
+    return sub
 
 
 def subscription(r: Row) -> Subscription:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -202,6 +203,20 @@ class _Tx:
         return [DocumentStamp(str(r[0]), str(r[1])) for r in found]
 
 
+def private_file(path: Path) -> None:
+    """Create ``path`` readable by its owner only (0600, whatever the umask), or tighten an existing one.
+
+    The database holds every buyer's orders and subscriptions; SQLite gives its WAL and shared-memory files
+    the database file's permissions, so they follow.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
 def _rollback_if_open(conn: sqlite3.Connection) -> None:
     """Roll back whatever transaction the connection is in (none: nothing to do)."""
     if conn.in_transaction:
@@ -253,6 +268,7 @@ class SqliteStore:
     async def open(self) -> None:
         """Create the file, apply pending migrations, release claims left by a previous process."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(self.path)
         self._wexec = ThreadPoolExecutor(1, thread_name_prefix="interlude-db-w")
         self._rexec = ThreadPoolExecutor(1, thread_name_prefix="interlude-db-r")
         loop = asyncio.get_running_loop()
@@ -419,7 +435,8 @@ class SqliteStore:
     # Hub --------------------------------------------------------------------------------------------------
 
     async def add_subscription(self, sub: Subscription) -> None:
-        """Store a registration."""
+        """Store a registration (never one whose callback carries credentials)."""
+        sub = rows.storable_subscription(sub)
         await self._write_locked(
             "INSERT INTO subscriptions VALUES (?,?,?,?,?,?)",
             (sub.id, sub.api, sub.callback, sub.query, sub.buyer, sub.created_at),

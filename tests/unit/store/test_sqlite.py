@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -84,3 +86,28 @@ async def test_cancel_while_waiting_for_begin_leaves_no_open_transaction(tmp_pat
     finally:
         other.close()
         await store.close()
+
+
+async def test_the_database_and_its_wal_are_private_whatever_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        fresh, loose = tmp_path / "fresh.db", tmp_path / "loose.db"
+        loose.touch(mode=0o644)
+        for path in (fresh, loose):
+            store = SqliteStore(path)
+            await store.open()
+            try:
+                async with store.transaction() as tx:
+                    await tx.put_document(Document("c", "d1", {"x": 1}))
+                modes = _modes(tmp_path, path.name)
+                assert set(modes) >= {path.name, f"{path.name}-wal"}
+                assert set(modes.values()) == {0o600}, modes
+            finally:
+                await store.close()
+    finally:
+        os.umask(old)
+
+
+def _modes(folder: Path, prefix: str) -> dict[str, int]:
+    """Permission bits of the files in ``folder`` whose name starts with ``prefix``."""
+    return {p.name: stat.S_IMODE(p.stat().st_mode) for p in folder.iterdir() if p.name.startswith(prefix)}

@@ -55,6 +55,7 @@ from interlude.service.performance.measure import PmMeasurement
 from interlude.service.performance.plan import PmPlanner
 from interlude.service.performance.reports import PmReports
 from interlude.service.performance.tasks import PmTasks
+from interlude.service.platform.ownership import event_audience
 from interlude.store.base import Document
 
 log = logging.getLogger(__name__)
@@ -112,7 +113,9 @@ class PerformanceService:
         async with self.store.transaction() as tx:
             await tx.put_document(Document(PROFILES, pid, {"mef": mef}, buyer=buyer, state=body["lifecycleStatus"]))
             await tx.add_outbox(
-                await self.records.messages("performanceProfileCreateEvent", {"id": pid, "href": mef["href"]}, buyer)
+                await self.records.messages(
+                    "performanceProfileCreateEvent", {"id": pid, "href": mef["href"]}, event_audience(buyer)
+                )
             )
             await self.records.track(
                 tx, {"@type": "PerformanceProfileRef", "performanceProfileId": pid}, "profile created", buyer, body
@@ -170,7 +173,9 @@ class PerformanceService:
             )
             await tx.add_outbox(
                 await self.records.messages(
-                    "performanceProfileAttributeValueChangeEvent", {"id": pid, "href": mef["href"]}, doc.buyer
+                    "performanceProfileAttributeValueChangeEvent",
+                    {"id": pid, "href": mef["href"]},
+                    event_audience(doc.buyer),
                 )
             )
             await self.records.track(
@@ -191,7 +196,9 @@ class PerformanceService:
             await tx.delete_document(PROFILES, pid)
             await tx.add_outbox(
                 await self.records.messages(
-                    "performanceProfileDeleteEvent", {"id": pid, "href": f"{BASE}/performanceProfile/{pid}"}, doc.buyer
+                    "performanceProfileDeleteEvent",
+                    {"id": pid, "href": f"{BASE}/performanceProfile/{pid}"},
+                    event_audience(doc.buyer),
                 )
             )
             await self.records.track(

@@ -62,6 +62,7 @@ from interlude.service.oamjobs.sft.plan import SftPlanner
 from interlude.service.oamjobs.sft.results import SftResults
 from interlude.service.oamjobs.sft.run import SftExecution
 from interlude.service.oamjobs.sft.tasks import SftTasks
+from interlude.service.platform.ownership import check_writable, event_audience
 from interlude.store.base import Document, Transaction
 
 
@@ -90,7 +91,9 @@ class SftService:
                "lifecycleState": "available"}  # fmt: skip
         async with self.deps.store.transaction() as tx:
             await tx.put_document(Document(PROFILES, pid, {"mef": mef}, buyer=buyer, state="available"))
-            await self.events.notify(tx, "testProfileCreateEvent", {"id": pid, "href": mef["href"]}, buyer)
+            await self.events.notify(
+                tx, "testProfileCreateEvent", {"id": pid, "href": mef["href"]}, event_audience(buyer)
+            )
         return mef
 
     async def get_profile(self, profile_id: str, buyer: str | None) -> dict[str, Any]:
@@ -115,6 +118,7 @@ class SftService:
     async def patch_profile(self, profile_id: str, patch: dict[str, Any], buyer: str | None) -> dict[str, Any]:
         """``PATCH /testProfile/{id}`` (RFC 7386 merge patch; server-owned attributes cannot change)."""
         doc = await profile_document(self.deps.store, profile_id, buyer)
+        check_writable(doc.buyer, buyer, f"test profile {profile_id!r}")
         for key in ("id", "href", "creationDate", "lastUpdate", "lifecycleState"):
             if key in patch:
                 raise ValidationError(f"{key} is set by the partner", f"/{key}", "unexpectedProperty")
@@ -125,12 +129,13 @@ class SftService:
             await tx.put_document(Document(PROFILES, doc.id, {"mef": mef}, buyer=doc.buyer, state=doc.state,
                                            created_at=doc.created_at))  # fmt: skip
             await self.events.notify(tx, "testProfileAttributeValueChangeEvent", {"id": doc.id, "href": mef["href"]},
-                                     doc.buyer)  # fmt: skip
+                                     event_audience(doc.buyer))  # fmt: skip
         return dict(mef)
 
     async def delete_profile(self, profile_id: str, buyer: str | None) -> None:
         """``DELETE /testProfile/{id}``: refused (422) while a live test job uses it."""
         doc = await profile_document(self.deps.store, profile_id, buyer)
+        check_writable(doc.buyer, buyer, f"test profile {profile_id!r}")
         users = await visible_documents(
             self.deps.store, JOBS, None, lambda d: d.key2 == profile_id and (d.state or "") in LIVE
         )
@@ -140,7 +145,7 @@ class SftService:
         async with self.deps.store.transaction() as tx:
             await tx.delete_document(PROFILES, profile_id)
             await self.events.notify(tx, "testProfileDeleteEvent", {"id": doc.id, "href": href("testProfile", doc.id)},
-                                     doc.buyer)  # fmt: skip
+                                     event_audience(doc.buyer))  # fmt: skip
 
     # Jobs -------------------------------------------------------------------------------------------------
 
@@ -173,7 +178,7 @@ class SftService:
                                        created_at=pdoc.created_at))  # fmt: skip
         await self.events.notify(tx, "testProfileLifecycleStateChangeEvent",
                                  {"id": pdoc.id, "href": mef["href"], "lifecycleState": "assigned"},
-                                 pdoc.buyer)  # fmt: skip
+                                 event_audience(pdoc.buyer))  # fmt: skip
 
     async def get_job(self, job_id: str, buyer: str | None) -> dict[str, Any]:
         """``GET /testJob/{id}``."""
