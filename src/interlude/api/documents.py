@@ -33,6 +33,8 @@ from interlude.data.search import bundled_dir
 
 DEFINITIONS_ENV = "INTERLUDE_MEF_DEFINITIONS"
 DOCUMENT = "openapi.json"
+OPERATION_ID = "getApiDocument"
+"""The operationId (and OAuth2 scope) of every ``GET {base}/openapi.json``."""
 PARTNER_BASE = "/interlude/v1"
 SCHEMA_PREFIXES = {"serviceFunctionTesting": "sft-", "faultManagement": "fm-", "performanceMonitoring": "pm-"}
 _BASE = re.compile(r"(/mefApi/interlude/[A-Za-z]+/v\d+)")
@@ -173,7 +175,7 @@ def document_handler(base: str) -> web.RouteDef:
         return json_response(generated_document(base, operations, url))
 
     name = base.strip("/").split("/")[-2]
-    return web.get(f"{base}/{DOCUMENT}", document, name=f"{name}.getApiDocument")
+    return web.get(f"{base}/{DOCUMENT}", document, name=f"{name}.{OPERATION_ID}")
 
 
 def routes(bases: Iterable[str]) -> list[web.RouteDef]:

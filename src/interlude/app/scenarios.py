@@ -25,6 +25,8 @@ from interlude.service.platform.faults import FaultService
 
 BASE = "/interlude/v1"
 LOG_LINES = 50
+OPERATIONS = ("retrieveScenario", "playScenario", "stopScenario")
+"""The operationIds (and OAuth2 scopes) of the scenario routes."""
 
 
 class ScenarioPlayer:
@@ -91,7 +93,7 @@ class ScenarioPlayer:
             return web.Response(status=204)
 
         return [
-            web.get(f"{BASE}/scenario", retrieve, name="interlude.retrieveScenario"),
-            web.post(f"{BASE}/scenario", start, name="interlude.playScenario"),
-            web.delete(f"{BASE}/scenario", stop, name="interlude.stopScenario"),
+            web.get(f"{BASE}/scenario", retrieve, name=f"interlude.{OPERATIONS[0]}"),
+            web.post(f"{BASE}/scenario", start, name=f"interlude.{OPERATIONS[1]}"),
+            web.delete(f"{BASE}/scenario", stop, name=f"interlude.{OPERATIONS[2]}"),
         ]

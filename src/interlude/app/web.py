@@ -40,6 +40,7 @@ from interlude.api.oauth import ADMIN_SCOPE, OAUTH, TokenValidator, oauth_middle
 from interlude.app.logs import StateLog
 from interlude.app.metrics import Metrics
 from interlude.app.runtime import Runtime
+from interlude.app.scenarios import OPERATIONS as SCENARIO_OPERATIONS
 from interlude.app.scenarios import ScenarioPlayer
 from interlude.app.site import routes as site_routes
 from interlude.service.platform.authz import AuthorizationServer, operation_scopes
@@ -51,8 +52,12 @@ MAX_BODY = 1024 * 1024
 
 
 def served_scopes() -> set[str]:
-    """Every OAuth2 scope the served APIs can require: one per operation (route name), plus the admin scope."""
-    return operation_scopes((route.kwargs.get("name") for m in API_MODULES for route in m.routes()), ADMIN_SCOPE)
+    """Every OAuth2 scope the served APIs can require: one per operation (route name), plus the admin scope.
+
+    Besides the API families' operations: each API's document and the scenario control.
+    """
+    names = [route.kwargs.get("name") for m in API_MODULES for route in m.routes()]
+    return operation_scopes(names, ADMIN_SCOPE) | {documents.OPERATION_ID, *SCENARIO_OPERATIONS}
 
 
 def create_app(
