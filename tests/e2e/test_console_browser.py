@@ -77,18 +77,28 @@ def click(driver: WebDriver, css: str) -> None:
     until(driver, f"{css} clicked", clicked)
 
 
+# The page redraws its tables and its graph every second: read in one script, never through an element
+# handle that the next redraw would make stale.
 def port_class(driver: WebDriver, port: str) -> str:
-    found = driver.find_elements(By.CSS_SELECTOR, f'circle[data-port="{port}"]')
-    return found[0].get_attribute("class") or "" if found else ""
+    return str(driver.execute_script(
+        "const e = document.querySelector(`circle[data-port='${arguments[0]}']`);"
+        "return e ? e.getAttribute('class') : '';", port))  # fmt: skip
 
 
 def service_oper(driver: WebDriver, service: str) -> str:
-    cells = driver.find_elements(By.CSS_SELECTOR, f'#services tr[data-service="{service}"] td.oper')
-    return str(cells[0].get_attribute("textContent")) if cells else ""  # its view may be hidden
+    return str(driver.execute_script(  # textContent: its view may be hidden
+        "const e = document.querySelector(`#services tr[data-service='${arguments[0]}'] td.oper`);"
+        "return e ? e.textContent : '';", service))  # fmt: skip
 
 
 def alarm_states(driver: WebDriver) -> list[str]:
-    return [str(row.get_attribute("data-state")) for row in driver.find_elements(By.CSS_SELECTOR, "#alarms tbody tr")]
+    states = driver.execute_script(
+        "return [...document.querySelectorAll('#alarms tbody tr')].map((r) => r.dataset.state);")
+    return [str(x) for x in states]
+
+
+def text_of(driver: WebDriver, element_id: str) -> str:
+    return str(driver.execute_script("return document.getElementById(arguments[0]).textContent;", element_id))
 
 
 def view(driver: WebDriver, name: str) -> None:
@@ -114,13 +124,13 @@ def console_session(driver: WebDriver, url: str) -> None:
     Select(driver.find_element(By.ID, "fault-type")).select_by_value("linkDown")
     driver.find_element(By.ID, "fault-inject").click()
     until(driver, "pe1:up1 drawn down (red)", lambda d: "down" in port_class(d, "pe1:up1").split())
-    assert "down" in port_class(driver, "agg1:dn1").split()  # the other end of the cut link
-    assert driver.find_elements(By.CSS_SELECTOR, "#faults tbody tr[data-fault]")
+    until(driver, "agg1:dn1 red too", lambda d: "down" in port_class(d, "agg1:dn1").split())  # the link's other end
+    until(driver, "the cut listed in force", lambda d: "linkDown" in text_of(d, "faults"))
     shoot(driver, "network")
     view(driver, "services")
     until(driver, "ovc-1001 DISABLED", lambda d: service_oper(d, "ovc-1001") == "DISABLED")
     click(driver, '#services tr[data-service="ovc-1001"]')
-    until(driver, "ovc-1001's payload", lambda d: '"id": "ovc-1001"' in d.find_element(By.ID, "service-payload").text)
+    until(driver, "ovc-1001's payload", lambda d: '"id": "ovc-1001"' in text_of(d, "service-payload"))
     shoot(driver, "services")
     view(driver, "alarms")
     until(driver, "a new active alarm row", lambda d: alarm_states(d).count("unAcknowledged") >= 1
@@ -142,21 +152,22 @@ def console_session(driver: WebDriver, url: str) -> None:
     click(driver, "#scenario-play")
     until(driver, "the scenario's cut drawn red", lambda d: "down" in port_class(d, "pe2:up1").split())
     until(driver, "the scenario's log",
-          lambda d: "inject linkDown on pe2:up1" in d.find_element(By.ID, "scenario-log").text)
+          lambda d: "inject linkDown on pe2:up1" in text_of(d, "scenario-log"))
     click(driver, "#scenario-stop")
     until(driver, "pe2:up1 up once the scenario stopped", lambda d: "up" in port_class(d, "pe2:up1").split())
 
     view(driver, "orders")
     click(driver, "#orders tbody tr[data-order]")
     until(driver, "its item timeline",
-          lambda d: "item 1 modify ovc-1001-uni" in d.find_element(By.ID, "order-timeline").text)
+          lambda d: "item 1 modify ovc-1001-uni" in text_of(d, "order-timeline"))
     shoot(driver, "orders")
 
     view(driver, "tests")
     Select(driver.find_element(By.ID, "test-service")).select_by_value("ovc-1001")
     driver.find_element(By.ID, "test-run").click()
-    until(driver, "a test verdict", lambda d: any(c.text in ("pass", "fail") for c in d.find_elements(
-        By.CSS_SELECTOR, "#tests tbody td")))  # fmt: skip
+    until(driver, "a test verdict", lambda d: d.execute_script(
+        "return [...document.querySelectorAll('#tests tbody td')]"
+        ".some((c) => ['pass', 'fail'].includes(c.textContent));"))  # fmt: skip
     shoot(driver, "tests")
 
     view(driver, "network")
@@ -165,14 +176,14 @@ def console_session(driver: WebDriver, url: str) -> None:
     value.clear()
     value.send_keys("2")
     driver.find_element(By.ID, "fault-inject").click()
-    until(driver, "the delay in force", lambda d: "2 ms" in str(d.find_element(By.ID, "faults").text))
+    until(driver, "the delay in force", lambda d: "2 ms" in text_of(d, "faults"))
     view(driver, "performance")
     Select(driver.find_element(By.ID, "pm-service")).select_by_value("ovc-1001")
     driver.find_element(By.ID, "pm-start").click()
-    until(driver, "three PM points charted", lambda d: int(d.find_element(By.ID, "pm-points").text) >= 3)
-    points = driver.find_element(By.CSS_SELECTOR, "#pm-chart polyline").get_attribute("data-points")
-    assert points is not None and int(points) >= 3
-    last_ms = float(driver.find_element(By.ID, "pm-last").text.split()[0])
+    until(driver, "three PM points charted", lambda d: int(text_of(d, "pm-points")) >= 3)
+    points = driver.execute_script("return document.querySelector('#pm-chart polyline').dataset.points;")
+    assert int(points) >= 3
+    last_ms = float(text_of(driver, "pm-last").split()[0])
     assert 4.0 <= last_ms <= 40.0  # two-way: the 2 ms injected each way, plus the host's own scheduling delay
     shoot(driver, "performance")
 
