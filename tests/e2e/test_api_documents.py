@@ -47,6 +47,11 @@ async def test_every_api_serves_a_valid_document_of_its_operations(
     assert _operations(doc) == served >= _routes_under(base)
 
 
+async def test_a_document_takes_no_query_parameters(client: TestClient[Any, Any]) -> None:
+    response = await client.get(f"{BASES[0]}/openapi.json", params={"format": "yaml"})
+    assert response.status == 400 and (await response.json())["code"] == "invalidQuery"
+
+
 async def test_the_partner_api_answers_as_its_document_says(client: TestClient[Any, Any]) -> None:
     spec = OpenAPI.from_dict(await (await client.get("/interlude/v1/openapi.json")).json())
     calls = [("post", "/interlude/v1/faults", {"type": "delay", "node": "pe1", "interface": "up1", "delayMs": 2}),

@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from interlude.api.common import json_response
+from interlude.api.common import Query, json_response
 from interlude.data.search import bundled_dir
 
 DEFINITIONS_ENV = "INTERLUDE_MEF_DEFINITIONS"
@@ -164,6 +164,7 @@ def document_handler(base: str) -> web.RouteDef:
     """``GET {base}/openapi.json``."""
 
     async def document(request: web.Request) -> web.StreamResponse:
+        Query(request, ())  # no parameters: a misspelt one is a 400, as on every operation
         url = server_url(request, base)
         if base == PARTNER_BASE:
             return json_response(partner_document(request))

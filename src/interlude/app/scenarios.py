@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from interlude.api.common import json_response, parse_model, read_json
+from interlude.api.common import Query, json_response, parse_model, read_json
 from interlude.domain.model import iso, utcnow
 from interlude.emulator.scenario import Scenario, run_scenario
 from interlude.service.platform.faults import FaultService
@@ -82,6 +82,7 @@ class ScenarioPlayer:
         """``GET``, ``POST`` and ``DELETE /interlude/v1/scenario``."""
 
         async def retrieve(request: web.Request) -> web.StreamResponse:
+            Query(request, ())
             return json_response(self.status())
 
         async def start(request: web.Request) -> web.StreamResponse:
