@@ -47,6 +47,12 @@ def _oam() -> click.Command:
     return oam_group
 
 
+def _conformance() -> click.Command:
+    from interlude.cli.conformance import conformance
+
+    return conformance
+
+
 def _client() -> click.Command:
     from interlude.cli.client import client_group
 
@@ -60,6 +66,7 @@ COMMANDS: dict[str, tuple[str, Callable[[], click.Command]]] = {
     "topology": ("Work with topology files.", _topology),
     "lab": ("Run a topology as network namespaces with real agents (needs root).", _lab),
     "oam": ("Ethernet OAM (Y.1731 / 802.1ag): loopback, linktrace, delay, loss, continuity check.", _oam),
+    "conformance": ("Test a partner's server against MEF's definitions, as an SP would.", _conformance),
 }
 """Command name → (the line ``--help`` shows, the loader importing it)."""
 
