@@ -67,6 +67,18 @@ class StoreCases:
         await store.mark_delivered(again.id, now)
         assert await store.outbox_rows(delivered=False) == []
 
+    async def test_announce_commits_with_the_change_and_a_store_never_hears_itself(self, store: Store) -> None:
+        heard: list[list[str]] = []
+        store.watch("services", heard.append)
+        svc = seed_services(TOPO)[0]
+        async with store.transaction() as tx:
+            await tx.save_service(svc)
+            await tx.announce("services", [svc.id])
+        assert (await store.get_service(svc.id)) is not None
+        async with store.transaction() as tx:  # a trip through the database: any notice would be in by now
+            await tx.get_service(svc.id)
+        assert heard == []
+
     async def test_subscriptions_and_documents(self, store: Store) -> None:
         sub = Subscription("s1", "serviceInventory", "http://cb", None, None, iso(utcnow()) or "")
         await store.add_subscription(sub)

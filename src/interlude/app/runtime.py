@@ -68,7 +68,7 @@ class RuntimeOptions:
     poll_interval_s: float = 5.0
     order_item_timeout_s: float = 120.0
     order_concurrency: int = 8  # orders applied at once (orders sharing a service or port still queue)
-    order_lease_s: float = 120.0  # claim lease of an order (renewed while held; a crashed process's expire)
+    order_lease_s: float = 5.0  # claim lease of an order (renewed 4 times a lease: a dead process's resume elsewhere)
     order_refresh_timeout_s: float = 10.0  # bound on re-reading ports after a change
     provision_seed: bool = True
     run_orders: bool = True

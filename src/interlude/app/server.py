@@ -104,12 +104,14 @@ async def serve(
     oauth: OAuthSetup | None = None,
     tls: ssl.SSLContext | None = None,
     device_host: str = "127.0.0.1",
+    reuse_port: bool = False,
 ) -> None:
     """Serve the APIs on ``host:port`` until ``stop`` is set; the app starts and stops the runtime.
 
     ``devices`` are the (SNMP, NETCONF) ports of the emulated devices (None: not served), bound to
     ``device_host`` (loopback unless told otherwise, whatever ``host`` the APIs use); ``oauth`` the OAuth2
     validator (and built-in authorization server), ``tls`` the server's TLS context (:mod:`interlude.app.security`).
+    With ``reuse_port`` several processes listen on one port (``SO_REUSEPORT``) and the kernel spreads connections.
     """
     validator, auth_server = (oauth.validator, oauth.server) if oauth is not None else (None, None)
     app = create_app(runtime, tokens=tokens, oauth=validator, auth_server=auth_server)
@@ -122,7 +124,7 @@ async def serve(
                 agents = device_agents(runtime.context, device_host, *devices, netconf_password)
                 endpoints = await stack.enter_async_context(agents)
             events.started(endpoints)
-            site = web.TCPSite(runner, host, port, ssl_context=tls)
+            site = web.TCPSite(runner, host, port, ssl_context=tls, reuse_port=reuse_port or None)
             await site.start()
             events.listening(f"{'https' if tls is not None else 'http'}://{host}:{port}")
             task: asyncio.Task[None] | None = None

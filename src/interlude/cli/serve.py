@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import ssl
+import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -81,6 +82,7 @@ class _ConsoleEvents:
         self.mode = mode
         self.tokens = tokens
         self.oauth = oauth
+        self.on_listening: Callable[[], None] | None = None
 
     def started(self, devices: DeviceEndpoints | None) -> None:
         if devices is not None and devices.snmp:
@@ -115,6 +117,8 @@ class _ConsoleEvents:
 
     def listening(self, url: str) -> None:
         _banner(self.runtime, url, self.db, self.mode)
+        if self.on_listening is not None:
+            self.on_listening()
 
     def scenario_started(self, scenario: Scenario) -> None:
         console.print(f"playing scenario [bold]{scenario.name}[/bold]: {scenario.description}")
@@ -130,7 +134,7 @@ async def _serve_until_signalled(runtime: Runtime, host: str, port: int, events:
                                  tokens: TokenTable | None, devices: tuple[int | None, int | None],
                                  netconf_password: str | None, scenario: Scenario | None,
                                  oauth: OAuthSetup | None = None, tls: ssl.SSLContext | None = None,
-                                 device_host: str = "127.0.0.1") -> None:  # fmt: skip
+                                 device_host: str = "127.0.0.1", reuse_port: bool = False) -> None:  # fmt: skip
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -138,17 +142,70 @@ async def _serve_until_signalled(runtime: Runtime, host: str, port: int, events:
             loop.add_signal_handler(sig, stop.set)
     await serve_partner(runtime, host, port, stop, events, tokens=tokens, devices=devices,
                         netconf_password=netconf_password, scenario=scenario, oauth=oauth, tls=tls,
-                        device_host=device_host)  # fmt: skip
+                        device_host=device_host, reuse_port=reuse_port)  # fmt: skip
+
+
+class _Workers:
+    """The extra processes of ``--workers N``: the same command with one worker each, on the same port.
+
+    Started once the first process listens (so it has seeded an empty database alone), stopped with it.
+    """
+
+    def __init__(self, argv: list[str], count: int) -> None:
+        self.argv = argv
+        self.count = count
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self) -> None:
+        code = "from interlude.cli.main import main; main()"
+        for _ in range(self.count):
+            self.procs.append(subprocess.Popen([sys.executable, "-c", code, *self.argv]))
+        console.print(f"{self.count} more worker process(es): {', '.join(str(p.pid) for p in self.procs)}")
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _worker_argv() -> list[str]:
+    """The arguments of one more worker: ours with ``--workers 1``, no device servers, the shared port."""
+    argv, out, skip = sys.argv[1:], [], False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg in ("--workers", "--snmp-port", "--netconf-port", "--scenario"):
+            skip = True
+            continue
+        if arg.startswith(("--workers=", "--snmp-port=", "--netconf-port=", "--scenario=")):
+            continue
+        out.append(arg)
+    extra = ["--no-device-agents"] if out and out[0] == "emulate" and "--no-device-agents" not in out else []
+    return [*out, *extra, "--workers", "1", "--reuse-port"]
 
 
 def _run(topology: Topology, topo_path: Path, host: str, port: int, db: str | None, scenario: Path | None,
          mode: str, verbose: bool, devices: tuple[int | None, int | None] = (None, None),
          netconf_password: str | None = None, tokens_file: Path | None = None,
-         security: SecurityOptions | None = None, device_host: str = "127.0.0.1", log_format: str = "text",
-         reset: bool = False) -> None:  # fmt: skip
+         security: SecurityOptions | None = None, device_host: str = "127.0.0.1", workers: int = 1,
+         reuse_port: bool = False, log_format: str = "text", reset: bool = False) -> None:  # fmt: skip
     configure_logging(log_format, verbose)
+    if workers > 1 and not (db or "").startswith(("postgresql://", "postgres://")):
+        console.print("[red]error[/red]: several workers share one database: give --db postgresql://...")
+        raise SystemExit(2)
+    if workers > 1 and port == 0:
+        console.print("[red]error[/red]: several workers share one port: give --port")
+        raise SystemExit(2)
     db_path, state_dir = state_location(topology, db)
     sec = security or SecurityOptions()
+    extra = _Workers(_worker_argv(), workers - 1) if workers > 1 else None
     try:
         if reset:
             removed = reset_state(db_path)
@@ -162,15 +219,21 @@ def _run(topology: Topology, topo_path: Path, host: str, port: int, db: str | No
             raise ConfigError("give --tokens or OAuth2 (--oauth / --oauth-clients), not both")
         runtime = build_runtime(topology, topo_path, db_path, state_dir, emulate=mode == "emulate")
         events = _ConsoleEvents(runtime, db_path, mode, tokens, oauth)
+        if extra is not None:
+            events.on_listening = extra.start
         asyncio.run(_serve_until_signalled(runtime, host, port, events, tokens=tokens, devices=devices,
                                            netconf_password=netconf_password, scenario=scen,
-                                           oauth=oauth, tls=tls, device_host=device_host))  # fmt: skip
+                                           oauth=oauth, tls=tls, device_host=device_host,
+                                           reuse_port=reuse_port or extra is not None))  # fmt: skip
     except InterludeError as exc:
         console.print(f"[red]error[/red]: {exc}")
         raise SystemExit(1) from None
     except OSError as exc:
         console.print(f"[red]error[/red]: cannot serve on {host}:{port}: {exc.strerror or exc}")
         raise SystemExit(1) from None
+    finally:
+        if extra is not None:
+            extra.stop()
 
 
 def _load(path: Path, known_kinds: list[str] | None) -> Topology:
@@ -193,6 +256,12 @@ _log_format = click.option(
     "--log-format", type=click.Choice(LOG_FORMATS), default="text", show_default=True,
     help="Log lines as text (ISO-8601 time, level, logger, message) or as one JSON object each.",
 )  # fmt: skip
+_workers = click.option(
+    "--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+    help="Processes serving the same port (SO_REUSEPORT); more than one needs --db postgresql://... "
+    "(see docs/scale.md). The first one also serves the emulated devices and plays the scenario.",
+)  # fmt: skip
+_reuse_port = click.option("--reuse-port", is_flag=True, hidden=True, help="Share the port with other workers.")
 _tokens = click.option(
     "--tokens", "tokens_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
     help="Bearer-token file (YAML: 'token: buyer' lines, or a list of {buyer, token: {env|file}}; buyer "
@@ -274,11 +343,14 @@ def _security_options(command: Callable[..., None]) -> Callable[..., None]:
 @_security_options
 @_verbose
 @_log_format
+@_workers
+@_reuse_port
 def emulate(topology_file: Path | None, host: str, port: int, db: str | None, scenario: Path | None,
             snmp_port: int, netconf_port: int, netconf_password_file: Path | None, netconf_password_arg: str | None,
             device_host: str,
             no_device_agents: bool, reset: bool, tokens_file: Path | None, verbose: bool,
-            security: SecurityOptions, log_format: str) -> None:  # fmt: skip
+            security: SecurityOptions, log_format: str = "text", workers: int = 1,
+            reuse_port: bool = False) -> None:  # fmt: skip
     """Run the partner emulator: the MEF Interlude APIs over an in-memory network.
 
     The emulated devices are also reachable over SNMP and NETCONF on the same host (loopback by default), so
@@ -293,7 +365,7 @@ def emulate(topology_file: Path | None, host: str, port: int, db: str | None, sc
     if netconf_password_file is not None:
         netconf_password = netconf_password_file.read_text(encoding="utf-8").strip()
     _run(_load(path, None), path, host, port, db, scenario, "emulate", verbose, devices, netconf_password, tokens_file,
-         security, device_host, log_format, reset)  # fmt: skip
+         security, device_host, workers, reuse_port, log_format, reset)  # fmt: skip
 
 
 @click.command("serve")
@@ -308,12 +380,16 @@ def emulate(topology_file: Path | None, host: str, port: int, db: str | None, sc
 @_security_options
 @_verbose
 @_log_format
+@_workers
+@_reuse_port
 def serve(topology_file: Path, host: str, port: int, db: str | None, tokens_file: Path | None, verbose: bool,
-          security: SecurityOptions, log_format: str) -> None:  # fmt: skip
+          security: SecurityOptions, log_format: str = "text", workers: int = 1,
+          reuse_port: bool = False) -> None:  # fmt: skip
     """Serve the MEF Interlude APIs in front of real network elements (adapter per node kind).
 
     Give --tokens FILE whenever anyone but you can reach the port: without it the caller picks its buyer.
     """
     _run(_load(topology_file, available_kinds()), topology_file, host, port, db, None, "serve", verbose,
-         tokens_file=tokens_file, security=security, log_format=log_format)  # fmt: skip
+         tokens_file=tokens_file, security=security, workers=workers, reuse_port=reuse_port,
+         log_format=log_format)  # fmt: skip
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -158,8 +158,12 @@ class Service:
     version: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able data for the store."""
-        data = asdict(self)
+        """Plain JSON-able data for the store (``extra`` is shared, not copied: serialise it, do not edit it).
+
+        Field by field rather than :func:`dataclasses.asdict`, whose deep copy made this a hot spot of every
+        service save.
+        """
+        data = {name: getattr(self, name) for name in _SERVICE_FIELDS}
         data["ports"] = [[p.node, p.interface] for p in self.ports]
         data["order_items"] = [list(x) for x in self.order_items]
         data["ce_vlans"] = list(self.ce_vlans)
@@ -181,6 +185,9 @@ class Service:
     def evolve(self, **changes: Any) -> Service:
         """A copy with changes (services are treated as values by the use cases)."""
         return replace(self, **changes)
+
+
+_SERVICE_FIELDS = tuple(f.name for f in fields(Service))
 
 
 # Service orders -----------------------------------------------------------------------------------------
@@ -336,10 +343,16 @@ class ServiceOrder:
         return changed
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able data for the store."""
-        data = asdict(self)
-        for it, raw in zip(self.items, data["items"], strict=True):
-            raw["errors"] = [asdict(e) for e in it.errors]
+        """Plain JSON-able data for the store (nested request and plan dicts are shared, not copied)."""
+        data = {name: getattr(self, name) for name in _ORDER_FIELDS}
+        data["items"] = [
+            {
+                "id": it.id, "action": it.action, "state": it.state, "service_id": it.service_id,
+                "request": it.request, "plan": it.plan,
+                "errors": [{"code": e.code, "value": e.value, "property_path": e.property_path} for e in it.errors],
+            }
+            for it in self.items
+        ]  # fmt: skip
         return data
 
     @classmethod
@@ -356,3 +369,6 @@ class ServiceOrder:
             items.append(OrderItem(**r))
         d["items"] = items
         return cls(**d)
+
+
+_ORDER_FIELDS = tuple(f.name for f in fields(ServiceOrder))

@@ -8,6 +8,11 @@ Rules every implementation keeps:
 - **Work is claimed, not assumed**: orders, outbox rows and generic documents are claimed with a lease
   (``claim_*``): SQLite does it with one ``UPDATE ... WHERE claimed_until < now``; PostgreSQL maps it to
   ``SELECT ... FOR UPDATE SKIP LOCKED`` so several processes never run one item twice.
+- **Other processes hear of changes**: a transaction announces the ids it changed under a topic
+  (``services``, ...); once it commits, every *other* process sharing the database gets them through the
+  callbacks it gave :meth:`Store.watch` (PostgreSQL: ``NOTIFY`` on commit, one ``LISTEN`` connection per
+  process), so in-memory indexes follow changes made anywhere within milliseconds. With SQLite only one
+  process uses the database, so there is nobody to tell and a watcher is never called.
 - **No SQL outside the store**: subsystems (jobs, reports, alarms) keep their entities in the generic document
   table (``put_document``/``get_document``/``list_documents``/``claim_documents``; each document has a
   ``collection``, ``id``, ``buyer``, ``state``, indexed ``key1``/``key2``, ``due_at`` and a JSON body) and
@@ -17,7 +22,7 @@ Rules every implementation keeps:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
@@ -205,9 +210,25 @@ class Transaction(Protocol):
         """Remove documents of a collection by id; returns how many existed."""
         ...
 
+    async def announce(self, topic: str, ids: Sequence[str]) -> None:
+        """Tell the other processes, when this transaction commits, that these ids of ``topic`` changed."""
+        ...
+
 
 class Store(Protocol):
     """Persistence for every subsystem. Implementations: :class:`~interlude.store.sqlite.SqliteStore`."""
+
+    shared: bool
+    """Whether other processes may use the database at the same time (PostgreSQL) or not (SQLite)."""
+
+    def watch(self, topic: str, callback: Callable[[list[str]], None]) -> None:
+        """Call ``callback`` with the ids another process announced on ``topic``, after its commit.
+
+        Called on the event loop, in commit order per announcing process; keep it short (schedule any I/O).
+        An empty list means that anything of the topic may have changed (this process missed notices while
+        its connection to the database was down): reload it all.
+        """
+        ...
 
     async def open(self) -> None:
         """Create/upgrade the schema (migrations) and release stale claims."""

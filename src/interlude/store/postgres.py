@@ -8,12 +8,27 @@ single-process SQLite store, nothing is released at start). ``--db postgresql://
 The statements shared with the SQLite store (:mod:`interlude.store.rows`) are written with ``?``
 placeholders and rewritten to ``$1, $2, ...`` by :func:`~interlude.store.rows.pg_sql`. A component that adds
 tables registers a ``dialect="postgresql"`` migration next to its SQLite one.
+
+Changes announced by a transaction (:meth:`Transaction.announce`) go out with ``pg_notify`` on one channel
+and so reach the other processes exactly when the transaction commits; each process listens on a dedicated
+connection (re-opened when it drops, and then every watcher is told to reload everything). Hub
+registrations are cached per API and dropped on such a notice, so an event does not cost a query per API.
+
+A task never waits for a second pooled connection while it holds one: a read made by the task that has a
+transaction open runs on that transaction's connection (and sees its uncommitted writes), and a transaction
+opened inside another one by the same task becomes a savepoint on the same connection. Otherwise a pool
+whose every connection is held by a transaction waiting for one more (to list hub registrations, say)
+deadlocks for good.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -41,6 +56,11 @@ except ImportError:  # pragma: no cover - depends on the extra
     asyncpg = None
 
 PG = "postgresql"
+CHANNEL = "interlude_changes"
+_NOTICE_BYTES = 7000  # below PostgreSQL's 8000-byte payload limit
+SUBSCRIPTIONS = "subscriptions"  # topic of hub registrations (ids: API names)
+
+log = logging.getLogger(__name__)
 
 register_migration(
     "core",
@@ -127,6 +147,17 @@ _DOCUMENT_INSERT_NEW = pg_sql(rows.DOCUMENT_INSERT_NEW)
 _DOCUMENT_RELEASE = pg_sql(rows.DOCUMENT_RELEASE)
 
 
+async def _reset(conn: Any) -> None:
+    """What a connection going back to the pool needs: no open transaction.
+
+    asyncpg's default also unlocks advisory locks, closes cursors, unlistens and resets settings, none of which
+    the store leaves behind (its advisory lock is transaction-scoped, its listening connection is not pooled):
+    that extra round trip on every release was the most expensive statement of an order.
+    """
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
+
+
 class _PgTx:
     """One transaction on one pooled connection."""
 
@@ -200,6 +231,10 @@ class _PgTx:
     async def release_document(self, collection: str, doc_id: str) -> None:
         await self._conn.execute(_DOCUMENT_RELEASE, collection, doc_id)
 
+    async def announce(self, topic: str, ids: Sequence[str]) -> None:
+        for payload in self._store.notices(topic, ids):
+            await self._conn.execute("SELECT pg_notify($1, $2)", CHANNEL, payload)
+
     async def oldest_documents(self, query: AgeQuery, after: DocumentStamp | None, limit: int) -> list[DocumentStamp]:
         where = rows.age_filter(query, after)
         sql = pg_sql(f"SELECT id, created_at FROM documents{where.clause} ORDER BY created_at, id LIMIT ?")
@@ -211,6 +246,7 @@ class PostgresStore:
     """The shared-database store (see module docstring)."""
 
     dialect = PG
+    shared = True
 
     def __init__(self, dsn: str, *, min_size: int = 1, max_size: int = 10) -> None:
         if asyncpg is None:
@@ -220,16 +256,113 @@ class PostgresStore:
         self._sizes = (min_size, max_size)
         self._outbox_added = False
         self.on_outbox: Callable[[], None] | None = None
+        self._held: dict[asyncio.Task[Any], Any] = {}  # task -> the connection of its open transaction
+        self._origin = uuid.uuid4().hex[:12]  # tells this process's own notices apart
+        self._watchers: dict[str, list[Callable[[list[str]], None]]] = {}
+        self._listener: Any = None
+        self._relisten: asyncio.Task[None] | None = None
+        self._subscriptions: dict[str, list[Subscription]] = {}
+        self._subscriptions_gen = 0  # bumped on every invalidation: a read started before one is not cached
+        self.watch(SUBSCRIPTIONS, self._forget_subscriptions)
+
+    # Change notices -----------------------------------------------------------------------------------------
+
+    def watch(self, topic: str, callback: Callable[[list[str]], None]) -> None:
+        """Call ``callback`` with the ids other processes announce on ``topic`` (see the Store Protocol)."""
+        self._watchers.setdefault(topic, []).append(callback)
+
+    def notices(self, topic: str, ids: Sequence[str]) -> list[str]:
+        """The ``pg_notify`` payloads announcing ``ids`` of ``topic`` (split to fit the payload limit)."""
+        out: list[str] = []
+        batch: list[str] = []
+        size = 0
+        for oid in ids:
+            if batch and size + len(oid) + 4 > _NOTICE_BYTES:
+                out.append(json.dumps({"o": self._origin, "t": topic, "ids": batch}))
+                batch, size = [], 0
+            batch.append(oid)
+            size += len(oid) + 4
+        if batch:
+            out.append(json.dumps({"o": self._origin, "t": topic, "ids": batch}))
+        return out
+
+    def _heard(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        try:
+            notice = json.loads(payload)
+            if notice["o"] == self._origin:
+                return
+            topic, ids = str(notice["t"]), [str(i) for i in notice["ids"]]
+        except (ValueError, KeyError, TypeError):
+            log.warning("ignoring a malformed change notice: %.200s", payload)
+            return
+        self._tell(topic, ids)
+
+    def _tell(self, topic: str, ids: list[str]) -> None:
+        for callback in self._watchers.get(topic, ()):
+            try:
+                callback(ids)
+            except Exception:
+                log.exception("a watcher of %s failed", topic)
+
+    async def _listen(self) -> None:
+        conn = await asyncpg.connect(self.dsn)
+        await conn.add_listener(CHANNEL, self._heard)
+        conn.add_termination_listener(self._lost)
+        self._listener = conn
+
+    def _lost(self, _conn: Any) -> None:
+        """The listening connection dropped: listen again, then make every watcher reload what it holds."""
+        if self._pool is None or (self._relisten is not None and not self._relisten.done()):
+            return
+        log.warning("change notices: connection lost; reconnecting")
+        self._relisten = asyncio.get_running_loop().create_task(self._listen_again())
+
+    async def _listen_again(self) -> None:
+        delay = 0.2
+        while self._pool is not None:
+            try:
+                await self._listen()
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("change notices: cannot listen (%s); retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            for topic in list(self._watchers):
+                self._tell(topic, [])
+            return
+
+    def _forget_subscriptions(self, apis: list[str]) -> None:
+        self._subscriptions_gen += 1
+        if not apis:
+            self._subscriptions.clear()
+        for api in apis:
+            self._subscriptions.pop(api, None)
 
     def _p(self) -> Any:
+        """What a statement runs on: the calling task's transaction connection, else the pool."""
         if self._pool is None:
             raise StoreError("the store is not open")
-        return self._pool
+        task = asyncio.current_task()
+        held = self._held.get(task) if task is not None else None
+        return held if held is not None else self._pool
+
+    @asynccontextmanager
+    async def _conn(self) -> AsyncIterator[Any]:
+        """One connection for several statements: the calling task's transaction one, or one from the pool."""
+        task = asyncio.current_task()
+        held = self._held.get(task) if task is not None else None
+        if held is not None:
+            yield held
+            return
+        async with self._p().acquire() as conn:
+            yield conn
 
     async def open(self) -> None:
         """Connect and apply pending migrations (serialised across processes by an advisory lock)."""
         try:
-            self._pool = await asyncpg.create_pool(self.dsn, min_size=self._sizes[0], max_size=self._sizes[1])
+            self._pool = await asyncpg.create_pool(
+                self.dsn, min_size=self._sizes[0], max_size=self._sizes[1], reset=_reset
+            )
         except (OSError, asyncpg.PostgresError) as exc:
             raise StoreError(f"cannot connect to PostgreSQL: {exc}") from exc
         async with self._p().acquire() as conn, conn.transaction():
@@ -249,25 +382,53 @@ class PostgresStore:
                     "INSERT INTO schema_migrations VALUES ($1,$2,$3,$4)", mig.component, mig.version, mig.name,
                     iso(utcnow()),
                 )  # fmt: skip
+        try:
+            await self._listen()
+        except (OSError, asyncpg.PostgresError) as exc:
+            await self.close()
+            raise StoreError(f"cannot listen for changes on PostgreSQL: {exc}") from exc
 
     async def close(self) -> None:
-        """Close the pool. Idempotent."""
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+        """Close the pool and the listening connection. Idempotent."""
+        pool, self._pool = self._pool, None
+        if self._relisten is not None:
+            self._relisten.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._relisten
+            self._relisten = None
+        if self._listener is not None:
+            listener, self._listener = self._listener, None
+            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                await listener.close()
+        if pool is not None:
+            await pool.close()
+        self._subscriptions.clear()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
-        """A transaction on one pooled connection; the notifier is woken after commit."""
+        """A transaction on one pooled connection; the notifier is woken after commit.
+
+        While it is open, the task's other statements run on its connection (see the module docstring).
+        """
+        task = asyncio.current_task()
+        if task is not None and task in self._held:
+            async with self._held[task].transaction():  # nested: a savepoint on the same connection
+                yield _PgTx(self, self._held[task])
+            return
         async with self._p().acquire() as conn:
             tx = conn.transaction()
             await tx.start()
             self._outbox_added = False
+            if task is not None:
+                self._held[task] = conn
             try:
                 yield _PgTx(self, conn)
             except BaseException:
                 await tx.rollback()
                 raise
+            finally:
+                if task is not None:
+                    self._held.pop(task, None)
             await tx.commit()
             added = self._outbox_added
         if added and self.on_outbox is not None:
@@ -282,7 +443,7 @@ class PostgresStore:
         self, table: str, where: rows.Where, order_by: str, offset: int, limit: int, columns: str = "*"
     ) -> tuple[list[Any], int]:
         """One page of a filtered table and the number of all matching rows, on one connection."""
-        async with self._p().acquire() as conn:
+        async with self._conn() as conn:
             total = await conn.fetchval(pg_sql(f"SELECT count(*) FROM {table}{where.clause}"), *where.params)
             found = await conn.fetch(
                 pg_sql(f"SELECT {columns} FROM {table}{where.clause} ORDER BY {order_by} LIMIT ? OFFSET ?"),
@@ -352,12 +513,19 @@ class PostgresStore:
     # Hub --------------------------------------------------------------------------------------------------
 
     async def add_subscription(self, sub: Subscription) -> None:
-        """Store a registration (never one whose callback carries credentials)."""
+        """Store a registration (never one whose callback carries credentials; other processes are told)."""
         sub = rows.storable_subscription(sub)
-        await self._p().execute(
-            "INSERT INTO subscriptions VALUES ($1,$2,$3,$4,$5,$6)",
-            sub.id, sub.api, sub.callback, sub.query, sub.buyer, sub.created_at,
-        )  # fmt: skip
+        async with self._conn() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO subscriptions VALUES ($1,$2,$3,$4,$5,$6)",
+                sub.id, sub.api, sub.callback, sub.query, sub.buyer, sub.created_at,
+            )  # fmt: skip
+            await self._announce_subscriptions(conn, sub.api)
+        self._forget_subscriptions([sub.api])  # after commit: a read racing the insert is not kept
+
+    async def _announce_subscriptions(self, conn: Any, api: str) -> None:
+        for payload in self.notices(SUBSCRIPTIONS, [api]):
+            await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, payload)
 
     async def get_subscription(self, api: str, sub_id: str) -> Subscription | None:
         """One registration."""
@@ -366,19 +534,27 @@ class PostgresStore:
 
     async def delete_subscription(self, api: str, sub_id: str) -> bool:
         """Remove a registration and drop its undelivered rows."""
-        async with self._p().acquire() as conn, conn.transaction():
+        async with self._conn() as conn, conn.transaction():
             status = await conn.execute("DELETE FROM subscriptions WHERE api = $1 AND id = $2", api, sub_id)
             await conn.execute(
                 "UPDATE outbox SET gave_up = 1, last_error = 'unsubscribed' WHERE subscription_id = $1"
                 " AND delivered_at IS NULL",
                 sub_id,
             )
+            await self._announce_subscriptions(conn, api)
+        self._forget_subscriptions([api])
         return str(status).endswith(" 1")
 
     async def list_subscriptions(self, api: str) -> list[Subscription]:
-        """Every registration of an API."""
-        found = await self._p().fetch("SELECT * FROM subscriptions WHERE api = $1 ORDER BY created_at", api)
-        return [rows.subscription(r) for r in found]
+        """Every registration of an API (cached until a change made by any process is announced)."""
+        cached = self._subscriptions.get(api)
+        if cached is None:
+            gen = self._subscriptions_gen
+            found = await self._p().fetch("SELECT * FROM subscriptions WHERE api = $1 ORDER BY created_at", api)
+            cached = [rows.subscription(r) for r in found]
+            if gen == self._subscriptions_gen:
+                self._subscriptions[api] = cached
+        return list(cached)
 
     # Outbox -----------------------------------------------------------------------------------------------
 

@@ -1,8 +1,11 @@
-"""SQLite implementation of the :class:`~interlude.store.base.Store` (stdlib ``sqlite3``, off the event loop).
+"""SQLite implementation of the :class:`~interlude.store.base.Store` (stdlib ``sqlite3``).
 
-One writer connection on one dedicated thread (SQLite has one writer anyway) serialised by an asyncio lock
-for transactions, and one reader connection on another thread; WAL lets the reader run while a write
-transaction is open. ``sqlite3`` errors are mapped to :class:`~interlude.errors.StoreError` here, once.
+One writer connection serialised by an asyncio lock for transactions, one connection for reads of one row by
+key, both used on the event loop itself, and one reader connection on a thread of its own for pages and
+scans that may take long; WAL lets readers run while a write transaction is open. Writes and point reads run
+inline because they take tens of microseconds, while handing them to a thread and back costs a millisecond
+or more once the interpreter lock is contended (measured on the order path: a dozen such trips per order
+made most of its latency). ``sqlite3`` errors are mapped to :class:`~interlude.errors.StoreError` here, once.
 
 Single process only: on ``open()`` every claim is released, because no other process can hold one. Several
 processes need the PostgreSQL store (same Protocol; claims become ``FOR UPDATE SKIP LOCKED``).
@@ -16,7 +19,7 @@ import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -111,6 +114,31 @@ class _Tx:
 
     def __init__(self, store: SqliteStore) -> None:
         self._store = store
+        self._ops: list[Callable[[sqlite3.Connection], object]] = [_begin]
+
+    def _queue(self, op: Callable[[sqlite3.Connection], object]) -> None:
+        """A write whose result nobody needs: it runs with the next read inside the transaction, or at commit."""
+        self._ops.append(op)
+
+    async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run the queued writes, then ``fn``, on the writer connection at once; ``fn``'s result."""
+        ops, self._ops = self._ops, []
+        if ops and ops[0] is _begin:
+            # Alone first: if another connection holds the write lock, only the BEGIN waits for it (off the
+            # loop), and a caller cancelled meanwhile leaves nothing of its transaction behind.
+            await self._store._write(_begin)
+            ops = ops[1:]
+
+        def run(c: sqlite3.Connection) -> T:
+            for op in ops:
+                op(c)
+            return fn(c)
+
+        return await self._store._write(run)
+
+    async def commit(self) -> None:
+        """The queued writes and COMMIT together (rolled back there if a statement fails)."""
+        await self._call(_commit)
 
     async def save_service(self, service: Service) -> None:
         def op(c: sqlite3.Connection) -> None:
@@ -122,7 +150,7 @@ class _Tx:
                 "INSERT OR IGNORE INTO service_order_items VALUES (?,?,?)", rows.service_order_item_params(service)
             )
 
-        await self._store._write(op)
+        self._queue(op)
 
     async def save_services(self, services: Sequence[Service]) -> None:
         def op(c: sqlite3.Connection) -> None:
@@ -130,10 +158,10 @@ class _Tx:
                 "INSERT OR REPLACE INTO services VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", map(rows.service_params, services)
             )
 
-        await self._store._write(op)
+        self._queue(op)
 
     async def get_service(self, service_id: str) -> Service | None:
-        found = await self._store._write(
+        found = await self._call(
             lambda c: c.execute("SELECT body FROM services WHERE id = ?", (service_id,)).fetchone()
         )
         return rows.service(found[0]) if found is not None else None
@@ -143,10 +171,10 @@ class _Tx:
             c.execute(rows.ORDER_UPSERT, rows.order_params(order))
             c.executemany("INSERT OR REPLACE INTO order_items VALUES (?,?,?,?,?)", rows.order_item_params(order))
 
-        await self._store._write(op)
+        self._queue(op)
 
     async def get_order(self, order_id: str) -> ServiceOrder | None:
-        found = await self._store._write(
+        found = await self._call(
             lambda c: c.execute("SELECT body FROM orders WHERE id = ?", (order_id,)).fetchone()
         )
         return rows.order(found[0]) if found is not None else None
@@ -158,20 +186,20 @@ class _Tx:
         params = [
             (m.api, m.event_type, json.dumps(m.body), m.callback_url, m.subscription_id, now, created) for m in messages
         ]
-        await self._store._write(lambda c: c.executemany(rows.OUTBOX_INSERT, params))
+        self._queue(lambda c: c.executemany(rows.OUTBOX_INSERT, params))
         self._store._outbox_added = True
 
     async def put_document(self, doc: Document) -> None:
         params = rows.document_params(doc, iso(utcnow()) or "")
-        await self._store._write(lambda c: c.execute(rows.DOCUMENT_UPSERT, params))
+        self._queue(lambda c: c.execute(rows.DOCUMENT_UPSERT, params))
 
     async def add_document(self, doc: Document) -> bool:
         params = rows.document_params(doc, iso(utcnow()) or "", new=True)
-        inserted = await self._store._write(lambda c: c.execute(rows.DOCUMENT_INSERT_NEW, params).fetchall())
+        inserted = await self._call(lambda c: c.execute(rows.DOCUMENT_INSERT_NEW, params).fetchall())
         return bool(inserted)
 
     async def get_document(self, collection: str, doc_id: str) -> Document | None:
-        found = await self._store._write(
+        found = await self._call(
             lambda c: c.execute(
                 "SELECT * FROM documents WHERE collection = ? AND id = ?", (collection, doc_id)
             ).fetchone()
@@ -185,22 +213,46 @@ class _Tx:
         if not doc_ids:
             return 0
         sql = f"DELETE FROM documents WHERE collection = ? AND id IN ({rows.marks(doc_ids)})"
-        deleted: int = await self._store._write(lambda c: c.execute(sql, (collection, *doc_ids)).rowcount)
+        deleted: int = await self._call(lambda c: c.execute(sql, (collection, *doc_ids)).rowcount)
         return deleted
 
     async def document_ids(self, collection: str, *, key1: str, key2: str, states: Sequence[str]) -> list[str]:
         sql = rows.document_ids_sql(states)
-        found = await self._store._write(lambda c: c.execute(sql, (collection, key1, key2, *states)).fetchall())
+        found = await self._call(lambda c: c.execute(sql, (collection, key1, key2, *states)).fetchall())
         return [str(r[0]) for r in found]
 
     async def release_document(self, collection: str, doc_id: str) -> None:
-        await self._store._write(lambda c: c.execute(rows.DOCUMENT_RELEASE, (collection, doc_id)))
+        self._queue(lambda c: c.execute(rows.DOCUMENT_RELEASE, (collection, doc_id)))
+
+    async def announce(self, topic: str, ids: Sequence[str]) -> None:
+        """Nobody to tell: no other process uses the database."""
 
     async def oldest_documents(self, query: AgeQuery, after: DocumentStamp | None, limit: int) -> list[DocumentStamp]:
         where = rows.age_filter(query, after)
         sql = f"SELECT id, created_at FROM documents{where.clause} ORDER BY created_at, id LIMIT ?"
-        found = await self._store._write(lambda c: c.execute(sql, (*where.params, limit)).fetchall())
+        found = await self._call(lambda c: c.execute(sql, (*where.params, limit)).fetchall())
         return [DocumentStamp(str(r[0]), str(r[1])) for r in found]
+
+
+def _patiently(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+    """``fn`` waiting up to the usual busy timeout for another connection's write lock (on the writer thread)."""
+    conn.execute("PRAGMA busy_timeout=30000")
+    try:
+        return fn(conn)
+    finally:
+        conn.execute("PRAGMA busy_timeout=0")
+
+
+def _begin(conn: sqlite3.Connection) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+
+
+def _commit(conn: sqlite3.Connection) -> None:
+    try:
+        conn.execute("COMMIT")
+    except BaseException:
+        _rollback_if_open(conn)
+        raise
 
 
 def private_file(path: Path) -> None:
@@ -226,15 +278,21 @@ def _rollback_if_open(conn: sqlite3.Connection) -> None:
 class SqliteStore:
     """The default store: one SQLite file in WAL mode (``--db``)."""
 
+    shared = False  # one process: what it caches is exact, and no other process needs telling of a change
+
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._wexec: ThreadPoolExecutor | None = None
         self._rexec: ThreadPoolExecutor | None = None
         self._wconn: sqlite3.Connection | None = None
         self._rconn: sqlite3.Connection | None = None
+        self._pconn: sqlite3.Connection | None = None  # point reads, on the event loop
+        self._wpending: Future[Any] | None = None  # writer-thread work the next writes must queue behind
         self._lock = asyncio.Lock()
         self._outbox_added = False
         self.on_outbox: Callable[[], None] | None = None  # the notifier wakes up on commit
+        # Hub registrations per API, read on every event: exact, since every write goes through this store.
+        self._subscriptions: dict[str, list[Subscription]] = {}
 
     # Plumbing ---------------------------------------------------------------------------------------------
 
@@ -256,8 +314,41 @@ class SqliteStore:
         except sqlite3.Error as exc:
             raise StoreError(f"database error on {self.path.name}: {exc}") from exc
 
+    def _inline(self, conn: sqlite3.Connection | None, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if conn is None:
+            raise StoreError("the store is not open")
+        try:
+            return fn(conn)
+        except sqlite3.Error as exc:
+            raise StoreError(f"database error on {self.path.name}: {exc}") from exc
+
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return await self._run(self._wexec, self._wconn, fn)
+        """On the writer connection (callers hold the lock, or are alone: opening).
+
+        Inline, never waiting for a lock: the writer connection has no busy timeout. When another connection
+        (a tool, a stray process) holds the database's write lock, the statement is retried on the writer
+        thread with the usual patience instead, and later writes queue behind it there until it is done.
+        """
+        conn = self._wconn
+        if conn is None or self._wexec is None:
+            raise StoreError("the store is not open")
+        if self._wpending is None or self._wpending.done():
+            try:
+                return fn(conn)
+            except sqlite3.OperationalError as exc:
+                if conn.in_transaction or not str(exc).startswith(("database is locked", "database is busy")):
+                    raise StoreError(f"database error on {self.path.name}: {exc}") from exc
+            except sqlite3.Error as exc:
+                raise StoreError(f"database error on {self.path.name}: {exc}") from exc
+        self._wpending = self._wexec.submit(_patiently, conn, fn)
+        try:
+            return await asyncio.wrap_future(self._wpending)
+        except sqlite3.Error as exc:
+            raise StoreError(f"database error on {self.path.name}: {exc}") from exc
+
+    async def _point(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """A read of one row by key: committed data only, never the open transaction's."""
+        return self._inline(self._pconn, fn)
 
     async def run_read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run a read-only function on the reader connection (the store's reads; tests inspect the schema)."""
@@ -275,6 +366,8 @@ class SqliteStore:
         try:
             self._wconn = await loop.run_in_executor(self._wexec, self._connect)
             self._rconn = await loop.run_in_executor(self._rexec, self._connect)
+            self._pconn = self._connect()
+            self._wconn.execute("PRAGMA busy_timeout=0")  # inline writes never wait (see _write)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open database {self.path}: {exc}") from exc
         await self._write(self._migrate)
@@ -308,7 +401,10 @@ class SqliteStore:
         c.execute("UPDATE documents SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by IS NOT NULL")
 
     async def close(self) -> None:
-        """Close both connections and their threads. Idempotent."""
+        """Close the connections and their threads. Idempotent."""
+        if self._pconn is not None:
+            self._pconn.close()
+            self._pconn = None
         for executor, conn in ((self._wexec, self._wconn), (self._rexec, self._rconn)):
             if executor is not None and conn is not None:
                 await asyncio.get_running_loop().run_in_executor(executor, conn.close)
@@ -319,27 +415,32 @@ class SqliteStore:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
-        """A write transaction (BEGIN IMMEDIATE ... COMMIT); the notifier is woken after commit."""
+        """A write transaction (BEGIN IMMEDIATE ... COMMIT); the notifier is woken after commit.
+
+        Writes whose result nobody reads are queued and run with the next read inside the transaction or at
+        commit, so a transaction of writes costs one trip to the writer thread instead of one per statement
+        (a failing statement then surfaces at the read or at commit, and rolls everything back all the same).
+        """
         async with self._lock:
-            try:
-                await self._write(lambda c: c.execute("BEGIN IMMEDIATE"))
-            except asyncio.CancelledError:
-                # A BEGIN already running in the writer thread (waiting on another connection's lock) completes
-                # even though we stopped waiting for it. Queue its rollback behind it on the same single-threaded,
-                # FIFO executor, so the connection is never left inside a transaction nobody owns.
-                if self._wexec is not None and self._wconn is not None:
-                    self._wexec.submit(_rollback_if_open, self._wconn)
-                raise
             self._outbox_added = False
+            tx = _Tx(self)
             try:
-                yield _Tx(self)
+                yield tx
+                await tx.commit()
             except BaseException:
-                await self._write(lambda c: c.execute("ROLLBACK"))
+                # Also after a cancellation, so the connection is never left inside a transaction nobody owns.
+                if self._wconn is not None and self._wexec is not None:
+                    if self._wpending is not None and not self._wpending.done():
+                        self._wpending = self._wexec.submit(_rollback_if_open, self._wconn)  # behind it
+                    else:
+                        _rollback_if_open(self._wconn)
                 raise
-            await self._write(lambda c: c.execute("COMMIT"))
             added = self._outbox_added
         if added and self.on_outbox is not None:
             self.on_outbox()
+
+    def watch(self, topic: str, callback: Callable[[list[str]], None]) -> None:
+        """Never called back: with SQLite no other process changes the database."""
 
     # Services ---------------------------------------------------------------------------------------------
 
@@ -366,7 +467,7 @@ class SqliteStore:
     async def _owned_body(self, table: str, row_id: str, buyer: str | None) -> str | None:
         """The stored body of a service or order (None: absent, or not ``buyer``'s)."""
         sql = f"SELECT buyer, body FROM {table} WHERE id = ?"
-        return rows.owned_body(await self.run_read(lambda c: c.execute(sql, (row_id,)).fetchone()), buyer)
+        return rows.owned_body(await self._point(lambda c: c.execute(sql, (row_id,)).fetchone()), buyer)
 
     async def _page(
         self, table: str, where: rows.Where, order_by: str, offset: int, limit: int, columns: str = "*"
@@ -437,6 +538,7 @@ class SqliteStore:
     async def add_subscription(self, sub: Subscription) -> None:
         """Store a registration (never one whose callback carries credentials)."""
         sub = rows.storable_subscription(sub)
+        self._subscriptions.pop(sub.api, None)
         await self._write_locked(
             "INSERT INTO subscriptions VALUES (?,?,?,?,?,?)",
             (sub.id, sub.api, sub.callback, sub.query, sub.buyer, sub.created_at),
@@ -444,7 +546,7 @@ class SqliteStore:
 
     async def get_subscription(self, api: str, sub_id: str) -> Subscription | None:
         """One registration."""
-        row = await self.run_read(
+        row = await self._point(
             lambda c: c.execute("SELECT * FROM subscriptions WHERE api = ? AND id = ?", (api, sub_id)).fetchone()
         )
         return rows.subscription(row) if row is not None else None
@@ -467,15 +569,19 @@ class SqliteStore:
                 raise
             return bool(n)
 
+        self._subscriptions.pop(api, None)
         async with self._lock:
             return await self._write(op)
 
     async def list_subscriptions(self, api: str) -> list[Subscription]:
-        """Every registration of an API."""
-        found = await self.run_read(
-            lambda c: c.execute("SELECT * FROM subscriptions WHERE api = ? ORDER BY created_at", (api,)).fetchall()
-        )
-        return [rows.subscription(r) for r in found]
+        """Every registration of an API (from memory after the first read: this process makes every change)."""
+        cached = self._subscriptions.get(api)
+        if cached is None:
+            found = await self.run_read(
+                lambda c: c.execute("SELECT * FROM subscriptions WHERE api = ? ORDER BY created_at", (api,)).fetchall()
+            )
+            cached = self._subscriptions[api] = [rows.subscription(r) for r in found]
+        return list(cached)
 
     # Outbox -----------------------------------------------------------------------------------------------
 
@@ -532,7 +638,7 @@ class SqliteStore:
 
     async def get_document(self, collection: str, doc_id: str) -> Document | None:
         """A generic document."""
-        row = await self.run_read(
+        row = await self._point(
             lambda c: c.execute(
                 "SELECT * FROM documents WHERE collection = ? AND id = ?", (collection, doc_id)
             ).fetchone()

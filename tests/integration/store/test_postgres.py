@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from interlude.domain.model import ItemAction, OrderItem, ServiceOrder, iso, utcnow
-from interlude.store.base import Document, OutboxMessage
+from interlude.store.base import Document, OutboxMessage, Subscription
 from interlude.store.postgres import PostgresStore
 from tests.support.store import StoreCases
+from tests.support.wait import wait_until
 
 
 class TestPostgresStore(StoreCases):
@@ -44,3 +47,65 @@ async def test_postgres_claims_are_exclusive_across_processes(pg_dsn: str) -> No
     finally:
         await one.close()
         await two.close()
+
+
+async def test_reads_inside_a_transaction_use_its_connection(pg_dsn: str) -> None:
+    """With a one-connection pool, a task's reads and nested transaction inside its transaction still run."""
+    store = PostgresStore(pg_dsn, min_size=1, max_size=1)
+    await store.open()
+    try:
+        sub = Subscription("s1", "serviceInventory", "http://cb", None, None, iso(utcnow()) or "")
+        async with asyncio.timeout(10), store.transaction() as tx:
+            await tx.put_document(Document("jobs", "j1", {"x": 1}))
+            assert await store.list_subscriptions("serviceInventory") == []
+            assert (await store.get_document("jobs", "j1")) is not None  # its own uncommitted write
+            assert (await store.list_documents("jobs"))[1] == 1
+            async with store.transaction() as inner:  # a savepoint on the same connection
+                await inner.put_document(Document("jobs", "j2", {"x": 2}))
+            await store.add_subscription(sub)
+        assert [s.id for s in await store.list_subscriptions("serviceInventory")] == ["s1"]
+        assert (await store.list_documents("jobs"))[1] == 2
+        # Another task does not borrow the transaction's connection: it waits for it to come back.
+        async with store.transaction():
+            other = asyncio.ensure_future(store.count_services())
+            await asyncio.sleep(0)
+            assert not other.done()
+        assert await asyncio.wait_for(other, 10) == 0
+    finally:
+        await store.close()
+
+
+async def test_announced_changes_reach_the_other_processes_after_commit(pg_dsn: str) -> None:
+    """What one store announces in a transaction reaches the other store's watchers once committed, not its own."""
+    one, two = PostgresStore(pg_dsn), PostgresStore(pg_dsn)
+    await one.open()
+    await two.open()
+    heard_one: list[list[str]] = []
+    heard_two: list[list[str]] = []
+    one.watch("services", heard_one.append)
+    two.watch("services", heard_two.append)
+    try:
+        with pytest.raises(RuntimeError):
+            async with one.transaction() as tx:
+                await tx.announce("services", ["rolled-back"])
+                raise RuntimeError("abort")
+        many = [f"svc-{i:05d}" for i in range(3000)]  # more than one notice can carry
+        async with one.transaction() as tx:
+            await tx.announce("services", many)
+        await wait_until(lambda: sum(len(ids) for ids in heard_two) == len(many), what="every id at the other store")
+        assert [i for ids in heard_two for i in ids] == many
+        assert heard_one == []
+        # Hub registrations are cached per API: a registration made through one store is listed by the other.
+        assert await two.list_subscriptions("serviceInventory") == []
+        await one.add_subscription(Subscription("s9", "serviceInventory", "http://cb", None, None, iso(utcnow()) or ""))
+        listed = await wait_until(lambda: two.list_subscriptions("serviceInventory"), what="the registration at two")
+        assert [s.id for s in listed] == ["s9"]
+        assert await one.delete_subscription("serviceInventory", "s9")
+        await wait_until(lambda: _none_listed(two), what="the registration gone at two")
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def _none_listed(store: PostgresStore) -> bool:
+    return await store.list_subscriptions("serviceInventory") == []

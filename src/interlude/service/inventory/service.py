@@ -8,6 +8,10 @@ saved together with their ``serviceAttributeValueChangeEvent`` outbox rows in on
 
 Mutations of services (here and by the order runner) happen under :attr:`InventoryService.lock`, so a
 port change and an order never overwrite each other's edits.
+
+Several processes may share one database (PostgreSQL): every save is announced under the
+:data:`SERVICES_TOPIC` topic, and each process re-reads the services another one announced into its index
+(under the same lock), so reads, policy checks and oper-state decisions follow changes made anywhere.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ log = logging.getLogger(__name__)
 
 SERVICE_BASE = "/mefApi/interlude/serviceInventory/v2"
 DEFAULT_MTU = 1522
+SERVICES_TOPIC = "services"
 
 
 def service_href(service_id: str) -> str:
@@ -52,6 +57,8 @@ class InventoryService:
         self.port_up: dict[tuple[str, str], bool] = {}
         self._index: dict[str, Service] = {}
         self._children: dict[str, dict[str, None]] = {}  # parent id -> child ids (insertion-ordered set)
+        self._reloads: set[asyncio.Task[None]] = set()
+        store.watch(SERVICES_TOPIC, self._heard)
 
     async def load(self) -> int:
         """Seed an empty store from the topology, then index every service. Returns how many were seeded."""
@@ -62,12 +69,38 @@ class InventoryService:
                 for svc in services:
                     await tx.save_service(svc)
             seeded = len(services)
-        self._index = {s.id: s for s in await self.store.all_services()}
+        self._reindex(await self.store.all_services())
+        return seeded
+
+    def _reindex(self, services: Iterable[Service]) -> None:
+        self._index = {s.id: s for s in services}
         self._children = {}
         for svc in self._index.values():
             if svc.parent is not None:
                 self._children.setdefault(svc.parent, {})[svc.id] = None
-        return seeded
+
+    def _heard(self, ids: list[str]) -> None:
+        """Another process saved these services (none: maybe any): re-read them into the index."""
+        task = asyncio.get_running_loop().create_task(self._reload(ids), name="interlude-inventory-reload")
+        self._reloads.add(task)
+        task.add_done_callback(self._reloads.discard)
+
+    async def _reload(self, ids: list[str]) -> None:
+        try:
+            async with self.lock:
+                if not ids:
+                    self._reindex(await self.store.all_services())
+                    return
+                for sid in ids:
+                    svc = await self.store.get_service(sid)
+                    old = self._index.get(sid)
+                    if svc is None or (old is not None and old.version > svc.version):
+                        continue  # this process already holds a later version
+                    self._index[sid] = svc
+                    if svc.parent is not None:
+                        self._children.setdefault(svc.parent, {})[svc.id] = None
+        except Exception:
+            log.exception("cannot re-read services %s changed by another process", ids[:10])
 
     # Reads ------------------------------------------------------------------------------------------------
 
@@ -179,6 +212,7 @@ class InventoryService:
         for etype, svc in [*events, *extra]:
             messages.extend(await self.outbox_for(etype, by_id.get(svc.id, svc)))
         await tx.add_outbox(messages)
+        await tx.announce(SERVICES_TOPIC, [s.id for s in saved])
         return saved
 
     async def remember(self, saved: Sequence[Service]) -> None:

@@ -36,6 +36,7 @@ from interlude.service.ordering.deps import OrderingDeps
 from interlude.service.ordering.items import ItemExecutor
 from interlude.service.ordering.plan import order_href
 from interlude.service.platform.hub import SERVICE_ORDERING
+from interlude.service.platform.jobs import wake_or_timeout
 from interlude.store.base import OutboxMessage, Transaction
 
 # The runner logs under the historical module name so log filters (and tests) keep working.
@@ -102,7 +103,7 @@ class OrderRunner:
         deps: OrderingDeps,
         refresh: Callable[[Iterable[str] | None], Awaitable[None]],
         *,
-        lease_s: float = 120.0,
+        lease_s: float = 5.0,
         item_timeout_s: float = 120.0,
         concurrency: int = 8,
         refresh_timeout_s: float = 10.0,
@@ -227,15 +228,17 @@ class OrderRunner:
             if not self._running:
                 self.idle.set()
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+            await wake_or_timeout(self._wake, 1.0)
 
     async def _dispatch(self, ids: list[str]) -> int:
         """Queue claimed orders (claim order = submission order) and start a task for each."""
         orders = [o for o in [await self.store.get_order(i) for i in ids] if o is not None]
         orders.sort(key=lambda o: (o.order_date or "", o.id))
         batch = {o.id for o in orders}
-        others = [o for o in await self._held_elsewhere() if o[1] not in batch] if orders else []
+        # Only a shared database has orders another process holds (with SQLite every unfinished order not
+        # queued here is unclaimed, and claims go in submission order): skip the scan there.
+        elsewhere = await self._held_elsewhere() if orders and self.store.shared else []
+        others = [o for o in elsewhere if o[1] not in batch]
         started = 0
         for order in orders:
             if self.queue.holds(order.id):
@@ -249,7 +252,7 @@ class OrderRunner:
                 others.append((order.order_date or "", order.id, keys))
                 continue
             self.queue.join(order.id, keys)
-            task = asyncio.create_task(self._run(order.id, keys), name=f"interlude-order-{order.id}")
+            task = asyncio.create_task(self._run(order, keys), name=f"interlude-order-{order.id}")
             self._running.add(task)
             task.add_done_callback(self._finished)
             started += 1
@@ -259,12 +262,17 @@ class OrderRunner:
         self._running.discard(task)
         self.wake()
 
-    async def _run(self, order_id: str, keys: set[str]) -> None:
-        """One order: wait for its resources and a slot, process it, release the claim."""
+    async def _run(self, claimed: ServiceOrder, keys: set[str]) -> None:
+        """One order: wait for its resources and a slot, process it, release the claim unless it is final.
+
+        A final order needs no release: claims are only ever taken on unfinished orders.
+        """
+        order_id, final = claimed.id, False
         try:
             await self.queue.wait(order_id, keys)
             async with self._slots:
-                await self.process(order_id)
+                # As read at the claim: only the runner holding the claim changes a submitted order.
+                final = await self.process(order_id, claimed)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -272,8 +280,9 @@ class OrderRunner:
             await asyncio.sleep(1.0)  # a store hiccup: do not spin on the same order
         finally:
             await self.queue.leave(order_id, keys)
-            with contextlib.suppress(Exception):
-                await asyncio.shield(self.store.release_order(order_id, self.worker))
+            if not final:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self.store.release_order(order_id, self.worker))
 
     async def _order_messages(
         self, order: ServiceOrder, item_changes: Sequence[OrderItem], order_changed: bool
@@ -305,11 +314,11 @@ class OrderRunner:
         await tx.add_outbox(await self._order_messages(order, items, changed))
         return changed
 
-    async def process(self, order_id: str) -> None:
-        """Drive one order as far as it goes."""
-        order = await self.store.get_order(order_id)
+    async def process(self, order_id: str, order: ServiceOrder | None = None) -> bool:
+        """Drive one order as far as it goes (``order``: as just read from the store); whether it is final."""
+        order = order or await self.store.get_order(order_id)
         if order is None or order.state.is_final:
-            return
+            return True
         if any(it.state is OrderState.ACKNOWLEDGED for it in order.items):
             moved = []
             for it in order.items:
@@ -333,6 +342,7 @@ class OrderRunner:
             async with self.store.transaction() as tx:
                 changed = await self._save(tx, order, leftovers)
             await self._publish(order, leftovers, changed)
+        return order.state.is_final
 
     async def _publish(self, order: ServiceOrder, items: Sequence[OrderItem], order_changed: bool) -> None:
         now = time.time()

@@ -295,7 +295,7 @@ class PmMeasurement:
                 await ctx.runner.schedule(
                     "pm.interval", due, {"job": jid, "seq": seq + 1}, key=f"{jid}:{seq + 1}", tx=tx
                 )
-            await self.streaming.publish(jid, fresh.buyer, _stream_message(jid, fresh.body["mef"], item))
+            await self.streaming.publish(jid, fresh.buyer, _stream_message(jid, fresh.body["mef"], item), tx)
 
         return JobOutcome({"seq": seq, "items": len(data)}, commit)
 

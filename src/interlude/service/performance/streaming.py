@@ -12,19 +12,24 @@ subscribed job, as soon as the job runner commits it, becomes one message::
 
 The stream is live: messages produced while no consumer is connected are not queued for later (the PM
 reports are the durable record); a slow consumer's queue is bounded and drops the oldest messages.
+
+Several processes may share one database: a measurement committed by the process that ran the job is also
+announced (topic :data:`STREAM_TOPIC`, in the transaction that stores it), and every other process hands it
+to its own connected consumers, so a subscriber reaches every result whichever process it is connected to.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from interlude.domain.model import iso, utcnow
 from interlude.errors import NotFoundError
-from interlude.store.base import Document, Store
+from interlude.store.base import Document, Store, Transaction
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +37,8 @@ COLLECTION = "pm_stream_subscriptions"
 PROTOCOLS = ("ws", "http-stream")
 ALL_JOBS = "performanceJob:*"
 QUEUE_SIZE = 1000
+STREAM_TOPIC = "pm_stream"
+RELAY_BYTES = 6000  # a larger measurement is not relayed to other processes (a change notice's payload limit)
 
 
 def topic_id(job_id: str) -> str:
@@ -46,6 +53,8 @@ class StreamingService:
         self.store = store
         self._consumers: dict[str, list[asyncio.Queue[dict[str, Any] | None]]] = {}
         self._subs: dict[str, Document] = {}
+        self._relays: set[asyncio.Task[int]] = set()
+        store.watch(STREAM_TOPIC, self._heard)
 
     async def subscribe(self, topic: str, protocol: str, buyer: str | None, extra: Mapping[str, Any]) -> dict[str, Any]:
         """Store a subscription (the caller has checked that the topic exists and the protocol is offered)."""
@@ -120,8 +129,35 @@ class StreamingService:
         """Connected consumers of a subscription (tests, status)."""
         return len(self._consumers.get(sid, []))
 
-    async def publish(self, job_id: str, buyer: str | None, event: Mapping[str, Any]) -> int:
-        """Push one PM measurement to every connected consumer of a matching subscription; returns how many."""
+    async def publish(
+        self, job_id: str, buyer: str | None, event: Mapping[str, Any], tx: Transaction | None = None
+    ) -> int:
+        """Push one PM measurement to every connected consumer of a matching subscription; returns how many.
+
+        With ``tx`` (the transaction storing the measurement) it also reaches the other processes' consumers.
+        """
+        if tx is not None:
+            relay = json.dumps({"job": job_id, "buyer": buyer, "event": dict(event)}, separators=(",", ":"))
+            if len(relay) <= RELAY_BYTES:
+                await tx.announce(STREAM_TOPIC, [relay])
+            else:
+                log.warning("PM measurement of job %s too large to relay to other processes", job_id)
+        return await self._deliver(job_id, buyer, event)
+
+    def _heard(self, relays: Sequence[str]) -> None:
+        """Measurements another process committed: hand them to this process's consumers."""
+        for relay in relays:
+            try:
+                data = json.loads(relay)
+                job_id, buyer, event = str(data["job"]), data["buyer"], dict(data["event"])
+            except (ValueError, KeyError, TypeError):
+                log.warning("ignoring a malformed PM relay: %.200s", relay)
+                continue
+            task = asyncio.get_running_loop().create_task(self._deliver(job_id, buyer, event))
+            self._relays.add(task)
+            task.add_done_callback(self._relays.discard)
+
+    async def _deliver(self, job_id: str, buyer: str | None, event: Mapping[str, Any]) -> int:
         if not any(self._consumers.values()):
             return 0
         message = {

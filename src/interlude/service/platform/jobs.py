@@ -167,7 +167,7 @@ class JobRunner:
         store: Store,
         *,
         poll_interval_s: float = 1.0,
-        lease_s: float = 30.0,
+        lease_s: float = 10.0,
         concurrency: int = 8,
     ) -> None:
         self.store = store
@@ -360,8 +360,7 @@ class JobRunner:
             # Computed before the wait coroutine exists (a cancel here must not leak it); at least 10 ms so a due
             # item we cannot take yet (all slots busy) does not spin the loop.
             sleep_s = max(0.01, await self._next_sleep())
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=sleep_s)
+            await wake_or_timeout(self._wake, sleep_s)
 
     async def _next_sleep(self) -> float:
         """Sleep until the next due item (bounded by the poll interval)."""
@@ -472,6 +471,19 @@ class JobRunner:
                 await self.store.renew_document_claims(COLLECTION, self.worker, ids, time.time() + self.lease_s)
             except Exception:
                 log.exception("renewing job leases failed")
+
+
+async def wake_or_timeout(wake: asyncio.Event, timeout_s: float) -> None:
+    """Until ``wake`` is set or ``timeout_s`` passed; a cancellation always gets through.
+
+    Not ``asyncio.wait_for(wake.wait(), ...)``: on Python 3.11 it swallows a cancellation that arrives just as
+    the event is set, and a stopping runner then waits for a loop that goes on.
+    """
+    waiter = asyncio.ensure_future(wake.wait())
+    try:
+        await asyncio.wait({waiter}, timeout=timeout_s)
+    finally:
+        waiter.cancel()
 
 
 def _replace(item: JobItem, **changes: Any) -> JobItem:
