@@ -266,6 +266,9 @@ class InterludeClient:
                 return await self.test_result(str(results[0]["id"]))
             job = await self.test_job(job_id)
             if job.get("state") in FINAL_JOB_STATES:
+                results = await self.test_results(job_id)  # the result may have landed between the two reads
+                if results:
+                    return await self.test_result(str(results[0]["id"]))
                 raise WaitTimeout(f"test job {job_id} ended {job.get('state')} without a result")
             return {}
 
