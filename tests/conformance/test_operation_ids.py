@@ -26,12 +26,15 @@ def _template(path: str) -> str:
 
 
 def _definition_operations() -> dict[tuple[str, str], str]:
-    """``(METHOD, path template)`` → operationId, from every Interlude definition (latest, then grace)."""
+    """``(METHOD, path template)`` → operationId, from every Interlude (latest, then grace) and Sonata definition."""
     out: dict[tuple[str, str], str] = {}
-    for path in sorted(mef_root().glob("interlude-sdk-*/**/*.api.yaml")):
+    root = mef_root()
+    paths = sorted(root.glob("interlude-sdk-*/**/*.api.yaml")) + sorted(root.glob("sonata-sdk-*/**/*.api.yaml"))
+    for path in paths:
         spec = yaml.safe_load(path.read_text(encoding="utf-8"))
         servers = spec.get("servers") or []
-        base = re.search(r"(/mefApi/interlude/[A-Za-z]+/v\d+)", str(servers[0].get("url", ""))) if servers else None
+        url = str(servers[0].get("url", "")) if servers else ""
+        base = re.search(r"(/mefApi/(interlude|sonata)/[A-Za-z]+/v\d+)", url)
         if base is None:
             continue
         for suffix, item in (spec.get("paths") or {}).items():

@@ -50,11 +50,15 @@ def bundle_lab_up(tmp: Path, *tools: str, own_trap_port: bool = False) -> Iterat
     """
     require_netns()
     require_binaries(*LAB_AGENTS, *tools)
-    built = bundle_lab(tmp, own_trap_port=own_trap_port)
+    yield from lab_up(bundle_lab(tmp, own_trap_port=own_trap_port))
+
+
+def lab_up(built: Lab) -> Iterator[Lab]:
+    """Bring a built lab up (skip, or fail in CI, when it cannot), yield it, tear it down, check nothing is left."""
     try:
         built.up()
     except Exception as exc:
-        lab_unavailable(f"the two-site-eline lab did not come up: {exc}")
+        lab_unavailable(f"the {built.topology.name} lab did not come up: {exc}")
     try:
         yield built
     finally:

@@ -113,6 +113,33 @@ class MefApi:
         problems = _errors(self._validator({"$ref": f"#/components/schemas/{name}"}), body)
         assert not problems, f"{self.name} {name}:\n" + "\n".join(problems)
 
+    def operation_by_id(self, operation_id: str) -> dict[str, Any]:
+        """The operation object named ``operation_id`` (AssertionError when the definition has none)."""
+        for item in self.spec["paths"].values():
+            for op in item.values():
+                if isinstance(op, dict) and op.get("operationId") == operation_id:
+                    return op
+        raise AssertionError(f"{self.name} has no operation {operation_id!r}")
+
+    def request_problems(self, operation_id: str, body: Any) -> list[tuple[str | int, ...]]:
+        """Where the definition's request schema of ``operation_id`` rejects ``body`` (paths of the problems)."""
+        content = self.operation_by_id(operation_id)["requestBody"]["content"]
+        media = content.get("application/json;charset=utf-8") or next(iter(content.values()))
+        return [tuple(e.absolute_path) for e in self._validator(media["schema"]).iter_errors(body)]
+
+    def resolve(self, schema: dict[str, Any]) -> dict[str, Any]:
+        """``schema`` with a top-level ``$ref`` (and ``allOf`` of refs) followed into ``components``."""
+        if "$ref" in schema:
+            return self.resolve(self.spec["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]])
+        if "allOf" in schema:
+            merged: dict[str, Any] = {k: v for k, v in schema.items() if k != "allOf"}
+            for part in schema["allOf"]:
+                sub = self.resolve(part)
+                merged["properties"] = {**merged.get("properties", {}), **sub.get("properties", {})}
+                merged["required"] = [*merged.get("required", []), *sub.get("required", [])]
+            return merged
+        return schema
+
     def query_parameters(self, path: str, method: str) -> list[str]:
         """Names of the query parameters of an operation."""
         return [p["name"] for p in self._operation(path, method).get("parameters", []) if p.get("in") == "query"]

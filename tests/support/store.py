@@ -11,7 +11,15 @@ from interlude.domain.model import ItemAction, OrderItem, ServiceOrder, ServiceS
 from interlude.domain.queries import ServiceQuery
 from interlude.errors import ValidationError
 from interlude.service.inventory.config import seed_services
-from interlude.store.base import AgeQuery, Document, DocumentStamp, OutboxMessage, Store, Subscription
+from interlude.store.base import (
+    AgeQuery,
+    Document,
+    DocumentStamp,
+    OutboxFailure,
+    OutboxMessage,
+    Store,
+    Subscription,
+)
 from interlude.topology.loader import bundled_topology_path, load_topology
 
 TOPO = load_topology(bundled_topology_path())
@@ -222,3 +230,59 @@ class StoreCases:
         await store.mark_failed(rows[4].id, "down", time.time() + 60)  # still pending: retried later
         pending = await store.pending_outbox("pm", ["ready", "create"])
         assert [(r.event_type, r.body["n"]) for r in pending] == [("ready", 0), ("create", 4)]
+
+    async def test_outbox_claims_whole_queues_in_order(self, store: Store) -> None:
+        async with store.transaction() as tx:
+            await tx.add_outbox(
+                [
+                    OutboxMessage("a", "e", {"n": i}, "http://x", subscription_id="s1" if i < 5 else "s2")
+                    for i in range(7)
+                ]
+                + [OutboxMessage("a", "e", {"n": 7}, "http://x")]
+            )
+        now = time.time()
+        first = await store.claim_outbox("w1", now, 30, per_subscription=3)
+        assert [(r.subscription_id, r.body["n"]) for r in first] == [
+            ("s1", 0), ("s1", 1), ("s1", 2), ("s2", 5), ("s2", 6), (None, 7)
+        ]  # fmt: skip
+        assert await store.claim_outbox("w2", now, 30, per_subscription=3) == []  # s1's rows 3, 4 are not heads
+        s1 = [r.id for r in first if r.subscription_id == "s1"]
+        await store.settle_outbox("s1", s1[:2], now, release=s1[2:])
+        again = await store.claim_outbox("w2", now, 30, per_subscription=3)
+        assert [r.body["n"] for r in again] == [2, 3, 4]
+        assert (await store.outbox_backlog()).pending == 6
+
+    async def test_failed_listener_postpones_its_whole_queue(self, store: Store) -> None:
+        async with store.transaction() as tx:
+            await tx.add_outbox([OutboxMessage("a", "e", {"n": i}, "http://x", subscription_id="s1") for i in range(4)])
+        now = time.time()
+        head, *_ = await store.claim_outbox("w", now, 30, per_subscription=4)
+        await store.fail_outbox(OutboxFailure(head.id, "s1", "refused", now, now + 100, keep_pending=3))
+        [health] = await store.listener_health()
+        assert (health.subscription_id, health.failures, health.retry_at) == ("s1", 1, now + 100)
+        assert [r.body["n"] for r in await store.pending_outbox("a", ["e"])] == [1, 2, 3]  # bounded to 3
+        async with store.transaction() as tx:  # queued while the listener is backed off: waits for the retry
+            await tx.add_outbox([OutboxMessage("a", "e", {"n": 4}, "http://x", subscription_id="s1")])
+        assert all(r.next_attempt_at >= now + 100 for r in await store.pending_outbox("a", ["e"]))
+        assert await store.claim_outbox("w", now + 50, 30, per_subscription=4) == []
+        retried = await store.claim_outbox("w", now + 101, 30, per_subscription=10)
+        assert [r.body["n"] for r in retried] == [1, 2, 3, 4]
+        await store.fail_outbox(OutboxFailure(retried[0].id, "s1", "refused", now + 101, now + 200))
+        assert [h.failures for h in await store.listener_health()] == [2]
+        [row] = await store.claim_outbox("w", now + 201, 30)
+        await store.settle_outbox("s1", [row.id], now + 201)
+        assert await store.listener_health() == []
+
+    async def test_purge_outbox_keeps_pending_rows(self, store: Store) -> None:
+        async with store.transaction() as tx:
+            await tx.add_outbox([OutboxMessage("a", "e", {"n": i}, "http://x", f"s{i}") for i in range(3)])
+        now = time.time()
+        claimed = await store.claim_outbox("w", now, 30)
+        await store.settle_outbox("s0", [claimed[0].id], now - 100)
+        await store.fail_outbox(OutboxFailure(claimed[1].id, "s1", "gone", now - 100, now - 100, give_up=True))
+        await store.settle_outbox("s2", [], now, release=[claimed[2].id])
+        assert await store.purge_outbox(now - 200) == 0
+        assert await store.purge_outbox(now - 50) == 2
+        assert [r.body["n"] for r in await store.outbox_rows()] == [2]
+        backlog = await store.outbox_backlog()
+        assert backlog.pending == 1 and backlog.oldest_created_at is not None

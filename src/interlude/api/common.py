@@ -39,6 +39,7 @@ from interlude.errors import (
     ValidationErrors,
 )
 from interlude.service.alarms.service import AlarmService
+from interlude.service.inventory.reconcile import Reconciler
 from interlude.service.inventory.service import InventoryService
 from interlude.service.oamjobs.fm.service import FmService
 from interlude.service.oamjobs.sft.service import SftService
@@ -49,6 +50,7 @@ from interlude.service.platform.faults import FaultService
 from interlude.service.platform.hub import HubService, NotifyingApi
 from interlude.service.platform.network import Network
 from interlude.service.platform.readiness import Readiness
+from interlude.service.sonata.service import SonataService
 from interlude.topology.model import Topology
 
 log = logging.getLogger(__name__)
@@ -80,6 +82,8 @@ class Partner(Protocol):
     sft: SftService
     fm: FmService
     readiness: Readiness
+    reconciler: Reconciler
+    sonata: SonataService
 
 
 RUNTIME: web.AppKey[Partner] = web.AppKey("runtime")

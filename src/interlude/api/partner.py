@@ -3,9 +3,10 @@
 ``GET /interlude/v1/topology`` → nodes with interface admin/oper state, links, services with end points.
 ``POST /interlude/v1/faults`` ``{"type": "linkDown"|"delay"|"loss"|"jitter", "node", "interface",
 "delayMs", "jitterMs", "lossPercent"}`` → 201 with the fault; ``GET /interlude/v1/faults``;
-``GET``/``DELETE /interlude/v1/faults/{id}`` (204 clears it); ``POST /interlude/v1/alarms/{id}/acknowledge`` and
-``.../clear`` (the MEF Alarm Management API only reads alarms) answer the MEF ``Alarm``. Errors use the same
-shapes as the MEF APIs.
+``GET``/``DELETE /interlude/v1/faults/{id}`` (204 clears it). ``POST /interlude/v1/reconcile`` compares every
+device with the inventory now and re-applies or alarms per node (200 with what it found and did);
+``POST /interlude/v1/alarms/{id}/acknowledge`` and ``.../clear`` (the MEF Alarm Management API only reads
+alarms) answer the MEF ``Alarm``. Errors use the same shapes as the MEF APIs.
 """
 
 from __future__ import annotations
@@ -99,6 +100,12 @@ async def clear_alarm(request: web.Request) -> web.StreamResponse:
     return json_response(alarm.to_mef())
 
 
+async def reconcile(request: web.Request) -> web.StreamResponse:
+    """Reconcile the devices with the inventory now (:mod:`interlude.service.inventory.reconcile`)."""
+    report = await request.app[RUNTIME].reconciler.reconcile()
+    return json_response(report.to_dict())
+
+
 def routes() -> list[web.RouteDef]:
     """Every route of the partner API."""
     return [
@@ -107,6 +114,7 @@ def routes() -> list[web.RouteDef]:
         web.get(f"{BASE}/faults", list_faults, name=operation(BASE, "listFault")),
         web.get(f"{BASE}/faults/{{id}}", get_fault, name=operation(BASE, "retrieveFault")),
         web.delete(f"{BASE}/faults/{{id}}", delete_fault, name=operation(BASE, "deleteFault")),
+        web.post(f"{BASE}/reconcile", reconcile, name=operation(BASE, "reconcile")),
         web.post(f"{BASE}/alarms/{{id}}/acknowledge", acknowledge_alarm, name=operation(BASE, "acknowledgeAlarm")),
         web.post(f"{BASE}/alarms/{{id}}/clear", clear_alarm, name=operation(BASE, "clearAlarm")),
     ]

@@ -6,7 +6,8 @@ running partner consists of can be read in :meth:`Runtime.__init__`, which also 
 through the entry-point registry (:func:`interlude.adapters.registry.create_adapter`, one shared
 :class:`AdapterContext`). ``Runtime.start()`` opens the adapters, opens the store (migrations), seeds the
 inventory on first start, reads every port, provisions seed connectivity where the adapters can
-(idempotent), re-applies active faults, then starts the southbound followers, the order runner (which
+(idempotent), re-applies active faults, reconciles the devices with the inventory (re-applying or alarming
+per node: :mod:`interlude.service.inventory.reconcile`), then starts the southbound followers, the order runner (which
 resumes orders left unfinished) and the notifier (which resumes undelivered notifications). ``stop()``
 undoes it in reverse order. Both ``interlude emulate`` and ``interlude serve`` and the tests use this one
 object; the aiohttp app only holds it.
@@ -28,6 +29,7 @@ from interlude.lab.state import lab_address_for
 from interlude.service.alarms.retention import AlarmRetention
 from interlude.service.alarms.service import AlarmDeps, AlarmService
 from interlude.service.inventory.config import policies_of
+from interlude.service.inventory.reconcile import Reconciler
 from interlude.service.inventory.service import InventoryService
 from interlude.service.oamjobs.common import OamJobDeps
 from interlude.service.oamjobs.fm.service import FmService
@@ -42,11 +44,14 @@ from interlude.service.performance.streaming import StreamingService
 from interlude.service.platform.bus import EventBus
 from interlude.service.platform.faults import FaultService
 from interlude.service.platform.hub import HubService, Notifier
+from interlude.service.platform.hub_settings import HubSettings
 from interlude.service.platform.jobs import JobRunner
 from interlude.service.platform.network import Network
 from interlude.service.platform.periodic import Periodic
 from interlude.service.platform.readiness import Readiness
 from interlude.service.platform.southbound import SouthboundIngest
+from interlude.service.sonata.catalog import Catalog
+from interlude.service.sonata.service import SonataDeps, SonataService
 from interlude.store.base import Store
 from interlude.store.postgres import PostgresStore
 from interlude.store.sqlite import SqliteStore
@@ -107,7 +112,8 @@ class Runtime:
         self.store: Store = store
         self.bus = EventBus()
         self.network = Network(topology, self.adapters)
-        self.hub = HubService(self.store)
+        hub_settings = HubSettings.for_topology(topology, self.options.extra)
+        self.hub = HubService(self.store, hub_settings)
         self.inventory = InventoryService(self.store, topology, self.hub, self.bus)
         self.southbound = SouthboundIngest(self.network, self.inventory, self.bus, self.options.poll_interval_s)
         ordering = OrderingDeps(self.store, self.inventory, self.hub, self.network, self.bus, policies_of(topology))
@@ -118,12 +124,15 @@ class Runtime:
         )  # fmt: skip
         self.ordering = OrderingService(ordering, on_created=self.runner.wake)
         self.faults = FaultService(self.store, self.network, self.bus, self.refresh, self._impairment_fallback())
+        self.reconciler = Reconciler(self.inventory, self.network, self.bus, self.refresh)
         self.notifier = Notifier(
             self.store,
             base_delay_s=self.options.notify_base_delay_s,
             max_delay_s=self.options.notify_max_delay_s,
             max_attempts=self.options.notify_max_attempts,
             timeout_s=self.options.notify_timeout_s,
+            settings=hub_settings,
+            tokens=hub_settings.listener_tokens(),
         )
         self._opened: list[Adapter] = []
         self.started = False
@@ -141,6 +150,9 @@ class Runtime:
         self.pm_retention = PmRetentionSweeper(self.store, PmRetention.from_settings(extra))
         self.sft = SftService(OamJobDeps(self.store, self.hub, self.inventory, self.network, self.jobs, self.bus))
         self.fm = FmService(self.sft.deps)  # the same collaborators: one set of dependencies for both OAM job APIs
+        self.sonata = SonataService(
+            SonataDeps(self.store, self.inventory, self.hub, self.network, self.jobs, Catalog(topology))
+        )
         self.alarm_retention = Periodic(
             "alarm-retention", self.alarms.expire, self.alarms.retention.sweep_interval_s,
             "alarm retention sweep failed; retrying next interval",
@@ -181,7 +193,9 @@ class Runtime:
             if self.options.provision_seed:
                 await self.ordering.provision_active()
             await self.faults.reapply()
+            await self.reconciler.reconcile(connectivity=False)  # provisioning covered connectivity and bandwidth
             self.performance.register()
+            self.sonata.register()
             self.alarm_retention.start()
             self.pm_retention.start()
             await self.jobs.start()

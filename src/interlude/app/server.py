@@ -29,6 +29,9 @@ from interlude.emulator.scenario import Scenario, run_scenario
 from interlude.errors import ConfigError
 from interlude.topology.model import Topology
 
+HANDLER_GRACE_S = 2.0
+"""How long a stop waits for requests still being answered (streams are closed first, so they do not count)."""
+
 STATE_DIR = Path(".interlude")
 """Where a partner keeps its state unless told otherwise (relative to the working directory)."""
 
@@ -115,7 +118,7 @@ async def serve(
     """
     validator, auth_server = (oauth.validator, oauth.server) if oauth is not None else (None, None)
     app = create_app(runtime, tokens=tokens, oauth=validator, auth_server=auth_server)
-    runner = HardenedRunner(app, access_log=None)
+    runner = HardenedRunner(app, access_log=None, shutdown_timeout=HANDLER_GRACE_S)
     await runner.setup()  # starts the runtime (cleanup_ctx)
     try:
         async with contextlib.AsyncExitStack() as stack:

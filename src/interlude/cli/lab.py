@@ -42,7 +42,7 @@ _common = [
     click.option(
         "--state-dir",
         type=click.Path(file_okay=False, path_type=Path),
-        help="The lab's state folder (default: $INTERLUDE_LAB_DIR/NAME or .interlude/labs/NAME).",
+        help="The lab's state folder (default: $INTERLUDE_LAB_DIR/NAME or /run/interlude/labs/NAME).",
     ),
     click.option("--prefix", help="Object-name prefix (default: lab.prefix or the topology name's first letters)."),
 ]
@@ -93,7 +93,12 @@ def down(file: Path, state_dir: Path | None, prefix: str | None) -> None:
     except InterludeError as exc:
         _fail(exc)
         return
-    _console.print(f"[green]down[/green]: removed {len(removed)} objects" if removed else "nothing to remove")
+    processes = sum(1 for r in removed if r.startswith("process "))
+    _console.print(
+        f"[green]down[/green]: removed {len(removed)} objects; {processes} processes stopped, every one has exited"
+        if removed
+        else "nothing to remove"
+    )
 
 
 @lab_group.command("status")

@@ -53,6 +53,12 @@ def _conformance() -> click.Command:
     return conformance
 
 
+def _buyer() -> click.Command:
+    from interlude.cli.buyer import buyer_group
+
+    return buyer_group
+
+
 def _client() -> click.Command:
     from interlude.cli.client import client_group
 
@@ -67,6 +73,7 @@ COMMANDS: dict[str, tuple[str, Callable[[], click.Command]]] = {
     "lab": ("Run a topology as network namespaces with real agents (needs root).", _lab),
     "oam": ("Ethernet OAM (Y.1731 / 802.1ag): loopback, linktrace, delay, loss, continuity check.", _oam),
     "conformance": ("Test a partner's server against MEF's definitions, as an SP would.", _conformance),
+    "buyer": ("Buy Internet Access from a partner over LSO Sonata, as a buyer.", _buyer),
 }
 """Command name → (the line ``--help`` shows, the loader importing it)."""
 

@@ -35,7 +35,7 @@ from interlude.app.server import serve as serve_partner
 from interlude.app.web import API_MODULES
 from interlude.cli.output import make_console
 from interlude.emulator.devices import DeviceEndpoints
-from interlude.emulator.scenario import Scenario, load_scenario
+from interlude.emulator.scenario import Scenario, check_scenario, load_scenario
 from interlude.errors import ConfigError, InterludeError
 from interlude.topology.loader import bundled_topology_path, load_topology
 from interlude.topology.model import Topology
@@ -130,6 +130,32 @@ class _ConsoleEvents:
         console.print("stopping...")
 
 
+STOP_LIMIT_S = 5.0
+"""A stop that has not finished after this long ends the process anyway (exit status 1)."""
+
+
+def on_signal(stop: asyncio.Event, loop: asyncio.AbstractEventLoop,
+              exit_now: Callable[[int], object] = os._exit) -> Callable[[], None]:  # fmt: skip
+    """The SIGINT/SIGTERM handler: the first asks for a clean stop, the second exits at once (status 130).
+
+    The clean stop is bounded by :data:`STOP_LIMIT_S`, whatever is connected or still running.
+    """
+
+    def overdue() -> None:
+        console.print(f"[red]the stop did not finish within {STOP_LIMIT_S:g} s: exiting[/red]")
+        exit_now(1)
+
+    def handler() -> None:
+        if stop.is_set():
+            console.print("interrupted again: exiting now")
+            exit_now(130)
+            return
+        stop.set()
+        loop.call_later(STOP_LIMIT_S, overdue)
+
+    return handler
+
+
 async def _serve_until_signalled(runtime: Runtime, host: str, port: int, events: _ConsoleEvents, *,
                                  tokens: TokenTable | None, devices: tuple[int | None, int | None],
                                  netconf_password: str | None, scenario: Scenario | None,
@@ -139,7 +165,7 @@ async def _serve_until_signalled(runtime: Runtime, host: str, port: int, events:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_signal(stop, loop))
     await serve_partner(runtime, host, port, stop, events, tokens=tokens, devices=devices,
                         netconf_password=netconf_password, scenario=scenario, oauth=oauth, tls=tls,
                         device_host=device_host, reuse_port=reuse_port)  # fmt: skip
@@ -211,6 +237,8 @@ def _run(topology: Topology, topo_path: Path, host: str, port: int, db: str | No
             removed = reset_state(db_path)
             console.print(f"reset: removed {', '.join(map(str, removed))}" if removed else f"reset: none at {db_path}")
         scen = load_scenario(scenario) if scenario is not None else None
+        if scen is not None:
+            check_scenario(scen, topology)
         tokens = load_tokens(tokens_file, topology) if tokens_file is not None else None
         tls = tls_context(sec.tls_cert, sec.tls_key, sec.tls_client_ca)
         url = f"{'https' if tls is not None else 'http'}://{host}:{port}"

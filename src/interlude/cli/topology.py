@@ -9,8 +9,8 @@ import click
 
 from interlude.adapters.registry import available_kinds
 from interlude.cli.output import make_console
-from interlude.errors import TopologyError
-from interlude.topology.loader import json_schema, load_topology
+from interlude.topology.lint import lint_file
+from interlude.topology.loader import json_schema
 
 
 @click.group("topology")
@@ -21,13 +21,14 @@ def topology_group() -> None:
 @topology_group.command("validate")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 def validate(file: Path) -> None:
-    """Validate FILE against the topology schema and cross-references; exit 1 with the error path."""
+    """Validate FILE: schema, cross-references and semantic checks; every problem as file:line:col, exit 1."""
     console = make_console()
-    try:
-        topo = load_topology(file, known_kinds=available_kinds())
-    except TopologyError as exc:
-        console.print(f"[red]invalid[/red] {file}: {exc}")
-        raise SystemExit(1) from None
+    topo, problems = lint_file(file, known_kinds=available_kinds())
+    if topo is None or problems:
+        for problem in problems:
+            console.print(str(problem), markup=False, highlight=False, soft_wrap=True)
+        console.print(f"[red]invalid[/red] {file}: {len(problems)} problem{'s' if len(problems) != 1 else ''}")
+        raise SystemExit(1)
     console.print(
         f"[green]valid[/green] {file}: topology [bold]{topo.name}[/bold], {len(topo.nodes)} nodes, "
         f"{len(topo.links)} links, {len(topo.services)} services"

@@ -60,6 +60,7 @@ class FaultKind(enum.StrEnum):
     AIS = "alarmIndicationSignal"
     DEVICE_UNREACHABLE = "deviceUnreachable"
     TCA = "thresholdCrossingAlert"
+    DRIFT = "configurationDrift"
 
 
 _PROFILE: dict[FaultKind, tuple[str, str, str]] = {
@@ -69,6 +70,7 @@ _PROFILE: dict[FaultKind, tuple[str, str, str]] = {
     FaultKind.AIS: ("communicationsAlarm", "underlyingResourceUnavailable", "minor"),
     FaultKind.DEVICE_UNREACHABLE: ("communicationsAlarm", "communicationsSubsystemFailure", "major"),
     FaultKind.TCA: ("qualityOfServiceAlarm", "thresholdCrossed", "warning"),
+    FaultKind.DRIFT: ("integrityViolation", "configurationOrCustomizationError", "major"),
 }
 
 

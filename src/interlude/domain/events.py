@@ -64,3 +64,18 @@ class FaultChanged(DomainEvent):
     node: str
     interface: str
     active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DriftChanged(DomainEvent):
+    """A device differs from the inventory (``present``) in one attribute of one object, or no longer does.
+
+    Raised by reconciliation for a node set to alarm rather than re-apply; ``subject`` names the object
+    (``node:interface`` or a service id), ``details`` says what differs, ``service_ids`` what it affects.
+    """
+
+    node: str
+    subject: str
+    details: str
+    service_ids: tuple[str, ...]
+    present: bool

@@ -119,6 +119,10 @@ class Link:
     b: PortRef
 
 
+ORDER_ITEM_HISTORY = 20
+"""At most this many ``serviceOrderItem`` entries per service: the creating item and the most recent ones."""
+
+
 @dataclass(slots=True)
 class Service:
     """One inventory entry.
@@ -185,6 +189,18 @@ class Service:
     def evolve(self, **changes: Any) -> Service:
         """A copy with changes (services are treated as values by the use cases)."""
         return replace(self, **changes)
+
+    def with_order_item(self, ref: tuple[str, str]) -> tuple[tuple[str, str], ...]:
+        """``order_items`` with ``ref`` added, bounded to :data:`ORDER_ITEM_HISTORY` entries.
+
+        ``serviceOrderItem`` lists the order items that touched the service; kept whole, a service locked and
+        unlocked every minute grew without end (and every read of it with it). The item that created the
+        service is kept, then the most recent ones; orders themselves stay readable by id and filter.
+        """
+        items = (*self.order_items, ref)
+        if len(items) <= ORDER_ITEM_HISTORY:
+            return items
+        return (items[0], *items[len(items) - ORDER_ITEM_HISTORY + 1 :])
 
 
 _SERVICE_FIELDS = tuple(f.name for f in fields(Service))

@@ -42,7 +42,12 @@ class OperState(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class InterfaceState:
-    """One interface as read from the device."""
+    """One interface as read from the device.
+
+    ``sampled_at`` (UNIX time), when the adapter knows the agent may answer from a cache, is the oldest time
+    the answer may describe (net-snmp serves ifTable from a ~3 s cache): a read that old cannot overrule a
+    newer event. None means the answer is as fresh as the read.
+    """
 
     name: str
     admin: AdminState
@@ -51,6 +56,7 @@ class InterfaceState:
     mtu: int | None = None
     mac: str | None = None
     description: str | None = None
+    sampled_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

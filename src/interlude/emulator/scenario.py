@@ -14,6 +14,11 @@ A scenario is YAML::
 earlier step. ``repeat: true`` starts over after the last step (a flapping link). Faults go through the same
 fault service as the API (:class:`~interlude.service.platform.faults.FaultService`), so subscribers are
 notified the same way.
+
+A scenario is checked whole against the topology before anything is served (:func:`check_scenario`: every
+node and interface it names must exist), so a typo stops the command with every problem instead of a scenario
+that silently injects nothing. While it plays, each step is reported as it fires (a step the network refuses is
+reported and the scenario goes on), and its end is reported with the faults it cleared.
 """
 
 from __future__ import annotations
@@ -27,7 +32,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from interlude.data.yamlfile import load_model
+from interlude.errors import ConfigError, InterludeError
 from interlude.service.platform.faults import FaultService
+from interlude.topology.model import Topology
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +95,31 @@ def load_scenario(path: str | Path) -> Scenario:
     return load_model(Path(path), Scenario, "scenario")
 
 
+def scenario_problems(scenario: Scenario, topology: Topology) -> list[str]:
+    """Every step that names a node or interface the topology does not have."""
+    problems = []
+    for i, step in enumerate(scenario.steps):
+        f = step.inject
+        if f is None:
+            continue
+        where = f"steps[{i}] (t={step.at:g}s{', ' + step.name if step.name else ''})"
+        node = topology.nodes.get(f.node)
+        if node is None:
+            known = sorted(topology.nodes)
+            problems.append(f"{where}: unknown node {f.node!r} (topology {topology.name!r} has {known})")
+        elif f.interface not in node.interfaces:
+            known = sorted(node.interfaces)
+            problems.append(f"{where}: node {f.node!r} has no interface {f.interface!r} (it has {known})")
+    return problems
+
+
+def check_scenario(scenario: Scenario, topology: Topology) -> None:
+    """:class:`ConfigError` listing every problem of :func:`scenario_problems`, before anything is served."""
+    problems = scenario_problems(scenario, topology)
+    if problems:
+        raise ConfigError(f"scenario {scenario.name!r} does not fit the topology:\n  " + "\n  ".join(problems))
+
+
 async def run_scenario(
     scenario: Scenario,
     faults: FaultService,
@@ -105,23 +137,35 @@ async def run_scenario(
                 if step.at > elapsed:
                     await sleep(step.at - elapsed)
                     elapsed = step.at
-                if step.inject is not None:
-                    f = step.inject
-                    fault = await faults.inject(
-                        f.type, f.node, f.interface, delay_ms=f.delay_ms, jitter_ms=f.jitter_ms,
-                        loss_percent=f.loss_percent, source=f"scenario:{scenario.name}",
-                    )  # fmt: skip
-                    if step.name is not None:
-                        active[step.name] = fault.id
-                    say(f"t={step.at:g}s inject {f.type} on {f.node}:{f.interface} (fault {fault.id})")
-                elif step.clear is not None and step.clear in active:
-                    await faults.clear(active.pop(step.clear))
-                    say(f"t={step.at:g}s clear {step.clear}")
+                try:
+                    await _play(step, scenario.name, faults, active, say)
+                except InterludeError as exc:
+                    say(f"t={step.at:g}s step {step.name or step.clear or '?'} failed: {exc}")
             if not scenario.repeat:
                 return
     finally:
-        for fault_id in active.values():
+        cleared = []
+        for name, fault_id in active.items():
             try:
                 await asyncio.shield(faults.clear(fault_id))
+                cleared.append(name)
             except Exception:  # the runtime may already be stopping
                 log.debug("could not clear fault %s at scenario end", fault_id)
+        say(f"scenario {scenario.name} ended" + (f"; cleared {', '.join(cleared)}" if cleared else ""))
+
+
+async def _play(
+    step: Step, scenario: str, faults: FaultService, active: dict[str, str], say: Callable[[str], None]
+) -> None:
+    if step.inject is not None:
+        f = step.inject
+        fault = await faults.inject(
+            f.type, f.node, f.interface, delay_ms=f.delay_ms, jitter_ms=f.jitter_ms,
+            loss_percent=f.loss_percent, source=f"scenario:{scenario}",
+        )  # fmt: skip
+        if step.name is not None:
+            active[step.name] = fault.id
+        say(f"t={step.at:g}s inject {f.type} on {f.node}:{f.interface} (fault {fault.id})")
+    elif step.clear is not None and step.clear in active:
+        await faults.clear(active.pop(step.clear))
+        say(f"t={step.at:g}s clear {step.clear}")

@@ -53,10 +53,12 @@ from interlude.lab.state import (
     PID_JOURNAL,
     LabState,
     WireState,
+    claim_lab_name,
     default_prefix,
-    default_state_dir,
+    find_lab_dir,
     process_start_time,
     read_state,
+    release_lab_name,
     state_lock,
 )
 from interlude.lab.supervisor import start_agents
@@ -86,7 +88,7 @@ class Lab:
     def __post_init__(self) -> None:
         self.prefix = self.prefix or default_prefix(self.topology)
         if self.state_dir is None:
-            self.state_dir = default_state_dir(self.topology)
+            self.state_dir = find_lab_dir(self.topology)
         self.state_dir = self.state_dir.absolute()
 
     @property
@@ -136,6 +138,7 @@ class Lab:
                     f"lab {self.topology.name!r} is already recorded in {self.folder} (status {existing.status}); "
                     "run 'interlude lab down' first"
                 )
+            claim_lab_name(self.topology, self.folder)
             state = self.plan()
             clash = {ns for ns in self._all_namespaces(state)} & shell.list_netns()
             if clash:
@@ -294,7 +297,12 @@ class Lab:
             ours = [ns for ns in state.namespaces if ns in existing]
             for ns in ours:  # anything still running inside our namespaces was started by this lab
                 ours_now += [pid for pid in shell.netns_pids(ns) if pid != os.getpid()]
-            removed += [f"process {pid}" for pid in terminate(list(dict.fromkeys(ours_now)))]
+            stopped = terminate(list(dict.fromkeys(ours_now)))
+            # A process may have started another one inside our namespaces meanwhile (an SSH session's NETCONF
+            # subsystem, a daemon's worker): stop what is still there, so that nothing this lab started survives.
+            late = [pid for ns in ours for pid in shell.netns_pids(ns) if pid != os.getpid() and pid not in stopped]
+            stopped += terminate(late)
+            removed += [f"process {pid}" for pid in stopped]
             if ours:
                 shell.ip_batch([f"netns del {ns}" for ns in ours], force=True)
                 removed += [f"namespace {ns}" for ns in ours]
@@ -307,7 +315,9 @@ class Lab:
                 raise LabError(f"could not delete namespaces {', '.join(sorted(left))}; state kept in {self.folder}")
             (self.folder / "state.json").unlink(missing_ok=True)
             journal.unlink(missing_ok=True)
-        progress(f"removed {len(removed)} objects")
+            release_lab_name(self.topology, self.folder)
+        processes = sum(1 for r in removed if r.startswith("process "))
+        progress(f"removed {len(removed)} objects; {processes} processes stopped, every one has exited")
         return removed
 
     # ------------------------------------------------------------------ status / impair

@@ -13,6 +13,7 @@ import signal
 import time
 from pathlib import Path
 
+from interlude.errors import LabError
 from interlude.lab.state import (
     PID_JOURNAL,
     LabState,
@@ -29,10 +30,27 @@ def process_running(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def terminate(pids: list[int], timeout: float = 3.0) -> list[int]:
+def _wait_gone(pids: list[int], timeout: float) -> bool:
+    """Reap our own children among ``pids`` and wait until none runs; False if some still do at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for pid in pids:
+            with contextlib.suppress(ChildProcessError, OSError):
+                os.waitpid(pid, os.WNOHANG)
+        if not any(process_running(pid) for pid in pids):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+
+
+def terminate(pids: list[int], timeout: float = 3.0, kill_timeout: float = 2.0) -> list[int]:
     """SIGTERM all ``pids`` at once, wait for them together, SIGKILL what is left; returns those signalled.
 
-    Only called with PIDs this lab recorded (start time checked) or found inside its own namespaces.
+    Returns only once every signalled process has exited (a SIGKILL is not instantaneous: a process in the
+    middle of a system call ends when the call does); :class:`~interlude.errors.LabError` names any that
+    survive ``kill_timeout`` after it. Only called with PIDs this lab recorded (start time checked) or found
+    inside its own namespaces.
     """
     signalled = []
     for pid in pids:
@@ -40,18 +58,15 @@ def terminate(pids: list[int], timeout: float = 3.0) -> list[int]:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
                 signalled.append(pid)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for pid in signalled:
-            with contextlib.suppress(ChildProcessError, OSError):
-                os.waitpid(pid, os.WNOHANG)
-        if not any(process_running(pid) for pid in signalled):
-            return signalled
-        time.sleep(0.02)
+    if _wait_gone(signalled, timeout):
+        return signalled
     for pid in signalled:
         if process_running(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+    if not _wait_gone(signalled, kill_timeout):
+        left = sorted(pid for pid in signalled if process_running(pid))
+        raise LabError(f"processes {left} still run {kill_timeout:g} s after SIGKILL")
     return signalled
 
 

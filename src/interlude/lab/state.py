@@ -12,8 +12,12 @@ adapters (``AdapterContext.address_lookup``), so an ``snmp`` or ``netconf`` node
 the agent the lab started for it without those adapters knowing about labs.
 
 Where the folder lives: an explicit ``state_dir`` argument (CLI ``--state-dir``), else
-``$INTERLUDE_LAB_DIR/<topology name>``, else ``.interlude/labs/<topology name>`` under the current directory.
-A running partner also looks in its own state folder first (:func:`partner_lab_dir`).
+``$INTERLUDE_LAB_DIR/<topology name>``, else the machine-wide ``/run/interlude/labs/<topology name>`` (labs need
+root; ``/run`` is emptied at boot, as namespaces are). Namespaces are machine-wide, so a lab is found from any
+directory: a lab kept in an explicit folder leaves a pointer to it (``elsewhere``) in its name's machine-wide
+folder (:func:`find_lab_dir`), and a second lab of the same name is refused (:func:`claim_lab_name`). A running
+partner also looks in its own state folder first (:func:`partner_lab_dir`); a lab recorded under the current
+directory's ``.interlude/labs/<topology name>`` (where earlier versions kept it) is still found.
 """
 
 from __future__ import annotations
@@ -41,18 +45,78 @@ LabStatus = Literal["creating", "up", "failed", "deleting"]
 WireKind = Literal["link", "edge", "mgmt"]
 
 
+MACHINE_LAB_ROOT = Path("/run/interlude/labs")
+POINTER_FILE = "elsewhere"
+
+
 def default_state_dir(topology: Topology) -> Path:
     """Where a lab of ``topology`` keeps its state unless told otherwise (see the module docstring)."""
     root = os.environ.get("INTERLUDE_LAB_DIR")
-    base = Path(root) if root else Path(".interlude") / "labs"
+    base = Path(root) if root else MACHINE_LAB_ROOT
     return (base / topology.name).absolute()
+
+
+def find_lab_dir(topology: Topology) -> Path:
+    """The folder of the running lab of ``topology``, from any directory; :func:`default_state_dir` if none.
+
+    The name's machine-wide folder when the state is there, else the folder its pointer names (a lab kept in
+    an explicit ``--state-dir``), else the current directory's ``.interlude/labs/<name>`` when a lab is there.
+    """
+    default = default_state_dir(topology)
+    if (default / STATE_FILE).exists():
+        return default
+    elsewhere = pointed_lab_dir(default)
+    if elsewhere is not None:
+        return elsewhere
+    legacy = (Path(".interlude") / "labs" / topology.name).absolute()
+    if (legacy / STATE_FILE).exists():
+        return legacy
+    return default
+
+
+def pointed_lab_dir(default: Path) -> Path | None:
+    """The folder a name's pointer names, when a lab is recorded there (a stale pointer counts as none)."""
+    try:
+        target = Path((default / POINTER_FILE).read_text(encoding="utf-8").strip())
+    except OSError:
+        return None
+    return target if (target / STATE_FILE).exists() else None
+
+
+def claim_lab_name(topology: Topology, folder: Path) -> None:
+    """Register a lab about to be built in ``folder`` under its name; :class:`LabError` if the name is taken.
+
+    Called with ``folder`` locked. Namespaces are machine-wide: two labs of one name would be two sets of
+    objects a user cannot tell apart (and ``serve`` would drive whichever it found first).
+    """
+    default = default_state_dir(topology)
+    folder = folder.absolute()
+    # The caller holds ``folder``'s lock: taking it again through another descriptor would wait for ever.
+    with state_lock(default) if default != folder else contextlib.nullcontext():
+        taken = default if default != folder and (default / STATE_FILE).exists() else pointed_lab_dir(default)
+        if taken is not None and taken != folder:
+            raise LabError(
+                f"a lab named {topology.name!r} is already up (state in {taken}); run 'interlude lab down' for it "
+                "first, or give this topology another name"
+            )
+        if folder != default:
+            (default / POINTER_FILE).write_text(f"{folder}\n", encoding="utf-8")
+
+
+def release_lab_name(topology: Topology, folder: Path) -> None:
+    """Remove the name's pointer to ``folder`` (after ``down``); a pointer to another folder stays."""
+    default = default_state_dir(topology)
+    pointer = default / POINTER_FILE
+    with contextlib.suppress(OSError):
+        if Path(pointer.read_text(encoding="utf-8").strip()) == folder.absolute():
+            pointer.unlink()
 
 
 def partner_lab_dir(topology: Topology, partner_state_dir: Path, explicit: Path | None = None) -> Path:
     """The lab folder a running partner drives.
 
     ``explicit``, else ``<partner_state_dir>/labs/<topology>`` when a lab is recorded there, else
-    :func:`default_state_dir`.
+    :func:`find_lab_dir`.
 
     The ``lab`` adapter and the lab's fault hook must agree on one folder, or a fault would be applied to a
     lab the adapter does not read.
@@ -62,7 +126,7 @@ def partner_lab_dir(topology: Topology, partner_state_dir: Path, explicit: Path 
     candidate = partner_state_dir / "labs" / topology.name
     if (candidate / STATE_FILE).exists():
         return candidate
-    return default_state_dir(topology)
+    return find_lab_dir(topology)
 
 
 def default_prefix(topology: Topology) -> str:
@@ -253,7 +317,7 @@ def load_lab_state(topology: Topology, state_dir: Path | None = None) -> LabStat
 
     ``state_dir`` overrides the default location (see the module docstring).
     """
-    folder = state_dir if state_dir is not None else default_state_dir(topology)
+    folder = state_dir if state_dir is not None else find_lab_dir(topology)
     state = read_state(folder)
     if state is None:
         raise NotFoundError(
@@ -271,7 +335,7 @@ def lab_address_for(topology: Topology, node_name: str, state_dir: Path | str | 
     is recorded (in ``state_dir``, else the default folder), when it is not up, or when it has no such node
     or gave it no address. A corrupt state file raises :class:`LabError`.
     """
-    folder = Path(state_dir) if state_dir is not None else default_state_dir(topology)
+    folder = Path(state_dir) if state_dir is not None else find_lab_dir(topology)
     state = read_state(folder)
     if state is None or state.status != "up":
         return None

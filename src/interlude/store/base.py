@@ -108,6 +108,47 @@ class OutboxRow:
 
 
 @dataclass(frozen=True, slots=True)
+class ListenerHealth:
+    """How a subscription's listener has been failing since its last successful delivery.
+
+    ``retry_at`` is when its queue may be tried again: rows added meanwhile wait for it too, so a dead
+    listener costs one attempt per backoff step whatever the number of its undelivered events.
+    """
+
+    subscription_id: str
+    failures: int
+    first_failure_at: float
+    last_failure_at: float
+    last_error: str
+    retry_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxFailure:
+    """A failed delivery of the head row of a subscription's queue (see :meth:`Store.fail_outbox`).
+
+    ``give_up`` abandons that row; ``keep_pending`` bounds the subscription's undelivered rows (the oldest
+    beyond it are abandoned with a reason); every claim the worker holds on the subscription is released.
+    """
+
+    row_id: int
+    subscription_id: str | None
+    error: str
+    at: float
+    retry_at: float
+    give_up: bool = False
+    keep_pending: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxBacklog:
+    """What is waiting in the outbox: undelivered rows (neither delivered nor given up) and the oldest's age."""
+
+    pending: int
+    oldest_created_at: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Document:
     """A generic stored document (jobs, reports, alarms...)."""
 
@@ -294,8 +335,37 @@ class Store(Protocol):
         """Every registration of an API."""
         ...
 
-    async def claim_outbox(self, worker: str, now: float, lease_s: float, limit: int = 50) -> list[OutboxRow]:
-        """Claim due undelivered rows, at most the oldest pending one per subscription (delivery order)."""
+    async def claim_outbox(
+        self, worker: str, now: float, lease_s: float, limit: int = 50, per_subscription: int = 1
+    ) -> list[OutboxRow]:
+        """Claim due undelivered rows in delivery order, a batch of each of at most ``limit`` subscriptions.
+
+        Of each subscription whose oldest pending row is due and nobody holds, its ``per_subscription`` oldest
+        pending rows (rows without a subscription count as one-row queues). No one else can claim a
+        subscription while any of it is held.
+        """
+        ...
+
+    async def settle_outbox(
+        self, subscription_id: str | None, delivered: Sequence[int], at: float, release: Sequence[int] = ()
+    ) -> None:
+        """Mark rows delivered (the subscription's listener is healthy again) and release the claims on others."""
+        ...
+
+    async def fail_outbox(self, failure: OutboxFailure) -> None:
+        """Record a failed delivery: the row's attempt, the listener's health, and the queue waits until retry_at."""
+        ...
+
+    async def listener_health(self) -> list[ListenerHealth]:
+        """The health of every subscription whose listener failed since its last successful delivery."""
+        ...
+
+    async def purge_outbox(self, before: float, limit: int = 1000) -> int:
+        """Delete at most ``limit`` rows delivered (or given up) before ``before``; returns how many."""
+        ...
+
+    async def outbox_backlog(self) -> OutboxBacklog:
+        """How many rows wait for delivery and since when."""
         ...
 
     async def mark_delivered(self, row_id: int, at: float) -> None:

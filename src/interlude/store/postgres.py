@@ -36,11 +36,14 @@ from typing import Any
 from interlude.domain.model import Service, ServiceOrder, iso, utcnow
 from interlude.domain.queries import OrderQuery, ServiceQuery
 from interlude.errors import MissingDependencyError, StoreError
-from interlude.store import rows
+from interlude.store import outbox_sql, rows
 from interlude.store.base import (
     AgeQuery,
     Document,
     DocumentStamp,
+    ListenerHealth,
+    OutboxBacklog,
+    OutboxFailure,
     OutboxMessage,
     OutboxRow,
     Subscription,
@@ -141,7 +144,11 @@ _ORDER_ITEM_UPSERT = (
     "INSERT INTO order_items VALUES ($1,$2,$3,$4,$5) ON CONFLICT (order_id, item_id) DO UPDATE SET"
     " state=excluded.state, service_id=excluded.service_id"
 )
-_OUTBOX_INSERT = pg_sql(rows.OUTBOX_INSERT)
+_OUTBOX_INSERT = pg_sql(outbox_sql.OUTBOX_INSERT)
+_OUTBOX_CLAIM = pg_sql(outbox_sql.claim_sql(skip_locked=True))
+_OUTBOX_POSTPONE = pg_sql(outbox_sql.postpone_sql("GREATEST"))
+OUTBOX_CHANNEL = "interlude_outbox"
+"""The NOTIFY channel a transaction that queued outbox rows signals on commit (every process's notifier wakes)."""
 _DOCUMENT_UPSERT = pg_sql(rows.DOCUMENT_UPSERT)
 _DOCUMENT_INSERT_NEW = pg_sql(rows.DOCUMENT_INSERT_NEW)
 _DOCUMENT_RELEASE = pg_sql(rows.DOCUMENT_RELEASE)
@@ -196,10 +203,13 @@ class _PgTx:
         await self._conn.executemany(
             _OUTBOX_INSERT,
             [
-                (m.api, m.event_type, json.dumps(m.body), m.callback_url, m.subscription_id, now, created)
+                outbox_sql.insert_params(m.api, m.event_type, json.dumps(m.body), m.callback_url, m.subscription_id,
+                                         now, created)
                 for m in messages
             ],
-        )
+        )  # fmt: skip
+        if not self._store._outbox_added:
+            await self._conn.execute(f"NOTIFY {OUTBOX_CHANNEL}")  # delivered at commit, to every listening process
         self._store._outbox_added = True
 
     async def put_document(self, doc: Document) -> None:
@@ -307,6 +317,7 @@ class PostgresStore:
     async def _listen(self) -> None:
         conn = await asyncpg.connect(self.dsn)
         await conn.add_listener(CHANNEL, self._heard)
+        await conn.add_listener(OUTBOX_CHANNEL, self._outbox_notified)
         conn.add_termination_listener(self._lost)
         self._listener = conn
 
@@ -403,6 +414,11 @@ class PostgresStore:
         if pool is not None:
             await pool.close()
         self._subscriptions.clear()
+
+    def _outbox_notified(self, *_: object) -> None:
+        """Some process committed outbox rows: wake this process's notifier."""
+        if self.on_outbox is not None:
+            self.on_outbox()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
@@ -541,6 +557,7 @@ class PostgresStore:
                 " AND delivered_at IS NULL",
                 sub_id,
             )
+            await conn.execute(pg_sql(outbox_sql.HEALTHY), sub_id)
             await self._announce_subscriptions(conn, api)
         self._forget_subscriptions([api])
         return str(status).endswith(" 1")
@@ -558,18 +575,60 @@ class PostgresStore:
 
     # Outbox -----------------------------------------------------------------------------------------------
 
-    async def claim_outbox(self, worker: str, now: float, lease_s: float, limit: int = 50) -> list[OutboxRow]:
-        """Claim the oldest pending row of each subscription that is due (``SKIP LOCKED``)."""
+    async def claim_outbox(
+        self, worker: str, now: float, lease_s: float, limit: int = 50, per_subscription: int = 1
+    ) -> list[OutboxRow]:
+        """Claim queues whose head is due and unheld (``SKIP LOCKED``: concurrent claimers take other queues)."""
         found = await self._p().fetch(
-            "UPDATE outbox SET claimed_by = $1, claimed_until = $2 WHERE id IN (SELECT o.id FROM outbox o"
-            " WHERE o.delivered_at IS NULL AND o.gave_up = 0 AND o.next_attempt_at <= $3"
-            " AND (o.claimed_until IS NULL OR o.claimed_until < $3)"
-            " AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.subscription_id = o.subscription_id"
-            " AND p.id < o.id AND p.delivered_at IS NULL AND p.gave_up = 0)"
-            " ORDER BY o.id LIMIT $4 FOR UPDATE SKIP LOCKED) RETURNING *",
-            worker, now + lease_s, now, limit,
-        )  # fmt: skip
+            _OUTBOX_CLAIM, *[float(now)] * 4, limit, max(1, per_subscription), worker, float(now + lease_s)
+        )
         return sorted((rows.outbox_row(r) for r in found), key=lambda r: r.id)
+
+    async def settle_outbox(
+        self, subscription_id: str | None, delivered: Sequence[int], at: float, release: Sequence[int] = ()
+    ) -> None:
+        """Mark rows delivered (their listener is healthy again) and release the claims on the others."""
+        async with self._p().acquire() as conn, conn.transaction():
+            if delivered:
+                await conn.execute(pg_sql(outbox_sql.delivered_sql(delivered)), float(at), *delivered)
+                if subscription_id is not None:
+                    await conn.execute(pg_sql(outbox_sql.HEALTHY), subscription_id)
+            if release:
+                await conn.execute(pg_sql(outbox_sql.release_sql(release)), *release)
+
+    async def fail_outbox(self, failure: OutboxFailure) -> None:
+        """Record a failed delivery, postpone the queue to the retry time and bound it."""
+        f = failure
+        async with self._p().acquire() as conn, conn.transaction():
+            await conn.execute(
+                pg_sql(outbox_sql.FAILED_ROW), f.error[:500], float(f.retry_at), int(f.give_up), f.row_id
+            )
+            if f.subscription_id is None:
+                return
+            await conn.execute(_OUTBOX_POSTPONE, float(f.retry_at), f.subscription_id)
+            await conn.execute(
+                pg_sql(outbox_sql.FAILED_HEALTH), f.subscription_id, float(f.at), float(f.at), f.error[:500],
+                float(f.retry_at),
+            )  # fmt: skip
+            if f.keep_pending is not None:
+                reason = f"dropped: more than {f.keep_pending} undelivered events for a failing listener"
+                await conn.execute(
+                    pg_sql(outbox_sql.TRIM), reason, f.subscription_id, f.subscription_id, f.keep_pending
+                )
+
+    async def listener_health(self) -> list[ListenerHealth]:
+        """Every listener failing since its last successful delivery."""
+        return [outbox_sql.health(r) for r in await self._p().fetch(outbox_sql.HEALTH_ALL)]
+
+    async def purge_outbox(self, before: float, limit: int = 1000) -> int:
+        """Delete rows delivered or given up before ``before`` (at most ``limit``)."""
+        status = await self._p().execute(pg_sql(outbox_sql.PURGE), float(before), float(before), limit)
+        return int(str(status).rsplit(" ", 1)[-1])
+
+    async def outbox_backlog(self) -> OutboxBacklog:
+        """Undelivered rows and the oldest one's creation time."""
+        row = await self._p().fetchrow(outbox_sql.BACKLOG)
+        return OutboxBacklog(int(row["pending"]), row["oldest"])
 
     async def mark_delivered(self, row_id: int, at: float) -> None:
         """Delivery succeeded."""

@@ -104,12 +104,6 @@ def order_item_params(order: ServiceOrder) -> list[tuple[str, str, str, str, str
     return [(order.id, it.id, it.action.value, it.state.value, it.service_id) for it in order.items]
 
 
-OUTBOX_INSERT = (
-    "INSERT INTO outbox (api, event_type, body, callback_url, subscription_id, next_attempt_at, created_at)"
-    " VALUES (?,?,?,?,?,?,?)"
-)
-
-
 DOCUMENT_COLUMNS = "collection, id, buyer, state, key1, key2, due_at, created_at, updated_at, body"
 DOCUMENT_UPSERT = (
     f"INSERT INTO documents ({DOCUMENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT (collection, id)"

@@ -27,11 +27,14 @@ from typing import Any, TypeVar
 from interlude.domain.model import Service, ServiceOrder, iso, utcnow
 from interlude.domain.queries import OrderQuery, ServiceQuery
 from interlude.errors import StoreError
-from interlude.store import rows
+from interlude.store import outbox_sql, rows
 from interlude.store.base import (
     AgeQuery,
     Document,
     DocumentStamp,
+    ListenerHealth,
+    OutboxBacklog,
+    OutboxFailure,
     OutboxMessage,
     OutboxRow,
     Subscription,
@@ -184,9 +187,11 @@ class _Tx:
             return
         now, created = time.time(), iso(utcnow())
         params = [
-            (m.api, m.event_type, json.dumps(m.body), m.callback_url, m.subscription_id, now, created) for m in messages
-        ]
-        self._queue(lambda c: c.executemany(rows.OUTBOX_INSERT, params))
+            outbox_sql.insert_params(m.api, m.event_type, json.dumps(m.body), m.callback_url, m.subscription_id,
+                                     now, created)
+            for m in messages
+        ]  # fmt: skip
+        self._queue(lambda c: c.executemany(outbox_sql.OUTBOX_INSERT, params))
         self._store._outbox_added = True
 
     async def put_document(self, doc: Document) -> None:
@@ -563,6 +568,7 @@ class SqliteStore:
                     " AND delivered_at IS NULL",
                     (sub_id,),
                 )
+                c.execute(outbox_sql.HEALTHY, (sub_id,))
                 c.execute("COMMIT")
             except BaseException:
                 c.execute("ROLLBACK")
@@ -585,27 +591,83 @@ class SqliteStore:
 
     # Outbox -----------------------------------------------------------------------------------------------
 
-    async def claim_outbox(self, worker: str, now: float, lease_s: float, limit: int = 50) -> list[OutboxRow]:
-        """Claim due, undelivered rows: only the oldest pending row of each subscription.
+    async def claim_outbox(
+        self, worker: str, now: float, lease_s: float, limit: int = 50, per_subscription: int = 1
+    ) -> list[OutboxRow]:
+        """Claim queues: the oldest pending rows of subscriptions whose head is due and unheld.
 
         So a listener receives its events in the order they happened (an item's ``inProgress`` before its
         ``completed``), and a listener that is down holds back only its own queue.
         """
+        sql = outbox_sql.claim_sql(skip_locked=False, pending_index=" INDEXED BY outbox_subscription_pending")
+        params = (now, now, now, now, limit, max(1, per_subscription), worker, now + lease_s)
 
         def op(c: sqlite3.Connection) -> list[OutboxRow]:
-            found = c.execute(
-                "UPDATE outbox SET claimed_by = ?, claimed_until = ? WHERE id IN (SELECT o.id FROM outbox o"
-                " WHERE o.delivered_at IS NULL AND o.gave_up = 0 AND o.next_attempt_at <= ?"
-                " AND (o.claimed_until IS NULL OR o.claimed_until < ?)"
-                " AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.subscription_id = o.subscription_id"
-                " AND p.id < o.id AND p.delivered_at IS NULL AND p.gave_up = 0)"
-                " ORDER BY o.id LIMIT ?) RETURNING *",
-                (worker, now + lease_s, now, now, limit),
-            ).fetchall()
+            found = c.execute(sql, params).fetchall()
             return sorted((rows.outbox_row(r) for r in found), key=lambda r: r.id)
 
         async with self._lock:
             return await self._write(op)
+
+    async def settle_outbox(
+        self, subscription_id: str | None, delivered: Sequence[int], at: float, release: Sequence[int] = ()
+    ) -> None:
+        """Mark rows delivered (their listener is healthy again) and release the claims on the others."""
+
+        def op(c: sqlite3.Connection) -> None:
+            if delivered:
+                c.execute(outbox_sql.delivered_sql(delivered), (at, *delivered))
+                if subscription_id is not None:
+                    c.execute(outbox_sql.HEALTHY, (subscription_id,))
+            if release:
+                c.execute(outbox_sql.release_sql(release), tuple(release))
+
+        await self._atomically(op)
+
+    async def fail_outbox(self, failure: OutboxFailure) -> None:
+        """Record a failed delivery, postpone the queue to the retry time and bound it."""
+        f = failure
+
+        def op(c: sqlite3.Connection) -> None:
+            c.execute(outbox_sql.FAILED_ROW, (f.error[:500], f.retry_at, int(f.give_up), f.row_id))
+            if f.subscription_id is None:
+                return
+            c.execute(outbox_sql.postpone_sql("max"), (f.retry_at, f.subscription_id))
+            c.execute(outbox_sql.FAILED_HEALTH, (f.subscription_id, f.at, f.at, f.error[:500], f.retry_at))
+            if f.keep_pending is not None:
+                reason = f"dropped: more than {f.keep_pending} undelivered events for a failing listener"
+                c.execute(outbox_sql.TRIM, (reason, f.subscription_id, f.subscription_id, f.keep_pending))
+
+        await self._atomically(op)
+
+    async def listener_health(self) -> list[ListenerHealth]:
+        """Every listener failing since its last successful delivery."""
+        found = await self.run_read(lambda c: c.execute(outbox_sql.HEALTH_ALL).fetchall())
+        return [outbox_sql.health(r) for r in found]
+
+    async def purge_outbox(self, before: float, limit: int = 1000) -> int:
+        """Delete rows delivered or given up before ``before`` (at most ``limit``)."""
+        return await self._write_locked(outbox_sql.PURGE, (before, before, limit))
+
+    async def outbox_backlog(self) -> OutboxBacklog:
+        """Undelivered rows and the oldest one's creation time."""
+        row = await self.run_read(lambda c: c.execute(outbox_sql.BACKLOG).fetchone())
+        return OutboxBacklog(int(row["pending"]), row["oldest"])
+
+    async def _atomically(self, fn: Callable[[sqlite3.Connection], None]) -> None:
+        """Run several statements in one write transaction."""
+
+        def op(c: sqlite3.Connection) -> None:
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                fn(c)
+                c.execute("COMMIT")
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+
+        async with self._lock:
+            await self._write(op)
 
     async def mark_delivered(self, row_id: int, at: float) -> None:
         """Delivery succeeded."""

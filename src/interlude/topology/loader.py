@@ -6,6 +6,7 @@ Every problem is reported as one :class:`TopologyError` whose ``path`` is dotted
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 from collections.abc import Iterable, Mapping
@@ -31,7 +32,7 @@ def _loc(parts: Iterable[Any]) -> str:
     return ".".join(str(p) for p in parts)
 
 
-def _merge_inherited(raw: dict[str, Any]) -> dict[str, Any]:
+def merge_inherited(raw: dict[str, Any]) -> dict[str, Any]:
     """Apply node -> kinds.<kind> -> defaults inheritance for ``kind``, ``settings`` and ``credentials``."""
     defaults = raw.get("defaults") or {}
     kinds = raw.get("kinds") or {}
@@ -62,67 +63,136 @@ def _merge_inherited(raw: dict[str, Any]) -> dict[str, Any]:
 
 def _check_references(topo: Topology, known_kinds: list[str] | None) -> None:
     """Cross-reference checks pydantic cannot express; raise on the first problem."""
+    problems = reference_problems(topo, known_kinds)
+    if problems:
+        raise problems[0]
+
+
+def reference_problems(topo: Topology, known_kinds: list[str] | None) -> list[TopologyError]:
+    """Every cross-reference problem pydantic cannot express, in file order."""
+    problems: list[TopologyError] = []
     if known_kinds is not None:
         for name, node in topo.nodes.items():
             if node.kind not in known_kinds:
-                raise TopologyError(f"{node.kind!r} is not one of {known_kinds!r}", f"nodes.{name}.kind")
+                problems.append(TopologyError(f"{node.kind!r} is not one of {known_kinds!r}", f"nodes.{name}.kind"))
 
-    def check_endpoint(node: str, interface: str, path: str) -> None:
+    def endpoint_ok(node: str, interface: str, path: str) -> bool:
         if node not in topo.nodes:
-            raise TopologyError(f"unknown node {node!r}", path)
+            problems.append(TopologyError(f"unknown node {node!r}", path))
+            return False
         if interface not in topo.nodes[node].interfaces:
-            raise TopologyError(f"node {node!r} has no interface {interface!r}", path)
+            problems.append(TopologyError(f"node {node!r} has no interface {interface!r}", path))
+            return False
+        return True
 
     used: dict[str, int] = {}
     for i, link in enumerate(topo.links):
         for j, endpoint in enumerate(link.endpoints):
             node_name, ifname = endpoint.split(":", 1)
-            check_endpoint(node_name, ifname, f"links.{i}.endpoints.{j}")
+            endpoint_ok(node_name, ifname, f"links.{i}.endpoints.{j}")
             if endpoint in used:
-                raise TopologyError(
-                    f"{endpoint} is already used by links.{used[endpoint]}", f"links.{i}.endpoints.{j}"
+                problems.append(
+                    TopologyError(f"{endpoint} is already used by links.{used[endpoint]}", f"links.{i}.endpoints.{j}")
                 )
-            used[endpoint] = i
+            used.setdefault(endpoint, i)
     for nname, node in topo.nodes.items():
         for ifname, spec in node.interfaces.items():
             path = f"nodes.{nname}.interfaces.{ifname}.buyer"
             if spec.role == "enni" and spec.buyer is None:
-                raise TopologyError("an ENNI must name the buyer it serves", path)
+                problems.append(TopologyError("an ENNI must name the buyer it serves", path))
             if spec.buyer is not None and spec.buyer not in topo.buyers:
-                raise TopologyError(f"unknown buyer {spec.buyer!r}", path)
+                problems.append(TopologyError(f"unknown buyer {spec.buyer!r}", path))
     for mname, mep in topo.meps.items():
-        check_endpoint(mep.node, mep.interface, f"meps.{mname}")
+        endpoint_ok(mep.node, mep.interface, f"meps.{mname}")
     seen_ids: set[str] = set()
     for i, svc in enumerate(topo.services):
         base = f"services.{i}"
         if svc.id in seen_ids:
-            raise TopologyError(f"duplicate service id {svc.id!r}", f"{base}.id")
+            problems.append(TopologyError(f"duplicate service id {svc.id!r}", f"{base}.id"))
         seen_ids.add(svc.id)
         if svc.buyer not in topo.buyers:
-            raise TopologyError(f"unknown buyer {svc.buyer!r}", f"{base}.buyer")
+            problems.append(TopologyError(f"unknown buyer {svc.buyer!r}", f"{base}.buyer"))
         if svc.policy is not None and svc.policy not in topo.policies:
-            raise TopologyError(f"unknown policy {svc.policy!r}", f"{base}.policy")
+            problems.append(TopologyError(f"unknown policy {svc.policy!r}", f"{base}.policy"))
         roles = []
         for j, ep in enumerate(svc.endpoints):
-            check_endpoint(ep.node, ep.interface, f"{base}.endpoints.{j}")
+            if not endpoint_ok(ep.node, ep.interface, f"{base}.endpoints.{j}"):
+                continue
             iface = topo.nodes[ep.node].interfaces[ep.interface]
             if iface.role not in ("uni", "enni", "internet"):
-                raise TopologyError(
-                    f"{ep.node}:{ep.interface} is not a service interface (role uni, enni or internet)",
-                    f"{base}.endpoints.{j}",
+                problems.append(
+                    TopologyError(
+                        f"{ep.node}:{ep.interface} is not a service interface (role uni, enni or internet)",
+                        f"{base}.endpoints.{j}",
+                    )
                 )
             if iface.buyer is not None and iface.buyer != svc.buyer:
-                raise TopologyError(
-                    f"{ep.node}:{ep.interface} belongs to buyer {iface.buyer!r}", f"{base}.endpoints.{j}"
+                problems.append(
+                    TopologyError(f"{ep.node}:{ep.interface} belongs to buyer {iface.buyer!r}", f"{base}.endpoints.{j}")
                 )
             roles.append(iface.role)
-        if svc.type == "accessEline" and sorted(roles) != ["enni", "uni"]:
-            raise TopologyError("an Access E-Line joins one UNI and one ENNI", f"{base}.endpoints")
-        if svc.type == "internetAccess" and sorted(roles) != ["internet", "uni"]:
-            raise TopologyError("an Internet Access joins one UNI and one internet port", f"{base}.endpoints")
+        if len(roles) == len(svc.endpoints):
+            if svc.type == "accessEline" and sorted(roles) != ["enni", "uni"]:
+                problems.append(TopologyError("an Access E-Line joins one UNI and one ENNI", f"{base}.endpoints"))
+            if svc.type == "internetAccess" and sorted(roles) != ["internet", "uni"]:
+                problems.append(
+                    TopologyError("an Internet Access joins one UNI and one internet port", f"{base}.endpoints")
+                )
         for k, mep_name in enumerate(svc.meps):
             if mep_name not in topo.meps:
-                raise TopologyError(f"unknown MEP {mep_name!r}", f"{base}.meps.{k}")
+                problems.append(TopologyError(f"unknown MEP {mep_name!r}", f"{base}.meps.{k}"))
+    problems.extend(_product_problems(topo))
+    return problems
+
+
+def _product_problems(topo: Topology) -> list[TopologyError]:
+    """The selling section names existing policies, PEs, free UNI ports and pools, each port once."""
+    products = topo.products
+    problems: list[TopologyError] = []
+    if products is None:
+        return problems
+    for oid, offering in products.offerings.items():
+        if offering.policy is not None and offering.policy not in topo.policies:
+            problems.append(TopologyError(f"unknown policy {offering.policy!r}", f"products.offerings.{oid}.policy"))
+        for j, price in enumerate(offering.prices):
+            if price.mbps not in offering.tiers_mbps:
+                problems.append(
+                    TopologyError(
+                        f"{price.mbps} Mbit/s is not a tier of {oid!r}", f"products.offerings.{oid}.prices.{j}"
+                    )
+                )
+    for name, pool in products.address_pools.items():
+        try:
+            net = ipaddress.IPv4Network(pool.prefix)
+        except ValueError as exc:
+            problems.append(TopologyError(str(exc), f"products.address_pools.{name}.prefix"))
+            continue
+        if pool.subnet_length < net.prefixlen:
+            problems.append(
+                TopologyError("subnets must be smaller than the pool", f"products.address_pools.{name}.subnet_length")
+            )
+    seen_ids: set[str] = set()
+    seen_ports: set[str] = set()
+    for i, place in enumerate(products.footprint):
+        base = f"products.footprint.{i}"
+        if place.id in seen_ids:
+            problems.append(TopologyError(f"duplicate footprint id {place.id!r}", f"{base}.id"))
+        seen_ids.add(place.id)
+        if place.node not in topo.nodes:
+            problems.append(TopologyError(f"unknown node {place.node!r}", f"{base}.node"))
+            continue
+        if place.pool not in products.address_pools:
+            problems.append(TopologyError(f"unknown address pool {place.pool!r}", f"{base}.pool"))
+        for j, port in enumerate(place.ports):
+            iface = topo.nodes[place.node].interfaces.get(port)
+            if iface is None or iface.role != "uni" or iface.buyer is not None:
+                problems.append(
+                    TopologyError(f"{place.node}:{port} is not a UNI free of any buyer", f"{base}.ports.{j}")
+                )
+            if f"{place.node}:{port}" in seen_ports:
+                problems.append(TopologyError(f"{place.node}:{port} is in the footprint twice", f"{base}.ports.{j}"))
+            seen_ports.add(f"{place.node}:{port}")
+    return problems
 
 
 def parse_topology(raw: object, *, known_kinds: list[str] | None = None) -> Topology:
@@ -130,7 +200,7 @@ def parse_topology(raw: object, *, known_kinds: list[str] | None = None) -> Topo
     if not isinstance(raw, dict):
         raise TopologyError("a topology is a mapping with 'name' and 'nodes'")
     try:
-        topo = Topology.model_validate(_merge_inherited(raw))
+        topo = Topology.model_validate(merge_inherited(raw))
     except PydanticValidationError as exc:
         err = exc.errors()[0]
         loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "constrained")))]

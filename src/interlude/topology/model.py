@@ -229,6 +229,7 @@ class Topology(_Strict):
     policies: dict[Name, PolicySpec] = Field(default_factory=dict)
     services: list[ServiceSpec] = Field(default_factory=list)
     lab: LabSpec = Field(default_factory=LabSpec)
+    products: ProductsSpec | None = None
 
     def node(self, name: str) -> NodeSpec:
         """The node called ``name`` (KeyError if absent: callers validate names first)."""
@@ -259,3 +260,83 @@ class Topology(_Strict):
                 n, i = a.split(":", 1)
                 return n, i
         return None
+
+
+# What the partner sells over LSO Sonata ------------------------------------------------------------------
+
+W139_IA_URN = "urn:mef:lso:spec:cantata-sonata:internet-access:v1.0.0:all"
+MEF139_BASIC_IA_URN = "urn:mef:lso:spec:cantata-sonata:basic-internet-access:v1.0.0:all"
+
+
+class PriceSpec(_Strict):
+    """The price of one bandwidth tier for one term: a non-recurring and a monthly recurring charge."""
+
+    mbps: int = Field(gt=0)
+    term_months: int = Field(gt=0, le=120)
+    nrc: float = Field(ge=0)
+    mrc: float = Field(ge=0)
+
+
+class OfferingSpec(_Strict):
+    """A product offering of the catalog; ``id`` is filled from the key in ``products.offerings``."""
+
+    id: str = ""
+    name: str
+    description: str = ""
+    lifecycle: Literal["inTest", "active", "launched", "onHold", "endOfSale", "endOfSupport", "obsolete"] = "launched"
+    specifications: list[str] = Field(default_factory=lambda: [W139_IA_URN], min_length=1)
+    variants: list[
+        Literal["BROADBAND_BASIC", "BROADBAND_ADVANCED", "DEDICATED_WITHOUT_ROUTER", "DEDICATED_WITH_ROUTER"]
+    ]
+    routing: list[Literal["STATIC", "BGP"]] = Field(default=["STATIC"], min_length=1)
+    tiers_mbps: list[Annotated[int, Field(gt=0)]] = Field(min_length=1)
+    prices: list[PriceSpec] = Field(default_factory=list)
+    installation_days: int = Field(10, ge=0, le=365)
+    quote_required: bool = True
+    quote_valid_days: int = Field(30, gt=0, le=365)
+    policy: str | None = None
+    """The topology policy of the Internet Access services the offering's orders create."""
+
+
+class AddressPoolSpec(_Strict):
+    """IPv4 transit subnets handed out one per product (the partner's side takes the first host)."""
+
+    prefix: str
+    subnet_length: int = Field(30, ge=8, le=31)
+
+
+class FootprintSpec(_Strict):
+    """A served address (fielded, as GAM represents it), the PE serving it, its free UNI ports and its pool."""
+
+    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
+    street_nr: str
+    street_name: str
+    street_type: str = ""
+    city: str
+    postcode: str
+    state_or_province: str = ""
+    country_code: str = Field(pattern=r"^[A-Z]{2}$")
+    site_name: str = ""
+    node: str
+    ports: list[str] = Field(min_length=1)
+    pool: str
+
+
+class ProductsSpec(_Strict):
+    """The Sonata selling side: the catalog, the price book, the footprint and the address pools."""
+
+    currency: str = Field("USD", pattern=r"^[A-Z]{3}$")
+    offerings: dict[Name, OfferingSpec] = Field(min_length=1)
+    footprint: list[FootprintSpec] = Field(default_factory=list)
+    address_pools: dict[Name, AddressPoolSpec] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _offering_ids(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("offerings"), dict):
+            offerings = {k: {**v, "id": k} if isinstance(v, dict) else v for k, v in data["offerings"].items()}
+            data = {**data, "offerings": offerings}
+        return data
+
+
+Topology.model_rebuild()

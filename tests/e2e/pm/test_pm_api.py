@@ -360,14 +360,19 @@ async def test_bad_requests_get_mef_errors(client: TestClient[Any, Any]) -> None
     await json_of(client, "POST", f"{PM}/performanceJob/nope/suspend", 404, headers=ALPHA)
     await json_of(client, "GET", f"{PM}/performanceJob?state=running", 400, headers=ALPHA)
     await json_of(client, "GET", f"{PM}/performanceReport/nope", 404, headers=ALPHA)
-    await json_of(
-        client,
-        "POST",
-        f"{PM}/cancelPerformanceJob",
-        404,
-        json={"performanceJob": {"@type": "PerformanceJobRef", "performanceJobId": "nope"}},
-        headers=ALPHA,
-    )
+    for task in ("cancelPerformanceJob", "modifyPerformanceJob"):  # a body naming no job: 422, as SFT and FM
+        unknown = await json_of(
+            client,
+            "POST",
+            f"{PM}/{task}",
+            422,
+            json={"performanceJob": {"@type": "PerformanceJobRef", "performanceJobId": "nope"}},
+            headers=ALPHA,
+        )
+        assert [(e["code"], e["propertyPath"]) for e in unknown] == [
+            ("referenceNotFound", "/performanceJob/performanceJobId")
+        ]
+        api.validate_response(f"/{task}", "post", 422, unknown)
     await json_of(client, "POST", f"{PM}/performanceProfile", 422, json={"jobType": "proactive"}, headers=ALPHA)
 
 
@@ -389,7 +394,10 @@ async def test_port_counters_job_complex_queries_and_on_request_report(client: T
         "POST",
         f"{PM}/performanceJobComplexQuery",
         200,
-        json={"monitoredObject": {"@type": "EntityRef", "entityId": "pe1:uni3"}, "state": "completed"},
+        json={
+            "monitoredObject": {"@type": "EntityRef", "@referredType": "Interface", "entityId": "pe1:uni3"},
+            "state": "completed",
+        },
         headers=ALPHA,
     )
     pm_api().validate_response("/performanceJobComplexQuery", "post", 200, found)
@@ -458,7 +466,8 @@ async def test_cancelling_a_job_clears_its_threshold_alarms(client: TestClient[A
         return True if got["state"] == "cleared" else None
 
     await wait_until(cleared)
-    assert await _state(client, job["id"], "cancelled")
+    # The TCAs are cleared first, the job is cancelled in the task's commit just after: await that state.
+    assert await wait_until(lambda: _state(client, job["id"], "cancelled"), timeout=10)
 
 
 async def test_unmeasurable_period_gives_a_failed_report_and_preparation_error(

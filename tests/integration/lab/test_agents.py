@@ -149,6 +149,7 @@ def test_down_stops_every_agent(tmp_path: Path) -> None:
     _require_agent_modules()
     shutil.copytree(BUNDLE / "secrets", tmp_path / "secrets", ignore=shutil.ignore_patterns("netconf_ed25519*"))
     raw = yaml.safe_load((BUNDLE / "topology.yaml").read_text())
+    raw["name"] = "agents-down"  # the module's lab of the bundle is up under the bundle's name
     raw["nodes"] = {k: {**v, "address": None} for k, v in raw["nodes"].items() if k != "acc-netconf"}
     raw["links"] = [raw["links"][0]]
     raw["services"] = [raw["services"][0]]

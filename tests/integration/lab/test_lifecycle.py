@@ -13,7 +13,7 @@ from interlude.lab.agents.base import pid_alive
 from interlude.lab.builder import Lab
 from interlude.lab.processes import process_running
 from interlude.lab.state import read_state
-from tests.support.labkit import leftovers, make_lab, nsexec, sysfs
+from tests.support.labkit import leftovers, make_lab, nsexec, sysfs, unique_prefix
 
 pytestmark = pytest.mark.lab
 
@@ -119,11 +119,15 @@ def test_down_after_a_crash_half_way(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 def test_clashing_prefix_is_refused_and_touches_nothing(tmp_path: Path) -> None:
     first = make_lab(three_nodes(), tmp_path)
-    with_same = Lab(first.topology, base_dir=tmp_path, state_dir=tmp_path / "other", prefix=first.pfx)
+    renamed = first.topology.model_copy(update={"name": "lifecycle-again"})
+    with_same = Lab(renamed, base_dir=tmp_path, state_dir=tmp_path / "other", prefix=first.pfx)
+    same_name = Lab(first.topology, base_dir=tmp_path, state_dir=tmp_path / "third", prefix=unique_prefix())
     first.up()
     try:
         with pytest.raises(LabError, match="already exist"):
             with_same.up()
+        with pytest.raises(LabError, match=f"a lab named 'lifecycle' is already up \\(state in {first.folder}\\)"):
+            same_name.up()
         assert sysfs(first.require_state().nodes["pe1"].namespace, "up1", "operstate") == "up"
     finally:
         first.down()

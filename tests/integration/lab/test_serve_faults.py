@@ -249,3 +249,25 @@ def test_an_emulated_topology_gets_no_hook(tmp_path: Path) -> None:
 
     runtime = Runtime(load_topology(bundled_topology_path()), tmp_path / "e.db", state_dir=tmp_path)
     assert runtime.faults.impairment_fallback is None  # every emulated adapter impairs by itself
+
+
+@pytest.mark.lab
+async def test_a_restart_puts_back_ports_shut_out_of_band(lab: Lab, tmp_path: Path) -> None:
+    """Between two runs of the partner, someone shuts the UNIs of the SNMP and the NETCONF node with ``ip``:
+    the next start reads that through snmpd and netconfd and brings them up again (``reapply``)."""
+    state = lab.require_state()
+    for node in ("acc-snmp", "acc-netconf"):
+        nsexec(state.nodes[node].namespace, "ip", "link", "set", "uni1", "down")
+    runtime = lab_runtime(lab, tmp_path, "reconcile.db", by_kind=True)
+    try:
+        async with TestClient(TestServer(create_app(runtime))):
+            report = runtime.reconciler.last
+            assert report is not None
+            found = {d.subject: (d.actual, d.action) for d in report.drifts}
+            assert found == {"acc-snmp:uni1": ("down", "reapplied"), "acc-netconf:uni1": ("down", "reapplied")}
+            for node in ("acc-snmp", "acc-netconf"):
+                flags = nsexec(state.nodes[node].namespace, "ip", "-o", "link", "show", "uni1").split("<", 1)[1]
+                assert ",UP" in flags.split(">", 1)[0], (node, flags)
+    finally:
+        for node in ("acc-snmp", "acc-netconf"):
+            nsexec(state.nodes[node].namespace, "ip", "link", "set", "uni1", "up")

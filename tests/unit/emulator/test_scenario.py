@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from interlude.adapters.emulated.adapter import shared_network
 from interlude.app.runtime import Runtime, RuntimeOptions
 from interlude.cli.main import main
-from interlude.emulator.scenario import load_scenario, run_scenario
+from interlude.emulator.scenario import load_scenario, run_scenario, scenario_problems
 from interlude.errors import ConfigError
 from interlude.topology.loader import bundled_topology_path, load_topology
 
@@ -19,6 +19,7 @@ SCENARIOS = Path(__file__).resolve().parents[3] / "emulator" / "scenarios"
 def test_shipped_scenarios_are_valid(path: Path) -> None:
     scenario = load_scenario(path)
     assert scenario.steps
+    assert scenario_problems(scenario, load_topology(bundled_topology_path())) == []
 
 
 def test_scenario_errors_name_the_problem(tmp_path: Path) -> None:
@@ -66,3 +67,38 @@ def test_cli_help_and_serve_errors(tmp_path: Path) -> None:
     result = runner.invoke(main, ["serve", "--topology", str(topo), "--db", str(tmp_path / "x.db")])
     assert result.exit_code == 1
     assert "warpdrive" in result.output and "is not one of" in result.output
+
+
+def test_a_scenario_naming_unknown_ports_stops_emulate_before_serving(tmp_path: Path) -> None:
+    scen = tmp_path / "typo.yaml"
+    scen.write_text(
+        "name: typo\nsteps:\n"
+        "  - {at: 0, name: a, inject: {type: linkDown, node: pe9, interface: up1}}\n"
+        "  - {at: 1, inject: {type: delay, node: pe1, interface: up7, delayMs: 5}}\n"
+    )
+    result = CliRunner().invoke(
+        main, ["emulate", "--scenario", str(scen), "--port", "0", "--db", str(tmp_path / "x.db"), "--no-device-agents"]
+    )
+    assert result.exit_code == 1, result.output
+    assert "unknown node 'pe9'" in result.output and "no interface 'up7'" in result.output  # every problem
+    assert not (tmp_path / "x.db").exists()  # nothing was served
+
+
+async def test_every_step_and_the_end_are_reported(tmp_path: Path) -> None:
+    runtime = Runtime(
+        load_topology(bundled_topology_path()), tmp_path / "s.db", options=RuntimeOptions(run_notifier=False)
+    )
+    await runtime.start()
+    try:
+        lines: list[str] = []
+
+        async def no_sleep(seconds: float) -> None:
+            return None
+
+        scenario = load_scenario(SCENARIOS / "uplink-trouble.yaml")
+        await run_scenario(scenario, runtime.faults, report=lines.append, sleep=no_sleep)
+        fired = [line for line in lines if line.startswith("t=")]
+        assert len(fired) == len(scenario.steps)
+        assert lines[-1] == "scenario uplink-trouble ended; cleared slow"  # the delay was still on
+    finally:
+        await runtime.stop()

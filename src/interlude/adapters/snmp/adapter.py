@@ -43,7 +43,7 @@ import logging
 import socket
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -350,9 +350,14 @@ class SnmpAdapter:
         columns = self._status_columns()
         indexes = {name: await self._if_index(name) for name in names}
         oids = [(*col, idx) for idx in indexes.values() for _, col in columns]
+        requested_at = self.session.now()
         values = await self.session.get_many(oids)
+        # ifTable is served from the agent's cache: the answer may be as old as the cache window.
+        oldest = requested_at - self.counter_cache_s if self.counter_cache_s > 0 else None
         return [
-            self._state(name, {field: values.get((*col, idx)) for field, col in columns})
+            replace(
+                self._state(name, {field: values.get((*col, idx)) for field, col in columns}), sampled_at=oldest
+            )
             for name, idx in indexes.items()
         ]
 

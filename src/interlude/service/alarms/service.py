@@ -56,7 +56,7 @@ from interlude.domain.alarms import (
     link_object,
     profile,
 )
-from interlude.domain.events import PortStateChanged, SouthboundReceived
+from interlude.domain.events import DriftChanged, PortStateChanged, SouthboundReceived
 from interlude.domain.inventory import derive_oper
 from interlude.domain.model import OperStatus, PortRef, Service, iso, utcnow
 from interlude.domain.southbound import AdminState, Capability, EventKind
@@ -128,6 +128,7 @@ class AlarmService:
         """Subscribe to the bus (before the runtime starts, so the initial port read is seen)."""
         self._unsubscribe.append(self.bus.subscribe(PortStateChanged, self._on_port))
         self._unsubscribe.append(self.bus.subscribe(SouthboundReceived, self._on_southbound))
+        self._unsubscribe.append(self.bus.subscribe(DriftChanged, self._on_drift))
 
     def detach(self) -> None:
         """Unsubscribe."""
@@ -259,6 +260,21 @@ class AlarmService:
                 what = "loss of continuity (no CCM)" if kind is FaultKind.CCM_LOSS else kind.value
                 details = f"{what} on {obj} reported by {ev.node} via {ev.source}"
                 await self._raise(key, kind, otype, objects, details, services, ev.node, (ev.source,))
+            else:
+                await self._clear(key, None)
+
+    async def _on_drift(self, event: DriftChanged) -> None:
+        """A device that differs from the inventory (reconciliation set to alarm): raise, or clear once it agrees."""
+        key = fault_key(FaultKind.DRIFT, event.subject)
+        wanted = set(event.service_ids)
+        services = [s for s in self.inventory.services() if s.id in wanted]
+        async with self._lock:
+            await self._load()
+            if event.present:
+                objects = ((event.subject, "Interface" if ":" in event.subject else "Service"),)
+                otype = "port" if ":" in event.subject else "service"
+                await self._raise(key, FaultKind.DRIFT, otype, objects, event.details, services, event.node,
+                                  ("reconciliation",))  # fmt: skip
             else:
                 await self._clear(key, None)
 

@@ -96,7 +96,7 @@ class ItemExecutor:
             ):
                 edits["ce_vlans"] = change.ce_vlans
             if edits or sid == target.id:
-                edits["order_items"] = (*svc.order_items, ref) if sid == target.id else svc.order_items
+                edits["order_items"] = svc.with_order_item(ref) if sid == target.id else svc.order_items
                 out[sid] = svc.evolve(**edits)
         services = list(out.values())
         events = [("serviceAttributeValueChangeEvent", s) for s in services]
@@ -113,7 +113,7 @@ class ItemExecutor:
         await self.network.remove_bandwidth(self.network.uni_port(conn))
         now = iso(utcnow())
         services = [
-            s.evolve(state=ServiceState.TERMINATED, end_date=now, order_items=(*s.order_items, ref))
+            s.evolve(state=ServiceState.TERMINATED, end_date=now, order_items=s.with_order_item(ref))
             for s in [conn, *self.inventory.children(conn.id)]
         ]
         # MEF 135.1 lists both: the state attribute changed (active -> terminated, ServiceStateChangeEvent with

@@ -51,6 +51,7 @@ from interlude.domain.policy import check_change, check_new_connectivity
 from interlude.domain.queries import OrderQuery
 from interlude.domain.southbound import Capability
 from interlude.errors import AdapterError, NotFoundError, ValidationError, ValidationErrors
+from interlude.service.inventory.reconcile import reapply_service
 from interlude.service.ordering.deps import OrderingDeps
 from interlude.service.ordering.plan import ItemRequest, OrderRequest, item_plan, new_policy, order_href
 from interlude.service.platform.hub import SERVICE_ORDERING
@@ -74,15 +75,23 @@ class OrderingService:
         self.on_created = on_created
 
     async def get(self, order_id: str, buyer: str | None) -> ServiceOrder:
-        """One order of the buyer."""
-        order = await self.store.get_order(order_id, buyer)
+        """One order of the buyer.
+
+        Orders are read under the inventory's write lock: an item's effect and its order's new state are
+        committed together, and the inventory's index takes the effect just after the commit under that lock;
+        a read in between would show a ``completed`` order whose change the inventory does not show yet (the
+        buyer's next order would then be judged against the old state).
+        """
+        async with self.inventory.lock:
+            order = await self.store.get_order(order_id, buyer)
         if order is None:
             raise NotFoundError(f"no service order {order_id!r}")
         return order
 
     async def find(self, query: OrderQuery, offset: int, limit: int) -> tuple[list[ServiceOrder], int]:
-        """A filtered page and the total."""
-        return await self.store.list_orders(query, offset, limit)
+        """A filtered page and the total (read under the inventory's write lock, as :meth:`get`)."""
+        async with self.inventory.lock:
+            return await self.store.list_orders(query, offset, limit)
 
     def _owned(self, service_id: str, buyer: str, path: str) -> Service:
         svc = self.inventory.indexed(service_id)
@@ -249,10 +258,7 @@ class OrderingService:
             if not all(self.network.has(n, Capability.CONNECTIVITY) for n in nodes):
                 continue
             try:
-                await self.network.connect(self.network.connection_spec(svc))
-                uni = self.network.uni_port(svc)
-                if svc.cir_bps and self.network.has(uni.node, Capability.BANDWIDTH):
-                    await self.network.apply_bandwidth(uni, svc.cir_bps, svc.cbs_bytes, svc.eir_bps)
+                await reapply_service(self.network, svc)
             except AdapterError as exc:
                 log.warning("cannot provision %s: %s", svc.id, exc)
 

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from interlude.errors import ValidationError
+from interlude.service.oamjobs.common import referenced
 from interlude.service.performance.common import (
     ACTIVE_STATES,
     BASE,
@@ -50,7 +51,7 @@ class PmTasks:
         """``createCancelPerformanceJob``."""
         check_body("task", body)
         jid = _job_ref(body)
-        doc = await self.records.doc(JOBS, jid, buyer, "performance job") if jid else None
+        doc = await self._job(jid, buyer)
         if doc is None:
             raise ValidationError(
                 "performanceJob.performanceJobId is required", "/performanceJob/performanceJobId", "missingProperty"
@@ -77,7 +78,7 @@ class PmTasks:
         """``createModifyPerformanceJob``: validated now, applied by ``pm.modify``."""
         check_body("task", body)
         jid = _job_ref(body)
-        doc = await self.records.doc(JOBS, jid, buyer, "performance job") if jid else None
+        doc = await self._job(jid, buyer)
         if doc is None:
             raise ValidationError(
                 "performanceJob.performanceJobId is required", "/performanceJob/performanceJobId", "missingProperty"
@@ -108,6 +109,13 @@ class PmTasks:
             )
             await self.jobs.schedule("pm.modify", None, {"task": tid, "job": jid}, key=tid, tx=tx)
         return mef
+
+    async def _job(self, jid: str | None, buyer: str | None) -> Document | None:
+        """The job a task names; one that does not exist is a 422 ``referenceNotFound`` (as for SFT and FM)."""
+        if not jid:
+            return None
+        lookup = self.records.doc(JOBS, jid, buyer, "performance job")
+        return await referenced(lookup, "/performanceJob/performanceJobId")
 
     def _modified_request(self, doc: Document, body: Mapping[str, Any]) -> dict[str, Any]:
         job = {

@@ -8,32 +8,54 @@ ordering, alarm, SFT, FM, PM) registers the same way and reuses everything here:
   :class:`~interlude.store.base.OutboxMessage` per matching subscription (honouring ``query``, e.g.
   ``eventType=a,b`` or ``eventType=a&eventType=b``; an empty query means every event type). The caller adds
   those messages in the same transaction as the change they report.
-- :class:`Notifier` delivers due outbox rows by ``POST {callback}{notification base path}/listener/{eventType}``,
-  marks them delivered on 2xx, and otherwise retries with exponential backoff (``base_delay_s * 2**attempts``
-  capped at ``max_delay_s``) up to ``max_attempts``. Rows survive restarts, since they live in the store.
-  Each subscription gets its events in order (the store hands out only the oldest pending row of each
-  subscription), while different subscriptions are served concurrently.
+- :class:`Notifier` delivers the outbox by ``POST {callback}{notification base path}/listener/{eventType}``.
+  Each subscription is its own queue: the notifier claims a batch of a subscription's oldest rows and sends
+  them one after the other on its own task (so a listener gets its events in order, and a slow or dead
+  listener delays only itself), marks them delivered on 2xx, and on anything else backs the whole queue
+  off (``base_delay_s * 2**(failures-1)`` capped at ``max_delay_s``, counted per listener, not per event: a
+  dead listener costs one attempt per backoff step whatever its backlog). A row is abandoned after
+  ``max_attempts``, and a failing listener keeps at most ``max_pending_per_subscription`` undelivered events.
+  Redirects are never followed, no cookie is kept, https listeners' certificates are always verified
+  (against the system CAs or ``listener_ca_file``); addresses are checked after DNS resolution
+  (:mod:`~interlude.service.platform.callbacks`); a buyer with listener credentials gets bearer tokens
+  (:mod:`~interlude.service.platform.listener_tokens`). The notifier wakes when a transaction queues rows
+  (in this process, and through PostgreSQL ``NOTIFY`` in every process sharing the database), and rows
+  survive restarts, since they live in the store; delivered rows are purged after ``outbox_retention_s``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import socket
 import time
 import uuid
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 
-from interlude.domain.model import iso, utcnow
-from interlude.errors import NotFoundError, ValidationError
-from interlude.store.base import OutboxMessage, OutboxRow, Store, Subscription
+from interlude.domain.model import iso, parse_iso, utcnow
+from interlude.errors import NotFoundError, RequestError, StoreError, ValidationError
+from interlude.service.platform.callbacks import CallbackPolicy, PolicyResolver, host_address
+from interlude.service.platform.hub_settings import HubSettings
+from interlude.service.platform.listener_tokens import ListenerTokens, TokenError
+from interlude.service.platform.periodic import Periodic
+from interlude.store.base import (
+    ListenerHealth,
+    OutboxBacklog,
+    OutboxFailure,
+    OutboxMessage,
+    OutboxRow,
+    Store,
+    Subscription,
+)
 
 log = logging.getLogger(__name__)
 
@@ -104,10 +126,12 @@ def parse_event_query(query: str | None, api: NotifyingApi) -> frozenset[str] | 
     return frozenset(types) if types else None
 
 
-def _check_callback(callback: str) -> None:
-    parts = urlsplit(callback)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValidationError(f"callback {callback!r} is not an absolute http(s) URL", property_path="/callback")
+def safe_url(url: str) -> str:
+    """A URL fit for logs: any ``user:password@`` dropped."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]).geturl()
 
 
 def build_event(event_type: str, payload: Mapping[str, Any]) -> dict[str, Any]:
@@ -123,13 +147,24 @@ def build_event(event_type: str, payload: Mapping[str, Any]) -> dict[str, Any]:
 class HubService:
     """Registrations per API and fan-out of events into outbox messages."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, settings: HubSettings | None = None) -> None:
         self.store = store
+        self.settings = settings or HubSettings(allow_private_callbacks=True)
+        self.policy: CallbackPolicy = self.settings.policy
 
     async def register(self, api: NotifyingApi, callback: str, query: str | None, buyer: str | None) -> Subscription:
-        """Validate and store a registration."""
-        _check_callback(callback)
+        """Validate and store a registration (the callback policy, and the cap of registrations per buyer)."""
+        self.policy.check(callback)
         parse_event_query(query, api)
+        cap = self.settings.max_registrations_per_buyer
+        if cap is not None and buyer is not None:
+            held = 0
+            for name in sorted(_APIS):
+                held += sum(1 for sub in await self.store.list_subscriptions(name) if sub.buyer == buyer)
+            if held >= cap:
+                raise RequestError(
+                    403, "accessDenied", f"a buyer may hold at most {cap} hub registrations; unregister one first"
+                )
         sub = Subscription(
             id=uuid.uuid4().hex, api=api.name, callback=callback, query=query, buyer=buyer,
             created_at=iso(utcnow()) or "",
@@ -168,8 +203,16 @@ class HubService:
         return out
 
 
+def _describe(exc: BaseException) -> str:
+    """One line saying why a request failed (the resolver's refusal, not aiohttp's wrapper of it)."""
+    cause = exc.os_error if isinstance(exc, aiohttp.ClientConnectorError) else None
+    if isinstance(exc, aiohttp.ClientConnectorDNSError) and cause is not None and str(cause):
+        return f"{type(exc).__name__}: {cause}"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
 class Notifier:
-    """Background delivery of the outbox (at-least-once, retries with backoff, survives restarts)."""
+    """Background delivery of the outbox: one queue per subscription, backoff per listener (module docstring)."""
 
     def __init__(
         self,
@@ -179,21 +222,41 @@ class Notifier:
         max_delay_s: float = 300.0,
         max_attempts: int = 20,
         timeout_s: float = 5.0,
-        concurrency: int = 8,
+        settings: HubSettings | None = None,
+        tokens: ListenerTokens | None = None,
+        max_queues: int = 500,
     ) -> None:
         self.store = store
         self.base_delay_s = base_delay_s
         self.max_delay_s = max_delay_s
         self.max_attempts = max_attempts
         self.timeout_s = timeout_s
+        self.settings = settings or HubSettings(allow_private_callbacks=True)
+        self.policy = self.settings.policy
+        self.tokens = tokens
+        self.max_queues = max_queues
+        # A queue's claim lasts long enough for its last request started in time to end (timeout_s), and is
+        # short enough that a dead process's queues are taken over within seconds.
+        self.lease_s = 2 * timeout_s + 2.0
         self.worker = f"{socket.gethostname()}:{os.getpid()}:notifier:{uuid.uuid4().hex[:6]}"
+        self.delivered: Counter[str] = Counter()  # deliveries per listener host (metrics)
+        self.failed: Counter[str] = Counter()  # failed attempts per listener host (metrics)
+        self._health: dict[str, ListenerHealth] = {}
+        self._queues: dict[str, asyncio.Task[None]] = {}
+        self._hosts: dict[str, asyncio.Semaphore] = {}
+        self._buyers: dict[str, str | None] = {}
+        self._literals: dict[str, str | None] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
-        self._sem = asyncio.Semaphore(concurrency)
+        retention = self.settings.outbox_retention_s
+        self._purge = Periodic(
+            "interlude-outbox-retention", self.purge, min(300.0, retention or 300.0),
+            "outbox retention purge failed; retrying next interval",
+        )  # fmt: skip
 
     def wake(self) -> None:
-        """New rows were committed: deliver now rather than at the next poll."""
+        """New rows were committed (or a queue finished a batch): claim now rather than at the next poll."""
         self._wake.set()
 
     @property
@@ -202,54 +265,219 @@ class Notifier:
         return self._task is not None and not self._task.done()
 
     async def start(self) -> None:
-        """Start the delivery loop."""
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout_s))
+        """Start the delivery loop and the retention purge."""
+        connector = aiohttp.TCPConnector(limit=0, resolver=PolicyResolver(self.policy), ssl=self.settings.tls())
+        self._session = aiohttp.ClientSession(
+            connector=connector, cookie_jar=aiohttp.DummyCookieJar(),
+            timeout=aiohttp.ClientTimeout(total=self.timeout_s),
+        )  # fmt: skip
+        with contextlib.suppress(StoreError):
+            self._health = {h.subscription_id: h for h in await self.store.listener_health()}
         self._task = asyncio.create_task(self._loop(), name="interlude-notifier")
+        if self.settings.outbox_retention_s is not None:
+            self._purge.start()
 
     async def stop(self) -> None:
-        """Stop the loop; undelivered rows stay in the store for the next start."""
-        if self._task is not None:
-            self._task.cancel()
+        """Stop the loop and the queues; undelivered rows stay in the store for the next start."""
+        await self._purge.stop()
+        tasks = [t for t in (self._task, *self._queues.values()) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await task
+        self._task = None
+        self._queues.clear()
         if self._session is not None:
             await self._session.close()
             self._session = None
+        if self.tokens is not None:
+            await self.tokens.close()
+
+    # Metrics ----------------------------------------------------------------------------------------------
+
+    async def backlog(self) -> OutboxBacklog:
+        """Undelivered rows (outbox depth) and the oldest one's creation time."""
+        return await self.store.outbox_backlog()
+
+    async def oldest_undelivered_age_s(self) -> float:
+        """Seconds the oldest undelivered row has waited (0 when nothing waits)."""
+        oldest = parse_iso((await self.backlog()).oldest_created_at)
+        return max(0.0, (utcnow() - oldest).total_seconds()) if oldest is not None else 0.0
+
+    def failing_listeners(self) -> list[ListenerHealth]:
+        """Listeners marked failing: at least ``mark_failing_after`` attempts failed since their last success."""
+        mark = self.settings.mark_failing_after
+        return sorted((h for h in self._health.values() if h.failures >= mark), key=lambda h: h.first_failure_at)
+
+    @property
+    def active_queues(self) -> int:
+        """Subscriptions being delivered right now."""
+        return len(self._queues)
+
+    # Retention --------------------------------------------------------------------------------------------
+
+    async def purge(self) -> int:
+        """Delete rows delivered (or abandoned) longer than the retention ago; returns how many."""
+        retention = self.settings.outbox_retention_s
+        if retention is None:
+            return 0
+        before, total = time.time() - retention, 0
+        while not self._purge.stopping.is_set():
+            n = await self.store.purge_outbox(before, 1000)
+            total += n
+            if n < 1000:
+                break
+            await asyncio.sleep(0)
+        if total:
+            log.info("outbox retention: purged %d delivered notifications older than %.0f s", total, retention)
+        return total
+
+    # Delivery ---------------------------------------------------------------------------------------------
 
     async def _loop(self) -> None:
+        idle_s = min(self.base_delay_s, 1.0)
+        store_failing = False
         while True:
-            try:
-                rows = await self.store.claim_outbox(self.worker, time.time(), lease_s=self.timeout_s * 4)
-                if rows:
-                    await asyncio.gather(*(self._deliver(r) for r in rows))
-                    continue
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("notifier loop failed; retrying")
             self._wake.clear()
+            free = self.max_queues - len(self._queues)
+            claimed = 0
+            if free > 0:
+                try:
+                    batch = self.settings.delivery_batch
+                    rows = await self.store.claim_outbox(
+                        self.worker, time.time(), self.lease_s, limit=free, per_subscription=batch
+                    )
+                    if store_failing:
+                        log.info("notifier: the store answers again")
+                    store_failing = False
+                except (StoreError, OSError) as exc:  # the database is away (a PostgreSQL restart, a full disk)
+                    if not store_failing:
+                        log.warning("notifier cannot claim notifications (%s); retrying", exc)
+                    store_failing, rows = True, []
+                except Exception:  # a driver error or a defect: logged, and the loop goes on
+                    log.exception("notifier claim failed; retrying")
+                    rows = []
+                claimed = self._dispatch(rows)
+            if claimed and claimed >= free:
+                continue  # more queues may be due
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=min(self.base_delay_s, 1.0))
+                await asyncio.wait_for(self._wake.wait(), timeout=idle_s)
 
-    async def _deliver(self, row: OutboxRow) -> None:
-        assert self._session is not None
-        async with self._sem:
-            error: str | None = None
-            try:
-                async with self._session.post(
-                    row.callback_url, json=row.body, headers={"Content-Type": "application/json;charset=utf-8"}
-                ) as resp:
-                    if resp.status >= 300:
-                        error = f"listener answered HTTP {resp.status}"
-            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-                error = f"{type(exc).__name__}: {exc}"
-            now = time.time()
-            if error is None:
-                await self.store.mark_delivered(row.id, now)
+    def _dispatch(self, rows: Sequence[OutboxRow]) -> int:
+        """Start one task per claimed queue; returns how many queues."""
+        queues: dict[str, list[OutboxRow]] = {}
+        for row in rows:
+            key = row.subscription_id if row.subscription_id is not None else f"row:{row.id}"
+            queues.setdefault(key, []).append(row)
+        for key, batch in queues.items():
+            task = asyncio.create_task(self._deliver_queue(key, batch), name=f"interlude-notify-{key}")
+            self._queues[key] = task
+        return len(queues)
+
+    async def _deliver_queue(self, key: str, batch: list[OutboxRow]) -> None:
+        sub_id = batch[0].subscription_id
+        delivered: list[int] = []
+        deadline = time.monotonic() + self.lease_s - self.timeout_s - 1.0
+        try:
+            buyer = await self._buyer(batch[0])
+            for i, row in enumerate(batch):
+                if time.monotonic() > deadline:  # keep well inside the claim's lease; the rest is claimed anew
+                    await self.store.settle_outbox(sub_id, delivered, time.time(), release=[r.id for r in batch[i:]])
+                    return
+                error = await self._post(row, buyer)
+                if error is None:
+                    delivered.append(row.id)
+                    continue
+                if delivered:
+                    await self.store.settle_outbox(sub_id, delivered, time.time())
+                await self._failed(row, error)
                 return
-            attempts = row.attempts + 1
-            delay = min(self.max_delay_s, self.base_delay_s * (2 ** (attempts - 1)))
-            give_up = attempts >= self.max_attempts
-            log.warning("notification %s to %s failed (%s), attempt %d", row.id, row.callback_url, error, attempts)
-            await self.store.mark_failed(row.id, error, now + delay, give_up=give_up)
+            await self.store.settle_outbox(sub_id, delivered, time.time())
+            self._recovered(sub_id)
+        except (StoreError, OSError) as exc:  # the claim's lease expires and the rows are sent again: at-least-once
+            log.warning("notifier could not record deliveries to subscription %s: %s", sub_id, exc)
+        except Exception:  # a defect: the claim's lease expires and the rows are tried again
+            log.exception("notifier failed delivering to subscription %s", sub_id)
+        finally:
+            self._queues.pop(key, None)
+            self.wake()
+
+    async def _buyer(self, row: OutboxRow) -> str | None:
+        """The buyer of a row's subscription (only needed for listener tokens; cached)."""
+        sub_id = row.subscription_id
+        if self.tokens is None or sub_id is None:
+            return None
+        if sub_id not in self._buyers:
+            sub = await self.store.get_subscription(row.api, sub_id)
+            self._buyers[sub_id] = sub.buyer if sub is not None else None
+        return self._buyers[sub_id]
+
+    async def _post(self, row: OutboxRow, buyer: str | None) -> str | None:
+        """Send one notification; None on success, else why it failed (one line, no traceback)."""
+        assert self._session is not None
+        parts = urlsplit(row.callback_url)
+        refused = self._literal_refusal(parts.hostname or "")
+        if refused is not None:
+            return f"callback host is {refused}"
+        data = json.dumps(row.body).encode()
+        gate = self._hosts.setdefault(parts.netloc, asyncio.Semaphore(self.settings.per_host_concurrency))
+        for retry_token in (True, False):
+            headers = {"Content-Type": "application/json;charset=utf-8"}
+            try:
+                if self.tokens is not None and (auth := await self.tokens.authorization(buyer)) is not None:
+                    headers["Authorization"] = auth
+                async with (
+                    gate,
+                    self._session.post(row.callback_url, data=data, headers=headers, allow_redirects=False) as resp,
+                ):
+                    status = resp.status
+            except TokenError as exc:
+                return str(exc)
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                self.failed[parts.netloc] += 1
+                return _describe(exc)
+            if status == 401 and retry_token and self.tokens is not None and self.tokens.configured(buyer):
+                self.tokens.invalidate(buyer)  # revoked or rotated: one fresh token, one more try
+                continue
+            if status < 300:
+                self.delivered[parts.netloc] += 1
+                return None
+            self.failed[parts.netloc] += 1
+            return f"listener answered HTTP {status}" + (" (redirects are not followed)" if status < 400 else "")
+        return None  # pragma: no cover - the loop always returns
+
+    def _literal_refusal(self, host: str) -> str | None:
+        """Why a host written as an IP address is refused (names are checked after resolution); cached."""
+        if host not in self._literals:
+            address = host_address(host)
+            self._literals[host] = self.policy.refusal(address) if address is not None else None
+        return self._literals[host]
+
+    async def _failed(self, row: OutboxRow, error: str) -> None:
+        """Back the listener's queue off, log it summarised, and record it."""
+        now, sub_id = time.time(), row.subscription_id
+        previous = self._health.get(sub_id) if sub_id is not None else None
+        failures = (previous.failures if previous is not None else row.attempts) + 1
+        delay = min(self.max_delay_s, self.base_delay_s * (2 ** min(failures - 1, 60)))
+        give_up = row.attempts + 1 >= self.max_attempts
+        where = f"listener {safe_url(row.callback_url)} (subscription {sub_id})"
+        if failures == 1:
+            log.warning("%s failed: %s; retrying in %.1f s", where, error, delay)
+        else:
+            marked = " and is marked failing" if failures == self.settings.mark_failing_after else ""
+            log.warning("%s still failing after %d attempts%s: %s; next try in %.0f s", where, failures, marked,
+                        error, delay)  # fmt: skip
+        if give_up:
+            log.warning("%s: notification %d abandoned after %d attempts", where, row.id, row.attempts + 1)
+        await self.store.fail_outbox(
+            OutboxFailure(row.id, sub_id, error, now, now + delay, give_up, self.settings.max_pending_per_subscription)
+        )
+        if sub_id is not None:
+            first = previous.first_failure_at if previous is not None else now
+            self._health[sub_id] = ListenerHealth(sub_id, failures, first, now, error, now + delay)
+
+    def _recovered(self, sub_id: str | None) -> None:
+        health = self._health.pop(sub_id, None) if sub_id is not None else None
+        if health is not None:
+            log.info("listener of subscription %s recovered after %d failed attempts", sub_id, health.failures)

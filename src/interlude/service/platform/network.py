@@ -191,15 +191,24 @@ class Network:
         A node whose adapter cannot list interfaces, or cannot be reached, keeps its ports out of the
         result, so the caller keeps the last known state rather than inventing one.
         """
-        out: dict[tuple[str, str], bool] = {}
+        return {key: up for key, (up, _) in (await self.read_port_samples(nodes)).items()}
+
+    async def read_port_samples(self, nodes: Iterable[str] | None = None) -> dict[tuple[str, str], tuple[bool, float]]:
+        """:meth:`read_ports` with the oldest time each answer may describe (``InterfaceState.sampled_at``).
+
+        An adapter that does not say answers as of the moment the read began.
+        """
+        out: dict[tuple[str, str], tuple[bool, float]] = {}
         for node in nodes if nodes is not None else self.topology.nodes:
+            began = time.time()
             try:
                 states = await self.interface_states(node)
             except AdapterError as exc:
                 log.warning("cannot read interfaces of %s: %s", node, exc)
                 continue
             for st in states:
-                out[(node, st.name)] = st.oper is OperState.UP
+                at = st.sampled_at if st.sampled_at is not None else began
+                out[(node, st.name)] = (st.oper is OperState.UP, at)
         return out
 
     def linked_nodes(self, nodes: Iterable[str]) -> set[str]:

@@ -4,6 +4,10 @@ At start the port states of every node are read once (``list_interfaces``). Then
 ``events`` is followed; adapters without it are polled every ``poll_interval_s``. Every raw event is
 published on the bus as :class:`~interlude.domain.events.SouthboundReceived` (alarms, PM subscribe to that);
 link/admin/reachability events re-read the node and its link neighbours and feed the inventory.
+
+A link or admin event is the newest word on its port: a read whose answer may be older than the event (an SNMP
+agent serving ifTable from its cache answers "up" for ~3 s after it sent linkDown) is ignored for that port
+until a read at least as new as the event arrives, so a cut never flips a service back to ENABLED for a moment.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from interlude.service.platform.network import Network
 
 log = logging.getLogger(__name__)
 
+_HELD_EVENTS = {EventKind.LINK_DOWN: False, EventKind.ADMIN_DOWN: False, EventKind.LINK_UP: True}
+"""Port events that say the port's oper state (admin up says nothing of oper)."""
 _STATE_EVENTS = {
     EventKind.LINK_DOWN,
     EventKind.LINK_UP,
@@ -59,6 +65,7 @@ class SouthboundIngest:
         self.poll_interval_s = poll_interval_s
         self._tasks: list[asyncio.Task[None]] = []
         self._refresh_lock = asyncio.Lock()
+        self._held: dict[tuple[str, str], tuple[bool, float]] = {}
 
     @property
     def running(self) -> bool:
@@ -87,16 +94,33 @@ class SouthboundIngest:
         """Re-read ports of ``nodes`` (and their link neighbours), push changes to the inventory."""
         async with self._refresh_lock:
             targets = None if nodes is None else self.network.linked_nodes(nodes)
-            states = await self.network.read_ports(targets)
+            states = self._fresh(await self.network.read_port_samples(targets))
             now = time.time()
             for (node, ifname), up in states.items():
                 if self.inventory.port_up.get((node, ifname)) != up:
                     await self.bus.publish(PortStateChanged(now, node, ifname, up))
             await self.inventory.update_ports(states)
 
+    def _fresh(self, samples: Mapping[tuple[str, str], tuple[bool, float]]) -> dict[tuple[str, str], bool]:
+        """Port states from a read, where a held event newer than the answer wins over it."""
+        states: dict[tuple[str, str], bool] = {}
+        for key, (up, sampled_at) in samples.items():
+            held = self._held.get(key)
+            if held is not None and sampled_at < held[1]:
+                if up != held[0]:
+                    log.debug("ignoring a stale read of %s:%s (%s, older than the event)", *key, up)
+                up = held[0]
+            elif held is not None:
+                del self._held[key]
+            states[key] = up
+        return states
+
     async def handle(self, event: SouthboundEvent) -> None:
         """One event from an adapter."""
         await self.bus.publish(SouthboundReceived(event.at, event))
+        held = _HELD_EVENTS.get(event.kind)
+        if held is not None and event.interface:
+            self._held[(event.node, event.interface)] = (held, event.at)
         if event.kind in _STATE_EVENTS:
             await self.refresh([event.node])
 

@@ -172,3 +172,14 @@ def test_link_traps_become_events_for_topology_interfaces() -> None:
     assert event is not None
     assert (event.kind, event.interface, event.source) == (EventKind.LINK_DOWN, "up1", "snmp-trap")
     assert event.details["operStatus"] == 2 and event.details["adminStatus"] == 1
+
+
+async def test_interface_reads_say_how_old_a_cached_answer_may_be() -> None:
+    adapter = make({"counter_cache_s": 3.0})
+    fake = with_fake(adapter)
+    fake.values.update({(*IF_T, 7, 1): 1, (*IF_T, 8, 1): 1})  # ifAdminStatus, ifOperStatus: up
+    state = await adapter.get_interface("uni1")
+    assert state.sampled_at == fake.clock - 3.0  # ifTable comes from the agent's cache: as old as its window
+    uncached = make({"counter_cache_s": 0})
+    with_fake(uncached).values.update(fake.values)
+    assert (await uncached.get_interface("uni1")).sampled_at is None

@@ -1,0 +1,1 @@
+"""Selling Internet Access over LSO Sonata: catalog, addresses, POQ, quotes, product orders, product inventory."""
