@@ -1,4 +1,5 @@
-# make run: start the emulator on http://127.0.0.1:8080 (state in .interlude/).
+# make run: start the emulator on http://127.0.0.1:8080 (state in .interlude/<topology>.db, as a bare
+#   `interlude emulate`; RUN_ARGS=--reset starts afresh).
 # make test: (re)build .venv and run the whole test suite.
 # make conformance: the conformance kit against `make run` (MEF definitions from MEF_SDK), report in .interlude/.
 # make lint: ruff, mypy --strict and the import contracts (lint-imports; rules in docs/architecture.md).
@@ -18,8 +19,7 @@ $(STAMP): pyproject.toml | $(PY)
 	touch $(STAMP)
 
 run: $(STAMP)
-	mkdir -p .interlude
-	$(VENV)/bin/interlude emulate --host 127.0.0.1 --port 8080 --db .interlude/interlude.db
+	$(VENV)/bin/interlude emulate --host 127.0.0.1 --port 8080 $(RUN_ARGS)
 
 MEF_SDK ?= ../shared/mef
 conformance: $(STAMP)

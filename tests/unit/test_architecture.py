@@ -70,10 +70,16 @@ def _function_level_imports(tree: ast.Module) -> Iterator[ast.Import | ast.Impor
                     yield node
 
 
+LAZY_COMMAND_LOADERS = "interlude/cli/main.py"
+"""The command group imports each subcommand when it runs (``--help`` stays fast); nothing imports it back."""
+
+
 def test_no_function_level_import_of_our_own_modules() -> None:
     """Function-level imports of ``interlude`` modules hide cycles; optional third-party imports may be lazy."""
     found: list[str] = []
     for path, tree in _modules():
+        if path.as_posix().endswith(LAZY_COMMAND_LOADERS):
+            continue
         for node in _function_level_imports(tree):
             names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
             found += [f"{_rel(path)}:{node.lineno} imports {n}" for n in names if n.startswith("interlude")]

@@ -49,6 +49,7 @@ from interlude.service.performance.streaming import StreamingService
 from interlude.service.platform.faults import FaultService
 from interlude.service.platform.hub import HubService, NotifyingApi
 from interlude.service.platform.network import Network
+from interlude.service.platform.readiness import Readiness
 from interlude.service.sonata.service import SonataService
 from interlude.topology.model import Topology
 
@@ -80,6 +81,7 @@ class Partner(Protocol):
     streaming: StreamingService
     sft: SftService
     fm: FmService
+    readiness: Readiness
     reconciler: Reconciler
     sonata: SonataService
 

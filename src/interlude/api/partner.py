@@ -4,8 +4,9 @@
 ``POST /interlude/v1/faults`` ``{"type": "linkDown"|"delay"|"loss"|"jitter", "node", "interface",
 "delayMs", "jitterMs", "lossPercent"}`` → 201 with the fault; ``GET /interlude/v1/faults``;
 ``GET``/``DELETE /interlude/v1/faults/{id}`` (204 clears it). ``POST /interlude/v1/reconcile`` compares every
-device with the inventory now and re-applies or alarms per node (200 with what it found and did). Errors use the
-same shapes as the MEF APIs.
+device with the inventory now and re-applies or alarms per node (200 with what it found and did);
+``POST /interlude/v1/alarms/{id}/acknowledge`` and ``.../clear`` (the MEF Alarm Management API only reads
+alarms) answer the MEF ``Alarm``. Errors use the same shapes as the MEF APIs.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from interlude.api.common import RUNTIME, json_response, operation, parse_model, read_json
+from interlude.api.common import RUNTIME, buyer_of, json_response, operation, parse_model, read_json
 from interlude.api.wire import FaultIn
 from interlude.errors import AdapterError
 
@@ -87,6 +88,18 @@ async def delete_fault(request: web.Request) -> web.StreamResponse:
     return web.Response(status=204)
 
 
+async def acknowledge_alarm(request: web.Request) -> web.StreamResponse:
+    """Acknowledge an alarm: the MEF alarm goes ``acknowledged`` (and its subscribers are told)."""
+    alarm = await request.app[RUNTIME].alarms.acknowledge(request.match_info["id"], buyer_of(request))
+    return json_response(alarm.to_mef())
+
+
+async def clear_alarm(request: web.Request) -> web.StreamResponse:
+    """Clear an alarm by hand (its cause may persist)."""
+    alarm = await request.app[RUNTIME].alarms.clear_manually(request.match_info["id"], buyer_of(request))
+    return json_response(alarm.to_mef())
+
+
 async def reconcile(request: web.Request) -> web.StreamResponse:
     """Reconcile the devices with the inventory now (:mod:`interlude.service.inventory.reconcile`)."""
     report = await request.app[RUNTIME].reconciler.reconcile()
@@ -102,4 +115,6 @@ def routes() -> list[web.RouteDef]:
         web.get(f"{BASE}/faults/{{id}}", get_fault, name=operation(BASE, "retrieveFault")),
         web.delete(f"{BASE}/faults/{{id}}", delete_fault, name=operation(BASE, "deleteFault")),
         web.post(f"{BASE}/reconcile", reconcile, name=operation(BASE, "reconcile")),
+        web.post(f"{BASE}/alarms/{{id}}/acknowledge", acknowledge_alarm, name=operation(BASE, "acknowledgeAlarm")),
+        web.post(f"{BASE}/alarms/{{id}}/clear", clear_alarm, name=operation(BASE, "clearAlarm")),
     ]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -25,6 +26,7 @@ from interlude.errors import RequestError, ValidationError, ValidationErrors
 from interlude.service.performance.streaming import ALL_JOBS, PROTOCOLS, StreamingService, topic_id
 
 BASE = "/mefApi/interlude/streamingManagement/v1"
+log = logging.getLogger(__name__)
 MODEL_REF = "https://github.com/lso-interlude/lso-interlude/blob/main/docs/performance.md#streaming"
 CHANNELS = [
     {"protocol": "ws", "description": "websocket: one JSON message per PM measurement interval"},
@@ -165,9 +167,10 @@ async def stream(request: web.Request) -> web.StreamResponse:
     sid = request.match_info["id"]
     sub = await svc.get(sid, buyer_of(request))
     queue = svc.connect(sid)
+    response: web.StreamResponse | None = None
     try:
         if sub["protocol"] == "ws":
-            ws = web.WebSocketResponse(heartbeat=KEEPALIVE_S)
+            ws = response = web.WebSocketResponse(heartbeat=KEEPALIVE_S)
             if not ws.can_prepare(request).ok:
                 raise RequestError(400, "invalidQuery", "this subscription's channel is a websocket: send an upgrade")
             await ws.prepare(request)
@@ -189,7 +192,8 @@ async def stream(request: web.Request) -> web.StreamResponse:
                     await reader
                 await ws.close()
             return ws
-        resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson", "Cache-Control": "no-store"})
+        ndjson = {"Content-Type": "application/x-ndjson", "Cache-Control": "no-store"}
+        resp = response = web.StreamResponse(headers=ndjson)
         resp.enable_chunked_encoding()
         await resp.prepare(request)
         while True:
@@ -203,6 +207,17 @@ async def stream(request: web.Request) -> web.StreamResponse:
             await resp.write(json.dumps(message, separators=(",", ":")).encode() + b"\n")
         await resp.write_eof()
         return resp
+    except ConnectionResetError:
+        # A consumer going away is how a stream ends, not a failure of ours: one line, no traceback.
+        log.info("stream consumer of subscription %s disconnected", sid)
+        assert response is not None  # only a prepared response can lose its peer
+        return response
+    except asyncio.CancelledError:
+        # The server cancels the handler of a peer that closed its connection (or everything at shutdown).
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            log.info("stream consumer of subscription %s disconnected", sid)
+        raise
     finally:
         svc.disconnect(sid, queue)
 

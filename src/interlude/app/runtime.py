@@ -48,6 +48,7 @@ from interlude.service.platform.hub_settings import HubSettings
 from interlude.service.platform.jobs import JobRunner
 from interlude.service.platform.network import Network
 from interlude.service.platform.periodic import Periodic
+from interlude.service.platform.readiness import Readiness
 from interlude.service.platform.southbound import SouthboundIngest
 from interlude.service.sonata.catalog import Catalog
 from interlude.service.sonata.service import SonataDeps, SonataService
@@ -160,6 +161,12 @@ class Runtime:
             "alarm-retention", self.alarms.expire, self.alarms.retention.sweep_interval_s,
             "alarm retention sweep failed; retrying next interval",
         )  # fmt: skip
+        runners = {"southbound": lambda: self.southbound.running, "jobs": lambda: self.jobs.running}
+        if self.options.run_orders:
+            runners["orders"] = lambda: self.runner.running
+        if self.options.run_notifier:
+            runners["notifier"] = lambda: self.notifier.running
+        self.readiness = Readiness(self.store, self.network, runners)
 
     def _impairment_fallback(self) -> Callable[[str], ImpairmentControl | None] | None:
         """The lab's impairment control for nodes whose adapter lacks ImpairmentControl (None if all have it).

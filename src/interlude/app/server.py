@@ -26,6 +26,7 @@ from interlude.app.security import OAuthSetup
 from interlude.app.web import create_app
 from interlude.emulator.devices import DeviceEndpoints, device_agents
 from interlude.emulator.scenario import Scenario, run_scenario
+from interlude.errors import ConfigError
 from interlude.topology.model import Topology
 
 HANDLER_GRACE_S = 2.0
@@ -46,6 +47,21 @@ def state_location(topology: Topology, db: str | None) -> tuple[Path | str, Path
         db_path = db if db.startswith(("postgresql://", "postgres://")) else Path(db)
     state_dir = db_path.parent if isinstance(db_path, Path) else STATE_DIR
     return db_path, state_dir
+
+
+def reset_state(db_path: Path | str) -> list[Path]:
+    """Delete a SQLite state file (with its journal files) so the next start seeds afresh; the files removed.
+
+    A PostgreSQL database is shared and may hold other partners' state: it is never dropped from here.
+    """
+    if not isinstance(db_path, Path):
+        raise ConfigError("--reset deletes a SQLite state file; drop a PostgreSQL database with its own tools")
+    removed = []
+    for path in (db_path, *(db_path.with_name(db_path.name + suffix) for suffix in ("-wal", "-shm", "-journal"))):
+        if path.exists():
+            path.unlink()
+            removed.append(path)
+    return removed
 
 
 def build_runtime(

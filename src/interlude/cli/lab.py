@@ -14,9 +14,9 @@ from typing import Any
 
 import click
 import yaml
-from rich.console import Console
 from rich.table import Table
 
+from interlude.cli.output import make_console
 from interlude.errors import InterludeError
 from interlude.lab.builder import Lab, status_document
 from interlude.lab.clab import convert_clab
@@ -24,7 +24,7 @@ from interlude.lab.plumbing import resolve_target
 from interlude.topology.loader import load_topology
 from interlude.topology.model import Impairment
 
-_console = Console(stderr=True)
+_console = make_console(stderr=True)
 
 
 def _lab(file: Path, state_dir: Path | None, prefix: str | None) -> Lab:
@@ -115,7 +115,7 @@ def status(file: Path, state_dir: Path | None, prefix: str | None, as_json: bool
     if as_json:
         click.echo(json.dumps(doc, indent=2))
         return
-    out = Console()
+    out = make_console()
     out.print(f"lab [bold]{doc['lab']}[/bold] ({doc['status']}), prefix {doc['prefix']}, state {doc['state_dir']}")
     nodes = Table("node", "kind", "namespace", "address", "agents")
     for node in doc["nodes"]:

@@ -23,33 +23,25 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.logging import RichHandler
 from rich.table import Table
 
 from interlude.adapters.registry import available_kinds
 from interlude.api.auth import TokenTable, load_tokens
+from interlude.app.logs import LOG_FORMATS, configure_logging
 from interlude.app.runtime import Runtime
 from interlude.app.security import OAuthSetup, oauth_setup, tls_context
-from interlude.app.server import build_runtime, state_location
+from interlude.app.server import build_runtime, reset_state, state_location
 from interlude.app.server import serve as serve_partner
 from interlude.app.web import API_MODULES
+from interlude.cli.output import make_console
 from interlude.emulator.devices import DeviceEndpoints
 from interlude.emulator.scenario import Scenario, check_scenario, load_scenario
 from interlude.errors import ConfigError, InterludeError
 from interlude.topology.loader import bundled_topology_path, load_topology
 from interlude.topology.model import Topology
 
-console = Console()
-
-
-def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(message)s",
-        handlers=[RichHandler(console=console, show_path=False, rich_tracebacks=False)],
-    )
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+console = make_console()
+log = logging.getLogger(__name__)
 
 
 def _banner(runtime: Runtime, url: str, db: Path | str, mode: str) -> None:
@@ -69,6 +61,15 @@ def _banner(runtime: Runtime, url: str, db: Path | str, mode: str) -> None:
         f"{len(runtime.topology.nodes)} nodes ({', '.join(kinds) if mode == 'serve' else 'emulated'}), "
         f"{sum(1 for _ in runtime.inventory.services())} services, state in [bold]{db}[/bold]. Ctrl-C stops."
     )
+    console.print(f"console  [bold]{url}/console/[/bold]   API documents  [bold]{url}/docs[/bold]")
+    console.print(f"metrics  {url}/metrics   health  {url}/health   readiness  {url}/ready")
+    console.print(f"as an SP: [bold]{_interlude()} client --url {url} --buyer sp-alpha services[/bold]")
+
+
+def _interlude() -> str:
+    """How to run this very command again without activating its virtualenv."""
+    exe = Path(sys.argv[0])
+    return str(exe) if exe.name == "interlude" and exe.parent != Path() else "interlude"
 
 
 class _ConsoleEvents:
@@ -220,8 +221,8 @@ def _run(topology: Topology, topo_path: Path, host: str, port: int, db: str | No
          mode: str, verbose: bool, devices: tuple[int | None, int | None] = (None, None),
          netconf_password: str | None = None, tokens_file: Path | None = None,
          security: SecurityOptions | None = None, device_host: str = "127.0.0.1", workers: int = 1,
-         reuse_port: bool = False) -> None:  # fmt: skip
-    _setup_logging(verbose)
+         reuse_port: bool = False, log_format: str = "text", reset: bool = False) -> None:  # fmt: skip
+    configure_logging(log_format, verbose)
     if workers > 1 and not (db or "").startswith(("postgresql://", "postgres://")):
         console.print("[red]error[/red]: several workers share one database: give --db postgresql://...")
         raise SystemExit(2)
@@ -232,6 +233,9 @@ def _run(topology: Topology, topo_path: Path, host: str, port: int, db: str | No
     sec = security or SecurityOptions()
     extra = _Workers(_worker_argv(), workers - 1) if workers > 1 else None
     try:
+        if reset:
+            removed = reset_state(db_path)
+            console.print(f"reset: removed {', '.join(map(str, removed))}" if removed else f"reset: none at {db_path}")
         scen = load_scenario(scenario) if scenario is not None else None
         if scen is not None:
             check_scenario(scen, topology)
@@ -276,6 +280,10 @@ _db = click.option(
     "(several processes sharing one database; needs the 'postgres' extra).",
 )  # fmt: skip
 _verbose = click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+_log_format = click.option(
+    "--log-format", type=click.Choice(LOG_FORMATS), default="text", show_default=True,
+    help="Log lines as text (ISO-8601 time, level, logger, message) or as one JSON object each.",
+)  # fmt: skip
 _workers = click.option(
     "--workers", default=1, show_default=True, type=click.IntRange(1, 64),
     help="Processes serving the same port (SO_REUSEPORT); more than one needs --db postgresql://... "
@@ -358,16 +366,19 @@ def _security_options(command: Callable[..., None]) -> Callable[..., None]:
 @click.option("--device-host", default="127.0.0.1", show_default=True,
               help="Address the emulated devices' SNMP and NETCONF agents listen on (independent of --host).")
 @click.option("--no-device-agents", is_flag=True, help="Do not serve the emulated devices over SNMP and NETCONF.")
+@click.option("--reset", is_flag=True, help="Start from the topology again: delete the SQLite state first.")
 @_tokens
 @_security_options
 @_verbose
+@_log_format
 @_workers
 @_reuse_port
 def emulate(topology_file: Path | None, host: str, port: int, db: str | None, scenario: Path | None,
             snmp_port: int, netconf_port: int, netconf_password_file: Path | None, netconf_password_arg: str | None,
             device_host: str,
-            no_device_agents: bool, tokens_file: Path | None, verbose: bool,
-            security: SecurityOptions, workers: int = 1, reuse_port: bool = False) -> None:  # fmt: skip
+            no_device_agents: bool, reset: bool, tokens_file: Path | None, verbose: bool,
+            security: SecurityOptions, log_format: str = "text", workers: int = 1,
+            reuse_port: bool = False) -> None:  # fmt: skip
     """Run the partner emulator: the MEF Interlude APIs over an in-memory network.
 
     The emulated devices are also reachable over SNMP and NETCONF on the same host (loopback by default), so
@@ -382,7 +393,7 @@ def emulate(topology_file: Path | None, host: str, port: int, db: str | None, sc
     if netconf_password_file is not None:
         netconf_password = netconf_password_file.read_text(encoding="utf-8").strip()
     _run(_load(path, None), path, host, port, db, scenario, "emulate", verbose, devices, netconf_password, tokens_file,
-         security, device_host, workers, reuse_port)  # fmt: skip
+         security, device_host, workers, reuse_port, log_format, reset)  # fmt: skip
 
 
 @click.command("serve")
@@ -396,14 +407,17 @@ def emulate(topology_file: Path | None, host: str, port: int, db: str | None, sc
 @_tokens
 @_security_options
 @_verbose
+@_log_format
 @_workers
 @_reuse_port
 def serve(topology_file: Path, host: str, port: int, db: str | None, tokens_file: Path | None, verbose: bool,
-          security: SecurityOptions, workers: int = 1, reuse_port: bool = False) -> None:  # fmt: skip
+          security: SecurityOptions, log_format: str = "text", workers: int = 1,
+          reuse_port: bool = False) -> None:  # fmt: skip
     """Serve the MEF Interlude APIs in front of real network elements (adapter per node kind).
 
     Give --tokens FILE whenever anyone but you can reach the port: without it the caller picks its buyer.
     """
     _run(_load(topology_file, available_kinds()), topology_file, host, port, db, None, "serve", verbose,
-         tokens_file=tokens_file, security=security, workers=workers, reuse_port=reuse_port)  # fmt: skip
+         tokens_file=tokens_file, security=security, workers=workers, reuse_port=reuse_port,
+         log_format=log_format)  # fmt: skip
 

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import click
-from rich.console import Console
 
 from interlude.adapters.registry import available_kinds
+from interlude.cli.output import make_console
 from interlude.topology.lint import lint_file
 from interlude.topology.loader import json_schema
 
@@ -22,7 +22,7 @@ def topology_group() -> None:
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 def validate(file: Path) -> None:
     """Validate FILE: schema, cross-references and semantic checks; every problem as file:line:col, exit 1."""
-    console = Console()
+    console = make_console()
     topo, problems = lint_file(file, known_kinds=available_kinds())
     if topo is None or problems:
         for problem in problems:

@@ -9,7 +9,8 @@ Example::
 
     async with SpListener() as sp:
         await sp.register("http://127.0.0.1:8080/mefApi/interlude/serviceInventory/v2", buyer="sp-alpha")
-        event = await sp.wait_for(lambda e: e.event_type == "serviceAttributeValueChangeEvent")
+        events = await sp.wait_for(lambda e: e.event_type == "serviceAttributeValueChangeEvent")
+        first = events[0]  # every matching event so far: at least ``count`` (default 1) of them
 """
 
 from __future__ import annotations
@@ -127,7 +128,7 @@ class SpListener:
     async def wait_for(
         self, predicate: Callable[[ReceivedEvent], bool], timeout: float = 10.0, count: int = 1
     ) -> list[ReceivedEvent]:
-        """Wait until ``count`` received events satisfy ``predicate``; TimeoutError otherwise."""
+        """Every received event satisfying ``predicate`` once there are ``count`` of them; TimeoutError otherwise."""
 
         def matching() -> list[ReceivedEvent]:
             return [e for e in self.events if predicate(e)]

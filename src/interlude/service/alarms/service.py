@@ -60,7 +60,7 @@ from interlude.domain.events import DriftChanged, PortStateChanged, SouthboundRe
 from interlude.domain.inventory import derive_oper
 from interlude.domain.model import OperStatus, PortRef, Service, iso, utcnow
 from interlude.domain.southbound import AdminState, Capability, EventKind
-from interlude.errors import AdapterError, NotFoundError
+from interlude.errors import AdapterError, NotFoundError, ValidationError
 from interlude.service.alarms.retention import AlarmRetention, age_s, is_stateless_tca
 from interlude.service.inventory.service import InventoryService
 from interlude.service.platform.bus import EventBus
@@ -180,6 +180,40 @@ class AlarmService:
         """Active alarms (all buyers)."""
         await self._load()
         return list(self._active.values())
+
+    # Operator actions ----------------------------------------------------------------------------------------
+
+    async def acknowledge(self, alarm_id: str, buyer: str | None) -> AlarmRecord:
+        """Mark an unacknowledged alarm seen (it stays active until its cause goes); notifies a state change."""
+        await self._load()
+        rec = await self.get(alarm_id, buyer)
+        if rec.state is not AlarmState.UNACKNOWLEDGED:
+            raise ValidationError(f"alarm {alarm_id} is {rec.state.value}: only an unAcknowledged alarm can be "
+                                  "acknowledged", "/state", "invalidValue")  # fmt: skip
+        now = iso(utcnow()) or ""
+        done = rec.evolve(state=AlarmState.ACKNOWLEDGED, changed_at=now)
+        for key, active in list(self._active.items()):
+            if active.id == alarm_id:
+                self._active[key] = done
+        await self._commit(done, "alarmStateChangeEvent")
+        log.info("alarm acknowledged: %s %s buyer=%s", done.id, done.key, done.buyer)
+        return done
+
+    async def clear_manually(self, alarm_id: str, buyer: str | None) -> AlarmRecord:
+        """Clear an active alarm by hand (its cause may persist: a new occurrence raises a new alarm)."""
+        await self._load()
+        rec = await self.get(alarm_id, buyer)
+        if not rec.active:
+            raise ValidationError(f"alarm {alarm_id} is already cleared", "/state", "invalidValue")
+        entry = next(((k, b) for (k, b), a in self._active.items() if a.id == alarm_id), None)
+        if entry is None:
+            now = iso(utcnow()) or ""
+            done = rec.evolve(state=AlarmState.CLEARED, cleared_at=now, changed_at=now)
+            await self._commit(done, "alarmStateChangeEvent")
+            return done
+        attributes = {**(rec.specific_attributes or {}), "clearedBy": "operator"}
+        cleared = await self._clear(entry[0], entry[1], attributes, all_buyers=False)
+        return next(c for c in cleared if c.id == alarm_id)
 
     # Event handling ----------------------------------------------------------------------------------------
 

@@ -132,6 +132,11 @@ class OrderRunner:
         """A new order is waiting (or a slot became free)."""
         self._wake.set()
 
+    @property
+    def running(self) -> bool:
+        """Whether the runner's loop is alive (started and not crashed): what readiness reports."""
+        return self._task is not None and not self._task.done()
+
     async def start(self) -> None:
         """Start the loop (it first resumes orders left unfinished by a previous process)."""
         self._task = asyncio.create_task(self._loop(), name="interlude-order-runner")

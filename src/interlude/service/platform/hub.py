@@ -259,6 +259,11 @@ class Notifier:
         """New rows were committed (or a queue finished a batch): claim now rather than at the next poll."""
         self._wake.set()
 
+    @property
+    def running(self) -> bool:
+        """Whether the delivery loop is alive (started and not crashed): what readiness reports."""
+        return self._task is not None and not self._task.done()
+
     async def start(self) -> None:
         """Start the delivery loop and the retention purge."""
         connector = aiohttp.TCPConnector(limit=0, resolver=PolicyResolver(self.policy), ssl=self.settings.tls())

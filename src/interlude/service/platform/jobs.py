@@ -124,6 +124,13 @@ class JobItem:
 CommitFn = Callable[[Transaction], Awaitable[None]]
 
 
+def _log_state(item: JobItem, state: str, detail: str = "") -> None:
+    """One line per state change of a work item; the periodic PM intervals only at DEBUG (one per granularity)."""
+    level = logging.DEBUG if item.kind.endswith(".interval") else logging.INFO
+    log.log(level, "job %s (%s) %s%s", item.id, item.kind, state, f": {detail}" if detail else "",
+            extra={"job": item.id, "kind": item.kind, "state": state})  # fmt: skip
+
+
 @dataclass(slots=True)
 class JobOutcome:
     """What a handler returns: a result to keep and writes to commit with the completion."""
@@ -286,6 +293,11 @@ class JobRunner:
 
     # Lifecycle --------------------------------------------------------------------------------------------
 
+    @property
+    def running(self) -> bool:
+        """Whether the claiming loop is alive (started and not crashed): what readiness reports."""
+        return self._loop_task is not None and not self._loop_task.done()
+
     async def start(self) -> None:
         """Start claiming (items left ``running`` by a crashed process are picked up again)."""
         if self._loop_task is not None:
@@ -393,6 +405,7 @@ class JobRunner:
                 if current is None or current.state not in PENDING_STATES:
                     return  # cancelled between claim and start
                 await tx.put_document(item.to_document())
+            _log_state(item, RUNNING, f"attempt {item.attempts}")
             try:
                 outcome = await spec.handler(JobContext(item, self)) or JobOutcome()
             except asyncio.CancelledError:
@@ -422,6 +435,7 @@ class JobRunner:
                     await outcome.commit(tx)
                 await tx.put_document(_replace(item, state=SUCCEEDED, result=outcome.result).to_document())
                 await self._release(tx, item.id)
+            _log_state(item, SUCCEEDED)
         except asyncio.CancelledError:
             pass
         except Exception:
@@ -431,6 +445,7 @@ class JobRunner:
             self._wake.set()
 
     async def _finish_failed(self, item: JobItem, spec: _Kind, error: str) -> None:
+        _log_state(item, FAILED, error)
         async with self.store.transaction() as tx:
             current = await tx.get_document(COLLECTION, item.id)
             if current is None or current.state not in PENDING_STATES:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 
 from interlude.adapters.base import (
     Adapter,
@@ -43,6 +44,9 @@ from interlude.topology.model import Impairment, Topology
 
 log = logging.getLogger(__name__)
 
+CallObserver = Callable[[str, str, float, bool], None]
+"""Told of every adapter call the gateway makes: ``(node, capability, seconds, ok)`` (metrics keep these)."""
+
 
 class Network:
     """Adapters by node name, plus the topology that names their ports."""
@@ -50,6 +54,19 @@ class Network:
     def __init__(self, topology: Topology, adapters: Mapping[str, Adapter]) -> None:
         self.topology = topology
         self.adapters = dict(adapters)
+        self.observer: CallObserver | None = None
+
+    @contextmanager
+    def _call(self, node: str, capability: Capability) -> Iterator[None]:
+        """Time one adapter call for the observer; an exception counts as a failed call and propagates."""
+        started = time.perf_counter()
+        ok = False
+        try:
+            yield
+            ok = True
+        finally:
+            if self.observer is not None:
+                self.observer(node, capability.value, time.perf_counter() - started, ok)
 
     def adapter(self, node: str) -> Adapter:
         """The adapter of a node (404-style error if the node is unknown)."""
@@ -100,7 +117,8 @@ class Network:
         """
         if not self.has(node, Capability.INTERFACES):
             return []
-        return await interface_control(self.adapters[node]).list_interfaces()
+        with self._call(node, Capability.INTERFACES):
+            return await interface_control(self.adapters[node]).list_interfaces()
 
     def port_role(self, port: PortRef) -> str:
         """The topology role of a port."""
@@ -125,19 +143,22 @@ class Network:
     async def set_admin(self, port: PortRef, up: bool) -> None:
         """Administratively enable/disable a port (the interface really goes down/up)."""
         ctl = interface_control(self.adapter(port.node))
-        await ctl.set_admin_state(port.interface, AdminState.UP if up else AdminState.DOWN)
+        with self._call(port.node, Capability.INTERFACES):
+            await ctl.set_admin_state(port.interface, AdminState.UP if up else AdminState.DOWN)
 
     async def apply_bandwidth(self, port: PortRef, cir_bps: int, cbs_bytes: int | None, eir_bps: int | None) -> None:
         """Apply an ingress bandwidth profile at a port."""
         ctl = bandwidth_control(self.adapter(port.node))
-        await ctl.apply_bandwidth(
-            port.interface, BandwidthProfile(cir_bps=cir_bps, cbs_bytes=cbs_bytes or 0, eir_bps=eir_bps or 0)
-        )
+        with self._call(port.node, Capability.BANDWIDTH):
+            await ctl.apply_bandwidth(
+                port.interface, BandwidthProfile(cir_bps=cir_bps, cbs_bytes=cbs_bytes or 0, eir_bps=eir_bps or 0)
+            )
 
     async def remove_bandwidth(self, port: PortRef) -> None:
         """Remove our bandwidth profile from a port."""
         ctl = bandwidth_control(self.adapter(port.node))
-        await ctl.remove_bandwidth(port.interface)
+        with self._call(port.node, Capability.BANDWIDTH):
+            await ctl.remove_bandwidth(port.interface)
 
     def connection_spec(self, service: Service, s_vlan: int | None = None) -> ConnectionSpec:
         """The adapter-level description of an OVC/IPVC."""
@@ -153,19 +174,22 @@ class Network:
     async def connect(self, spec: ConnectionSpec) -> None:
         """Connect on every node the connection touches (idempotent)."""
         for node in dict.fromkeys((spec.a.node, spec.b.node)):
-            await connectivity(self.adapter(node)).connect(spec)
+            with self._call(node, Capability.CONNECTIVITY):
+                await connectivity(self.adapter(node)).connect(spec)
 
     async def disconnect(self, connection_id: str, nodes: Iterable[str]) -> None:
         """Disconnect on every listed node (no error if absent)."""
         for node in dict.fromkeys(nodes):
-            await connectivity(self.adapter(node)).disconnect(connection_id)
+            with self._call(node, Capability.CONNECTIVITY):
+                await connectivity(self.adapter(node)).disconnect(connection_id)
 
     async def set_impairment(self, port: PortRef, impairment: Impairment) -> None:
         """Inject (or with a default Impairment clear) a fault at a port."""
         node = self.topology.nodes.get(port.node)
         if node is None or port.interface not in node.interfaces:
             raise NotFoundError(f"unknown port {port}")
-        await impairment_control(self.adapter(port.node)).set_impairment(port.interface, impairment)
+        with self._call(port.node, Capability.IMPAIRMENT):
+            await impairment_control(self.adapter(port.node)).set_impairment(port.interface, impairment)
 
     async def read_ports(self, nodes: Iterable[str] | None = None) -> dict[tuple[str, str], bool]:
         """Oper up/down of every topology port on the given nodes (all when None).

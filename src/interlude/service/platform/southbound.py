@@ -100,6 +100,11 @@ class SouthboundIngest:
         self._refresh_lock = asyncio.Lock()
         self._held: dict[tuple[str, str], tuple[bool, float]] = {}
 
+    @property
+    def running(self) -> bool:
+        """Whether every node's follower is alive (started and none crashed): what readiness reports."""
+        return bool(self._tasks) and not any(task.done() for task in self._tasks)
+
     async def start(self) -> None:
         """Initial read of every port, then one owner task per node (follower or poller while owned)."""
         await self.refresh()
