@@ -42,7 +42,8 @@ from collections.abc import Callable
 from interlude.domain import ipsls
 from interlude.domain.ipsls import IpProtocol
 from interlude.oam.ip.throughput import run_throughput
-from interlude.oam.ip.udp import drive, in_netns, open_sender, session_for
+from interlude.oam.ip.udp import drive, open_sender, session_for
+from interlude.oam.netns import in_netns
 
 RAW_ECHO = r"""
 import socket, sys

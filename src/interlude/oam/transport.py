@@ -46,9 +46,7 @@ import contextlib
 import ctypes
 import errno
 import fcntl
-import functools
 import heapq
-import os
 import random
 import select
 import socket
@@ -58,11 +56,11 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 from interlude.errors import OamError
 from interlude.oam import codec
+from interlude.oam.netns import in_netns
 from interlude.oam.sessions.base import PingPong
 
 ETH_P_CFM = 0x8902
@@ -80,14 +78,12 @@ SIOCGSTAMPNS = 0x8907
 SKF_AD_PKTTYPE = 0xFFFFF004  # SKF_AD_OFF (-0x1000) + SKF_AD_PKTTYPE (4), as the unsigned BPF operand
 TP_STATUS_VLAN_VALID = 0x10
 TP_STATUS_VLAN_TPID_VALID = 0x40
-CLONE_NEWNET = 0x40000000
 _AUXDATA = struct.Struct("IIIHHHH")
 _TIMESPEC = struct.Struct("qq")
 _TAG = struct.Struct("!HH")
 _SEQ = struct.Struct("!I")
 MSG_DONTWAIT = socket.MSG_DONTWAIT
 _ANC_SIZE = socket.CMSG_SPACE(_TIMESPEC.size) + socket.CMSG_SPACE(_AUXDATA.size)
-NETNS_DIR = Path("/var/run/netns")
 
 
 class Transport(Protocol):
@@ -113,24 +109,6 @@ class Transport(Protocol):
 
 
 # -- raw sockets ---------------------------------------------------------------------------------------------
-
-
-@functools.cache
-def _libc() -> ctypes.CDLL:
-    """The process's own libc (``find_library`` would spawn ldconfig on every call: tens of ms)."""
-    return ctypes.CDLL(None, use_errno=True)
-
-
-def _setns(netns: str) -> None:
-    libc = _libc()
-    path = NETNS_DIR / netns
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        if libc.setns(fd, CLONE_NEWNET) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"setns({path}): {os.strerror(err)}")
-    finally:
-        os.close(fd)
 
 
 # Classic BPF: accept EtherType 0x8902, untagged or behind one 802.1Q tag still in the data; drop the rest.
@@ -181,47 +159,33 @@ def open_cfm_socket(
     It joins the class-1 and class-2 CFM group addresses of ``multicast_levels`` so multicast LBM, CCM and
     LTM reach us without promiscuous mode. Raises :class:`OamError` with the reason when it cannot.
     """
-    box: dict[str, object] = {}
 
-    def work() -> None:
+    def make() -> socket.socket:
+        proto = ETH_P_ALL if tagged else ETH_P_CFM
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(proto))
         try:
-            if netns:
-                _setns(netns)
-            proto = ETH_P_ALL if tagged else ETH_P_CFM
-            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(proto))
-            try:
-                if tagged:
-                    _attach_cfm_filter(sock)
-                sock.bind((interface, proto))
-                with contextlib.suppress(OSError):
-                    sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
-                sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-                if tagged:  # only a tap sees tags (see above); spare the kernel the cmsg otherwise
-                    sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
-                with contextlib.suppress(OSError):
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2 * 1024 * 1024)
-                ifindex = socket.if_nametoindex(interface)
-                for level in multicast_levels:
-                    for group in (codec.class1_multicast(level), codec.class2_multicast(level)):
-                        mreq = struct.pack("iHH8s", ifindex, PACKET_MR_MULTICAST, 6, group)
-                        sock.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq)
-                sock.setblocking(False)
-            except OSError:
-                sock.close()
-                raise
-            box["sock"] = sock
-        except OSError as exc:
-            box["error"] = exc
+            if tagged:
+                _attach_cfm_filter(sock)
+            sock.bind((interface, proto))
+            with contextlib.suppress(OSError):
+                sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
+            sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+            if tagged:  # only a tap sees tags (see above); spare the kernel the cmsg otherwise
+                sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2 * 1024 * 1024)
+            ifindex = socket.if_nametoindex(interface)
+            for level in multicast_levels:
+                for group in (codec.class1_multicast(level), codec.class2_multicast(level)):
+                    mreq = struct.pack("iHH8s", ifindex, PACKET_MR_MULTICAST, 6, group)
+                    sock.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq)
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            raise
+        return sock
 
-    thread = threading.Thread(target=work, name=f"oam-netns-{netns or 'root'}")
-    thread.start()
-    thread.join()
-    if "error" in box:
-        where = f" in namespace {netns!r}" if netns else ""
-        raise OamError(f"cannot open a raw socket on {interface!r}{where}: {box['error']}") from box["error"]  # type: ignore[misc]
-    sock = box["sock"]
-    assert isinstance(sock, socket.socket)
-    return sock
+    return in_netns(netns, make, f"a raw socket on {interface!r}")
 
 
 LINK_GONE = frozenset({errno.ENETDOWN, errno.ENXIO})
@@ -267,8 +231,15 @@ class RawTransport:
     DEFAULT_SPIN_NS = 200_000
     """Wait this long in a kernel read before sleeping in the event loop (0 disables)."""
 
-    def __init__(self, interface: str, netns: str | None = None, *, tagged: bool = False,
-                 spin_ns: int | None = None, lean_rx: bool = False) -> None:
+    def __init__(
+        self,
+        interface: str,
+        netns: str | None = None,
+        *,
+        tagged: bool = False,
+        spin_ns: int | None = None,
+        lean_rx: bool = False,
+    ) -> None:
         """``lean_rx`` (the responder's choice; untagged only, else ignored): see :meth:`_go_lean`."""
         self.interface = interface
         self.netns = netns
@@ -287,8 +258,9 @@ class RawTransport:
         # blocking socket whose reads give up after spin_ns; the event-loop path reads with MSG_DONTWAIT
         self.sock.setblocking(True)
         usec = self.spin_ns // 1000
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", usec // 1_000_000,
-                                                                                 usec % 1_000_000))
+        self.sock.setsockopt(
+            socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", usec // 1_000_000, usec % 1_000_000)
+        )
         self._send = self.sock.send
         self._recvmsg = self.sock.recvmsg
 
@@ -437,8 +409,11 @@ class RawTransport:
             try:
                 send(frame, MSG_DONTWAIT)
             except OSError as exc:
-                if not isinstance(exc, (BlockingIOError, InterruptedError)) and exc.errno != errno.ENOBUFS \
-                        and exc.errno not in LINK_GONE:
+                if (
+                    not isinstance(exc, (BlockingIOError, InterruptedError))
+                    and exc.errno != errno.ENOBUFS
+                    and exc.errno not in LINK_GONE
+                ):
                     raise OamError(f"send on {self.interface!r} failed: {exc}") from exc
                 self.send_errors += 1
             deadline = sent_ns + timeout_ns

@@ -17,7 +17,8 @@ import threading
 import time
 
 from interlude.domain.ipsls import IpPacket, IpProbeResult, IpProtocol
-from interlude.oam.ip.udp import Received, family_of, in_netns, paced_loop, set_dscp
+from interlude.oam.ip.udp import Received, family_of, paced_loop, set_dscp
+from interlude.oam.netns import in_netns
 
 ICMP_ECHO_REQUEST = 8
 ICMP_ECHO_REPLY = 0

@@ -15,10 +15,7 @@ it in a worker thread that is joined before the socket closes (:mod:`interlude.o
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import functools
 import ipaddress
-import os
 import select
 import socket
 import struct
@@ -26,13 +23,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 from interlude.domain.ipsls import IpProbeResult, IpProtocol
 from interlude.errors import OamError
 from interlude.oam.ip import codec
 from interlude.oam.ip.session import ProbeSession, stamp
+from interlude.oam.netns import in_netns
 from interlude.oam.threads import run_in_thread_until_done
 
 SO_TIMESTAMPNS = 35
@@ -44,8 +41,6 @@ IPV6_RECVHOPLIMIT = 51
 IPV6_HOPLIMIT = 52
 IPV6_RECVTCLASS = 66
 IPV6_TCLASS = 67
-CLONE_NEWNET = 0x40000000
-NETNS_DIR = Path("/var/run/netns")
 ANCILLARY_SIZE = socket.CMSG_SPACE(16) + 2 * socket.CMSG_SPACE(4)
 DEFAULT_PORT = 862
 """The TWAMP / STAMP well-known receiver port (RFC 8762 §4.1 and RFC 8545)."""
@@ -53,46 +48,6 @@ _TIMESPEC = struct.Struct("qq")
 _INT = struct.Struct("i")
 _U32 = struct.Struct("!I")
 _U64 = struct.Struct("!Q")
-
-
-@functools.cache
-def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(None, use_errno=True)
-
-
-def enter_netns(netns: str) -> None:
-    """Move the *calling thread* into the named network namespace (``/var/run/netns/NAME``)."""
-    path = NETNS_DIR / netns
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        if _libc().setns(fd, CLONE_NEWNET) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"setns({path}): {os.strerror(err)}")
-    finally:
-        os.close(fd)
-
-
-def in_netns(netns: str | None, make: Callable[[], socket.socket], what: str) -> socket.socket:
-    """Call ``make`` in a fresh thread inside ``netns`` and return its socket; :class:`OamError` on failure."""
-    box: dict[str, object] = {}
-
-    def work() -> None:
-        try:
-            if netns:
-                enter_netns(netns)
-            box["sock"] = make()
-        except (OSError, ValueError) as exc:
-            box["error"] = exc
-
-    thread = threading.Thread(target=work, name=f"oam-ip-netns-{netns or 'root'}")
-    thread.start()
-    thread.join()
-    if "error" in box:
-        where = f" in namespace {netns!r}" if netns else ""
-        raise OamError(f"cannot open {what}{where}: {box['error']}") from box["error"]  # type: ignore[misc]
-    sock = box["sock"]
-    assert isinstance(sock, socket.socket)
-    return sock
 
 
 def family_of(address: str) -> socket.AddressFamily:
@@ -264,7 +219,7 @@ def _pingpong(session: ProbeSession, sock: socket.socket, cancelled: threading.E
                     index = unpack_seq(buf, codec.OFF_SENDER_SEQ)[0] - first
                     if 0 <= index < sent and replies[index] is None:
                         rx[index] = got_ns or clock()
-                        replies[index] = bytes(view[:codec.OFF_SENDER_TTL + 1])
+                        replies[index] = bytes(view[: codec.OFF_SENDER_TTL + 1])
                         ttls[index] = ttl
                         if index == i:
                             break
@@ -293,8 +248,13 @@ class Paced(Protocol):
         ...
 
 
-def paced_loop(session: Paced, sock: socket.socket, cancelled: threading.Event | None,
-               transmit: Callable[[int], None], deliver: Callable[[memoryview, Received], None]) -> IpProbeResult:
+def paced_loop(
+    session: Paced,
+    sock: socket.socket,
+    cancelled: threading.Event | None,
+    transmit: Callable[[int], None],
+    deliver: Callable[[memoryview, Received], None],
+) -> IpProbeResult:
     """Drive a paced session in the calling thread.
 
     ``transmit(now)`` sends what is due (taking its own timestamp right before ``send``), ``deliver`` gets
@@ -317,7 +277,7 @@ def paced_loop(session: Paced, sock: socket.socket, cancelled: threading.Event |
         except OSError as exc:
             error = str(exc)
         while (got := read_into(sock, buf, socket.MSG_DONTWAIT)) is not None:
-            deliver(view[:got.size], got)
+            deliver(view[: got.size], got)
         wait = (session.wakeup_ns() - clock()) / 1e9
         if wait > 0:
             with contextlib.suppress(InterruptedError):
@@ -347,8 +307,9 @@ def drive(session: ProbeSession, sock: socket.socket, cancelled: threading.Event
     return paced_loop(session, sock, cancelled, transmit, deliver)
 
 
-def run_probe(session: ProbeSession, netns: str | None, target: str, port: int,
-              cancelled: threading.Event | None = None) -> IpProbeResult:
+def run_probe(
+    session: ProbeSession, netns: str | None, target: str, port: int, cancelled: threading.Event | None = None
+) -> IpProbeResult:
     """Open a socket in ``netns``, run ``session`` to ``target``:``port`` and close it (blocking)."""
     sock = open_sender(netns, target, port, dscp=session.dscp)
     try:
@@ -367,10 +328,27 @@ async def probe(session: ProbeSession, netns: str | None, target: str, port: int
         sock.close()
 
 
-def session_for(protocol: IpProtocol, *, target: str, port: int = DEFAULT_PORT, count: int, interval_s: float,
-                timeout_s: float = 1.0, size: int = codec.MIN_SIZE, dscp: int = 0,
-                clocks_shared: bool = False) -> ProbeSession:
+def session_for(
+    protocol: IpProtocol,
+    *,
+    target: str,
+    port: int = DEFAULT_PORT,
+    count: int,
+    interval_s: float,
+    timeout_s: float = 1.0,
+    size: int = codec.MIN_SIZE,
+    dscp: int = 0,
+    clocks_shared: bool = False,
+) -> ProbeSession:
     """A :class:`ProbeSession` from CLI-style arguments (seconds, bytes)."""
-    return ProbeSession(protocol=protocol, target=target, port=port, count=count,
-                        interval_ns=int(interval_s * 1e9), timeout_ns=int(timeout_s * 1e9), size=size, dscp=dscp,
-                        clocks_shared=clocks_shared)
+    return ProbeSession(
+        protocol=protocol,
+        target=target,
+        port=port,
+        count=count,
+        interval_ns=int(interval_s * 1e9),
+        timeout_ns=int(timeout_s * 1e9),
+        size=size,
+        dscp=dscp,
+        clocks_shared=clocks_shared,
+    )
