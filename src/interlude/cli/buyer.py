@@ -28,12 +28,12 @@ from typing import Any
 
 import aiohttp
 import click
-from rich.console import Console
 from rich.table import Table
 
+from interlude.cli.output import make_console
 from interlude.sp.buyer import QUOTE, Flow, SonataBuyer, SonataError, order_body, quote_body
 
-console = Console()
+console = make_console()
 DEFAULT_URL = "http://127.0.0.1:8080"
 
 

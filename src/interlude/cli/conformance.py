@@ -14,11 +14,11 @@ from collections import Counter
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from interlude.cli.output import make_console
 from interlude.conformance.http import Auth, BearerToken, ClientCredentials
 from interlude.conformance.kit import KitOptions, run_kit
 from interlude.conformance.model import Outcome, Scenario, ScenarioResult
@@ -26,7 +26,7 @@ from interlude.conformance.report import write_reports
 from interlude.conformance.runner import FAMILY_KEYS, Run
 from interlude.errors import ConfigError
 
-console = Console()
+console = make_console()
 STYLE = {Outcome.PASSED: "green", Outcome.FAILED: "bold red", Outcome.SKIPPED: "yellow"}
 
 
