@@ -95,7 +95,10 @@ async def test_pm_tca_raised_while_delayed_and_cleared_after(client: Client) -> 
         await json_of(client, "DELETE", f"{FAULTS}/{fault['id']}", 204)
     full = await json_of(client, "GET", f"{AL}/alarm/{raised['id']}", 200, headers=ALPHA)
     value = full["alarmSpecificAttributes"]["performanceMetricValue"]
-    assert abs(value - 5.0) <= 0.5, full  # the p99 one-way delay in ms
+    # The p99 one-way delay in ms: of ten packets that is the slowest, so it carries the host's scheduling tail
+    # on top of the relay's 5 ms. The relay cannot make a packet faster, so the floor is tight; the delay itself
+    # is pinned by the median in test_sft_ip_delay_measures_the_injected_delay.
+    assert 4.75 <= value <= 5.0 + 2.0, full
     cleared = await wait_until(lambda: qos_alarms("cleared"), timeout=30, what="the delay TCA cleared")
     assert cleared[0]["id"] == raised["id"]
     await json_of(client, "POST", f"{PM}/cancelPerformanceJob", 201, headers=ALPHA,

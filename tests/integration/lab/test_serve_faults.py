@@ -258,6 +258,13 @@ async def test_a_restart_puts_back_ports_shut_out_of_band(lab: Lab, tmp_path: Pa
     state = lab.require_state()
     for node in ("acc-snmp", "acc-netconf"):
         nsexec(state.nodes[node].namespace, "ip", "link", "set", "uni1", "down")
+    # snmpd answers IF-MIB from a cache of a few seconds: the shut port is on the device once snmpd says so.
+    snmp_ns = state.nodes["acc-snmp"].namespace
+    community = (lab.base_dir / "secrets" / "snmp-community").read_text().strip()
+    ifindex = nsexec(snmp_ns, "cat", "/sys/class/net/uni1/ifindex").strip()
+    admin_oid = f"1.3.6.1.2.1.2.2.1.7.{ifindex}"
+    get = ("snmpget", "-M", "/dev/null", "-v2c", "-c", community, "-On", "-Oqv", "127.0.0.1", admin_oid)
+    await _until(lambda: nsexec(snmp_ns, *get).strip() in ("2", "down"), timeout=15)
     runtime = lab_runtime(lab, tmp_path, "reconcile.db", by_kind=True)
     try:
         async with TestClient(TestServer(create_app(runtime))):
