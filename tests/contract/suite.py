@@ -166,11 +166,17 @@ class AdapterContract:
                     return
 
         task = asyncio.create_task(collect({EventKind.LINK_DOWN, EventKind.ADMIN_DOWN}))
-        await asyncio.sleep(0.2)  # let the subscriber attach
         try:
-            await ctl.set_admin_state(name, AdminState.DOWN)
-            async with asyncio.timeout(max(harness.settle_s, 10.0)):
-                await task
+            # Nothing tells when a subscriber has attached, so a change made before it did may go unreported:
+            # each round takes the port down and waits for the report; a round without one brings the port
+            # back up and flaps it again. An adapter that reports nothing fails after the last round.
+            for _ in range(3):
+                await ctl.set_admin_state(name, AdminState.DOWN)
+                done, _pending = await asyncio.wait({task}, timeout=max(harness.settle_s, 10.0) / 2)
+                if done:
+                    break
+                await ctl.set_admin_state(name, AdminState.UP)
+            assert task.done(), f"no link event from {adapter.kind} for {name} going down"
         finally:
             task.cancel()
             await ctl.set_admin_state(name, AdminState.UP)

@@ -170,12 +170,20 @@ async def test_admin_down_peer_loses_carrier_and_event_is_emitted(lab: Lab, cont
     async def watch() -> None:
         async for event in agg1.events():
             seen.append((event.kind, event.interface))
-            if event.kind is EventKind.LINK_DOWN:
+            if event.kind is EventKind.LINK_DOWN and event.interface == "dn1":
                 return
 
     task = asyncio.create_task(watch())
-    await asyncio.sleep(0.3)
+
+    async def subscribed() -> bool:
+        # The subscription is live once it reports a change made after it started: flap agg1's ENNI (no link
+        # to pe1, so the judged carrier is untouched) until one of its events comes through.
+        await agg1.set_admin_state("enni1", AdminState.DOWN)
+        await agg1.set_admin_state("enni1", AdminState.UP)
+        return any(interface == "enni1" for _, interface in seen)
+
     try:
+        assert await wait_until(subscribed, timeout=10.0, interval=0.3, what="the event subscription to be live")
         await pe1.set_admin_state("up1", AdminState.DOWN)
         assert sysfs(ns(lab, "pe1"), "up1", "operstate") == "down"
         async with asyncio.timeout(5):
