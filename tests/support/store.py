@@ -11,6 +11,7 @@ from interlude.domain.model import ItemAction, OrderItem, ServiceOrder, ServiceS
 from interlude.domain.queries import ServiceQuery
 from interlude.errors import ValidationError
 from interlude.service.inventory.config import seed_services
+from interlude.store import rows
 from interlude.store.base import (
     AgeQuery,
     Document,
@@ -45,6 +46,19 @@ class StoreCases:
         assert before == total
         assert await store.get_service("ovc-1001", buyer="sp-beta") is None
         assert (await store.get_service("ovc-1001", buyer="sp-alpha")) is not None
+
+    async def test_all_services_in_creation_order_across_read_batches(
+        self, store: Store, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(rows, "LOAD_BATCH", 4)  # the 26 seed services span seven batches
+        seed = seed_services(TOPO)
+        async with store.transaction() as tx:
+            for svc in seed:
+                await tx.save_service(svc)
+        loaded = await store.all_services()
+        assert loaded == seed
+        assert loaded[-1].ports[0] is next(s for s in loaded if s.ports == loaded[-1].ports[:1]).ports[0]
+        assert await store.get_service(seed[0].id) == seed[0]  # the store's reads go on after the load
 
     async def test_change_and_outbox_commit_or_roll_back_together(self, store: Store) -> None:
         svc = seed_services(TOPO)[0]

@@ -491,9 +491,11 @@ class PostgresStore:
         return [rows.service(r["body"]) for r in found], total
 
     async def all_services(self) -> list[Service]:
-        """Every service."""
-        found = await self._p().fetch("SELECT body FROM services ORDER BY seq")
-        return [rows.service(r["body"]) for r in found]
+        """Every service, read through a cursor: a large inventory is never held twice, as rows and as services."""
+        decode = rows.ServiceDecoder()
+        async with self._conn() as conn, conn.transaction():
+            cursor = conn.cursor("SELECT body FROM services ORDER BY seq", prefetch=rows.LOAD_BATCH)
+            return [decode(r["body"]) async for r in cursor]
 
     # Orders -----------------------------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ rewrites the finished statement with :func:`pg_sql` to asyncpg's ``$1, $2, ...``
 
 from __future__ import annotations
 
+import enum
 import json
 import re
 from collections.abc import Sequence
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from interlude.domain.model import Service, ServiceOrder
+from interlude.domain.model import AdminStatus, OperStatus, PortRef, Service, ServiceKind, ServiceOrder, ServiceState
 from interlude.domain.queries import OrderQuery, ServiceQuery
 from interlude.errors import StoreError, ValidationError
 from interlude.store.base import AgeQuery, Document, DocumentStamp, OutboxRow, Subscription
@@ -171,6 +172,47 @@ def subscription(r: Row) -> Subscription:
 def service(body: str) -> Service:
     """A service from its stored ``body``."""
     return Service.from_dict(json.loads(body))
+
+
+LOAD_BATCH = 5000
+"""Rows read at a time when a store loads every service."""
+
+_ENUM_FIELDS: tuple[tuple[str, type[enum.StrEnum]], ...] = (
+    ("kind", ServiceKind), ("state", ServiceState), ("admin", AdminStatus), ("oper", OperStatus),
+)  # fmt: skip
+_ENUMS = tuple((name, {member.value: member for member in enum_type}) for name, enum_type in _ENUM_FIELDS)
+_SHARED_TEXTS = ("buyer", "service_type", "policy", "role", "connects_to", "parent", "description", "start_mode")
+
+
+class ServiceDecoder:
+    """Stored ``body`` texts to services, as :func:`service` does, for the many services of an inventory load.
+
+    Decodes what :meth:`Service.from_dict` decodes, faster (enum members by table, no copy of the decoded
+    mapping), and shares what services repeat: one :class:`PortRef` per port and one string per repeated
+    text (buyer, type, parent, interface service, ...), so a large inventory's index holds each once.
+    Everything shared is immutable, so sharing is invisible to its users.
+    """
+
+    def __init__(self) -> None:
+        self._ports: dict[tuple[str, str], PortRef] = {}
+        self._texts: dict[str, str] = {}
+
+    def __call__(self, body: str) -> Service:
+        """One service from its stored ``body``."""
+        d = json.loads(body)
+        for name, members in _ENUMS:
+            value = d[name]
+            d[name] = members.get(value) or members[value]  # an unknown value fails as from_dict would: KeyError
+        texts = self._texts
+        for name in _SHARED_TEXTS:
+            value = d.get(name)
+            if value.__class__ is str:
+                d[name] = texts.setdefault(value, value)
+        ports = self._ports
+        d["ports"] = tuple(ports.get((n, i)) or ports.setdefault((n, i), PortRef(n, i)) for n, i in d.get("ports", ()))
+        d["order_items"] = tuple((o, i) for o, i in d.get("order_items", ()))
+        d["ce_vlans"] = tuple(d.get("ce_vlans", ()))
+        return Service(**d)
 
 
 def order(body: str) -> ServiceOrder:

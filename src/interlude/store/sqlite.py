@@ -472,9 +472,16 @@ class SqliteStore:
         return [rows.service(r[0]) for r in found], total
 
     async def all_services(self) -> list[Service]:
-        """Every service."""
-        found = await self.run_read(lambda c: c.execute("SELECT body FROM services ORDER BY rowid").fetchall())
-        return [rows.service(r[0]) for r in found]
+        """Every service, read in batches: a large inventory is never held twice, as rows and as services."""
+        decode = rows.ServiceDecoder()
+        found: list[Service] = []
+        cursor = await self.run_read(lambda c: c.execute("SELECT body FROM services ORDER BY rowid"))
+        try:
+            while batch := await self.run_read(lambda c: cursor.fetchmany(rows.LOAD_BATCH)):
+                found.extend(decode(r[0]) for r in batch)
+        finally:
+            await self.run_read(lambda c: cursor.close())
+        return found
 
     async def _owned_body(self, table: str, row_id: str, buyer: str | None) -> str | None:
         """The stored body of a service or order (None: absent, or not ``buyer``'s)."""
