@@ -60,6 +60,26 @@ class StoreCases:
         assert loaded[-1].ports[0] is next(s for s in loaded if s.ports == loaded[-1].ports[:1]).ports[0]
         assert await store.get_service(seed[0].id) == seed[0]  # the store's reads go on after the load
 
+    async def test_pages_of_each_filter_follow_creation_order(self, store: Store) -> None:
+        seed = seed_services(TOPO)
+        async with store.transaction() as tx:
+            for svc in seed:
+                await tx.save_service(svc)
+        queries = [ServiceQuery(), ServiceQuery(buyer="sp-beta"), ServiceQuery(state=ServiceState.ACTIVE),
+                   ServiceQuery(buyer="sp-alpha", kind="ovcEndPoint"), ServiceQuery(service_type="UNI"),
+                   ServiceQuery(buyer="sp-alpha", state=ServiceState.ACTIVE, service_type="UNI")]  # fmt: skip
+        for query in queries:
+            expected = [
+                s for s in seed if query.buyer in (None, s.buyer) and query.kind in (None, s.kind)
+                and query.state in (None, s.state) and query.service_type in (None, s.service_type)
+            ]  # fmt: skip
+            paged: list[object] = []
+            for offset in range(0, len(seed) + 3, 3):
+                page, total = await store.list_services(query, offset, 3)
+                assert total == len(expected)
+                paged.extend(page)
+            assert paged == expected, query
+
     async def test_change_and_outbox_commit_or_roll_back_together(self, store: Store) -> None:
         svc = seed_services(TOPO)[0]
         msg = OutboxMessage("serviceInventory", "serviceCreateEvent", {"a": 1}, "http://x/listener/e")

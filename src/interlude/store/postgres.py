@@ -135,6 +135,24 @@ register_migration(
     "CREATE TABLE leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at DOUBLE PRECISION NOT NULL)",
     dialect=PG,
 )
+# Each filter of a service page gets an index ending in seq, so its matches come out in page order and a page
+# reads only its own rows (from the index alone for the keys); without one, every match was sorted.
+register_migration(
+    "inventory",
+    1,
+    "indexes that hand filtered service pages over in creation order",
+    "CREATE INDEX services_buyer_seq ON services(buyer, seq);"
+    " CREATE INDEX services_state_seq ON services(state, seq);"
+    " CREATE INDEX services_type_seq ON services(service_type, seq);"
+    " CREATE INDEX services_kind_seq ON services(kind, seq);"
+    " CREATE INDEX services_buyer_state_seq ON services(buyer, state, seq);"
+    " CREATE INDEX services_buyer_type_seq ON services(buyer, service_type, seq);"
+    " CREATE INDEX services_buyer_kind_seq ON services(buyer, kind, seq);"
+    " CREATE INDEX services_state_type_seq ON services(state, service_type, seq);"
+    " CREATE INDEX services_buyer_state_type_seq ON services(buyer, state, service_type, seq);"
+    " CREATE INDEX services_buyer_state_kind_seq ON services(buyer, state, kind, seq)",
+    dialect=PG,
+)
 
 _SERVICE_COLUMNS = (
     "id, buyer, kind, state, service_type, external_id, service_date, start_date, end_date, start_mode, site_id,"
@@ -487,8 +505,11 @@ class PostgresStore:
 
     async def list_services(self, query: ServiceQuery, offset: int, limit: int) -> tuple[list[Service], int]:
         """Filtered page in creation order, plus the total count."""
-        found, total = await self._page("services", rows.service_filter(query), "seq", offset, limit, "body")
-        return [rows.service(r["body"]) for r in found], total
+        where = rows.service_filter(query)
+        async with self._conn() as conn:
+            total = await conn.fetchval(pg_sql(f"SELECT count(*) FROM services{where.clause}"), *where.params)
+            found = await conn.fetch(pg_sql(rows.service_page_sql(where, "seq")), *where.params, limit, offset)
+        return [rows.service(r["body"]) for r in found], int(total)
 
     async def all_services(self) -> list[Service]:
         """Every service, read through a cursor: a large inventory is never held twice, as rows and as services."""

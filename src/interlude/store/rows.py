@@ -313,6 +313,18 @@ def service_filter(query: ServiceQuery) -> Where:
     return where
 
 
+def service_page_sql(where: Where, key: str) -> str:
+    """A page (LIMIT and OFFSET the last parameters) of filtered service bodies in ``key`` order (rowid, seq).
+
+    The keys of the page are found first, from the filter's index alone, and only the page's rows are read:
+    an offset deep into a large inventory then skips index entries instead of table rows.
+    """
+    return (
+        f"SELECT body FROM services WHERE {key} IN"
+        f" (SELECT {key} FROM services{where.clause} ORDER BY {key} LIMIT ? OFFSET ?) ORDER BY {key}"
+    )
+
+
 def order_filter(query: OrderQuery) -> Where:
     """The filter of ``GET /serviceOrder`` on the ``orders`` table."""
     where = Where()

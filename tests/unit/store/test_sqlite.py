@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import stat
 from pathlib import Path
 
 import pytest
 
-from interlude.domain.model import ItemAction, OrderItem, OrderState, ServiceOrder, iso, utcnow
-from interlude.domain.queries import OrderQuery
+from interlude.domain.model import ItemAction, OrderItem, OrderState, ServiceOrder, ServiceState, iso, utcnow
+from interlude.domain.queries import OrderQuery, ServiceQuery
 from interlude.errors import StoreError
+from interlude.store import rows
 from interlude.store.base import Document
 from interlude.store.sqlite import SqliteStore
 from tests.support.store import StoreCases
@@ -28,6 +30,30 @@ async def test_wal_and_migrations(tmp_path: Path) -> None:
         assert mode == "wal"
         rows = await store.run_read(lambda c: c.execute("SELECT component, version FROM schema_migrations").fetchall())
         assert {("core", 1), ("core", 2), ("core", 3)} <= {tuple(r) for r in rows}
+    finally:
+        await store.close()
+
+
+async def test_a_page_of_any_common_filter_needs_no_sort(tmp_path: Path) -> None:
+    """Each filter an SP pages with has an index that yields its matches in rowid order (no temporary B-tree)."""
+    store = SqliteStore(tmp_path / "p.db")
+    await store.open()
+    try:
+        for query in (ServiceQuery(buyer="b"), ServiceQuery(state=ServiceState.ACTIVE), ServiceQuery(service_type="t"),
+                      ServiceQuery(kind="ovc"), ServiceQuery(buyer="b", state=ServiceState.ACTIVE),
+                      ServiceQuery(buyer="b", service_type="t"), ServiceQuery(buyer="b", kind="ovc"),
+                      ServiceQuery(state=ServiceState.ACTIVE, service_type="t"),
+                      ServiceQuery(buyer="b", state=ServiceState.ACTIVE, service_type="t"),
+                      ServiceQuery(buyer="b", state=ServiceState.ACTIVE, kind="ovc")):  # fmt: skip
+            where = rows.service_filter(query)
+            sql, params = "EXPLAIN QUERY PLAN " + rows.service_page_sql(where, "rowid"), [*where.params, 10, 0]
+
+            def explain(c: sqlite3.Connection, sql: str = sql, params: list[object] = params) -> list[sqlite3.Row]:
+                return c.execute(sql, params).fetchall()
+
+            plan = await store.run_read(explain)
+            steps = " / ".join(str(r[3]) for r in plan)
+            assert "TEMP B-TREE" not in steps and "USING COVERING INDEX" in steps, (query, steps)
     finally:
         await store.close()
 
