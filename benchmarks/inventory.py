@@ -18,6 +18,7 @@ cluster on a free port (needs root and the Debian ``postgresql`` package). The m
 with other work: figures are noisy; the ratio between stores, measured in the same run, is the steadier one.
 
 Usage: ``python benchmarks/inventory.py [--count 1000000] [--pages 300] [--stores sqlite,postgresql]``
+(``INTERLUDE_BENCH_SRC=/path/to/src`` measures another source tree, e.g. the previous commit's, the same way).
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
+# INTERLUDE_BENCH_SRC: measure another source tree (an older commit's src) with this same benchmark.
+sys.path[:0] = [os.environ.get("INTERLUDE_BENCH_SRC", str(ROOT / "src")), str(ROOT)]
 
 import asyncpg  # noqa: E402
 from aiohttp.test_utils import TestClient, TestServer  # noqa: E402
