@@ -51,7 +51,6 @@ class ProductOrderService:
     """Product orders of the buyers and their cancellation requests; delivery into the network."""
 
     def __init__(self, deps: SonataDeps, on_change: Callable[[], None] | None = None) -> None:
-        self.deps = deps
         self.store = deps.store
         self.catalog = deps.catalog
         self.jobs = deps.jobs

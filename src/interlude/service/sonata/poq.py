@@ -40,7 +40,7 @@ class PoqService:
     """POQs of the buyers: create, judge (now or in the background), read and list."""
 
     def __init__(self, deps: SonataDeps) -> None:
-        self.deps = deps
+        self.store = deps.store
         self.catalog = deps.catalog
         self.jobs = deps.jobs
         self.documents = Documents(deps)
@@ -90,7 +90,7 @@ class PoqService:
             poq["stateChange"] = [state_change("acknowledged", now)]
             poq["expectedPOQCompletionDate"] = iso(utcnow() + timedelta(seconds=5))
             events = [("poqStateChangeEvent", {"id": poq["id"], "href": poq["href"], "state": "acknowledged"})]
-        async with self.deps.store.transaction() as tx:
+        async with self.store.transaction() as tx:
             await self.documents.save(tx, POQ, poq, buyer, {"created": now, "hints": hints}, SONATA_POQ, events)
             if not instant:
                 await self.jobs.schedule(POQ, None, {"poq": poq["id"]}, key=poq["id"], tx=tx)
@@ -132,7 +132,7 @@ class PoqService:
         return events
 
     async def _run_poq(self, ctx: JobContext) -> None:
-        doc = await self.deps.store.get_document(POQ, str(ctx.item.payload["poq"]))
+        doc = await self.store.get_document(POQ, str(ctx.item.payload["poq"]))
         if doc is None or doc.body["resource"]["state"] == "done":
             return
         poq = copy.deepcopy(doc.body["resource"])
@@ -140,7 +140,7 @@ class PoqService:
         poq["stateChange"].append(state_change("inProgress"))
         events = [("poqStateChangeEvent", {"id": poq["id"], "href": poq["href"], "state": "inProgress"})]
         events += self._judge_poq(poq, doc.body["internal"].get("hints") or {})
-        async with self.deps.store.transaction() as tx:
+        async with self.store.transaction() as tx:
             await self.documents.save(tx, POQ, poq, doc.buyer, doc.body["internal"], SONATA_POQ, events)
 
     async def _poq_failed(self, tx: Transaction, item: JobItem, error: str) -> None:

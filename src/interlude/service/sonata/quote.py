@@ -42,7 +42,7 @@ class QuoteService:
     """Quotes of the buyers: create, price (now or in the background), read, list, cancel and decline."""
 
     def __init__(self, deps: SonataDeps) -> None:
-        self.deps = deps
+        self.store = deps.store
         self.catalog = deps.catalog
         self.jobs = deps.jobs
         self.documents = Documents(deps)
@@ -91,7 +91,7 @@ class QuoteService:
                 item["state"] = "acknowledged"
                 item["stateChange"] = [state_change("acknowledged", now)]
             events = [("quoteStateChangeEvent", {"id": quote["id"], "state": "acknowledged"})]
-        async with self.deps.store.transaction() as tx:
+        async with self.store.transaction() as tx:
             await self.documents.save(tx, QUOTE, quote, buyer, {"created": now}, SONATA_QUOTE, events)
             if not instant:
                 await self.jobs.schedule(QUOTE, None, {"quote": quote["id"]}, key=quote["id"], tx=tx)
@@ -132,7 +132,7 @@ class QuoteService:
         return events
 
     async def _run_quote(self, ctx: JobContext) -> None:
-        doc = await self.deps.store.get_document(QUOTE, str(ctx.item.payload["quote"]))
+        doc = await self.store.get_document(QUOTE, str(ctx.item.payload["quote"]))
         if doc is None or doc.body["resource"]["state"] != "acknowledged":
             return
         quote = copy.deepcopy(doc.body["resource"])
@@ -140,7 +140,7 @@ class QuoteService:
         quote["stateChange"].append(state_change("inProgress"))
         events = [("quoteStateChangeEvent", {"id": quote["id"], "state": "inProgress"})]
         events += await self._price_quote(quote, doc.buyer or "")
-        async with self.deps.store.transaction() as tx:
+        async with self.store.transaction() as tx:
             await self.documents.save(tx, QUOTE, quote, doc.buyer, doc.body["internal"], SONATA_QUOTE, events)
 
     async def _quote_failed(self, tx: Transaction, item: JobItem, error: str) -> None:
@@ -162,7 +162,7 @@ class QuoteService:
             return
         ref = as_object(ref, f"{base}/productOfferingQualificationItem")
         path = f"{base}/productOfferingQualificationItem"
-        doc = await self.deps.store.get_document(POQ, str(ref.get("productOfferingQualificationId", "")))
+        doc = await self.store.get_document(POQ, str(ref.get("productOfferingQualificationId", "")))
         if doc is None or doc.buyer != buyer:
             raise ValidationErrors(
                 [
@@ -222,7 +222,7 @@ class QuoteService:
         errors = missing(body, ("quoteId",), "")
         if errors:
             raise ValidationErrors(errors)
-        doc = await self.deps.store.get_document(QUOTE, str(body["quoteId"]))
+        doc = await self.store.get_document(QUOTE, str(body["quoteId"]))
         if doc is None or (buyer is not None and doc.buyer != buyer):
             raise ValidationErrors([ValidationError("no such quote", "/quoteId", "referenceNotFound")])
         quote = fresh_quote(doc)
@@ -240,7 +240,7 @@ class QuoteService:
             item["stateChange"].append(state_change("abandoned", now))
             events.append(("quoteItemStateChangeEvent", {"id": quote["id"], "quoteItemId": item["id"],
                                                           "state": "abandoned"}))  # fmt: skip
-        async with self.deps.store.transaction() as tx:
+        async with self.store.transaction() as tx:
             await self.documents.save(tx, QUOTE, quote, doc.buyer, doc.body["internal"], SONATA_QUOTE, events)
 
 
