@@ -9,9 +9,10 @@ database size (file + WAL) and the p50/p99 latency of the requests of that windo
 windows after warm-up are compared with the last ones (the median of ``--compare`` windows each, since one
 window's latency on a shared machine says more about its neighbours than about the partner; goals over an
 hour: RSS growth < 10 %, latency drift < 20 %, db size bounded by the retention settings). The server runs
-with ``--retention`` seconds of outbox and PM report retention (defaults: a day and a week), so that an hour
-shows the purge at work; each window also prints the rows of the tables that grow (outbox, orders,
-documents), and orders are the only ones meant to keep growing (they are the buyer's records).
+with ``--retention`` seconds of outbox, job item, PM report and cleared alarm retention (docs/retention.md has
+the defaults), so that an hour shows the purges at work. Each window also prints the rows of what grows (the
+outbox, orders, and the documents of each collection): the buyer's records (orders, PM jobs and their
+tracking records) are the only ones meant to keep growing.
 
 Not run in CI. Usage: ``python benchmarks/soak.py [--duration 3600] [--rate 20] [--window 60] [--warmup 60]
 [--retention 600] [--compare 5]``
@@ -72,6 +73,7 @@ def start_server(port: int, db: Path, retention_s: float) -> subprocess.Popen[by
     env = {
         **os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
         "INTERLUDE_HUB_OUTBOX_RETENTION_S": str(retention_s), "INTERLUDE_PM_REPORT_MAX_AGE_S": str(retention_s),
+        "INTERLUDE_JOBS_FINISHED_RETENTION_S": str(retention_s), "INTERLUDE_ALARM_CLEARED_DELETE_S": str(retention_s),
     }  # fmt: skip
     return subprocess.Popen([sys.executable, "-c", SERVE, str(port), str(db)], env=env)
 
@@ -94,8 +96,10 @@ def db_mb(db: Path) -> float:
 def rows(db: Path) -> dict[str, int]:
     """Rows of the tables that grow with traffic (read-only, beside the server's own connection)."""
     with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as conn:
-        tables = ("outbox", "orders", "documents")
-        return {t: int(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]) for t in tables}
+        counts = {t: int(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]) for t in ("outbox", "orders")}
+        for collection, n in conn.execute("SELECT collection, count(*) FROM documents GROUP BY collection"):
+            counts[str(collection)] = int(n)
+        return counts
 
 
 @dataclass
