@@ -36,7 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +138,19 @@ async def fill_postgres(dsn: str, count: int) -> None:
         await conn.close()
 
 
+def timed(method: Callable[..., Awaitable[Any]], label: str, into: dict[str, float]) -> Callable[..., Awaitable[Any]]:
+    """``method`` adding the seconds each call takes to ``into[label]`` (where start-up time goes)."""
+
+    async def run(*args: Any, **kwargs: Any) -> Any:
+        began = time.perf_counter()
+        try:
+            return await method(*args, **kwargs)
+        finally:
+            into[label] = into.get(label, 0.0) + time.perf_counter() - began
+
+    return run
+
+
 def memory() -> dict[str, float]:
     """Resident set now and at its peak, MiB."""
     status = Path("/proc/self/status").read_text()
@@ -149,6 +162,13 @@ async def partner(db: str, pages: int, started: float) -> dict[str, Any]:
     """One partner on ``db``: start-up to /ready, then filtered pages; the figures as a dict."""
     imported = time.perf_counter()
     runtime = Runtime(load_topology(bundled_topology_path()), db, adapter_factory=EmulatedAdapter)
+    phases: dict[str, float] = {}
+    for label, owner, method in (
+        ("store open", runtime.store, "open"), ("index load", runtime.inventory, "load"),
+        ("provisioning", runtime.ordering, "provision_active"), ("reconciliation", runtime.reconciler, "reconcile"),
+        ("first port read", runtime.southbound, "start"),
+    ):  # fmt: skip
+        setattr(owner, method, timed(getattr(owner, method), label, phases))
     async with TestClient(TestServer(create_app(runtime))) as client:
         while (await client.get("/ready")).status != 200:
             await asyncio.sleep(0.01)
@@ -178,7 +198,7 @@ async def partner(db: str, pages: int, started: float) -> dict[str, Any]:
         "startup_process": ready - started, "startup_runtime": ready - imported, "services": services,
         "p50": 1000 * statistics.median(lat), "p99": 1000 * lat[int(0.99 * (len(lat) - 1))],
         "worst_filter": max(by_filter, key=lambda f: statistics.median(by_filter[f])),
-        "totals": sorted(totals.values()), **memory(),
+        "totals": sorted(totals.values()), "phases": phases, **memory(),
     }  # fmt: skip
 
 
@@ -230,6 +250,7 @@ def main() -> None:
         print(f"{name:10}: start-up {r['startup_process']:6.2f} s from process start ({r['startup_runtime']:6.2f} s"
               f" Runtime), {r['services']} services indexed; page p50 {r['p50']:6.2f} ms p99 {r['p99']:6.2f} ms"
               f" (slowest: {r['worst_filter']}); RSS {r['VmRSS']:.0f} MiB, peak {r['VmHWM']:.0f} MiB")  # fmt: skip
+        print(f"{name:10}: start-up phases: " + ", ".join(f"{k} {v:.2f} s" for k, v in r.get("phases", {}).items()))
         print(f"{name:10}: goal start-up < 10 s: {verdict(r['startup_process'] < 10)};"
               f" goal page p99 < 20 ms: {verdict(r['p99'] < 20)}")  # fmt: skip
     if len(results) == 2:
