@@ -80,6 +80,28 @@ class StoreCases:
                 paged.extend(page)
             assert paged == expected, query
 
+    async def test_a_filter_total_follows_every_change_of_services(self, store: Store) -> None:
+        seed = seed_services(TOPO)
+        async with store.transaction() as tx:
+            for svc in seed:
+                await tx.save_service(svc)
+        alpha = ServiceQuery(buyer="sp-alpha", state=ServiceState.ACTIVE)
+        _, before = await store.list_services(alpha, 0, 5)
+        assert before == sum(1 for s in seed if s.buyer == "sp-alpha")
+        assert (await store.list_services(alpha, 5, 5))[1] == before
+        first = next(s for s in seed if s.buyer == "sp-alpha")
+        async with store.transaction() as tx:
+            await tx.save_service(first.evolve(state=ServiceState.TERMINATED))
+        assert (await store.list_services(alpha, 0, 5))[1] == before - 1
+        with pytest.raises(RuntimeError):
+            async with store.transaction() as tx:
+                await tx.save_service(first.evolve(id="rolled-back"))
+                raise RuntimeError("abandoned")
+        assert (await store.list_services(alpha, 0, 5))[1] == before - 1
+        async with store.transaction() as tx:
+            await tx.save_services([first.evolve(id="bulk-1"), first.evolve(id="bulk-2")])
+        assert (await store.list_services(alpha, 0, 5))[1] == before + 1
+
     async def test_change_and_outbox_commit_or_roll_back_together(self, store: Store) -> None:
         svc = seed_services(TOPO)[0]
         msg = OutboxMessage("serviceInventory", "serviceCreateEvent", {"a": 1}, "http://x/listener/e")

@@ -62,6 +62,7 @@ PG = "postgresql"
 CHANNEL = "interlude_changes"
 _NOTICE_BYTES = 7000  # below PostgreSQL's 8000-byte payload limit
 SUBSCRIPTIONS = "subscriptions"  # topic of hub registrations (ids: API names)
+SERVICES = "services"  # topic every change of services is announced on (by the inventory, with their ids)
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +199,7 @@ class _PgTx:
         self._conn = conn
 
     async def save_service(self, service: Service) -> None:
+        self._store.service_totals.changed()
         await self._conn.execute(_SERVICE_UPSERT, *rows.service_params(service))
         await self._conn.execute("DELETE FROM service_order_items WHERE service_id = $1", service.id)
         if service.order_items:
@@ -207,6 +209,7 @@ class _PgTx:
             )
 
     async def save_services(self, services: Sequence[Service]) -> None:
+        self._store.service_totals.changed()
         await self._conn.executemany(_SERVICE_UPSERT, [rows.service_params(s) for s in services])
 
     async def get_service(self, service_id: str) -> Service | None:
@@ -299,6 +302,8 @@ class PostgresStore:
         self._subscriptions: dict[str, list[Subscription]] = {}
         self._subscriptions_gen = 0  # bumped on every invalidation: a read started before one is not cached
         self.watch(SUBSCRIPTIONS, self._forget_subscriptions)
+        self.service_totals = rows.ServiceTotals()
+        self.watch(SERVICES, self.service_totals.changed)  # another process changed services (empty: maybe any)
 
     # Change notices -----------------------------------------------------------------------------------------
 
@@ -470,7 +475,10 @@ class PostgresStore:
             finally:
                 if task is not None:
                     self._held.pop(task, None)
-            await tx.commit()
+            try:
+                await tx.commit()
+            finally:
+                self.service_totals.changed()
             added = self._outbox_added
         if added and self.on_outbox is not None:
             self.on_outbox()
@@ -506,10 +514,15 @@ class PostgresStore:
     async def list_services(self, query: ServiceQuery, offset: int, limit: int) -> tuple[list[Service], int]:
         """Filtered page in creation order, plus the total count."""
         where = rows.service_filter(query)
+        generation, total = self.service_totals.generation, self.service_totals.known(where)
+        in_transaction = asyncio.current_task() in self._held  # its count may hold writes not committed yet
         async with self._conn() as conn:
-            total = await conn.fetchval(pg_sql(f"SELECT count(*) FROM services{where.clause}"), *where.params)
+            if total is None or in_transaction:
+                total = int(await conn.fetchval(pg_sql(f"SELECT count(*) FROM services{where.clause}"), *where.params))
+                if not in_transaction:
+                    self.service_totals.remember(where, generation, total)
             found = await conn.fetch(pg_sql(rows.service_page_sql(where, "seq")), *where.params, limit, offset)
-        return [rows.service(r["body"]) for r in found], int(total)
+        return [rows.service(r["body"]) for r in found], total
 
     async def all_services(self) -> list[Service]:
         """Every service, read through a cursor: a large inventory is never held twice, as rows and as services."""

@@ -166,6 +166,8 @@ class _Tx:
         await self._call(_commit)
 
     async def save_service(self, service: Service) -> None:
+        self._store.service_totals.changed()
+
         def op(c: sqlite3.Connection) -> None:
             c.execute(
                 "INSERT OR REPLACE INTO services VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows.service_params(service)
@@ -178,6 +180,8 @@ class _Tx:
         self._queue(op)
 
     async def save_services(self, services: Sequence[Service]) -> None:
+        self._store.service_totals.changed()
+
         def op(c: sqlite3.Connection) -> None:
             c.executemany(
                 "INSERT OR REPLACE INTO services VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", map(rows.service_params, services)
@@ -320,6 +324,7 @@ class SqliteStore:
         self.on_outbox: Callable[[], None] | None = None  # the notifier wakes up on commit
         # Hub registrations per API, read on every event: exact, since every write goes through this store.
         self._subscriptions: dict[str, list[Subscription]] = {}
+        self.service_totals = rows.ServiceTotals()  # exact for the same reason
 
     # Plumbing ---------------------------------------------------------------------------------------------
 
@@ -462,6 +467,8 @@ class SqliteStore:
                     else:
                         _rollback_if_open(self._wconn)
                 raise
+            finally:
+                self.service_totals.changed()
             added = self._outbox_added
         if added and self.on_outbox is not None:
             self.on_outbox()
@@ -484,12 +491,16 @@ class SqliteStore:
         """Filtered page in creation order, plus the total count."""
         where = rows.service_filter(query)
         sql = rows.service_page_sql(where, "rowid")
+        generation, known = self.service_totals.generation, self.service_totals.known(where)
 
         def op(c: sqlite3.Connection) -> tuple[list[sqlite3.Row], int]:
-            total = c.execute(f"SELECT count(*) FROM services{where.clause}", where.params).fetchone()[0]
+            total = known if known is not None else c.execute(f"SELECT count(*) FROM services{where.clause}",
+                                                              where.params).fetchone()[0]  # fmt: skip
             return c.execute(sql, [*where.params, limit, offset]).fetchall(), int(total)
 
         found, total = await self.run_read(op)
+        if known is None:
+            self.service_totals.remember(where, generation, total)
         return [rows.service(r[0]) for r in found], total
 
     async def all_services(self) -> list[Service]:

@@ -12,9 +12,11 @@ import pytest
 from interlude.domain.model import ItemAction, OrderItem, OrderState, ServiceOrder, ServiceState, iso, utcnow
 from interlude.domain.queries import OrderQuery, ServiceQuery
 from interlude.errors import StoreError
+from interlude.service.inventory.config import seed_services
 from interlude.store import rows
 from interlude.store.base import Document
 from interlude.store.sqlite import SqliteStore
+from interlude.topology.loader import bundled_topology_path, load_topology
 from tests.support.store import StoreCases
 
 
@@ -54,6 +56,30 @@ async def test_a_page_of_any_common_filter_needs_no_sort(tmp_path: Path) -> None
             plan = await store.run_read(explain)
             steps = " / ".join(str(r[3]) for r in plan)
             assert "TEMP B-TREE" not in steps and "USING COVERING INDEX" in steps, (query, steps)
+    finally:
+        await store.close()
+
+
+async def test_a_filter_total_is_counted_once_until_services_change(tmp_path: Path) -> None:
+    """Paging through a filter counts its matches once: a row written behind the store's back is not seen
+    (every write of the one process goes through the store), the store's next write of services is."""
+    store = SqliteStore(tmp_path / "n.db")
+    await store.open()
+    try:
+        seed = seed_services(load_topology(bundled_topology_path()))
+        async with store.transaction() as tx:
+            await tx.save_services(seed)
+        query = ServiceQuery(buyer="sp-beta")
+        _, total = await store.list_services(query, 0, 2)
+        raw = sqlite3.connect(tmp_path / "n.db")
+        raw.execute("INSERT INTO services VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    rows.service_params(seed[-1].evolve(id="behind-the-back")))  # fmt: skip
+        raw.commit()
+        raw.close()
+        assert (await store.list_services(query, 2, 2))[1] == total
+        async with store.transaction() as tx:
+            await tx.save_service(seed[-1].evolve(id="through-the-store"))
+        assert (await store.list_services(query, 0, 2))[1] == total + 2
     finally:
         await store.close()
 
