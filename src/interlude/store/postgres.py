@@ -200,6 +200,7 @@ class _PgTx:
 
     async def save_service(self, service: Service) -> None:
         self._store.service_totals.changed()
+        self._store.services_written.add(self._conn)
         await self._conn.execute(_SERVICE_UPSERT, *rows.service_params(service))
         await self._conn.execute("DELETE FROM service_order_items WHERE service_id = $1", service.id)
         if service.order_items:
@@ -210,6 +211,7 @@ class _PgTx:
 
     async def save_services(self, services: Sequence[Service]) -> None:
         self._store.service_totals.changed()
+        self._store.services_written.add(self._conn)
         await self._conn.executemany(_SERVICE_UPSERT, [rows.service_params(s) for s in services])
 
     async def get_service(self, service_id: str) -> Service | None:
@@ -303,6 +305,7 @@ class PostgresStore:
         self._subscriptions_gen = 0  # bumped on every invalidation: a read started before one is not cached
         self.watch(SUBSCRIPTIONS, self._forget_subscriptions)
         self.service_totals = rows.ServiceTotals()
+        self.services_written: set[Any] = set()  # connections whose open transaction wrote services
         self.watch(SERVICES, self.service_totals.changed)  # another process changed services (empty: maybe any)
 
     # Change notices -----------------------------------------------------------------------------------------
@@ -470,6 +473,7 @@ class PostgresStore:
             try:
                 yield _PgTx(self, conn)
             except BaseException:
+                self.services_written.discard(conn)  # nothing of it was seen outside it
                 await tx.rollback()
                 raise
             finally:
@@ -478,7 +482,9 @@ class PostgresStore:
             try:
                 await tx.commit()
             finally:
-                self.service_totals.changed()
+                if conn in self.services_written:
+                    self.services_written.discard(conn)
+                    self.service_totals.changed()
             added = self._outbox_added
         if added and self.on_outbox is not None:
             self.on_outbox()

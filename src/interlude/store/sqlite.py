@@ -167,6 +167,7 @@ class _Tx:
 
     async def save_service(self, service: Service) -> None:
         self._store.service_totals.changed()
+        self._store._services_written = True
 
         def op(c: sqlite3.Connection) -> None:
             c.execute(
@@ -181,6 +182,7 @@ class _Tx:
 
     async def save_services(self, services: Sequence[Service]) -> None:
         self._store.service_totals.changed()
+        self._store._services_written = True
 
         def op(c: sqlite3.Connection) -> None:
             c.executemany(
@@ -325,6 +327,7 @@ class SqliteStore:
         # Hub registrations per API, read on every event: exact, since every write goes through this store.
         self._subscriptions: dict[str, list[Subscription]] = {}
         self.service_totals = rows.ServiceTotals()  # exact for the same reason
+        self._services_written = False  # by the open transaction
 
     # Plumbing ---------------------------------------------------------------------------------------------
 
@@ -454,7 +457,7 @@ class SqliteStore:
         (a failing statement then surfaces at the read or at commit, and rolls everything back all the same).
         """
         async with self._lock:
-            self._outbox_added = False
+            self._outbox_added = self._services_written = False
             tx = _Tx(self)
             try:
                 yield tx
@@ -468,7 +471,8 @@ class SqliteStore:
                         _rollback_if_open(self._wconn)
                 raise
             finally:
-                self.service_totals.changed()
+                if self._services_written:
+                    self.service_totals.changed()
             added = self._outbox_added
         if added and self.on_outbox is not None:
             self.on_outbox()

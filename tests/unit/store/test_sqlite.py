@@ -77,6 +77,9 @@ async def test_a_filter_total_is_counted_once_until_services_change(tmp_path: Pa
         raw.commit()
         raw.close()
         assert (await store.list_services(query, 2, 2))[1] == total
+        async with store.transaction() as tx:  # writes no service: the total stands
+            await tx.put_document(Document("jobs", "j1", {}))
+        assert (await store.list_services(query, 4, 2))[1] == total
         async with store.transaction() as tx:
             await tx.save_service(seed[-1].evolve(id="through-the-store"))
         assert (await store.list_services(query, 0, 2))[1] == total + 2
