@@ -76,11 +76,6 @@ def service_params(s: Service) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
-def service_order_item_params(s: Service) -> list[tuple[str, str, str]]:
-    """The ``service_order_items`` rows of a service (which order items touched it)."""
-    return [(s.id, o, i) for o, i in s.order_items]
-
-
 ORDER_UPSERT = (
     "INSERT INTO orders (id, buyer, state, order_date, completion_date, expected_completion_date,"
     " start_date, external_id, body) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (id) DO UPDATE SET"
