@@ -214,20 +214,21 @@ class OrderRunner:
 
     async def _loop(self) -> None:
         while True:
+            self._wake.clear()  # before the claim: an order created while it runs wakes the next round
             try:
                 room = 2 * self.concurrency - len(self._running)
                 ids = await self.store.claim_orders(self.worker, self.lease_s, room) if room > 0 else []
                 started = await self._dispatch(ids) if ids else 0
                 if started:
                     self.idle.clear()
-                    continue
+                    if len(ids) >= room:
+                        continue  # the claim was full: more may be waiting
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("order runner failed; retrying")
             if not self._running:
                 self.idle.set()
-            self._wake.clear()
             await wake_or_timeout(self._wake, 1.0)
 
     async def _dispatch(self, ids: list[str]) -> int:
