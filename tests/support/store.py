@@ -325,3 +325,15 @@ class StoreCases:
             OrderState.ACKNOWLEDGED,
             OrderState.IN_PROGRESS,
         ]
+
+    async def test_unfinished_orders_are_every_order_not_final_in_submission_order(self, store: Store) -> None:
+        states = {"o1": OrderState.IN_PROGRESS, "o2": OrderState.COMPLETED, "o3": OrderState.ACKNOWLEDGED}
+        async with store.transaction() as tx:
+            for n, (oid, state) in enumerate(reversed(states.items())):  # stored newest first
+                date = iso(utcnow().replace(year=2030 - n))
+                order = ServiceOrder(
+                    id=oid, buyer="sp-alpha", items=[OrderItem("1", ItemAction.MODIFY)], order_date=date
+                )
+                order.state = state
+                await tx.save_order(order)
+        assert [o.id for o in await store.unfinished_orders()] == ["o1", "o3"]

@@ -519,6 +519,10 @@ class PostgresStore:
         found, total = await self._page("orders", where, "order_date DESC, id", offset, limit, "body")
         return [rows.order(r["body"]) for r in found], total
 
+    async def unfinished_orders(self) -> list[ServiceOrder]:
+        """Every acknowledged or in-progress order, in submission order."""
+        return [rows.order(r["body"]) for r in await self._p().fetch(rows.UNFINISHED_ORDERS)]
+
     async def claim_orders(self, worker: str, lease_s: float, limit: int = 10) -> list[str]:
         """Claim unfinished orders nobody holds (``FOR UPDATE SKIP LOCKED``)."""
         now = time.time()

@@ -86,6 +86,10 @@ ORDER_UPSERT = (
 """Insert an order or update what may change (buyer, dates of creation and external id never do)."""
 
 
+UNFINISHED_ORDERS = "SELECT body FROM orders WHERE state IN ('acknowledged', 'inProgress') ORDER BY order_date, id"
+"""Every order not final yet (the states the order runner claims)."""
+
+
 def order_params(order: ServiceOrder) -> tuple[Any, ...]:
     """The parameters of :data:`ORDER_UPSERT`."""
     return (

@@ -515,6 +515,10 @@ class SqliteStore:
         found, total = await self._page("orders", where, "order_date DESC, id", offset, limit, "body")
         return [rows.order(r[0]) for r in found], total
 
+    async def unfinished_orders(self) -> list[ServiceOrder]:
+        """Every acknowledged or in-progress order, in submission order."""
+        return [rows.order(r[0]) for r in await self.run_read(lambda c: c.execute(rows.UNFINISHED_ORDERS).fetchall())]
+
     async def claim_orders(self, worker: str, lease_s: float, limit: int = 10) -> list[str]:
         """Claim unfinished orders (PostgreSQL: ``FOR UPDATE SKIP LOCKED``)."""
         now = time.time()

@@ -30,7 +30,6 @@ from interlude.domain.model import (
     iso,
     utcnow,
 )
-from interlude.domain.queries import OrderQuery
 from interlude.errors import InterludeError
 from interlude.service.ordering.deps import OrderingDeps
 from interlude.service.ordering.items import ItemExecutor
@@ -201,16 +200,8 @@ class OrderRunner:
 
     async def _held_elsewhere(self) -> list[tuple[str, str, set[str]]]:
         """Unfinished orders this process does not run: (order date, id, keys)."""
-        out: list[tuple[str, str, set[str]]] = []
-        for state in (OrderState.ACKNOWLEDGED, OrderState.IN_PROGRESS):
-            offset = 0
-            while True:
-                page, total = await self.store.list_orders(OrderQuery(state=state), offset, 500)
-                out += [(o.order_date or "", o.id, self.resource_keys(o)) for o in page if not self.queue.holds(o.id)]
-                offset += len(page)
-                if not page or offset >= total:
-                    break
-        return out
+        unfinished = await self.store.unfinished_orders()
+        return [(o.order_date or "", o.id, self.resource_keys(o)) for o in unfinished if not self.queue.holds(o.id)]
 
     async def _loop(self) -> None:
         while True:
