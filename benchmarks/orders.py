@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import glob
+import itertools
 import logging
 import os
 import pwd
@@ -230,7 +231,7 @@ def wrk(url: str, duration: int, connections: int) -> float:
     return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
 
 
-async def order_rate(front: str, count: int, in_flight: int) -> float:
+async def order_rate(front: str, count: int, in_flight: int, cirs: Iterator[int]) -> float:
     """Bandwidth orders queued on each modifiable OVC end point, ``in_flight`` POSTs at a time: orders/s, all final."""
     async with aiohttp.ClientSession() as session:
         configs = {}
@@ -239,13 +240,12 @@ async def order_rate(front: str, count: int, in_flight: int) -> float:
                 configs[sid] = (await resp.json())["serviceConfiguration"]
         gate = asyncio.Semaphore(in_flight)
         last: dict[str, str] = {}
+        cir_of = {sid: [next(cirs) for _ in range(count // len(ENDPOINTS))] for sid in ENDPOINTS}
 
         async def post(n: int, sid: str) -> str:
-            # odd CIRs, each new on its end point (the seeded ones are even): every order changes something
-            profile = {
-                **configs[sid]["ingressBandwidthProfilePerEndPoint"],
-                "cir": {"irValue": 21 + 2 * n, "irUnits": "MBPS"},
-            }
+            # a CIR never given before on this database (the seeded ones are even): every order changes something
+            cir = {"irValue": cir_of[sid][n], "irUnits": "MBPS"}
+            profile = {**configs[sid]["ingressBandwidthProfilePerEndPoint"], "cir": cir}
             cfg = {**configs[sid], "ingressBandwidthProfilePerEndPoint": profile}
             item = {"id": "1", "action": "modify", "service": {"id": sid, "serviceConfiguration": cfg}}
             body = {**order(sid, "UNLOCKED"), "serviceOrderItem": [item]}
@@ -294,8 +294,9 @@ def behind_haproxy(server: str, processes: int, count: int, duration: int) -> di
                 url = f"{front}{INV}/service/ovc-1001"
                 wrk(url, 2, 32)  # warm-up
                 reads = wrk(url, duration, 32)
-                asyncio.run(order_rate(front, 36, 12))  # warm-up
-                orders = asyncio.run(order_rate(front, count, 12))
+                cirs = itertools.count(21, 2)  # odd Mb/s, one value per order on this database
+                asyncio.run(order_rate(front, 36, 12, cirs))  # warm-up
+                orders = asyncio.run(order_rate(front, count, 12, cirs))
         finally:
             for proc in started:
                 stop_process(proc)
