@@ -289,7 +289,7 @@ def behind_haproxy(server: str, processes: int, count: int, duration: int) -> di
                 ports.append(free_port())
                 started.append(start_partner(dsn, ports[-1], Path(tmp) / str(n)))
                 asyncio.run(wait_serving(f"http://127.0.0.1:{ports[-1]}"))
-            with haproxy_front(Path(tmp), ports, "/ready") as front:
+            with haproxy_front(Path(tmp), ports, "/ready", check_interval_ms=2000) as front:
                 asyncio.run(wait_serving(front))
                 url = f"{front}{INV}/service/ovc-1001"
                 wrk(url, 2, 32)  # warm-up
