@@ -53,6 +53,7 @@ sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
 import aiohttp  # noqa: E402
 from aiohttp.test_utils import TestClient, TestServer  # noqa: E402
+from tests.e2e.test_takeover import start_partner, wait_serving  # noqa: E402
 from tests.support.haproxy import haproxy_front  # noqa: E402
 from tests.support.processes import stop_process  # noqa: E402
 
@@ -197,29 +198,6 @@ async def freshness(dsn: str, count: int) -> dict[str, float]:
             lags.append(time.perf_counter() - committed)
     lags.sort()
     return {"p50": 1000 * statistics.median(lags), "p99": 1000 * lags[int(0.99 * (len(lags) - 1))]}
-
-
-def start_partner(dsn: str, port: int, folder: Path) -> subprocess.Popen[bytes]:
-    """One real ``interlude emulate`` process (no device agents) on ``dsn``, from this tree's sources."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
-    code = "from interlude.cli.main import main; main()"
-    cmd = [sys.executable, "-c", code, "emulate", "--port", str(port), "--db", dsn, "--no-device-agents"]
-    return subprocess.Popen(cmd, cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-async def wait_serving(url: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    async with aiohttp.ClientSession() as session:
-        while True:
-            try:
-                async with session.get(f"{url}{INV}/service/ovc-1001", headers=ALPHA) as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit(f"{url} did not come up")
-            await asyncio.sleep(0.2)
 
 
 def wrk(url: str, duration: int, connections: int) -> float:
