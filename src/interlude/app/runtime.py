@@ -45,7 +45,7 @@ from interlude.service.platform.bus import EventBus
 from interlude.service.platform.faults import FaultService
 from interlude.service.platform.hub import HubService, Notifier
 from interlude.service.platform.hub_settings import HubSettings
-from interlude.service.platform.jobs import JobRunner
+from interlude.service.platform.jobs import JobRunner, finished_retention
 from interlude.service.platform.network import Network
 from interlude.service.platform.periodic import Periodic
 from interlude.service.platform.readiness import Readiness
@@ -140,8 +140,9 @@ class Runtime:
         )
         self._opened: list[Adapter] = []
         self.started = False
-        self.jobs = JobRunner(self.store)  # durable scheduled work (SFT, FM, PM); started once kinds are registered
         extra = self.options.extra
+        # durable scheduled work (SFT, FM, PM); started once kinds are registered
+        self.jobs = JobRunner(self.store, finished_retention_s=finished_retention(extra))
         self.alarms = AlarmService(
             AlarmDeps(self.store, self.hub, self.bus, self.inventory, topology, self.network),
             AlarmRetention.from_settings(extra),
