@@ -50,8 +50,15 @@ from interlude.service.platform.network import Network
 from interlude.service.platform.periodic import Periodic
 from interlude.service.platform.readiness import Readiness
 from interlude.service.platform.southbound import SouthboundIngest
+from interlude.service.sonata.address import AddressService
 from interlude.service.sonata.catalog import Catalog
-from interlude.service.sonata.service import SonataDeps, SonataService
+from interlude.service.sonata.common import SonataDeps
+from interlude.service.sonata.inventory import ProductInventoryService
+from interlude.service.sonata.order import ProductOrderService
+from interlude.service.sonata.poq import PoqService
+from interlude.service.sonata.provision import Provisioner
+from interlude.service.sonata.quote import QuoteService
+from interlude.service.sonata.site import SiteService
 from interlude.store.base import Store
 from interlude.store.postgres import PostgresStore
 from interlude.store.sqlite import SqliteStore
@@ -155,9 +162,16 @@ class Runtime:
         self.pm_retention = PmRetentionSweeper(self.store, PmRetention.from_settings(extra))
         self.sft = SftService(OamJobDeps(self.store, self.hub, self.inventory, self.network, self.jobs, self.bus))
         self.fm = FmService(self.sft.deps)  # the same collaborators: one set of dependencies for both OAM job APIs
-        self.sonata = SonataService(
-            SonataDeps(self.store, self.inventory, self.hub, self.network, self.jobs, Catalog(topology))
-        )
+        catalog = Catalog(topology)
+        provisioner = Provisioner(self.store, self.inventory, self.network, catalog)
+        sonata = SonataDeps(self.store, self.inventory, self.hub, self.network, self.jobs, catalog, provisioner)
+        self.sonata_catalog = catalog  # one use case per Sonata API, all over the same collaborators
+        self.sonata_address = AddressService(sonata)
+        self.sonata_site = SiteService(sonata)
+        self.sonata_poq = PoqService(sonata)
+        self.sonata_quote = QuoteService(sonata)
+        self.sonata_order = ProductOrderService(sonata)
+        self.sonata_inventory = ProductInventoryService(sonata)
         self.alarm_retention = Periodic(
             "alarm-retention", self.alarms.expire, self.alarms.retention.sweep_interval_s,
             "alarm retention sweep failed; retrying next interval",
@@ -200,7 +214,9 @@ class Runtime:
             await self.faults.reapply()
             await self.reconciler.reconcile(connectivity=False)  # provisioning covered connectivity and bandwidth
             self.performance.register()
-            self.sonata.register()
+            self.sonata_poq.register()
+            self.sonata_quote.register()
+            self.sonata_order.register()
             self.alarm_retention.start()
             self.pm_retention.start()
             await self.jobs.start()
