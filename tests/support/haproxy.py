@@ -29,7 +29,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def haproxy_config(port: int, backends: Sequence[int], check_path: str, check_headers: Mapping[str, str]) -> str:
+def haproxy_config(
+    port: int, backends: Sequence[int], check_path: str, check_headers: Mapping[str, str],
+    check_interval_ms: int = CHECK_INTERVAL_MS,
+) -> str:  # fmt: skip
     """Round robin over ``backends`` (loopback ports); a failed connection is retried on another backend."""
     headers = "".join(f" hdr {name} {value}" for name, value in check_headers.items())
     servers = "\n".join(f"    server interlude-p{n} 127.0.0.1:{p} check" for n, p in enumerate(backends))
@@ -53,22 +56,27 @@ backend interlude-partners
     option httpchk
     http-check send meth GET uri {check_path}{headers}
     http-check expect status 200
-    default-server inter {CHECK_INTERVAL_MS}ms fall 2 rise 1
+    default-server inter {check_interval_ms}ms fall 2 rise 1
 {servers}
 """
 
 
 @contextmanager
 def haproxy_front(
-    folder: Path, backends: Sequence[int], check_path: str, check_headers: Mapping[str, str] | None = None
-) -> Iterator[str]:
-    """haproxy in front of ``backends``; yields its base URL, stops it (by PID) on exit."""
+    folder: Path, backends: Sequence[int], check_path: str, check_headers: Mapping[str, str] | None = None,
+    check_interval_ms: int = CHECK_INTERVAL_MS,
+) -> Iterator[str]:  # fmt: skip
+    """haproxy in front of ``backends``; yields its base URL, stops it (by PID) on exit.
+
+    A benchmark loading every backend to the full checks less often (``check_interval_ms``): a check answered
+    late under load would take a live backend out.
+    """
     binary = shutil.which("haproxy") or ("/usr/sbin/haproxy" if Path("/usr/sbin/haproxy").exists() else None)
     if binary is None:
         lab_unavailable("the load-balancer tests need haproxy (Debian package haproxy)")
     port = free_port()
     config = folder / "interlude-haproxy.cfg"
-    config.write_text(haproxy_config(port, backends, check_path, check_headers or {}))
+    config.write_text(haproxy_config(port, backends, check_path, check_headers or {}, check_interval_ms))
     subprocess.run([binary, "-c", "-q", "-f", str(config)], check=True)
     proc = subprocess.Popen([binary, "-db", "-f", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

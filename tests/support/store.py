@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from interlude.domain.model import ItemAction, OrderItem, ServiceOrder, ServiceState, iso, utcnow
+from interlude.domain.model import ItemAction, OrderItem, OrderState, ServiceOrder, ServiceState, iso, utcnow
 from interlude.domain.queries import ServiceQuery
 from interlude.errors import ValidationError
 from interlude.service.inventory.config import seed_services
@@ -357,3 +357,39 @@ class StoreCases:
         assert [r.body["n"] for r in await store.outbox_rows()] == [2]
         backlog = await store.outbox_backlog()
         assert backlog.pending == 1 and backlog.oldest_created_at is not None
+
+    async def test_a_saved_service_is_found_by_exactly_the_order_items_it_lists_now(self, store: Store) -> None:
+        svc = next(s for s in seed_services(TOPO) if s.id == "pe1-uni1")
+        for refs in ((("o1", "1"), ("o2", "1")), (("o2", "1"), ("o3", "2")), ()):
+            async with store.transaction() as tx:
+                await tx.save_service(svc.evolve(order_items=refs))
+            for order_id, item_id in (("o1", "1"), ("o2", "1"), ("o3", "2"), ("o3", "1")):
+                _, found = await store.list_services(ServiceQuery(order_id=order_id, order_item_id=item_id), 0, 10)
+                assert found == ((order_id, item_id) in refs), (refs, order_id, item_id)
+        assert (await store.get_service("pe1-uni1")) == svc.evolve(order_items=())
+
+    async def test_an_order_saved_again_keeps_its_latest_item_states(self, store: Store) -> None:
+        items = [OrderItem("1", ItemAction.MODIFY, service_id="pe1-uni1"), OrderItem("2", ItemAction.MODIFY)]
+        order = ServiceOrder(id="o1", buyer="sp-alpha", items=items, order_date=iso(utcnow()))
+        async with store.transaction() as tx:
+            await tx.save_order(order)
+        items[1].move(OrderState.IN_PROGRESS)
+        async with store.transaction() as tx:
+            await tx.save_order(order)
+        again = await store.get_order("o1")
+        assert again is not None and [it.state for it in again.items] == [
+            OrderState.ACKNOWLEDGED,
+            OrderState.IN_PROGRESS,
+        ]
+
+    async def test_unfinished_orders_are_every_order_not_final_in_submission_order(self, store: Store) -> None:
+        states = {"o1": OrderState.IN_PROGRESS, "o2": OrderState.COMPLETED, "o3": OrderState.ACKNOWLEDGED}
+        async with store.transaction() as tx:
+            for n, (oid, state) in enumerate(reversed(states.items())):  # stored newest first
+                date = iso(utcnow().replace(year=2030 - n))
+                order = ServiceOrder(
+                    id=oid, buyer="sp-alpha", items=[OrderItem("1", ItemAction.MODIFY)], order_date=date
+                )
+                order.state = state
+                await tx.save_order(order)
+        assert [o.id for o in await store.unfinished_orders()] == ["o1", "o3"]

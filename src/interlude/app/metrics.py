@@ -184,6 +184,7 @@ class Metrics:
         self.state = StateCollector(runtime)
         self.registry.register(self.state)
         self._started: dict[str, float] = {}
+        self._children: dict[tuple[str, str, str, int], tuple[Counter, Histogram]] = {}  # per route, method, status
         runtime.network.observer = self.adapter_call
         runtime.bus.subscribe(OrderStateChanged, self.order_changed)
 
@@ -222,8 +223,14 @@ class Metrics:
             raise
         finally:
             api, operation = operation_of(request) or ("-", "-")
-            self.requests.labels(api, operation, request.method, str(status)).inc()
-            self.latency.labels(api, operation).observe(time.perf_counter() - started)
+            key = (api, operation, request.method, status)
+            if (children := self._children.get(key)) is None:  # labels() locks and checks on every call
+                children = self._children[key] = (
+                    self.requests.labels(api, operation, request.method, str(status)),
+                    self.latency.labels(api, operation),
+                )
+            children[0].inc()
+            children[1].observe(time.perf_counter() - started)
 
     async def scrape(self, request: web.Request) -> web.StreamResponse:
         """``GET /metrics``: every family in the text exposition format."""

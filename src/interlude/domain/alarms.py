@@ -27,10 +27,11 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from interlude.domain.inventory import oper_may_change
 from interlude.domain.model import OperStatus, PortRef, Service, ServiceKind
 
 OperOf = Callable[[Service, Mapping[tuple[str, str], bool], Service | None], OperStatus]
@@ -91,19 +92,29 @@ def link_object(links: Iterable[Sequence[str]], node: str, interface: str) -> tu
 
 
 def affected_services(
-    services: Iterable[Service], oper_of: OperOf, port_up: Mapping[tuple[str, str], bool], down: Iterable[PortRef]
+    services: Iterable[Service],
+    oper_of: OperOf,
+    port_up: Mapping[tuple[str, str], bool],
+    down: Iterable[PortRef],
+    link_ends: Set[tuple[str, str]] | None = None,
 ) -> list[Service]:
     """Services the given ports being down take out of service (correlation of a link fault).
 
     A service is affected when it is enabled with the ports up and disabled with them down, everything else
     as currently known; this is exactly the question the inventory's oper-state derivation (``oper_of``)
-    answers, so the alarm and ``GET /service/{id}`` never disagree.
+    answers, so the alarm and ``GET /service/{id}`` never disagree. Given the ports of the links
+    (``link_ends``), only the services those ports can reach are asked (:func:`oper_may_change`).
     """
     items = list(services)
     down_keys = {(p.node, p.interface) for p in down}
     with_up = {**port_up, **dict.fromkeys(down_keys, True)}
     with_down = {**port_up, **dict.fromkeys(down_keys, False)}
     by_id = {s.id: s for s in items}
+    if link_ends is not None:
+        items = [
+            s for s in items
+            if oper_may_change(s, by_id.get(s.parent) if s.parent else None, with_down, down_keys, link_ends)
+        ]  # fmt: skip
 
     def oper(svc: Service, ports: Mapping[tuple[str, str], bool]) -> OperStatus:
         parent = by_id.get(svc.parent) if svc.parent else None

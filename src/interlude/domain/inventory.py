@@ -11,7 +11,7 @@ ends are up. The inputs are the per-port oper states the southbound event ingest
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Set
 
 from interlude.domain.model import AdminStatus, Link, OperStatus, PortRef, Service, ServiceState
 
@@ -50,6 +50,34 @@ def ports_connected(links: Iterable[Link], ports: Iterable[PortRef], port_up: Po
                 seen.add(nxt)
                 queue.append(nxt)
     return nodes <= seen
+
+
+def link_ports(links: Iterable[Link]) -> frozenset[tuple[str, str]]:
+    """The ports at either end of a link: a change on one may reroute every multi-node service."""
+    return frozenset((p.node, p.interface) for link in links for p in (link.a, link.b))
+
+
+def oper_may_change(
+    service: Service, parent: Service | None, port_up: PortOper, changed: Set[tuple[str, str]],
+    links: Set[tuple[str, str]],
+) -> bool:  # fmt: skip
+    """Whether :func:`derive_oper` may answer otherwise for ``service`` now that ``changed`` ports changed.
+
+    It reads the service's ports (an end point: its parent's) and, for a service spanning several nodes,
+    the ports of the links (``links``, from :func:`link_ports`); a port never read counts as down, so a service
+    on one is also re-derived. Every other service keeps its state: this spares re-deriving the whole
+    inventory on each port change.
+    """
+    if service.kind.is_end_point:
+        if parent is None:
+            return False
+        ports = parent.ports
+    else:
+        ports = service.ports
+    keys = {(p.node, p.interface) for p in ports}
+    if keys & changed or not keys <= port_up.keys():
+        return True
+    return len({node for node, _ in keys}) > 1 and not changed.isdisjoint(links)
 
 
 def derive_oper(

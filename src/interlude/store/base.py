@@ -311,6 +311,10 @@ class Store(Protocol):
         """Claim unfinished orders nobody holds (or whose lease expired); returns their ids."""
         ...
 
+    async def unfinished_orders(self) -> list[ServiceOrder]:
+        """Every order not final yet (``acknowledged`` or ``inProgress``), whoever holds it, in one read."""
+        ...
+
     async def release_order(self, order_id: str, worker: str) -> None:
         """Give a claim back."""
         ...

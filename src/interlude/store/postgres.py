@@ -166,10 +166,24 @@ _SERVICE_UPSERT = pg_sql(
     " end_date=excluded.end_date, start_mode=excluded.start_mode, body=excluded.body"
 )
 _ORDER_UPSERT = pg_sql(rows.ORDER_UPSERT)
-_ORDER_ITEM_UPSERT = (
-    "INSERT INTO order_items VALUES ($1,$2,$3,$4,$5) ON CONFLICT (order_id, item_id) DO UPDATE SET"
-    " state=excluded.state, service_id=excluded.service_id"
+_SERVICE_SAVE = (
+    f"WITH saved AS ({_SERVICE_UPSERT} RETURNING 1),"
+    " gone AS (DELETE FROM service_order_items WHERE service_id = $1"
+    " AND (order_id, item_id) NOT IN (SELECT * FROM unnest($14::text[], $15::text[])))"
+    " INSERT INTO service_order_items SELECT $1, o, i FROM unnest($14::text[], $15::text[]) AS refs(o, i)"
+    " ON CONFLICT DO NOTHING"
 )
+"""A service and the order items that touched it in one statement: each statement is a round trip.
+
+The CTEs see one snapshot: the DELETE drops the rows no longer listed, the INSERT adds the new ones (rows kept
+by the one are skipped by the other), as the former delete-all and re-insert did.
+"""
+_ORDER_SAVE = (
+    f"WITH saved AS ({_ORDER_UPSERT} RETURNING 1)"
+    " INSERT INTO order_items SELECT * FROM unnest($10::text[], $11::text[], $12::text[], $13::text[], $14::text[])"
+    " ON CONFLICT (order_id, item_id) DO UPDATE SET state=excluded.state, service_id=excluded.service_id"
+)
+"""An order and its items in one statement (one round trip)."""
 _OUTBOX_INSERT = pg_sql(outbox_sql.OUTBOX_INSERT)
 _OUTBOX_CLAIM = pg_sql(outbox_sql.claim_sql(skip_locked=True))
 _OUTBOX_POSTPONE = pg_sql(outbox_sql.postpone_sql("GREATEST"))
@@ -201,13 +215,10 @@ class _PgTx:
     async def save_service(self, service: Service) -> None:
         self._store.service_totals.changed()
         self._store.services_written.add(self._conn)
-        await self._conn.execute(_SERVICE_UPSERT, *rows.service_params(service))
-        await self._conn.execute("DELETE FROM service_order_items WHERE service_id = $1", service.id)
-        if service.order_items:
-            await self._conn.executemany(
-                "INSERT INTO service_order_items VALUES ($1,$2,$3) ON CONFLICT DO NOTHING",
-                rows.service_order_item_params(service),
-            )
+        refs = service.order_items
+        await self._conn.execute(
+            _SERVICE_SAVE, *rows.service_params(service), [o for o, _ in refs], [i for _, i in refs]
+        )
 
     async def save_services(self, services: Sequence[Service]) -> None:
         self._store.service_totals.changed()
@@ -219,8 +230,8 @@ class _PgTx:
         return rows.service(body) if body is not None else None
 
     async def save_order(self, order: ServiceOrder) -> None:
-        await self._conn.execute(_ORDER_UPSERT, *rows.order_params(order))
-        await self._conn.executemany(_ORDER_ITEM_UPSERT, rows.order_item_params(order))
+        columns = [list(c) for c in zip(*rows.order_item_params(order), strict=True)] or [[], [], [], [], []]
+        await self._conn.execute(_ORDER_SAVE, *rows.order_params(order), *columns)
 
     async def get_order(self, order_id: str) -> ServiceOrder | None:
         body = await self._conn.fetchval("SELECT body FROM orders WHERE id = $1", order_id)
@@ -549,6 +560,10 @@ class PostgresStore:
         where = rows.order_filter(query)
         found, total = await self._page("orders", where, "order_date DESC, id", offset, limit, "body")
         return [rows.order(r["body"]) for r in found], total
+
+    async def unfinished_orders(self) -> list[ServiceOrder]:
+        """Every acknowledged or in-progress order, in submission order."""
+        return [rows.order(r["body"]) for r in await self._p().fetch(rows.UNFINISHED_ORDERS)]
 
     async def claim_orders(self, worker: str, lease_s: float, limit: int = 10) -> list[str]:
         """Claim unfinished orders nobody holds (``FOR UPDATE SKIP LOCKED``)."""

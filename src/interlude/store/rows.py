@@ -77,11 +77,6 @@ def service_params(s: Service) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
-def service_order_item_params(s: Service) -> list[tuple[str, str, str]]:
-    """The ``service_order_items`` rows of a service (which order items touched it)."""
-    return [(s.id, o, i) for o, i in s.order_items]
-
-
 ORDER_UPSERT = (
     "INSERT INTO orders (id, buyer, state, order_date, completion_date, expected_completion_date,"
     " start_date, external_id, body) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (id) DO UPDATE SET"
@@ -90,6 +85,10 @@ ORDER_UPSERT = (
     " body=excluded.body"
 )
 """Insert an order or update what may change (buyer, dates of creation and external id never do)."""
+
+
+UNFINISHED_ORDERS = "SELECT body FROM orders WHERE state IN ('acknowledged', 'inProgress') ORDER BY order_date, id"
+"""Every order not final yet (the states the order runner claims)."""
 
 
 def order_params(order: ServiceOrder) -> tuple[Any, ...]:

@@ -134,6 +134,13 @@ register_migration(
 )
 
 
+_REFS = "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?2)"
+_REFS_DROP = f"DELETE FROM service_order_items WHERE service_id = ?1 AND (order_id, item_id) NOT IN ({_REFS})"
+"""Of a service's ``service_order_items`` rows, drop those its list (a JSON array of pairs) no longer holds."""
+_REFS_ADD = f"INSERT OR IGNORE INTO service_order_items SELECT ?1, * FROM ({_REFS})"
+"""Add the rows of its list not stored yet (re-inserting all was one statement per entry, on every save)."""
+
+
 class _Tx:
     """The write side of one transaction (runs on the writer thread)."""
 
@@ -173,10 +180,9 @@ class _Tx:
             c.execute(
                 "INSERT OR REPLACE INTO services VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows.service_params(service)
             )
-            c.execute("DELETE FROM service_order_items WHERE service_id = ?", (service.id,))
-            c.executemany(
-                "INSERT OR IGNORE INTO service_order_items VALUES (?,?,?)", rows.service_order_item_params(service)
-            )
+            refs = json.dumps(service.order_items)  # two statements, however long the list (see _REFS_*)
+            c.execute(_REFS_DROP, (service.id, refs))
+            c.execute(_REFS_ADD, (service.id, refs))
 
         self._queue(op)
 
@@ -551,6 +557,10 @@ class SqliteStore:
         where = rows.order_filter(query)
         found, total = await self._page("orders", where, "order_date DESC, id", offset, limit, "body")
         return [rows.order(r[0]) for r in found], total
+
+    async def unfinished_orders(self) -> list[ServiceOrder]:
+        """Every acknowledged or in-progress order, in submission order."""
+        return [rows.order(r[0]) for r in await self.run_read(lambda c: c.execute(rows.UNFINISHED_ORDERS).fetchall())]
 
     async def claim_orders(self, worker: str, lease_s: float, limit: int = 10) -> list[str]:
         """Claim unfinished orders (PostgreSQL: ``FOR UPDATE SKIP LOCKED``)."""

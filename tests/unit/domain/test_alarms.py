@@ -19,7 +19,7 @@ from interlude.domain.alarms import (
     link_object,
     parse_tca_specs,
 )
-from interlude.domain.inventory import derive_oper
+from interlude.domain.inventory import derive_oper, link_ports
 from interlude.domain.model import OperStatus, PortRef, Service
 from interlude.errors import ConfigError
 from interlude.service.alarms.retention import AlarmRetention
@@ -119,3 +119,16 @@ def test_alarm_retention_settings() -> None:
         AlarmRetention.from_settings({"alarms.sweep_interval_s": "none"}, {})
     with pytest.raises(ConfigError, match="must be positive"):
         AlarmRetention.from_settings({"alarms.cleared_delete_s": -1}, {})
+
+
+def test_affected_services_asked_only_where_the_fault_reaches_are_the_same() -> None:
+    topo = load_topology(bundled_topology_path())
+    services = seed_services(topo)
+    oper = partial(_oper, topo)
+    ends = link_ports(links_of(topo))
+    up = {(n, i): True for n, spec in topo.nodes.items() for i in spec.interfaces}
+    for base in (up, {**up, ("pe1", "uni1"): False}):
+        for port in sorted(up):
+            down = [PortRef(*port)]
+            every = [s.id for s in affected_services(services, oper, base, down)]
+            assert [s.id for s in affected_services(services, oper, base, down, ends)] == every, port

@@ -59,7 +59,7 @@ from interlude.domain.alarms import (
     profile,
 )
 from interlude.domain.events import DriftChanged, PortStateChanged, SouthboundReceived
-from interlude.domain.inventory import derive_oper
+from interlude.domain.inventory import derive_oper, link_ports
 from interlude.domain.model import OperStatus, PortRef, Service, iso, utcnow
 from interlude.domain.southbound import AdminState, Capability, EventKind
 from interlude.errors import AdapterError, NotFoundError, ValidationError
@@ -314,7 +314,8 @@ class AlarmService:
             key = fault_key(FaultKind.LINK_DOWN, obj)
             down = [p for p in ends if not self._ports.get((p.node, p.interface), True)]
             if down:
-                services = affected_services(self.inventory.services(), self._oper_of, self.inventory.port_up, ends)
+                services = affected_services(self.inventory.services(), self._oper_of, self.inventory.port_up, ends,
+                                             link_ports(self.inventory.links))  # fmt: skip
                 kind_of = "link" if len(ends) > 1 else "port"
                 seen = {src for p in down for src in self._sources.get((p.node, p.interface), {"poll"})}
                 sources = tuple(sorted(seen))

@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 
 from interlude.domain.events import ServiceOperChanged
-from interlude.domain.inventory import derive_oper
+from interlude.domain.inventory import derive_oper, link_ports, oper_may_change
 from interlude.domain.model import PortRef, Service, ServiceKind, ServiceState
 from interlude.domain.queries import ServiceQuery
 from interlude.errors import NotFoundError
@@ -233,8 +233,13 @@ class InventoryService:
             if not changed_ports:
                 return []
             pending: dict[str, Service] = {}
+            links, index, keys = link_ports(self.links), self._index, changed_ports.keys()
+            touched = [
+                svc for svc in index.values()
+                if oper_may_change(svc, index.get(svc.parent) if svc.parent else None, self.port_up, keys, links)
+            ]  # fmt: skip
             # Connectivity first so end points see their parent's new state.
-            ordered = sorted(self._index.values(), key=lambda s: s.kind not in (ServiceKind.OVC, ServiceKind.IPVC))
+            ordered = sorted(touched, key=lambda s: s.kind not in (ServiceKind.OVC, ServiceKind.IPVC))
             changed: list[Service] = []
             for svc in ordered:
                 fresh = self.with_oper(svc, pending)

@@ -30,7 +30,6 @@ from interlude.domain.model import (
     iso,
     utcnow,
 )
-from interlude.domain.queries import OrderQuery
 from interlude.errors import InterludeError
 from interlude.service.ordering.deps import OrderingDeps
 from interlude.service.ordering.items import ItemExecutor
@@ -201,33 +200,26 @@ class OrderRunner:
 
     async def _held_elsewhere(self) -> list[tuple[str, str, set[str]]]:
         """Unfinished orders this process does not run: (order date, id, keys)."""
-        out: list[tuple[str, str, set[str]]] = []
-        for state in (OrderState.ACKNOWLEDGED, OrderState.IN_PROGRESS):
-            offset = 0
-            while True:
-                page, total = await self.store.list_orders(OrderQuery(state=state), offset, 500)
-                out += [(o.order_date or "", o.id, self.resource_keys(o)) for o in page if not self.queue.holds(o.id)]
-                offset += len(page)
-                if not page or offset >= total:
-                    break
-        return out
+        unfinished = await self.store.unfinished_orders()
+        return [(o.order_date or "", o.id, self.resource_keys(o)) for o in unfinished if not self.queue.holds(o.id)]
 
     async def _loop(self) -> None:
         while True:
+            self._wake.clear()  # before the claim: an order created while it runs wakes the next round
             try:
                 room = 2 * self.concurrency - len(self._running)
                 ids = await self.store.claim_orders(self.worker, self.lease_s, room) if room > 0 else []
                 started = await self._dispatch(ids) if ids else 0
                 if started:
                     self.idle.clear()
-                    continue
+                    if len(ids) >= room:
+                        continue  # the claim was full: more may be waiting
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("order runner failed; retrying")
             if not self._running:
                 self.idle.set()
-            self._wake.clear()
             await wake_or_timeout(self._wake, 1.0)
 
     async def _dispatch(self, ids: list[str]) -> int:

@@ -14,6 +14,8 @@ follow one node (events and alarms are not ingested twice, devices are not polle
 A link or admin event is the newest word on its port: a read whose answer may be older than the event (an SNMP
 agent serving ifTable from its cache answers "up" for ~3 s after it sent linkDown) is ignored for that port
 until a read at least as new as the event arrives, so a cut never flips a service back to ENABLED for a moment.
+Conversely, an event older than the last read of its node and neighbours (the read-back of the order whose change
+raised it, typically) is already in that read: it is published but the ports are not read again.
 """
 
 from __future__ import annotations
@@ -99,6 +101,7 @@ class SouthboundIngest:
         self._tasks: list[asyncio.Task[None]] = []
         self._refresh_lock = asyncio.Lock()
         self._held: dict[tuple[str, str], tuple[bool, float]] = {}
+        self._read_at: dict[str, float] = {}  # node -> the oldest answer of its last read
 
     @property
     def running(self) -> bool:
@@ -127,11 +130,21 @@ class SouthboundIngest:
                     log.warning("releasing the southbound lease of %s: %s", node, exc)
         self.owned.clear()
 
-    async def refresh(self, nodes: Iterable[str] | None = None) -> None:
-        """Re-read ports of ``nodes`` (and their link neighbours), push changes to the inventory."""
+    async def refresh(self, nodes: Iterable[str] | None = None, since: float | None = None) -> None:
+        """Re-read ports of ``nodes`` (and their link neighbours), push changes to the inventory.
+
+        With ``since``: unless every one of those nodes was last read with answers at least that new.
+        """
         async with self._refresh_lock:
             targets = None if nodes is None else self.network.linked_nodes(nodes)
-            states = self._fresh(await self.network.read_port_samples(targets))
+            if since is not None and targets is not None and all(self._read_at.get(n, 0.0) >= since for n in targets):
+                return
+            samples = await self.network.read_port_samples(targets)
+            oldest: dict[str, float] = {}
+            for (node, _), (_, at) in samples.items():
+                oldest[node] = min(at, oldest.get(node, at))
+            self._read_at.update(oldest)
+            states = self._fresh(samples)
             now = time.time()
             for (node, ifname), up in states.items():
                 if self.inventory.port_up.get((node, ifname)) != up:
@@ -159,7 +172,7 @@ class SouthboundIngest:
         if held is not None and event.interface:
             self._held[(event.node, event.interface)] = (held, event.at)
         if event.kind in _STATE_EVENTS:
-            await self.refresh([event.node])
+            await self.refresh([event.node], since=event.at if event.interface else None)
 
     def _work(self, node: str) -> asyncio.Task[None]:
         if self.network.has(node, Capability.EVENTS):

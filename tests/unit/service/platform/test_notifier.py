@@ -155,8 +155,9 @@ async def test_retention_purges_delivered_rows(store: SqliteStore) -> None:
         assert len(await store.outbox_rows()) == 3
         last = max(r.delivered_at or 0.0 for r in await store.outbox_rows(delivered=True))
         await wait_until(lambda: time.time() > last + 0.5, what="the retention to pass")
-        assert await notifier.purge() == 3
+        purged = await notifier.purge()  # the notifier's own purge (every 0.5 s here) may have been first
         assert await store.outbox_rows() == []
+        assert 0 <= purged <= 3
         assert (await notifier.backlog()).pending == 0
 
 

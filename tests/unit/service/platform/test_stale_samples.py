@@ -1,4 +1,5 @@
-"""A port event is not overruled by a read older than it: snmpd's cached ifTable after a linkDown trap.
+"""A port event is not overruled by a read older than it (snmpd's cached ifTable after a linkDown trap), nor read again
+when a read newer than it already holds it.
 
 net-snmp answers ifOperStatus from a cache refreshed every ~3 s, so a read made right after the agent sent
 linkDown still says "up". The SNMP adapter marks such an answer with the oldest time it may describe
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from interlude.domain.events import PortStateChanged
+from interlude.domain.events import PortStateChanged, SouthboundReceived
 from interlude.domain.southbound import AdminState, Capability, EventKind, InterfaceState, OperState, SouthboundEvent
 from interlude.service.platform.bus import EventBus
 from interlude.service.platform.network import Network
@@ -98,3 +99,49 @@ async def test_a_cached_up_read_right_after_link_down_is_ignored() -> None:
     await ingest.refresh(["pe1"])
     assert ports.port_up[("pe1", "uni1")] is True
     assert flips == [True, False, True]  # first read, the cut, the repair: never up while it was down
+
+
+class FreshAgent(CachingAgent):
+    """An agent answering as of now (no cache), counting the reads."""
+
+    reads = 0
+
+    async def list_interfaces(self) -> Sequence[InterfaceState]:
+        self.reads += 1
+        oper = OperState.UP if self.up else OperState.DOWN
+        return [InterfaceState("uni1", AdminState.UP, oper, sampled_at=self.clock[0])]
+
+
+async def test_an_event_older_than_the_last_read_is_published_but_not_read_again() -> None:
+    """An order's change raises the device's own event after the order re-read the ports: no second read."""
+    topo = parse_topology({"name": "t", "nodes": {"pe1": {"kind": "snmp", "interfaces": {"uni1": {}}}}})
+    clock = [1000.0]
+    agent = FreshAgent(topo.node("pe1"), clock)
+    bus = EventBus()
+    published: list[SouthboundEvent] = []
+
+    async def seen(event: SouthboundReceived) -> None:
+        published.append(event.event)
+
+    bus.subscribe(SouthboundReceived, seen)
+    ports = Ports()
+    ingest = SouthboundIngest(Network(topo, {"pe1": agent}), ports, bus)
+    await ingest.refresh()
+    assert agent.reads == 1
+
+    clock[0] += 1.0
+    agent.up = False  # the change, and its event stamped now
+    cut = SouthboundEvent(EventKind.LINK_DOWN, "pe1", "uni1", clock[0], "trap")
+    clock[0] += 0.1
+    await ingest.refresh(["pe1"])  # the read-back after the change
+    assert agent.reads == 2 and ports.port_up[("pe1", "uni1")] is False
+    await ingest.handle(cut)  # its event arrives after that read
+    assert agent.reads == 2 and published == [cut]
+    assert ports.port_up[("pe1", "uni1")] is False
+
+    clock[0] += 1.0
+    agent.up = True  # a change no read has seen yet
+    await ingest.handle(SouthboundEvent(EventKind.LINK_UP, "pe1", "uni1", clock[0], "trap"))
+    assert agent.reads == 3 and ports.port_up[("pe1", "uni1")] is True
+    await ingest.handle(SouthboundEvent(EventKind.DEVICE_REACHABLE, "pe1", None, clock[0] - 5, "poll"))
+    assert agent.reads == 4  # not about a port: always read
