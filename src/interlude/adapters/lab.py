@@ -9,8 +9,8 @@ Capabilities and how each is real:
 
 * interfaces, admin state, counters: netlink (pyroute2 ``IPRoute`` opened inside the namespace). Opening
   the socket enters the namespace (in a short-lived child process pyroute2 forks), so it happens in a worker
-  thread, never on the event loop; the socket keeps its namespace afterwards. Counters are the kernel's 64-bit link statistics, the numbers
-  ``/sys/class/net/IF/statistics`` shows.
+  thread, never on the event loop; the socket keeps its namespace afterwards. Counters are the kernel's
+  64-bit link statistics, the numbers ``/sys/class/net/IF/statistics`` shows.
 * bandwidth profiles: tbf (CIR/CBS) or htb (CIR + EIR, CBS/EBS) on the interface's egress; *ingress* (what
   the customer sends in) is shaped on the far end of its veth, whose egress is this interface's ingress, since
   the kernel has no policer action here (LAB-RECIPES §0).
