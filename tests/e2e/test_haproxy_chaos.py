@@ -283,7 +283,6 @@ async def test_three_processes_two_kills_every_order_final_every_event_delivered
             run = Run(ports=[p.port for p in partners])
             clients = asyncio.gather(*(order_client(session, front, buyer, uni, n, run)
                                        for buyer, unis in UNIS.items() for uni, n in unis.items()))  # fmt: skip
-            reports: list[str] = []
             for n, after in enumerate(KILLS):
                 await wait_until(run.reached(after), timeout=120, interval=0.05, what=f"{after} orders final")
                 holders = Counter(await lease_holders(db, nodes))
@@ -305,17 +304,14 @@ async def test_three_processes_two_kills_every_order_final_every_event_delivered
                 leases_s = time.perf_counter() - killed
                 await wait_until(run.ended(held), timeout=120, interval=0.05, what="the victim's orders final")
                 orders_s = time.perf_counter() - killed
-                reports.append(f"{time.perf_counter() - began:.1f} s: kill {n + 1}: {victim.name} (PID {pid})"
-                               f" at {done} of {ORDERS} final, holding {holders[pid]} node leases and {len(held)}"
-                               f" unfinished orders;"
-                               f" every lease held by a live process after {leases_s:.2f} s,"
-                               f" its orders final after {orders_s:.2f} s")  # fmt: skip
-                print(reports[-1], flush=True)
+                print(f"{time.perf_counter() - began:.1f} s: kill {n + 1}: {victim.name} (PID {pid})"
+                      f" at {done} of {ORDERS} final, holding {holders[pid]} node leases and {len(held)}"
+                      f" unfinished orders; every lease held by a live process after {leases_s:.2f} s,"
+                      f" its orders final after {orders_s:.2f} s", flush=True)  # fmt: skip
                 await victim.ready()
             await clients
             if run.errors:
                 pytest.fail("\n".join(run.errors))
-            print("\n".join(reports))
 
             assert len(run.accepted) + run.refused["422 after a broken attempt"] == ORDERS
             assert Counter(run.final.values()) == {"completed": ORDERS}, Counter(run.final.values())
