@@ -6,21 +6,29 @@ service lists (20 %), order reads and lists (10 %), alarm lists (10 %), lock/unl
 each notifying a registered SP listener), PM job lists (5 %) and short on-demand PM jobs (5 %, measuring
 for three seconds, then reporting). Every ``--window`` seconds it prints the server's RSS, open fds, the
 database size (file + WAL) and the p50/p99 latency of the requests of that window; at the end the first
-window after warm-up is compared with the last one (goals over an hour: RSS growth < 10 %, latency drift
-< 20 %, db size bounded by the retention settings).
+windows after warm-up are compared with the last ones (the median of ``--compare`` windows each, since one
+window's latency on a shared machine says more about its neighbours than about the partner; goals over an
+hour: RSS growth < 10 %, latency drift < 20 %, db size bounded by the retention settings). The server runs
+with ``--retention`` seconds of outbox, job item, PM report and cleared alarm retention (docs/retention.md has
+the defaults), so that an hour shows the purges at work. Each window also prints the rows of what grows (the
+outbox, orders, and the documents of each collection): the buyer's records (orders, PM jobs and their
+tracking records) are the only ones meant to keep growing.
 
-Not run in CI. Usage: ``python benchmarks/soak.py [--duration 3600] [--rate 20] [--window 60] [--warmup 60]``
+Not run in CI. Usage: ``python benchmarks/soak.py [--duration 3600] [--rate 20] [--window 60] [--warmup 60]
+[--retention 600] [--compare 5]``
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import json
 import os
 import random
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -60,9 +68,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(port: int, db: Path) -> subprocess.Popen[bytes]:
-    """The emulator in its own process, from this tree's sources."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
+def start_server(port: int, db: Path, retention_s: float) -> subprocess.Popen[bytes]:
+    """The emulator in its own process, from this tree's sources, with the given retention of outbox and reports."""
+    env = {
+        **os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
+        "INTERLUDE_HUB_OUTBOX_RETENTION_S": str(retention_s), "INTERLUDE_PM_REPORT_MAX_AGE_S": str(retention_s),
+        "INTERLUDE_JOBS_FINISHED_RETENTION_S": str(retention_s), "INTERLUDE_ALARM_CLEARED_DELETE_S": str(retention_s),
+    }  # fmt: skip
     return subprocess.Popen([sys.executable, "-c", SERVE, str(port), str(db)], env=env)
 
 
@@ -81,6 +93,15 @@ def db_mb(db: Path) -> float:
     return sum(p.stat().st_size for p in db.parent.glob(db.name + "*")) / 1e6
 
 
+def rows(db: Path) -> dict[str, int]:
+    """Rows of the tables that grow with traffic (read-only, beside the server's own connection)."""
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as conn:
+        counts = {t: int(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]) for t in ("outbox", "orders")}
+        for collection, n in conn.execute("SELECT collection, count(*) FROM documents GROUP BY collection"):
+            counts[str(collection)] = int(n)
+        return counts
+
+
 @dataclass
 class Window:
     started: float
@@ -90,6 +111,7 @@ class Window:
 
     def line(self, pid: int, db: Path, elapsed: float, orders: int, notes: int) -> dict[str, float]:
         lat = sorted(self.latencies) or [0.0]
+        counts = rows(db)
         figures = {
             "t_s": elapsed, "rss_mb": rss_mb(pid), "fds": float(open_fds(pid)), "db_mb": db_mb(db),
             "p50_ms": statistics.median(lat) * 1000, "p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000,
@@ -98,7 +120,8 @@ class Window:
         print(
             f"t={elapsed:7.0f}s  rss={figures['rss_mb']:6.1f} MB  fds={figures['fds']:4.0f}  "
             f"db={figures['db_mb']:6.2f} MB  p50={figures['p50_ms']:6.2f} ms  p99={figures['p99_ms']:7.2f} ms  "
-            f"requests={len(self.latencies)} errors={self.errors} orders={orders} notifications={notes}",
+            f"requests={len(self.latencies)} errors={self.errors} orders={orders} notifications={notes}  "
+            f"rows: {' '.join(f'{t}={n}' for t, n in counts.items())}",
             flush=True,
         )
         return figures
@@ -201,11 +224,10 @@ async def soak(args: argparse.Namespace) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="interlude-soak-"))
     db = tmp / "soak.db"
     port = free_port()
-    server = start_server(port, db)
+    server = start_server(port, db, args.retention)
     base = f"http://127.0.0.1:{port}"
     rng = random.Random(1)
-    first: dict[str, float] | None = None
-    last: dict[str, float] = {}
+    windows: list[dict[str, float]] = []
     first_window: Window | None = None
     try:
         async with aiohttp.ClientSession() as session, SpListener() as sp:
@@ -232,31 +254,36 @@ async def soak(args: argparse.Namespace) -> None:
                 if now - driver.window.started >= args.window:
                     figures = driver.window.line(server.pid, db, now - began, driver.orders, len(sp.events))
                     sp.events.clear()
-                    if first is None and now - began >= args.warmup:
-                        first, first_window = figures, driver.window
-                    last = figures
+                    if now - began >= args.warmup:
+                        windows.append(figures)
+                        first_window = first_window or driver.window
                     driver.window = Window(now)
                 task = asyncio.create_task(driver.one(rng.choice(MIX), rng))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
                 await asyncio.sleep(max(0.0, began + (n + 1) * interval - time.monotonic()))
             await asyncio.gather(*tasks, return_exceptions=True)
-            last = driver.window.line(server.pid, db, time.monotonic() - began, driver.orders, len(sp.events))
     finally:
         server.terminate()
         server.wait(10)
-    if first is None:
-        print("the run was shorter than the warm-up: no comparison")
+    k = min(args.compare, len(windows) // 2)
+    if k == 0:
+        print("the run was too short after the warm-up for a comparison")
         return
-    print("after warm-up -> end:")
+    print(f"after warm-up -> end (median of {k} windows each; rss, fds and db: the first and the last window):")
     for key in ("rss_mb", "fds", "db_mb", "p50_ms", "p99_ms"):
-        change = (last[key] - first[key]) / first[key] * 100 if first[key] else 0.0
-        print(f"  {key:7s} {first[key]:9.2f} -> {last[key]:9.2f}  ({change:+.1f} %)")
+        if key.endswith("_ms"):
+            before = statistics.median(w[key] for w in windows[:k])
+            after = statistics.median(w[key] for w in windows[-k:])
+        else:
+            before, after = windows[0][key], windows[-1][key]
+        change = (after - before) / before * 100 if before else 0.0
+        print(f"  {key:7s} {before:9.2f} -> {after:9.2f}  ({change:+.1f} %)")
     if first_window is not None:
         print("p50 by request, after warm-up -> end (ms):")
-        for name, before in sorted(first_window.by_request.items()):
-            after = driver.window.by_request.get(name) or [0.0]
-            print(f"  {name:32s} {statistics.median(before) * 1000:8.2f} -> {statistics.median(after) * 1000:8.2f}")
+        for name, early in sorted(first_window.by_request.items()):
+            late = driver.window.by_request.get(name) or [0.0]
+            print(f"  {name:32s} {statistics.median(early) * 1000:8.2f} -> {statistics.median(late) * 1000:8.2f}")
 
 
 def main() -> None:
@@ -265,6 +292,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=20.0, help="operations per second")
     parser.add_argument("--window", type=float, default=60.0, help="seconds per printed window")
     parser.add_argument("--warmup", type=float, default=60.0, help="seconds before the reference window")
+    parser.add_argument("--retention", type=float, default=600.0, help="outbox and PM report retention, seconds")
+    parser.add_argument("--compare", type=int, default=5, help="windows compared at each end")
     asyncio.run(soak(parser.parse_args()))
 
 

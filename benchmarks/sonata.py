@@ -65,9 +65,9 @@ async def flows(url: str, count: int) -> list[float]:
 
 async def race(url: str, runtime: Runtime, orders: int) -> tuple[int, int, int, list[str]]:
     """(ports at the site, completed, failed with a reason, problems found on the devices)."""
-    place = runtime.sonata.catalog.place(HARBOUR_ID)
+    place = runtime.sonata_catalog.place(HARBOUR_ID)
     assert place is not None
-    ports = len(runtime.sonata.provisioner.free_ports(place))
+    ports = len(runtime.sonata_order.provisioner.free_ports(place))
     async with SonataBuyer(url, buyer="sp-beta") as buyer:
         quotes = [await buyer.call("POST", f"{QUOTE}/quote", quote_body(OFFERING, HARBOUR_ID, 50))
                   for _ in range(orders)]  # fmt: skip

@@ -21,6 +21,7 @@ from interlude.adapters.base import (
     Adapter,
     bandwidth_control,
     capability_protocol,
+    config_readback,
     connectivity,
     counter_source,
     event_source,
@@ -83,6 +84,10 @@ class ContractHarness:
     """The one-way delay of the link at the interface, measured (or read from the device's own state)."""
     delay_tolerance_ms: float = 0.5
     """How far the observed delay may be from the impairment's."""
+    drop_connection: Callable[[ConnectionSpec], Awaitable[None]] | None = None
+    """Undo ``connection`` on the device behind the adapter's back (as a human at the console would)."""
+    drop_bandwidth: Callable[[str], Awaitable[None]] | None = None
+    """Remove the interface's shaper behind the adapter's back."""
 
 
 class AdapterContract:
@@ -215,6 +220,53 @@ class AdapterContract:
             await conn.disconnect(spec.id)
         await conn.disconnect(spec.id)  # idempotent
         assert not await observe(spec)
+
+    async def test_readback_sees_a_connection_lost_behind_its_back_and_connect_repairs_it(
+        self, adapter: Adapter, harness: ContractHarness
+    ) -> None:
+        if Capability.READBACK not in adapter.capabilities:
+            pytest.skip(f"{adapter.kind} cannot read its configuration back")
+        spec, observe, drop = harness.connection, harness.observe_connection, harness.drop_connection
+        if spec is None or observe is None or drop is None:
+            pytest.skip(f"the {adapter.kind} harness cannot undo a connection out of band")
+        conn, readback = connectivity(adapter), config_readback(adapter)
+        try:
+            await conn.connect(spec)
+            assert await readback.connection_mismatch(spec) is None
+            await drop(spec)
+            assert not await observe(spec)
+            mismatch = await readback.connection_mismatch(spec)
+            assert mismatch is not None and mismatch.attribute == "connectivity", mismatch
+            await conn.connect(spec)  # re-applying must repair what the device lost, not trust a record
+            assert await observe(spec)
+            assert await readback.connection_mismatch(spec) is None
+        finally:
+            await conn.disconnect(spec.id)
+
+    async def test_readback_of_bandwidth_profiles(self, adapter: Adapter, harness: ContractHarness) -> None:
+        if not {Capability.READBACK, Capability.BANDWIDTH} <= adapter.capabilities:
+            pytest.skip(f"{adapter.kind} cannot read bandwidth profiles back")
+        if harness.drop_bandwidth is None:
+            pytest.skip(f"the {adapter.kind} harness cannot remove a shaper out of band")
+        bw, readback = bandwidth_control(adapter), config_readback(adapter)
+        name = harness.toggle_interface
+        plain = BandwidthProfile(cir_bps=10_000_000, cbs_bytes=16_000)
+        excess = BandwidthProfile(cir_bps=20_000_000, cbs_bytes=16_000, eir_bps=5_000_000)
+        assert await readback.bandwidth_mismatch(name, None) is None
+        try:
+            for profile in (plain, excess):
+                await bw.apply_bandwidth(name, profile)
+                assert await readback.bandwidth_mismatch(name, profile) is None, profile
+                other = BandwidthProfile(cir_bps=profile.cir_bps * 2, cbs_bytes=16_000, eir_bps=profile.eir_bps)
+                mismatch = await readback.bandwidth_mismatch(name, other)
+                assert mismatch is not None and mismatch.attribute == "bandwidth"
+                assert f"CIR {profile.cir_bps / 1e6:g} Mbit/s" in mismatch.actual, mismatch
+            await harness.drop_bandwidth(name)
+            mismatch = await readback.bandwidth_mismatch(name, excess)
+            assert mismatch is not None and mismatch.actual == "line rate", mismatch
+        finally:
+            await bw.remove_bandwidth(name)
+        assert await readback.bandwidth_mismatch(name, None) is None
 
     @pytest.mark.parametrize("kind", [OamKind.LOOPBACK, OamKind.DELAY])
     async def test_oam_session_between_two_meps_counts_sanely(

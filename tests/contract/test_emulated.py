@@ -55,6 +55,12 @@ def harness(context: AdapterContext) -> ContractHarness:
     async def observe_connection(spec: ConnectionSpec) -> bool:
         return spec.id in net.connections.get("pe1", {})
 
+    async def drop_connection(spec: ConnectionSpec) -> None:
+        net.disconnect("pe1", spec.id)
+
+    async def drop_bandwidth(name: str) -> None:
+        net.apply_bandwidth("pe1", name, None)
+
     async def observe_link_delay_ms(name: str) -> float:
         return net.path(("pe1", name), ("agg1", "dn1")).delay_ms
 
@@ -71,6 +77,8 @@ def harness(context: AdapterContext) -> ContractHarness:
         observe_rate_bps=observe_rate_bps,
         connection=ConnectionSpec(id="ovc-contract", a=Endpoint("pe1", "uni2", 100), b=Endpoint("agg1", "enni1", 1009)),
         observe_connection=observe_connection,
+        drop_connection=drop_connection,
+        drop_bandwidth=drop_bandwidth,
         oam_meps=(MepSpec("contract-a", "pe1", "up1", 1), MepSpec("contract-b", "agg1", "dn1", 2)),
         observe_link_delay_ms=observe_link_delay_ms,
         delay_tolerance_ms=0.001,

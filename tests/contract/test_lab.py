@@ -126,6 +126,12 @@ def harness(lab: Lab) -> ContractHarness:
     async def observe_connection(spec: ConnectionSpec) -> bool:
         return "master ilbr" in await asyncio.to_thread(nsexec, pe1, "ip", "-o", "link", "show", spec.a.interface)
 
+    async def drop_connection(spec: ConnectionSpec) -> None:
+        await asyncio.to_thread(nsexec, pe1, "ip", "link", "set", spec.a.interface, "nomaster")
+
+    async def drop_bandwidth(name: str) -> None:
+        await asyncio.to_thread(nsexec, pe1, "tc", "qdisc", "del", "dev", name, "root")
+
     async def observe_link_delay_ms(name: str) -> float:
         assert name == "up2"
         out = await asyncio.to_thread(nsexec, pe1, "ping", "-c", "10", "-i", "0.05", "-W", "2", "192.0.2.6")
@@ -144,6 +150,8 @@ def harness(lab: Lab) -> ContractHarness:
         rate_tolerance=0.10,
         connection=ConnectionSpec(id="ovc-9", a=Endpoint("pe1", "uni2", 100), b=Endpoint("agg1", "enni1", 1009)),
         observe_connection=observe_connection,
+        drop_connection=drop_connection,
+        drop_bandwidth=drop_bandwidth,
         oam_meps=(MepSpec("contract-a", "pe1", "up1", 1), MepSpec("contract-b", "agg1", "dn1", 2)),
         impairment_interface="up2",
         observe_link_delay_ms=observe_link_delay_ms,

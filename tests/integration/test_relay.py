@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from interlude.lab.agents.base import pid_alive, stop_pid
+from interlude.lab.agents.base import kept_children, pid_alive, stop_pid
 from interlude.lab.relay import RelayConfig, start_relay, update_relay
 from tests.support.lab import require_binaries
 from tests.support.netns import NetnsFactory
@@ -82,6 +82,7 @@ def test_relay_adds_configured_delay_and_obeys_sighup(netns_factory: NetnsFactor
     finally:
         stop_pid(agent.pid)
     assert not pid_alive(agent.pid)
+    assert agent.pid not in kept_children()  # reaped, not only signalled
     assert "relay: stopped" in Path(agent.log or "").read_text()
 
 

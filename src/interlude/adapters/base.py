@@ -25,6 +25,7 @@ from interlude.domain.southbound import (
     ConnectionSpec,
     CounterSample,
     InterfaceState,
+    Mismatch,
     OamRequest,
     OamResult,
     SouthboundEvent,
@@ -150,6 +151,23 @@ class Connectivity(Protocol):
 
 
 @runtime_checkable
+class ConfigReadback(Protocol):
+    """Read back what :class:`Connectivity` and :class:`BandwidthControl` set, as the device really holds it.
+
+    Reconciliation asks a node that offers it whether a connection or a bandwidth profile is still in place,
+    so an out-of-band change is reported (and on a ``reapply`` node repaired) rather than assumed away.
+    """
+
+    async def connection_mismatch(self, spec: ConnectionSpec) -> Mismatch | None:
+        """None when this node carries ``spec`` as ``connect(spec)`` would have set it; else what differs."""
+        ...
+
+    async def bandwidth_mismatch(self, interface: str, profile: BandwidthProfile | None) -> Mismatch | None:
+        """None when the interface enforces ``profile``'s CIR (None: no profile at all); else what differs."""
+        ...
+
+
+@runtime_checkable
 class OamControl(Protocol):
     """Run Ethernet OAM sessions from MEPs on this node."""
 
@@ -203,6 +221,7 @@ _CAPABILITY_PROTOCOLS: dict[Capability, type[Any]] = {
     Capability.EVENTS: EventSource,
     Capability.IMPAIRMENT: ImpairmentControl,
     Capability.IP_MEASUREMENT: IpMeasurement,
+    Capability.READBACK: ConfigReadback,
 }
 
 
@@ -273,3 +292,9 @@ def ip_measurement(adapter: Adapter) -> IpMeasurement:
     """``adapter`` as :class:`IpMeasurement`, or :class:`CapabilityError`."""
     _check(adapter, Capability.IP_MEASUREMENT)
     return cast(IpMeasurement, adapter)
+
+
+def config_readback(adapter: Adapter) -> ConfigReadback:
+    """``adapter`` as :class:`ConfigReadback`, or :class:`CapabilityError`."""
+    _check(adapter, Capability.READBACK)
+    return cast(ConfigReadback, adapter)

@@ -61,10 +61,12 @@ from interlude.domain.southbound import (
     EventKind,
     InterfaceState,
     MepSpec,
+    Mismatch,
     OamRequest,
     OamResult,
     OperState,
     SouthboundEvent,
+    describe_rate,
 )
 from interlude.errors import (
     DeviceConnectionError,
@@ -110,7 +112,8 @@ _CAPABILITIES = frozenset(
         Capability.EVENTS,
         Capability.IMPAIRMENT,
         Capability.OAM,
-    Capability.IP_MEASUREMENT,
+        Capability.IP_MEASUREMENT,
+        Capability.READBACK,
     }
 )
 _OPER = {"UP": OperState.UP, "DOWN": OperState.DOWN, "LOWERLAYERDOWN": OperState.DOWN, "NOTPRESENT": OperState.DOWN}
@@ -324,20 +327,67 @@ class LabAdapter:
 
     # ------------------------------------------------------------------ Connectivity
 
-    async def connect(self, spec: ConnectionSpec) -> None:
-        """Bridge the local interfaces the connection needs on this node (idempotent)."""
+    def _members(self, spec: ConnectionSpec) -> list[str]:
         a, b = (spec.a.node, spec.a.interface), (spec.b.node, spec.b.interface)
         members = bridges.local_members(self.context.topology, self.node.name, a, b)
         for member in members:
             self._check_name(member)
+        return members
+
+    async def connect(self, spec: ConnectionSpec) -> None:
+        """Bridge the local interfaces the connection needs on this node (idempotent).
+
+        The lab state records the membership; when the state already has it but the kernel lost it (an
+        ``ip link set ... nomaster`` behind our back), the recorded bridge is rebuilt, so re-applying a
+        connection repairs it rather than trusting the record.
+        """
+        members = self._members(spec)
+        loose = await self._nl(self._unbridged, members) if len(members) >= 2 else []
 
         def work() -> None:
             assert self._state_dir is not None
             with state_lock(self._state_dir):
                 state = self._load_state()
-                bridges.connect(state, self.node.name, spec.id, members)
+                if not bridges.connect(state, self.node.name, spec.id, members) and loose:
+                    bridges.restore(state, self.node.name, spec.id)
 
         await asyncio.to_thread(work)
+
+    def _unbridged(self, members: Sequence[str]) -> list[str]:
+        """The members not enslaved to the one bridge most of them share (all of them when none is)."""
+        links = self._links()
+        masters = {name: links[name].get("master") if name in links else None for name in members}
+        shared = [m for m in masters.values() if m is not None]
+        common = max(set(shared), key=shared.count) if shared else None
+        return sorted(name for name, master in masters.items() if common is None or master != common)
+
+    # ------------------------------------------------------------------ ConfigReadback
+
+    async def connection_mismatch(self, spec: ConnectionSpec) -> Mismatch | None:
+        """Whether the kernel still bridges every interface the connection needs here (VLANs: none in a lab)."""
+        members = self._members(spec)
+        if len(members) < 2:
+            return None
+        loose = await self._nl(self._unbridged, members)
+        if not loose:
+            return None
+        return Mismatch("connectivity", f"{', '.join(members)} in one bridge", f"{', '.join(loose)} not bridged")
+
+    async def bandwidth_mismatch(self, interface: str, profile: BandwidthProfile | None) -> Mismatch | None:
+        """Compare the shaper ``tc`` shows on the shaped end (here for egress, the far end for ingress only)."""
+        self._check_name(interface)
+        if profile is None or profile.direction is not Direction.INGRESS:
+            end = PortRef(self.namespace, interface, self.node.name)
+        else:
+            end = await asyncio.to_thread(self._far_end, interface)
+        held = await asyncio.to_thread(_shaper_rates, end.ifname, end.netns)
+        want = (profile.cir_bps, profile.eir_bps) if profile is not None else None
+        if want is None and held is None:
+            return None
+        if want is not None and held is not None and all(_close(w, h) for w, h in zip(want, held, strict=True)):
+            return None
+        actual = BandwidthProfile(cir_bps=held[0], cbs_bytes=0, eir_bps=held[1]) if held is not None else None
+        return Mismatch("bandwidth", describe_rate(profile), describe_rate(actual))
 
     async def disconnect(self, connection_id: str) -> None:
         """Remove the connection's bridge membership; no error if unknown."""
@@ -716,3 +766,39 @@ def _shaper_lines(ifname: str, profile: BandwidthProfile) -> list[str]:
         f"class add dev {ifname} parent 1: classid 1:10 htb rate {profile.cir_bps}bit "
         f"ceil {profile.cir_bps + profile.eir_bps}bit burst {cbs} cburst {ebs}",
     ]
+
+
+_RATE_UNITS = {"bit": 1, "kbit": 10**3, "mbit": 10**6, "gbit": 10**9, "tbit": 10**12}
+
+
+def _rate_bps(text: str) -> int:
+    """A rate as ``tc`` prints it (``20Mbit``, ``19.5Mbit``, ``800Kbit``, ``64bit``) in bit/s."""
+    match = re.fullmatch(r"([0-9.]+)([a-zA-Z]+)", text)
+    if match is None or match[2].lower() not in _RATE_UNITS:
+        raise DeviceOperationError(f"tc printed a rate we cannot read: {text!r}")
+    return round(float(match[1]) * _RATE_UNITS[match[2].lower()])
+
+
+def _shaper_rates(ifname: str, netns: str) -> tuple[int, int] | None:
+    """(CIR, EIR) in bit/s of the shaper :func:`_shaper_lines` installs on ``ifname``; None when there is none.
+
+    tbf's rate comes from ``tc -j`` (bytes per second); htb's classes have no JSON form in this ``tc``, so
+    the class line is read as text.
+    """
+    qdiscs = json.loads(shell.run(["tc", "-n", netns, "-j", "qdisc", "show", "dev", ifname]) or "[]")
+    root = next((q for q in qdiscs if q.get("root")), None)
+    if root is None or root.get("kind") not in ("tbf", "htb"):
+        return None
+    if root["kind"] == "tbf":
+        return int(root["options"]["rate"]) * 8, 0
+    text = shell.run(["tc", "-n", netns, "class", "show", "dev", ifname])
+    match = re.search(r"class htb 1:10 .*?\brate (\S+) ceil (\S+)", text)
+    if match is None:
+        return None
+    cir = _rate_bps(match[1])
+    return cir, _rate_bps(match[2]) - cir
+
+
+def _close(want: int, have: int) -> bool:
+    """Rates equal within what ``tc`` rounding can explain (bytes per second, three printed digits)."""
+    return abs(want - have) <= max(8, want // 100)

@@ -50,7 +50,13 @@ from interlude.service.platform.faults import FaultService
 from interlude.service.platform.hub import HubService, NotifyingApi
 from interlude.service.platform.network import Network
 from interlude.service.platform.readiness import Readiness
-from interlude.service.sonata.service import SonataService
+from interlude.service.sonata.address import AddressService
+from interlude.service.sonata.catalog import Catalog
+from interlude.service.sonata.inventory import ProductInventoryService
+from interlude.service.sonata.order import ProductOrderService
+from interlude.service.sonata.poq import PoqService
+from interlude.service.sonata.quote import QuoteService
+from interlude.service.sonata.site import SiteService
 from interlude.topology.model import Topology
 
 log = logging.getLogger(__name__)
@@ -83,7 +89,13 @@ class Partner(Protocol):
     fm: FmService
     readiness: Readiness
     reconciler: Reconciler
-    sonata: SonataService
+    sonata_catalog: Catalog
+    sonata_address: AddressService
+    sonata_site: SiteService
+    sonata_poq: PoqService
+    sonata_quote: QuoteService
+    sonata_order: ProductOrderService
+    sonata_inventory: ProductInventoryService
 
 
 RUNTIME: web.AppKey[Partner] = web.AppKey("runtime")

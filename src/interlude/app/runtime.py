@@ -47,13 +47,20 @@ from interlude.service.platform.bus import EventBus
 from interlude.service.platform.faults import FaultService
 from interlude.service.platform.hub import HubService, Notifier
 from interlude.service.platform.hub_settings import HubSettings
-from interlude.service.platform.jobs import JobRunner
+from interlude.service.platform.jobs import JobRunner, finished_retention
 from interlude.service.platform.network import Network
 from interlude.service.platform.periodic import Periodic
 from interlude.service.platform.readiness import Readiness
 from interlude.service.platform.southbound import SouthboundIngest
+from interlude.service.sonata.address import AddressService
 from interlude.service.sonata.catalog import Catalog
-from interlude.service.sonata.service import SonataDeps, SonataService
+from interlude.service.sonata.common import SonataDeps
+from interlude.service.sonata.inventory import ProductInventoryService
+from interlude.service.sonata.order import ProductOrderService
+from interlude.service.sonata.poq import PoqService
+from interlude.service.sonata.provision import Provisioner
+from interlude.service.sonata.quote import QuoteService
+from interlude.service.sonata.site import SiteService
 from interlude.store.base import Store
 from interlude.store.postgres import PostgresStore
 from interlude.store.sqlite import SqliteStore
@@ -142,8 +149,9 @@ class Runtime:
         )
         self._opened: list[Adapter] = []
         self.started = False
-        self.jobs = JobRunner(self.store)  # durable scheduled work (SFT, FM, PM); started once kinds are registered
         extra = self.options.extra
+        # durable scheduled work (SFT, FM, PM); started once kinds are registered
+        self.jobs = JobRunner(self.store, finished_retention_s=finished_retention(extra))
         self.alarms = AlarmService(
             AlarmDeps(self.store, self.hub, self.bus, self.inventory, topology, self.network),
             AlarmRetention.from_settings(extra),
@@ -156,9 +164,16 @@ class Runtime:
         self.pm_retention = PmRetentionSweeper(self.store, PmRetention.from_settings(extra))
         self.sft = SftService(OamJobDeps(self.store, self.hub, self.inventory, self.network, self.jobs, self.bus))
         self.fm = FmService(self.sft.deps)  # the same collaborators: one set of dependencies for both OAM job APIs
-        self.sonata = SonataService(
-            SonataDeps(self.store, self.inventory, self.hub, self.network, self.jobs, Catalog(topology))
-        )
+        catalog = Catalog(topology)
+        provisioner = Provisioner(self.store, self.inventory, self.network, catalog)
+        sonata = SonataDeps(self.store, self.inventory, self.hub, self.network, self.jobs, catalog, provisioner)
+        self.sonata_catalog = catalog  # one use case per Sonata API, all over the same collaborators
+        self.sonata_address = AddressService(sonata)
+        self.sonata_site = SiteService(sonata)
+        self.sonata_poq = PoqService(sonata)
+        self.sonata_quote = QuoteService(sonata)
+        self.sonata_order = ProductOrderService(sonata)
+        self.sonata_inventory = ProductInventoryService(sonata)
         self.alarm_retention = Periodic(
             "alarm-retention", self.alarms.expire, self.alarms.retention.sweep_interval_s,
             "alarm retention sweep failed; retrying next interval",
@@ -205,7 +220,9 @@ class Runtime:
             if not busy:
                 await self.reconciler.reconcile(connectivity=False)  # provisioning covered connectivity, bandwidth
             self.performance.register()
-            self.sonata.register()
+            self.sonata_poq.register()
+            self.sonata_quote.register()
+            self.sonata_order.register()
             self.alarm_retention.start()
             self.pm_retention.start()
             await self.jobs.start()

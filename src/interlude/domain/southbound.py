@@ -24,6 +24,7 @@ class Capability(enum.StrEnum):
     EVENTS = "events"
     IMPAIRMENT = "impairment"
     IP_MEASUREMENT = "ipMeasurement"
+    READBACK = "readback"
 
 
 class AdminState(enum.StrEnum):
@@ -100,6 +101,20 @@ class BandwidthProfile:
 
 
 @dataclass(frozen=True, slots=True)
+class Mismatch:
+    """What a device holds that differs from what was configured on it: one attribute, both sides in words.
+
+    Read back by an adapter that can tell (:class:`~interlude.adapters.base.ConfigReadback`), so that
+    reconciliation reports a drifted bandwidth profile or a lost cross-connect instead of re-applying blindly.
+    """
+
+    attribute: str
+    """``bandwidth``, ``connectivity`` or ``vlanMap``."""
+    expected: str
+    actual: str
+
+
+@dataclass(frozen=True, slots=True)
 class Endpoint:
     """A service interface on a node; ``vlan`` is the S-VLAN (ENNI) or CE-VLAN it is reached by, if any."""
 
@@ -116,6 +131,24 @@ class ConnectionSpec:
     a: Endpoint
     b: Endpoint
     ce_vlans: tuple[int, ...] = ()
+
+
+def describe_rate(profile: BandwidthProfile | None) -> str:
+    """A bandwidth profile in words for a drift report: ``CIR 50 Mbit/s`` (+ EIR), or ``line rate``."""
+    if profile is None:
+        return "line rate"
+    text = f"CIR {profile.cir_bps / 1e6:g} Mbit/s"
+    return f"{text} EIR {profile.eir_bps / 1e6:g} Mbit/s" if profile.eir_bps else text
+
+
+def describe_connection(spec: ConnectionSpec) -> str:
+    """A connection in words for a drift report: its endpoints with their VLANs and the CE-VLANs it carries."""
+
+    def end(ep: Endpoint) -> str:
+        return f"{ep.node}:{ep.interface}" + (f".{ep.vlan}" if ep.vlan is not None else "")
+
+    vlans = f" CE-VLANs {','.join(map(str, spec.ce_vlans))}" if spec.ce_vlans else ""
+    return f"{end(spec.a)}<->{end(spec.b)}{vlans}"
 
 
 class EventKind(enum.StrEnum):

@@ -116,6 +116,21 @@ def connect(
     return lines
 
 
+def restore(state: LabState, node_name: str, connection_id: str) -> None:
+    """Rebuild in the kernel the bridge the state records for ``connection_id`` (it was lost out of band).
+
+    Best effort line by line (``ip -force``): the bridge or some memberships may still exist.
+    """
+    node = state.node(node_name)
+    members = set(node.connections.get(connection_id, []))
+    for bridge, ports in node.bridges.items():
+        if members & set(ports):
+            lines = [f"link add {bridge} type bridge", f"link set {bridge} up"]
+            shell.ip_batch([*lines, *(f"link set {port} master {bridge}" for port in ports)], node.namespace,
+                           force=True)  # fmt: skip
+            return
+
+
 def disconnect(state: LabState, node_name: str, connection_id: str) -> None:
     """Remove a connection; ports no other connection needs leave their bridge, empty bridges go."""
     node = state.node(node_name)

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from interlude.errors import LabError
+from interlude.lab.agents.base import reap
 from interlude.lab.state import (
     PID_JOURNAL,
     LabState,
@@ -34,10 +35,10 @@ def _wait_gone(pids: list[int], timeout: float) -> bool:
     """Reap our own children among ``pids`` and wait until none runs; False if some still do at the deadline."""
     deadline = time.monotonic() + timeout
     while True:
+        running = [pid for pid in pids if process_running(pid)]
         for pid in pids:
-            with contextlib.suppress(ChildProcessError, OSError):
-                os.waitpid(pid, os.WNOHANG)
-        if not any(process_running(pid) for pid in pids):
+            reap(pid)  # after the liveness read, so a child that exits in between is collected too
+        if not running:
             return True
         if time.monotonic() >= deadline:
             return False
@@ -54,10 +55,12 @@ def terminate(pids: list[int], timeout: float = 3.0, kill_timeout: float = 2.0) 
     """
     signalled = []
     for pid in pids:
-        if process_running(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-                signalled.append(pid)
+        if not process_running(pid):
+            reap(pid)  # a child of ours that already exited is collected, not left a zombie
+            continue
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+            signalled.append(pid)
     if _wait_gone(signalled, timeout):
         return signalled
     for pid in signalled:

@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from interlude.errors import LabError
-from interlude.lab.agents.base import AgentProcess
+from interlude.lab.agents.base import AgentProcess, keep_child
 
 ETH_P_ALL = 0x0003
 PACKET_OUTGOING = 4
@@ -69,8 +69,6 @@ MAX_FRAME = 65_536
 RCVBUF = 4 * 1024 * 1024
 _TIMESPEC = struct.Struct("qq")
 _AUXDATA = struct.Struct("IIIHHHH")
-_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
-"""Started relays, kept referenced so Popen does not warn about a running child; reaped by ``stop_pid``."""
 
 
 def _mono_minus_real(samples: int = 3) -> int:
@@ -365,7 +363,7 @@ def start_relay(
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if b"relay ready" in log.read_bytes():
-            _CHILDREN[proc.pid] = proc
+            keep_child(proc)
             return AgentProcess(
                 type="relay",
                 pid=proc.pid,

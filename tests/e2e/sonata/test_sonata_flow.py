@@ -308,18 +308,18 @@ async def test_the_flow_on_postgresql_survives_a_restart(pg_dsn: str, tmp_path: 
 
 async def test_a_failed_commit_undoes_the_device_work(client: TestClient[Any, Any]) -> None:
     runtime = runtime_of(client)
-    place = runtime.sonata.catalog.place(MAIN_ID)
+    place = runtime.sonata_catalog.place(MAIN_ID)
     assert place is not None
 
     async def store_fails(_: Any) -> None:
         raise RuntimeError("disk full")
 
     with pytest.raises(RuntimeError):
-        await runtime.sonata.provisioner.add("p-1", "sp-alpha", place, 100_000_000, None, store_fails)
+        await runtime.sonata_order.provisioner.add("p-1", "sp-alpha", place, 100_000_000, None, store_fails)
     network = emulated(client, "pe1").network
     assert "ia-p-1" not in network.connections.get("pe1", {}) and "ia-p-1" not in network.connections.get("agg1", {})
     assert network.ports[("pe1", "uni5")].bandwidth is None
-    assert runtime.sonata.provisioner.free_ports(place) == [PortRef("pe1", "uni5"), PortRef("pe1", "uni6")]
+    assert runtime.sonata_order.provisioner.free_ports(place) == [PortRef("pe1", "uni5"), PortRef("pe1", "uni6")]
 
 
 async def test_a_fault_on_a_sold_port_alarms_the_buyer_on_the_products_services(client: TestClient[Any, Any]) -> None:

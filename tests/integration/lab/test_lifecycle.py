@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from interlude.errors import LabError
-from interlude.lab.agents.base import pid_alive
+from interlude.lab.agents.base import kept_children, pid_alive
 from interlude.lab.builder import Lab
 from interlude.lab.processes import process_running
 from interlude.lab.state import read_state
@@ -80,6 +80,8 @@ def test_up_status_down_round_trip(tmp_path: Path) -> None:
         assert "numgen random mod 1000000000 < 10000000 " in rules  # 1 %
         relay_pid = state.wires[0].relay.pid if state.wires[0].relay else None
         assert relay_pid is not None and pid_alive(relay_pid)
+        assert relay_pid in kept_children()  # started by this process: it must also be reaped by it
+        started = {relay_pid, *(a.pid for node in state.nodes.values() for a in node.agents)}
         with pytest.raises(LabError, match="already recorded"):
             lab.up()
     finally:
@@ -87,6 +89,7 @@ def test_up_status_down_round_trip(tmp_path: Path) -> None:
     assert removed
     assert leftovers(lab.pfx) == []
     assert not process_running(relay_pid)
+    assert not started & set(kept_children())  # down reaped every child it stopped
     assert read_state(lab.folder) is None
     assert lab.down() == []  # idempotent
 

@@ -14,7 +14,7 @@ import pytest
 
 from interlude.domain import metrics
 from interlude.domain.southbound import MepSpec, OamKind, OamRequest
-from interlude.lab.agents.base import pid_alive, stop_pid
+from interlude.lab.agents.base import kept_children, pid_alive, stop_pid
 from interlude.lab.agents.oam_responder import read_responder_state, start_responder
 from interlude.lab.relay import RelayConfig, start_relay, update_relay
 from interlude.oam.runner import run_session
@@ -63,6 +63,7 @@ def test_loopback_all_answered_untagged_and_tagged(netns_factory: NetnsFactory, 
         stop_pid(agent.pid)
         stop_pid(tagged.pid)
     assert not pid_alive(agent.pid)
+    assert not {agent.pid, tagged.pid} & set(kept_children())  # reaped, not only signalled
     last = json.loads(Path(agent.log or "").read_text().strip().splitlines()[-1])
     assert last["event"] == "stopped" and last["answered"]["LBM"] == 300 and last["answered"]["LTM"] == 1
     assert json.loads(Path(tagged.log or "").read_text().strip().splitlines()[-1])["answered"] == {"DMM": 50}

@@ -24,10 +24,13 @@ from interlude.domain.southbound import (
     CounterSample,
     EventKind,
     InterfaceState,
+    Mismatch,
     OamKind,
     OamRequest,
     OamResult,
     SouthboundEvent,
+    describe_connection,
+    describe_rate,
 )
 from interlude.errors import NotFoundError, OamError
 from interlude.oam.codec import mac_to_bytes
@@ -125,6 +128,27 @@ class EmulatedAdapter:
     async def disconnect(self, connection_id: str) -> None:
         """Remove the cross-connect."""
         self.network.disconnect(self.node.name, connection_id)
+
+    async def connection_mismatch(self, spec: ConnectionSpec) -> Mismatch | None:
+        """Compare the cross-connect this node holds under ``spec.id`` with ``spec`` (endpoints, VLAN map)."""
+        held = self.network.connections.get(self.node.name, {}).get(spec.id)
+        if held is None:
+            return Mismatch("connectivity", describe_connection(spec), "absent")
+        if (held.a, held.b) != (spec.a, spec.b):
+            return Mismatch("connectivity", describe_connection(spec), describe_connection(held))
+        if held.ce_vlans != spec.ce_vlans:
+            return Mismatch("vlanMap", describe_connection(spec), describe_connection(held))
+        return None
+
+    async def bandwidth_mismatch(self, interface: str, profile: BandwidthProfile | None) -> Mismatch | None:
+        """Compare the profile the port enforces with ``profile`` (CIR and EIR)."""
+        self._check(interface)
+        held = self.network.port(self.node.name, interface).bandwidth
+        want = (profile.cir_bps, profile.eir_bps) if profile is not None else None
+        have = (held.cir_bps, held.eir_bps) if held is not None else None
+        if want == have:
+            return None
+        return Mismatch("bandwidth", describe_rate(profile), describe_rate(held))
 
     async def run_oam(self, request: OamRequest) -> OamResult:
         """Run the real OAM sessions (:mod:`interlude.oam`) against an in-process responder.

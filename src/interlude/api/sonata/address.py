@@ -8,18 +8,24 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from interlude.api.common import Query, hub_routes, json_response, operation
-from interlude.api.sonata.common import TENANCY, buyer, json_object, not_implemented, sonata
+from interlude.api.common import RUNTIME, Query, hub_routes, json_response, operation
+from interlude.api.sonata.common import TENANCY, buyer, json_object, not_implemented
+from interlude.service.sonata.address import AddressService
 from interlude.service.sonata.notify import ADDRESS_BASE, SONATA_ADDRESS
 
 BASE = ADDRESS_BASE
+
+
+def _addresses(request: web.Request) -> AddressService:
+    """Address validation and the served addresses."""
+    return request.app[RUNTIME].sonata_address
 
 
 async def validate(request: web.Request) -> web.StreamResponse:
     Query(request, TENANCY)
     buyer(request)
     body = await json_object(request)
-    return json_response(sonata(request).validate_address(body))
+    return json_response(_addresses(request).validate_address(body))
 
 
 async def get_validation(_: web.Request) -> web.StreamResponse:
@@ -29,7 +35,7 @@ async def get_validation(_: web.Request) -> web.StreamResponse:
 async def get_address(request: web.Request) -> web.StreamResponse:
     Query(request, TENANCY)
     buyer(request)
-    return json_response(sonata(request).address(request.match_info["id"]))
+    return json_response(_addresses(request).address(request.match_info["id"]))
 
 
 def routes() -> list[web.RouteDef]:

@@ -10,8 +10,8 @@ from typing import Any
 
 from aiohttp import web
 
-from interlude.api.common import Query, hub_routes, json_response, operation, page_response
-from interlude.api.sonata.common import TENANCY, sonata
+from interlude.api.common import RUNTIME, Query, hub_routes, json_response, operation, page_response
+from interlude.api.sonata.common import TENANCY
 from interlude.errors import NotFoundError
 from interlude.service.sonata.catalog import CATEGORY_ID, SPEC_NAMES, Catalog
 from interlude.service.sonata.notify import CATALOG_BASE, SONATA_CATALOG
@@ -26,6 +26,11 @@ SCHEMA_LOCATIONS = {
     "urn:mef:lso:spec:cantata-sonata:basic-internet-access:v1.0.0:all":
         "https://github.com/MEF-GIT/MEF-LSO-Sonata-SDK/blob/working-draft/productSchema/ip/internetAccess/basicInternetAccess/basicInternetAccess.yaml",
 }  # fmt: skip
+
+
+def _catalog(request: web.Request) -> Catalog:
+    """The offerings, specifications and category, from the topology."""
+    return request.app[RUNTIME].sonata_catalog
 
 
 def _ref(kind: str, ident: str) -> dict[str, Any]:
@@ -105,14 +110,14 @@ async def list_offerings(request: web.Request) -> web.StreamResponse:
         "region.countryCode": lambda b: [r["countryCode"] for r in b["region"]],
     }  # fmt: skip
     q = Query(request, [*fields, "agreement", "channel", "marketSegment", "lastUpdate.gt", "lastUpdate.lt", *TENANCY])
-    catalog = sonata(request).catalog
+    catalog = _catalog(request)
     items = _filtered([offering_body(catalog, o) for o in catalog.offerings.values()], q, fields)
     offset, limit, throttled = q.page()
     return page_response(items[offset : offset + limit], len(items), offset, throttled)
 
 
 async def get_offering(request: web.Request) -> web.StreamResponse:
-    catalog = sonata(request).catalog
+    catalog = _catalog(request)
     offering = catalog.offering(request.match_info["id"])
     if offering is None:
         raise NotFoundError(f"no product offering {request.match_info['id']!r}")
@@ -122,21 +127,21 @@ async def get_offering(request: web.Request) -> web.StreamResponse:
 async def list_specifications(request: web.Request) -> web.StreamResponse:
     fields = {"name": lambda b: [b["name"]], "lifecycleStatus": lambda b: [b["lifecycleStatus"]]}
     q = Query(request, [*fields, "agreement", "lastUpdate.gt", "lastUpdate.lt", *TENANCY])
-    items = _filtered([specification_body(u) for u in sonata(request).catalog.specifications()], q, fields)
+    items = _filtered([specification_body(u) for u in _catalog(request).specifications()], q, fields)
     offset, limit, throttled = q.page()
     return page_response(items[offset : offset + limit], len(items), offset, throttled)
 
 
 async def get_specification(request: web.Request) -> web.StreamResponse:
     urn = request.match_info["id"]
-    if urn not in sonata(request).catalog.specifications():
+    if urn not in _catalog(request).specifications():
         raise NotFoundError(f"no product specification {urn!r}")
     return json_response(specification_body(urn))
 
 
 async def list_categories(request: web.Request) -> web.StreamResponse:
     q = Query(request, ["parentCategory.id", "lastUpdate.gt", "lastUpdate.lt", *TENANCY])
-    catalog = sonata(request).catalog
+    catalog = _catalog(request)
     items = _filtered([category_body(catalog)] if catalog.offerings else [], q, {})
     if q.text("parentCategory.id") is not None:
         items = []  # the one category has no parent
@@ -145,7 +150,7 @@ async def list_categories(request: web.Request) -> web.StreamResponse:
 
 
 async def get_category(request: web.Request) -> web.StreamResponse:
-    catalog = sonata(request).catalog
+    catalog = _catalog(request)
     if request.match_info["id"] != CATEGORY_ID or not catalog.offerings:
         raise NotFoundError(f"no category {request.match_info['id']!r}")
     return json_response(category_body(catalog))

@@ -14,14 +14,8 @@ from aiohttp import web
 
 from interlude.api.common import RUNTIME, Query, buyer_of, error_body, json_response, page_response, read_json
 from interlude.errors import RequestError
-from interlude.service.sonata.service import SonataService
 
 TENANCY = ("buyerId", "sellerId")
-
-
-def sonata(request: web.Request) -> SonataService:
-    """The seller's use cases."""
-    return request.app[RUNTIME].sonata
 
 
 def buyer(request: web.Request) -> str | None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from interlude.api.common import Query, json_response, operation
-from interlude.api.sonata.common import TENANCY, buyer, listed, sonata
+from interlude.api.common import RUNTIME, Query, json_response, operation
+from interlude.api.sonata.common import TENANCY, buyer, listed
+from interlude.service.sonata.inventory import ProductInventoryService
 from interlude.service.sonata.notify import INVENTORY_BASE
 
 BASE = INVENTORY_BASE
@@ -13,13 +14,18 @@ FILTERS = ["status", "productSpecificationId", "productOfferingId", "externalId"
            "geographicSiteId", "relatedProductId", "billingAccountId", "productOrderId"]  # fmt: skip
 
 
+def _products(request: web.Request) -> ProductInventoryService:
+    """The products."""
+    return request.app[RUNTIME].sonata_inventory
+
+
 async def find(request: web.Request) -> web.StreamResponse:
-    return await listed(request, FILTERS, sonata(request).list_products, ["startDate", "lastUpdateDate"])
+    return await listed(request, FILTERS, _products(request).list_products, ["startDate", "lastUpdateDate"])
 
 
 async def get(request: web.Request) -> web.StreamResponse:
     Query(request, TENANCY)
-    return json_response(await sonata(request).get_product(request.match_info["id"], buyer(request)))
+    return json_response(await _products(request).get_product(request.match_info["id"], buyer(request)))
 
 
 def routes() -> list[web.RouteDef]:

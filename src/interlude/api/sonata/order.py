@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from interlude.api.common import Query, hub_routes, json_response, operation, page_response
+from interlude.api.common import RUNTIME, Query, hub_routes, json_response, operation, page_response
 from interlude.api.sonata.common import (
     TENANCY,
     buyer,
@@ -16,48 +16,53 @@ from interlude.api.sonata.common import (
     json_object,
     listed,
     not_implemented,
-    sonata,
 )
 from interlude.errors import NotFoundError
 from interlude.service.sonata.notify import ORDER_BASE, SONATA_ORDER
+from interlude.service.sonata.order import ProductOrderService
 
 BASE = ORDER_BASE
 
 
+def _orders(request: web.Request) -> ProductOrderService:
+    """The product orders and their cancellation requests."""
+    return request.app[RUNTIME].sonata_order
+
+
 async def create(request: web.Request) -> web.StreamResponse:
-    return await created(request, sonata(request).create_order)
+    return await created(request, _orders(request).create_order)
 
 
 async def find(request: web.Request) -> web.StreamResponse:
-    return await listed(request, ["state", "externalId", "projectId"], sonata(request).list_orders,
+    return await listed(request, ["state", "externalId", "projectId"], _orders(request).list_orders,
                         ["orderDate", "completionDate", "cancellationDate"])  # fmt: skip
 
 
 async def get(request: web.Request) -> web.StreamResponse:
     Query(request, TENANCY)
-    return json_response(await sonata(request).get_order(request.match_info["id"], buyer(request)))
+    return json_response(await _orders(request).get_order(request.match_info["id"], buyer(request)))
 
 
 async def patch(request: web.Request) -> web.StreamResponse:
     Query(request, TENANCY)
     body = await json_object(request)
-    return json_response(await sonata(request).patch_order(request.match_info["id"], body, buyer(request)))
+    return json_response(await _orders(request).patch_order(request.match_info["id"], body, buyer(request)))
 
 
 async def create_cancel(request: web.Request) -> web.StreamResponse:
     Query(request, TENANCY)
-    cancel = await sonata(request).cancel_order(await json_object(request), buyer(request))
+    cancel = await _orders(request).cancel_order(await json_object(request), buyer(request))
     return json_response(cancel, status=201, headers={"Location": cancel["href"]})
 
 
 async def find_cancels(request: web.Request) -> web.StreamResponse:
-    return await listed(request, ["state", "cancellationReasonType"], sonata(request).list_cancels,
+    return await listed(request, ["state", "cancellationReasonType"], _orders(request).list_cancels,
                         ["effectiveCancellationDate"])  # fmt: skip
 
 
 async def get_cancel(request: web.Request) -> web.StreamResponse:
     Query(request, TENANCY)
-    return json_response(await sonata(request).get_cancel(request.match_info["id"], buyer(request)))
+    return json_response(await _orders(request).get_cancel(request.match_info["id"], buyer(request)))
 
 
 async def find_charges(request: web.Request) -> web.StreamResponse:

@@ -4,25 +4,31 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from interlude.api.common import Query, hub_routes, json_response, operation
-from interlude.api.sonata.common import TENANCY, buyer, created, listed, sonata
+from interlude.api.common import RUNTIME, Query, hub_routes, json_response, operation
+from interlude.api.sonata.common import TENANCY, buyer, created, listed
 from interlude.service.sonata.notify import POQ_BASE, SONATA_POQ
+from interlude.service.sonata.poq import PoqService
 
 BASE = POQ_BASE
 
 
+def _poqs(request: web.Request) -> PoqService:
+    """The product offering qualifications."""
+    return request.app[RUNTIME].sonata_poq
+
+
 async def create(request: web.Request) -> web.StreamResponse:
-    return await created(request, sonata(request).create_poq)
+    return await created(request, _poqs(request).create_poq)
 
 
 async def find(request: web.Request) -> web.StreamResponse:
-    return await listed(request, ["state", "externalId", "projectId"], sonata(request).list_poqs,
+    return await listed(request, ["state", "externalId", "projectId"], _poqs(request).list_poqs,
                         ["creationDate", "requestedPOQCompletionDate"])  # fmt: skip
 
 
 async def get(request: web.Request) -> web.StreamResponse:
     Query(request, TENANCY)
-    return json_response(await sonata(request).get_poq(request.match_info["id"], buyer(request)))
+    return json_response(await _poqs(request).get_poq(request.match_info["id"], buyer(request)))
 
 
 def routes() -> list[web.RouteDef]:

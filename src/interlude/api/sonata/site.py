@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from interlude.api.common import Query, json_response, operation, page_response
-from interlude.api.sonata.common import TENANCY, buyer, json_object, sonata
-from interlude.errors import NotFoundError, ValidationError
+from interlude.api.common import RUNTIME, Query, json_response, operation, page_response
+from interlude.api.sonata.common import TENANCY, buyer, json_object
+from interlude.errors import ValidationError
 from interlude.service.sonata.notify import SITE_BASE
+from interlude.service.sonata.site import SiteService
 
 BASE = SITE_BASE
+
+
+def _sites(request: web.Request) -> SiteService:
+    """The public sites at the served addresses."""
+    return request.app[RUNTIME].sonata_site
 
 
 async def find_sites(request: web.Request) -> web.StreamResponse:
@@ -18,7 +24,7 @@ async def find_sites(request: web.Request) -> web.StreamResponse:
     body = await json_object(request)
     if "place" not in body:
         raise ValidationError("'place' is a required property", "/place", "missingProperty")
-    sites = sonata(request).sites(body)
+    sites = _sites(request).sites(body)
     offset, limit, throttled = q.page()
     return page_response(sites[offset : offset + limit], len(sites), offset, throttled)
 
@@ -26,11 +32,7 @@ async def find_sites(request: web.Request) -> web.StreamResponse:
 async def get_site(request: web.Request) -> web.StreamResponse:
     Query(request, TENANCY)
     buyer(request)
-    service = sonata(request)
-    place = service.catalog.place(request.match_info["id"].removeprefix("site-"))
-    if place is None or not request.match_info["id"].startswith("site-"):
-        raise NotFoundError(f"no geographic site {request.match_info['id']!r}")
-    return json_response(service.site_body(place))
+    return json_response(_sites(request).site(request.match_info["id"]))
 
 
 def routes() -> list[web.RouteDef]:

@@ -5,12 +5,17 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from interlude.errors import LabError
+
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+"""The agents this process started, kept referenced until stopped: a ``Popen`` collected while its process is
+unwaited warns that the subprocess "is still running", so each one is waited for through :func:`reap`."""
 
 AgentType = Literal["snmpd", "netconfd", "sshd", "oam-responder", "relay", "ip-reflector"]
 
@@ -68,21 +73,60 @@ def pid_alive(pid: int) -> bool:
     return stat[stat.rindex(")") + 2 :][:1] not in ("Z", "X")
 
 
-def stop_pid(pid: int, timeout: float = 5.0) -> None:
-    """SIGTERM, wait, then SIGKILL. Only ever called with PIDs this project recorded when it started them."""
-    if not pid_alive(pid):
+def keep_child(proc: subprocess.Popen[bytes]) -> None:
+    """Hold a started agent's ``Popen`` until :func:`stop_pid` (or ``lab down``) reaps it."""
+    _CHILDREN[proc.pid] = proc
+
+
+def kept_children() -> list[int]:
+    """PIDs of the agents this process started and has not reaped yet."""
+    return list(_CHILDREN)
+
+
+def reap(pid: int) -> None:
+    """Collect ``pid``'s exit status if it is a child of ours that has exited (never blocks).
+
+    A child started through :func:`keep_child` is waited for through its ``Popen``, which then knows it
+    exited and is dropped; any other child of ours is waited for directly; anything else is left alone.
+    """
+    proc = _CHILDREN.get(pid)
+    if proc is not None:
+        if proc.poll() is not None:
+            del _CHILDREN[pid]
+        return
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def stop_pid(pid: int, timeout: float = 5.0, kill_timeout: float = 2.0) -> None:
+    """SIGTERM, wait, then SIGKILL. Only ever called with PIDs this project recorded when it started them.
+
+    A child of ours is reaped once it exits, so it leaves neither a zombie nor a ``Popen`` still running.
+    """
+    if _gone(pid, 0.0):
         return
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
-        if not pid_alive(pid):
-            return
-        time.sleep(0.02)
+    if _gone(pid, timeout):
+        return
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
+    _gone(pid, kill_timeout)
+
+
+def _gone(pid: int, timeout: float) -> bool:
+    """Wait until ``pid`` no longer runs, then reap it; False if it still runs at the deadline.
+
+    Liveness is read before reaping: a child that exits in between is then still collected.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        if not pid_alive(pid):
+            reap(pid)
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
 
 
 def read_pidfile(path: Path, timeout: float = 5.0) -> int:

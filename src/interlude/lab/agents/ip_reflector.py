@@ -15,10 +15,7 @@ import time
 from pathlib import Path
 
 from interlude.errors import LabError
-from interlude.lab.agents.base import AgentProcess, log_tail
-
-_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
-"""Started reflectors stay referenced (no 'still running' warning); ``stop_pid`` reaps them."""
+from interlude.lab.agents.base import AgentProcess, keep_child, log_tail
 
 
 def start_reflector(netns: str, state_dir: Path, *, port: int = 0, address: str | None = None,
@@ -40,7 +37,7 @@ def start_reflector(netns: str, state_dir: Path, *, port: int = 0, address: str 
     while time.monotonic() < deadline:
         if state.exists():
             ready = json.loads(state.read_text())
-            _CHILDREN[proc.pid] = proc
+            keep_child(proc)
             return AgentProcess(type="ip-reflector", pid=proc.pid, netns=netns, address=address,
                                 port=int(ready["port"]), log=str(log), extra={"state": str(state)})
         if proc.poll() is not None:

@@ -18,10 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from interlude.errors import LabError
-from interlude.lab.agents.base import AgentProcess
-
-_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
-"""Started responders stay referenced (no 'still running' warning); ``stop_pid`` reaps them."""
+from interlude.lab.agents.base import AgentProcess, keep_child
 
 
 def start_responder(
@@ -73,7 +70,7 @@ def start_responder(
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if state.exists():
-            _CHILDREN[proc.pid] = proc
+            keep_child(proc)
             return AgentProcess(
                 type="oam-responder",
                 pid=proc.pid,

@@ -26,7 +26,9 @@ alarm of the same SP is marked as correlated to it (``isRootCause: false``, ``co
 Every change is stored (collection ``alarms``; ``key1`` = fault key, ``key2`` = fault kind) together with its
 ``alarmCreateEvent`` / ``alarmStateChangeEvent`` / ``alarmAttributeValueChangeEvent`` outbox rows in one
 transaction. Active alarms are re-read from the store on first use, so a restart neither forgets an alarm
-nor raises it twice.
+nor raises it twice; with several processes on one database every commit is announced and the others re-read
+them before their next decision, so a fault two processes see is alarmed once, and an alarm cleared or
+acknowledged through one process is not written back active by another.
 
 Retention (:class:`AlarmRetention`, applied by :meth:`AlarmService.expire`, which the runtime calls every
 ``sweep_interval_s``): a stateless TCA alarm records one crossing and no fault will ever clear it, so it is
@@ -123,6 +125,15 @@ class AlarmService:
         self._sources: dict[tuple[str, str], set[str]] = {}
         self._unsubscribe: list[Callable[[], None]] = []
         self.listeners: list[Callable[[AlarmRecord, str], None]] = []
+        self.store.watch(COLLECTION, self._heard)
+
+    def _heard(self, ids: list[str]) -> None:
+        """Another process raised, changed or cleared alarms: re-read the active ones before the next decision.
+
+        Without it a process would raise a second alarm for a fault another process already alarmed, or
+        update an alarm that was cleared or acknowledged elsewhere and write its stale copy back.
+        """
+        self._loaded = False
 
     def attach(self) -> None:
         """Subscribe to the bus (before the runtime starts, so the initial port read is seen)."""
@@ -220,17 +231,23 @@ class AlarmService:
     async def _load(self) -> None:
         if self._loaded:
             return
+        self._loaded = True  # a notice heard while reading asks for another read
+        active: dict[tuple[str, str | None], AlarmRecord] = {}
         offset = 0
-        while True:
-            docs, total = await self.store.list_documents(COLLECTION, offset=offset, limit=1000)
-            for doc in docs:
-                rec = AlarmRecord.from_dict(doc.body)
-                if rec.active and not is_stateless_tca(rec):
-                    self._active[(rec.key, rec.buyer)] = rec
-            offset += len(docs)
-            if not docs or offset >= total:
-                break
-        self._loaded = True
+        try:
+            while True:
+                docs, total = await self.store.list_documents(COLLECTION, offset=offset, limit=1000)
+                for doc in docs:
+                    rec = AlarmRecord.from_dict(doc.body)
+                    if rec.active and not is_stateless_tca(rec):
+                        active[(rec.key, rec.buyer)] = rec
+                offset += len(docs)
+                if not docs or offset >= total:
+                    break
+        except BaseException:
+            self._loaded = False
+            raise
+        self._active = active
 
     async def _on_southbound(self, event: SouthboundReceived) -> None:
         ev = event.event
@@ -463,6 +480,7 @@ class AlarmService:
                 )
             )
             await tx.add_outbox(messages)
+            await tx.announce(COLLECTION, [rec.id])
         for listener in list(self.listeners):
             try:
                 listener(rec, event_type)

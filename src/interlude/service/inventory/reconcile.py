@@ -7,14 +7,19 @@ demand (``POST /interlude/v1/reconcile``) and, node by node, follows the node's 
 
 - ``reapply`` (the default: emulated devices and labs): every port that carries an active service gets the
   administrative state its services call for (down when one of them is LOCKED, up otherwise), and every
-  active connectivity service is connected again with its VLAN map and its ingress bandwidth profile
-  (adapters apply both idempotently);
+  active connectivity service whose connection, VLAN map or ingress bandwidth profile differs is connected
+  again and its profile applied again;
 - ``alarm`` (real gear, where a difference may be intended): nothing is changed; each port whose
-  administrative state differs raises a ``configurationDrift`` alarm naming the port, the expected and the
-  actual state and the services it affects (cleared by a later reconciliation that finds it agreeing).
+  administrative state differs, and each service whose connection or profile differs, raises a
+  ``configurationDrift`` alarm naming the object, the expected and the actual value and the services it
+  affects (cleared by a later reconciliation that finds it agreeing).
 
 Administrative state is compared on every adapter kind that can list its interfaces (emulated, lab, SNMP,
-NETCONF). A node that cannot be reached is reported as such and left for the next reconciliation.
+NETCONF). Connections, VLAN maps and bandwidth profiles are compared where the adapter can read them back
+(``readback``: the emulator's own state; a lab's kernel bridges and ``tc`` shapers). SNMP and NETCONF nodes
+manage administrative state only, so there is nothing more to compare there; a node that offers connectivity
+without readback is re-applied blindly on ``reapply`` (adapters apply idempotently) and left alone on
+``alarm``. A node that cannot be reached is reported as such and left for the next reconciliation.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from typing import Any
 
 from interlude.domain.events import DriftChanged
 from interlude.domain.model import AdminStatus, PortRef, Service, ServiceState, iso, utcnow
-from interlude.domain.southbound import AdminState, Capability
+from interlude.domain.southbound import AdminState, Capability, Mismatch
 from interlude.errors import AdapterError, ConfigError
 from interlude.service.inventory.service import InventoryService
 from interlude.service.platform.bus import EventBus
@@ -204,24 +209,93 @@ class Reconciler:
             report.drifts.append(drift)
         return changed
 
+    def _shaped_ports(self) -> dict[PortRef, int]:
+        """UNI ports and how many active connectivity services with a CIR are shaped there.
+
+        A port's profile can be read back against a service only where that service is the only one shaping
+        it (two services on one UNI share one shaper, and the last applied wins).
+        """
+        count: dict[PortRef, int] = {}
+        for svc in self.inventory.services():
+            if svc.kind.is_connectivity and svc.state is ServiceState.ACTIVE and svc.cir_bps and svc.ports:
+                uni = self.network.uni_port(svc)
+                count[uni] = count.get(uni, 0) + 1
+        return count
+
+    async def _mismatches(self, service: Service, shaped: dict[PortRef, int]) -> list[tuple[str, Mismatch]]:
+        """What the service's nodes hold that differs from it: the connection on each node, the UNI's profile."""
+        spec = self.network.connection_spec(service)
+        found: list[tuple[str, Mismatch]] = []
+        for node in dict.fromkeys(p.node for p in service.ports):
+            if (mismatch := await self.network.connection_mismatch(node, spec)) is not None:
+                found.append((node, mismatch))
+        uni = self.network.uni_port(service)
+        if service.cir_bps and shaped.get(uni) == 1 and self.network.has(uni.node, Capability.BANDWIDTH):
+            mismatch = await self.network.bandwidth_mismatch(uni, service.cir_bps, service.cbs_bytes, service.eir_bps)
+            if mismatch is not None:
+                found.append((uni.node, mismatch))
+        return found
+
     async def _connectivity(self, report: ReconcileReport) -> set[str]:
-        """Re-apply connectivity, VLAN map and bandwidth of every active service on re-apply nodes."""
+        """Compare (where adapters can read it back) and re-apply connectivity, VLAN map and bandwidth.
+
+        On nodes whose adapters offer readback only services that differ are touched: re-applied on
+        ``reapply`` nodes, alarmed on ``alarm`` nodes. Elsewhere every active service on ``reapply`` nodes is
+        re-applied blindly (adapters apply idempotently) and ``alarm`` nodes are left alone.
+        """
         touched: set[str] = set()
+        shaped = self._shaped_ports()
         for svc in list(self.inventory.services()):
             if not svc.kind.is_connectivity or svc.state is not ServiceState.ACTIVE:
                 continue
             nodes = {p.node for p in svc.ports}
             if nodes & set(report.unreachable):
                 continue
-            if any(self.policy(n) is not DriftPolicy.REAPPLY for n in nodes):
-                continue
             if not all(self.network.has(n, Capability.CONNECTIVITY) for n in nodes):
                 continue
-            try:
-                await reapply_service(self.network, svc)
-            except AdapterError as exc:
-                log.warning("reconciliation cannot re-apply %s: %s", svc.id, exc)
-                continue
-            report.services_reapplied += 1
-            touched |= nodes
+            alarm = any(self.policy(n) is not DriftPolicy.REAPPLY for n in nodes)
+            if all(self.network.has(n, Capability.READBACK) for n in nodes):
+                if await self._compare(svc, shaped, alarm, report):
+                    touched |= nodes
+            elif not alarm and await self._reapply(svc):
+                report.services_reapplied += 1
+                touched |= nodes
         return touched
+
+    async def _reapply(self, service: Service) -> str | None:
+        """Re-apply one service; None when done, else why it failed."""
+        try:
+            await reapply_service(self.network, service)
+        except AdapterError as exc:
+            log.warning("reconciliation cannot re-apply %s: %s", service.id, exc)
+            return f"failed: {exc}"
+        return None
+
+    async def _compare(
+        self, service: Service, shaped: dict[PortRef, int], alarm: bool, report: ReconcileReport
+    ) -> bool:
+        """Read one service back; record, alarm or re-apply what differs. True when something was re-applied."""
+        try:
+            found = await self._mismatches(service, shaped)
+        except AdapterError as exc:
+            log.warning("reconciliation cannot read %s back: %s", service.id, exc)
+            return False
+        ids = (service.id,)
+        action = ""
+        if alarm:
+            if found:
+                details = f"configuration drift on {service.id}: " + "; ".join(
+                    f"{node} {m.attribute} is {m.actual}, the inventory says {m.expected}" for node, m in found
+                )
+                await self.bus.publish(DriftChanged(time.time(), found[0][0], service.id, details, ids, present=True))
+            else:
+                await self.bus.publish(DriftChanged(time.time(), "", service.id, "", ids, present=False))
+            action = "alarmed"
+        elif found:
+            failure = await self._reapply(service)
+            action = failure or "reapplied"
+            if failure is None:
+                report.services_reapplied += 1
+        for node, m in found:
+            report.drifts.append(Drift(node, service.id, m.attribute, m.expected, m.actual, ids, action))
+        return action == "reapplied"

@@ -44,6 +44,13 @@ API (for SFT, FM, PM and anyone else)::
 - ``cancel`` stops a ``scheduled`` item, and a ``running`` one too: its asyncio task is cancelled and its
   ``commit`` is never applied (returns True if the item was pending, False if already finished/unknown).
 
+Retention: a finished item (``succeeded``/``failed``/``cancelled``) is deleted ``finished_retention_s`` after it
+was scheduled (default a day; ``jobs.finished_retention_s`` in ``RuntimeOptions.extra`` or
+``INTERLUDE_JOBS_FINISHED_RETENTION_S``; ``none`` keeps them), in bounded batches every few minutes. Every
+follow-up item is scheduled in the transaction that finishes its predecessor, so nothing re-schedules the key
+of an item that old and the de-duplication above is unaffected; the job documents of SFT, FM and PM (what
+buyers read) are not runner items and are not touched.
+
 Guarantees: claims carry a lease (``lease_s``) renewed while the handler runs, so one item never runs twice
 concurrently, in this process or (with the PostgreSQL store) in another. A completed (``succeeded``/
 ``failed``/``cancelled``) item is never claimed again. After a crash, items left ``running`` are claimed again
@@ -65,11 +72,14 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from interlude.domain.model import iso, utcnow
-from interlude.errors import ValidationError
-from interlude.store.base import Document, Store, Transaction
+from interlude.errors import ConfigError, ValidationError
+from interlude.service.platform.periodic import Periodic
+from interlude.service.platform.settings import given_settings
+from interlude.store.base import AgeQuery, Document, Store, Transaction
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +90,22 @@ RUNNING = "running"
 SUCCEEDED = "succeeded"
 FAILED = "failed"
 CANCELLED = "cancelled"
+FINISHED = (SUCCEEDED, FAILED, CANCELLED)
+DEFAULT_FINISHED_RETENTION_S = 86_400.0
+_PURGE_BATCH = 500
+
+
+def finished_retention(extra: Mapping[str, object] | None = None, env: Mapping[str, str] | None = None) -> float | None:
+    """How long finished items are kept (seconds; None: forever), from the extra or the environment."""
+    variables = {"finished_retention_s": "INTERLUDE_JOBS_FINISHED_RETENTION_S"}
+    for setting in given_settings("jobs", variables, extra, env):
+        if setting.disabled:
+            return None
+        value = setting.seconds()
+        if value < 60:
+            raise ConfigError(f"{setting.where} must be at least 60 seconds, not {setting.raw!r}")
+        return value
+    return DEFAULT_FINISHED_RETENTION_S
 PENDING_STATES = (SCHEDULED, RUNNING)
 FINAL_STATES = (SUCCEEDED, FAILED, CANCELLED)
 
@@ -169,8 +195,14 @@ class JobRunner:
         poll_interval_s: float = 1.0,
         lease_s: float = 10.0,
         concurrency: int = 8,
+        finished_retention_s: float | None = DEFAULT_FINISHED_RETENTION_S,
     ) -> None:
         self.store = store
+        self.finished_retention_s = finished_retention_s
+        self._retention = Periodic(
+            "interlude-jobs-retention", self.purge, min(300.0, finished_retention_s or 300.0),
+            "job retention purge failed; retrying next interval",
+        )  # fmt: skip
         self.poll_interval_s = poll_interval_s
         self.lease_s = lease_s
         self.concurrency = concurrency
@@ -304,9 +336,12 @@ class JobRunner:
             return
         self._loop_task = asyncio.create_task(self._loop(), name="interlude-jobs")
         self._lease_task = asyncio.create_task(self._renew_leases(), name="interlude-jobs-lease")
+        if self.finished_retention_s is not None:
+            self._retention.start()
 
     async def stop(self) -> None:
         """Stop claiming and interrupt running handlers; their items stay ``running`` and resume on start."""
+        await self._retention.stop()
         if self._loop_task is None and not self._running:
             return  # never started (or already stopped): nothing to give back
         for task in (self._loop_task, self._lease_task):
@@ -327,6 +362,27 @@ class JobRunner:
             with contextlib.suppress(Exception):
                 async with self.store.transaction() as tx:
                     await self._release(tx, item.id)
+
+    async def purge(self, now: float | None = None) -> int:
+        """Delete finished items scheduled more than the retention ago, oldest first, in small transactions."""
+        if self.finished_retention_s is None:
+            return 0
+        now = time.time() if now is None else now
+        cutoff = iso(datetime.fromtimestamp(now - self.finished_retention_s, UTC)) or ""
+        query = AgeQuery(COLLECTION, FINISHED, created_before=cutoff)
+        deleted = 0
+        while not self._retention.stopping.is_set():
+            async with self.store.transaction() as tx:
+                batch = await tx.oldest_documents(query, None, _PURGE_BATCH)
+                if batch:
+                    await tx.delete_documents(COLLECTION, [d.id for d in batch])
+            deleted += len(batch)
+            if len(batch) < _PURGE_BATCH:
+                break
+            await asyncio.sleep(0)  # let claims and API writes in between batches
+        if deleted:
+            log.info("job retention: %d finished item(s) deleted", deleted)
+        return deleted
 
     def wake(self) -> None:
         """Look for due items now rather than at the next poll."""

@@ -21,6 +21,7 @@ from interlude.adapters.base import (
     IpMeasurement,
     OamControl,
     bandwidth_control,
+    config_readback,
     connectivity,
     counter_source,
     event_source,
@@ -37,6 +38,7 @@ from interlude.domain.southbound import (
     ConnectionSpec,
     Endpoint,
     InterfaceState,
+    Mismatch,
     OperState,
 )
 from interlude.errors import AdapterError, NotFoundError
@@ -182,6 +184,19 @@ class Network:
         for node in dict.fromkeys(nodes):
             with self._call(node, Capability.CONNECTIVITY):
                 await connectivity(self.adapter(node)).disconnect(connection_id)
+
+    async def connection_mismatch(self, node: str, spec: ConnectionSpec) -> Mismatch | None:
+        """What the node holds of a connection that differs from ``spec`` (its adapter must offer readback)."""
+        with self._call(node, Capability.READBACK):
+            return await config_readback(self.adapter(node)).connection_mismatch(spec)
+
+    async def bandwidth_mismatch(
+        self, port: PortRef, cir_bps: int, cbs_bytes: int | None, eir_bps: int | None
+    ) -> Mismatch | None:
+        """What differs between the ingress profile :meth:`apply_bandwidth` would set and what the port enforces."""
+        profile = BandwidthProfile(cir_bps=cir_bps, cbs_bytes=cbs_bytes or 0, eir_bps=eir_bps or 0)
+        with self._call(port.node, Capability.READBACK):
+            return await config_readback(self.adapter(port.node)).bandwidth_mismatch(port.interface, profile)
 
     async def set_impairment(self, port: PortRef, impairment: Impairment) -> None:
         """Inject (or with a default Impairment clear) a fault at a port."""

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from interlude.errors import ConfigError
 from interlude.service.platform.jobs import (
     CANCELLED,
     FAILED,
@@ -18,6 +19,7 @@ from interlude.service.platform.jobs import (
     JobContext,
     JobOutcome,
     JobRunner,
+    finished_retention,
 )
 from interlude.store.base import Document, OutboxMessage, Transaction
 from interlude.store.sqlite import SqliteStore
@@ -307,3 +309,30 @@ async def test_interrupted_beyond_attempts_fails(tmp_path: Path) -> None:
         assert len(hooked) == 1
     finally:
         await store2.close()
+
+
+async def test_finished_items_past_the_retention_are_purged_and_nothing_else(store: SqliteStore) -> None:
+    runner = JobRunner(store, finished_retention_s=3600)
+
+    async def handler(ctx: JobContext) -> None:
+        return None
+
+    runner.register("t.done", handler)
+    done = [await runner.schedule("t.done", None, {"n": n}) for n in range(3)]
+    assert await runner.run_due() == 3
+    waiting = await runner.schedule("t.done", time.time() + 7200, {"n": "later"})  # scheduled, not finished
+    cancelled = await runner.schedule("t.done", time.time() + 7200, {"n": "dropped"})
+    assert await runner.cancel(cancelled)
+    assert await runner.purge() == 0  # nothing is an hour old yet
+    assert await runner.purge(now=time.time() + 3601) == 4  # the three that ran and the cancelled one
+    assert [await runner.get(i) for i in [*done, cancelled]] == [None] * 4
+    kept = await runner.get(waiting)
+    assert kept is not None and kept.state == SCHEDULED
+
+
+def test_finished_retention_setting() -> None:
+    assert finished_retention({}, {}) == 86_400.0
+    assert finished_retention({"jobs.finished_retention_s": "none"}, {}) is None
+    assert finished_retention({}, {"INTERLUDE_JOBS_FINISHED_RETENTION_S": "600"}) == 600.0
+    with pytest.raises(ConfigError, match="INTERLUDE_JOBS_FINISHED_RETENTION_S must be at least 60"):
+        finished_retention({}, {"INTERLUDE_JOBS_FINISHED_RETENTION_S": "5"})
