@@ -46,6 +46,14 @@ class StoreCases:
         assert await store.get_service("ovc-1001", buyer="sp-beta") is None
         assert (await store.get_service("ovc-1001", buyer="sp-alpha")) is not None
 
+    async def test_a_transaction_holding_the_services_lock_saves_and_commits(self, store: Store) -> None:
+        svc = seed_services(TOPO)[0]
+        async with store.transaction() as tx:
+            await tx.lock_services()
+            await tx.lock_services()  # taken again in the same transaction: no wait on itself
+            await tx.save_service(svc)
+        assert await store.get_service(svc.id) == svc
+
     async def test_change_and_outbox_commit_or_roll_back_together(self, store: Store) -> None:
         svc = seed_services(TOPO)[0]
         msg = OutboxMessage("serviceInventory", "serviceCreateEvent", {"a": 1}, "http://x/listener/e")

@@ -176,6 +176,9 @@ class _Tx:
 
         self._queue(op)
 
+    async def lock_services(self) -> None:
+        """Nothing to do: one process, and a transaction here is already the only writer."""
+
     async def get_service(self, service_id: str) -> Service | None:
         found = await self._call(
             lambda c: c.execute("SELECT body FROM services WHERE id = ?", (service_id,)).fetchone()
