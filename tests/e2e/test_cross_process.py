@@ -13,21 +13,16 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
-from interlude.app.runtime import Runtime
-from interlude.app.web import create_app
 from interlude.sp.listener import SpListener
-from interlude.topology.loader import bundled_topology_path, load_topology
 from tests.e2e.fm.test_fm_api import FM, fm_body
 from tests.e2e.pm.support import CE, PM, pm_job
 from tests.e2e.sft.test_sft_api import SFT, job_body
 from tests.e2e.test_order_concurrency import admin_item
-from tests.support.partner import ALPHA, INV, ORD, fast_options, order_body, runtime_of, wait_order
+from tests.support.partner import ALPHA, INV, ORD, order_body, runtime_of, wait_order
 from tests.support.wait import wait_until
 
 FAULTS = "/interlude/v1/faults"
@@ -37,20 +32,6 @@ STREAMS = "/mefApi/interlude/streamingManagement/v1/subscription"
 
 def lock(service_id: str, state: str = "LOCKED") -> dict[str, Any]:
     return admin_item(service_id, state)
-
-
-@pytest.fixture
-async def pair(pg_dsn: str) -> AsyncIterator[tuple[TestClient[Any, Any], TestClient[Any, Any]]]:
-    topology = load_topology(bundled_topology_path())
-    a = TestClient(TestServer(create_app(Runtime(topology, pg_dsn, options=fast_options()))))
-    b = TestClient(TestServer(create_app(Runtime(topology, pg_dsn, options=fast_options()))))
-    await a.start_server()  # A seeds the empty database; B starts on it
-    await b.start_server()
-    try:
-        yield a, b
-    finally:
-        await b.close()
-        await a.close()
 
 
 async def seen_through(client: TestClient[Any, Any], path: str, check: Any, what: str, since: float) -> Any:
