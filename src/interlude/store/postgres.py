@@ -135,6 +135,14 @@ register_migration(
     "CREATE TABLE leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at DOUBLE PRECISION NOT NULL)",
     dialect=PG,
 )
+register_migration(
+    "core",
+    5,
+    "document pages in list order",
+    "CREATE INDEX documents_page ON documents(collection, created_at DESC, id);"
+    " CREATE INDEX documents_buyer_page ON documents(collection, buyer, created_at DESC, id)",
+    dialect=PG,
+)
 
 _SERVICE_COLUMNS = (
     "id, buyer, kind, state, service_type, external_id, service_date, start_date, end_date, start_mode, site_id,"

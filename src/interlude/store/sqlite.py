@@ -118,6 +118,16 @@ register_migration(
     "CREATE TABLE leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at REAL NOT NULL);",
 )
 
+register_migration(
+    "core",
+    5,
+    "document pages in list order",
+    """
+    CREATE INDEX documents_page ON documents(collection, created_at DESC, id);
+    CREATE INDEX documents_buyer_page ON documents(collection, buyer, created_at DESC, id);
+    """,
+)
+
 
 _REFS = "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?2)"
 _REFS_DROP = f"DELETE FROM service_order_items WHERE service_id = ?1 AND (order_id, item_id) NOT IN ({_REFS})"
