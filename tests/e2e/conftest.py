@@ -30,6 +30,24 @@ async def client(db_path: Path) -> AsyncIterator[TestClient[Any, Any]]:
 
 
 @pytest.fixture
+async def pair(pg_dsn: str) -> AsyncIterator[tuple[TestClient[Any, Any], TestClient[Any, Any]]]:  # noqa: F811
+    """Two partner runtimes on one PostgreSQL database, as two ``interlude emulate --db postgresql://...``.
+
+    Each has its own store (pool and change listener), in-memory caches and emulated devices.
+    """
+    topology = load_topology(bundled_topology_path())
+    a = TestClient(TestServer(create_app(Runtime(topology, pg_dsn, options=fast_options()))))
+    b = TestClient(TestServer(create_app(Runtime(topology, pg_dsn, options=fast_options()))))
+    await a.start_server()  # A seeds the empty database; B starts on it
+    await b.start_server()
+    try:
+        yield a, b
+    finally:
+        await b.close()
+        await a.close()
+
+
+@pytest.fixture
 async def listener() -> AsyncIterator[SpListener]:
     async with SpListener() as sp:
         yield sp

@@ -3,7 +3,8 @@
 Each "process" is a full runtime with its own store (its own connection pool and change listener), its own
 in-memory inventory index and its own emulated devices, as two ``interlude emulate --db postgresql://...``
 would be. Every change is made through A and read through B (and the other way round for hub
-registrations, which A must honour when it fans out events). The lag from A's answer to B showing the
+registrations, which A must honour when it fans out events): services, orders, hubs, faults, alarms, jobs
+(an SFT test job, a PM job, an FM job) and stream subscriptions. The lag from A's answer to B showing the
 change is printed; the figure itself is a benchmark's business (benchmarks/orders.py), not this test's.
 """
 
@@ -12,19 +13,16 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
-from interlude.app.runtime import Runtime
-from interlude.app.web import create_app
 from interlude.sp.listener import SpListener
-from interlude.topology.loader import bundled_topology_path, load_topology
+from tests.e2e.fm.test_fm_api import FM, fm_body
 from tests.e2e.pm.support import CE, PM, pm_job
+from tests.e2e.sft.test_sft_api import SFT, job_body
 from tests.e2e.test_order_concurrency import admin_item
-from tests.support.partner import ALPHA, INV, ORD, fast_options, order_body, runtime_of, wait_order
+from tests.support.partner import ALPHA, INV, ORD, order_body, runtime_of, wait_order
 from tests.support.wait import wait_until
 
 FAULTS = "/interlude/v1/faults"
@@ -34,20 +32,6 @@ STREAMS = "/mefApi/interlude/streamingManagement/v1/subscription"
 
 def lock(service_id: str, state: str = "LOCKED") -> dict[str, Any]:
     return admin_item(service_id, state)
-
-
-@pytest.fixture
-async def pair(pg_dsn: str) -> AsyncIterator[tuple[TestClient[Any, Any], TestClient[Any, Any]]]:
-    topology = load_topology(bundled_topology_path())
-    a = TestClient(TestServer(create_app(Runtime(topology, pg_dsn, options=fast_options()))))
-    b = TestClient(TestServer(create_app(Runtime(topology, pg_dsn, options=fast_options()))))
-    await a.start_server()  # A seeds the empty database; B starts on it
-    await b.start_server()
-    try:
-        yield a, b
-    finally:
-        await b.close()
-        await a.close()
 
 
 async def seen_through(client: TestClient[Any, Any], path: str, check: Any, what: str, since: float) -> Any:
@@ -137,3 +121,30 @@ async def test_pm_results_measured_by_a_reach_a_stream_subscriber_connected_to_b
             line = await stream.content.readline()
     assert json.loads(line)["event"]["performanceJobId"] == job
     stream.close()
+
+
+async def test_sft_pm_and_fm_jobs_created_through_a_are_served_by_b(
+    pair: tuple[TestClient[Any, Any], TestClient[Any, Any]],
+) -> None:
+    a, b = pair
+    created = {}
+    for what, path, body in (
+        ("SFT test job", f"{SFT}/testJob", job_body(frameCount=5)),
+        ("PM job", f"{PM}/performanceJob", pm_job()),
+        ("FM job", f"{FM}/faultManagementJob", fm_body("loopback", frameCount=5, intervalMs=10)),
+    ):
+        resp = await a.post(path, json=body, headers=ALPHA)
+        assert resp.status == 201, await resp.text()
+        job = (await resp.json())["id"]
+        t0 = time.perf_counter()
+        await seen_through(b, f"{path}/{job}", lambda j, job=job: j["id"] == job, f"{what} through B", t0)
+        created[what] = f"{path}/{job}"
+    # the on-demand jobs run in whichever process claims them; B serves the state they end in
+    for what in ("SFT test job", "FM job"):
+
+        async def ended(path: str = created[what]) -> Any:
+            body = await (await b.get(path, headers=ALPHA)).json()
+            return body if body["state"] in ("completed", "failed") else None
+
+        done = await wait_until(ended, timeout=30, what=f"the {what} to end, read through B")
+        assert done["state"] == "completed", done

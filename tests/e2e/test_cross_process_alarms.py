@@ -9,35 +9,17 @@ postgresql://...``), so the same fault is injected into each.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import Awaitable
 from typing import Any
 
-import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
-from interlude.app.runtime import Runtime
-from interlude.app.web import create_app
-from interlude.topology.loader import bundled_topology_path, load_topology
-from tests.support.partner import ALPHA, fast_options, runtime_of
+from tests.support.partner import ALPHA, runtime_of
 from tests.support.wait import wait_until
 
 FAULTS = "/interlude/v1/faults"
 ALARMS = "/mefApi/interlude/alarmManagement/v3/alarm"
 CUT = {"type": "linkDown", "node": "pe1", "interface": "up1"}
-
-
-@pytest.fixture
-async def pair(pg_dsn: str) -> AsyncIterator[tuple[TestClient[Any, Any], TestClient[Any, Any]]]:
-    topology = load_topology(bundled_topology_path())
-    a = TestClient(TestServer(create_app(Runtime(topology, pg_dsn, options=fast_options()))))
-    b = TestClient(TestServer(create_app(Runtime(topology, pg_dsn, options=fast_options()))))
-    await a.start_server()  # A seeds the empty database; B starts on it
-    await b.start_server()
-    try:
-        yield a, b
-    finally:
-        await b.close()
-        await a.close()
 
 
 async def link_alarms(client: TestClient[Any, Any], state: str | None = None) -> list[dict[str, Any]]:

@@ -102,6 +102,14 @@ class StoreCases:
             await tx.save_services([first.evolve(id="bulk-1"), first.evolve(id="bulk-2")])
         assert (await store.list_services(alpha, 0, 5))[1] == before + 1
 
+    async def test_a_transaction_holding_the_services_lock_saves_and_commits(self, store: Store) -> None:
+        svc = seed_services(TOPO)[0]
+        async with store.transaction() as tx:
+            await tx.lock_services()
+            await tx.lock_services()  # taken again in the same transaction: no wait on itself
+            await tx.save_service(svc)
+        assert await store.get_service(svc.id) == svc
+
     async def test_change_and_outbox_commit_or_roll_back_together(self, store: Store) -> None:
         svc = seed_services(TOPO)[0]
         msg = OutboxMessage("serviceInventory", "serviceCreateEvent", {"a": 1}, "http://x/listener/e")

@@ -8,9 +8,9 @@ Topology interface names are the kernel names.
 Capabilities and how each is real:
 
 * interfaces, admin state, counters: netlink (pyroute2 ``IPRoute`` opened inside the namespace). Opening
-  the socket enters the namespace, so it happens in a worker thread, never on the event loop; the socket
-  keeps its namespace afterwards. Counters are the kernel's 64-bit link statistics, the numbers
-  ``/sys/class/net/IF/statistics`` shows.
+  the socket enters the namespace (in a short-lived child process pyroute2 forks), so it happens in a worker
+  thread, never on the event loop; the socket keeps its namespace afterwards. Counters are the kernel's
+  64-bit link statistics, the numbers ``/sys/class/net/IF/statistics`` shows.
 * bandwidth profiles: tbf (CIR/CBS) or htb (CIR + EIR, CBS/EBS) on the interface's egress; *ingress* (what
   the customer sends in) is shaped on the far end of its veth, whose egress is this interface's ingress, since
   the kernel has no policer action here (LAB-RECIPES §0).
@@ -87,12 +87,20 @@ from interlude.topology.model import Impairment, MepDecl, NodeSpec, Topology
 
 try:
     from pyroute2 import IPRoute
+    from pyroute2 import config as pyroute2_config
     from pyroute2.netlink.exceptions import NetlinkError
     from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 except ImportError as exc:  # pragma: no cover - the lab extra is missing
     raise MissingDependencyError(
         "the 'lab' adapter needs pyroute2; install it with: pip install 'lso-interlude[lab]'"
     ) from exc
+
+# ``IPRoute(netns=...)`` forks a child that enters the namespace, hands the socket back and is then sent
+# SIGTERM. The child inherits the parent's signal handlers and asyncio's wakeup socket, so with Python's
+# handler in place its SIGTERM is written to that socket and the parent's event loop runs its own SIGTERM
+# handler: ``interlude serve`` stopped itself while opening its lab nodes. With this setting the child
+# resets SIGTERM to the default action first and dies of it alone.
+pyroute2_config.disable_mp_signal = True
 
 IFF_UP = 0x1
 _CAPABILITIES = frozenset(

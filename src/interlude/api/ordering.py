@@ -156,6 +156,7 @@ async def create_order(request: web.Request) -> web.StreamResponse:
     runtime = request.app[RUNTIME]
     raw = await read_json(request)
     body = parse_model(ServiceOrderCreate, raw)
+    await runtime.inventory.reread([item.service.id for item in body.serviceOrderItem if item.service.id])
     buyer = buyer_of(request) or _infer_buyer(runtime.inventory, body)
     items: list[ItemRequest] = []
     errors: list[ValidationError] = []

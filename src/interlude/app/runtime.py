@@ -7,8 +7,10 @@ through the entry-point registry (:func:`interlude.adapters.registry.create_adap
 :class:`AdapterContext`). ``Runtime.start()`` opens the adapters, opens the store (migrations), seeds the
 inventory on first start, reads every port, provisions seed connectivity where the adapters can
 (idempotent), re-applies active faults, reconciles the devices with the inventory (re-applying or alarming
-per node: :mod:`interlude.service.inventory.reconcile`), then starts the southbound followers, the order runner (which
-resumes orders left unfinished) and the notifier (which resumes undelivered notifications). ``stop()``
+per node: :mod:`interlude.service.inventory.reconcile`; provisioning and reconciliation are skipped while
+other processes on the shared store follow the nodes: their devices are theirs to keep in step), then starts
+the southbound followers, the order runner (which resumes orders left unfinished) and the notifier (which
+resumes undelivered notifications). ``stop()``
 undoes it in reverse order. Both ``interlude emulate`` and ``interlude serve`` and the tests use this one
 object; the aiohttp app only holds it.
 """
@@ -209,10 +211,14 @@ class Runtime:
             seeded = await self.inventory.load()
             if seeded:
                 log.info("seeded %d services from topology %s", seeded, self.topology.name)
-            if self.options.provision_seed:
+            busy = await self.southbound.followed_elsewhere()  # other processes run: the devices are theirs
+            if busy:
+                log.info("other processes follow %s: no provisioning or reconciliation at start", ", ".join(busy))
+            if self.options.provision_seed and not busy:
                 await self.ordering.provision_active()
             await self.faults.reapply()
-            await self.reconciler.reconcile(connectivity=False)  # provisioning covered connectivity and bandwidth
+            if not busy:
+                await self.reconciler.reconcile(connectivity=False)  # provisioning covered connectivity, bandwidth
             self.performance.register()
             self.sonata_poq.register()
             self.sonata_quote.register()

@@ -200,6 +200,14 @@ class Transaction(Protocol):
         """Read inside the transaction."""
         ...
 
+    async def lock_services(self) -> None:
+        """Hold the services write lock until the transaction ends: other processes' service saves wait.
+
+        Taken before reading services to save: what is read is then the latest committed version, and no
+        other process saves over it before this transaction commits (a no-op with one process).
+        """
+        ...
+
     async def save_order(self, order: ServiceOrder) -> None:
         """Insert or replace an order and its items."""
         ...

@@ -136,6 +136,14 @@ register_migration(
     "CREATE TABLE leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at DOUBLE PRECISION NOT NULL)",
     dialect=PG,
 )
+register_migration(
+    "core",
+    5,
+    "document pages in list order",
+    "CREATE INDEX documents_page ON documents(collection, created_at DESC, id);"
+    " CREATE INDEX documents_buyer_page ON documents(collection, buyer, created_at DESC, id)",
+    dialect=PG,
+)
 # Each filter of a service page gets an index ending in seq, so its matches come out in page order and a page
 # reads only its own rows (from the index alone for the keys); without one, every match was sorted.
 register_migration(
@@ -205,6 +213,9 @@ async def _reset(conn: Any) -> None:
         await conn.execute("ROLLBACK")
 
 
+SERVICES_LOCK = 0x696C7376  # the advisory lock key of Transaction.lock_services ("ilsv")
+
+
 class _PgTx:
     """One transaction on one pooled connection."""
 
@@ -228,6 +239,11 @@ class _PgTx:
     async def get_service(self, service_id: str) -> Service | None:
         body = await self._conn.fetchval("SELECT body FROM services WHERE id = $1", service_id)
         return rows.service(body) if body is not None else None
+
+    async def lock_services(self) -> None:
+        # one transaction-scoped advisory lock (re-entrant within the transaction): taken first, it cannot
+        # deadlock with the row locks the saves take
+        await self._conn.execute("SELECT pg_advisory_xact_lock($1)", SERVICES_LOCK)
 
     async def save_order(self, order: ServiceOrder) -> None:
         columns = [list(c) for c in zip(*rows.order_item_params(order), strict=True)] or [[], [], [], [], []]

@@ -118,6 +118,16 @@ register_migration(
     "CREATE TABLE leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at REAL NOT NULL);",
 )
 
+register_migration(
+    "core",
+    5,
+    "document pages in list order",
+    """
+    CREATE INDEX documents_page ON documents(collection, created_at DESC, id);
+    CREATE INDEX documents_buyer_page ON documents(collection, buyer, created_at DESC, id);
+    """,
+)
+
 # Within equal index keys SQLite keeps rowid order, so a filter matching an index's columns exactly reads its
 # rows in page order; without one, a page of a large inventory sorted every match (seconds at a million).
 register_migration(
@@ -196,6 +206,9 @@ class _Tx:
             )
 
         self._queue(op)
+
+    async def lock_services(self) -> None:
+        """Nothing to do: one process, and a transaction here is already the only writer."""
 
     async def get_service(self, service_id: str) -> Service | None:
         found = await self._call(

@@ -78,6 +78,31 @@ async def test_reads_inside_a_transaction_use_its_connection(pg_dsn: str) -> Non
         await store.close()
 
 
+async def test_the_services_lock_holds_another_process_until_the_holder_commits(pg_dsn: str) -> None:
+    """Two stores (two processes): the second's ``lock_services`` returns only once the first committed."""
+    first, second = PostgresStore(pg_dsn), PostgresStore(pg_dsn)
+    await first.open()
+    await second.open()
+    committed = asyncio.Event()
+
+    async def other() -> bool:
+        async with second.transaction() as tx:
+            await tx.lock_services()
+            return committed.is_set()
+
+    try:
+        async with first.transaction() as tx:
+            await tx.lock_services()
+            waiting = asyncio.ensure_future(other())
+            await asyncio.sleep(0.3)  # time for the other transaction to reach the lock and block on it
+            assert not waiting.done()
+            committed.set()
+        assert await asyncio.wait_for(waiting, 10), "the lock was taken before the holder committed"
+    finally:
+        await second.close()
+        await first.close()
+
+
 async def test_announced_changes_reach_the_other_processes_after_commit(pg_dsn: str) -> None:
     """What one store announces in a transaction reaches the other store's watchers once committed, not its own."""
     one, two = PostgresStore(pg_dsn), PostgresStore(pg_dsn)

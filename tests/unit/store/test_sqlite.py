@@ -166,3 +166,24 @@ async def test_the_database_and_its_wal_are_private_whatever_the_umask(tmp_path:
 def _modes(folder: Path, prefix: str) -> dict[str, int]:
     """Permission bits of the files in ``folder`` whose name starts with ``prefix``."""
     return {p.name: stat.S_IMODE(p.stat().st_mode) for p in folder.iterdir() if p.name.startswith(prefix)}
+
+
+async def test_a_page_of_documents_needs_no_sort(tmp_path: Path) -> None:
+    """A list of jobs, reports or alarms (all, or one buyer's) reads its page straight from an index in list
+    order: without it every document of the collection was read and sorted, per request, as the list grew."""
+    store = SqliteStore(tmp_path / "d.db")
+    await store.open()
+    try:
+        for buyer in (None, "b"):
+            where = rows.document_filter("pm_jobs", buyer=buyer)
+            page = f"SELECT * FROM documents{where.clause} ORDER BY created_at DESC, id LIMIT ? OFFSET ?"
+            sql = f"EXPLAIN QUERY PLAN {page}"
+            params = [*where.params, 20, 0]
+
+            def explain(c: sqlite3.Connection, sql: str = sql, params: list[object] = params) -> list[sqlite3.Row]:
+                return c.execute(sql, params).fetchall()
+
+            steps = " / ".join(str(r[3]) for r in await store.run_read(explain))
+            assert "TEMP B-TREE" not in steps, (buyer, steps)
+    finally:
+        await store.close()

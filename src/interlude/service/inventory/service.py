@@ -85,6 +85,16 @@ class InventoryService:
         self._reloads.add(task)
         task.add_done_callback(self._reloads.discard)
 
+    async def reread(self, ids: list[str]) -> None:
+        """With a shared store, re-read these services into the index now (a later version held here is kept).
+
+        The index follows other processes' saves a few milliseconds late: an SP that saw its last order
+        complete (read from the database) and orders a change to the same service at once must be judged
+        against that order's result, whichever process it asks.
+        """
+        if self.store.shared and ids:
+            await self._reload(ids)
+
     async def _reload(self, ids: list[str]) -> None:
         try:
             async with self.lock:
@@ -191,6 +201,8 @@ class InventoryService:
         A service whose oper state differs from the indexed one also gets a
         ``serviceAttributeValueChangeEvent`` unless the caller already queued one.
         """
+        if self.store.shared:
+            await tx.lock_services()  # an oper-state update elsewhere waits, then builds on what is saved here
         pending = {s.id: s for s in services}
         saved: list[Service] = []
         notified = {(etype, s.id) for etype, s in events}
@@ -198,7 +210,7 @@ class InventoryService:
         for svc in services:
             fresh = self.with_oper(svc, pending)
             pending[fresh.id] = fresh
-            fresh = fresh.evolve(version=fresh.version + 1)
+            fresh = fresh.evolve(version=await self._next_version(tx, fresh))
             await tx.save_service(fresh)
             saved.append(fresh)
             old = self._index.get(fresh.id)
@@ -249,7 +261,35 @@ class InventoryService:
             if not changed:
                 return []
             async with self.store.transaction() as tx:
+                if self.store.shared:
+                    await tx.lock_services()
+                    changed = await self._latest(tx, changed)
                 saved = await self.stage(tx, changed, [])
             await self.remember(saved)
             log.info("oper state changed: %s", ", ".join(f"{s.id}={s.oper}" for s in saved))
             return saved
+
+    async def _next_version(self, tx: Transaction, service: Service) -> int:
+        """The version a save gets: one more than the indexed one, and than the stored one with a shared store.
+
+        Another process may have saved the service since this index read it; a save numbered from the
+        stale copy would carry a lower version than indexes elsewhere already hold, and they would keep
+        their older copy for good (a re-read keeps the later version).
+        """
+        if not self.store.shared:
+            return service.version + 1
+        stored = await tx.get_service(service.id)
+        return max(service.version, stored.version if stored is not None else 0) + 1
+
+    async def _latest(self, tx: Transaction, services: list[Service]) -> list[Service]:
+        """Each service as stored where another process saved a later version than the indexed one.
+
+        The index follows other processes' saves a few milliseconds late, and a port change is often the
+        very effect of such a save (an order elsewhere locked the port): an oper-state update written from
+        the stale copy would undo the administrative state that order has just stored.
+        """
+        latest = []
+        for svc in services:
+            stored = await tx.get_service(svc.id)
+            latest.append(stored if stored is not None and stored.version > svc.version else svc)
+        return latest

@@ -77,6 +77,10 @@ class Leases(Protocol):
         """Give the lease up at once."""
         ...
 
+    async def lease_holder(self, name: str) -> str | None:
+        """The unexpired holder, if any."""
+        ...
+
 
 def lease_name(node: str) -> str:
     """The lease that makes a process the one following ``node``."""
@@ -113,6 +117,18 @@ class SouthboundIngest:
         await self.refresh()
         for name in self.network.nodes():
             self._tasks.append(asyncio.create_task(self._own(name), name=f"interlude-southbound-{name}"))
+
+    async def followed_elsewhere(self) -> list[str]:
+        """The nodes another live process follows now (none with SQLite, where this is the only process).
+
+        A process starting while others run must leave the devices to them: pushing the stored state onto a
+        device (provisioning, reconciliation) would undo a change an order elsewhere made and has not stored
+        yet.
+        """
+        if self.leases is None:
+            return []
+        holders = {name: await self.leases.lease_holder(lease_name(name)) for name in self.network.nodes()}
+        return [name for name, holder in holders.items() if holder not in (None, self.holder)]
 
     async def stop(self) -> None:
         """Cancel the followers and give their leases back, so another process takes over without waiting."""

@@ -35,6 +35,9 @@ class FlakyLeases:
         if not self.reachable:
             raise StoreError("connection refused")
 
+    async def lease_holder(self, name: str) -> str | None:
+        return None
+
 
 async def test_follower_stops_when_renewals_fail_and_resumes_when_one_succeeds() -> None:
     topo = parse_topology({"name": "t", "nodes": {"pe1": {"kind": "snmp", "interfaces": {"uni1": {}}}}})
