@@ -11,6 +11,7 @@ from interlude.domain.model import ItemAction, OrderItem, OrderState, ServiceOrd
 from interlude.domain.queries import ServiceQuery
 from interlude.errors import ValidationError
 from interlude.service.inventory.config import seed_services
+from interlude.store import rows
 from interlude.store.base import (
     AgeQuery,
     Document,
@@ -45,6 +46,61 @@ class StoreCases:
         assert before == total
         assert await store.get_service("ovc-1001", buyer="sp-beta") is None
         assert (await store.get_service("ovc-1001", buyer="sp-alpha")) is not None
+
+    async def test_all_services_in_creation_order_across_read_batches(
+        self, store: Store, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(rows, "LOAD_BATCH", 4)  # the 26 seed services span seven batches
+        seed = seed_services(TOPO)
+        async with store.transaction() as tx:
+            for svc in seed:
+                await tx.save_service(svc)
+        loaded = await store.all_services()
+        assert loaded == seed
+        assert loaded[-1].ports[0] is next(s for s in loaded if s.ports == loaded[-1].ports[:1]).ports[0]
+        assert await store.get_service(seed[0].id) == seed[0]  # the store's reads go on after the load
+
+    async def test_pages_of_each_filter_follow_creation_order(self, store: Store) -> None:
+        seed = seed_services(TOPO)
+        async with store.transaction() as tx:
+            for svc in seed:
+                await tx.save_service(svc)
+        queries = [ServiceQuery(), ServiceQuery(buyer="sp-beta"), ServiceQuery(state=ServiceState.ACTIVE),
+                   ServiceQuery(buyer="sp-alpha", kind="ovcEndPoint"), ServiceQuery(service_type="UNI"),
+                   ServiceQuery(buyer="sp-alpha", state=ServiceState.ACTIVE, service_type="UNI")]  # fmt: skip
+        for query in queries:
+            expected = [
+                s for s in seed if query.buyer in (None, s.buyer) and query.kind in (None, s.kind)
+                and query.state in (None, s.state) and query.service_type in (None, s.service_type)
+            ]  # fmt: skip
+            paged: list[object] = []
+            for offset in range(0, len(seed) + 3, 3):
+                page, total = await store.list_services(query, offset, 3)
+                assert total == len(expected)
+                paged.extend(page)
+            assert paged == expected, query
+
+    async def test_a_filter_total_follows_every_change_of_services(self, store: Store) -> None:
+        seed = seed_services(TOPO)
+        async with store.transaction() as tx:
+            for svc in seed:
+                await tx.save_service(svc)
+        alpha = ServiceQuery(buyer="sp-alpha", state=ServiceState.ACTIVE)
+        _, before = await store.list_services(alpha, 0, 5)
+        assert before == sum(1 for s in seed if s.buyer == "sp-alpha")
+        assert (await store.list_services(alpha, 5, 5))[1] == before
+        first = next(s for s in seed if s.buyer == "sp-alpha")
+        async with store.transaction() as tx:
+            await tx.save_service(first.evolve(state=ServiceState.TERMINATED))
+        assert (await store.list_services(alpha, 0, 5))[1] == before - 1
+        with pytest.raises(RuntimeError):
+            async with store.transaction() as tx:
+                await tx.save_service(first.evolve(id="rolled-back"))
+                raise RuntimeError("abandoned")
+        assert (await store.list_services(alpha, 0, 5))[1] == before - 1
+        async with store.transaction() as tx:
+            await tx.save_services([first.evolve(id="bulk-1"), first.evolve(id="bulk-2")])
+        assert (await store.list_services(alpha, 0, 5))[1] == before + 1
 
     async def test_a_transaction_holding_the_services_lock_saves_and_commits(self, store: Store) -> None:
         svc = seed_services(TOPO)[0]

@@ -62,6 +62,7 @@ PG = "postgresql"
 CHANNEL = "interlude_changes"
 _NOTICE_BYTES = 7000  # below PostgreSQL's 8000-byte payload limit
 SUBSCRIPTIONS = "subscriptions"  # topic of hub registrations (ids: API names)
+SERVICES = "services"  # topic every change of services is announced on (by the inventory, with their ids)
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +144,24 @@ register_migration(
     " CREATE INDEX documents_buyer_page ON documents(collection, buyer, created_at DESC, id)",
     dialect=PG,
 )
+# Each filter of a service page gets an index ending in seq, so its matches come out in page order and a page
+# reads only its own rows (from the index alone for the keys); without one, every match was sorted.
+register_migration(
+    "inventory",
+    1,
+    "indexes that hand filtered service pages over in creation order",
+    "CREATE INDEX services_buyer_seq ON services(buyer, seq);"
+    " CREATE INDEX services_state_seq ON services(state, seq);"
+    " CREATE INDEX services_type_seq ON services(service_type, seq);"
+    " CREATE INDEX services_kind_seq ON services(kind, seq);"
+    " CREATE INDEX services_buyer_state_seq ON services(buyer, state, seq);"
+    " CREATE INDEX services_buyer_type_seq ON services(buyer, service_type, seq);"
+    " CREATE INDEX services_buyer_kind_seq ON services(buyer, kind, seq);"
+    " CREATE INDEX services_state_type_seq ON services(state, service_type, seq);"
+    " CREATE INDEX services_buyer_state_type_seq ON services(buyer, state, service_type, seq);"
+    " CREATE INDEX services_buyer_state_kind_seq ON services(buyer, state, kind, seq)",
+    dialect=PG,
+)
 
 _SERVICE_COLUMNS = (
     "id, buyer, kind, state, service_type, external_id, service_date, start_date, end_date, start_mode, site_id,"
@@ -205,12 +224,16 @@ class _PgTx:
         self._conn = conn
 
     async def save_service(self, service: Service) -> None:
+        self._store.service_totals.changed()
+        self._store.services_written.add(self._conn)
         refs = service.order_items
         await self._conn.execute(
             _SERVICE_SAVE, *rows.service_params(service), [o for o, _ in refs], [i for _, i in refs]
         )
 
     async def save_services(self, services: Sequence[Service]) -> None:
+        self._store.service_totals.changed()
+        self._store.services_written.add(self._conn)
         await self._conn.executemany(_SERVICE_UPSERT, [rows.service_params(s) for s in services])
 
     async def get_service(self, service_id: str) -> Service | None:
@@ -308,6 +331,9 @@ class PostgresStore:
         self._subscriptions: dict[str, list[Subscription]] = {}
         self._subscriptions_gen = 0  # bumped on every invalidation: a read started before one is not cached
         self.watch(SUBSCRIPTIONS, self._forget_subscriptions)
+        self.service_totals = rows.ServiceTotals()
+        self.services_written: set[Any] = set()  # connections whose open transaction wrote services
+        self.watch(SERVICES, self.service_totals.changed)  # another process changed services (empty: maybe any)
 
     # Change notices -----------------------------------------------------------------------------------------
 
@@ -474,12 +500,18 @@ class PostgresStore:
             try:
                 yield _PgTx(self, conn)
             except BaseException:
+                self.services_written.discard(conn)  # nothing of it was seen outside it
                 await tx.rollback()
                 raise
             finally:
                 if task is not None:
                     self._held.pop(task, None)
-            await tx.commit()
+            try:
+                await tx.commit()
+            finally:
+                if conn in self.services_written:
+                    self.services_written.discard(conn)
+                    self.service_totals.changed()
             added = self._outbox_added
         if added and self.on_outbox is not None:
             self.on_outbox()
@@ -514,13 +546,23 @@ class PostgresStore:
 
     async def list_services(self, query: ServiceQuery, offset: int, limit: int) -> tuple[list[Service], int]:
         """Filtered page in creation order, plus the total count."""
-        found, total = await self._page("services", rows.service_filter(query), "seq", offset, limit, "body")
+        where = rows.service_filter(query)
+        generation, total = self.service_totals.generation, self.service_totals.known(where)
+        in_transaction = asyncio.current_task() in self._held  # its count may hold writes not committed yet
+        async with self._conn() as conn:
+            if total is None or in_transaction:
+                total = int(await conn.fetchval(pg_sql(f"SELECT count(*) FROM services{where.clause}"), *where.params))
+                if not in_transaction:
+                    self.service_totals.remember(where, generation, total)
+            found = await conn.fetch(pg_sql(rows.service_page_sql(where, "seq")), *where.params, limit, offset)
         return [rows.service(r["body"]) for r in found], total
 
     async def all_services(self) -> list[Service]:
-        """Every service."""
-        found = await self._p().fetch("SELECT body FROM services ORDER BY seq")
-        return [rows.service(r["body"]) for r in found]
+        """Every service, read through a cursor: a large inventory is never held twice, as rows and as services."""
+        decode = rows.ServiceDecoder()
+        async with self._conn() as conn, conn.transaction():
+            cursor = conn.cursor("SELECT body FROM services ORDER BY seq", prefetch=rows.LOAD_BATCH)
+            return [decode(r["body"]) async for r in cursor]
 
     # Orders -----------------------------------------------------------------------------------------------
 

@@ -128,6 +128,21 @@ register_migration(
     """,
 )
 
+# Within equal index keys SQLite keeps rowid order, so a filter matching an index's columns exactly reads its
+# rows in page order; without one, a page of a large inventory sorted every match (seconds at a million).
+register_migration(
+    "inventory",
+    1,
+    "indexes that hand filtered service pages over in creation order",
+    """
+    CREATE INDEX services_buyer ON services(buyer);
+    CREATE INDEX services_state ON services(state);
+    CREATE INDEX services_type ON services(service_type);
+    CREATE INDEX services_buyer_type ON services(buyer, service_type);
+    CREATE INDEX services_buyer_state_kind ON services(buyer, state, kind);
+    """,
+)
+
 
 _REFS = "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?2)"
 _REFS_DROP = f"DELETE FROM service_order_items WHERE service_id = ?1 AND (order_id, item_id) NOT IN ({_REFS})"
@@ -168,6 +183,9 @@ class _Tx:
         await self._call(_commit)
 
     async def save_service(self, service: Service) -> None:
+        self._store.service_totals.changed()
+        self._store._services_written = True
+
         def op(c: sqlite3.Connection) -> None:
             c.execute(
                 "INSERT OR REPLACE INTO services VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows.service_params(service)
@@ -179,6 +197,9 @@ class _Tx:
         self._queue(op)
 
     async def save_services(self, services: Sequence[Service]) -> None:
+        self._store.service_totals.changed()
+        self._store._services_written = True
+
         def op(c: sqlite3.Connection) -> None:
             c.executemany(
                 "INSERT OR REPLACE INTO services VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", map(rows.service_params, services)
@@ -324,6 +345,8 @@ class SqliteStore:
         self.on_outbox: Callable[[], None] | None = None  # the notifier wakes up on commit
         # Hub registrations per API, read on every event: exact, since every write goes through this store.
         self._subscriptions: dict[str, list[Subscription]] = {}
+        self.service_totals = rows.ServiceTotals()  # exact for the same reason
+        self._services_written = False  # by the open transaction
 
     # Plumbing ---------------------------------------------------------------------------------------------
 
@@ -453,7 +476,7 @@ class SqliteStore:
         (a failing statement then surfaces at the read or at commit, and rolls everything back all the same).
         """
         async with self._lock:
-            self._outbox_added = False
+            self._outbox_added = self._services_written = False
             tx = _Tx(self)
             try:
                 yield tx
@@ -466,6 +489,9 @@ class SqliteStore:
                     else:
                         _rollback_if_open(self._wconn)
                 raise
+            finally:
+                if self._services_written:
+                    self.service_totals.changed()
             added = self._outbox_added
         if added and self.on_outbox is not None:
             self.on_outbox()
@@ -487,13 +513,30 @@ class SqliteStore:
     async def list_services(self, query: ServiceQuery, offset: int, limit: int) -> tuple[list[Service], int]:
         """Filtered page in creation order, plus the total count."""
         where = rows.service_filter(query)
-        found, total = await self._page("services", where, "rowid", offset, limit, "body")
+        sql = rows.service_page_sql(where, "rowid")
+        generation, known = self.service_totals.generation, self.service_totals.known(where)
+
+        def op(c: sqlite3.Connection) -> tuple[list[sqlite3.Row], int]:
+            total = known if known is not None else c.execute(f"SELECT count(*) FROM services{where.clause}",
+                                                              where.params).fetchone()[0]  # fmt: skip
+            return c.execute(sql, [*where.params, limit, offset]).fetchall(), int(total)
+
+        found, total = await self.run_read(op)
+        if known is None:
+            self.service_totals.remember(where, generation, total)
         return [rows.service(r[0]) for r in found], total
 
     async def all_services(self) -> list[Service]:
-        """Every service."""
-        found = await self.run_read(lambda c: c.execute("SELECT body FROM services ORDER BY rowid").fetchall())
-        return [rows.service(r[0]) for r in found]
+        """Every service, read in batches: a large inventory is never held twice, as rows and as services."""
+        decode = rows.ServiceDecoder()
+        found: list[Service] = []
+        cursor = await self.run_read(lambda c: c.execute("SELECT body FROM services ORDER BY rowid"))
+        try:
+            while batch := await self.run_read(lambda c: cursor.fetchmany(rows.LOAD_BATCH)):
+                found.extend(decode(r[0]) for r in batch)
+        finally:
+            await self.run_read(lambda c: cursor.close())
+        return found
 
     async def _owned_body(self, table: str, row_id: str, buyer: str | None) -> str | None:
         """The stored body of a service or order (None: absent, or not ``buyer``'s)."""

@@ -8,8 +8,11 @@ import time
 import pytest
 
 from interlude.domain.model import ItemAction, OrderItem, ServiceOrder, iso, utcnow
+from interlude.domain.queries import ServiceQuery
+from interlude.service.inventory.config import seed_services
 from interlude.store.base import Document, OutboxMessage, Subscription
-from interlude.store.postgres import PostgresStore
+from interlude.store.postgres import SERVICES, PostgresStore
+from interlude.topology.loader import bundled_topology_path, load_topology
 from tests.support.store import StoreCases
 from tests.support.wait import wait_until
 
@@ -130,6 +133,30 @@ async def test_announced_changes_reach_the_other_processes_after_commit(pg_dsn: 
     finally:
         await one.close()
         await two.close()
+
+
+async def test_a_filter_total_follows_changes_made_by_another_process(pg_dsn: str) -> None:
+    """A total counted by one process is counted again once another announces a change of services."""
+    one, two = PostgresStore(pg_dsn), PostgresStore(pg_dsn)
+    await one.open()
+    await two.open()
+    try:
+        seed = seed_services(load_topology(bundled_topology_path()))
+        async with one.transaction() as tx:
+            await tx.save_services(seed)
+        query = ServiceQuery(buyer="sp-alpha")
+        _, total = await two.list_services(query, 0, 1)
+        async with one.transaction() as tx:
+            await tx.save_service(seed[0].evolve(id="made-by-one", buyer="sp-alpha"))
+            await tx.announce(SERVICES, ["made-by-one"])
+        await wait_until(lambda: _total(two, query, total + 1), what="the new total at two")
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def _total(store: PostgresStore, query: ServiceQuery, expected: int) -> bool:
+    return (await store.list_services(query, 0, 1))[1] == expected
 
 
 async def _none_listed(store: PostgresStore) -> bool:

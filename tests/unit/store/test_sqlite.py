@@ -9,12 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from interlude.domain.model import ItemAction, OrderItem, OrderState, ServiceOrder, iso, utcnow
-from interlude.domain.queries import OrderQuery
+from interlude.domain.model import ItemAction, OrderItem, OrderState, ServiceOrder, ServiceState, iso, utcnow
+from interlude.domain.queries import OrderQuery, ServiceQuery
 from interlude.errors import StoreError
+from interlude.service.inventory.config import seed_services
 from interlude.store import rows
 from interlude.store.base import Document
 from interlude.store.sqlite import SqliteStore
+from interlude.topology.loader import bundled_topology_path, load_topology
 from tests.support.store import StoreCases
 
 
@@ -30,6 +32,57 @@ async def test_wal_and_migrations(tmp_path: Path) -> None:
         assert mode == "wal"
         rows = await store.run_read(lambda c: c.execute("SELECT component, version FROM schema_migrations").fetchall())
         assert {("core", 1), ("core", 2), ("core", 3)} <= {tuple(r) for r in rows}
+    finally:
+        await store.close()
+
+
+async def test_a_page_of_any_common_filter_needs_no_sort(tmp_path: Path) -> None:
+    """Each filter an SP pages with has an index that yields its matches in rowid order (no temporary B-tree)."""
+    store = SqliteStore(tmp_path / "p.db")
+    await store.open()
+    try:
+        for query in (ServiceQuery(buyer="b"), ServiceQuery(state=ServiceState.ACTIVE), ServiceQuery(service_type="t"),
+                      ServiceQuery(kind="ovc"), ServiceQuery(buyer="b", state=ServiceState.ACTIVE),
+                      ServiceQuery(buyer="b", service_type="t"), ServiceQuery(buyer="b", kind="ovc"),
+                      ServiceQuery(state=ServiceState.ACTIVE, service_type="t"),
+                      ServiceQuery(buyer="b", state=ServiceState.ACTIVE, service_type="t"),
+                      ServiceQuery(buyer="b", state=ServiceState.ACTIVE, kind="ovc")):  # fmt: skip
+            where = rows.service_filter(query)
+            sql, params = "EXPLAIN QUERY PLAN " + rows.service_page_sql(where, "rowid"), [*where.params, 10, 0]
+
+            def explain(c: sqlite3.Connection, sql: str = sql, params: list[object] = params) -> list[sqlite3.Row]:
+                return c.execute(sql, params).fetchall()
+
+            plan = await store.run_read(explain)
+            steps = " / ".join(str(r[3]) for r in plan)
+            assert "TEMP B-TREE" not in steps and "USING COVERING INDEX" in steps, (query, steps)
+    finally:
+        await store.close()
+
+
+async def test_a_filter_total_is_counted_once_until_services_change(tmp_path: Path) -> None:
+    """Paging through a filter counts its matches once: a row written behind the store's back is not seen
+    (every write of the one process goes through the store), the store's next write of services is."""
+    store = SqliteStore(tmp_path / "n.db")
+    await store.open()
+    try:
+        seed = seed_services(load_topology(bundled_topology_path()))
+        async with store.transaction() as tx:
+            await tx.save_services(seed)
+        query = ServiceQuery(buyer="sp-beta")
+        _, total = await store.list_services(query, 0, 2)
+        raw = sqlite3.connect(tmp_path / "n.db")
+        raw.execute("INSERT INTO services VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    rows.service_params(seed[-1].evolve(id="behind-the-back")))  # fmt: skip
+        raw.commit()
+        raw.close()
+        assert (await store.list_services(query, 2, 2))[1] == total
+        async with store.transaction() as tx:  # writes no service: the total stands
+            await tx.put_document(Document("jobs", "j1", {}))
+        assert (await store.list_services(query, 4, 2))[1] == total
+        async with store.transaction() as tx:
+            await tx.save_service(seed[-1].evolve(id="through-the-store"))
+        assert (await store.list_services(query, 0, 2))[1] == total + 2
     finally:
         await store.close()
 

@@ -130,14 +130,17 @@ class Reconciler:
 
     def expected_admin(self) -> dict[PortRef, tuple[bool, tuple[str, ...]]]:
         """Each port carrying an active service: whether it should be up, and the services on it."""
-        ports: dict[PortRef, tuple[bool, tuple[str, ...]]] = {}
+        # Ids gathered in lists and frozen once: extending a tuple per service made this quadratic in the
+        # number of services sharing a port (minutes for a large inventory).
+        up: dict[PortRef, bool] = {}
+        ids: dict[PortRef, list[str]] = {}
         for svc in self.inventory.services():
             if svc.state is not ServiceState.ACTIVE or not svc.ports:
                 continue
             port = admin_port(self.network, svc)
-            up, ids = ports.get(port, (True, ()))
-            ports[port] = (up and svc.admin is not AdminStatus.LOCKED, (*ids, svc.id))
-        return ports
+            up[port] = up.get(port, True) and svc.admin is not AdminStatus.LOCKED
+            ids.setdefault(port, []).append(svc.id)
+        return {port: (up[port], tuple(found)) for port, found in ids.items()}
 
     async def reconcile(self, *, connectivity: bool = True) -> ReconcileReport:
         """One full pass over every node; the report is also kept as :attr:`last`.
