@@ -92,13 +92,14 @@ def test_relay_delay_inserted_at_run_time_measures_true(lab: Lab) -> None:
     wire = lab.impair("a:p1", Impairment(delay_ms=20))  # built without a relay: one is inserted
     try:
         assert wire.relay is not None and wire.relay.pid is not None
+        # The lowest RTT is the path's delay: a loaded machine only adds scheduling time to some pings (a median
+        # of ten drifted 1.4 ms above 10 under a full test run), and nothing can come back sooner than the delay.
         rtts = _rtts(lab, 20)
         assert len(rtts) >= 19
-        median = statistics.median(rtts)
-        assert abs(median - 40.0) / 40.0 < 0.05, f"RTT median {median:.2f} ms for 20 ms each way"
+        assert abs(min(rtts) - 40.0) / 40.0 < 0.05, f"lowest RTT {min(rtts):.2f} ms for 20 ms each way"
         lab.impair("a:p1", Impairment(delay_ms=5))  # run-time change through the relay's control file
-        median = statistics.median(_rtts(lab, 10))
-        assert abs(median - 10.0) / 10.0 < 0.10, f"RTT median {median:.2f} ms for 5 ms each way"
+        rtts = _rtts(lab, 10)
+        assert abs(min(rtts) - 10.0) / 10.0 < 0.10, f"lowest RTT {min(rtts):.2f} ms for 5 ms each way"
     finally:
         lab.impair("a:p1", Impairment())
     assert statistics.median(_rtts(lab, 5)) < 2.0
